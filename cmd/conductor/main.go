@@ -1,0 +1,87 @@
+// Command ferric-conductor serves Ferric's Ironic-compatible bare-metal API and runs the conductor engine.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/ferric-metal/ferric/conductor"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "ferric-conductor:", err)
+		os.Exit(1)
+	}
+}
+
+// defaultStateDir is /var/lib/ferric for root, else $XDG_STATE_HOME/ferric or ~/.local/state/ferric.
+func defaultStateDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/ferric"
+	}
+	if x := os.Getenv("XDG_STATE_HOME"); x != "" {
+		return filepath.Join(x, "ferric")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "ferric")
+	}
+	return filepath.Join(home, ".local", "state", "ferric")
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("ferric-conductor", flag.ContinueOnError)
+	var (
+		cfg      conductor.Config
+		stateDir = fs.String("state-dir", defaultStateDir(), "directory for the embedded SQLite database and other state")
+		logLevel = fs.String("log-level", "info", "log level: debug, info, warn, error")
+		cbTO     = fs.Duration("deploy-callback-timeout", 1800*time.Second, "how long a node may wait for its agent")
+	)
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:6385", "API listen address")
+	fs.StringVar(&cfg.DB, "db", "", "database: sqlite:///abs/path.db or postgres://user:pass@host/db (default: SQLite in --state-dir)")
+	fs.StringVar(&cfg.Auth, "auth", "noauth", "API authentication: noauth or http_basic")
+	fs.StringVar(&cfg.HTPasswd, "htpasswd", "", "htpasswd file with bcrypt entries for --auth http_basic")
+	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-noauth", false, "allow --auth noauth on a non-loopback address")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients and agents use (default http://<listen>)")
+	fs.StringVar(&cfg.Host, "host", "", "conductor name (default: the machine's host name)")
+	fs.BoolVar(&cfg.Engine.NoAutomatedClean, "no-automated-clean", false, "skip automated cleaning on provide and undeploy")
+	fs.BoolVar(&cfg.Engine.NoDeleteAvailable, "no-delete-available", false, "refuse to delete nodes in available (Ironic's allow_deleting_available_nodes=false)")
+	// Every flag can come from FERRIC_<FLAG> (dashes as underscores); flags win.
+	fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := os.LookupEnv("FERRIC_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))); ok {
+			fs.Set(f.Name, v)
+		}
+	})
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	lvl, err := logrus.ParseLevel(*logLevel)
+	if err != nil {
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", *logLevel)
+	}
+	logger := logrus.New()
+	logger.SetLevel(lvl)
+	log := logrus.NewEntry(logger)
+	if cfg.DB == "" {
+		cfg.DB = "sqlite://" + filepath.Join(*stateDir, "ferric.db")
+	}
+	if cfg.Host == "" {
+		if h, err := os.Hostname(); err == nil {
+			cfg.Host = h
+		}
+	}
+	cfg.Engine.CallbackTimeout = *cbTO
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return conductor.Run(ctx, cfg, log)
+}

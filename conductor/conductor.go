@@ -1,0 +1,160 @@
+// Package conductor is the ferric-conductor service: it wires the store, the driver registry, the engine and the
+// Ironic-compatible API server, and runs them until its context ends.
+package conductor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/ferric-metal/ferric/conductor/internal/api"
+	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/engine"
+	"github.com/ferric-metal/ferric/conductor/internal/store"
+)
+
+// Config configures a conductor. main fills it from flags and environment.
+type Config struct {
+	// Listen is the API address (host:port). Ignored when Listener is set.
+	Listen string
+	// Listener, when set, is used instead of Listen (tests pass one bound to 127.0.0.1:0).
+	Listener net.Listener
+	// DB is "sqlite:///abs/path.db" or "postgres://...".
+	DB string
+	// Auth is "noauth" or "http_basic".
+	Auth string
+	// HTPasswd is the bcrypt htpasswd file for http_basic.
+	HTPasswd string
+	// InsecureNoAuth allows noauth on a non-loopback address.
+	InsecureNoAuth bool
+	// PublicURL is the base URL clients and agents use; default http://<listen address>.
+	PublicURL string
+	// Host names this conductor (reservations, the conductor field); default "ferric".
+	Host string
+	// Engine tunes the engine (timeouts, periodic intervals).
+	Engine engine.Config
+	// Ready, when set, is called with the public URL once the API accepts connections.
+	Ready func(publicURL string)
+}
+
+// Run serves the API and runs the engine until ctx ends, then shuts down gracefully: in-flight requests finish,
+// in-flight node work finishes (within the engine's grace), and reservations are released.
+func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
+	if cfg.Auth == "" {
+		cfg.Auth = "noauth"
+	}
+	var auth api.Authenticator
+	switch cfg.Auth {
+	case "noauth":
+	case "http_basic":
+		if cfg.HTPasswd == "" {
+			return errors.New("--auth http_basic needs --htpasswd FILE (bcrypt entries, e.g. from htpasswd -nbB user password)")
+		}
+		h, err := api.LoadHTPasswd(cfg.HTPasswd)
+		if err != nil {
+			return err
+		}
+		auth = h
+	default:
+		return fmt.Errorf("--auth %q: use noauth or http_basic", cfg.Auth)
+	}
+
+	ln := cfg.Listener
+	if ln == nil {
+		if cfg.Listen == "" {
+			cfg.Listen = "127.0.0.1:6385"
+		}
+		var err error
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+		}
+	}
+	defer ln.Close()
+	addr := ln.Addr().(*net.TCPAddr)
+	if auth == nil && !addr.IP.IsLoopback() && !cfg.InsecureNoAuth {
+		return fmt.Errorf("refusing to serve the API without authentication on %s: use --auth http_basic --htpasswd FILE, listen on 127.0.0.1, or pass --insecure-noauth", addr)
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + addr.String()
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.DB == "" {
+		return errors.New("no database: pass --db sqlite:///abs/path.db or postgres://...")
+	}
+
+	st, err := store.Open(ctx, cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	reg := driver.NewRegistry()
+	reg.AddHardware(driver.FakeHardware())
+	reg.AddPower("fake", driver.NewFakePower())
+	reg.AddManagement("fake", driver.NewFakeManagement())
+	reg.AddBoot("fake", driver.NewFakeBoot())
+	reg.AddDeploy("fake", driver.FakeDeploy{})
+
+	ecfg := cfg.Engine
+	if cfg.Host != "" {
+		ecfg.Host = cfg.Host
+	}
+	eng := engine.New(ecfg, st, reg, log.WithField("component", "engine"))
+	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth}, eng, log.WithField("component", "api"))
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+
+	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	engDone := make(chan error, 1)
+	go func() { engDone <- eng.Run(engCtx) }()
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- hs.Serve(ln) }()
+	log.WithFields(logrus.Fields{"listen": addr.String(), "public_url": cfg.PublicURL, "auth": cfg.Auth,
+		"db": redactDSN(cfg.DB)}).Info("conductor started")
+	if cfg.Ready != nil {
+		cfg.Ready(cfg.PublicURL)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-srvDone:
+		runErr = fmt.Errorf("api server: %w", err)
+	case err := <-engDone:
+		runErr = fmt.Errorf("engine: %w", err)
+		stopEngine()
+	}
+	log.Info("conductor shutting down")
+	shCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shCtx); err != nil {
+		log.WithError(err).Warn("api server did not shut down cleanly")
+	}
+	stopEngine()
+	if runErr == nil {
+		if err := <-engDone; err != nil {
+			runErr = fmt.Errorf("engine: %w", err)
+		}
+	}
+	log.Info("conductor stopped")
+	return runErr
+}
+
+// redactDSN hides a password in a database URL for logging.
+func redactDSN(dsn string) string {
+	at := strings.LastIndex(dsn, "@")
+	scheme := strings.Index(dsn, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return dsn
+	}
+	creds := dsn[scheme+3 : at]
+	if user, _, ok := strings.Cut(creds, ":"); ok {
+		return dsn[:scheme+3] + user + ":******" + dsn[at:]
+	}
+	return dsn
+}

@@ -1,0 +1,190 @@
+// Package api owns Ferric's HTTP surface: the Ironic v1 REST API (discovery, nodes, ports, drivers, conductors),
+// microversion negotiation, authentication, JSON Patch, and the single mapping from errors to Ironic's error bodies.
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/sirupsen/logrus"
+
+	"github.com/ferric-metal/ferric/conductor/internal/engine"
+)
+
+// Body size caps (Ironic's max_json_body_size and max_json_body_size_provision).
+const (
+	maxBody          = 1 << 20
+	maxProvisionBody = 64 << 20
+)
+
+// Config configures the API server.
+type Config struct {
+	PublicURL string            // base URL for links, without a trailing slash
+	Auth      Authenticator     // nil = noauth
+	Extra     func(*mux.Router) // registers more routes (ramdisk endpoints, boot media); may be nil
+}
+
+// Server serves the API.
+type Server struct {
+	cfg    Config
+	eng    *engine.Engine
+	log    *logrus.Entry
+	router *mux.Router
+}
+
+// New builds the API server.
+func New(cfg Config, eng *engine.Engine, log *logrus.Entry) *Server {
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	s := &Server{cfg: cfg, eng: eng, log: log}
+	s.router = s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+// Router exposes the router so other packages can add public routes through Config.Extra.
+func (s *Server) routes() *mux.Router {
+	r := mux.NewRouter()
+	r.StrictSlash(false)
+	r.Use(s.logMiddleware)
+	r.Use(versionMiddleware)
+	r.Use(s.authMiddleware)
+	r.NotFoundHandler = versionMiddleware(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		s.writeError(w, req, notFound("The resource could not be found."))
+	}))
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		s.writeError(w, req, &httpError{http.StatusMethodNotAllowed, "The method is not allowed for this resource."})
+	})
+
+	r.HandleFunc("/", s.root).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/v1", s.v1).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/v1/", s.v1).Methods(http.MethodGet, http.MethodHead)
+
+	v := r.PathPrefix("/v1").Subrouter()
+	for _, p := range []string{"/nodes", "/nodes/"} {
+		v.HandleFunc(p, s.listNodes).Methods(http.MethodGet)
+		v.HandleFunc(p, s.createNode).Methods(http.MethodPost)
+	}
+	v.HandleFunc("/nodes/detail", s.listNodesDetail).Methods(http.MethodGet)
+	v.HandleFunc("/nodes/{node}", s.getNode).Methods(http.MethodGet)
+	v.HandleFunc("/nodes/{node}", s.patchNode).Methods(http.MethodPatch)
+	v.HandleFunc("/nodes/{node}", s.deleteNode).Methods(http.MethodDelete)
+	v.HandleFunc("/nodes/{node}/states", s.getStates).Methods(http.MethodGet)
+	v.HandleFunc("/nodes/{node}/states/power", s.putPower).Methods(http.MethodPut)
+	v.HandleFunc("/nodes/{node}/states/provision", s.putProvision).Methods(http.MethodPut)
+	v.HandleFunc("/nodes/{node}/validate", s.validateNode).Methods(http.MethodGet)
+	v.HandleFunc("/nodes/{node}/maintenance", s.putMaintenance).Methods(http.MethodPut)
+	v.HandleFunc("/nodes/{node}/maintenance", s.deleteMaintenance).Methods(http.MethodDelete)
+	v.HandleFunc("/nodes/{node}/management/boot_device", s.getBootDevice).Methods(http.MethodGet)
+	v.HandleFunc("/nodes/{node}/management/boot_device", s.putBootDevice).Methods(http.MethodPut)
+	v.HandleFunc("/nodes/{node}/management/boot_device/supported", s.getSupportedBootDevices).Methods(http.MethodGet)
+	v.HandleFunc("/nodes/{node}/ports", s.listNodePorts).Methods(http.MethodGet)
+	v.HandleFunc("/nodes/{node}/ports/detail", s.listNodePortsDetail).Methods(http.MethodGet)
+
+	for _, p := range []string{"/ports", "/ports/"} {
+		v.HandleFunc(p, s.listPorts).Methods(http.MethodGet)
+		v.HandleFunc(p, s.createPort).Methods(http.MethodPost)
+	}
+	v.HandleFunc("/ports/detail", s.listPortsDetail).Methods(http.MethodGet)
+	v.HandleFunc("/ports/{port}", s.getPort).Methods(http.MethodGet)
+	v.HandleFunc("/ports/{port}", s.patchPort).Methods(http.MethodPatch)
+	v.HandleFunc("/ports/{port}", s.deletePort).Methods(http.MethodDelete)
+
+	for _, p := range []string{"/drivers", "/drivers/"} {
+		v.HandleFunc(p, s.listDrivers).Methods(http.MethodGet)
+	}
+	v.HandleFunc("/drivers/{driver}", s.getDriver).Methods(http.MethodGet)
+	v.HandleFunc("/drivers/{driver}/properties", s.getDriverProperties).Methods(http.MethodGet)
+	v.HandleFunc("/conductors", s.listConductors).Methods(http.MethodGet)
+	if s.cfg.Extra != nil {
+		s.cfg.Extra(v)
+	}
+	return r
+}
+
+// statusRecorder remembers the status for the access log.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) { s.code = code; s.ResponseWriter.WriteHeader(code) }
+
+func (s *Server) logMiddleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		w.Header().Set("Openstack-Request-Id", "req-"+newUUID())
+		next.ServeHTTP(rec, r)
+		// The query may hold an agent token: log the path only.
+		s.log.WithFields(logrus.Fields{"method": r.Method, "path": r.URL.Path, "status": rec.code,
+			"ms": time.Since(start).Milliseconds()}).Debug("request")
+	})
+}
+
+func (s *Server) root(w http.ResponseWriter, r *http.Request) {
+	o := newOrdered()
+	o.set("name", "OpenStack Ironic API")
+	o.set("description", "Ironic is an OpenStack project which enables the provision and management of baremetal machines.")
+	o.set("default_version", versionDoc(s.cfg.PublicURL))
+	o.set("versions", []any{versionDoc(s.cfg.PublicURL)})
+	writeJSON(w, http.StatusOK, o)
+}
+
+func (s *Server) v1(w http.ResponseWriter, r *http.Request) {
+	base := s.cfg.PublicURL
+	o := newOrdered()
+	o.set("id", "v1")
+	o.set("links", []map[string]string{{"href": base + "/v1/", "rel": "self"},
+		{"href": "https://docs.openstack.org//ironic/latest/contributor//webapi.html", "rel": "describedby", "type": "text/html"}})
+	o.set("media_types", map[string]string{"base": "application/json", "type": "application/vnd.openstack.ironic.v1+json"})
+	res := []string{"chassis", "nodes", "ports", "drivers"}
+	if versionOf(r) >= 22 {
+		res = append(res, "lookup", "heartbeat")
+	}
+	if versionOf(r) >= 49 {
+		res = append(res, "conductors")
+	}
+	for _, name := range res {
+		o.set(name, []map[string]string{{"href": base + "/v1/" + name + "/", "rel": "self"}, {"href": base + "/" + name + "/", "rel": "bookmark"}})
+	}
+	o.set("version", versionDoc(base))
+	writeJSON(w, http.StatusOK, o)
+}
+
+// decodeBody reads a JSON body (capped at limit) into v; errors become 400/413 through status().
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return err
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return badRequest("The request body is empty; send a JSON document")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return badRequest("Invalid JSON in request body: %v", err)
+	}
+	return nil
+}
+
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+}
+
+func (s *Server) location(w http.ResponseWriter, path string) {
+	w.Header().Set("Location", fmt.Sprintf("%s/v1/%s", s.cfg.PublicURL, path))
+}
+
+// requireVersion answers 404 for features newer than the request's version, as Ironic does for unknown resources.
+func requireVersion(r *http.Request, min int) error {
+	if versionOf(r) < min {
+		return notFound("The resource could not be found.")
+	}
+	return nil
+}

@@ -1,0 +1,198 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/engine"
+	"github.com/ferric-metal/ferric/conductor/internal/store"
+)
+
+// httpError carries an explicit status and Ironic-style message.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func badRequest(format string, a ...any) error {
+	return &httpError{http.StatusBadRequest, fmt.Sprintf(format, a...)}
+}
+
+func notFound(format string, a ...any) error {
+	return &httpError{http.StatusNotFound, fmt.Sprintf(format, a...)}
+}
+
+func conflict(format string, a ...any) error {
+	return &httpError{http.StatusConflict, fmt.Sprintf(format, a...)}
+}
+
+// status maps an error to its HTTP status and the message shown to the client. This is the only place where
+// errors become HTTP codes.
+func status(err error) (int, string) {
+	msg := err.Error()
+	// Sentinels are wrapped as "<message>: <sentinel>"; clients see the message only.
+	strip := func(sentinel error) {
+		msg = strings.TrimSuffix(msg, ": "+sentinel.Error())
+	}
+	var (
+		he *httpError
+		le *store.LockedError
+		ud *driver.UnknownDriverError
+		se *json.SyntaxError
+		ue *json.UnmarshalTypeError
+		mb *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &he):
+		return he.code, he.msg
+	case errors.As(err, &le):
+		return http.StatusConflict, le.Error()
+	case errors.As(err, &ud):
+		return http.StatusBadRequest, ud.Error()
+	case errors.As(err, &mb):
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body is larger than the limit of %d bytes", mb.Limit)
+	case errors.As(err, &se), errors.As(err, &ue):
+		return http.StatusBadRequest, "Invalid JSON in request body: " + msg
+	case errors.Is(err, store.ErrNotFound):
+		strip(store.ErrNotFound)
+		return http.StatusNotFound, msg + " could not be found."
+	case errors.Is(err, store.ErrDuplicate):
+		strip(store.ErrDuplicate)
+		return http.StatusConflict, msg + " already exists."
+	case errors.Is(err, store.ErrBadQuery):
+		strip(store.ErrBadQuery)
+		return http.StatusBadRequest, msg
+	case errors.Is(err, engine.ErrInvalidState):
+		strip(engine.ErrInvalidState)
+		return http.StatusBadRequest, msg
+	case errors.Is(err, engine.ErrInvalidInput):
+		strip(engine.ErrInvalidInput)
+		return http.StatusBadRequest, msg
+	case errors.Is(err, driver.ErrInvalid):
+		strip(driver.ErrInvalid)
+		return http.StatusBadRequest, msg
+	case errors.Is(err, engine.ErrConflict):
+		strip(engine.ErrConflict)
+		return http.StatusConflict, msg
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return http.StatusServiceUnavailable, "The request could not be completed in time; retry"
+	}
+	return http.StatusInternalServerError, "Internal error; see the conductor log"
+}
+
+// faultBody renders Ironic's double-encoded error body.
+func faultBody(code int, msg string) []byte {
+	fault := "Client"
+	if code >= 500 {
+		fault = "Server"
+	}
+	// Python's json.dumps separators, as Ironic writes them.
+	inner := `{"faultcode": ` + jsonString(fault) + `, "faultstring": ` + jsonString(msg) + `, "debuginfo": null}`
+	return marshalIndent(map[string]string{"error_message": inner})
+}
+
+// writeError writes err as Ironic does; server errors are logged with their detail.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code, msg := status(err)
+	if code >= 500 {
+		s.log.WithError(err).WithField("path", r.URL.Path).Error("request failed")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(faultBody(code, msg))
+}
+
+// marshalIndent encodes v as Python's json.dumps does (Ironic's wire format): ", " and ": " separators, no HTML
+// escaping, keys of ordered objects in their order.
+func marshalIndent(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return []byte(`{"error_message": "encoding failed"}`)
+	}
+	return pySeparators(bytes.TrimRight(b.Bytes(), "\n"))
+}
+
+// pySeparators adds a space after every ',' and ':' outside strings of compact JSON.
+func pySeparators(in []byte) []byte {
+	out := make([]byte, 0, len(in)+len(in)/8)
+	inStr, esc := false, false
+	for _, c := range in {
+		out = append(out, c)
+		switch {
+		case esc:
+			esc = false
+		case inStr && c == '\\':
+			esc = true
+		case c == '"':
+			inStr = !inStr
+		case !inStr && (c == ',' || c == ':'):
+			out = append(out, ' ')
+		}
+	}
+	return out
+}
+
+// ordered is a JSON object that keeps its keys in insertion order.
+type ordered struct {
+	keys []string
+	vals map[string]any
+}
+
+func newOrdered() *ordered { return &ordered{vals: map[string]any{}} }
+
+func (o *ordered) set(k string, v any) {
+	if _, ok := o.vals[k]; !ok {
+		o.keys = append(o.keys, k)
+	}
+	o.vals[k] = v
+}
+
+func (o *ordered) get(k string) (any, bool) { v, ok := o.vals[k]; return v, ok }
+
+// MarshalJSON writes the keys in order.
+func (o *ordered) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, k := range o.keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(jsonString(k))
+		b.WriteByte(':')
+		var vb bytes.Buffer
+		enc := json.NewEncoder(&vb)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(o.vals[k]); err != nil {
+			return nil, err
+		}
+		b.Write(bytes.TrimRight(vb.Bytes(), "\n"))
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// writeJSON writes v with status code.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(marshalIndent(v))
+}
+
+// jsonString encodes s as a JSON string without HTML escaping.
+func jsonString(s string) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s)
+	return strings.TrimRight(b.String(), "\n")
+}

@@ -1,0 +1,633 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"github.com/ferric-metal/ferric/conductor/internal/engine"
+	"github.com/ferric-metal/ferric/conductor/internal/store"
+)
+
+// maxLimit is Ironic's [api]max_limit.
+const maxLimit = 1000
+
+func newUUID() string { return uuid.NewString() }
+
+// listQuery is a parsed node or port list request.
+type listQuery struct {
+	nodeFilter store.NodeFilter
+	portFilter store.PortFilter
+	opts       store.ListOptions
+	fields     []string
+	detail     bool
+	passOn     url.Values // arguments repeated in the next link
+}
+
+// parseNodeQuery checks and parses the query of GET /v1/nodes[/detail].
+func parseNodeQuery(q url.Values, version int, detailPath bool) (*listQuery, error) {
+	lq := &listQuery{detail: detailPath, passOn: url.Values{}}
+	known := map[string]bool{"limit": true, "marker": true, "sort_key": true, "sort_dir": true, "fields": true,
+		"detail": true, "provision_state": true, "driver": true, "maintenance": true, "associated": true,
+		"resource_class": true, "conductor_group": true, "owner": true, "instance_uuid": true, "fault": true,
+		"chassis_uuid": true, "conductor": true, "lessee": true, "project": true, "shard": true, "retired": true,
+		"description_contains": true, "include_children": true, "parent_node": true}
+	for k := range q {
+		if !known[k] {
+			return nil, badRequest("Unknown query parameter %q", k)
+		}
+	}
+	if err := parsePaging(q, lq, store.NodeSortKeys()); err != nil {
+		return nil, err
+	}
+	if d := q.Get("detail"); d != "" {
+		if detailPath {
+			return nil, badRequest("The detail parameter cannot be used with /nodes/detail")
+		}
+		if version < 43 {
+			return nil, badRequest("The detail parameter requires API version 1.43 or later")
+		}
+		b, err := toBool("detail", d)
+		if err != nil {
+			return nil, err
+		}
+		lq.detail = b
+		lq.passOn.Set("detail", d)
+	}
+	if f := q.Get("fields"); f != "" {
+		if lq.detail {
+			return nil, badRequest("Can not specify ?detail=True and fields in the same request.")
+		}
+		fields, err := fieldSet(f, version)
+		if err != nil {
+			return nil, err
+		}
+		lq.fields = fields
+		lq.passOn.Set("fields", f)
+	}
+	f := &lq.nodeFilter
+	for key, dst := range map[string]*string{"provision_state": &f.ProvisionState, "driver": &f.Driver,
+		"owner": &f.Owner, "instance_uuid": &f.InstanceUUID} {
+		if v := q.Get(key); v != "" {
+			*dst = v
+			lq.passOn.Set(key, v)
+		}
+	}
+	for key, dst := range map[string]**bool{"maintenance": &f.Maintenance, "associated": &f.Associated} {
+		if v := q.Get(key); v != "" {
+			b, err := toBool(key, v)
+			if err != nil {
+				return nil, err
+			}
+			*dst = &b
+			lq.passOn.Set(key, v)
+		}
+	}
+	if q.Has("resource_class") {
+		if version < 21 {
+			return nil, badRequest("The resource_class filter requires API version 1.21 or later")
+		}
+		v := q.Get("resource_class")
+		f.ResourceClass = &v
+		lq.passOn.Set("resource_class", v)
+	}
+	if q.Has("conductor_group") {
+		if version < 46 {
+			return nil, badRequest("The conductor_group filter requires API version 1.46 or later")
+		}
+		v := q.Get("conductor_group")
+		f.ConductorGroup = &v
+		lq.passOn.Set("conductor_group", v)
+	}
+	if f.Owner != "" && version < 50 {
+		return nil, badRequest("The owner filter requires API version 1.50 or later")
+	}
+	return lq, nil
+}
+
+// parsePaging reads limit, marker, sort_key and sort_dir.
+func parsePaging(q url.Values, lq *listQuery, sortKeys []string) error {
+	lq.opts.Limit = maxLimit
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n <= 0 {
+			return badRequest("Invalid limit %q: use a positive integer (at most %d)", l, maxLimit)
+		}
+		if n < maxLimit {
+			lq.opts.Limit = n
+		}
+	}
+	if m := q.Get("marker"); m != "" {
+		if !isUUID(m) {
+			return badRequest("Invalid marker %q: use the UUID of the last item of the previous page", m)
+		}
+		lq.opts.Marker = m
+	}
+	if k := q.Get("sort_key"); k != "" {
+		ok := false
+		for _, s := range sortKeys {
+			ok = ok || s == k
+		}
+		if !ok {
+			return badRequest("The sort_key value \"%s\" is an invalid field for sorting; use one of %s", k, fmtList(sortKeys))
+		}
+		lq.opts.SortKey = k
+		lq.passOn.Set("sort_key", k)
+	}
+	if d := q.Get("sort_dir"); d != "" {
+		if d != "asc" && d != "desc" {
+			return badRequest("Invalid sort direction: %s. Acceptable values are 'asc' or 'desc'", d)
+		}
+		lq.opts.SortDir = d
+		lq.passOn.Set("sort_dir", d)
+	}
+	return nil
+}
+
+// nextLinks builds Ironic's "next" string and gophercloud's "<kind>_links" when the page is full.
+func (s *Server) nextLinks(out *ordered, kind, path string, lq *listQuery, n int, lastUUID string) {
+	if n == 0 || n < lq.opts.Limit {
+		return
+	}
+	v := url.Values{}
+	for k, vals := range lq.passOn {
+		v[k] = vals
+	}
+	v.Set("limit", strconv.Itoa(lq.opts.Limit))
+	v.Set("marker", lastUUID)
+	next := s.cfg.PublicURL + "/v1/" + path + "?" + v.Encode()
+	out.set("next", next)
+	out.set(kind+"_links", []map[string]string{{"href": next, "rel": "next"}})
+}
+
+func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) { s.doListNodes(w, r, false) }
+
+func (s *Server) listNodesDetail(w http.ResponseWriter, r *http.Request) { s.doListNodes(w, r, true) }
+
+func (s *Server) doListNodes(w http.ResponseWriter, r *http.Request, detailPath bool) {
+	version := versionOf(r)
+	lq, err := parseNodeQuery(r.URL.Query(), version, detailPath)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	nodes, err := s.eng.Store().ListNodes(r.Context(), lq.nodeFilter, lq.opts)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			err = badRequest("Invalid marker %s: no such node", lq.opts.Marker)
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	fields := lq.fields
+	if fields == nil && !lq.detail {
+		fields = defaultListFields(version)
+	}
+	items := make([]any, 0, len(nodes))
+	for _, n := range nodes {
+		items = append(items, s.renderNode(n, version, fields))
+	}
+	out := newOrdered()
+	out.set("nodes", items)
+	path := "nodes"
+	if detailPath {
+		path = "nodes/detail"
+	}
+	if len(nodes) > 0 {
+		s.nextLinks(out, "nodes", path, lq, len(nodes), nodes[len(nodes)-1].UUID)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// getNodeOr404 loads a node by UUID or name with Ironic's not-found message.
+func (s *Server) getNodeOr404(r *http.Request, ident string) (*store.Node, error) {
+	n, err := s.eng.Store().GetNode(r.Context(), ident)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound("Node %s could not be found.", ident)
+	}
+	return n, err
+}
+
+// lockedOr404 rewrites not-found errors of engine calls into Ironic's message.
+func lockedOr404(ident string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("Node %s could not be found.", ident)
+	}
+	return err
+}
+
+func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {
+	ident := mux.Vars(r)["node"]
+	if ident == "detail" {
+		s.listNodesDetail(w, r)
+		return
+	}
+	n, err := s.getNodeOr404(r, ident)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	fields, err := fieldSet(r.URL.Query().Get("fields"), versionOf(r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.renderNode(n, versionOf(r), fields))
+}
+
+func (s *Server) createNode(w http.ResponseWriter, r *http.Request) {
+	version := versionOf(r)
+	var doc map[string]any
+	if err := decodeBody(w, r, maxBody, &doc); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, ok := doc["driver"]; !ok {
+		s.writeError(w, r, badRequest("Schema error for node: 'driver' is a required property"))
+		return
+	}
+	allowed := append(patchableFields(version), "uuid")
+	for i, f := range allowed {
+		if f == "maintenance" {
+			allowed = append(allowed[:i], allowed[i+1:]...)
+			break
+		}
+	}
+	n := &store.Node{}
+	n.Normalize()
+	if err := applyDoc(n, doc, allowed); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if n.UUID == "" {
+		n.UUID = newUUID()
+	}
+	n.ProvisionState = "enroll"
+	if version < 11 {
+		n.ProvisionState = "available"
+	}
+	if err := s.eng.CreateNode(r.Context(), n); err != nil {
+		if errors.Is(err, store.ErrDuplicate) {
+			if n.Name != "" {
+				if other, gerr := s.eng.Store().GetNode(r.Context(), n.Name); gerr == nil && other.UUID != n.UUID {
+					err = conflict("A node with name %s already exists.", n.Name)
+				}
+			}
+			if errors.Is(err, store.ErrDuplicate) {
+				err = conflict("A node with UUID %s already exists.", n.UUID)
+			}
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	s.location(w, "nodes/"+n.UUID)
+	writeJSON(w, http.StatusCreated, s.renderNode(n, version, nil))
+}
+
+func (s *Server) patchNode(w http.ResponseWriter, r *http.Request) {
+	ident := mux.Vars(r)["node"]
+	version := versionOf(r)
+	body, err := readBody(w, r, maxBody)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ops, err := parsePatch(body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	allowed := patchableFields(version)
+	n, err := s.eng.UpdateNode(r.Context(), ident, func(n *store.Node) error {
+		doc := docOf(n, version)
+		if err := applyPatch(doc, ops, allowed); err != nil {
+			return err
+		}
+		// remove on an interface resets it to the driver's default.
+		for k, v := range doc {
+			if strings.HasSuffix(k, "_interface") && v == nil {
+				doc[k] = ""
+			}
+		}
+		return applyDoc(n, doc, allowed)
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrDuplicate) {
+			err = conflict("A node with name %s already exists.", nameFromOps(ops))
+		}
+		s.writeError(w, r, lockedOr404(ident, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, s.renderNode(n, version, nil))
+}
+
+func nameFromOps(ops []patchOp) string {
+	for _, op := range ops {
+		if op.Path == "/name" {
+			var s string
+			json.Unmarshal(op.Value, &s)
+			return s
+		}
+	}
+	return ""
+}
+
+func (s *Server) deleteNode(w http.ResponseWriter, r *http.Request) {
+	ident := mux.Vars(r)["node"]
+	if err := s.eng.DeleteNode(r.Context(), ident); err != nil {
+		s.writeError(w, r, lockedOr404(ident, err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) getStates(w http.ResponseWriter, r *http.Request) {
+	n, err := s.getNodeOr404(r, mux.Vars(r)["node"])
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	version := versionOf(r)
+	o := newOrdered()
+	o.set("console_enabled", n.ConsoleEnabled)
+	o.set("last_error", strOrNil(n.LastError))
+	o.set("power_state", strOrNil(n.PowerState))
+	o.set("provision_state", n.ProvisionState)
+	o.set("target_power_state", strOrNil(n.TargetPowerState))
+	o.set("target_provision_state", strOrNil(n.TargetProvisionState))
+	o.set("provision_updated_at", timeOrNil(n.ProvisionUpdatedAt))
+	if version >= 12 {
+		o.set("raid_config", n.RAIDConfig)
+		o.set("target_raid_config", n.TargetRAIDConfig)
+	}
+	if version >= 75 {
+		o.set("boot_mode", strOrNil(n.BootMode))
+		var sb any
+		if n.SecureBoot != nil {
+			sb = *n.SecureBoot
+		}
+		o.set("secure_boot", sb)
+	}
+	writeJSON(w, http.StatusOK, o)
+}
+
+func (s *Server) putPower(w http.ResponseWriter, r *http.Request) {
+	ident := mux.Vars(r)["node"]
+	var req struct {
+		Target  string `json:"target"`
+		Timeout *int   `json:"timeout"`
+	}
+	if err := decodeBody(w, r, maxBody, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if strings.HasPrefix(req.Target, "soft") || req.Timeout != nil {
+		if versionOf(r) < 27 {
+			s.writeError(w, r, badRequest("Soft power operations and timeout require API version 1.27 or later"))
+			return
+		}
+	}
+	var timeout time.Duration
+	if req.Timeout != nil {
+		if *req.Timeout < 1 {
+			s.writeError(w, r, badRequest("Invalid timeout %d: use a whole number of seconds, at least 1", *req.Timeout))
+			return
+		}
+		timeout = time.Duration(*req.Timeout) * time.Second
+	}
+	if err := s.eng.SetPower(r.Context(), ident, req.Target, timeout); err != nil {
+		s.writeError(w, r, lockedOr404(ident, err))
+		return
+	}
+	s.acceptedStates(w, r, ident)
+}
+
+func (s *Server) acceptedStates(w http.ResponseWriter, r *http.Request, ident string) {
+	if n, err := s.eng.Store().GetNode(r.Context(), ident); err == nil {
+		ident = n.UUID
+	}
+	s.location(w, "nodes/"+ident+"/states")
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *Server) putProvision(w http.ResponseWriter, r *http.Request) {
+	ident := mux.Vars(r)["node"]
+	version := versionOf(r)
+	var req struct {
+		Target         string           `json:"target"`
+		ConfigDrive    json.RawMessage  `json:"configdrive"`
+		CleanSteps     []map[string]any `json:"clean_steps"`
+		DeploySteps    []map[string]any `json:"deploy_steps"`
+		ServiceSteps   []map[string]any `json:"service_steps"`
+		RescuePassword string           `json:"rescue_password"`
+		DisableRamdisk bool             `json:"disable_ramdisk"`
+		Runbook        string           `json:"runbook"`
+	}
+	if err := decodeBody(w, r, maxProvisionBody, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Target == "" {
+		s.writeError(w, r, badRequest("Schema error for provision: 'target' is a required property"))
+		return
+	}
+	if verb, ok := provisionVerbs()[req.Target]; !ok || verb > version {
+		s.writeError(w, r, &httpError{http.StatusNotAcceptable, "The provision target \"" + req.Target + "\" is not supported at this API version"})
+		return
+	}
+	if len(req.DeploySteps) > 0 && version < 69 {
+		s.writeError(w, r, badRequest("deploy_steps requires API version 1.69 or later"))
+		return
+	}
+	cd, err := parseConfigDrive(req.ConfigDrive, req.Target, version)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	err = s.eng.Provision(r.Context(), ident, engine.ProvisionRequest{Target: req.Target, ConfigDrive: cd,
+		CleanSteps: req.CleanSteps, DeploySteps: req.DeploySteps, ServiceSteps: req.ServiceSteps,
+		RescuePassword: req.RescuePassword, DisableRamdisk: req.DisableRamdisk})
+	if err != nil {
+		s.writeError(w, r, lockedOr404(ident, err))
+		return
+	}
+	s.acceptedStates(w, r, ident)
+}
+
+// provisionVerbs maps each provision target to the minor version that introduced it.
+func provisionVerbs() map[string]int {
+	return map[string]int{"active": 1, "deleted": 1, "rebuild": 1, "manage": 4, "provide": 4, "inspect": 6,
+		"abort": 13, "clean": 15, "adopt": 17, "rescue": 38, "unrescue": 38, "deploy": 73, "undeploy": 73,
+		"unhold": 85, "service": 87}
+}
+
+// parseConfigDrive checks a configdrive value as Ironic does: a dict (1.56+, vendor_data 1.59+), a URL, or a
+// base64 string; only with target active/deploy (and rebuild from 1.35). Empty values count as none.
+func parseConfigDrive(raw json.RawMessage, target string, version int) (any, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, badRequest("Invalid configdrive: %v", err)
+	}
+	switch x := v.(type) {
+	case string:
+		if x == "" {
+			return nil, nil
+		}
+	case map[string]any:
+		if len(x) == 0 {
+			return nil, nil
+		}
+	}
+	switch target {
+	case "active", "deploy":
+	case "rebuild":
+		if version < 35 {
+			return nil, badRequest("Adding a config drive is only supported when setting provision state to %s", "active")
+		}
+	default:
+		return nil, badRequest("Adding a config drive is only supported when setting provision state to active or rebuild")
+	}
+	switch x := v.(type) {
+	case string:
+		if strings.Contains(x, "://") {
+			u, err := url.Parse(x)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+				return nil, badRequest("Invalid configdrive URL %q: use http:// or https://", x)
+			}
+			return x, nil
+		}
+		for _, c := range x {
+			if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.ContainsRune("+/=\n\r\t ", c)) {
+				return nil, badRequest("Invalid configdrive: it is neither a JSON, nor a URL, nor a base64 string")
+			}
+		}
+		return x, nil
+	case map[string]any:
+		if version < 56 {
+			return nil, badRequest("Providing a config drive as a JSON object requires API version 1.56 or later")
+		}
+		for k, val := range x {
+			switch k {
+			case "meta_data", "network_data":
+				if _, ok := val.(map[string]any); !ok && val != nil {
+					return nil, badRequest("Invalid configdrive: %s must be an object", k)
+				}
+			case "vendor_data":
+				if version < 59 {
+					return nil, badRequest("configdrive vendor_data requires API version 1.59 or later")
+				}
+				if _, ok := val.(map[string]any); !ok && val != nil {
+					return nil, badRequest("Invalid configdrive: vendor_data must be an object")
+				}
+			case "user_data":
+				switch val.(type) {
+				case nil, string, map[string]any, []any:
+				default:
+					return nil, badRequest("Invalid configdrive: user_data must be a string, an object or an array")
+				}
+			default:
+				return nil, badRequest("Invalid configdrive: Additional properties are not allowed ('%s' was unexpected); use meta_data, network_data, user_data, vendor_data", k)
+			}
+		}
+		return x, nil
+	}
+	return nil, badRequest("Invalid configdrive: it is neither a JSON, nor a URL, nor a base64 string")
+}
+
+func (s *Server) validateNode(w http.ResponseWriter, r *http.Request) {
+	ident := mux.Vars(r)["node"]
+	res, err := s.eng.Validate(r.Context(), ident)
+	if err != nil {
+		s.writeError(w, r, lockedOr404(ident, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) putMaintenance(w http.ResponseWriter, r *http.Request) {
+	ident := mux.Vars(r)["node"]
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	body, err := readBody(w, r, maxBody)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			s.writeError(w, r, badRequest("Invalid JSON in request body: %v", err))
+			return
+		}
+	}
+	if err := s.eng.SetMaintenance(r.Context(), ident, true, req.Reason); err != nil {
+		s.writeError(w, r, lockedOr404(ident, err))
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *Server) deleteMaintenance(w http.ResponseWriter, r *http.Request) {
+	ident := mux.Vars(r)["node"]
+	if err := s.eng.SetMaintenance(r.Context(), ident, false, ""); err != nil {
+		s.writeError(w, r, lockedOr404(ident, err))
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *Server) getBootDevice(w http.ResponseWriter, r *http.Request) {
+	ident := mux.Vars(r)["node"]
+	d, _, err := s.eng.BootDevice(r.Context(), ident)
+	if err != nil {
+		s.writeError(w, r, lockedOr404(ident, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) getSupportedBootDevices(w http.ResponseWriter, r *http.Request) {
+	ident := mux.Vars(r)["node"]
+	_, sup, err := s.eng.BootDevice(r.Context(), ident)
+	if err != nil {
+		s.writeError(w, r, lockedOr404(ident, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"supported_boot_devices": sup})
+}
+
+func (s *Server) putBootDevice(w http.ResponseWriter, r *http.Request) {
+	ident := mux.Vars(r)["node"]
+	var req struct {
+		BootDevice string `json:"boot_device"`
+		Persistent any    `json:"persistent"`
+	}
+	if err := decodeBody(w, r, maxBody, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.BootDevice == "" {
+		s.writeError(w, r, badRequest("Missing boot_device: use one of pxe, disk, cdrom, bios, safe"))
+		return
+	}
+	persistent, err := toBool("persistent", req.Persistent)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.eng.SetBootDevice(r.Context(), ident, req.BootDevice, persistent); err != nil {
+		s.writeError(w, r, lockedOr404(ident, err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,223 @@
+// Package driver owns the hardware abstraction of the conductor: the capability interfaces (Power, Management,
+// Boot, Deploy) a node's interfaces implement, hardware types with their enabled and default interfaces, and an
+// explicit Registry built by the conductor at start (no init() registration). The fake-hardware implementations
+// live here too; real drivers live in sub-packages.
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/ferric-metal/ferric/conductor/internal/store"
+)
+
+// Power states as Ironic spells them.
+const (
+	PowerOn       = "power on"
+	PowerOff      = "power off"
+	Rebooting     = "rebooting"
+	SoftRebooting = "soft rebooting"
+	SoftPowerOff  = "soft power off"
+)
+
+// Boot devices.
+const (
+	BootDisk  = "disk"
+	BootPXE   = "pxe"
+	BootCDROM = "cdrom"
+	BootBIOS  = "bios"
+	BootSafe  = "safe"
+)
+
+// ErrInvalid marks a driver-side validation failure caused by the node's configuration (HTTP 400).
+var ErrInvalid = errors.New("invalid node configuration")
+
+// Kinds lists the interface kinds of a node, in Ironic's order of validate output.
+func Kinds() []string {
+	return []string{"bios", "boot", "console", "deploy", "firmware", "inspect", "management", "network", "power",
+		"raid", "rescue", "storage", "vendor"}
+}
+
+// Task is what an interface gets to act on a node: the node (already reserved by the caller), the node's other
+// interfaces, a logger, and Save to persist changes to the node mid-operation.
+type Task struct {
+	Node       *store.Node
+	Power      Power
+	Management Management
+	Boot       Boot
+	Deploy     Deploy
+	Log        *logrus.Entry
+	Save       func(ctx context.Context) error
+}
+
+// Outcome is what a deploy or clean operation reports when it returns without error.
+type Outcome int
+
+const (
+	// Done means the operation finished.
+	Done Outcome = iota
+	// Wait means the operation continues asynchronously (the agent calls back); the node waits in "wait call-back".
+	Wait
+)
+
+// Power switches a node on and off.
+type Power interface {
+	Validate(ctx context.Context, n *store.Node) error
+	PowerState(ctx context.Context, n *store.Node) (string, error)
+	// SetPowerState moves the node to target (PowerOn, PowerOff, Rebooting, SoftRebooting, SoftPowerOff);
+	// timeout bounds soft operations (0 = the driver's default).
+	SetPowerState(ctx context.Context, n *store.Node, target string, timeout time.Duration) error
+}
+
+// BootDevice is the device a node boots from next.
+type BootDevice struct {
+	Device     string `json:"boot_device"`
+	Persistent bool   `json:"persistent"`
+}
+
+// Management sets the boot device.
+type Management interface {
+	Validate(ctx context.Context, n *store.Node) error
+	SupportedBootDevices(ctx context.Context, n *store.Node) ([]string, error)
+	BootDevice(ctx context.Context, n *store.Node) (BootDevice, error)
+	SetBootDevice(ctx context.Context, n *store.Node, device string, persistent bool) error
+}
+
+// Boot prepares what a node boots: the agent ramdisk, or the deployed instance.
+type Boot interface {
+	Validate(ctx context.Context, n *store.Node) error
+	PrepareRamdisk(ctx context.Context, t *Task) error
+	CleanUpRamdisk(ctx context.Context, t *Task) error
+	PrepareInstance(ctx context.Context, t *Task) error
+	CleanUpInstance(ctx context.Context, t *Task) error
+}
+
+// Deploy writes an instance onto a node and removes it again.
+type Deploy interface {
+	Validate(ctx context.Context, n *store.Node) error
+	// Deploy runs (or starts) a deploy; Wait means the node waits for an agent call-back.
+	Deploy(ctx context.Context, t *Task) (Outcome, error)
+	// TearDown undoes a deploy (power off, clean up instance boot).
+	TearDown(ctx context.Context, t *Task) error
+	// Clean runs automated cleaning; Wait means the node waits for an agent call-back.
+	Clean(ctx context.Context, t *Task) (Outcome, error)
+}
+
+// HardwareType is a driver as the API shows it: its enabled interfaces per kind and the default of each.
+type HardwareType struct {
+	Name     string
+	Enabled  map[string][]string // kind -> interface names, default first
+	Defaults map[string]string   // kind -> default interface name
+}
+
+// Registry holds the hardware types and interface implementations a conductor offers.
+type Registry struct {
+	hardware   map[string]*HardwareType
+	power      map[string]Power
+	management map[string]Management
+	boot       map[string]Boot
+	deploy     map[string]Deploy
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{hardware: map[string]*HardwareType{}, power: map[string]Power{}, management: map[string]Management{},
+		boot: map[string]Boot{}, deploy: map[string]Deploy{}}
+}
+
+// AddHardware registers a hardware type.
+func (r *Registry) AddHardware(h *HardwareType) { r.hardware[h.Name] = h }
+
+// AddPower registers a power interface implementation under name.
+func (r *Registry) AddPower(name string, p Power) { r.power[name] = p }
+
+// AddManagement registers a management interface implementation under name.
+func (r *Registry) AddManagement(name string, m Management) { r.management[name] = m }
+
+// AddBoot registers a boot interface implementation under name.
+func (r *Registry) AddBoot(name string, b Boot) { r.boot[name] = b }
+
+// AddDeploy registers a deploy interface implementation under name.
+func (r *Registry) AddDeploy(name string, d Deploy) { r.deploy[name] = d }
+
+// HardwareTypes lists the hardware types, sorted by name.
+func (r *Registry) HardwareTypes() []*HardwareType {
+	var out []*HardwareType
+	for _, h := range r.hardware {
+		out = append(out, h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// UnknownDriverError says no hardware type has the name.
+type UnknownDriverError struct{ Name string }
+
+func (e *UnknownDriverError) Error() string {
+	return fmt.Sprintf("No valid host was found. Reason: No conductor service registered which supports driver %s for conductor group \"\".", e.Name)
+}
+
+// Hardware returns a hardware type by name.
+func (r *Registry) Hardware(name string) (*HardwareType, error) {
+	h, ok := r.hardware[name]
+	if !ok {
+		return nil, &UnknownDriverError{Name: name}
+	}
+	return h, nil
+}
+
+// ResolveInterfaces fills n.Interfaces with the hardware type's defaults for every kind not set, and checks that
+// every set interface is enabled for the hardware type.
+func (r *Registry) ResolveInterfaces(n *store.Node) error {
+	h, err := r.Hardware(n.Driver)
+	if err != nil {
+		return err
+	}
+	if n.Interfaces == nil {
+		n.Interfaces = map[string]string{}
+	}
+	for _, kind := range Kinds() {
+		name, ok := n.Interfaces[kind]
+		if !ok || name == "" {
+			n.Interfaces[kind] = h.Defaults[kind]
+			continue
+		}
+		enabled := h.Enabled[kind]
+		found := false
+		for _, e := range enabled {
+			if e == name {
+				found = true
+			}
+		}
+		if !found {
+			return fmt.Errorf("%s_interface %q is not enabled for driver %s; valid interfaces are: %s: %w",
+				kind, name, h.Name, strings.Join(enabled, ", "), ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// Task builds a Task for n with its interface implementations.
+func (r *Registry) Task(n *store.Node, log *logrus.Entry, save func(ctx context.Context) error) (*Task, error) {
+	t := &Task{Node: n, Log: log, Save: save}
+	var ok bool
+	if t.Power, ok = r.power[n.Interfaces["power"]]; !ok {
+		return nil, fmt.Errorf("power_interface %q has no implementation: %w", n.Interfaces["power"], ErrInvalid)
+	}
+	if t.Management, ok = r.management[n.Interfaces["management"]]; !ok {
+		return nil, fmt.Errorf("management_interface %q has no implementation: %w", n.Interfaces["management"], ErrInvalid)
+	}
+	if t.Boot, ok = r.boot[n.Interfaces["boot"]]; !ok {
+		return nil, fmt.Errorf("boot_interface %q has no implementation: %w", n.Interfaces["boot"], ErrInvalid)
+	}
+	if t.Deploy, ok = r.deploy[n.Interfaces["deploy"]]; !ok {
+		return nil, fmt.Errorf("deploy_interface %q has no implementation: %w", n.Interfaces["deploy"], ErrInvalid)
+	}
+	return t, nil
+}

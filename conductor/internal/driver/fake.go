@@ -1,0 +1,183 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ferric-metal/ferric/conductor/internal/store"
+)
+
+// FakeHardware returns the fake-hardware type: every interface "fake" (network and storage "noop").
+func FakeHardware(extraDeploy ...string) *HardwareType {
+	h := &HardwareType{Name: "fake-hardware", Enabled: map[string][]string{}, Defaults: map[string]string{}}
+	for _, k := range Kinds() {
+		def := "fake"
+		switch k {
+		case "network", "storage":
+			def = "noop"
+		}
+		h.Defaults[k] = def
+		h.Enabled[k] = []string{def}
+	}
+	h.Enabled["deploy"] = append(h.Enabled["deploy"], extraDeploy...)
+	h.Enabled["boot"] = append(h.Enabled["boot"], extraDeploy...)
+	return h
+}
+
+// FakePower keeps each node's power state in memory, as a BMC would.
+type FakePower struct {
+	mu    sync.Mutex
+	state map[string]string
+}
+
+// NewFakePower returns a fake power interface; every node starts powered off.
+func NewFakePower() *FakePower { return &FakePower{state: map[string]string{}} }
+
+// Validate accepts every node.
+func (f *FakePower) Validate(context.Context, *store.Node) error { return nil }
+
+// PowerState returns the node's remembered state.
+func (f *FakePower) PowerState(_ context.Context, n *store.Node) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s, ok := f.state[n.UUID]; ok {
+		return s, nil
+	}
+	return PowerOff, nil
+}
+
+// SetPowerState records the new state; reboots end powered on, soft power off ends off.
+func (f *FakePower) SetPowerState(ctx context.Context, n *store.Node, target string, _ time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch target {
+	case PowerOn, Rebooting, SoftRebooting:
+		f.state[n.UUID] = PowerOn
+	case PowerOff, SoftPowerOff:
+		f.state[n.UUID] = PowerOff
+	default:
+		return fmt.Errorf("power target %q is not supported: %w", target, ErrInvalid)
+	}
+	return nil
+}
+
+// FakeManagement remembers each node's boot device.
+type FakeManagement struct {
+	mu  sync.Mutex
+	dev map[string]BootDevice
+}
+
+// NewFakeManagement returns a fake management interface.
+func NewFakeManagement() *FakeManagement { return &FakeManagement{dev: map[string]BootDevice{}} }
+
+// Validate accepts every node.
+func (f *FakeManagement) Validate(context.Context, *store.Node) error { return nil }
+
+// SupportedBootDevices lists the devices the fake accepts.
+func (f *FakeManagement) SupportedBootDevices(context.Context, *store.Node) ([]string, error) {
+	return []string{BootPXE, BootDisk, BootCDROM, BootBIOS, BootSafe}, nil
+}
+
+// BootDevice returns the remembered device (disk by default).
+func (f *FakeManagement) BootDevice(_ context.Context, n *store.Node) (BootDevice, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d, ok := f.dev[n.UUID]; ok {
+		return d, nil
+	}
+	return BootDevice{Device: BootDisk, Persistent: true}, nil
+}
+
+// SetBootDevice records the device.
+func (f *FakeManagement) SetBootDevice(ctx context.Context, n *store.Node, device string, persistent bool) error {
+	supported, _ := f.SupportedBootDevices(ctx, n)
+	for _, s := range supported {
+		if s == device {
+			f.mu.Lock()
+			f.dev[n.UUID] = BootDevice{Device: device, Persistent: persistent}
+			f.mu.Unlock()
+			return nil
+		}
+	}
+	return fmt.Errorf("boot device %q is not supported; use one of %v: %w", device, supported, ErrInvalid)
+}
+
+// FakeBoot records what it prepared for each node.
+type FakeBoot struct {
+	mu       sync.Mutex
+	prepared map[string]string // node -> "ramdisk" | "instance"
+}
+
+// NewFakeBoot returns a fake boot interface.
+func NewFakeBoot() *FakeBoot { return &FakeBoot{prepared: map[string]string{}} }
+
+// Validate accepts every node.
+func (f *FakeBoot) Validate(context.Context, *store.Node) error { return nil }
+
+func (f *FakeBoot) set(n *store.Node, what string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if what == "" {
+		delete(f.prepared, n.UUID)
+		return
+	}
+	f.prepared[n.UUID] = what
+}
+
+// Prepared returns what was last prepared for the node ("" when nothing).
+func (f *FakeBoot) Prepared(uuid string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.prepared[uuid]
+}
+
+// PrepareRamdisk records a ramdisk boot.
+func (f *FakeBoot) PrepareRamdisk(_ context.Context, t *Task) error {
+	f.set(t.Node, "ramdisk")
+	return nil
+}
+
+// CleanUpRamdisk forgets the ramdisk boot.
+func (f *FakeBoot) CleanUpRamdisk(_ context.Context, t *Task) error { f.set(t.Node, ""); return nil }
+
+// PrepareInstance records an instance boot.
+func (f *FakeBoot) PrepareInstance(_ context.Context, t *Task) error {
+	f.set(t.Node, "instance")
+	return nil
+}
+
+// CleanUpInstance forgets the instance boot.
+func (f *FakeBoot) CleanUpInstance(_ context.Context, t *Task) error { f.set(t.Node, ""); return nil }
+
+// FakeDeploy completes deploys and cleans at once: it prepares the instance boot and powers the node on.
+type FakeDeploy struct{}
+
+// Validate accepts every node.
+func (FakeDeploy) Validate(context.Context, *store.Node) error { return nil }
+
+// Deploy boots the "instance" at once.
+func (FakeDeploy) Deploy(ctx context.Context, t *Task) (Outcome, error) {
+	if err := t.Boot.PrepareInstance(ctx, t); err != nil {
+		return Done, err
+	}
+	if err := t.Management.SetBootDevice(ctx, t.Node, BootDisk, true); err != nil {
+		return Done, err
+	}
+	return Done, t.Power.SetPowerState(ctx, t.Node, PowerOn, 0)
+}
+
+// TearDown powers the node off and forgets the instance.
+func (FakeDeploy) TearDown(ctx context.Context, t *Task) error {
+	if err := t.Power.SetPowerState(ctx, t.Node, PowerOff, 0); err != nil {
+		return err
+	}
+	return t.Boot.CleanUpInstance(ctx, t)
+}
+
+// Clean finishes at once.
+func (FakeDeploy) Clean(context.Context, *Task) (Outcome, error) { return Done, nil }

@@ -1,0 +1,281 @@
+// Package engine owns the conductor's work on nodes: it takes a node's exclusive lock (reservation), moves the node
+// through the provision state machine, runs the slow parts of each transition asynchronously through the node's
+// driver interfaces, and runs the periodic tasks (power-state sync, call-back timeouts). On start it clears its own
+// stale reservations and fails nodes left in transient states by a previous run.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/fsm"
+	"github.com/ferric-metal/ferric/conductor/internal/store"
+)
+
+// Errors the API maps to HTTP codes.
+var (
+	// ErrInvalidState: the request is not allowed in the node's current state (400).
+	ErrInvalidState = errors.New("invalid state")
+	// ErrConflict: the node cannot change now (409).
+	ErrConflict = errors.New("conflict")
+	// ErrInvalidInput: the request itself is wrong (400).
+	ErrInvalidInput = errors.New("invalid input")
+)
+
+// Config tunes the engine. Zero values take the defaults shown.
+type Config struct {
+	Host              string        // this conductor's name, used as the reservation holder
+	CallbackTimeout   time.Duration // wait call-back / clean wait limit (1800 s, Ironic's default)
+	PowerSyncInterval time.Duration // power-state sync period (60 s)
+	CheckInterval     time.Duration // timeout check period (10 s)
+	LockRetries       int           // attempts to take a busy lock for API requests (3)
+	LockRetryInterval time.Duration // wait between attempts (250 ms)
+	ShutdownGrace     time.Duration // how long in-flight work may run after shutdown starts (60 s)
+	// NoAutomatedClean skips cleaning on provide and undeploy (Ironic's automated_clean=false).
+	NoAutomatedClean bool
+	// NoDeleteAvailable refuses DELETE of available nodes (Ironic's allow_deleting_available_nodes=false).
+	NoDeleteAvailable bool
+}
+
+func (c *Config) defaults() {
+	if c.Host == "" {
+		c.Host = "ferric"
+	}
+	if c.CallbackTimeout == 0 {
+		c.CallbackTimeout = 1800 * time.Second
+	}
+	if c.PowerSyncInterval == 0 {
+		c.PowerSyncInterval = 60 * time.Second
+	}
+	if c.CheckInterval == 0 {
+		c.CheckInterval = 10 * time.Second
+	}
+	if c.LockRetries == 0 {
+		c.LockRetries = 3
+	}
+	if c.LockRetryInterval == 0 {
+		c.LockRetryInterval = 250 * time.Millisecond
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 60 * time.Second
+	}
+}
+
+// Engine runs node operations.
+type Engine struct {
+	cfg   Config
+	store store.Store
+	reg   *driver.Registry
+	fsm   *fsm.Machine
+	log   *logrus.Entry
+	now   func() time.Time
+
+	mu      sync.Mutex
+	workCtx context.Context // lives until shutdown grace ends
+	wg      sync.WaitGroup
+	started bool
+}
+
+// New returns an engine; call Run to start its periodic tasks and recovery.
+func New(cfg Config, s store.Store, reg *driver.Registry, log *logrus.Entry) *Engine {
+	cfg.defaults()
+	return &Engine{cfg: cfg, store: s, reg: reg, fsm: fsm.New(), log: log, now: time.Now, workCtx: context.Background()}
+}
+
+// Host returns the conductor name used for reservations.
+func (e *Engine) Host() string { return e.cfg.Host }
+
+// Registry returns the driver registry.
+func (e *Engine) Registry() *driver.Registry { return e.reg }
+
+// Store returns the store.
+func (e *Engine) Store() store.Store { return e.store }
+
+// Config returns the effective configuration.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Recover clears this conductor's stale reservations and fails nodes stuck in transient states. Run calls it;
+// it is exported for tests.
+func (e *Engine) Recover(ctx context.Context) error {
+	k, err := e.store.ReleaseAll(ctx, e.cfg.Host)
+	if err != nil {
+		return err
+	}
+	if k > 0 {
+		e.log.WithField("count", k).Warn("released stale reservations")
+	}
+	nodes, err := e.store.ListNodes(ctx, store.NodeFilter{}, store.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		if n.Reservation != "" || !fsm.StuckOnRestart(fsm.State(n.ProvisionState)) {
+			continue
+		}
+		msg := fmt.Sprintf("The %s state can't be resumed by conductor %s. Moving to fail state.", n.ProvisionState, e.cfg.Host)
+		if err := e.withLock(ctx, n.UUID, false, func(n *store.Node) error {
+			return e.transition(n, fsm.EvFail, msg)
+		}); err != nil {
+			e.log.WithError(err).WithField("node", n.UUID).Error("could not fail stuck node")
+			continue
+		}
+		e.log.WithField("node", n.UUID).WithField("state", n.ProvisionState).Warn("failed node left in a transient state")
+	}
+	return nil
+}
+
+// Run recovers, then runs periodic tasks until ctx ends; then it waits for in-flight work (up to ShutdownGrace)
+// and releases every reservation it holds.
+func (e *Engine) Run(ctx context.Context) error {
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	e.mu.Lock()
+	e.workCtx = workCtx
+	e.started = true
+	e.mu.Unlock()
+	if err := e.Recover(ctx); err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	powerTick := time.NewTicker(e.cfg.PowerSyncInterval)
+	checkTick := time.NewTicker(e.cfg.CheckInterval)
+	defer powerTick.Stop()
+	defer checkTick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			e.shutdown(cancelWork)
+			return nil
+		case <-powerTick.C:
+			e.syncPower(ctx)
+		case <-checkTick.C:
+			e.checkTimeouts(ctx)
+		}
+	}
+}
+
+func (e *Engine) shutdown(cancelWork context.CancelFunc) {
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(e.cfg.ShutdownGrace):
+		e.log.Warn("in-flight work did not finish within the shutdown grace; cancelling it")
+		cancelWork()
+		<-done
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if k, err := e.store.ReleaseAll(ctx, e.cfg.Host); err != nil {
+		e.log.WithError(err).Error("could not release reservations")
+	} else if k > 0 {
+		e.log.WithField("count", k).Info("released reservations")
+	}
+}
+
+// Wait blocks until all asynchronous work has finished (tests use it).
+func (e *Engine) Wait() { e.wg.Wait() }
+
+// reserve takes the node's lock, retrying briefly when retry is set.
+func (e *Engine) reserve(ctx context.Context, ident string, retry bool) (*store.Node, error) {
+	attempts := 1
+	if retry {
+		attempts = e.cfg.LockRetries
+	}
+	var err error
+	for i := 0; i < attempts; i++ {
+		var n *store.Node
+		n, err = e.store.Reserve(ctx, ident, e.cfg.Host)
+		var le *store.LockedError
+		if !errors.As(err, &le) {
+			return n, err
+		}
+		if i+1 < attempts {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(e.cfg.LockRetryInterval):
+			}
+		}
+	}
+	return nil, err
+}
+
+func (e *Engine) release(uuid string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.store.Release(ctx, uuid, e.cfg.Host); err != nil {
+		e.log.WithError(err).WithField("node", uuid).Error("could not release reservation")
+	}
+}
+
+// withLock runs fn on the reserved node, saves it when fn succeeds, and releases the lock.
+func (e *Engine) withLock(ctx context.Context, ident string, retry bool, fn func(n *store.Node) error) error {
+	n, err := e.reserve(ctx, ident, retry)
+	if err != nil {
+		return err
+	}
+	defer e.release(n.UUID)
+	if err := fn(n); err != nil {
+		return err
+	}
+	return e.store.UpdateNode(ctx, n)
+}
+
+// async runs fn on the reserved node n in the background, saving the node and releasing the lock afterwards.
+func (e *Engine) async(n *store.Node, what string, fn func(ctx context.Context, n *store.Node)) {
+	e.mu.Lock()
+	ctx := e.workCtx
+	e.wg.Add(1)
+	e.mu.Unlock()
+	go func() {
+		defer e.wg.Done()
+		defer e.release(n.UUID)
+		fn(ctx, n)
+		if err := e.store.UpdateNode(ctx, n); err != nil {
+			e.log.WithError(err).WithField("node", n.UUID).WithField("operation", what).Error("could not save node")
+		}
+	}()
+}
+
+// transition applies an event to the node in memory: state, target, provision_updated_at and last_error.
+func (e *Engine) transition(n *store.Node, ev fsm.Event, lastError string) error {
+	to, err := e.fsm.Next(fsm.State(n.ProvisionState), ev)
+	if err != nil {
+		return fmt.Errorf("%v: %w", err, ErrInvalidState)
+	}
+	e.setState(n, to, lastError)
+	return nil
+}
+
+func (e *Engine) setState(n *store.Node, to fsm.State, lastError string) {
+	manual, _ := n.DriverInternalInfo["manual_clean"].(bool)
+	n.ProvisionState = string(to)
+	n.TargetProvisionState = string(fsm.Target(to, manual))
+	now := e.now().UTC()
+	n.ProvisionUpdatedAt = &now
+	n.LastError = lastError
+	if fsm.IsStable(to) {
+		delete(n.DriverInternalInfo, "manual_clean")
+	}
+}
+
+// task builds a driver task for a reserved node.
+func (e *Engine) task(n *store.Node) (*driver.Task, error) {
+	log := e.log.WithField("node", n.UUID)
+	return e.reg.Task(n, log, func(ctx context.Context) error { return e.store.UpdateNode(ctx, n) })
+}
+
+// CreateNode validates the driver and interfaces of a new node and stores it. The caller sets the initial state.
+func (e *Engine) CreateNode(ctx context.Context, n *store.Node) error {
+	if err := e.reg.ResolveInterfaces(n); err != nil {
+		return fmt.Errorf("%w", err)
+	}
+	n.CreatedAt = e.now().UTC()
+	return e.store.CreateNode(ctx, n)
+}

@@ -1,0 +1,450 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/fsm"
+	"github.com/ferric-metal/ferric/conductor/internal/store"
+)
+
+// ProvisionRequest is a PUT /v1/nodes/{id}/states/provision body, already checked against the API version.
+type ProvisionRequest struct {
+	Target         string
+	ConfigDrive    any // string (gzip+base64 or URL) or the dict form; nil when absent
+	CleanSteps     []map[string]any
+	DeploySteps    []map[string]any
+	ServiceSteps   []map[string]any
+	RescuePassword string
+	DisableRamdisk bool
+}
+
+// Provision starts the transition a provision verb asks for. It returns once the node is in its new (transient)
+// state; the rest runs asynchronously under the node's lock.
+func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionRequest) error {
+	verb, ok := fsm.Verbs()[req.Target]
+	if !ok {
+		return fmt.Errorf("%q is not a valid provision target: %w", req.Target, ErrInvalidInput)
+	}
+	n, err := e.reserve(ctx, ident, true)
+	if err != nil {
+		return err
+	}
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			e.release(n.UUID)
+		}
+	}()
+	from := fsm.State(n.ProvisionState)
+	to, err := e.fsm.Next(from, verb.Event)
+	if err != nil {
+		return fmt.Errorf("The requested action \"%s\" can not be performed on node \"%s\" while it is in state \"%s\".: %w",
+			req.Target, n.UUID, n.ProvisionState, ErrInvalidState)
+	}
+	if n.Maintenance && (verb.Event == fsm.EvDeploy || verb.Event == fsm.EvRebuild) {
+		return fmt.Errorf("The requested action \"%s\" can not be performed on node \"%s\" while it is in maintenance mode.: %w",
+			req.Target, n.UUID, ErrInvalidInput)
+	}
+	if verb.Event == fsm.EvClean && len(req.CleanSteps) == 0 {
+		return fmt.Errorf("\"clean_steps\" is required when setting target provision state to clean: %w", ErrInvalidInput)
+	}
+	if verb.Event == fsm.EvRescue && req.RescuePassword == "" {
+		return fmt.Errorf("A non-empty \"rescue_password\" is required when setting target provision state to rescue: %w", ErrInvalidInput)
+	}
+	t, err := e.task(n)
+	if err != nil {
+		return err
+	}
+	if verb.Event == fsm.EvDeploy || verb.Event == fsm.EvRebuild {
+		if err := e.validateForDeploy(ctx, t); err != nil {
+			return err
+		}
+	}
+
+	// Record the request for the drivers.
+	switch verb.Event {
+	case fsm.EvDeploy, fsm.EvRebuild:
+		if req.ConfigDrive != nil {
+			n.InstanceInfo["configdrive"] = req.ConfigDrive
+		} else if verb.Event == fsm.EvDeploy {
+			delete(n.InstanceInfo, "configdrive")
+		}
+		setOrDelete(n.DriverInternalInfo, "user_deploy_steps", req.DeploySteps)
+	case fsm.EvClean:
+		n.DriverInternalInfo["clean_steps"] = req.CleanSteps
+		n.DriverInternalInfo["manual_clean"] = true
+	case fsm.EvService:
+		setOrDelete(n.DriverInternalInfo, "service_steps", req.ServiceSteps)
+	case fsm.EvRescue:
+		n.InstanceInfo["rescue_password"] = req.RescuePassword
+	case fsm.EvProvide:
+		delete(n.DriverInternalInfo, "manual_clean")
+	}
+
+	if verb.Event == fsm.EvAbort {
+		return e.abort(ctx, n)
+	}
+	e.setState(n, to, "")
+	if err := e.store.UpdateNode(ctx, n); err != nil {
+		return err
+	}
+	if fsm.IsStable(to) {
+		return nil // e.g. available -> manageable: nothing more to do
+	}
+	handedOff = true
+	e.async(n, "provision "+req.Target, func(ctx context.Context, n *store.Node) { e.drive(ctx, t) })
+	return nil
+}
+
+func setOrDelete(m map[string]any, k string, v []map[string]any) {
+	if len(v) == 0 {
+		delete(m, k)
+		return
+	}
+	m[k] = v
+}
+
+func (e *Engine) validateForDeploy(ctx context.Context, t *driver.Task) error {
+	for name, v := range map[string]func(context.Context, *store.Node) error{
+		"power": t.Power.Validate, "boot": t.Boot.Validate, "deploy": t.Deploy.Validate,
+	} {
+		if err := v(ctx, t.Node); err != nil {
+			return fmt.Errorf("Failed to validate %s interface of node %s: %v: %w", name, t.Node.UUID, err, ErrInvalidInput)
+		}
+	}
+	return nil
+}
+
+// abort handles the abort verb: waits and holds fail at once.
+func (e *Engine) abort(ctx context.Context, n *store.Node) error {
+	msg := map[fsm.State]string{
+		fsm.DeployWait: "Deploy aborted by request", fsm.DeployHold: "Deploy aborted by request",
+		fsm.CleanWait: "Cleaning aborted by request", fsm.CleanHold: "Cleaning aborted by request",
+		fsm.InspectWait: "Inspection aborted by request", fsm.RescueWait: "Rescue aborted by request",
+		fsm.ServiceWait: "Servicing aborted by request", fsm.ServiceHold: "Servicing aborted by request",
+	}[fsm.State(n.ProvisionState)]
+	if err := e.transition(n, fsm.EvAbort, msg); err != nil {
+		return err
+	}
+	if t, err := e.task(n); err == nil && n.ProvisionState == string(fsm.DeployFailed) {
+		if err := t.Boot.CleanUpRamdisk(ctx, t); err != nil {
+			e.log.WithError(err).WithField("node", n.UUID).Warn("could not clean up the agent boot after abort")
+		}
+	}
+	return e.store.UpdateNode(ctx, n)
+}
+
+// drive runs the work of the node's current transient state, chaining states until the node rests or waits.
+func (e *Engine) drive(ctx context.Context, t *driver.Task) {
+	n := t.Node
+	log := t.Log.WithField("state", n.ProvisionState)
+	fail := func(err error) {
+		log.WithError(err).Warn("operation failed")
+		if terr := e.transition(n, fsm.EvFail, err.Error()); terr != nil {
+			log.WithError(terr).Error("could not move node to its failure state")
+		}
+	}
+	for {
+		switch fsm.State(n.ProvisionState) {
+		case fsm.Verifying:
+			if err := t.Power.Validate(ctx, n); err != nil {
+				fail(fmt.Errorf("Failed to get power state for node %s. Error: %v", n.UUID, err))
+				return
+			}
+			if err := t.Management.Validate(ctx, n); err != nil {
+				fail(fmt.Errorf("Failed to validate management interface for node %s: %v", n.UUID, err))
+				return
+			}
+			ps, err := t.Power.PowerState(ctx, n)
+			if err != nil {
+				fail(fmt.Errorf("Failed to get power state for node %s. Error: %v", n.UUID, err))
+				return
+			}
+			n.PowerState = ps
+			e.must(e.transition(n, fsm.EvDone, ""))
+		case fsm.Deleting:
+			if err := t.Deploy.TearDown(ctx, t); err != nil {
+				fail(fmt.Errorf("Error while tearing down the instance on node %s: %v", n.UUID, err))
+				return
+			}
+			e.refreshPower(ctx, t)
+			n.InstanceInfo = map[string]any{}
+			n.InstanceUUID = ""
+			for _, k := range []string{"user_deploy_steps", "deployed_image", "agent_secret_token"} {
+				delete(n.DriverInternalInfo, k)
+			}
+			e.must(e.transition(n, fsm.EvClean, ""))
+		case fsm.Cleaning:
+			manual, _ := n.DriverInternalInfo["manual_clean"].(bool)
+			if manual || !e.cfg.NoAutomatedClean {
+				out, err := t.Deploy.Clean(ctx, t)
+				if err != nil {
+					fail(fmt.Errorf("Failed to clean node %s: %v", n.UUID, err))
+					return
+				}
+				if out == driver.Wait {
+					e.must(e.transition(n, fsm.EvWait, ""))
+					return
+				}
+			}
+			if manual {
+				delete(n.DriverInternalInfo, "clean_steps")
+				e.must(e.transition(n, fsm.EvManage, ""))
+			} else {
+				e.must(e.transition(n, fsm.EvDone, ""))
+			}
+		case fsm.Deploying:
+			out, err := t.Deploy.Deploy(ctx, t)
+			if err != nil {
+				fail(err)
+				e.refreshPower(ctx, t)
+				return
+			}
+			if out == driver.Wait {
+				e.must(e.transition(n, fsm.EvWait, ""))
+				return
+			}
+			e.refreshPower(ctx, t)
+			e.must(e.transition(n, fsm.EvDone, ""))
+		case fsm.Inspecting:
+			start := e.now().UTC()
+			n.InspectionStartedAt = &start
+			finish := e.now().UTC()
+			n.InspectionFinishedAt = &finish
+			e.must(e.transition(n, fsm.EvDone, ""))
+		case fsm.Adopting, fsm.Rescuing, fsm.Unrescuing, fsm.Servicing:
+			if fsm.State(n.ProvisionState) == fsm.Unrescuing {
+				delete(n.InstanceInfo, "rescue_password")
+			}
+			e.must(e.transition(n, fsm.EvDone, ""))
+		default:
+			return
+		}
+		if fsm.IsStable(fsm.State(n.ProvisionState)) {
+			log.WithField("to", n.ProvisionState).Info("provision state reached")
+			return
+		}
+	}
+}
+
+// must logs transitions that the table should always allow; a failure here is a programming error.
+func (e *Engine) must(err error) {
+	if err != nil {
+		e.log.WithError(err).Error("state machine refused an internal transition")
+	}
+}
+
+func (e *Engine) refreshPower(ctx context.Context, t *driver.Task) {
+	if ps, err := t.Power.PowerState(ctx, t.Node); err == nil {
+		t.Node.PowerState = ps
+	}
+}
+
+// SetPower changes a node's power state asynchronously (PUT .../states/power).
+func (e *Engine) SetPower(ctx context.Context, ident, target string, timeout time.Duration) error {
+	switch target {
+	case driver.PowerOn, driver.PowerOff, driver.Rebooting, driver.SoftRebooting, driver.SoftPowerOff:
+	default:
+		return fmt.Errorf("Invalid power target %q; use one of power on, power off, rebooting, soft rebooting, soft power off: %w", target, ErrInvalidInput)
+	}
+	n, err := e.reserve(ctx, ident, true)
+	if err != nil {
+		return err
+	}
+	switch fsm.State(n.ProvisionState) {
+	case fsm.Cleaning, fsm.CleanWait:
+		e.release(n.UUID)
+		return fmt.Errorf("Can not change power state of node %s while it is in state %s: %w", n.UUID, n.ProvisionState, ErrInvalidInput)
+	}
+	if n.DisablePowerOff && (target == driver.PowerOff || target == driver.SoftPowerOff) {
+		e.release(n.UUID)
+		return fmt.Errorf("Powering off node %s is disabled (disable_power_off): %w", n.UUID, ErrInvalidInput)
+	}
+	t, err := e.task(n)
+	if err != nil {
+		e.release(n.UUID)
+		return err
+	}
+	n.TargetPowerState = target
+	switch target {
+	case driver.Rebooting, driver.SoftRebooting:
+		n.TargetPowerState = driver.PowerOn
+	case driver.SoftPowerOff:
+		n.TargetPowerState = driver.PowerOff
+	}
+	if err := e.store.UpdateNode(ctx, n); err != nil {
+		e.release(n.UUID)
+		return err
+	}
+	e.async(n, "power "+target, func(ctx context.Context, n *store.Node) { e.powerAction(ctx, t, target, timeout) })
+	return nil
+}
+
+// powerAction runs a power change on a reserved node; every power change made by the conductor wipes the agent
+// token, so the next agent boot gets a fresh one.
+func (e *Engine) powerAction(ctx context.Context, t *driver.Task, target string, timeout time.Duration) {
+	n := t.Node
+	err := t.Power.SetPowerState(ctx, n, target, timeout)
+	WipeAgentToken(n)
+	n.TargetPowerState = ""
+	if err != nil {
+		n.LastError = fmt.Sprintf("Failed to change power state to '%s' for node %s: %v", target, n.UUID, err)
+		t.Log.WithError(err).Warn("power change failed")
+	} else {
+		n.LastError = ""
+	}
+	e.refreshPower(ctx, t)
+}
+
+// WipeAgentToken forgets the agent's token, URL and certificate unless the token was baked into the boot media.
+func WipeAgentToken(n *store.Node) {
+	if pre, _ := n.DriverInternalInfo["agent_secret_token_pregenerated"].(bool); !pre {
+		delete(n.DriverInternalInfo, "agent_secret_token")
+	}
+	delete(n.DriverInternalInfo, "agent_url")
+	delete(n.DriverInternalInfo, "agent_verify_ca")
+}
+
+// SetMaintenance turns maintenance on (with a reason) or off.
+func (e *Engine) SetMaintenance(ctx context.Context, ident string, on bool, reason string) error {
+	return e.withLock(ctx, ident, true, func(n *store.Node) error {
+		n.Maintenance = on
+		n.MaintenanceReason = ""
+		n.Fault = ""
+		if on {
+			n.MaintenanceReason = reason
+		}
+		return nil
+	})
+}
+
+// SetBootDevice sets the node's next boot device through its management interface.
+func (e *Engine) SetBootDevice(ctx context.Context, ident, device string, persistent bool) error {
+	n, err := e.reserve(ctx, ident, true)
+	if err != nil {
+		return err
+	}
+	defer e.release(n.UUID)
+	t, err := e.task(n)
+	if err != nil {
+		return err
+	}
+	if err := t.Management.SetBootDevice(ctx, n, device, persistent); err != nil {
+		if errors.Is(err, driver.ErrInvalid) {
+			return fmt.Errorf("%v: %w", err, ErrInvalidInput)
+		}
+		return err
+	}
+	return nil
+}
+
+// BootDevice returns the node's boot device and the supported ones.
+func (e *Engine) BootDevice(ctx context.Context, ident string) (driver.BootDevice, []string, error) {
+	n, err := e.store.GetNode(ctx, ident)
+	if err != nil {
+		return driver.BootDevice{}, nil, err
+	}
+	t, err := e.task(n)
+	if err != nil {
+		return driver.BootDevice{}, nil, err
+	}
+	d, err := t.Management.BootDevice(ctx, n)
+	if err != nil {
+		return d, nil, err
+	}
+	sup, err := t.Management.SupportedBootDevices(ctx, n)
+	return d, sup, err
+}
+
+// ValidationResult is one interface's validate outcome.
+type ValidationResult struct {
+	Result bool   `json:"result"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Validate checks every interface of the node, as GET /v1/nodes/{id}/validate.
+func (e *Engine) Validate(ctx context.Context, ident string) (map[string]ValidationResult, error) {
+	n, err := e.store.GetNode(ctx, ident)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]ValidationResult{}
+	for _, k := range driver.Kinds() {
+		out[k] = ValidationResult{Result: true}
+	}
+	t, err := e.task(n)
+	if err != nil {
+		for _, k := range []string{"power", "management", "boot", "deploy"} {
+			out[k] = ValidationResult{Reason: err.Error()}
+		}
+		return out, nil
+	}
+	check := func(kind string, err error) {
+		if err != nil {
+			out[kind] = ValidationResult{Reason: err.Error()}
+		}
+	}
+	check("power", t.Power.Validate(ctx, n))
+	check("management", t.Management.Validate(ctx, n))
+	check("boot", t.Boot.Validate(ctx, n))
+	check("deploy", t.Deploy.Validate(ctx, n))
+	return out, nil
+}
+
+// UpdateNode applies fn to the node under its lock (PATCH), refusing while a transition is in progress.
+func (e *Engine) UpdateNode(ctx context.Context, ident string, fn func(n *store.Node) error) (*store.Node, error) {
+	var out *store.Node
+	err := e.withLock(ctx, ident, true, func(n *store.Node) error {
+		st := fsm.State(n.ProvisionState)
+		if n.TargetProvisionState != "" && !fsm.UpdateAllowed(st) {
+			return fmt.Errorf("Node %s can not be updated while a state transition is in progress.: %w", n.UUID, ErrConflict)
+		}
+		if err := fn(n); err != nil {
+			return err
+		}
+		if err := e.reg.ResolveInterfaces(n); err != nil {
+			return fmt.Errorf("%v: %w", err, ErrInvalidInput)
+		}
+		out = n
+		return nil
+	})
+	return out, err
+}
+
+// DeleteNode removes a node in a state that allows it.
+func (e *Engine) DeleteNode(ctx context.Context, ident string) error {
+	n, err := e.reserve(ctx, ident, true)
+	if err != nil {
+		return err
+	}
+	defer e.release(n.UUID)
+	allowed := []string{"manageable", "enroll", "adopt failed"}
+	if !e.cfg.NoDeleteAvailable {
+		allowed = append(allowed, "available")
+	}
+	ok := n.Maintenance
+	for _, s := range allowed {
+		if n.ProvisionState == s {
+			ok = true
+		}
+	}
+	if !ok {
+		q := ""
+		for i, s := range allowed {
+			if i > 0 {
+				q += ", "
+			}
+			q += "'" + s + "'"
+		}
+		return fmt.Errorf("Can not delete node \"%s\" while it is in provision state \"%s\". Valid provision states to perform deletion are: \"(%s)\", or set the node into maintenance mode: %w",
+			n.UUID, n.ProvisionState, q, ErrConflict)
+	}
+	if n.Protected {
+		return fmt.Errorf("Node %s is protected and cannot be undeployed, rebuilt or deleted: %w", n.UUID, ErrConflict)
+	}
+	return e.store.DeleteNode(ctx, n.UUID)
+}

@@ -1,0 +1,676 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
+)
+
+//go:embed migrations
+var migrationsFS embed.FS
+
+// timeFormat is fixed-width so that text columns sort chronologically.
+const timeFormat = "2006-01-02T15:04:05.000000Z07:00"
+
+type dialect int
+
+const (
+	sqlite dialect = iota
+	postgres
+)
+
+// SQL is the Store over database/sql, for SQLite and PostgreSQL.
+type SQL struct {
+	db      *sql.DB
+	dialect dialect
+	now     func() time.Time
+}
+
+// Open opens (and migrates) the store named by dsn: "sqlite:///abs/path.db", "sqlite://:memory:" or
+// "postgres://user:pass@host/db?sslmode=disable".
+func Open(ctx context.Context, dsn string) (*SQL, error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite://"):
+		path := strings.TrimPrefix(dsn, "sqlite://")
+		if path == "" {
+			return nil, fmt.Errorf("--db %q: give a path, e.g. sqlite:///var/lib/ferric/ferric.db", dsn)
+		}
+		return openSQLite(ctx, path)
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		db.SetMaxOpenConns(20)
+		s := &SQL{db: db, dialect: postgres, now: time.Now}
+		if err := s.migrate(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("--db %q: unsupported; use sqlite:///abs/path.db or postgres://user:pass@host/db", dsn)
+}
+
+func openSQLite(ctx context.Context, path string) (*SQL, error) {
+	if path != ":memory:" {
+		if !filepath.IsAbs(path) {
+			return nil, fmt.Errorf("--db sqlite://%s: the path must be absolute (sqlite:///abs/path.db)", path)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("create database directory: %w", err)
+		}
+	}
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+		q.Add("_pragma", p)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	// SQLite has one writer; one connection serialises access and removes SQLITE_BUSY.
+	db.SetMaxOpenConns(1)
+	s := &SQL{db: db, dialect: sqlite, now: time.Now}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *SQL) Close() error { return s.db.Close() }
+
+// rebind turns ? placeholders into $n for PostgreSQL.
+func (s *SQL) rebind(q string) string {
+	if s.dialect != postgres {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func (s *SQL) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return s.db.ExecContext(ctx, s.rebind(q), args...)
+}
+
+func (s *SQL) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return s.db.QueryContext(ctx, s.rebind(q), args...)
+}
+
+func (s *SQL) migrate(ctx context.Context) error {
+	dir := "migrations/sqlite"
+	if s.dialect == postgres {
+		dir = "migrations/postgres"
+	}
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	entries, err := fs.ReadDir(migrationsFS, dir)
+	if err != nil {
+		return fmt.Errorf("read migrations: %w", err)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	for _, e := range entries {
+		v, err := strconv.Atoi(strings.SplitN(e.Name(), "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("migration %s: name must start with a number: %w", e.Name(), err)
+		}
+		var n int
+		if err := s.db.QueryRowContext(ctx, s.rebind(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), v).Scan(&n); err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		if n > 0 {
+			continue
+		}
+		body, err := fs.ReadFile(migrationsFS, dir+"/"+e.Name())
+		if err != nil {
+			return err
+		}
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("begin migration %d: %w", v, err)
+		}
+		for _, stmt := range strings.Split(string(body), ";") {
+			if strings.TrimSpace(stmt) == "" {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("migration %s: %w", e.Name(), err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO schema_migrations (version) VALUES (?)`), v); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("record migration %d: %w", v, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("commit migration %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+func fmtTime(t *time.Time) any {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format(timeFormat)
+}
+
+func nullStr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func isUnique(err error) bool {
+	if err == nil {
+		return false
+	}
+	m := strings.ToLower(err.Error())
+	return strings.Contains(m, "unique") || strings.Contains(m, "duplicate key")
+}
+
+func (s *SQL) nodeArgs(n *Node) ([]any, error) {
+	body, err := json.Marshal(n)
+	if err != nil {
+		return nil, fmt.Errorf("encode node: %w", err)
+	}
+	return []any{nullStr(n.Name), n.Driver, n.ProvisionState, nullStr(n.PowerState), n.Maintenance,
+		nullStr(n.InstanceUUID), nullStr(n.ResourceClass), n.ConductorGroup, nullStr(n.Owner),
+		fmtTime(n.UpdatedAt), fmtTime(n.ProvisionUpdatedAt), string(body)}, nil
+}
+
+// CreateNode inserts a node; UUID and CreatedAt must be set by the caller.
+func (s *SQL) CreateNode(ctx context.Context, n *Node) error {
+	n.Normalize()
+	args, err := s.nodeArgs(n)
+	if err != nil {
+		return err
+	}
+	args = append([]any{n.UUID, fmtTime(&n.CreatedAt)}, args...)
+	row := s.db.QueryRowContext(ctx, s.rebind(`INSERT INTO nodes (uuid, created_at, name, driver, provision_state,
+		power_state, maintenance, instance_uuid, resource_class, conductor_group, owner, updated_at,
+		provision_updated_at, body) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`), args...)
+	if err := row.Scan(&n.ID); err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("node %s: %w", n.UUID, ErrDuplicate)
+		}
+		return fmt.Errorf("insert node: %w", err)
+	}
+	return nil
+}
+
+const nodeCols = `id, reservation, body`
+
+func scanNode(sc interface{ Scan(...any) error }) (*Node, error) {
+	var (
+		n    Node
+		res  sql.NullString
+		body string
+	)
+	var id int64
+	if err := sc.Scan(&id, &res, &body); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(body), &n); err != nil {
+		return nil, fmt.Errorf("decode node %d: %w", id, err)
+	}
+	n.ID = id
+	n.Reservation = res.String
+	n.Normalize()
+	return &n, nil
+}
+
+// GetNode finds a node by UUID or name.
+func (s *SQL) GetNode(ctx context.Context, ident string) (*Node, error) {
+	n, err := scanNode(s.db.QueryRowContext(ctx, s.rebind(`SELECT `+nodeCols+` FROM nodes WHERE uuid = ? OR name = ?`), ident, ident))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("node %s: %w", ident, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get node %s: %w", ident, err)
+	}
+	return n, nil
+}
+
+// sortExpr returns the SQL expression for a sort key, or an error naming the allowed keys.
+func sortExpr(key string, allowed []string) (string, error) {
+	if key == "" {
+		key = "id"
+	}
+	for _, k := range allowed {
+		if k == key {
+			switch key {
+			case "id", "maintenance":
+				return key, nil
+			}
+			return "COALESCE(" + key + ", '')", nil
+		}
+	}
+	return "", fmt.Errorf("sort_key %q is not supported; use one of %s: %w", key, strings.Join(allowed, ", "), ErrBadQuery)
+}
+
+// ErrBadQuery marks listing options the store cannot honour.
+var ErrBadQuery = errors.New("bad query")
+
+// page adds ORDER BY, marker and LIMIT clauses for table to where/args.
+func (s *SQL) page(ctx context.Context, table string, allowed []string, o ListOptions, where []string, args []any) (string, []any, error) {
+	expr, err := sortExpr(o.SortKey, allowed)
+	if err != nil {
+		return "", nil, err
+	}
+	dir, cmp := "ASC", ">"
+	switch strings.ToLower(o.SortDir) {
+	case "", "asc":
+	case "desc":
+		dir, cmp = "DESC", "<"
+	default:
+		return "", nil, fmt.Errorf("sort_dir %q is invalid; use asc or desc: %w", o.SortDir, ErrBadQuery)
+	}
+	if o.Marker != "" {
+		var (
+			mv any
+			id int64
+		)
+		err := s.db.QueryRowContext(ctx, s.rebind(`SELECT `+expr+`, id FROM `+table+` WHERE uuid = ?`), o.Marker).Scan(&mv, &id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", nil, fmt.Errorf("marker %s: %w", o.Marker, ErrNotFound)
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("read marker: %w", err)
+		}
+		if expr == "id" {
+			where = append(where, "id "+cmp+" ?")
+			args = append(args, id)
+		} else {
+			where = append(where, "("+expr+" "+cmp+" ? OR ("+expr+" = ? AND id "+cmp+" ?))")
+			args = append(args, mv, mv, id)
+		}
+	}
+	q := ""
+	if len(where) > 0 {
+		q = " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY " + expr + " " + dir
+	if expr != "id" {
+		q += ", id " + dir
+	}
+	if o.Limit > 0 {
+		q += " LIMIT " + strconv.Itoa(o.Limit)
+	}
+	return q, args, nil
+}
+
+// ListNodes lists nodes matching f, paged and sorted by o.
+func (s *SQL) ListNodes(ctx context.Context, f NodeFilter, o ListOptions) ([]*Node, error) {
+	var (
+		where []string
+		args  []any
+	)
+	eq := func(col string, v any) { where = append(where, col+" = ?"); args = append(args, v) }
+	if f.ProvisionState != "" {
+		eq("provision_state", f.ProvisionState)
+	}
+	if f.Driver != "" {
+		eq("driver", f.Driver)
+	}
+	if f.Maintenance != nil {
+		eq("maintenance", *f.Maintenance)
+	}
+	if f.Associated != nil {
+		if *f.Associated {
+			where = append(where, "instance_uuid IS NOT NULL")
+		} else {
+			where = append(where, "instance_uuid IS NULL")
+		}
+	}
+	if f.ResourceClass != nil {
+		eq("COALESCE(resource_class, '')", *f.ResourceClass)
+	}
+	if f.ConductorGroup != nil {
+		eq("conductor_group", strings.ToLower(*f.ConductorGroup))
+	}
+	if f.Owner != "" {
+		eq("owner", f.Owner)
+	}
+	if f.InstanceUUID != "" {
+		eq("instance_uuid", f.InstanceUUID)
+	}
+	if f.Reserved != nil {
+		if *f.Reserved {
+			where = append(where, "reservation IS NOT NULL")
+		} else {
+			where = append(where, "reservation IS NULL")
+		}
+	}
+	tail, args, err := s.page(ctx, "nodes", NodeSortKeys(), o, where, args)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.query(ctx, `SELECT `+nodeCols+` FROM nodes`+tail, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	defer rows.Close()
+	var out []*Node
+	for rows.Next() {
+		n, err := scanNode(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// UpdateNode writes every field but the reservation.
+func (s *SQL) UpdateNode(ctx context.Context, n *Node) error {
+	now := s.now().UTC()
+	n.UpdatedAt = &now
+	n.Normalize()
+	args, err := s.nodeArgs(n)
+	if err != nil {
+		return err
+	}
+	args = append(args, n.UUID)
+	res, err := s.exec(ctx, `UPDATE nodes SET name = ?, driver = ?, provision_state = ?, power_state = ?,
+		maintenance = ?, instance_uuid = ?, resource_class = ?, conductor_group = ?, owner = ?, updated_at = ?,
+		provision_updated_at = ?, body = ? WHERE uuid = ?`, args...)
+	if err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("node %s: %w", n.UUID, ErrDuplicate)
+		}
+		return fmt.Errorf("update node %s: %w", n.UUID, err)
+	}
+	if k, _ := res.RowsAffected(); k == 0 {
+		return fmt.Errorf("node %s: %w", n.UUID, ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteNode removes a node and its ports.
+func (s *SQL) DeleteNode(ctx context.Context, uuid string) error {
+	if _, err := s.exec(ctx, `DELETE FROM ports WHERE node_uuid = ?`, uuid); err != nil {
+		return fmt.Errorf("delete ports of %s: %w", uuid, err)
+	}
+	res, err := s.exec(ctx, `DELETE FROM nodes WHERE uuid = ?`, uuid)
+	if err != nil {
+		return fmt.Errorf("delete node %s: %w", uuid, err)
+	}
+	if k, _ := res.RowsAffected(); k == 0 {
+		return fmt.Errorf("node %s: %w", uuid, ErrNotFound)
+	}
+	return nil
+}
+
+// Reserve takes a node's exclusive lock with a conditional update.
+func (s *SQL) Reserve(ctx context.Context, ident, holder string) (*Node, error) {
+	n, err := s.GetNode(ctx, ident)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.exec(ctx, `UPDATE nodes SET reservation = ? WHERE id = ? AND reservation IS NULL`, holder, n.ID)
+	if err != nil {
+		return nil, fmt.Errorf("reserve node %s: %w", n.UUID, err)
+	}
+	if k, _ := res.RowsAffected(); k != 1 {
+		cur, err := s.GetNode(ctx, n.UUID)
+		if err != nil {
+			return nil, err
+		}
+		return nil, &LockedError{Node: n.UUID, Holder: cur.Reservation}
+	}
+	// Re-read so the caller works on the state as of the lock.
+	n, err = s.GetNode(ctx, n.UUID)
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Release drops the lock if holder still holds it.
+func (s *SQL) Release(ctx context.Context, uuid, holder string) error {
+	if _, err := s.exec(ctx, `UPDATE nodes SET reservation = NULL WHERE uuid = ? AND reservation = ?`, uuid, holder); err != nil {
+		return fmt.Errorf("release node %s: %w", uuid, err)
+	}
+	return nil
+}
+
+// ReleaseAll drops every lock held by holder.
+func (s *SQL) ReleaseAll(ctx context.Context, holder string) (int, error) {
+	res, err := s.exec(ctx, `UPDATE nodes SET reservation = NULL WHERE reservation = ?`, holder)
+	if err != nil {
+		return 0, fmt.Errorf("release locks of %s: %w", holder, err)
+	}
+	k, _ := res.RowsAffected()
+	return int(k), nil
+}
+
+// CreatePort inserts a port; UUID and CreatedAt must be set.
+func (s *SQL) CreatePort(ctx context.Context, p *Port) error {
+	p.Normalize()
+	body, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encode port: %w", err)
+	}
+	row := s.db.QueryRowContext(ctx, s.rebind(`INSERT INTO ports (uuid, address, node_uuid, created_at, updated_at, body)
+		VALUES (?,?,?,?,?,?) RETURNING id`), p.UUID, p.Address, p.NodeUUID, fmtTime(&p.CreatedAt), fmtTime(p.UpdatedAt), string(body))
+	if err := row.Scan(&p.ID); err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("port with MAC address %s: %w", p.Address, ErrDuplicate)
+		}
+		if strings.Contains(strings.ToLower(err.Error()), "foreign key") {
+			return fmt.Errorf("node %s: %w", p.NodeUUID, ErrNotFound)
+		}
+		return fmt.Errorf("insert port: %w", err)
+	}
+	return nil
+}
+
+func scanPort(sc interface{ Scan(...any) error }) (*Port, error) {
+	var (
+		p    Port
+		id   int64
+		body string
+	)
+	if err := sc.Scan(&id, &body); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(body), &p); err != nil {
+		return nil, fmt.Errorf("decode port %d: %w", id, err)
+	}
+	p.ID = id
+	p.Normalize()
+	return &p, nil
+}
+
+// GetPort finds a port by UUID.
+func (s *SQL) GetPort(ctx context.Context, uuid string) (*Port, error) {
+	p, err := scanPort(s.db.QueryRowContext(ctx, s.rebind(`SELECT id, body FROM ports WHERE uuid = ?`), uuid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("port %s: %w", uuid, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get port %s: %w", uuid, err)
+	}
+	return p, nil
+}
+
+// ListPorts lists ports matching f.
+func (s *SQL) ListPorts(ctx context.Context, f PortFilter, o ListOptions) ([]*Port, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.NodeUUID != "" {
+		where, args = append(where, "node_uuid = ?"), append(args, f.NodeUUID)
+	}
+	if f.Address != "" {
+		where, args = append(where, "address = ?"), append(args, strings.ToLower(f.Address))
+	}
+	tail, args, err := s.page(ctx, "ports", PortSortKeys(), o, where, args)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.query(ctx, `SELECT id, body FROM ports`+tail, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list ports: %w", err)
+	}
+	defer rows.Close()
+	var out []*Port
+	for rows.Next() {
+		p, err := scanPort(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// UpdatePort writes a port.
+func (s *SQL) UpdatePort(ctx context.Context, p *Port) error {
+	now := s.now().UTC()
+	p.UpdatedAt = &now
+	p.Normalize()
+	body, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encode port: %w", err)
+	}
+	res, err := s.exec(ctx, `UPDATE ports SET address = ?, node_uuid = ?, updated_at = ?, body = ? WHERE uuid = ?`,
+		p.Address, p.NodeUUID, fmtTime(p.UpdatedAt), string(body), p.UUID)
+	if err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("port with MAC address %s: %w", p.Address, ErrDuplicate)
+		}
+		return fmt.Errorf("update port %s: %w", p.UUID, err)
+	}
+	if k, _ := res.RowsAffected(); k == 0 {
+		return fmt.Errorf("port %s: %w", p.UUID, ErrNotFound)
+	}
+	return nil
+}
+
+// DeletePort removes a port.
+func (s *SQL) DeletePort(ctx context.Context, uuid string) error {
+	res, err := s.exec(ctx, `DELETE FROM ports WHERE uuid = ?`, uuid)
+	if err != nil {
+		return fmt.Errorf("delete port %s: %w", uuid, err)
+	}
+	if k, _ := res.RowsAffected(); k == 0 {
+		return fmt.Errorf("port %s: %w", uuid, ErrNotFound)
+	}
+	return nil
+}
+
+// NodeByMACs returns the node owning a port with one of the addresses.
+func (s *SQL) NodeByMACs(ctx context.Context, macs []string) (*Node, error) {
+	if len(macs) == 0 {
+		return nil, fmt.Errorf("no MAC addresses: %w", ErrNotFound)
+	}
+	ph := strings.TrimSuffix(strings.Repeat("?,", len(macs)), ",")
+	args := make([]any, len(macs))
+	for i, m := range macs {
+		args[i] = strings.ToLower(m)
+	}
+	rows, err := s.query(ctx, `SELECT DISTINCT node_uuid FROM ports WHERE address IN (`+ph+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("look up ports: %w", err)
+	}
+	var uuids []string
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		uuids = append(uuids, u)
+	}
+	rows.Close()
+	switch len(uuids) {
+	case 0:
+		return nil, fmt.Errorf("node with addresses %s: %w", strings.Join(macs, ","), ErrNotFound)
+	case 1:
+		return s.GetNode(ctx, uuids[0])
+	}
+	return nil, fmt.Errorf("addresses %s belong to %d nodes (%s): %w", strings.Join(macs, ","), len(uuids),
+		strings.Join(uuids, ", "), ErrDuplicate)
+}
+
+// AppendDeployLog appends lines to a node's deploy log.
+func (s *SQL) AppendDeployLog(ctx context.Context, nodeUUID, run string, lines []LogLine) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin log append: %w", err)
+	}
+	for _, l := range lines {
+		t := l.Time
+		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO deploy_logs (node_uuid, run, ts, source, message) VALUES (?,?,?,?,?)`),
+			nodeUUID, run, fmtTime(&t), l.Source, l.Message); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("append deploy log: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+// DeployLog returns the lines of a run ("" = latest).
+func (s *SQL) DeployLog(ctx context.Context, nodeUUID, run string) ([]LogLine, error) {
+	if run == "" {
+		err := s.db.QueryRowContext(ctx, s.rebind(`SELECT run FROM deploy_logs WHERE node_uuid = ? ORDER BY id DESC LIMIT 1`), nodeUUID).Scan(&run)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("deploy log of node %s: %w", nodeUUID, ErrNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("find latest deploy log: %w", err)
+		}
+	}
+	rows, err := s.query(ctx, `SELECT run, ts, source, message FROM deploy_logs WHERE node_uuid = ? AND run = ? ORDER BY id`, nodeUUID, run)
+	if err != nil {
+		return nil, fmt.Errorf("read deploy log: %w", err)
+	}
+	defer rows.Close()
+	var out []LogLine
+	for rows.Next() {
+		var (
+			l  LogLine
+			ts string
+		)
+		if err := rows.Scan(&l.Run, &ts, &l.Source, &l.Message); err != nil {
+			return nil, err
+		}
+		l.Time, _ = time.Parse(timeFormat, ts)
+		out = append(out, l)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("deploy log %s of node %s: %w", run, nodeUUID, ErrNotFound)
+	}
+	return out, rows.Err()
+}

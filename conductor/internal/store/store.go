@@ -1,0 +1,211 @@
+// Package store owns the conductor's persistent state: nodes, ports, node reservations (the per-node exclusive
+// lock) and deploy logs. One Store interface, backed by SQLite (embedded default, pure Go, WAL) or PostgreSQL (pgx);
+// both run the same SQL through database/sql with per-dialect migrations, and one conformance suite tests both.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors. Callers test them with errors.Is.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrDuplicate = errors.New("already exists")
+)
+
+// LockedError says a node is reserved by another holder.
+type LockedError struct {
+	Node   string
+	Holder string
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("Node %s is locked by host %s, please retry after the current operation is completed.", e.Node, e.Holder)
+}
+
+// Node is a bare-metal node with every field the API exposes. Maps are never nil once loaded from the store.
+type Node struct {
+	ID   int64  `json:"-"`
+	UUID string `json:"uuid"`
+	Name string `json:"name,omitempty"`
+
+	Driver             string            `json:"driver"`
+	DriverInfo         map[string]any    `json:"driver_info"`
+	DriverInternalInfo map[string]any    `json:"driver_internal_info"`
+	Properties         map[string]any    `json:"properties"`
+	InstanceInfo       map[string]any    `json:"instance_info"`
+	Extra              map[string]any    `json:"extra"`
+	NetworkData        map[string]any    `json:"network_data"`
+	InstanceUUID       string            `json:"instance_uuid,omitempty"`
+	InstanceName       string            `json:"instance_name,omitempty"`
+	Interfaces         map[string]string `json:"interfaces"` // kind ("boot", "deploy", ...) -> interface name
+
+	PowerState           string     `json:"power_state,omitempty"`
+	TargetPowerState     string     `json:"target_power_state,omitempty"`
+	ProvisionState       string     `json:"provision_state"`
+	TargetProvisionState string     `json:"target_provision_state,omitempty"`
+	ProvisionUpdatedAt   *time.Time `json:"provision_updated_at,omitempty"`
+	LastError            string     `json:"last_error,omitempty"`
+
+	Maintenance       bool   `json:"maintenance"`
+	MaintenanceReason string `json:"maintenance_reason,omitempty"`
+	Fault             string `json:"fault,omitempty"`
+	Reservation       string `json:"-"` // column only; owned by Reserve/Release
+	ConsoleEnabled    bool   `json:"console_enabled"`
+
+	CleanStep        map[string]any `json:"clean_step"`
+	DeployStep       map[string]any `json:"deploy_step"`
+	ServiceStep      map[string]any `json:"service_step"`
+	RAIDConfig       map[string]any `json:"raid_config"`
+	TargetRAIDConfig map[string]any `json:"target_raid_config"`
+	Traits           []string       `json:"traits"`
+
+	ResourceClass   string `json:"resource_class,omitempty"`
+	ConductorGroup  string `json:"conductor_group"`
+	Owner           string `json:"owner,omitempty"`
+	Lessee          string `json:"lessee,omitempty"`
+	Shard           string `json:"shard,omitempty"`
+	Description     string `json:"description,omitempty"`
+	ParentNode      string `json:"parent_node,omitempty"`
+	ChassisUUID     string `json:"chassis_uuid,omitempty"`
+	AutomatedClean  *bool  `json:"automated_clean,omitempty"`
+	Protected       bool   `json:"protected"`
+	ProtectedReason string `json:"protected_reason,omitempty"`
+	Retired         bool   `json:"retired"`
+	RetiredReason   string `json:"retired_reason,omitempty"`
+	DisablePowerOff bool   `json:"disable_power_off"`
+	BootMode        string `json:"boot_mode,omitempty"`
+	SecureBoot      *bool  `json:"secure_boot,omitempty"`
+
+	InspectionStartedAt  *time.Time `json:"inspection_started_at,omitempty"`
+	InspectionFinishedAt *time.Time `json:"inspection_finished_at,omitempty"`
+	CreatedAt            time.Time  `json:"created_at"`
+	UpdatedAt            *time.Time `json:"updated_at,omitempty"`
+}
+
+// Normalize replaces nil maps and slices with empty ones so the API renders {} and [].
+func (n *Node) Normalize() {
+	for _, m := range []*map[string]any{&n.DriverInfo, &n.DriverInternalInfo, &n.Properties, &n.InstanceInfo,
+		&n.Extra, &n.NetworkData, &n.CleanStep, &n.DeployStep, &n.ServiceStep, &n.RAIDConfig, &n.TargetRAIDConfig} {
+		if *m == nil {
+			*m = map[string]any{}
+		}
+	}
+	if n.Interfaces == nil {
+		n.Interfaces = map[string]string{}
+	}
+	if n.Traits == nil {
+		n.Traits = []string{}
+	}
+}
+
+// Port is a NIC of a node, identified by its MAC address.
+type Port struct {
+	ID                  int64          `json:"-"`
+	UUID                string         `json:"uuid"`
+	Address             string         `json:"address"`
+	NodeUUID            string         `json:"node_uuid"`
+	Name                string         `json:"name,omitempty"`
+	Description         string         `json:"description,omitempty"`
+	Extra               map[string]any `json:"extra"`
+	InternalInfo        map[string]any `json:"internal_info"`
+	LocalLinkConnection map[string]any `json:"local_link_connection"`
+	PhysicalNetwork     string         `json:"physical_network,omitempty"`
+	PXEEnabled          bool           `json:"pxe_enabled"`
+	IsSmartNIC          bool           `json:"is_smartnic"`
+	PortgroupUUID       string         `json:"portgroup_uuid,omitempty"`
+	CreatedAt           time.Time      `json:"created_at"`
+	UpdatedAt           *time.Time     `json:"updated_at,omitempty"`
+}
+
+// Normalize replaces nil maps with empty ones.
+func (p *Port) Normalize() {
+	for _, m := range []*map[string]any{&p.Extra, &p.InternalInfo, &p.LocalLinkConnection} {
+		if *m == nil {
+			*m = map[string]any{}
+		}
+	}
+}
+
+// NodeFilter selects nodes in ListNodes. Empty strings and nil pointers mean "any".
+type NodeFilter struct {
+	ProvisionState string
+	Driver         string
+	Maintenance    *bool
+	Associated     *bool
+	ResourceClass  *string
+	ConductorGroup *string
+	Owner          string
+	InstanceUUID   string
+	Reserved       *bool
+}
+
+// ListOptions pages and sorts a listing. Marker is the UUID of the last item of the previous page.
+type ListOptions struct {
+	Limit   int
+	Marker  string
+	SortKey string // a column from NodeSortKeys / PortSortKeys; "" = id
+	SortDir string // "asc" (default) or "desc"
+}
+
+// NodeSortKeys are the node fields a listing may be sorted by.
+func NodeSortKeys() []string {
+	return []string{"id", "uuid", "name", "created_at", "updated_at", "provision_state", "driver", "power_state",
+		"maintenance", "resource_class", "conductor_group", "owner", "instance_uuid", "provision_updated_at"}
+}
+
+// PortSortKeys are the port fields a listing may be sorted by.
+func PortSortKeys() []string {
+	return []string{"id", "uuid", "address", "created_at", "updated_at"}
+}
+
+// PortFilter selects ports in ListPorts.
+type PortFilter struct {
+	NodeUUID string
+	Address  string
+}
+
+// Store is the conductor's persistence.
+type Store interface {
+	CreateNode(ctx context.Context, n *Node) error
+	// GetNode finds a node by UUID or name.
+	GetNode(ctx context.Context, ident string) (*Node, error)
+	ListNodes(ctx context.Context, f NodeFilter, o ListOptions) ([]*Node, error)
+	// UpdateNode writes every field of n except the reservation, and sets UpdatedAt.
+	UpdateNode(ctx context.Context, n *Node) error
+	// DeleteNode removes a node and its ports.
+	DeleteNode(ctx context.Context, uuid string) error
+	// Reserve takes the node's exclusive lock for holder with one atomic conditional update; it returns the node as
+	// stored, or a *LockedError naming the current holder.
+	Reserve(ctx context.Context, ident, holder string) (*Node, error)
+	// Release drops the lock if holder still holds it.
+	Release(ctx context.Context, uuid, holder string) error
+	// ReleaseAll drops every lock held by holder (conductor start and shutdown) and returns how many.
+	ReleaseAll(ctx context.Context, holder string) (int, error)
+
+	CreatePort(ctx context.Context, p *Port) error
+	GetPort(ctx context.Context, uuid string) (*Port, error)
+	ListPorts(ctx context.Context, f PortFilter, o ListOptions) ([]*Port, error)
+	UpdatePort(ctx context.Context, p *Port) error
+	DeletePort(ctx context.Context, uuid string) error
+	// NodeByMACs returns the node owning a port with one of the addresses.
+	NodeByMACs(ctx context.Context, macs []string) (*Node, error)
+
+	// AppendDeployLog adds lines to a node's log for one deploy (run), kept after the deploy ends.
+	AppendDeployLog(ctx context.Context, nodeUUID, run string, lines []LogLine) error
+	// DeployLog returns the lines of a node's run ("" = the latest run).
+	DeployLog(ctx context.Context, nodeUUID, run string) ([]LogLine, error)
+
+	Close() error
+}
+
+// LogLine is one line of a deploy log.
+type LogLine struct {
+	Run     string    `json:"run"`
+	Time    time.Time `json:"time"`
+	Source  string    `json:"source"` // "conductor" or "agent"
+	Message string    `json:"message"`
+}

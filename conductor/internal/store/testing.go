@@ -1,0 +1,20 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// ResetForTests empties every table of s. Tests use it to share one PostgreSQL database.
+func ResetForTests(ctx context.Context, s Store) error {
+	q, ok := s.(*SQL)
+	if !ok {
+		return fmt.Errorf("reset: unsupported store %T", s)
+	}
+	for _, t := range []string{"deploy_logs", "ports", "nodes"} {
+		if _, err := q.db.ExecContext(ctx, "DELETE FROM "+t); err != nil {
+			return fmt.Errorf("reset %s: %w", t, err)
+		}
+	}
+	return nil
+}
