@@ -109,6 +109,9 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth}, eng, log.WithField("component", "api"))
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 
+	if err := eng.Recover(ctx); err != nil {
+		return fmt.Errorf("recover after restart: %w", err)
+	}
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	engDone := make(chan error, 1)
 	go func() { engDone <- eng.Run(engCtx) }()

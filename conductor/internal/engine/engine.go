@@ -100,8 +100,8 @@ func (e *Engine) Store() store.Store { return e.store }
 // Config returns the effective configuration.
 func (e *Engine) Config() Config { return e.cfg }
 
-// Recover clears this conductor's stale reservations and fails nodes stuck in transient states. Run calls it;
-// it is exported for tests.
+// Recover clears this conductor's stale reservations and fails nodes stuck in transient states. Call it once
+// before serving requests.
 func (e *Engine) Recover(ctx context.Context) error {
 	k, err := e.store.ReleaseAll(ctx, e.cfg.Host)
 	if err != nil {
@@ -130,7 +130,7 @@ func (e *Engine) Recover(ctx context.Context) error {
 	return nil
 }
 
-// Run recovers, then runs periodic tasks until ctx ends; then it waits for in-flight work (up to ShutdownGrace)
+// Run runs periodic tasks until ctx ends; then it waits for in-flight work (up to ShutdownGrace)
 // and releases every reservation it holds.
 func (e *Engine) Run(ctx context.Context) error {
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -139,9 +139,6 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.workCtx = workCtx
 	e.started = true
 	e.mu.Unlock()
-	if err := e.Recover(ctx); err != nil {
-		return fmt.Errorf("recover: %w", err)
-	}
 	powerTick := time.NewTicker(e.cfg.PowerSyncInterval)
 	checkTick := time.NewTicker(e.cfg.CheckInterval)
 	defer powerTick.Stop()

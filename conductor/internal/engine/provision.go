@@ -29,6 +29,12 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 	if !ok {
 		return fmt.Errorf("%q is not a valid provision target: %w", req.Target, ErrInvalidInput)
 	}
+	if verb.Event == fsm.EvClean && len(req.CleanSteps) == 0 {
+		return fmt.Errorf("\"clean_steps\" is required when setting target provision state to clean: %w", ErrInvalidInput)
+	}
+	if verb.Event == fsm.EvRescue && req.RescuePassword == "" {
+		return fmt.Errorf("A non-empty \"rescue_password\" is required when setting target provision state to rescue: %w", ErrInvalidInput)
+	}
 	n, err := e.reserve(ctx, ident, true)
 	if err != nil {
 		return err
@@ -48,12 +54,6 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 	if n.Maintenance && (verb.Event == fsm.EvDeploy || verb.Event == fsm.EvRebuild) {
 		return fmt.Errorf("The requested action \"%s\" can not be performed on node \"%s\" while it is in maintenance mode.: %w",
 			req.Target, n.UUID, ErrInvalidInput)
-	}
-	if verb.Event == fsm.EvClean && len(req.CleanSteps) == 0 {
-		return fmt.Errorf("\"clean_steps\" is required when setting target provision state to clean: %w", ErrInvalidInput)
-	}
-	if verb.Event == fsm.EvRescue && req.RescuePassword == "" {
-		return fmt.Errorf("A non-empty \"rescue_password\" is required when setting target provision state to rescue: %w", ErrInvalidInput)
 	}
 	t, err := e.task(n)
 	if err != nil {

@@ -1,0 +1,122 @@
+// Package conductortest runs a real ferric-conductor in-process for tests: SQLite in a temp dir (or a given
+// database), the API on 127.0.0.1 at a free port, and gophercloud clients pointed at it.
+package conductortest
+
+import (
+	"context"
+	"io"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/noauth"
+	"github.com/sirupsen/logrus"
+
+	"github.com/ferric-metal/ferric/conductor"
+)
+
+// Conductor is a running conductor.
+type Conductor struct {
+	// URL is the public base URL (http://127.0.0.1:PORT).
+	URL string
+	// Config is the configuration it was started with (DB included), reused by Restart.
+	Config conductor.Config
+	// Log collects the conductor's log output.
+	Log *logrus.Logger
+
+	t      testing.TB
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start runs a conductor until the test ends. mutate may adjust the configuration.
+func Start(t testing.TB, mutate ...func(*conductor.Config)) *Conductor {
+	t.Helper()
+	cfg := conductor.Config{DB: "sqlite://" + filepath.Join(t.TempDir(), "ferric.db"), Host: "test-conductor"}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	c := &Conductor{Config: cfg, t: t}
+	c.start()
+	t.Cleanup(func() { c.Stop() })
+	return c
+}
+
+func (c *Conductor) start() {
+	c.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		c.t.Fatalf("listen: %v", err)
+	}
+	cfg := c.Config
+	cfg.Listener = ln
+	if c.URL != "" {
+		cfg.PublicURL = c.URL
+	}
+	ready := make(chan string, 1)
+	cfg.Ready = func(u string) { ready <- u }
+	c.Log = logrus.New()
+	c.Log.SetOutput(io.Discard)
+	if testing.Verbose() {
+		c.Log.SetOutput(testWriter{c.t})
+	}
+	c.Log.SetLevel(logrus.DebugLevel)
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.done = make(chan error, 1)
+	go func() { c.done <- conductor.Run(ctx, cfg, logrus.NewEntry(c.Log)) }()
+	select {
+	case u := <-ready:
+		c.URL = u
+	case err := <-c.done:
+		c.t.Fatalf("conductor did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		c.t.Fatal("conductor did not start within 30 s")
+	}
+}
+
+// Stop shuts the conductor down gracefully and returns Run's error. It is safe to call twice.
+func (c *Conductor) Stop() error {
+	if c.cancel == nil {
+		return nil
+	}
+	c.cancel()
+	c.cancel = nil
+	select {
+	case err := <-c.done:
+		return err
+	case <-time.After(90 * time.Second):
+		c.t.Error("conductor did not stop within 90 s")
+		return nil
+	}
+}
+
+// Restart stops the conductor and starts it again on the same database (a new port; URL changes).
+func (c *Conductor) Restart() {
+	c.t.Helper()
+	if err := c.Stop(); err != nil {
+		c.t.Fatalf("stop: %v", err)
+	}
+	c.URL = ""
+	c.start()
+}
+
+// Client returns a gophercloud bare-metal client (noauth) at the given microversion ("" = none sent).
+func (c *Conductor) Client(microversion string) *gophercloud.ServiceClient {
+	c.t.Helper()
+	cl, err := noauth.NewBareMetalNoAuth(noauth.EndpointOpts{IronicEndpoint: c.URL + "/v1"})
+	if err != nil {
+		c.t.Fatalf("client: %v", err)
+	}
+	cl.Microversion = microversion
+	return cl
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
