@@ -110,17 +110,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	w.Write(faultBody(code, msg))
 }
 
-// marshalIndent encodes v as Python's json.dumps does (Ironic's wire format): ", " and ": " separators, no HTML
-// escaping, keys of ordered objects in their order.
-func marshalIndent(v any) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return []byte(`{"error_message": "encoding failed"}`)
-	}
-	return pySeparators(bytes.TrimRight(b.Bytes(), "\n"))
-}
+// marshalIndent encodes v as Python's json.dumps does (Ironic's wire format).
+func marshalIndent(v any) []byte { return encodePy(make([]byte, 0, 1024), v) }
 
 // pySeparators adds a space after every ',' and ':' outside strings of compact JSON.
 func pySeparators(in []byte) []byte {
@@ -159,26 +150,14 @@ func (o *ordered) set(k string, v any) {
 
 func (o *ordered) get(k string) (any, bool) { v, ok := o.vals[k]; return v, ok }
 
-// MarshalJSON writes the keys in order.
+// MarshalJSON writes the keys in order (for callers outside this package's encoder).
 func (o *ordered) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, k := range o.keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(jsonString(k))
-		b.WriteByte(':')
-		var vb bytes.Buffer
-		enc := json.NewEncoder(&vb)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(o.vals[k]); err != nil {
-			return nil, err
-		}
-		b.Write(bytes.TrimRight(vb.Bytes(), "\n"))
+	b := encodePy(nil, o)
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		return nil, err
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return out.Bytes(), nil
 }
 
 // writeJSON writes v with status code.
@@ -189,10 +168,4 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // jsonString encodes s as a JSON string without HTML escaping.
-func jsonString(s string) string {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	enc.Encode(s)
-	return strings.TrimRight(b.String(), "\n")
-}
+func jsonString(s string) string { return string(appendString(nil, s)) }

@@ -137,3 +137,20 @@ func FuzzParseNodeQuery(f *testing.F) {
 		}
 	})
 }
+
+// The wire encoder agrees with encoding/json on every value it writes itself.
+func FuzzEncodePy(f *testing.F) {
+	for _, s := range []string{`{"a":[1,2.5,"x\u2028<>&"],"b":{"c":null,"d":true}}`, `"\u0000\ud800"`, `[1e300,-0.0,12345678901234567]`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, doc string) {
+		var v any
+		if json.Unmarshal([]byte(doc), &v) != nil {
+			return
+		}
+		var got, want any
+		require.NoError(t, json.Unmarshal(encodePy(nil, v), &got), string(encodePy(nil, v)))
+		want = v
+		assert.Equal(t, want, got)
+	})
+}

@@ -1,0 +1,86 @@
+package conductor_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferric-metal/ferric/test/conductortest"
+)
+
+// do sends one request and drains the response, failing on an unexpected status.
+func do(b *testing.B, cl *http.Client, method, url, body string, want int) {
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("X-OpenStack-Ironic-API-Version", "1.89")
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := cl.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		b.Fatalf("%s %s: status %d, want %d", method, url, resp.StatusCode, want)
+	}
+}
+
+func createNodes(b *testing.B, c *conductortest.Conductor, n int, prefix string) []string {
+	cl := c.Client("1.89")
+	ids := make([]string, 0, n)
+	for i := 0; i < n; i++ {
+		node, err := nodes.Create(context.Background(), cl, nodes.CreateOpts{Name: fmt.Sprintf("%s-%d", prefix, i), Driver: "fake-hardware",
+			Properties: map[string]any{"memory_mb": 4096, "cpus": 8}, Extra: map[string]any{"rack": "r1"}}).Extract()
+		require.NoError(b, err)
+		ids = append(ids, node.UUID)
+	}
+	return ids
+}
+
+func BenchmarkGetNode(b *testing.B) {
+	c := conductortest.Start(b)
+	id := createNodes(b, c, 1, "get")[0]
+	cl := &http.Client{}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		do(b, cl, http.MethodGet, c.URL+"/v1/nodes/"+id, "", 200)
+	}
+}
+
+func BenchmarkListDetail1000(b *testing.B) {
+	c := conductortest.Start(b)
+	createNodes(b, c, 1000, "list")
+	cl := &http.Client{}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		do(b, cl, http.MethodGet, c.URL+"/v1/nodes/detail", "", 200)
+	}
+}
+
+func BenchmarkCreateNode(b *testing.B) {
+	c := conductortest.Start(b)
+	cl := &http.Client{}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		do(b, cl, http.MethodPost, c.URL+"/v1/nodes", fmt.Sprintf(`{"name":"c-%d","driver":"fake-hardware","properties":{"memory_mb":4096}}`, i), 201)
+	}
+}
+
+// BenchmarkProvisionRequest times PUT .../states/provision {"target":"manage"} on fresh enroll nodes (the 202
+// answer; verification continues asynchronously).
+func BenchmarkProvisionRequest(b *testing.B) {
+	c := conductortest.Start(b)
+	ids := createNodes(b, c, b.N, "prov")
+	cl := &http.Client{}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		do(b, cl, http.MethodPut, c.URL+"/v1/nodes/"+ids[i]+"/states/provision", `{"target":"manage"}`, 202)
+	}
+}
