@@ -1,3 +1,6 @@
+//go:build tools
+
+// Package tmpdeps pins modules that are about to be used, so go.mod keeps them. Removed once they are imported.
 package tmpdeps
 
 import (
@@ -10,28 +13,28 @@ import (
 	_ "github.com/diskfs/go-diskfs/filesystem/iso9660"
 	_ "github.com/diskfs/go-diskfs/partition/gpt"
 	_ "github.com/diskfs/go-diskfs/partition/mbr"
-	_ "github.com/google/go-containerregistry/pkg/registry"
-	_ "github.com/google/go-containerregistry/pkg/v1/remote"
-	_ "github.com/google/go-containerregistry/pkg/v1/mutate"
-	_ "github.com/google/go-containerregistry/pkg/v1/tarball"
-	_ "github.com/google/go-containerregistry/pkg/v1/empty"
 	_ "github.com/google/go-containerregistry/pkg/authn"
+	_ "github.com/google/go-containerregistry/pkg/registry"
+	_ "github.com/google/go-containerregistry/pkg/v1/empty"
+	_ "github.com/google/go-containerregistry/pkg/v1/mutate"
+	_ "github.com/google/go-containerregistry/pkg/v1/remote"
+	_ "github.com/google/go-containerregistry/pkg/v1/tarball"
 	_ "github.com/google/uuid"
+	_ "github.com/gophercloud/gophercloud/v2/openstack/baremetal/httpbasic"
+	_ "github.com/gophercloud/gophercloud/v2/openstack/baremetal/noauth"
+	_ "github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/drivers"
 	_ "github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
 	_ "github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/ports"
-	_ "github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/drivers"
-	_ "github.com/gophercloud/gophercloud/v2/openstack/baremetal/noauth"
-	_ "github.com/gophercloud/gophercloud/v2/openstack/baremetal/httpbasic"
 	_ "github.com/gorilla/mux"
 	_ "github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "github.com/klauspost/compress/zstd"
 	_ "github.com/sirupsen/logrus"
 	_ "github.com/stmcginnis/gofish"
-	_ "github.com/stretchr/testify/require"
 	_ "github.com/stretchr/testify/assert"
+	_ "github.com/stretchr/testify/require"
 	_ "golang.org/x/crypto/bcrypt"
 	_ "golang.org/x/sys/unix"
 	_ "gopkg.in/yaml.v3"
 	_ "modernc.org/sqlite"
-	_ "github.com/klauspost/compress/zstd"
 )
