@@ -55,6 +55,8 @@ func run(args []string) error {
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients and agents use (default http://<listen>)")
 	fs.StringVar(&cfg.Host, "host", "", "conductor name (default: the machine's host name)")
 	fs.BoolVar(&cfg.Engine.NoAutomatedClean, "no-automated-clean", false, "skip automated cleaning on provide and undeploy")
+	fs.BoolVar(&cfg.Engine.InsecureAgentHTTP, "insecure-agent-http", false, "accept agents calling back over plain http (development only)")
+	fs.DurationVar(&cfg.Engine.HeartbeatTimeout, "heartbeat-timeout", 300*time.Second, "agent heartbeat timeout sent to agents (they heartbeat every 30-60 % of it)")
 	fs.BoolVar(&cfg.Engine.NoDeleteAvailable, "no-delete-available", false, "refuse to delete nodes in available (Ironic's allow_deleting_available_nodes=false)")
 	// Every flag can come from FERRIC_<FLAG> (dashes as underscores); flags win.
 	fs.VisitAll(func(f *flag.Flag) {

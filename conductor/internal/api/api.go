@@ -102,6 +102,8 @@ func (s *Server) routes() *mux.Router {
 	v.HandleFunc("/drivers/{driver}", s.getDriver).Methods(http.MethodGet)
 	v.HandleFunc("/drivers/{driver}/properties", s.getDriverProperties).Methods(http.MethodGet)
 	v.HandleFunc("/conductors", s.listConductors).Methods(http.MethodGet)
+	v.HandleFunc("/lookup", s.lookup).Methods(http.MethodGet)
+	v.HandleFunc("/heartbeat/{node}", s.heartbeat).Methods(http.MethodPost)
 	if s.cfg.Extra != nil {
 		s.cfg.Extra(v)
 	}

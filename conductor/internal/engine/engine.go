@@ -39,6 +39,12 @@ type Config struct {
 	ShutdownGrace     time.Duration // how long in-flight work may run after shutdown starts (60 s)
 	// NoAutomatedClean skips cleaning on provide and undeploy (Ironic's automated_clean=false).
 	NoAutomatedClean bool
+	// HeartbeatTimeout is sent to agents; they heartbeat every 30-60 % of it (300 s).
+	HeartbeatTimeout time.Duration
+	// InsecureAgentHTTP accepts agents calling back over plain http (development only).
+	InsecureAgentHTTP bool
+	// AgentPollInterval is how often nodes waiting for their agent are polled (1 s).
+	AgentPollInterval time.Duration
 	// NoDeleteAvailable refuses DELETE of available nodes (Ironic's allow_deleting_available_nodes=false).
 	NoDeleteAvailable bool
 }
@@ -61,6 +67,12 @@ func (c *Config) defaults() {
 	}
 	if c.LockRetryInterval == 0 {
 		c.LockRetryInterval = 250 * time.Millisecond
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = 300 * time.Second
+	}
+	if c.AgentPollInterval == 0 {
+		c.AgentPollInterval = agentPollEvery
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 60 * time.Second
@@ -141,8 +153,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Unlock()
 	powerTick := time.NewTicker(e.cfg.PowerSyncInterval)
 	checkTick := time.NewTicker(e.cfg.CheckInterval)
+	pollTick := time.NewTicker(e.cfg.AgentPollInterval)
 	defer powerTick.Stop()
 	defer checkTick.Stop()
+	defer pollTick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -152,6 +166,8 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.syncPower(ctx)
 		case <-checkTick.C:
 			e.checkTimeouts(ctx)
+		case <-pollTick.C:
+			e.PollWaiting(ctx)
 		}
 	}
 }

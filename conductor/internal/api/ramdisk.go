@@ -1,0 +1,139 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/ferric-metal/ferric/conductor/internal/engine"
+	"github.com/ferric-metal/ferric/conductor/internal/store"
+)
+
+// lookup serves GET /v1/lookup for agents (public, API 1.22+).
+func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
+	version := versionOf(r)
+	if version < 22 {
+		s.writeError(w, r, notFound("Resource could not be found."))
+		return
+	}
+	q := r.URL.Query()
+	var macs []string
+	for _, a := range strings.Split(q.Get("addresses"), ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		mac, err := normalizeMAC(a)
+		if err != nil {
+			s.log.WithField("address", a).Warn("lookup: ignoring an invalid MAC address")
+			continue
+		}
+		macs = append(macs, mac)
+	}
+	nodeUUID := q.Get("node_uuid")
+	if nodeUUID != "" && !isUUID(nodeUUID) {
+		s.writeError(w, r, badRequest("Invalid node_uuid %q: expected a UUID", nodeUUID))
+		return
+	}
+	if len(macs) == 0 && nodeUUID == "" {
+		s.writeError(w, r, badRequest("At least one of 'addresses' and 'node_uuid' parameters is required"))
+		return
+	}
+	res, err := s.eng.Lookup(r.Context(), nodeUUID, macs)
+	if err != nil {
+		if errors.Is(err, engine.ErrLookupNotFound) || errors.Is(err, store.ErrNotFound) {
+			err = notFound("Resource could not be found.")
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	n := res.Node
+	node := newOrdered()
+	node.set("uuid", n.UUID)
+	node.set("properties", n.Properties)
+	node.set("instance_info", maskSecrets(n.InstanceInfo))
+	node.set("driver_internal_info", maskSecrets(n.DriverInternalInfo))
+	node.set("links", links(s.cfg.PublicURL, "nodes", n.UUID, ""))
+	cfg := newOrdered()
+	metrics := newOrdered()
+	metrics.set("backend", "noop")
+	metrics.set("prepend_host", false)
+	metrics.set("prepend_uuid", false)
+	metrics.set("prepend_host_reverse", true)
+	metrics.set("global_prefix", nil)
+	cfg.set("metrics", metrics)
+	statsd := newOrdered()
+	statsd.set("statsd_host", "localhost")
+	statsd.set("statsd_port", 8125)
+	cfg.set("metrics_statsd", statsd)
+	cfg.set("heartbeat_timeout", int(s.eng.Config().HeartbeatTimeout.Seconds()))
+	if version >= 62 {
+		cfg.set("agent_token", res.Token)
+		cfg.set("agent_token_required", true)
+	}
+	cfg.set("disable_deep_image_inspection", false)
+	cfg.set("permitted_image_formats", []string{"raw", "qcow2", "iso"})
+	cfg.set("enable_bios_bootloader_install", true)
+	out := newOrdered()
+	out.set("node", node)
+	out.set("config", cfg)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// heartbeat serves POST /v1/heartbeat/{node} for agents (public, API 1.22+).
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
+	version := versionOf(r)
+	if version < 22 {
+		s.writeError(w, r, notFound("Resource could not be found."))
+		return
+	}
+	var body map[string]json.RawMessage
+	if err := decodeBody(w, r, maxBody, &body); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	since := map[string]int{"callback_url": 22, "agent_version": 36, "agent_token": 62, "agent_verify_ca": 68,
+		"agent_status": 72, "agent_status_message": 72}
+	fields := map[string]string{}
+	for k, raw := range body {
+		min, known := since[k]
+		if !known || min > version {
+			s.writeError(w, r, badRequest("Field \"%s\" not recognised", k))
+			return
+		}
+		var v *string
+		if err := json.Unmarshal(raw, &v); err != nil {
+			s.writeError(w, r, badRequest("Invalid %s: expected a string", k))
+			return
+		}
+		if v != nil {
+			fields[k] = *v
+		}
+	}
+	if _, ok := body["callback_url"]; !ok {
+		s.writeError(w, r, badRequest("Missing argument: \"callback_url\""))
+		return
+	}
+	if st := fields["agent_status"]; st != "" && st != "start" && st != "end" && st != "error" {
+		s.writeError(w, r, badRequest("Unknown agent status %q: use start, end or error", st))
+		return
+	}
+	if cu := fields["callback_url"]; cu != "" {
+		if host, _, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(cu, "https://"), "http://")); err != nil || host == "" {
+			s.writeError(w, r, badRequest("Invalid callback_url %q: use https://host:port of the agent", cu))
+			return
+		}
+	}
+	ident := mux.Vars(r)["node"]
+	err := s.eng.HeartbeatNode(r.Context(), ident, engine.Heartbeat{CallbackURL: fields["callback_url"],
+		AgentVersion: fields["agent_version"], AgentToken: fields["agent_token"], AgentVerifyCA: fields["agent_verify_ca"],
+		AgentStatus: fields["agent_status"]})
+	if err != nil {
+		s.writeError(w, r, lockedOr404(ident, err))
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}

@@ -1,0 +1,274 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/fsm"
+	"github.com/ferric-metal/ferric/conductor/internal/store"
+)
+
+// ErrLookupNotFound: no node matches a lookup, or the node may not be looked up in its state (404).
+var ErrLookupNotFound = errors.New("lookup: no node")
+
+// lookupAllowed reports whether an agent may look a node up in state s (Ironic's LOOKUP_ALLOWED_STATES, plus
+// the fast-track states when fastTrack is set).
+func lookupAllowed(s fsm.State, fastTrack bool) bool {
+	switch s {
+	case fsm.Deploying, fsm.DeployWait, fsm.Cleaning, fsm.CleanWait, fsm.Inspecting, fsm.InspectWait,
+		fsm.Rescuing, fsm.RescueWait, fsm.ServiceWait:
+		return true
+	case fsm.Enroll, fsm.Manageable, fsm.Available, fsm.Servicing, fsm.ServiceHold:
+		return fastTrack
+	}
+	return false
+}
+
+// heartbeatAllowed reports whether a heartbeat in state s is processed (Ironic's HEARTBEAT_ALLOWED).
+func heartbeatAllowed(s fsm.State, fastTrack bool) bool {
+	switch s {
+	case fsm.DeployWait, fsm.CleanWait, fsm.RescueWait, fsm.Deploying, fsm.Cleaning, fsm.Rescuing, fsm.DeployHold,
+		fsm.CleanHold, fsm.Servicing, fsm.ServiceWait, fsm.ServiceHold:
+		return true
+	case fsm.Manageable, fsm.Available, fsm.Enroll:
+		return fastTrack
+	}
+	return false
+}
+
+func fastTrack(n *store.Node) bool {
+	v, _ := n.DriverInfo["fast_track"]
+	switch x := v.(type) {
+	case bool:
+		return x
+	case string:
+		return x == "true" || x == "True" || x == "1"
+	}
+	return false
+}
+
+// NewToken returns a fresh agent token (256 bits, URL-safe, like Python's secrets.token_urlsafe()).
+func NewToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err)) // the platform's CSPRNG never fails on Linux
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// LookupResult is what an agent learns from a lookup.
+type LookupResult struct {
+	Node *store.Node
+	// Token is the agent token when this lookup generated it, "******" when it was handed out before.
+	Token string
+}
+
+// Lookup finds the node of an agent by UUID or MAC addresses and hands out its token once.
+func (e *Engine) Lookup(ctx context.Context, nodeUUID string, macs []string) (*LookupResult, error) {
+	var (
+		n   *store.Node
+		err error
+	)
+	if nodeUUID != "" {
+		n, err = e.store.GetNode(ctx, nodeUUID)
+	} else {
+		n, err = e.store.NodeByMACs(ctx, macs)
+	}
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("Resource could not be found.: %w", ErrLookupNotFound)
+		}
+		return nil, err
+	}
+	if !lookupAllowed(fsm.State(n.ProvisionState), fastTrack(n)) {
+		e.log.WithField("node", n.UUID).WithField("state", n.ProvisionState).Info("lookup refused in this state")
+		return nil, fmt.Errorf("Resource could not be found.: %w", ErrLookupNotFound)
+	}
+	if tok, _ := n.DriverInternalInfo["agent_secret_token"].(string); tok != "" {
+		return &LookupResult{Node: n, Token: "******"}, nil
+	}
+	// Generating the token needs the lock, without retry (Ironic: NodeLocked, the agent retries on 409).
+	var res *LookupResult
+	err = e.withLock(ctx, n.UUID, false, func(n *store.Node) error {
+		if tok, _ := n.DriverInternalInfo["agent_secret_token"].(string); tok != "" {
+			res = &LookupResult{Node: n, Token: "******"}
+			return nil
+		}
+		tok := NewToken()
+		n.DriverInternalInfo["agent_secret_token"] = tok
+		res = &LookupResult{Node: n, Token: tok}
+		e.log.WithField("node", n.UUID).Info("agent token issued on lookup")
+		return nil
+	})
+	return res, err
+}
+
+// Heartbeat is an agent heartbeat, already checked against the API version.
+type Heartbeat struct {
+	CallbackURL   string
+	AgentVersion  string
+	AgentToken    string
+	AgentVerifyCA string
+	AgentStatus   string
+}
+
+// AgentDeploy is implemented by deploy interfaces driven by an agent: the engine hands them heartbeats of nodes
+// waiting for their agent, with the node's lock held.
+type AgentDeploy interface {
+	// Continue advances the node's deploy or clean after a heartbeat (or a poll); it returns the outcome:
+	// Done when the operation finished, Wait when the agent is still working.
+	Continue(ctx context.Context, t *driver.Task) (driver.Outcome, error)
+}
+
+// HeartbeatNode records an agent heartbeat and, for a node waiting for its agent, continues its operation
+// asynchronously.
+func (e *Engine) HeartbeatNode(ctx context.Context, ident string, hb Heartbeat) error {
+	n, err := e.store.GetNode(ctx, ident)
+	if err != nil {
+		return err
+	}
+	if hb.AgentToken == "" {
+		return fmt.Errorf("Agent token is required for heartbeat processing.: %w", ErrInvalidInput)
+	}
+	want, _ := n.DriverInternalInfo["agent_secret_token"].(string)
+	if want == "" || subtle.ConstantTimeCompare([]byte(want), []byte(hb.AgentToken)) != 1 {
+		return fmt.Errorf("Invalid or missing agent token received.: %w", ErrInvalidInput)
+	}
+	u, err := url.Parse(hb.CallbackURL)
+	if hb.CallbackURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		return fmt.Errorf("Invalid callback_url %q: use https://host:port of the agent: %w", hb.CallbackURL, ErrInvalidInput)
+	}
+	if hb.CallbackURL != "" && u.Scheme != "https" && !e.cfg.InsecureAgentHTTP {
+		return fmt.Errorf("TLS is required by configuration, but the agent's callback_url %s is not https (agents must use TLS, or start the conductor with --insecure-agent-http for development): %w", hb.CallbackURL, ErrInvalidInput)
+	}
+	if prev, _ := n.DriverInternalInfo["agent_url"].(string); prev != "" && hb.CallbackURL != "" && prev != hb.CallbackURL {
+		return fmt.Errorf("Detected change in ramdisk provided \"callback_url\" (was %s, now %s): %w", prev, hb.CallbackURL, ErrInvalidInput)
+	}
+	locked, err := e.reserve(ctx, n.UUID, false)
+	if err != nil {
+		var le *store.LockedError
+		if errors.As(err, &le) {
+			if _, known := n.DriverInternalInfo["agent_url"]; !known {
+				return err
+			}
+			e.log.WithField("node", n.UUID).Debug("heartbeat while the node is locked; the holder continues")
+			return nil
+		}
+		return err
+	}
+	n = locked
+	dii := n.DriverInternalInfo
+	if hb.CallbackURL != "" {
+		dii["agent_url"] = hb.CallbackURL
+	}
+	if hb.AgentVersion != "" {
+		dii["agent_version"] = hb.AgentVersion
+	}
+	if hb.AgentVerifyCA != "" {
+		dii["agent_verify_ca"] = hb.AgentVerifyCA
+	}
+	if hb.AgentStatus != "" {
+		dii["agent_status"] = hb.AgentStatus
+	}
+	dii["agent_last_heartbeat"] = e.now().UTC().Format("2006-01-02T15:04:05.000000")
+	st := fsm.State(n.ProvisionState)
+	process := heartbeatAllowed(st, fastTrack(n)) && !n.Maintenance && (st == fsm.DeployWait || st == fsm.CleanWait)
+	if st == fsm.DeployWait || st == fsm.CleanWait {
+		now := e.now().UTC()
+		n.ProvisionUpdatedAt = &now // the call-back timeout starts again
+	}
+	if err := e.store.UpdateNode(ctx, n); err != nil {
+		e.release(n.UUID)
+		return err
+	}
+	if !process {
+		e.release(n.UUID)
+		return nil
+	}
+	t, err := e.task(n)
+	if err != nil {
+		e.release(n.UUID)
+		return err
+	}
+	ad, ok := t.Deploy.(AgentDeploy)
+	if !ok {
+		e.release(n.UUID)
+		return nil
+	}
+	e.async(n, "heartbeat", func(ctx context.Context, n *store.Node) { e.continueAgent(ctx, t, ad) })
+	return nil
+}
+
+// continueAgent hands a waiting node to its agent-driven deploy interface and applies the outcome.
+func (e *Engine) continueAgent(ctx context.Context, t *driver.Task, ad AgentDeploy) {
+	n := t.Node
+	st := fsm.State(n.ProvisionState)
+	if st != fsm.DeployWait && st != fsm.CleanWait {
+		return
+	}
+	out, err := ad.Continue(ctx, t)
+	switch {
+	case err != nil:
+		t.Log.WithError(err).Warn("agent step failed")
+		e.must(e.transition(n, fsm.EvFail, err.Error()))
+		e.refreshPower(ctx, t)
+	case out == driver.Done:
+		if st == fsm.DeployWait {
+			e.must(e.transition(n, fsm.EvResume, ""))
+			e.refreshPower(ctx, t)
+			e.must(e.transition(n, fsm.EvDone, ""))
+		} else {
+			manual, _ := n.DriverInternalInfo["manual_clean"].(bool)
+			e.must(e.transition(n, fsm.EvResume, ""))
+			if manual {
+				e.must(e.transition(n, fsm.EvManage, ""))
+			} else {
+				e.must(e.transition(n, fsm.EvDone, ""))
+			}
+		}
+		t.Log.WithField("to", n.ProvisionState).Info("provision state reached")
+	}
+}
+
+// PollWaiting continues every node waiting for its agent that is not locked, without waiting for the next
+// heartbeat: completion is noticed within one poll period.
+func (e *Engine) PollWaiting(ctx context.Context) {
+	for _, st := range []fsm.State{fsm.DeployWait, fsm.CleanWait} {
+		no := false
+		nodes, err := e.store.ListNodes(ctx, store.NodeFilter{ProvisionState: string(st), Reserved: &no}, store.ListOptions{})
+		if err != nil {
+			e.log.WithError(err).Warn("poll: could not list waiting nodes")
+			return
+		}
+		for _, n := range nodes {
+			if _, ok := n.DriverInternalInfo["agent_url"]; !ok {
+				continue
+			}
+			locked, err := e.reserve(ctx, n.UUID, false)
+			if err != nil {
+				continue
+			}
+			t, err := e.task(locked)
+			if err != nil {
+				e.release(locked.UUID)
+				continue
+			}
+			ad, ok := t.Deploy.(AgentDeploy)
+			if !ok {
+				e.release(locked.UUID)
+				continue
+			}
+			e.async(locked, "poll", func(ctx context.Context, n *store.Node) { e.continueAgent(ctx, t, ad) })
+		}
+	}
+}
+
+// agentPollEvery is how often waiting nodes are polled when Config.AgentPollInterval is zero.
+const agentPollEvery = time.Second
