@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferric-metal/ferric/conductor/internal/api"
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/driver/redfish"
 	"github.com/ferric-metal/ferric/conductor/internal/engine"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
@@ -100,6 +101,10 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	reg.AddManagement("fake", driver.NewFakeManagement())
 	reg.AddBoot("fake", driver.NewFakeBoot())
 	reg.AddDeploy("fake", driver.FakeDeploy{})
+	rf := &redfish.Driver{}
+	reg.AddHardware(redfish.Hardware([]string{"fake"}, []string{"fake"}))
+	reg.AddPower("redfish", rf)
+	reg.AddManagement("redfish", rf)
 
 	ecfg := cfg.Engine
 	if cfg.Host != "" {
