@@ -2,14 +2,14 @@ package configdrive
 
 import (
 	"bytes"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -231,4 +231,3 @@ func BenchmarkBuild(b *testing.B) {
 		}
 	}
 }
-

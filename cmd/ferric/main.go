@@ -38,6 +38,9 @@ Commands:
   port list [--node NODE]
   port delete PORT...
   driver list
+  configdrive build --from DRIVE.json -o FILE [--encode] [--vfat] [--uuid U] [--name N]
+  configdrive write DEVICE IMAGE
+  configdrive show IMAGE|DEVICE
 
 Environment: FERRIC_URL (default http://127.0.0.1:6385), FERRIC_USERNAME and FERRIC_PASSWORD for http_basic.
 `
@@ -113,7 +116,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // localCommands run without an API connection.
 func localCommands() map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{}
+	return map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
+		"configdrive": runConfigdrive,
+	}
 }
 
 func (c *cli) connect() error {
