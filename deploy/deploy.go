@@ -1,0 +1,113 @@
+// Package deploy is the contract between the conductor and the ramdisk agent: the agent command names, the
+// parameters and results of the bootc install, the progress report, and IPA's command result shape. Both sides
+// import it; it imports nothing of Ferric.
+package deploy
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Agent commands ("<extension>.<command>") as IPA names them, plus Ferric's progress extension.
+const (
+	CmdBootcInstall      = "standby.execute_bootc_install"
+	CmdGetDeploySteps    = "deploy.get_deploy_steps"
+	CmdExecuteDeployStep = "deploy.execute_deploy_step"
+	CmdPowerOff          = "standby.power_off"
+	CmdSync              = "standby.sync"
+	CmdCollectLogs       = "log.collect_system_logs"
+	// CmdProgress returns the Progress of the running (or last) command at once; Ferric's extension.
+	CmdProgress = "ferric.progress"
+	// CmdWipeDisk erases partition tables and filesystem signatures of the target disk (automated cleaning).
+	CmdWipeDisk = "ferric.wipe_disk"
+
+	// StepBootcInstall is the in-band deploy step Ironic's bootc interface calls.
+	StepBootcInstall = "execute_bootc_install"
+)
+
+// Command statuses.
+const (
+	StatusRunning   = "RUNNING"
+	StatusSucceeded = "SUCCEEDED"
+	StatusFailed    = "FAILED"
+)
+
+// BootcInstallParams are the params of standby.execute_bootc_install (IPA's names).
+type BootcInstallParams struct {
+	// ImageSource is oci://host/repo:tag or oci://host/repo@sha256:... (the conductor pins a digest).
+	ImageSource string `json:"image_source"`
+	// InstanceInfo is the node's instance_info: bootc_* options, and bootc_target_imgref (the tag) from Ferric.
+	InstanceInfo map[string]any `json:"instance_info"`
+	// PullSecret is base64 of the registry secret (a docker "auth" value, user:password, or a token), as Ironic
+	// sends it; nil for anonymous pulls. It never reaches a file.
+	PullSecret *string `json:"pull_secret"`
+	// ConfigDrive is Ironic's string form (gzip+base64 ISO, or an http(s) URL); nil when none.
+	ConfigDrive *string `json:"configdrive"`
+}
+
+// DeployStepParams are the params of deploy.execute_deploy_step (how Ironic calls in-band steps).
+type DeployStepParams struct {
+	Step  Step           `json:"step"`
+	Node  map[string]any `json:"node"`
+	Ports []any          `json:"ports"`
+}
+
+// Step names a deploy step and its arguments.
+type Step struct {
+	Interface      string         `json:"interface"`
+	Step           string         `json:"step"`
+	Args           map[string]any `json:"args,omitempty"`
+	Priority       int            `json:"priority"`
+	RebootRequired bool           `json:"reboot_requested"`
+}
+
+// Phase is one timed phase of an install.
+type Phase struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+}
+
+// InstallResult is the command_result of a successful bootc install.
+type InstallResult struct {
+	Message      string  `json:"result"`
+	Device       string  `json:"device"`
+	DeviceReason string  `json:"device_reason"`
+	ImageRef     string  `json:"image_ref"`
+	ImageDigest  string  `json:"image_digest"`
+	RootSizeMiB  int64   `json:"root_size_mib"`
+	ConfigDrive  string  `json:"configdrive,omitempty"` // where it went, e.g. "/dev/vda3 (iso9660)"
+	Phases       []Phase `json:"phases"`
+}
+
+// Progress reports a running command: phase, bytes and recent log lines.
+type Progress struct {
+	CommandID  string    `json:"command_id"`
+	Command    string    `json:"command"`
+	Status     string    `json:"status"`
+	Phase      string    `json:"phase"`
+	BytesDone  int64     `json:"bytes_done"`
+	BytesTotal int64     `json:"bytes_total"`
+	Percent    float64   `json:"percent"`
+	Started    time.Time `json:"started"`
+	// Lines are log lines since LineOffset (the caller passes the offset it has seen as params.since).
+	Lines      []string `json:"lines"`
+	LineOffset int      `json:"line_offset"`
+	Phases     []Phase  `json:"phases"`
+}
+
+// CommandError is IPA's serialised error of a failed command.
+type CommandError struct {
+	Type    string `json:"type"`
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Details string `json:"details"`
+}
+
+// CommandResult is IPA's command result JSON.
+type CommandResult struct {
+	ID            string          `json:"id"`
+	CommandName   string          `json:"command_name"`
+	CommandStatus string          `json:"command_status"`
+	CommandError  *CommandError   `json:"command_error"`
+	CommandResult json.RawMessage `json:"command_result"`
+}
