@@ -1,0 +1,90 @@
+// Command ferric-agent runs in the agent ramdisk: it installs bootable containers for the Ferric conductor.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+
+	agent "github.com/ferric-metal/ferric/ramdisk-agent"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "ferric-agent:", err)
+		os.Exit(1)
+	}
+}
+
+type list []string
+
+func (l *list) String() string     { return strings.Join(*l, ",") }
+func (l *list) Set(v string) error { *l = append(*l, strings.Split(v, ",")...); return nil }
+
+func run(args []string) error {
+	var cfg agent.Config
+	log := logrus.New()
+	entry := logrus.NewEntry(log)
+	// 1-3: defaults, virtual media, kernel command line.
+	if found, err := agent.FromMedia(&cfg, "/dev", "/run/ferric-cfg"); err != nil {
+		entry.WithError(err).Warn("agent configuration media found but unreadable")
+	} else if found {
+		entry.Info("read agent.json from the configuration media")
+	}
+	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
+		if err := agent.ApplyCmdline(&cfg, string(b)); err != nil {
+			return err
+		}
+	}
+	// 4: flags and environment (FERRIC_AGENT_<FLAG>), for development.
+	fs := flag.NewFlagSet("ferric-agent", flag.ContinueOnError)
+	cfgFile := fs.String("config", "", "agent.json to read (after the media and kernel command line)")
+	level := fs.String("log-level", "info", "log level")
+	var ulimits, insecure list
+	fs.StringVar(&cfg.APIURL, "api-url", cfg.APIURL, "conductor URL")
+	fs.StringVar(&cfg.NodeUUID, "node-uuid", cfg.NodeUUID, "node UUID (lookup by UUID)")
+	fs.StringVar(&cfg.Token, "token", cfg.Token, "pre-generated agent token")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "command API address (default :9999)")
+	fs.StringVar(&cfg.Advertise, "advertise", cfg.Advertise, "host:port the conductor reaches the agent by")
+	fs.BoolVar(&cfg.InsecureHTTP, "insecure-http", cfg.InsecureHTTP, "serve the command API over plain http (development)")
+	fs.StringVar(&cfg.PodmanSocket, "podman-socket", cfg.PodmanSocket, "existing podman service socket (unix://...)")
+	fs.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "private state directory (default /run/ferric)")
+	fs.StringVar(&cfg.GraphRoot, "graph-root", cfg.GraphRoot, "image storage (default /var/lib/containers/storage)")
+	fs.StringVar(&cfg.Runtime, "runtime", cfg.Runtime, "OCI runtime for podman (e.g. runc)")
+	fs.BoolVar(&cfg.NoPivotRoot, "no-pivot-root", cfg.NoPivotRoot, "set no_pivot_root (required on an initramfs root)")
+	fs.StringVar(&cfg.TargetDevice, "target-device", cfg.TargetDevice, "install disk, overriding root device hints (development)")
+	fs.Int64Var(&cfg.MemoryBudget, "memory-budget", cfg.MemoryBudget, "bytes of RAM the preflight may assume (default MemAvailable)")
+	fs.StringVar(&cfg.PowerOff, "power-off", cfg.PowerOff, "system (power the machine off) or exit (stop the process)")
+	fs.Var(&ulimits, "ulimit", "default ulimit for containers, e.g. nofile=1024:1024 (repeatable)")
+	fs.Var(&insecure, "insecure-registry", "registry reached over plain http (repeatable)")
+	fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := os.LookupEnv("FERRIC_AGENT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))); ok {
+			fs.Set(f.Name, v)
+		}
+	})
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cfgFile != "" {
+		if err := agent.ApplyFile(&cfg, *cfgFile); err != nil {
+			return err
+		}
+		fs.Parse(args) // flags still win over the file
+	}
+	cfg.Ulimits = append(cfg.Ulimits, ulimits...)
+	cfg.InsecureRegistries = append(cfg.InsecureRegistries, insecure...)
+	lvl, err := logrus.ParseLevel(*level)
+	if err != nil {
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", *level)
+	}
+	log.SetLevel(lvl)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return agent.Run(ctx, cfg, entry)
+}

@@ -1,0 +1,262 @@
+// Package agent is ferric-agent, the service in the agent ramdisk: it finds its node through the conductor's
+// lookup, proves itself with the agent token, heartbeats, serves IPA's command API, and installs bootable
+// containers through podman.
+package agent
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/ferric-metal/ferric/ramdisk-agent/internal/api"
+	"github.com/ferric-metal/ferric/ramdisk-agent/internal/hardware"
+	"github.com/ferric-metal/ferric/ramdisk-agent/internal/install"
+	"github.com/ferric-metal/ferric/ramdisk-agent/internal/ironic"
+	"github.com/ferric-metal/ferric/ramdisk-agent/internal/podman"
+)
+
+// Version is the agent version reported to the conductor.
+const Version = "ferric-agent 0.1.0"
+
+// Config configures the agent. Config sources (virtual media file, kernel command line, flags) fill it in main.
+type Config struct {
+	APIURL    string `json:"api_url"`   // conductor base URL, e.g. http://10.0.2.2:6385
+	NodeUUID  string `json:"node_uuid"` // known node (lookup by UUID); else lookup by MACs
+	Token     string `json:"token"`     // pre-generated token (virtual media); else taken from lookup
+	Listen    string `json:"listen"`    // command API address (default :9999)
+	Advertise string `json:"advertise"` // host:port the conductor reaches the API by (default: first IP, listen port)
+	// InsecureHTTP serves the command API over plain http (development only); TLS otherwise.
+	InsecureHTTP  bool          `json:"insecure_http"`
+	LookupTimeout time.Duration `json:"-"` // default 10 min
+
+	PodmanSocket       string   `json:"podman_socket"` // existing service; else one is started
+	PodmanBinary       string   `json:"podman_binary"`
+	StateDir           string   `json:"state_dir"`  // private state, a tmpfs in the ramdisk (default /run/ferric)
+	GraphRoot          string   `json:"graph_root"` // image storage (default /var/lib/containers/storage)
+	Runtime            string   `json:"runtime"`    // OCI runtime for the podman service
+	Ulimits            []string `json:"ulimits"`
+	NoPivotRoot        bool     `json:"no_pivot_root"`
+	InsecureRegistries []string `json:"insecure_registries"`
+
+	TargetDevice string `json:"target_device"` // overrides root device hints (development: a loop device)
+	MemoryBudget int64  `json:"memory_budget"` // overrides MemAvailable in the preflight
+	SysRoot      string `json:"-"`             // prefix for /sys and /proc (tests)
+	// PowerOff is "system" (the ramdisk powers the machine off) or "exit" (the process ends; local boot).
+	PowerOff string `json:"power_off"`
+}
+
+func (c *Config) defaults() {
+	if c.Listen == "" {
+		c.Listen = ":9999"
+	}
+	if c.LookupTimeout == 0 {
+		c.LookupTimeout = 10 * time.Minute
+	}
+	if c.StateDir == "" {
+		c.StateDir = "/run/ferric"
+	}
+	if c.GraphRoot == "" {
+		c.GraphRoot = "/var/lib/containers/storage"
+	}
+	if c.PowerOff == "" {
+		c.PowerOff = "system"
+	}
+}
+
+// Agent is a running agent.
+type Agent struct {
+	cfg   Config
+	log   *logrus.Entry
+	mu    sync.Mutex
+	token string
+	node  *ironic.LookupResult
+	beat  chan struct{}
+	quit  context.CancelFunc
+	hw    hardware.Source
+	inst  *install.Installer
+	api   *api.Server
+}
+
+// Run runs the agent until ctx ends or it powers off.
+func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
+	cfg.defaults()
+	if cfg.APIURL == "" {
+		return errors.New("no conductor URL: set api_url in agent.json, ferric.api_url= (or ipa-api-url=) on the kernel command line, or --api-url")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	a := &Agent{cfg: cfg, log: log, token: cfg.Token, beat: make(chan struct{}, 1), quit: cancel,
+		hw: hardware.Source{Root: cfg.SysRoot}}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+
+	// Podman: the given socket, or a private service.
+	socket := cfg.PodmanSocket
+	if socket == "" {
+		svc, err := podman.StartService(ctx, podman.ServiceConfig{Binary: cfg.PodmanBinary, Dir: filepath.Join(cfg.StateDir, "podman"),
+			GraphRoot: cfg.GraphRoot, Runtime: cfg.Runtime, Ulimits: cfg.Ulimits, NoPivot: cfg.NoPivotRoot,
+			Insecure: cfg.InsecureRegistries}, log.WithField("component", "podman"))
+		if err != nil {
+			return err
+		}
+		defer svc.Stop()
+		socket = svc.Socket
+	}
+	pc, err := podman.Connect(ctx, socket)
+	if err != nil {
+		return err
+	}
+	keys := filepath.Join(cfg.StateDir, "keys")
+	if err := os.MkdirAll(keys, 0o700); err != nil {
+		return err
+	}
+	a.inst = install.New(install.Config{Podman: pc, GraphRoot: cfg.GraphRoot, KeysDir: keys, Hardware: a.hw,
+		TargetDevice: cfg.TargetDevice, MemoryBudget: cfg.MemoryBudget, Insecure: cfg.InsecureRegistries,
+		Rlimits: cfg.Ulimits, Log: log.WithField("component", "install")})
+
+	// Command API.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	advertise := cfg.Advertise
+	if advertise == "" {
+		advertise = net.JoinHostPort(firstIP(), fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
+	}
+	scheme, certPEM := "http", ""
+	a.api = api.New(ctx, api.Config{Version: Version, Token: a.currentToken, OnCommandDone: a.forceHeartbeat,
+		Log: log.WithField("component", "api")}, a.commands())
+	srv := &http.Server{Handler: a.api, ReadHeaderTimeout: 10 * time.Second}
+	if !cfg.InsecureHTTP {
+		cert, pemBytes, err := selfSigned(advertise)
+		if err != nil {
+			return err
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		scheme, certPEM = "https", string(pemBytes)
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	callback := scheme + "://" + advertise
+	log.WithField("callback_url", callback).Info("command API listening")
+
+	// Lookup, then heartbeat until the end.
+	cl := &ironic.Client{Base: cfg.APIURL, HTTP: &http.Client{Timeout: 30 * time.Second}, Log: log.WithField("component", "lookup")}
+	nics, _ := a.hw.NICs()
+	var macs []string
+	for _, n := range nics {
+		macs = append(macs, n.MAC)
+	}
+	lr, err := cl.Lookup(ctx, macs, cfg.NodeUUID, cfg.LookupTimeout)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.node = lr
+	if tok := lr.Config.AgentToken; tok != nil && *tok != "******" && len(*tok) >= 32 {
+		a.token = *tok
+	}
+	hasToken := a.token != ""
+	a.mu.Unlock()
+	if !hasToken {
+		return errors.New("the conductor handed out this node's token before (lookup answered ******) and this agent has none: power-cycle the node through the conductor to get a fresh one")
+	}
+	log.WithField("node", lr.Node.UUID).Info("lookup succeeded; token received")
+	interval := time.Duration(lr.Config.HeartbeatTimeout) * time.Second
+	if interval <= 0 {
+		interval = 300 * time.Second
+	}
+	hb := ironic.Heartbeat{CallbackURL: callback, AgentVersion: Version, AgentVerifyCA: certPEM}
+	for {
+		hb.AgentToken = a.currentToken()
+		next := time.Duration(float64(interval) * (0.3 + 0.3*mrand.Float64()))
+		if err := cl.Heartbeat(ctx, lr.Node.UUID, hb); err != nil {
+			log.WithError(err).Warn("heartbeat failed")
+			next = time.Duration(float64(5*time.Second) * (1 + mrand.Float64()))
+		} else {
+			log.Debug("heartbeat sent")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.beat:
+		case <-time.After(next):
+		}
+	}
+}
+
+func (a *Agent) currentToken() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.token
+}
+
+// forceHeartbeat makes the heartbeat loop send one now (after every command, as IPA does).
+func (a *Agent) forceHeartbeat() {
+	select {
+	case a.beat <- struct{}{}:
+	default:
+	}
+}
+
+// firstIP returns the first non-loopback IPv4 address, or 127.0.0.1.
+func firstIP() string {
+	addrs, _ := net.InterfaceAddrs()
+	for _, ad := range addrs {
+		if ipn, ok := ad.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+			return ipn.IP.String()
+		}
+	}
+	return "127.0.0.1"
+}
+
+// selfSigned makes a certificate for the advertised host, valid from an hour ago (clock skew) for a week.
+func selfSigned(advertise string) (tls.Certificate, []byte, error) {
+	host, _, err := net.SplitHostPort(advertise)
+	if err != nil {
+		host = advertise
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: host},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(7 * 24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true}
+	if ip := net.ParseIP(host); ip != nil {
+		tmpl.IPAddresses = []net.IP{ip}
+	} else {
+		tmpl.DNSNames = []string{host}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}))
+	return cert, certPEM, err
+}

@@ -1,0 +1,211 @@
+package agent
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ferric-metal/ferric/deploy"
+	"github.com/ferric-metal/ferric/deploy/bootc"
+	"github.com/ferric-metal/ferric/images"
+	"github.com/ferric-metal/ferric/ramdisk-agent/internal/api"
+	"github.com/ferric-metal/ferric/ramdisk-agent/internal/hardware"
+	"github.com/ferric-metal/ferric/ramdisk-agent/internal/install"
+)
+
+// clientErr marks errors caused by the request's content.
+func clientErr(err error) error {
+	if errors.Is(err, bootc.ErrInvalid) || errors.Is(err, images.ErrInvalid) || errors.Is(err, install.ErrPreflight) ||
+		errors.Is(err, install.ErrNoBootc) || errors.Is(err, hardware.ErrNoDisk) {
+		return &api.ClientError{Err: err}
+	}
+	return err
+}
+
+func (a *Agent) commands() map[string]api.Spec {
+	return map[string]api.Spec{
+		deploy.CmdBootcInstall: {Async: true, Handler: func(ctx context.Context, raw json.RawMessage, c *api.Command) (any, error) {
+			var p deploy.BootcInstallParams
+			if err := json.Unmarshal(raw, &p); err != nil {
+				return nil, &api.ClientError{Err: fmt.Errorf("params: %w", err)}
+			}
+			return a.install(ctx, p, c)
+		}},
+		deploy.CmdGetDeploySteps: {Handler: func(context.Context, json.RawMessage, *api.Command) (any, error) {
+			return map[string]any{"deploy_steps": map[string]any{"GenericHardwareManager": []deploy.Step{
+				{Interface: "deploy", Step: deploy.StepBootcInstall, Priority: 0}}}, "hardware_manager_version": map[string]string{"generic_hardware_manager": "1.2"}}, nil
+		}},
+		deploy.CmdExecuteDeployStep: {Async: true, Handler: func(ctx context.Context, raw json.RawMessage, c *api.Command) (any, error) {
+			var p deploy.DeployStepParams
+			if err := json.Unmarshal(raw, &p); err != nil {
+				return nil, &api.ClientError{Err: fmt.Errorf("params: %w", err)}
+			}
+			if p.Step.Step != deploy.StepBootcInstall {
+				return nil, &api.ClientError{Err: fmt.Errorf("deploy step %q is not supported by this agent; it runs %s", p.Step.Step, deploy.StepBootcInstall)}
+			}
+			// Ironic's conductor sends image_source, configdrive and oci_pull_secret as step args.
+			str := func(k string) *string {
+				if s, ok := p.Step.Args[k].(string); ok && s != "" {
+					return &s
+				}
+				return nil
+			}
+			ii, _ := p.Node["instance_info"].(map[string]any)
+			src := ""
+			if s := str("image_source"); s != nil {
+				src = *s
+			}
+			res, err := a.install(ctx, deploy.BootcInstallParams{ImageSource: src, InstanceInfo: ii, PullSecret: str("oci_pull_secret"), ConfigDrive: str("configdrive")}, c)
+			if err != nil {
+				return nil, err
+			}
+			return map[string]any{"deploy_result": res, "deploy_step": p.Step}, nil
+		}},
+		deploy.CmdProgress: {Handler: func(_ context.Context, raw json.RawMessage, _ *api.Command) (any, error) {
+			var p struct {
+				Since int `json:"since"`
+			}
+			json.Unmarshal(raw, &p)
+			last := a.api.Last()
+			if last == nil {
+				return deploy.Progress{Status: "NONE"}, nil
+			}
+			return last.Progress(p.Since), nil
+		}},
+		deploy.CmdSync: {Handler: func(context.Context, json.RawMessage, *api.Command) (any, error) {
+			syscall.Sync()
+			return map[string]string{"result": "sync completed"}, nil
+		}},
+		deploy.CmdPowerOff: {Async: true, Handler: func(context.Context, json.RawMessage, *api.Command) (any, error) {
+			syscall.Sync()
+			go func() {
+				time.Sleep(500 * time.Millisecond) // let the answer and the forced heartbeat go out
+				if a.cfg.PowerOff == "system" {
+					syscall.Reboot(syscall.LINUX_REBOOT_CMD_POWER_OFF)
+				}
+				a.log.Info("powering off: the agent stops")
+				a.quit()
+			}()
+			return map[string]string{"result": "powering off"}, nil
+		}},
+		deploy.CmdWipeDisk: {Async: true, Handler: func(ctx context.Context, raw json.RawMessage, c *api.Command) (any, error) {
+			return a.wipe(c)
+		}},
+		deploy.CmdCollectLogs: {Async: true, Handler: func(context.Context, json.RawMessage, *api.Command) (any, error) {
+			return a.collectLogs()
+		}},
+	}
+}
+
+func (a *Agent) hints() map[string]any {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.node == nil {
+		return nil
+	}
+	h, _ := a.node.Node.Properties["root_device"].(map[string]any)
+	return h
+}
+
+func (a *Agent) install(ctx context.Context, p deploy.BootcInstallParams, c *api.Command) (any, error) {
+	res, err := a.inst.Run(ctx, p, a.hints(), c)
+	if err != nil {
+		c.Line("error: " + err.Error())
+		return nil, clientErr(err)
+	}
+	c.SetPhases(res.Phases)
+	return res, nil
+}
+
+// wipe erases the partition tables and filesystem signatures of the install disk (its first and last MiB),
+// Ironic's "erase_devices_metadata" for automated cleaning.
+func (a *Agent) wipe(c *api.Command) (any, error) {
+	disk, reason, err := a.targetDisk()
+	if err != nil {
+		return nil, clientErr(err)
+	}
+	f, err := os.OpenFile(disk.Name, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zero := make([]byte, 1<<20)
+	for _, off := range []int64{0, disk.Size - 1<<20} {
+		if _, err := f.WriteAt(zero, off); err != nil {
+			return nil, fmt.Errorf("wipe %s at %d: %w", disk.Name, off, err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return nil, err
+	}
+	c.Line(fmt.Sprintf("wiped the metadata of %s (%s)", disk.Name, reason))
+	return map[string]string{"result": "erased metadata of " + disk.Name}, nil
+}
+
+func (a *Agent) targetDisk() (hardware.Disk, string, error) {
+	src := a.hw
+	if a.cfg.TargetDevice != "" {
+		src.IncludeVirtual = []string{a.cfg.TargetDevice}
+		disks, err := src.Disks()
+		if err != nil {
+			return hardware.Disk{}, "", err
+		}
+		for _, d := range disks {
+			if d.Name == a.cfg.TargetDevice {
+				return d, "configured target device", nil
+			}
+		}
+		return hardware.Disk{}, "", fmt.Errorf("target device %s not found: %w", a.cfg.TargetDevice, hardware.ErrNoDisk)
+	}
+	disks, err := src.Disks()
+	if err != nil {
+		return hardware.Disk{}, "", err
+	}
+	ch, err := hardware.Choose(disks, a.hints())
+	if err != nil {
+		return hardware.Disk{}, "", err
+	}
+	return ch.Disk, ch.Reason, nil
+}
+
+// collectLogs returns IPA's {"system_logs": base64(tar.gz)} with the agent's command logs and the inventory.
+func (a *Agent) collectLogs() (any, error) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	add := func(name string, data []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: time.Now()}); err != nil {
+			return err
+		}
+		_, err := tw.Write(data)
+		return err
+	}
+	var lines []string
+	if last := a.api.Last(); last != nil {
+		lines = last.Lines()
+	}
+	if err := add("agent-command.log", []byte(strings.Join(lines, "\n")+"\n")); err != nil {
+		return nil, err
+	}
+	if inv, err := a.hw.Inventory(); err == nil {
+		b, _ := json.MarshalIndent(inv, "", "  ")
+		if err := add("inventory.json", b); err != nil {
+			return nil, err
+		}
+	}
+	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
+		add("cmdline", b)
+	}
+	tw.Close()
+	zw.Close()
+	return map[string]string{"system_logs": base64.StdEncoding.EncodeToString(buf.Bytes())}, nil
+}

@@ -1,0 +1,359 @@
+// Package api owns the agent's command API (IPA's protocol on port 9999): the token check, one command at a
+// time, IPA's command result JSON, and the progress of the running command.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/sirupsen/logrus"
+
+	"github.com/ferric-metal/ferric/deploy"
+)
+
+// Handler runs a command. The returned value becomes command_result.
+type Handler func(ctx context.Context, params json.RawMessage, c *Command) (any, error)
+
+// Spec registers a command.
+type Spec struct {
+	Handler Handler
+	// Async commands answer at once with RUNNING (unless wait=true); sync ones answer when done.
+	Async bool
+}
+
+// ClientError marks an error caused by the request (command_error code 400).
+type ClientError struct{ Err error }
+
+func (e *ClientError) Error() string { return e.Err.Error() }
+func (e *ClientError) Unwrap() error { return e.Err }
+
+// maxLines is how many log lines a command keeps for progress reports.
+const maxLines = 2000
+
+// Command is one command's state; it implements the installer's progress reporter.
+type Command struct {
+	ID   string
+	Name string // "ext.cmd"
+
+	mu         sync.Mutex
+	status     string
+	err        *deploy.CommandError
+	result     any
+	phase      string
+	bytesDone  int64
+	bytesTotal int64
+	lines      []string
+	dropped    int
+	started    time.Time
+	phases     []deploy.Phase
+	done       chan struct{}
+}
+
+// Phase records the current phase.
+func (c *Command) Phase(name string) {
+	c.mu.Lock()
+	c.phase = name
+	c.mu.Unlock()
+	c.Line("phase: " + name)
+}
+
+// Bytes records download progress.
+func (c *Command) Bytes(done, total int64) {
+	c.mu.Lock()
+	c.bytesDone, c.bytesTotal = done, total
+	c.mu.Unlock()
+}
+
+// Line appends a log line.
+func (c *Command) Line(s string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lines = append(c.lines, time.Now().UTC().Format("15:04:05.000")+" "+s)
+	if len(c.lines) > maxLines {
+		c.dropped += len(c.lines) - maxLines
+		c.lines = c.lines[len(c.lines)-maxLines:]
+	}
+}
+
+// SetPhases records the final phase timings.
+func (c *Command) SetPhases(p []deploy.Phase) {
+	c.mu.Lock()
+	c.phases = p
+	c.mu.Unlock()
+}
+
+func (c *Command) view() deploy.CommandResult {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var raw json.RawMessage
+	if c.result != nil {
+		raw, _ = json.Marshal(c.result)
+	} else {
+		raw = json.RawMessage("null")
+	}
+	short := c.Name
+	if _, after, ok := strings.Cut(c.Name, "."); ok {
+		short = after
+	}
+	return deploy.CommandResult{ID: c.ID, CommandName: short, CommandStatus: c.status, CommandError: c.err, CommandResult: raw}
+}
+
+// Progress returns the progress with log lines from offset since.
+func (c *Command) Progress(since int) deploy.Progress {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := deploy.Progress{CommandID: c.ID, Command: c.Name, Status: c.status, Phase: c.phase, BytesDone: c.bytesDone,
+		BytesTotal: c.bytesTotal, Started: c.started, Phases: c.phases}
+	if c.bytesTotal > 0 {
+		p.Percent = float64(int(1000*float64(c.bytesDone)/float64(c.bytesTotal))) / 10
+		if p.Percent > 100 {
+			p.Percent = 100
+		}
+	}
+	first := since - c.dropped
+	if first < 0 {
+		first = 0
+	}
+	if first < len(c.lines) {
+		p.Lines = append([]string(nil), c.lines[first:]...)
+	}
+	p.LineOffset = c.dropped + len(c.lines)
+	return p
+}
+
+// Lines returns every kept log line.
+func (c *Command) Lines() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.lines...)
+}
+
+// Config configures the server.
+type Config struct {
+	Version string
+	// Token returns the current agent token ("" = none yet: every command call is refused).
+	Token func() string
+	// OnCommandDone runs after every asynchronous command (the agent forces a heartbeat).
+	OnCommandDone func()
+	Log           *logrus.Entry
+}
+
+// Server serves the command API.
+type Server struct {
+	cfg      Config
+	commands map[string]Spec
+	started  time.Time
+	ctx      context.Context
+
+	mu      sync.Mutex
+	history []*Command
+}
+
+// New returns a server; ctx bounds every command's run.
+func New(ctx context.Context, cfg Config, commands map[string]Spec) *Server {
+	return &Server{cfg: cfg, commands: commands, started: time.Now(), ctx: ctx}
+}
+
+type fault struct {
+	Faultcode   string `json:"faultcode"`
+	Faultstring string `json:"faultstring"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeFault(w http.ResponseWriter, code int, msg string) {
+	fc := "Client"
+	if code >= 500 {
+		fc = "Server"
+	}
+	writeJSON(w, code, fault{fc, msg})
+}
+
+// ServeHTTP routes the API (with and without the /v1 prefix, as IPA).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimSuffix(r.URL.Path, "/")
+	switch {
+	case path == "":
+		v1 := map[string]any{"id": "v1", "links": []map[string]string{{"href": "/v1/", "rel": "self"}}}
+		writeJSON(w, 200, map[string]any{"name": "OpenStack Ironic Python Agent API", "description": "Ferric agent (IPA-compatible)",
+			"versions": []any{v1}, "default_version": v1})
+		return
+	case path == "/v1":
+		writeJSON(w, 200, map[string]any{"id": "v1", "commands": []map[string]string{{"href": "/v1/commands/", "rel": "self"}},
+			"status":      []map[string]string{{"href": "/v1/status/", "rel": "self"}},
+			"media_types": []map[string]string{{"base": "application/json", "type": "application/vnd.openstack.ironic-python-agent.v1+json"}}})
+		return
+	case path == "/v1/status" || path == "/status":
+		writeJSON(w, 200, map[string]any{"started_at": float64(s.started.UnixNano()) / 1e9, "version": s.cfg.Version})
+		return
+	}
+	rest, ok := strings.CutPrefix(path, "/v1")
+	if !ok {
+		rest = path
+	}
+	if rest != "/commands" && !strings.HasPrefix(rest, "/commands/") {
+		writeFault(w, 404, "Resource not found")
+		return
+	}
+	want := ""
+	if s.cfg.Token != nil {
+		want = s.cfg.Token()
+	}
+	got := r.URL.Query().Get("agent_token")
+	if want == "" || subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 {
+		writeFault(w, 401, "Token invalid.")
+		return
+	}
+	id := strings.TrimPrefix(strings.TrimPrefix(rest, "/commands"), "/")
+	switch {
+	case r.Method == http.MethodGet && id == "":
+		s.mu.Lock()
+		out := make([]deploy.CommandResult, 0, len(s.history))
+		for _, c := range s.history {
+			out = append(out, c.view())
+		}
+		s.mu.Unlock()
+		writeJSON(w, 200, map[string]any{"commands": out})
+	case r.Method == http.MethodGet:
+		c := s.find(id)
+		if c == nil {
+			writeFault(w, 404, "Command "+id+" not found")
+			return
+		}
+		if r.URL.Query().Get("wait") == "true" {
+			s.wait(r.Context(), c)
+		}
+		writeJSON(w, 200, c.view())
+	case r.Method == http.MethodPost && id == "":
+		s.post(w, r)
+	default:
+		writeFault(w, 405, "Method not allowed")
+	}
+}
+
+func (s *Server) find(id string) *Command {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.history {
+		if c.ID == id {
+			return c
+		}
+	}
+	return nil
+}
+
+func (s *Server) wait(ctx context.Context, c *Command) {
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+	}
+}
+
+// Last returns the most recent command (nil when none).
+func (s *Server) Last() *Command {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.history) == 0 {
+		return nil
+	}
+	return s.history[len(s.history)-1]
+}
+
+func (s *Server) post(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name   string          `json:"name"`
+		Params json.RawMessage `json:"params"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 80<<20))
+	if err := dec.Decode(&req); err != nil {
+		writeFault(w, 400, "Invalid JSON body: "+err.Error())
+		return
+	}
+	if req.Name == "" || !strings.Contains(req.Name, ".") {
+		writeFault(w, 400, "Missing or invalid command name: use \"<extension>.<command>\"")
+		return
+	}
+	if len(req.Params) == 0 || req.Params[0] != '{' {
+		writeFault(w, 400, "Missing or invalid params: params must be an object")
+		return
+	}
+	spec, ok := s.commands[req.Name]
+	if !ok {
+		writeFault(w, 404, fmt.Sprintf("Unknown command: %s", req.Name))
+		return
+	}
+	// The progress query is answered at once and never takes the command slot.
+	if req.Name == deploy.CmdProgress {
+		res, err := spec.Handler(r.Context(), req.Params, nil)
+		if err != nil {
+			writeFault(w, 400, err.Error())
+			return
+		}
+		writeJSON(w, 200, deploy.CommandResult{ID: uuid.NewString(), CommandName: "progress", CommandStatus: deploy.StatusSucceeded,
+			CommandResult: mustJSON(res)})
+		return
+	}
+	s.mu.Lock()
+	if n := len(s.history); n > 0 {
+		last := s.history[n-1]
+		select {
+		case <-last.done:
+		default:
+			s.mu.Unlock()
+			writeFault(w, 409, "Agent is busy: command "+last.Name+" is still running")
+			return
+		}
+	}
+	c := &Command{ID: uuid.NewString(), Name: req.Name, status: deploy.StatusRunning, started: time.Now().UTC(), done: make(chan struct{})}
+	s.history = append(s.history, c)
+	s.mu.Unlock()
+	s.cfg.Log.WithField("command", req.Name).WithField("id", c.ID).Info("command started")
+	run := func() {
+		defer close(c.done)
+		res, err := spec.Handler(s.ctx, req.Params, c)
+		c.mu.Lock()
+		if err != nil {
+			code := 500
+			var ce *ClientError
+			if errors.As(err, &ce) {
+				code = 400
+			}
+			c.status = deploy.StatusFailed
+			c.err = &deploy.CommandError{Type: "CommandExecutionError", Code: code, Message: err.Error(), Details: err.Error()}
+		} else {
+			c.status = deploy.StatusSucceeded
+			c.result = res
+		}
+		c.mu.Unlock()
+		s.cfg.Log.WithField("command", req.Name).WithField("status", c.status).Info("command finished")
+		if spec.Async && s.cfg.OnCommandDone != nil {
+			go s.cfg.OnCommandDone()
+		}
+	}
+	if spec.Async && r.URL.Query().Get("wait") != "true" {
+		go run()
+	} else {
+		run()
+	}
+	writeJSON(w, 200, c.view())
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return json.RawMessage("null")
+	}
+	return b
+}

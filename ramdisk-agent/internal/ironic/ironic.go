@@ -1,0 +1,125 @@
+// Package ironic owns the agent's side of the conductor's ramdisk API: lookup with backoff, and heartbeats.
+package ironic
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// ErrConflict: the conductor answered 409 (node locked).
+var ErrConflict = errors.New("conductor answered 409")
+
+// Client talks to the conductor's ramdisk endpoints.
+type Client struct {
+	Base string // API URL without /v1
+	HTTP *http.Client
+	Log  *logrus.Entry
+}
+
+// LookupResult is the part of the lookup answer the agent uses.
+type LookupResult struct {
+	Node struct {
+		UUID         string         `json:"uuid"`
+		Properties   map[string]any `json:"properties"`
+		InstanceInfo map[string]any `json:"instance_info"`
+	} `json:"node"`
+	Config struct {
+		HeartbeatTimeout float64 `json:"heartbeat_timeout"`
+		AgentToken       *string `json:"agent_token"`
+	} `json:"config"`
+}
+
+func (c *Client) do(ctx context.Context, method, path, version string, body any, out any) (int, error) {
+	var rdr io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rdr = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.Base, "/")+path, rdr)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("X-OpenStack-Ironic-API-Version", version)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if resp.StatusCode == http.StatusConflict {
+		return resp.StatusCode, ErrConflict
+	}
+	if resp.StatusCode >= 300 {
+		return resp.StatusCode, fmt.Errorf("conductor answered %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode conductor answer: %w", err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// Lookup asks for the node by MACs (or UUID) with exponential backoff from 1 s to 60 s until timeout.
+func (c *Client) Lookup(ctx context.Context, macs []string, nodeUUID string, timeout time.Duration) (*LookupResult, error) {
+	q := url.Values{}
+	if len(macs) > 0 {
+		q.Set("addresses", strings.Join(macs, ","))
+	}
+	if nodeUUID != "" {
+		q.Set("node_uuid", nodeUUID)
+	}
+	deadline := time.Now().Add(timeout)
+	wait := time.Second
+	for attempt := 1; ; attempt++ {
+		var res LookupResult
+		_, err := c.do(ctx, http.MethodGet, "/v1/lookup?"+q.Encode(), "1.68", nil, &res)
+		if err == nil && res.Node.UUID != "" {
+			return &res, nil
+		}
+		if err == nil {
+			err = errors.New("lookup answer has no node uuid")
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return nil, fmt.Errorf("lookup failed for %s (addresses %s, node %s): %w", timeout, strings.Join(macs, ","), nodeUUID, err)
+		}
+		c.Log.WithError(err).WithField("attempt", attempt).WithField("retry_in", wait.String()).Warn("lookup failed; retrying")
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait + time.Duration(rand.Int64N(int64(wait)/2+1))):
+		}
+		if wait *= 2; wait > 60*time.Second {
+			wait = 60 * time.Second
+		}
+	}
+}
+
+// Heartbeat is one heartbeat.
+type Heartbeat struct {
+	CallbackURL   string `json:"callback_url"`
+	AgentToken    string `json:"agent_token"`
+	AgentVersion  string `json:"agent_version"`
+	AgentVerifyCA string `json:"agent_verify_ca,omitempty"`
+}
+
+// Heartbeat posts a heartbeat; the conductor answers 202.
+func (c *Client) Heartbeat(ctx context.Context, nodeUUID string, hb Heartbeat) error {
+	_, err := c.do(ctx, http.MethodPost, "/v1/heartbeat/"+url.PathEscape(nodeUUID), "1.68", hb, nil)
+	return err
+}

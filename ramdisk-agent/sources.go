@@ -1,0 +1,111 @@
+// Configuration sources: where the agent's configuration comes from, later sources winning: built-in defaults, the
+// agent.json file on virtual media (a filesystem labelled ferric-cfg), the kernel command line, then flags and
+// environment (applied by main).
+
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// MediaLabel is the label of the filesystem holding agent.json.
+const MediaLabel = "ferric-cfg"
+
+// ApplyFile merges a JSON file over cfg.
+func ApplyFile(cfg *Config, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, cfg); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// FromMedia mounts the filesystem labelled ferric-cfg (under devDir/disk/by-label) read-only and merges its
+// agent.json over cfg. It reports whether media was found.
+func FromMedia(cfg *Config, devDir, mountDir string) (bool, error) {
+	dev := filepath.Join(devDir, "disk", "by-label", MediaLabel)
+	if _, err := os.Stat(dev); err != nil {
+		return false, nil
+	}
+	if err := os.MkdirAll(mountDir, 0o700); err != nil {
+		return true, err
+	}
+	var lastErr error
+	for _, fs := range []string{"iso9660", "vfat"} {
+		if lastErr = unix.Mount(dev, mountDir, fs, unix.MS_RDONLY, ""); lastErr == nil {
+			break
+		}
+	}
+	if lastErr != nil {
+		return true, fmt.Errorf("mount %s: %w", dev, lastErr)
+	}
+	defer unix.Unmount(mountDir, 0)
+	return true, ApplyFile(cfg, filepath.Join(mountDir, "agent.json"))
+}
+
+// ParseCmdline reads key=value words of a kernel command line.
+func ParseCmdline(s string) map[string]string {
+	out := map[string]string{}
+	for _, w := range strings.Fields(s) {
+		k, v, ok := strings.Cut(w, "=")
+		if ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// ApplyCmdline merges Ferric's and IPA's kernel arguments over cfg.
+func ApplyCmdline(cfg *Config, cmdline string) error {
+	kv := ParseCmdline(cmdline)
+	set := func(dst *string, keys ...string) {
+		for _, k := range keys {
+			if v, ok := kv[k]; ok && v != "" {
+				*dst = v
+			}
+		}
+	}
+	set(&cfg.APIURL, "ipa-api-url", "ferric.api_url")
+	set(&cfg.NodeUUID, "ferric.node_uuid")
+	set(&cfg.Token, "ipa-agent-token", "ferric.token")
+	set(&cfg.TargetDevice, "ferric.target_device")
+	set(&cfg.Advertise, "ferric.advertise")
+	host, port := kv["ipa-advertise-host"], kv["ipa-advertise-port"]
+	if host != "" || port != "" {
+		if cfg.Advertise == "" || kv["ferric.advertise"] == "" {
+			h, p, _ := net.SplitHostPort(cfg.Advertise)
+			if host != "" {
+				h = host
+			}
+			if port != "" {
+				p = port
+			}
+			if p == "" {
+				p = "9999"
+			}
+			cfg.Advertise = net.JoinHostPort(h, p)
+		}
+	}
+	if v, ok := kv["ferric.insecure_http"]; ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("kernel argument ferric.insecure_http=%s: use true or false", v)
+		}
+		cfg.InsecureHTTP = b
+	}
+	if v, ok := kv["ferric.insecure_registries"]; ok && v != "" {
+		cfg.InsecureRegistries = strings.Split(v, ",")
+	}
+	return nil
+}
