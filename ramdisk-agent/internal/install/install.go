@@ -254,8 +254,7 @@ func (in *Installer) Run(ctx context.Context, params deploy.BootcInstallParams, 
 	last := strings.Join(tail, "\n")
 	tailMu.Unlock()
 	if err != nil {
-		if strings.Contains(err.Error(), "executable file `bootc` not found") || strings.Contains(err.Error(), "bootc: no such file") ||
-			strings.Contains(last, "executable file `bootc` not found") {
+		if noBootc(err.Error()) || noBootc(last) {
 			return nil, fmt.Errorf("%s has no bootc binary in its PATH; build it FROM a bootc base image: %w", ref, ErrNoBootc)
 		}
 		if timedOut {
@@ -264,7 +263,7 @@ func (in *Installer) Run(ctx context.Context, params deploy.BootcInstallParams, 
 		return nil, fmt.Errorf("run the install container: %v: %w", err, ErrInstall)
 	}
 	if code != 0 {
-		if code == 127 || strings.Contains(last, "executable file `bootc` not found") {
+		if code == 127 || noBootc(last) {
 			return nil, fmt.Errorf("%s has no bootc binary in its PATH; build it FROM a bootc base image: %w", ref, ErrNoBootc)
 		}
 		return nil, fmt.Errorf("bootc install to-disk exited with %d: %s: %w", code, lastError(tail), ErrInstall)
@@ -368,6 +367,13 @@ func (w lineWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// noBootc recognises the runtime's and podman's ways of saying the image has no bootc.
+func noBootc(s string) bool {
+	return strings.Contains(s, "executable file `bootc` not found") ||
+		(strings.Contains(s, `"bootc"`) && strings.Contains(s, "executable file not found")) ||
+		strings.Contains(s, "bootc: no such file")
 }
 
 // lastError picks the most telling line of bootc's output (its "error:" line when there is one).

@@ -64,7 +64,10 @@ func StartService(ctx context.Context, cfg ServiceConfig, log *logrus.Entry) (*S
 	if cfg.GraphRoot == "" {
 		cfg.GraphRoot = filepath.Join(cfg.Dir, "storage")
 	}
-	for _, d := range []string{cfg.Dir, cfg.GraphRoot, filepath.Join(cfg.Dir, "run"), filepath.Join(cfg.Dir, "tmp")} {
+	if rr := filepath.Join(cfg.Dir, "rr"); len(rr) > 50 {
+		return nil, fmt.Errorf("podman service dir %s is too long: podman refuses a run root longer than 50 characters", cfg.Dir)
+	}
+	for _, d := range []string{cfg.Dir, cfg.GraphRoot, filepath.Join(cfg.Dir, "rr"), filepath.Join(cfg.Dir, "tmp")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("podman service dir: %w", err)
 		}
@@ -82,7 +85,7 @@ func StartService(ctx context.Context, cfg ServiceConfig, log *logrus.Entry) (*S
 	if cfg.NoPivot {
 		conf.WriteString("no_pivot_root = true\n")
 	}
-	storage := fmt.Sprintf("[storage]\ndriver = \"overlay\"\nrunroot = %q\ngraphroot = %q\n", filepath.Join(cfg.Dir, "run", "storage"), cfg.GraphRoot)
+	storage := fmt.Sprintf("[storage]\ndriver = \"overlay\"\nrunroot = %q\ngraphroot = %q\n", filepath.Join(cfg.Dir, "rr"), cfg.GraphRoot)
 	var regs strings.Builder
 	regs.WriteString("unqualified-search-registries = []\n")
 	for _, r := range cfg.Insecure {
@@ -97,7 +100,7 @@ func StartService(ctx context.Context, cfg ServiceConfig, log *logrus.Entry) (*S
 	}
 	sock := filepath.Join(cfg.Dir, "podman.sock")
 	os.Remove(sock)
-	args := []string{"--root", cfg.GraphRoot, "--runroot", filepath.Join(cfg.Dir, "run", "storage"),
+	args := []string{"--root", cfg.GraphRoot, "--runroot", filepath.Join(cfg.Dir, "rr"),
 		"--storage-driver", "overlay"}
 	if cfg.Runtime != "" {
 		args = append(args, "--runtime", cfg.Runtime)
