@@ -65,7 +65,11 @@ func (r *recorder) Bytes(d, t int64) {
 	r.mu.Unlock()
 }
 func (r *recorder) Line(s string) { r.mu.Lock(); r.lines = append(r.lines, s); r.mu.Unlock() }
-func (r *recorder) text() string  { r.mu.Lock(); defer r.mu.Unlock(); return strings.Join(r.lines, "\n") }
+func (r *recorder) text() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.lines, "\n")
+}
 
 type env struct {
 	reg     *registrytest.Registry
@@ -93,7 +97,7 @@ func setup(t *testing.T) *env {
 	dir := t.TempDir()
 	e.graph = filepath.Join(dir, "graph")
 	require.NoError(t, os.MkdirAll(e.graph, 0o700))
-	mount(t, e.graph, "2g") // container storage in memory, as in the ramdisk
+	mount(t, e.graph, "2g")                  // container storage in memory, as in the ramdisk
 	short, err := os.MkdirTemp("/tmp", "fp") // podman refuses a run root longer than 50 characters
 	require.NoError(t, err)
 	t.Cleanup(func() { os.RemoveAll(short) })
