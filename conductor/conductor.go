@@ -15,6 +15,8 @@ import (
 
 	"github.com/ferric-metal/ferric/conductor/internal/api"
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/driver/bootcdeploy"
+	"github.com/ferric-metal/ferric/conductor/internal/driver/localboot"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/redfish"
 	"github.com/ferric-metal/ferric/conductor/internal/engine"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
@@ -42,6 +44,16 @@ type Config struct {
 	Engine engine.Config
 	// Ready, when set, is called with the public URL once the API accepts connections.
 	Ready func(publicURL string)
+
+	// AgentBinary is ferric-agent, started by the local-agent boot interface ("" disables booting it).
+	AgentBinary string
+	// AgentStateDir holds local agents' state and logs (short path; default /run/ferric-agents).
+	AgentStateDir string
+	// AgentRuntime and AgentUlimits configure local agents' podman (this sandbox needs runc and low ulimits).
+	AgentRuntime string
+	AgentUlimits []string
+	// InsecureRegistries are reached over plain http by the conductor and the agents.
+	InsecureRegistries []string
 }
 
 // Run serves the API and runs the engine until ctx ends, then shuts down gracefully: in-flight requests finish,
@@ -95,16 +107,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	}
 	defer st.Close()
 
-	reg := driver.NewRegistry()
-	reg.AddHardware(driver.FakeHardware())
-	reg.AddPower("fake", driver.NewFakePower())
-	reg.AddManagement("fake", driver.NewFakeManagement())
-	reg.AddBoot("fake", driver.NewFakeBoot())
-	reg.AddDeploy("fake", driver.FakeDeploy{})
-	rf := &redfish.Driver{}
-	reg.AddHardware(redfish.Hardware([]string{"fake"}, []string{"fake"}))
-	reg.AddPower("redfish", rf)
-	reg.AddManagement("redfish", rf)
+	reg := buildRegistry(cfg)
 
 	ecfg := cfg.Engine
 	if cfg.Host != "" {
@@ -151,6 +154,29 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	}
 	log.Info("conductor stopped")
 	return runErr
+}
+
+// buildRegistry registers the hardware types and interfaces this conductor offers.
+func buildRegistry(cfg Config) *driver.Registry {
+	reg := driver.NewRegistry()
+	reg.AddHardware(driver.FakeHardware([]string{"bootc"}, []string{"local-agent"}))
+	reg.AddPower("fake", driver.NewFakePower())
+	reg.AddManagement("fake", driver.NewFakeManagement())
+	reg.AddBoot("fake", driver.NewFakeBoot())
+	reg.AddDeploy("fake", driver.FakeDeploy{})
+	reg.AddDeploy("bootc", bootcdeploy.New(bootcdeploy.Config{Insecure: cfg.InsecureRegistries}))
+	stateDir := cfg.AgentStateDir
+	if stateDir == "" {
+		stateDir = "/run/ferric-agents"
+	}
+	reg.AddBoot("local-agent", localboot.New(localboot.Config{AgentBinary: cfg.AgentBinary, APIURL: cfg.PublicURL,
+		StateDir: stateDir, Runtime: cfg.AgentRuntime, Ulimits: cfg.AgentUlimits, Insecure: cfg.InsecureRegistries,
+		TokenFunc: engine.NewToken}))
+	rf := &redfish.Driver{}
+	reg.AddHardware(redfish.Hardware([]string{"bootc", "fake"}, []string{"fake"}))
+	reg.AddPower("redfish", rf)
+	reg.AddManagement("redfish", rf)
+	return reg
 }
 
 // redactDSN hides a password in a database URL for logging.

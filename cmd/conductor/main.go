@@ -39,6 +39,21 @@ func defaultStateDir() string {
 	return filepath.Join(home, ".local", "state", "ferric")
 }
 
+// listFlag collects repeated (or comma-separated) values.
+type listFlag struct{ dst *[]string }
+
+func (l *listFlag) String() string {
+	if l.dst == nil {
+		return ""
+	}
+	return strings.Join(*l.dst, ",")
+}
+
+func (l *listFlag) Set(v string) error {
+	*l.dst = append(*l.dst, strings.Split(v, ",")...)
+	return nil
+}
+
 func run(args []string) error {
 	fs := flag.NewFlagSet("ferric-conductor", flag.ContinueOnError)
 	var (
@@ -57,6 +72,11 @@ func run(args []string) error {
 	fs.BoolVar(&cfg.Engine.NoAutomatedClean, "no-automated-clean", false, "skip automated cleaning on provide and undeploy")
 	fs.BoolVar(&cfg.Engine.InsecureAgentHTTP, "insecure-agent-http", false, "accept agents calling back over plain http (development only)")
 	fs.DurationVar(&cfg.Engine.HeartbeatTimeout, "heartbeat-timeout", 300*time.Second, "agent heartbeat timeout sent to agents (they heartbeat every 30-60 % of it)")
+	fs.StringVar(&cfg.AgentBinary, "agent-binary", "", "ferric-agent binary for the local-agent boot interface")
+	fs.StringVar(&cfg.AgentStateDir, "agent-state-dir", "", "state and logs of local agents (default /run/ferric-agents)")
+	fs.StringVar(&cfg.AgentRuntime, "agent-runtime", "", "OCI runtime for local agents' podman (e.g. runc)")
+	fs.Var(&listFlag{&cfg.AgentUlimits}, "agent-ulimit", "default container ulimit for local agents, e.g. nofile=1024:1024 (repeatable)")
+	fs.Var(&listFlag{&cfg.InsecureRegistries}, "insecure-registry", "registry reached over plain http (repeatable)")
 	fs.BoolVar(&cfg.Engine.NoDeleteAvailable, "no-delete-available", false, "refuse to delete nodes in available (Ironic's allow_deleting_available_nodes=false)")
 	// Every flag can come from FERRIC_<FLAG> (dashes as underscores); flags win.
 	fs.VisitAll(func(f *flag.Flag) {

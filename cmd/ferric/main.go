@@ -31,7 +31,9 @@ Commands:
   node unset NODE [--driver-info k]... [--property k]... [--instance-info k]... [--extra k]...
   node delete NODE...
   node manage|provide|undeploy NODE [--wait] [--timeout D]
-  node deploy NODE [--configdrive FILE] [--wait] [--timeout D]
+  node deploy NODE [--image oci://...] [--authorized-keys FILE] [--configdrive FILE] [--pull-secret S]
+              [--tpm2-luks] [--wait] [--timeout D]
+  node logs NODE [--run ID]
   node power NODE on|off|reboot|soft-off|soft-reboot
   node wait NODE STATE [--timeout D]
   port create --node NODE --address MAC

@@ -39,6 +39,8 @@ func (c *cli) node(ctx context.Context, verb string, args []string) error {
 		return c.nodePower(ctx, args)
 	case "wait":
 		return c.nodeWait(ctx, args)
+	case "logs":
+		return c.nodeLogs(ctx, args)
 	}
 	return fmt.Errorf("node %s: unknown subcommand; see ferric --help", verb)
 }
@@ -313,9 +315,17 @@ func (c *cli) nodeProvision(ctx context.Context, verb string, args []string) err
 	fs.SetOutput(c.stderr)
 	wait := fs.Bool("wait", false, "wait until the node reaches the end state (stops early on failure)")
 	timeout := fs.Duration("timeout", 60*time.Minute, "how long --wait waits")
-	var configDrive *string
+	var (
+		configDrive             *string
+		image, keysFile, secret *string
+		tpm                     *bool
+	)
 	if verb == "deploy" || verb == "rebuild" {
 		configDrive = fs.String("configdrive", "", "config drive: a JSON file with Ironic's dict form, a gzip+base64 file, or an http(s) URL")
+		image = fs.String("image", "", "bootable container to deploy, oci://registry/org/image:tag (sets instance_info.image_source)")
+		keysFile = fs.String("authorized-keys", "", "file of SSH public keys for root (sets instance_info.bootc_authorized_keys)")
+		secret = fs.String("pull-secret", "", "registry secret: user:password, a docker auth value, or a token (sets instance_info.image_pull_secret)")
+		tpm = fs.Bool("tpm2-luks", false, "encrypt the root with LUKS bound to the TPM (sets instance_info.bootc_tpm2_luks)")
 	}
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -323,6 +333,11 @@ func (c *cli) nodeProvision(ctx context.Context, verb string, args []string) err
 	}
 	if len(pos) != 1 {
 		return fmt.Errorf("node %s: give one NODE", verb)
+	}
+	if image != nil {
+		if err := c.setDeployOptions(ctx, pos[0], *image, *keysFile, *secret, *tpm); err != nil {
+			return err
+		}
 	}
 	target, end := targetOf(verb)
 	opts := nodes.ProvisionStateOpts{Target: target}
@@ -341,6 +356,40 @@ func (c *cli) nodeProvision(ctx context.Context, verb string, args []string) err
 		return nil
 	}
 	return c.waitFor(ctx, pos[0], end, *timeout)
+}
+
+// setDeployOptions writes the bootc deploy options given on the command line into instance_info.
+func (c *cli) setDeployOptions(ctx context.Context, node, image, keysFile, secret string, tpm bool) error {
+	var ops nodes.UpdateOpts
+	add := func(k string, v any) {
+		ops = append(ops, nodes.UpdateOperation{Op: nodes.AddOp, Path: "/instance_info/" + k, Value: v})
+	}
+	if image != "" {
+		if !strings.HasPrefix(image, "oci://") {
+			return fmt.Errorf("--image %q: use oci://registry/org/image:tag", image)
+		}
+		add("image_source", image)
+	}
+	if keysFile != "" {
+		b, err := os.ReadFile(keysFile)
+		if err != nil {
+			return fmt.Errorf("--authorized-keys: %w", err)
+		}
+		add("bootc_authorized_keys", string(b))
+	}
+	if secret != "" {
+		add("image_pull_secret", secret)
+	}
+	if tpm {
+		add("bootc_tpm2_luks", true)
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	if _, err := nodes.Update(ctx, c.client, node, ops).Extract(); err != nil {
+		return fmt.Errorf("set deploy options on %s: %w", node, err)
+	}
+	return nil
 }
 
 // loadConfigDrive reads a config drive argument: a URL, a JSON dict file, or a file holding the string form.
@@ -377,12 +426,26 @@ func (c *cli) waitFor(ctx context.Context, id, state string, timeout time.Durati
 		if err != nil {
 			return fmt.Errorf("wait for node %s: %w", id, err)
 		}
-		if n.ProvisionState != last {
-			fmt.Fprintf(c.stderr, "%6.1fs  %s\n", time.Since(start).Seconds(), n.ProvisionState)
-			last = n.ProvisionState
+		line := n.ProvisionState
+		if p, ok := n.DriverInternalInfo["deploy_progress"].(map[string]any); ok && n.TargetProvisionState != "" {
+			line += fmt.Sprintf("  %v", p["phase"])
+			if pct, _ := p["percent"].(float64); pct > 0 {
+				line += fmt.Sprintf(" %.0f%%", pct)
+			}
+			if done, _ := p["bytes_done"].(float64); done > 0 {
+				line += fmt.Sprintf(" (%d/%d MiB)", int64(done)>>20, int64(p["bytes_total"].(float64))>>20)
+			}
+		}
+		if line != last {
+			fmt.Fprintf(c.stderr, "%6.1fs  %s\n", time.Since(start).Seconds(), line)
+			last = line
 		}
 		if n.ProvisionState == state && n.TargetProvisionState == "" {
 			fmt.Fprintf(c.stdout, "node %s is %s after %.1fs\n", id, state, time.Since(start).Seconds())
+			if inst, ok := n.DriverInternalInfo["bootc_installed"].(map[string]any); ok && state == "active" {
+				fmt.Fprintf(c.stdout, "installed %v\n  digest  %v\n  disk    %v (root %v MiB)\n  phases  %v\n",
+					inst["image"], inst["digest"], inst["device"], inst["root_size_mib"], inst["phases"])
+			}
 			return nil
 		}
 		if failureStates()[n.ProvisionState] && n.ProvisionState != state {
@@ -423,5 +486,41 @@ func (c *cli) nodePower(ctx context.Context, args []string) error {
 		return fmt.Errorf("power %s node %s: %w", args[1], args[0], err)
 	}
 	fmt.Fprintf(c.stdout, "power %s requested for node %s\n", args[1], args[0])
+	return nil
+}
+
+func (c *cli) nodeLogs(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("node logs", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	run := fs.String("run", "", "deploy run id (default: the latest)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("node logs: give one NODE")
+	}
+	u := c.client.ServiceURL("nodes", pos[0], "deploy_logs")
+	if *run != "" {
+		u += "?run=" + *run
+	}
+	var body struct {
+		Run   string `json:"run"`
+		Lines []struct {
+			Time    string `json:"time"`
+			Source  string `json:"source"`
+			Message string `json:"message"`
+		} `json:"lines"`
+	}
+	if _, err := c.client.Get(ctx, u, &body, nil); err != nil {
+		return fmt.Errorf("deploy log of %s: %w", pos[0], err)
+	}
+	if c.output == "json" {
+		return c.printJSON(body)
+	}
+	fmt.Fprintf(c.stdout, "deploy run %s\n", body.Run)
+	for _, l := range body.Lines {
+		fmt.Fprintf(c.stdout, "%s %-9s %s\n", l.Time, l.Source, l.Message)
+	}
 	return nil
 }

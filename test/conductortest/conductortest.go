@@ -27,6 +27,7 @@ type Conductor struct {
 	Log *logrus.Logger
 
 	t      testing.TB
+	addr   string
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -46,15 +47,27 @@ func Start(t testing.TB, mutate ...func(*conductor.Config)) *Conductor {
 
 func (c *Conductor) start() {
 	c.t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := "127.0.0.1:0"
+	if c.addr != "" {
+		addr = c.addr // a restart keeps the address agents call back to
+	}
+	var (
+		ln  net.Listener
+		err error
+	)
+	for i := 0; i < 50; i++ {
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		c.t.Fatalf("listen: %v", err)
 	}
+	c.addr = ln.Addr().String()
 	cfg := c.Config
 	cfg.Listener = ln
-	if c.URL != "" {
-		cfg.PublicURL = c.URL
-	}
+	cfg.PublicURL = "http://" + c.addr
 	ready := make(chan string, 1)
 	cfg.Ready = func(u string) { ready <- u }
 	c.Log = logrus.New()
@@ -93,13 +106,12 @@ func (c *Conductor) Stop() error {
 	}
 }
 
-// Restart stops the conductor and starts it again on the same database (a new port; URL changes).
+// Restart stops the conductor and starts it again on the same database and address.
 func (c *Conductor) Restart() {
 	c.t.Helper()
 	if err := c.Stop(); err != nil {
 		c.t.Fatalf("stop: %v", err)
 	}
-	c.URL = ""
 	c.start()
 }
 

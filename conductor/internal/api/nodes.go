@@ -631,3 +631,36 @@ func (s *Server) putBootDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// getDeployLog serves GET /v1/nodes/{node}/deploy_logs[?run=ID], Ferric's kept deploy log (the latest run by
+// default): {"node_uuid", "run", "lines": [{"time", "source", "message"}]}.
+func (s *Server) getDeployLog(w http.ResponseWriter, r *http.Request) {
+	n, err := s.getNodeOr404(r, mux.Vars(r)["node"])
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	run := r.URL.Query().Get("run")
+	lines, err := s.eng.Store().DeployLog(r.Context(), n.UUID, run)
+	if errors.Is(err, store.ErrNotFound) {
+		s.writeError(w, r, notFound("Node %s has no deploy log%s.", n.UUID, map[bool]string{true: " for run " + run, false: ""}[run != ""]))
+		return
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	items := make([]any, 0, len(lines))
+	for _, l := range lines {
+		o := newOrdered()
+		o.set("time", isoTime(l.Time))
+		o.set("source", l.Source)
+		o.set("message", l.Message)
+		items = append(items, o)
+	}
+	out := newOrdered()
+	out.set("node_uuid", n.UUID)
+	out.set("run", lines[0].Run)
+	out.set("lines", items)
+	writeJSON(w, http.StatusOK, out)
+}

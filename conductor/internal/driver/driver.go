@@ -54,6 +54,18 @@ type Task struct {
 	Deploy     Deploy
 	Log        *logrus.Entry
 	Save       func(ctx context.Context) error
+	// DeployLog appends lines to the node's kept deploy log (the run in driver_internal_info.deploy_run);
+	// nil when the engine keeps no log.
+	DeployLog func(ctx context.Context, source string, lines ...string)
+}
+
+// Logf writes a conductor line to the deploy log and the conductor log.
+func (t *Task) Logf(ctx context.Context, format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	t.Log.Info(msg)
+	if t.DeployLog != nil {
+		t.DeployLog(ctx, "conductor", msg)
+	}
 }
 
 // Outcome is what a deploy or clean operation reports when it returns without error.

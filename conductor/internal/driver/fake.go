@@ -9,8 +9,9 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
-// FakeHardware returns the fake-hardware type: every interface "fake" (network and storage "noop").
-func FakeHardware(extraDeploy ...string) *HardwareType {
+// FakeHardware returns the fake-hardware type: every interface "fake" (network and storage "noop"), plus the
+// given extra deploy and boot interfaces.
+func FakeHardware(extraDeploy, extraBoot []string) *HardwareType {
 	h := &HardwareType{Name: "fake-hardware", Enabled: map[string][]string{}, Defaults: map[string]string{}}
 	for _, k := range Kinds() {
 		def := "fake"
@@ -22,7 +23,7 @@ func FakeHardware(extraDeploy ...string) *HardwareType {
 		h.Enabled[k] = []string{def}
 	}
 	h.Enabled["deploy"] = append(h.Enabled["deploy"], extraDeploy...)
-	h.Enabled["boot"] = append(h.Enabled["boot"], extraDeploy...)
+	h.Enabled["boot"] = append(h.Enabled["boot"], extraBoot...)
 	return h
 }
 

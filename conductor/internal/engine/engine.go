@@ -281,7 +281,25 @@ func (e *Engine) setState(n *store.Node, to fsm.State, lastError string) {
 // task builds a driver task for a reserved node.
 func (e *Engine) task(n *store.Node) (*driver.Task, error) {
 	log := e.log.WithField("node", n.UUID)
-	return e.reg.Task(n, log, func(ctx context.Context) error { return e.store.UpdateNode(ctx, n) })
+	t, err := e.reg.Task(n, log, func(ctx context.Context) error { return e.store.UpdateNode(ctx, n) })
+	if err != nil {
+		return nil, err
+	}
+	t.DeployLog = func(ctx context.Context, source string, lines ...string) {
+		run, _ := n.DriverInternalInfo["deploy_run"].(string)
+		if run == "" || len(lines) == 0 {
+			return
+		}
+		now := e.now().UTC()
+		ll := make([]store.LogLine, 0, len(lines))
+		for _, l := range lines {
+			ll = append(ll, store.LogLine{Time: now, Source: source, Message: l})
+		}
+		if err := e.store.AppendDeployLog(ctx, n.UUID, run, ll); err != nil {
+			log.WithError(err).Warn("could not append to the deploy log")
+		}
+	}
+	return t, nil
 }
 
 // CreateNode validates the driver and interfaces of a new node and stores it. The caller sets the initial state.

@@ -27,7 +27,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	reg := driver.NewRegistry()
-	reg.AddHardware(driver.FakeHardware())
+	reg.AddHardware(driver.FakeHardware(nil, nil))
 	p := driver.NewFakePower()
 	reg.AddPower("fake", p)
 	reg.AddManagement("fake", driver.NewFakeManagement())

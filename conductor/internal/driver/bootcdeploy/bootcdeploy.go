@@ -1,0 +1,406 @@
+// Package bootcdeploy owns the conductor's `bootc` deploy interface: validation of bootc_* options at deploy
+// time, digest pinning, booting the agent, driving `standby.execute_bootc_install` on it while copying its
+// progress and log into the node, then booting the installed disk. Cleaning wipes the disk's metadata through
+// the agent.
+package bootcdeploy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ferric-metal/ferric/conductor/internal/agentclient"
+	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/store"
+	"github.com/ferric-metal/ferric/configdrive"
+	"github.com/ferric-metal/ferric/deploy"
+	"github.com/ferric-metal/ferric/deploy/bootc"
+	"github.com/ferric-metal/ferric/images"
+)
+
+// Config tunes the interface.
+type Config struct {
+	// Insecure lists registries reached over plain http (development, CI).
+	Insecure []string
+	// AgentTimeout bounds each call to the agent (default 30 s).
+	AgentTimeout time.Duration
+	// NoCleaning skips the agent-driven disk metadata wipe during automated cleaning.
+	NoCleaning bool
+}
+
+// Deploy implements driver.Deploy and the engine's agent hand-off.
+type Deploy struct{ cfg Config }
+
+// New returns the bootc deploy interface.
+func New(cfg Config) *Deploy {
+	if cfg.AgentTimeout == 0 {
+		cfg.AgentTimeout = 30 * time.Second
+	}
+	return &Deploy{cfg: cfg}
+}
+
+// Keys in driver_internal_info.
+const (
+	keyRun       = "deploy_run"
+	keyPinned    = "bootc_image_pinned"
+	keyDigest    = "bootc_image_digest"
+	keyTag       = "bootc_target_imgref"
+	keyCommand   = "bootc_command_id"
+	keyOffset    = "bootc_log_offset"
+	keyProgress  = "deploy_progress"
+	keyInstalled = "bootc_installed"
+	keyCleanCmd  = "bootc_clean_command_id"
+)
+
+// Validate checks everything that can be checked before a deploy: the image source, the bootc_* options, the
+// boot mode.
+func (d *Deploy) Validate(_ context.Context, n *store.Node) error {
+	src, _ := n.InstanceInfo["image_source"].(string)
+	if src == "" {
+		return fmt.Errorf("instance_info.image_source is missing: set it to oci://registry/org/image:tag: %w", driver.ErrInvalid)
+	}
+	if _, err := bootc.ValidateImageSource(src); err != nil {
+		return fmt.Errorf("%v: %w", err, driver.ErrInvalid)
+	}
+	if _, err := bootc.ParseOptions(n.InstanceInfo); err != nil {
+		return fmt.Errorf("%v: %w", err, driver.ErrInvalid)
+	}
+	if caps, _ := n.Properties["capabilities"].(string); strings.Contains(caps, "boot_mode:bios") {
+		return fmt.Errorf("bootc deploys need UEFI; properties.capabilities says boot_mode:bios: %w", driver.ErrInvalid)
+	}
+	return nil
+}
+
+func (d *Deploy) insecure(registry string) bool {
+	for _, r := range d.cfg.Insecure {
+		if r == registry {
+			return true
+		}
+	}
+	return false
+}
+
+// pullSecret returns the node's registry secret (instance_info, then driver_info), "" when none.
+func pullSecret(n *store.Node) string {
+	for _, m := range []map[string]any{n.InstanceInfo, n.DriverInfo} {
+		if s, _ := m["image_pull_secret"].(string); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// Deploy pins the image digest and boots the agent; the node then waits for its call-back.
+func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, error) {
+	n := t.Node
+	dii := n.DriverInternalInfo
+	for _, k := range []string{keyCommand, keyOffset, keyProgress, keyInstalled, keyPinned, keyDigest, keyTag} {
+		delete(dii, k)
+	}
+	dii[keyRun] = time.Now().UTC().Format("20060102T150405Z") + "-" + uuid.NewString()[:8]
+	if err := d.Validate(ctx, n); err != nil {
+		return driver.Done, err
+	}
+	src, _ := n.InstanceInfo["image_source"].(string)
+	refStr, _ := bootc.ValidateImageSource(src)
+	ref, err := images.Parse(refStr, false)
+	if err != nil {
+		return driver.Done, err
+	}
+	if d.insecure(ref.Registry) {
+		if ref, err = images.Parse(refStr, true); err != nil {
+			return driver.Done, err
+		}
+	}
+	creds, err := images.ParsePullSecret(pullSecret(n))
+	if err != nil {
+		return driver.Done, err
+	}
+	t.Logf(ctx, "deploy %s started: resolving %s", dii[keyRun], ref)
+	res, err := images.Resolve(ctx, ref, creds, time.Minute)
+	if err != nil {
+		return driver.Done, fmt.Errorf("cannot deploy: %v", err)
+	}
+	dii[keyPinned], dii[keyDigest] = res.Pinned, res.Digest
+	if ref.Tag != "" {
+		dii[keyTag] = ref.String()
+	}
+	t.Logf(ctx, "pinned %s to %s (%d layers, %d MiB compressed)", ref, res.Digest, res.Layers, res.CompressedBytes>>20)
+	setProgress(n, deploy.Progress{Phase: "booting agent"})
+	if err := t.Save(ctx); err != nil {
+		return driver.Done, err
+	}
+	if err := d.bootAgent(ctx, t); err != nil {
+		return driver.Done, err
+	}
+	return driver.Wait, nil
+}
+
+// bootAgent prepares the agent boot and power-cycles the node into it.
+func (d *Deploy) bootAgent(ctx context.Context, t *driver.Task) error {
+	n := t.Node
+	if err := t.Power.SetPowerState(ctx, n, driver.PowerOff, 0); err != nil {
+		return fmt.Errorf("power off before booting the agent: %w", err)
+	}
+	wipeAgent(n)
+	if err := t.Boot.PrepareRamdisk(ctx, t); err != nil {
+		return fmt.Errorf("prepare the agent boot: %w", err)
+	}
+	if err := t.Power.SetPowerState(ctx, n, driver.PowerOn, 0); err != nil {
+		return fmt.Errorf("power on into the agent: %w", err)
+	}
+	t.Logf(ctx, "agent booting; waiting for its call-back")
+	return t.Save(ctx)
+}
+
+// wipeAgent forgets a previous agent's URL and certificate (a pre-generated token stays).
+func wipeAgent(n *store.Node) {
+	delete(n.DriverInternalInfo, "agent_url")
+	delete(n.DriverInternalInfo, "agent_verify_ca")
+	if pre, _ := n.DriverInternalInfo["agent_secret_token_pregenerated"].(bool); !pre {
+		delete(n.DriverInternalInfo, "agent_secret_token")
+	}
+}
+
+func setProgress(n *store.Node, p deploy.Progress) {
+	m := map[string]any{"phase": p.Phase, "percent": p.Percent, "bytes_done": p.BytesDone, "bytes_total": p.BytesTotal,
+		"updated_at": time.Now().UTC().Format(time.RFC3339)}
+	n.DriverInternalInfo[keyProgress] = m
+}
+
+func (d *Deploy) client(n *store.Node) (*agentclient.Client, error) {
+	u, _ := n.DriverInternalInfo["agent_url"].(string)
+	tok, _ := n.DriverInternalInfo["agent_secret_token"].(string)
+	ca, _ := n.DriverInternalInfo["agent_verify_ca"].(string)
+	if u == "" || tok == "" {
+		return nil, errors.New("the agent has not called back yet")
+	}
+	return agentclient.New(agentclient.Config{URL: u, Token: tok, VerifyCA: ca, Timeout: d.cfg.AgentTimeout})
+}
+
+// Continue advances a node waiting for its agent (called on heartbeats and polls, with the node locked).
+func (d *Deploy) Continue(ctx context.Context, t *driver.Task) (driver.Outcome, error) {
+	if t.Node.ProvisionState == "clean wait" {
+		return d.continueClean(ctx, t)
+	}
+	n := t.Node
+	dii := n.DriverInternalInfo
+	c, err := d.client(n)
+	if err != nil {
+		return driver.Wait, nil
+	}
+	defer c.Close()
+	id, _ := dii[keyCommand].(string)
+	if id == "" {
+		params, err := d.installParams(n)
+		if err != nil {
+			return driver.Done, err
+		}
+		r, err := c.Execute(ctx, deploy.CmdBootcInstall, params, false)
+		if errors.Is(err, agentclient.ErrBusy) {
+			return driver.Wait, nil
+		}
+		if err != nil {
+			return driver.Done, fmt.Errorf("start the install on the agent: %w", err)
+		}
+		dii[keyCommand] = r.ID
+		t.Logf(ctx, "agent at %s is installing %s", dii["agent_url"], dii[keyPinned])
+		return driver.Wait, t.Save(ctx)
+	}
+	d.copyProgress(ctx, t, c)
+	r, err := c.Command(ctx, id)
+	if err != nil {
+		t.Log.WithError(err).Debug("could not read the install command; retrying on the next poll")
+		return driver.Wait, t.Save(ctx)
+	}
+	switch r.CommandStatus {
+	case agentclient.StatusRunning:
+		return driver.Wait, t.Save(ctx)
+	case agentclient.StatusFailed:
+		msg := r.Error()
+		t.Logf(ctx, "bootc install failed on the node: %s", msg)
+		d.stopAgent(ctx, t, c)
+		return driver.Done, fmt.Errorf("bootc install failed on node %s: %s", n.UUID, msg)
+	}
+	var res deploy.InstallResult
+	if err := json.Unmarshal(r.CommandResult, &res); err != nil {
+		return driver.Done, fmt.Errorf("the agent's install result is unreadable: %w", err)
+	}
+	if want, _ := dii[keyDigest].(string); res.ImageDigest != want {
+		return driver.Done, fmt.Errorf("the agent installed %s but %s was pinned", res.ImageDigest, want)
+	}
+	phases := map[string]float64{}
+	var summary []string
+	for _, p := range res.Phases {
+		phases[p.Name] = round(p.Seconds)
+		summary = append(summary, fmt.Sprintf("%s %.1fs", p.Name, p.Seconds))
+	}
+	dii[keyInstalled] = map[string]any{"image": res.ImageRef, "digest": res.ImageDigest, "device": res.Device,
+		"device_reason": res.DeviceReason, "root_size_mib": res.RootSizeMiB, "configdrive": res.ConfigDrive, "phases": phases}
+	t.Logf(ctx, "installed %s on %s (%s)", res.ImageDigest, res.Device, strings.Join(summary, ", "))
+	setProgress(n, deploy.Progress{Phase: "booting instance", Percent: 100})
+	// Boot the disk from now on, stop the agent, boot the instance.
+	if err := t.Management.SetBootDevice(ctx, n, driver.BootDisk, true); err != nil {
+		return driver.Done, fmt.Errorf("set the boot device to disk: %w", err)
+	}
+	d.stopAgent(ctx, t, c)
+	if err := t.Boot.PrepareInstance(ctx, t); err != nil {
+		return driver.Done, fmt.Errorf("prepare the instance boot: %w", err)
+	}
+	if err := t.Power.SetPowerState(ctx, n, driver.PowerOn, 0); err != nil {
+		return driver.Done, fmt.Errorf("power on the instance: %w", err)
+	}
+	setProgress(n, deploy.Progress{Phase: "done", Percent: 100})
+	t.Logf(ctx, "deploy %s finished", dii[keyRun])
+	delete(dii, keyCommand)
+	return driver.Done, nil
+}
+
+func round(f float64) float64 { return float64(int(f*10+0.5)) / 10 }
+
+// copyProgress copies the agent's progress and new log lines into the node and its deploy log.
+func (d *Deploy) copyProgress(ctx context.Context, t *driver.Task, c *agentclient.Client) {
+	n := t.Node
+	since := 0
+	if f, ok := n.DriverInternalInfo[keyOffset].(float64); ok {
+		since = int(f)
+	} else if i, ok := n.DriverInternalInfo[keyOffset].(int); ok {
+		since = i
+	}
+	r, err := c.Execute(ctx, deploy.CmdProgress, map[string]any{"since": since}, true)
+	if err != nil {
+		return
+	}
+	var p deploy.Progress
+	if json.Unmarshal(r.CommandResult, &p) != nil {
+		return
+	}
+	if len(p.Lines) > 0 && t.DeployLog != nil {
+		t.DeployLog(ctx, "agent", p.Lines...)
+	}
+	n.DriverInternalInfo[keyOffset] = p.LineOffset
+	setProgress(n, p)
+}
+
+// stopAgent asks the agent to power off, then makes sure through the power interface, and cleans up its boot.
+func (d *Deploy) stopAgent(ctx context.Context, t *driver.Task, c *agentclient.Client) {
+	n := t.Node
+	if c != nil {
+		if _, err := c.Execute(ctx, deploy.CmdPowerOff, nil, false); err != nil {
+			t.Log.WithError(err).Debug("agent power off request failed; powering off out of band")
+		}
+	}
+	if err := t.Power.SetPowerState(ctx, n, driver.PowerOff, 0); err != nil {
+		t.Log.WithError(err).Warn("power off after the agent failed")
+	}
+	if err := t.Boot.CleanUpRamdisk(ctx, t); err != nil {
+		t.Log.WithError(err).Warn("could not clean up the agent boot")
+	}
+	wipeAgent(n)
+}
+
+// installParams builds standby.execute_bootc_install's params: the pinned image, the options, the secret in
+// Ironic's transport form, and the config drive as a string.
+func (d *Deploy) installParams(n *store.Node) (deploy.BootcInstallParams, error) {
+	pinned, _ := n.DriverInternalInfo[keyPinned].(string)
+	ii := map[string]any{}
+	for k, v := range n.InstanceInfo {
+		if strings.HasPrefix(k, "bootc_") {
+			ii[k] = v
+		}
+	}
+	if tag, _ := n.DriverInternalInfo[keyTag].(string); tag != "" {
+		if _, set := ii["bootc_target_imgref"]; !set {
+			ii["bootc_target_imgref"] = tag
+		}
+	}
+	p := deploy.BootcInstallParams{ImageSource: "oci://" + pinned, InstanceInfo: ii}
+	if s := pullSecret(n); s != "" {
+		enc := images.EncodeTransportSecret(s)
+		p.PullSecret = &enc
+	}
+	switch cd := n.InstanceInfo["configdrive"].(type) {
+	case nil:
+	case string:
+		if cd != "" {
+			p.ConfigDrive = &cd
+		}
+	case map[string]any:
+		drive, err := configdrive.FromMap(cd)
+		if err != nil {
+			return p, err
+		}
+		iso, err := configdrive.Build(drive, configdrive.NodeInfo{UUID: n.UUID, Name: n.Name})
+		if err != nil {
+			return p, fmt.Errorf("build the config drive: %w", err)
+		}
+		s, err := configdrive.Encode(iso)
+		if err != nil {
+			return p, err
+		}
+		p.ConfigDrive = &s
+	default:
+		return p, fmt.Errorf("instance_info.configdrive has an unexpected type %T", cd)
+	}
+	return p, nil
+}
+
+// TearDown powers the node off and forgets the instance boot.
+func (d *Deploy) TearDown(ctx context.Context, t *driver.Task) error {
+	if err := t.Power.SetPowerState(ctx, t.Node, driver.PowerOff, 0); err != nil {
+		return err
+	}
+	for _, k := range []string{keyInstalled, keyProgress, keyPinned, keyDigest, keyTag, keyCommand, keyOffset} {
+		delete(t.Node.DriverInternalInfo, k)
+	}
+	return t.Boot.CleanUpInstance(ctx, t)
+}
+
+// Clean boots the agent to wipe the disk's metadata (unless disabled or automated_clean is false).
+func (d *Deploy) Clean(ctx context.Context, t *driver.Task) (driver.Outcome, error) {
+	if d.cfg.NoCleaning || (t.Node.AutomatedClean != nil && !*t.Node.AutomatedClean) {
+		return driver.Done, nil
+	}
+	delete(t.Node.DriverInternalInfo, keyCleanCmd)
+	if err := d.bootAgent(ctx, t); err != nil {
+		return driver.Done, err
+	}
+	return driver.Wait, nil
+}
+
+func (d *Deploy) continueClean(ctx context.Context, t *driver.Task) (driver.Outcome, error) {
+	n := t.Node
+	c, err := d.client(n)
+	if err != nil {
+		return driver.Wait, nil
+	}
+	defer c.Close()
+	id, _ := n.DriverInternalInfo[keyCleanCmd].(string)
+	if id == "" {
+		r, err := c.Execute(ctx, deploy.CmdWipeDisk, nil, false)
+		if errors.Is(err, agentclient.ErrBusy) {
+			return driver.Wait, nil
+		}
+		if err != nil {
+			return driver.Done, fmt.Errorf("start cleaning on the agent: %w", err)
+		}
+		n.DriverInternalInfo[keyCleanCmd] = r.ID
+		return driver.Wait, t.Save(ctx)
+	}
+	r, err := c.Command(ctx, id)
+	if err != nil || r.CommandStatus == agentclient.StatusRunning {
+		return driver.Wait, nil
+	}
+	delete(n.DriverInternalInfo, keyCleanCmd)
+	d.stopAgent(ctx, t, c)
+	if r.CommandStatus == agentclient.StatusFailed {
+		return driver.Done, fmt.Errorf("cleaning failed on node %s: %s", n.UUID, r.Error())
+	}
+	t.Log.Info("disk metadata wiped by the agent")
+	return driver.Done, nil
+}

@@ -1,0 +1,190 @@
+// Package localboot owns the `local-agent` boot interface, for development and tests without a BMC: "booting the
+// agent" starts ferric-agent as a local process against the node's block device (driver_info.local_agent_device,
+// e.g. a loop device), with a token generated for it; tearing down stops the process.
+package localboot
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/store"
+)
+
+// Config configures the agents this interface starts.
+type Config struct {
+	AgentBinary string   // path of ferric-agent
+	APIURL      string   // the conductor's URL the agent calls back to
+	StateDir    string   // where per-node agent state and logs go (short path: podman limits run root length)
+	Runtime     string   // podman runtime for the agent's service (runc here)
+	Ulimits     []string // default ulimits for the agent's containers
+	Insecure    []string // insecure registries
+	TokenFunc   func() string
+}
+
+// Boot implements driver.Boot.
+type Boot struct {
+	cfg  Config
+	mu   sync.Mutex
+	proc map[string]*exec.Cmd
+	done map[string]chan struct{}
+}
+
+// New returns the interface.
+func New(cfg Config) *Boot {
+	return &Boot{cfg: cfg, proc: map[string]*exec.Cmd{}, done: map[string]chan struct{}{}}
+}
+
+func device(n *store.Node) string {
+	d, _ := n.DriverInfo["local_agent_device"].(string)
+	return d
+}
+
+// Validate requires the device and the agent binary.
+func (b *Boot) Validate(_ context.Context, n *store.Node) error {
+	dev := device(n)
+	if dev == "" {
+		return fmt.Errorf("driver_info.local_agent_device is missing: set it to the block device the local agent installs to (e.g. /dev/loop3): %w", driver.ErrInvalid)
+	}
+	st, err := os.Stat(dev)
+	if err != nil || st.Mode()&os.ModeDevice == 0 {
+		return fmt.Errorf("driver_info.local_agent_device %s is not a block device: %w", dev, driver.ErrInvalid)
+	}
+	if b.cfg.AgentBinary == "" {
+		return fmt.Errorf("the conductor has no --agent-binary for the local-agent boot interface: %w", driver.ErrInvalid)
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// PrepareRamdisk starts the agent for the node with a fresh token (pre-generated, as virtual media does).
+func (b *Boot) PrepareRamdisk(ctx context.Context, t *driver.Task) error {
+	n := t.Node
+	if err := b.Validate(ctx, n); err != nil {
+		return err
+	}
+	b.stop(n)
+	token := b.cfg.TokenFunc()
+	n.DriverInternalInfo["agent_secret_token"] = token
+	n.DriverInternalInfo["agent_secret_token_pregenerated"] = true
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(b.cfg.StateDir, n.UUID[:8])
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	args := []string{"--api-url", b.cfg.APIURL, "--node-uuid", n.UUID, "--listen", addr, "--advertise", addr,
+		"--target-device", device(n), "--state-dir", filepath.Join(dir, "s"), "--graph-root", filepath.Join(dir, "graph"),
+		"--power-off", "exit", "--log-level", "debug"}
+	if b.cfg.Runtime != "" {
+		args = append(args, "--runtime", b.cfg.Runtime)
+	}
+	for _, u := range b.cfg.Ulimits {
+		args = append(args, "--ulimit", u)
+	}
+	for _, r := range b.cfg.Insecure {
+		args = append(args, "--insecure-registry", r)
+	}
+	if mb, ok := n.DriverInfo["local_agent_memory_budget"]; ok {
+		args = append(args, "--memory-budget", fmt.Sprint(mb))
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, "agent.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(b.cfg.AgentBinary, args...)
+	// The token reaches the agent through its environment, never its argv (visible in ps).
+	cmd.Env = append(os.Environ(), "FERRIC_AGENT_TOKEN="+token)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start %s: %w", b.cfg.AgentBinary, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); logf.Close(); close(done) }()
+	b.mu.Lock()
+	b.proc[n.UUID], b.done[n.UUID] = cmd, done
+	b.mu.Unlock()
+	n.DriverInternalInfo["local_agent_pid"] = cmd.Process.Pid
+	n.DriverInternalInfo["local_agent_log"] = filepath.Join(dir, "agent.log")
+	t.Log.WithField("pid", cmd.Process.Pid).WithField("listen", addr).Info("local agent started")
+	return nil
+}
+
+// stop ends the node's agent process group (also one started before a conductor restart, by its pid).
+func (b *Boot) stop(n *store.Node) {
+	b.mu.Lock()
+	cmd, done := b.proc[n.UUID], b.done[n.UUID]
+	delete(b.proc, n.UUID)
+	delete(b.done, n.UUID)
+	b.mu.Unlock()
+	if cmd != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	} else if pid, ok := pidOf(n); ok {
+		// Started by an earlier conductor run: signal its process group.
+		if err := syscall.Kill(-pid, syscall.SIGTERM); err == nil {
+			for i := 0; i < 150 && syscall.Kill(pid, 0) == nil; i++ {
+				time.Sleep(100 * time.Millisecond)
+			}
+			syscall.Kill(-pid, syscall.SIGKILL)
+		}
+	}
+	delete(n.DriverInternalInfo, "local_agent_pid")
+}
+
+func pidOf(n *store.Node) (int, bool) {
+	switch v := n.DriverInternalInfo["local_agent_pid"].(type) {
+	case float64:
+		return int(v), v > 0
+	case int:
+		return v, v > 0
+	}
+	return 0, false
+}
+
+// CleanUpRamdisk stops the agent.
+func (b *Boot) CleanUpRamdisk(_ context.Context, t *driver.Task) error {
+	b.stop(t.Node)
+	return nil
+}
+
+// PrepareInstance has nothing to do: the "machine" boots its disk.
+func (b *Boot) PrepareInstance(context.Context, *driver.Task) error { return nil }
+
+// CleanUpInstance has nothing to do.
+func (b *Boot) CleanUpInstance(context.Context, *driver.Task) error { return nil }
+
+// Running reports whether the node's agent process runs (tests).
+func (b *Boot) Running(uuid string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.proc[uuid]
+	return ok
+}
