@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +37,8 @@ type Options struct {
 	Padding int64
 	// Marker is written to /etc/ferric-image so two builds differ.
 	Marker string
+	// InstallDelay makes the stand-in's install take this long (whole seconds).
+	InstallDelay time.Duration
 	// Username and Password authenticate the push.
 	Username, Password string
 }
@@ -93,6 +96,9 @@ func Layer(t testing.TB, o Options) []byte {
 	}
 	if !o.NoFilesystemConfig {
 		files["/usr/lib/bootc/install/00-ferric.toml"] = []byte("[install.filesystem.root]\ntype = \"xfs\"\n")
+	}
+	if o.InstallDelay > 0 {
+		files["/usr/lib/ferric-standin/delay"] = []byte(strconv.Itoa(int(o.InstallDelay.Seconds())) + "\n")
 	}
 	if o.Padding > 0 {
 		pad := make([]byte, o.Padding)

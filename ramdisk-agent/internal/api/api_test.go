@@ -34,7 +34,7 @@ func newServer(t *testing.T, release chan struct{}, done *int) *httptest.Server 
 			return nil, &ClientError{Err: errors.New("bad image")}
 		}},
 		"deploy.get_deploy_steps": {Handler: func(context.Context, json.RawMessage, *Command) (any, error) { return map[string]int{"n": 1}, nil }},
-		deploy.CmdProgress: {Handler: func(context.Context, json.RawMessage, *Command) (any, error) { return map[string]string{"p": "x"}, nil }},
+		deploy.CmdProgress:        {Handler: func(context.Context, json.RawMessage, *Command) (any, error) { return map[string]string{"p": "x"}, nil }},
 	})
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)

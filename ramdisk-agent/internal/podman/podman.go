@@ -116,7 +116,8 @@ func StartService(ctx context.Context, cfg ServiceConfig, log *logrus.Entry) (*S
 		"CONTAINERS_POLICY_JSON="+filepath.Join(cfg.Dir, "policy.json"), "TMPDIR="+filepath.Join(cfg.Dir, "tmp"))
 	cmd.Stdout = log.WriterLevel(logrus.DebugLevel)
 	cmd.Stderr = log.WriterLevel(logrus.DebugLevel)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group (Stop signals the group), and it dies with the agent.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start podman service (%s): %w", cfg.Binary, err)
 	}

@@ -137,6 +137,13 @@ func run(args []string) error {
 		rec.AuthorizedKeys = string(b)
 	}
 	fmt.Printf("Installing image: docker://%s\n", rec.TargetImgref)
+	// Tests that need a slow install put a number of seconds here.
+	if b, err := os.ReadFile("/usr/lib/ferric-standin/delay"); err == nil {
+		if secs, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && secs > 0 {
+			fmt.Printf("Fetching layers (%d s)\n", secs)
+			time.Sleep(time.Duration(secs) * time.Second)
+		}
+	}
 	d, err := diskfs.Open(device)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", device, err)

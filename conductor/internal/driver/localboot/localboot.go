@@ -105,8 +105,11 @@ func (b *Boot) PrepareRamdisk(ctx context.Context, t *driver.Task) error {
 	for _, r := range b.cfg.Insecure {
 		args = append(args, "--insecure-registry", r)
 	}
-	if mb, ok := n.DriverInfo["local_agent_memory_budget"]; ok {
-		args = append(args, "--memory-budget", fmt.Sprint(mb))
+	switch mb := n.DriverInfo["local_agent_memory_budget"].(type) {
+	case float64:
+		args = append(args, "--memory-budget", strconv.FormatInt(int64(mb), 10))
+	case string:
+		args = append(args, "--memory-budget", mb)
 	}
 	logf, err := os.OpenFile(filepath.Join(dir, "agent.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
