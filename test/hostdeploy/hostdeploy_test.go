@@ -40,7 +40,7 @@ const (
 	tags   = "remote exclude_graphdriver_btrfs exclude_graphdriver_devicemapper containers_image_openpgp"
 )
 
-func need(t *testing.T) {
+func need(t testing.TB) {
 	t.Helper()
 	fail := func(msg string) {
 		if os.Getenv("CI") != "" {
@@ -65,7 +65,7 @@ var (
 )
 
 // agentBinary builds ferric-agent once per test process.
-func agentBinary(t *testing.T) string {
+func agentBinary(t testing.TB) string {
 	agentOnce.Do(func() {
 		_, here, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(here), "..", "..")
@@ -92,7 +92,7 @@ type rig struct {
 	cl  *gophercloud.ServiceClient
 }
 
-func newRig(t *testing.T, mutate ...func(*conductor.Config)) *rig {
+func newRig(t testing.TB, mutate ...func(*conductor.Config)) *rig {
 	need(t)
 	reg := registrytest.Start(t, registrytest.WithBasicAuth(user, pass))
 	state, err := os.MkdirTemp("/tmp", "fa") // short: podman limits its run root to 50 characters
@@ -112,13 +112,13 @@ func newRig(t *testing.T, mutate ...func(*conductor.Config)) *rig {
 	return &rig{c: c, reg: reg, cl: c.Client("1.89")}
 }
 
-func (r *rig) push(t *testing.T, repo, tag string, o bootcimage.Options) string {
+func (r *rig) push(t testing.TB, repo, tag string, o bootcimage.Options) string {
 	o.Username, o.Password = user, pass
 	return bootcimage.Push(t, r.reg.Host, repo, tag, o)
 }
 
 // loop attaches a sparse disk image and returns the device and the image path.
-func loop(t *testing.T, size int64) (string, string) {
+func loop(t testing.TB, size int64) (string, string) {
 	f := filepath.Join(t.TempDir(), "disk.img")
 	require.NoError(t, os.WriteFile(f, nil, 0o600))
 	require.NoError(t, os.Truncate(f, size))
@@ -130,7 +130,7 @@ func loop(t *testing.T, size int64) (string, string) {
 }
 
 // enroll creates a node on dev and brings it to available (cleaning through the agent).
-func (r *rig) enroll(t *testing.T, name, dev string, extra map[string]any) *nodes.Node {
+func (r *rig) enroll(t testing.TB, name, dev string, extra map[string]any) *nodes.Node {
 	ctx := context.Background()
 	di := map[string]any{"local_agent_device": dev}
 	for k, v := range extra {
@@ -148,7 +148,7 @@ func (r *rig) enroll(t *testing.T, name, dev string, extra map[string]any) *node
 }
 
 // wait polls until the node rests in state; a different resting state fails the test with last_error.
-func (r *rig) wait(t *testing.T, id, state string, timeout time.Duration) *nodes.Node {
+func (r *rig) wait(t testing.TB, id, state string, timeout time.Duration) *nodes.Node {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -172,7 +172,7 @@ type logLine struct {
 	Message string `json:"message"`
 }
 
-func (r *rig) deployLog(t *testing.T, id string) (string, []logLine) {
+func (r *rig) deployLog(t testing.TB, id string) (string, []logLine) {
 	resp, err := http.Get(r.c.URL + "/v1/nodes/" + id + "/deploy_logs")
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -184,7 +184,7 @@ func (r *rig) deployLog(t *testing.T, id string) (string, []logLine) {
 	return body.Run, body.Lines
 }
 
-func (r *rig) logText(t *testing.T, id string) string {
+func (r *rig) logText(t testing.TB, id string) string {
 	_, lines := r.deployLog(t, id)
 	var b strings.Builder
 	for _, l := range lines {
@@ -193,7 +193,7 @@ func (r *rig) logText(t *testing.T, id string) string {
 	return b.String()
 }
 
-func (r *rig) deploy(t *testing.T, id, image string, target nodes.TargetProvisionState, ii map[string]any, cd any) {
+func (r *rig) deploy(t testing.TB, id, image string, target nodes.TargetProvisionState, ii map[string]any, cd any) {
 	ctx := context.Background()
 	ops := nodes.UpdateOpts{nodes.UpdateOperation{Op: nodes.AddOp, Path: "/instance_info/image_source", Value: image}}
 	for k, v := range ii {
@@ -208,7 +208,7 @@ func (r *rig) deploy(t *testing.T, id, image string, target nodes.TargetProvisio
 	require.NoError(t, nodes.ChangeProvisionState(ctx, r.cl, id, opts).ExtractErr())
 }
 
-func installed(t *testing.T, n *nodes.Node) map[string]any {
+func installed(t testing.TB, n *nodes.Node) map[string]any {
 	inst, ok := n.DriverInternalInfo["bootc_installed"].(map[string]any)
 	require.True(t, ok, "driver_internal_info.bootc_installed: %v", n.DriverInternalInfo)
 	return inst
