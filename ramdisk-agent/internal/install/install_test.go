@@ -29,7 +29,7 @@ import (
 const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG1ho5E6l5kGJ8WQ2yF8k8h2QvQ0tQ2vQ3w2yF8k8h2Q ferric@test"
 
 // need skips loudly (or fails in CI) without root or a tool .ci/run installs.
-func need(t *testing.T, tools ...string) {
+func need(t testing.TB, tools ...string) {
 	t.Helper()
 	fail := func(msg string) {
 		if os.Getenv("CI") != "" {
@@ -81,13 +81,13 @@ type env struct {
 	devices []string
 }
 
-func mount(t *testing.T, dir, size string) {
+func mount(t testing.TB, dir, size string) {
 	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput()
 	require.NoError(t, err, string(out))
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 }
 
-func setup(t *testing.T) *env {
+func setup(t testing.TB) *env {
 	need(t, "podman", "runc")
 	e := &env{reg: registrytest.Start(t, registrytest.WithBasicAuth("robot", "s3cret-pull-token")), logBuf: &bytes.Buffer{}}
 	l := logrus.New()
@@ -111,7 +111,7 @@ func setup(t *testing.T) *env {
 	return e
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	if testing.Verbose() {
@@ -121,7 +121,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // loopDisk attaches a sparse file of size bytes and returns the device and the file.
-func (e *env) loopDisk(t *testing.T, size int64) (string, string) {
+func (e *env) loopDisk(t testing.TB, size int64) (string, string) {
 	f := filepath.Join(t.TempDir(), "disk.img")
 	require.NoError(t, os.WriteFile(f, nil, 0o600))
 	require.NoError(t, os.Truncate(f, size))
