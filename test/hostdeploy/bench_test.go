@@ -64,10 +64,10 @@ func BenchmarkDeployOverhead(b *testing.B) {
 // API) and completes an install at once, echoing the pinned digest.
 type simAgent struct {
 	api, node, token string
-	srv             *http.Server
-	url             string
-	mu              sync.Mutex
-	cmds            []deploy.CommandResult
+	srv              *http.Server
+	url              string
+	mu               sync.Mutex
+	cmds             []deploy.CommandResult
 }
 
 func (a *simAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
