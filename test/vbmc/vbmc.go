@@ -1,0 +1,263 @@
+// Package vbmc is ferric-vbmc: a Redfish virtual BMC for QEMU/OVMF VMs. It serves ServiceRoot, Systems (power,
+// boot override), Managers with VirtualMedia (insert/eject a CD image by URL), a minimal Chassis, with HTTP Basic
+// auth, and keeps each VM's power intent, boot override and media across restarts.
+package vbmc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"gopkg.in/yaml.v3"
+)
+
+// Config configures the BMC.
+type Config struct {
+	Listen   string     `yaml:"listen"` // default 127.0.0.1:8000
+	Username string     `yaml:"username"`
+	Password string     `yaml:"password"`
+	StateDir string     `yaml:"state_dir"`
+	VMs      []VMConfig `yaml:"vms"`
+	// Runner starts VMs (default: QEMU).
+	Runner Runner `yaml:"-"`
+	// Listener, when set, is used instead of Listen (tests).
+	Listener net.Listener `yaml:"-"`
+	// Ready is called with the base URL once serving.
+	Ready func(url string) `yaml:"-"`
+}
+
+// LoadConfig reads a YAML file (listen, username, password, state_dir, vms).
+func LoadConfig(path string) (Config, error) {
+	var c Config
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, err
+	}
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+type vm struct {
+	cfg   VMConfig
+	dir   string
+	state State
+	proc  Process
+}
+
+// BMC is a running virtual BMC.
+type BMC struct {
+	cfg Config
+	log *logrus.Entry
+	mu  sync.Mutex
+	vms map[string]*vm
+	ctx context.Context
+}
+
+// Run serves until ctx ends; running VMs are stopped then (their power intent is kept).
+func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
+	if cfg.StateDir == "" {
+		return errors.New("vbmc: state_dir is required")
+	}
+	if cfg.Runner == nil {
+		cfg.Runner = &QEMU{}
+	}
+	b := &BMC{cfg: cfg, log: log, vms: map[string]*vm{}, ctx: ctx}
+	for _, v := range cfg.VMs {
+		if v.Name == "" || strings.ContainsAny(v.Name, "/ ") {
+			return fmt.Errorf("vm name %q: use letters, digits and dashes", v.Name)
+		}
+		dir := filepath.Join(cfg.StateDir, v.Name)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		if v.Disk == "" {
+			v.Disk = filepath.Join(dir, "disk.img")
+		}
+		if _, err := os.Stat(v.Disk); err != nil {
+			size := int64(v.DiskGiB) << 30
+			if size == 0 {
+				size = 8 << 30
+			}
+			f, err := os.Create(v.Disk)
+			if err != nil {
+				return err
+			}
+			f.Truncate(size)
+			f.Close()
+		}
+		m := &vm{cfg: v, dir: dir, state: State{BootEnabled: "Disabled", BootTarget: "None", BootMode: "UEFI"}}
+		if data, err := os.ReadFile(filepath.Join(dir, "state.json")); err == nil {
+			json.Unmarshal(data, &m.state)
+		}
+		b.vms[v.Name] = m
+		if m.state.PowerOn {
+			if err := b.start(m); err != nil {
+				log.WithError(err).WithField("vm", v.Name).Warn("could not restore power on")
+			}
+		}
+	}
+	ln := cfg.Listener
+	if ln == nil {
+		addr := cfg.Listen
+		if addr == "" {
+			addr = "127.0.0.1:8000"
+		}
+		var err error
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return err
+		}
+	}
+	srv := &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	url := "http://" + ln.Addr().String()
+	log.WithField("url", url).WithField("vms", len(b.vms)).Info("virtual BMC serving")
+	if cfg.Ready != nil {
+		cfg.Ready(url)
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, m := range b.vms {
+		if m.proc != nil {
+			m.proc.Kill()
+		}
+	}
+	return nil
+}
+
+func (b *BMC) save(m *vm) {
+	data, _ := json.MarshalIndent(m.state, "", "  ")
+	if err := os.WriteFile(filepath.Join(m.dir, "state.json"), data, 0o600); err != nil {
+		b.log.WithError(err).Warn("could not save vm state")
+	}
+}
+
+func (m *vm) running() bool {
+	if m.proc == nil {
+		return false
+	}
+	select {
+	case <-m.proc.Done():
+		return false
+	default:
+		return true
+	}
+}
+
+// start powers a VM on, honouring the boot override once or continuously. Called with b.mu held.
+func (b *BMC) start(m *vm) error {
+	if m.running() {
+		return nil
+	}
+	boot := ""
+	if m.state.BootEnabled == "Once" || m.state.BootEnabled == "Continuous" {
+		boot = m.state.BootTarget
+	}
+	media := ""
+	if m.state.MediaPresent {
+		media = m.state.MediaFile
+	}
+	p, err := b.cfg.Runner.Start(b.ctx, StartSpec{VM: m.cfg, Dir: m.dir, Disk: m.cfg.Disk, BootFrom: boot, MediaFile: media,
+		SerialLog: filepath.Join(m.dir, "serial.log"), QMP: filepath.Join(m.dir, "qmp.sock")})
+	if err != nil {
+		return err
+	}
+	m.proc = p
+	m.state.PowerOn = true
+	if m.state.BootEnabled == "Once" {
+		m.state.BootEnabled = "Disabled"
+	}
+	b.save(m)
+	b.log.WithField("vm", m.cfg.Name).WithField("boot", boot).Info("vm powered on")
+	return nil
+}
+
+func (b *BMC) kill(m *vm) {
+	if m.proc != nil {
+		m.proc.Kill()
+	}
+	m.state.PowerOn = false
+	b.save(m)
+}
+
+// reset applies a ComputerSystem.Reset type.
+func (b *BMC) reset(m *vm, typ string) error {
+	switch typ {
+	case "On", "ForceOn":
+		return b.start(m)
+	case "ForceOff":
+		b.kill(m)
+		return nil
+	case "GracefulShutdown":
+		if !m.running() {
+			return nil
+		}
+		m.state.PowerOn = false
+		b.save(m)
+		return m.proc.Powerdown()
+	case "ForceRestart", "PowerCycle":
+		b.kill(m)
+		return b.start(m)
+	case "GracefulRestart":
+		if m.running() {
+			if err := m.proc.Powerdown(); err != nil {
+				return err
+			}
+			select {
+			case <-m.proc.Done():
+			case <-time.After(60 * time.Second):
+				m.proc.Kill()
+			}
+		}
+		return b.start(m)
+	}
+	return fmt.Errorf("ResetType %q is not supported; use On, ForceOff, GracefulShutdown, ForceRestart or GracefulRestart", typ)
+}
+
+// download fetches the image URL into the VM's directory (without the BMC lock) and returns the file.
+func download(ctx context.Context, m *vm, image string) (string, error) {
+	if !strings.HasPrefix(image, "http://") && !strings.HasPrefix(image, "https://") {
+		return "", fmt.Errorf("Image %q: give an http(s) URL", image)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, image, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("download %s: %w", image, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("download %s: HTTP %d", image, resp.StatusCode)
+	}
+	file := filepath.Join(m.dir, "media.iso")
+	tmp := file + ".part"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return "", fmt.Errorf("download %s: %w", image, err)
+	}
+	f.Close()
+	return file, os.Rename(tmp, file)
+}
