@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -199,5 +198,4 @@ print("SUSHY-OK")
 	assert.Contains(t, string(out), "SUSHY-OK")
 	assert.Equal(t, "Cd", runner.starts[0].BootFrom)
 	assert.True(t, strings.HasSuffix(runner.starts[0].MediaFile, "media.iso"))
-	_ = filepath.Join
 }
