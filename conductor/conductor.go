@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
 
 	"github.com/ferric-metal/ferric/conductor/internal/api"
@@ -54,6 +57,10 @@ type Config struct {
 	AgentUlimits []string
 	// InsecureRegistries are reached over plain http by the conductor and the agents.
 	InsecureRegistries []string
+	// MediaDir holds boot ISOs served to BMCs (default /var/lib/ferric/media or a temp dir).
+	MediaDir string
+	// EFILoader is the UEFI loader put on agent ISOs (default systemd-boot's).
+	EFILoader string
 }
 
 // Run serves the API and runs the engine until ctx ends, then shuts down gracefully: in-flight requests finish,
@@ -107,14 +114,20 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	}
 	defer st.Close()
 
-	reg := buildRegistry(cfg)
+	if cfg.MediaDir == "" {
+		cfg.MediaDir = filepath.Join(os.TempDir(), "ferric-media")
+	}
+	media := redfish.NewMediaServer(cfg.MediaDir)
+	reg := buildRegistry(cfg, media)
 
 	ecfg := cfg.Engine
 	if cfg.Host != "" {
 		ecfg.Host = cfg.Host
 	}
 	eng := engine.New(ecfg, st, reg, log.WithField("component", "engine"))
-	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth}, eng, log.WithField("component", "api"))
+	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth, Extra: func(r *mux.Router) {
+		r.PathPrefix("/boot-media/").Handler(media).Methods(http.MethodGet, http.MethodHead)
+	}}, eng, log.WithField("component", "api"))
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 
 	if err := eng.Recover(ctx); err != nil {
@@ -157,7 +170,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 }
 
 // buildRegistry registers the hardware types and interfaces this conductor offers.
-func buildRegistry(cfg Config) *driver.Registry {
+func buildRegistry(cfg Config, media *redfish.MediaServer) *driver.Registry {
 	reg := driver.NewRegistry()
 	reg.AddHardware(driver.FakeHardware([]string{"bootc"}, []string{"local-agent"}))
 	reg.AddPower("fake", driver.NewFakePower())
@@ -173,9 +186,11 @@ func buildRegistry(cfg Config) *driver.Registry {
 		StateDir: stateDir, Runtime: cfg.AgentRuntime, Ulimits: cfg.AgentUlimits, Insecure: cfg.InsecureRegistries,
 		TokenFunc: engine.NewToken}))
 	rf := &redfish.Driver{}
-	reg.AddHardware(redfish.Hardware([]string{"bootc", "fake"}, []string{"fake"}))
+	reg.AddHardware(redfish.Hardware([]string{"bootc", "fake"}, []string{"redfish-virtual-media", "fake"}))
 	reg.AddPower("redfish", rf)
 	reg.AddManagement("redfish", rf)
+	reg.AddBoot("redfish-virtual-media", &redfish.VirtualMedia{Driver: rf, Media: media, APIURL: cfg.PublicURL,
+		Loader: cfg.EFILoader, Token: engine.NewToken, Insecure: cfg.InsecureRegistries})
 	return reg
 }
 

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ferric-metal/ferric/configdrive"
 )
 
 // MediaLabel is the label of the filesystem holding agent.json.
@@ -36,7 +38,10 @@ func ApplyFile(cfg *Config, path string) error {
 func FromMedia(cfg *Config, devDir, mountDir string) (bool, error) {
 	dev := filepath.Join(devDir, "disk", "by-label", MediaLabel)
 	if _, err := os.Stat(dev); err != nil {
-		return false, nil
+		// No udev in the ramdisk: look at every block device's ISO 9660 or FAT label.
+		if dev = findLabel(devDir, MediaLabel); dev == "" {
+			return false, nil
+		}
 	}
 	if err := os.MkdirAll(mountDir, 0o700); err != nil {
 		return true, err
@@ -108,4 +113,25 @@ func ApplyCmdline(cfg *Config, cmdline string) error {
 		cfg.InsecureRegistries = strings.Split(v, ",")
 	}
 	return nil
+}
+
+// findLabel returns the device under devDir whose filesystem carries label, or "".
+func findLabel(devDir, label string) string {
+	entries, err := os.ReadDir("/sys/block")
+	if err != nil {
+		return ""
+	}
+	for _, e := range entries {
+		dev := filepath.Join(devDir, e.Name())
+		f, err := os.Open(dev)
+		if err != nil {
+			continue
+		}
+		_, l := configdrive.Detect(f)
+		f.Close()
+		if strings.EqualFold(l, label) {
+			return dev
+		}
+	}
+	return ""
 }

@@ -72,6 +72,7 @@ func run(args []string) error {
 	fs.BoolVar(&cfg.Engine.NoAutomatedClean, "no-automated-clean", false, "skip automated cleaning on provide and undeploy")
 	fs.BoolVar(&cfg.Engine.InsecureAgentHTTP, "insecure-agent-http", false, "accept agents calling back over plain http (development only)")
 	fs.DurationVar(&cfg.Engine.HeartbeatTimeout, "heartbeat-timeout", 300*time.Second, "agent heartbeat timeout sent to agents (they heartbeat every 30-60 % of it)")
+	fs.StringVar(&cfg.EFILoader, "efi-loader", "", "UEFI loader for agent ISOs (default /usr/lib/systemd/boot/efi/systemd-bootx64.efi)")
 	fs.StringVar(&cfg.AgentBinary, "agent-binary", "", "ferric-agent binary for the local-agent boot interface")
 	fs.StringVar(&cfg.AgentStateDir, "agent-state-dir", "", "state and logs of local agents (default /run/ferric-agents)")
 	fs.StringVar(&cfg.AgentRuntime, "agent-runtime", "", "OCI runtime for local agents' podman (e.g. runc)")
@@ -97,6 +98,7 @@ func run(args []string) error {
 	if cfg.DB == "" {
 		cfg.DB = "sqlite://" + filepath.Join(*stateDir, "ferric.db")
 	}
+	cfg.MediaDir = filepath.Join(*stateDir, "media")
 	if cfg.Host == "" {
 		if h, err := os.Hostname(); err == nil {
 			cfg.Host = h

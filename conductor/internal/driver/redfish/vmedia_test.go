@@ -1,0 +1,139 @@
+package redfish_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/sirupsen/logrus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/driver/redfish"
+	"github.com/ferric-metal/ferric/conductor/internal/store"
+	"github.com/ferric-metal/ferric/test/vbmc"
+)
+
+// recordingRunner stands in for QEMU behind the virtual BMC and remembers each start.
+type recordingRunner struct {
+	mu     sync.Mutex
+	starts []vbmc.StartSpec
+}
+
+type proc struct{ done chan struct{} }
+
+func (p *proc) Done() <-chan struct{} { return p.done }
+func (p *proc) Kill() error {
+	select {
+	case <-p.done:
+	default:
+		close(p.done)
+	}
+	return nil
+}
+func (p *proc) Powerdown() error { return p.Kill() }
+
+func (r *recordingRunner) Start(_ context.Context, s vbmc.StartSpec) (vbmc.Process, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.MediaFile != "" {
+		b, _ := os.ReadFile(s.MediaFile)
+		cp := filepath.Join(filepath.Dir(s.MediaFile), "booted.iso")
+		os.WriteFile(cp, b, 0o600)
+		s.MediaFile = cp
+	}
+	r.starts = append(r.starts, s)
+	return &proc{done: make(chan struct{})}, nil
+}
+
+// TestVirtualMediaBoot boots the agent of a node behind ferric-vbmc: the ISO is built, served, inserted, booted
+// once from CD, and holds the node's agent.json; tear-down ejects it and stops serving it.
+func TestVirtualMediaBoot(t *testing.T) {
+	loader := "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+	if _, err := os.Stat(loader); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("systemd-boot-efi missing in CI")
+		}
+		t.Skip("!!! SKIPPING: systemd-boot-efi is not installed (.ci/run installs it)")
+	}
+	dir := t.TempDir()
+	kernel, initrd := filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initrd")
+	require.NoError(t, os.WriteFile(kernel, []byte("KERNEL"), 0o600))
+	require.NoError(t, os.WriteFile(initrd, []byte("INITRD"), 0o600))
+
+	media := redfish.NewMediaServer(filepath.Join(dir, "media"))
+	mux := http.NewServeMux()
+	mux.Handle("/v1/boot-media/", media)
+	conductor := httptest.NewServer(mux)
+	defer conductor.Close()
+
+	runner := &recordingRunner{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	go vbmc.Run(ctx, vbmc.Config{Username: "admin", Password: "pw", StateDir: filepath.Join(dir, "vbmc"), Runner: runner,
+		Listener: ln, VMs: []vbmc.VMConfig{{Name: "vm1", UUID: "6a6ea6a4-4b3b-4a43-9d2f-8f0c2b1a0001", DiskGiB: 1}},
+		Ready: func(u string) { ready <- u }}, logrus.NewEntry(l))
+	bmcURL := <-ready
+
+	rf := &redfish.Driver{}
+	vm := &redfish.VirtualMedia{Driver: rf, Media: media, APIURL: conductor.URL, Token: func() string { return "fresh-token-0123456789abcdef0123456789" }}
+	n := &store.Node{UUID: "0862e37f-c229-4fe3-aa45-d637b29e7b5e", DriverInfo: map[string]any{"redfish_address": bmcURL,
+		"redfish_system_id": "/redfish/v1/Systems/vm1", "redfish_username": "admin", "redfish_password": "pw",
+		"deploy_kernel": kernel, "deploy_ramdisk": initrd}}
+	n.Normalize()
+	require.NoError(t, vm.Validate(ctx, n))
+	task := &driver.Task{Node: n, Log: logrus.NewEntry(l)}
+	require.NoError(t, vm.PrepareRamdisk(ctx, task))
+	assert.Equal(t, true, n.DriverInternalInfo["agent_secret_token_pregenerated"])
+	require.NoError(t, rf.SetPowerState(ctx, n, driver.PowerOn, 0))
+
+	require.Len(t, runner.starts, 1)
+	s := runner.starts[0]
+	assert.Equal(t, "Cd", s.BootFrom, "one-time boot from CD")
+	d, err := diskfs.Open(s.MediaFile, diskfs.WithOpenMode(diskfs.ReadOnly))
+	require.NoError(t, err)
+	d.LogicalBlocksize = 2048
+	fs, err := d.GetFilesystem(0)
+	require.NoError(t, err)
+	raw, err := fs.ReadFile("agent.json")
+	require.NoError(t, err)
+	var cfg redfish.AgentConfig
+	require.NoError(t, json.Unmarshal(raw, &cfg))
+	assert.Equal(t, n.UUID, cfg.NodeUUID)
+	assert.Equal(t, conductor.URL, cfg.APIURL)
+	assert.Equal(t, "fresh-token-0123456789abcdef0123456789", cfg.Token)
+	_, err = fs.ReadFile("images/efiboot.img")
+	require.NoError(t, err, "the El Torito EFI image is on the ISO")
+	d.Close()
+
+	// A second boot re-inserts (the BMC refuses an insert while a medium is in: eject first).
+	require.NoError(t, vm.PrepareRamdisk(ctx, task))
+	url := conductor.URL + "/v1/boot-media/" + n.DriverInternalInfo["vmedia_id"].(string) + ".iso"
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
+
+	require.NoError(t, vm.CleanUpRamdisk(ctx, task))
+	resp, err = http.Get(url)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 404, resp.StatusCode, "the ISO stops being served when the boot is cleaned up")
+
+	n.DriverInfo["deploy_kernel"] = ""
+	assert.ErrorContains(t, vm.Validate(ctx, n), "driver_info.deploy_kernel is missing")
+}
