@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,26 +20,43 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// efiISO builds a UEFI-bootable El Torito ISO whose EFI image holds efi as EFI/BOOT/BOOTX64.EFI.
-func efiISO(t *testing.T, efi []byte) []byte {
+// efiISO builds a UEFI-bootable El Torito ISO whose EFI image holds efi as EFI/BOOT/BOOTX64.EFI plus extra files.
+func efiISO(t *testing.T, efi []byte, extra map[string][]byte) []byte {
 	dir := t.TempDir()
 	espPath := filepath.Join(dir, "efiboot.img")
-	esp, err := diskfs.Create(espPath, 40<<20, diskfs.SectorSizeDefault)
+	var total int64
+	for _, b := range extra {
+		total += int64(len(b))
+	}
+	size := (total*11/10+40<<20)/(1<<20)*(1<<20) + 1<<20
+	esp, err := diskfs.Create(espPath, size, diskfs.SectorSizeDefault)
 	require.NoError(t, err)
 	fat, err := esp.CreateFilesystem(disk.FilesystemSpec{Partition: 0, FSType: filesystem.TypeFat32, VolumeLabel: "EFIBOOT"})
 	require.NoError(t, err)
-	require.NoError(t, fat.Mkdir("/EFI/BOOT"))
-	f, err := fat.OpenFile("/EFI/BOOT/BOOTX64.EFI", os.O_CREATE|os.O_RDWR)
-	require.NoError(t, err)
-	_, err = f.Write(efi)
-	require.NoError(t, err)
-	f.Close()
+	files := map[string][]byte{"/EFI/BOOT/BOOTX64.EFI": efi}
+	for k, v := range extra {
+		files[k] = v
+	}
+	made := map[string]bool{}
+	for p, data := range files {
+		for d := filepath.Dir(p); d != "/"; d = filepath.Dir(d) {
+			if !made[d] {
+				made[d] = true
+				fat.Mkdir(d)
+			}
+		}
+		f, err := fat.OpenFile(p, os.O_CREATE|os.O_RDWR)
+		require.NoError(t, err)
+		_, err = f.Write(data)
+		require.NoError(t, err)
+		f.Close()
+	}
 	esp.Close()
 	espBytes, err := os.ReadFile(espPath)
 	require.NoError(t, err)
 
 	isoPath := filepath.Join(dir, "boot.iso")
-	d, err := diskfs.Create(isoPath, 64<<20, diskfs.SectorSizeDefault)
+	d, err := diskfs.Create(isoPath, size+8<<20, diskfs.SectorSizeDefault)
 	require.NoError(t, err)
 	d.LogicalBlocksize = 2048
 	work := filepath.Join(dir, "work")
@@ -87,7 +105,7 @@ func TestQEMUBoots(t *testing.T) {
 	}
 	efi, err := os.ReadFile("/usr/lib/systemd/boot/efi/systemd-bootx64.efi")
 	require.NoError(t, err)
-	iso := efiISO(t, efi)
+	iso := efiISO(t, efi, nil)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(iso) }))
 	defer srv.Close()
 
@@ -127,4 +145,71 @@ func TestQEMUBoots(t *testing.T) {
 	require.True(t, strings.Contains(string(b), "starting Boot") || strings.Contains(string(b), "loading Boot"), string(b))
 	_, err = sys.Reset(schemas.ForceOffResetType)
 	require.NoError(t, err)
+}
+
+// TestQEMUKernel boots the Debian kernel from an ISO inserted through the BMC (systemd-boot loader entry, a tiny
+// Go /init) and reports the time from power on to the first kernel line and to /init, under TCG.
+func TestQEMUKernel(t *testing.T) {
+	deb := os.Getenv("FERRIC_TEST_KERNEL_DEB")
+	if deb == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("FERRIC_TEST_KERNEL_DEB is not set in CI: .ci/run downloads the Debian kernel package")
+		}
+		t.Skip("!!! SKIPPING: set FERRIC_TEST_KERNEL_DEB to a linux-image-*-amd64 .deb (apt-get download; .ci/run does)")
+	}
+	for _, p := range []string{"/usr/bin/qemu-system-x86_64", "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s missing: apt-get install qemu-system-x86 ovmf systemd-boot-efi", p)
+		}
+	}
+	dir := t.TempDir()
+	out, err := exec.Command("dpkg-deb", "-x", deb, filepath.Join(dir, "k")).CombinedOutput()
+	require.NoError(t, err, string(out))
+	kernels, _ := filepath.Glob(filepath.Join(dir, "k", "boot", "vmlinuz-*"))
+	require.NotEmpty(t, kernels)
+	vmlinuz, err := os.ReadFile(kernels[0])
+	require.NoError(t, err)
+	initBin := filepath.Join(dir, "init")
+	build := exec.Command("go", "build", "-ldflags", "-s -w", "-o", initBin, "./testinit")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err = build.CombinedOutput()
+	require.NoError(t, err, string(out))
+	initData, err := os.ReadFile(initBin)
+	require.NoError(t, err)
+	initrd := Cpio([]CpioEntry{{Name: "dev", Mode: 0o040755}, {Name: "dev/console", Mode: 0o020600, Major: 5, Minor: 1},
+		{Name: "init", Mode: 0o100755, Data: initData}})
+	efi, err := os.ReadFile("/usr/lib/systemd/boot/efi/systemd-bootx64.efi")
+	require.NoError(t, err)
+	iso := efiISO(t, efi, map[string][]byte{"/vmlinuz": vmlinuz, "/initrd": initrd,
+		"/loader/loader.conf":       []byte("default test.conf\ntimeout 0\n"),
+		"/loader/entries/test.conf": []byte("title test\nlinux /vmlinuz\ninitrd /initrd\noptions console=ttyS0,115200 panic=-1\n")})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(iso) }))
+	defer srv.Close()
+
+	state := t.TempDir()
+	url, stop := startBMC(t, &QEMU{}, state)
+	defer stop()
+	c, err := gofish.Connect(gofish.ClientConfig{Endpoint: url, Username: "admin", Password: "pw", BasicAuth: true})
+	require.NoError(t, err)
+	systems, err := c.Service.Systems()
+	require.NoError(t, err)
+	sys := systems[0]
+	managers, err := c.Service.Managers()
+	require.NoError(t, err)
+	media, err := managers[0].VirtualMedia()
+	require.NoError(t, err)
+	_, err = media[0].InsertMedia(&schemas.VirtualMediaInsertMediaParameters{Image: srv.URL + "/k.iso"})
+	require.NoError(t, err)
+	require.NoError(t, sys.SetBoot(&schemas.Boot{BootSourceOverrideTarget: schemas.CdBootSource, BootSourceOverrideEnabled: schemas.OnceBootSourceOverrideEnabled}))
+	serial := filepath.Join(state, "vm1", "serial.log")
+	start := time.Now()
+	_, err = sys.Reset(schemas.OnResetType)
+	require.NoError(t, err)
+	kernelLine := waitSerial(t, serial, "Linux version", start, 180*time.Second)
+	initLine := waitSerial(t, serial, "FERRIC-TEST-INIT up", start, 180*time.Second)
+	t.Logf("TCG: power on -> first kernel line %s, -> /init %s", kernelLine, initLine)
+	require.Eventually(t, func() bool {
+		s, err := schemas.GetComputerSystem(c, sys.ODataID)
+		return err == nil && s.PowerState == schemas.OffPowerState
+	}, 60*time.Second, 200*time.Millisecond, "the guest powered itself off and the BMC shows Off")
 }
