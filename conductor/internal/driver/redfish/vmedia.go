@@ -113,7 +113,7 @@ func (v *VirtualMedia) Validate(ctx context.Context, n *store.Node) error {
 		return err
 	}
 	if s, _ := n.DriverInfo["deploy_iso"].(string); s != "" {
-		return fmt.Errorf("driver_info.deploy_iso is not supported by this boot interface yet; give deploy_kernel and deploy_ramdisk: %w", driver.ErrInvalid)
+		return nil // its own EFI image boots the agent; agent.json is added beside it
 	}
 	for _, k := range []string{"deploy_kernel", "deploy_ramdisk"} {
 		if s, _ := n.DriverInfo[k].(string); s == "" {
@@ -210,6 +210,16 @@ func BuildISO(loader, kernel, initrd []byte, cmdline string, cfg AgentConfig) ([
 	if err != nil {
 		return nil, err
 	}
+	return isoWith(espBytes, cfg)
+}
+
+// isoWith makes a ferric-cfg ISO whose El Torito EFI image is esp, with agent.json at its root.
+func isoWith(espBytes []byte, cfg AgentConfig) ([]byte, error) {
+	dir, err := os.MkdirTemp("", "ferric-iso-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
 	cfgJSON, _ := json.MarshalIndent(cfg, "", "  ")
 	isoPath := filepath.Join(dir, "boot.iso")
 	d, err := diskfs.Create(isoPath, int64(len(espBytes))+8<<20, diskfs.SectorSizeDefault)
@@ -285,24 +295,39 @@ func (v *VirtualMedia) PrepareRamdisk(ctx context.Context, t *driver.Task) error
 	if err := v.Validate(ctx, n); err != nil {
 		return err
 	}
-	kernel, err := fetch(ctx, n.DriverInfo["deploy_kernel"].(string))
-	if err != nil {
-		return fmt.Errorf("driver_info.deploy_kernel: %w", err)
-	}
-	initrd, err := fetch(ctx, n.DriverInfo["deploy_ramdisk"].(string))
-	if err != nil {
-		return fmt.Errorf("driver_info.deploy_ramdisk: %w", err)
-	}
-	loader, err := os.ReadFile(v.loader())
-	if err != nil {
-		return err
-	}
 	token := v.Token()
-	cmdline := strings.TrimSpace("console=ttyS0,115200 " + v.KernelArgs + " " + str(n.DriverInfo["kernel_append_params"]))
-	iso, err := BuildISO(loader, kernel, initrd, cmdline, AgentConfig{APIURL: v.APIURL, NodeUUID: n.UUID, Token: token,
-		Advertise: str(n.DriverInfo["agent_advertise"]), InsecureRegistries: v.Insecure, NoPivotRoot: true})
-	if err != nil {
-		return fmt.Errorf("build the boot ISO: %w", err)
+	acfg := AgentConfig{APIURL: v.APIURL, NodeUUID: n.UUID, Token: token, Advertise: str(n.DriverInfo["agent_advertise"]),
+		InsecureRegistries: v.Insecure, NoPivotRoot: true}
+	var iso []byte
+	if src := str(n.DriverInfo["deploy_iso"]); src != "" {
+		given, err := fetch(ctx, src)
+		if err != nil {
+			return fmt.Errorf("driver_info.deploy_iso: %w", err)
+		}
+		esp, err := EFIImage(given)
+		if err != nil {
+			return fmt.Errorf("driver_info.deploy_iso %s: %w", src, err)
+		}
+		if iso, err = isoWith(esp, acfg); err != nil {
+			return fmt.Errorf("build the boot ISO: %w", err)
+		}
+	} else {
+		kernel, err := fetch(ctx, str(n.DriverInfo["deploy_kernel"]))
+		if err != nil {
+			return fmt.Errorf("driver_info.deploy_kernel: %w", err)
+		}
+		initrd, err := fetch(ctx, str(n.DriverInfo["deploy_ramdisk"]))
+		if err != nil {
+			return fmt.Errorf("driver_info.deploy_ramdisk: %w", err)
+		}
+		loader, err := os.ReadFile(v.loader())
+		if err != nil {
+			return err
+		}
+		cmdline := strings.TrimSpace("console=ttyS0,115200 " + v.KernelArgs + " " + str(n.DriverInfo["kernel_append_params"]))
+		if iso, err = BuildISO(loader, kernel, initrd, cmdline, acfg); err != nil {
+			return fmt.Errorf("build the boot ISO: %w", err)
+		}
 	}
 	v.cleanMedia(n)
 	id, err := v.Media.add(iso)
@@ -385,3 +410,48 @@ func (v *VirtualMedia) PrepareInstance(context.Context, *driver.Task) error { re
 
 // CleanUpInstance has nothing to do.
 func (v *VirtualMedia) CleanUpInstance(context.Context, *driver.Task) error { return nil }
+
+// EFIImage returns the UEFI El Torito boot image (a FAT image) of an ISO.
+func EFIImage(iso []byte) ([]byte, error) {
+	const sector = 2048
+	le32 := func(b []byte) int { return int(uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24) }
+	if len(iso) < 18*sector {
+		return nil, errors.New("not an ISO 9660 image")
+	}
+	brvd := iso[17*sector : 18*sector]
+	if brvd[0] != 0 || string(brvd[1:6]) != "CD001" || !strings.HasPrefix(string(brvd[7:39]), "EL TORITO SPECIFICATION") {
+		return nil, errors.New("the ISO is not El Torito bootable")
+	}
+	cat := le32(brvd[0x47:]) * sector
+	if cat <= 0 || cat+sector > len(iso) {
+		return nil, errors.New("the El Torito boot catalog is out of the image")
+	}
+	platform := iso[cat+1]
+	for off := cat + 32; off+32 <= cat+sector; off += 32 {
+		e := iso[off : off+32]
+		switch e[0] {
+		case 0x90, 0x91: // section header
+			platform = e[1]
+		case 0x88: // bootable entry
+			if platform != 0xEF {
+				continue
+			}
+			start := le32(e[8:]) * sector
+			if start <= 0 || start+512 > len(iso) {
+				return nil, errors.New("the EFI boot image is out of the ISO")
+			}
+			bs := iso[start : start+512]
+			bps := int(bs[0x0B]) | int(bs[0x0C])<<8
+			total := int(bs[0x13]) | int(bs[0x14])<<8
+			if total == 0 {
+				total = le32(bs[0x20:])
+			}
+			size := bps * total
+			if bps == 0 || size <= 0 || start+size > len(iso) {
+				return nil, errors.New("the EFI boot image is not a FAT image")
+			}
+			return iso[start : start+size], nil
+		}
+	}
+	return nil, errors.New("the ISO has no UEFI boot entry")
+}

@@ -134,6 +134,56 @@ func TestVirtualMediaBoot(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, 404, resp.StatusCode, "the ISO stops being served when the boot is cleaned up")
 
+	// deploy_iso: the operator's ISO boots as is, with this node's agent.json beside its EFI image.
+	given, err := redfish.BuildISO([]byte("LOADER"), []byte("OPERATOR-KERNEL"), []byte("I"), "", redfish.AgentConfig{NodeUUID: "other"})
+	require.NoError(t, err)
+	isoPath := filepath.Join(dir, "deploy.iso")
+	require.NoError(t, os.WriteFile(isoPath, given, 0o600))
+	n.DriverInfo["deploy_iso"] = isoPath
+	require.NoError(t, vm.PrepareRamdisk(ctx, task))
+	require.NoError(t, rf.SetPowerState(ctx, n, driver.Rebooting, 0))
+	last := runner.starts[len(runner.starts)-1]
+	booted, err := os.ReadFile(last.MediaFile)
+	require.NoError(t, err)
+	esp, err := redfish.EFIImage(booted)
+	require.NoError(t, err)
+	orig, _ := redfish.EFIImage(given)
+	assert.Equal(t, orig, esp, "the operator's EFI image is kept")
+	d2, err := diskfs.Open(last.MediaFile, diskfs.WithOpenMode(diskfs.ReadOnly))
+	require.NoError(t, err)
+	d2.LogicalBlocksize = 2048
+	fs2, err := d2.GetFilesystem(0)
+	require.NoError(t, err)
+	raw, err = fs2.ReadFile("agent.json")
+	require.NoError(t, err)
+	assert.Contains(t, string(raw), n.UUID)
+	d2.Close()
+	require.NoError(t, vm.CleanUpRamdisk(ctx, task))
+
+	delete(n.DriverInfo, "deploy_iso")
 	n.DriverInfo["deploy_kernel"] = ""
 	assert.ErrorContains(t, vm.Validate(ctx, n), "driver_info.deploy_kernel is missing")
+}
+
+func TestEFIImageRoundTrip(t *testing.T) {
+	iso, err := redfish.BuildISO([]byte("LOADER"), []byte("KERNEL"), []byte("INITRD"), "console=ttyS0", redfish.AgentConfig{NodeUUID: "n"})
+	require.NoError(t, err)
+	esp, err := redfish.EFIImage(iso)
+	require.NoError(t, err)
+	p := filepath.Join(t.TempDir(), "esp.img")
+	require.NoError(t, os.WriteFile(p, esp, 0o600))
+	d, err := diskfs.Open(p, diskfs.WithOpenMode(diskfs.ReadOnly))
+	require.NoError(t, err)
+	defer d.Close()
+	fs, err := d.GetFilesystem(0)
+	require.NoError(t, err)
+	b, err := fs.ReadFile("vmlinuz")
+	require.NoError(t, err)
+	assert.Equal(t, "KERNEL", string(b[:6]))
+	// A deploy_iso is re-wrapped with the node's agent.json.
+	again, err := redfish.EFIImage(iso)
+	require.NoError(t, err)
+	assert.Equal(t, len(esp), len(again))
+	_, err = redfish.EFIImage([]byte("not an iso"))
+	assert.Error(t, err)
 }
