@@ -20,6 +20,11 @@ build: ## build every binary into bin/
 	done
 	@if [ -f bin/ferric-ramdisk ]; then mv bin/ferric-ramdisk bin/ferric-agent; fi
 
+ramdisk: build ## build the agent ramdisk (kernel + initramfs) into out/ramdisk from Debian packages
+	CGO_ENABLED=0 $(GO) build -ldflags "-s -w" -o $(BIN)/ferric-init ./images/ramdisk/init
+	mkdir -p out/cache && cd out/cache && ls linux-image-6*.deb >/dev/null 2>&1 || apt-get download $$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $$2; exit}')
+	$(BIN)/ferric ramdisk build --kernel-deb $$(ls out/cache/linux-image-6*.deb | head -n1) --agent $(BIN)/ferric-agent --init $(BIN)/ferric-init -o out/ramdisk
+
 run: build ## start the conductor on its embedded default (SQLite in the state directory, API on 127.0.0.1:6385)
 	$(BIN)/ferric-conductor
 
@@ -44,4 +49,4 @@ lint: ## gofmt and go vet
 clean: ## remove build outputs
 	rm -rf $(BIN)
 
-.PHONY: help build run test e2e bench fuzz lint clean
+.PHONY: help build ramdisk run test e2e bench fuzz lint clean

@@ -43,6 +43,7 @@ Commands:
   configdrive build --from DRIVE.json -o FILE [--encode] [--vfat] [--uuid U] [--name N]
   configdrive write DEVICE IMAGE
   configdrive show IMAGE|DEVICE
+  ramdisk build --kernel-deb DEB [--agent BIN] [--init BIN] [-o DIR]
 
 Environment: FERRIC_URL (default http://127.0.0.1:6385), FERRIC_USERNAME and FERRIC_PASSWORD for http_basic.
 `
@@ -120,6 +121,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func localCommands() map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
 		"configdrive": runConfigdrive,
+		"ramdisk":     runRamdisk,
 	}
 }
 

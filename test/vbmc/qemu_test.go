@@ -18,6 +18,8 @@ import (
 	"github.com/stmcginnis/gofish"
 	"github.com/stmcginnis/gofish/schemas"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ferric-metal/ferric/images/ramdisk"
 )
 
 // efiISO builds a UEFI-bootable El Torito ISO whose EFI image holds efi as EFI/BOOT/BOOTX64.EFI plus extra files.
@@ -176,7 +178,7 @@ func TestQEMUKernel(t *testing.T) {
 	require.NoError(t, err, string(out))
 	initData, err := os.ReadFile(initBin)
 	require.NoError(t, err)
-	initrd := Cpio([]CpioEntry{{Name: "dev", Mode: 0o040755}, {Name: "dev/console", Mode: 0o020600, Major: 5, Minor: 1},
+	initrd := ramdisk.Cpio([]ramdisk.CpioEntry{{Name: "dev", Mode: 0o040755}, {Name: "dev/console", Mode: 0o020600, Major: 5, Minor: 1},
 		{Name: "init", Mode: 0o100755, Data: initData}})
 	efi, err := os.ReadFile("/usr/lib/systemd/boot/efi/systemd-bootx64.efi")
 	require.NoError(t, err)

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,14 +14,11 @@ import (
 	"sync"
 	"time"
 
-	diskfs "github.com/diskfs/go-diskfs"
-	"github.com/diskfs/go-diskfs/disk"
-	"github.com/diskfs/go-diskfs/filesystem"
-	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 	"github.com/stmcginnis/gofish/schemas"
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
+	"github.com/ferric-metal/ferric/images/ramdisk"
 )
 
 // MediaServer serves per-node boot ISOs at unguessable URLs under /v1/boot-media/; an ISO stops being served
@@ -161,106 +157,17 @@ type AgentConfig struct {
 // BuildISO makes the boot ISO: an El Torito EFI image with the loader, its entry, the kernel and initramfs, and
 // agent.json at the root of a volume labelled ferric-cfg.
 func BuildISO(loader, kernel, initrd []byte, cmdline string, cfg AgentConfig) ([]byte, error) {
-	dir, err := os.MkdirTemp("", "ferric-iso-")
+	esp, err := ramdisk.ESPImage(loader, kernel, initrd, cmdline)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	size := int64(len(loader)+len(kernel)+len(initrd))*11/10 + 8<<20
-	if size < 40<<20 {
-		size = 40 << 20
-	}
-	if size == 64<<20 {
-		size += 1 << 20 // go-diskfs makes a corrupt FAT32 at exactly 64 MiB
-	}
-	size = (size + 1<<20 - 1) / (1 << 20) * (1 << 20)
-	espPath := filepath.Join(dir, "efiboot.img")
-	esp, err := diskfs.Create(espPath, size, diskfs.SectorSizeDefault)
-	if err != nil {
-		return nil, err
-	}
-	fat, err := esp.CreateFilesystem(disk.FilesystemSpec{Partition: 0, FSType: filesystem.TypeFat32, VolumeLabel: "FERRICBOOT"})
-	if err != nil {
-		esp.Close()
-		return nil, err
-	}
-	files := map[string][]byte{"/EFI/BOOT/BOOTX64.EFI": loader, "/vmlinuz": kernel, "/initrd": initrd,
-		"/loader/loader.conf":        []byte("default agent.conf\ntimeout 0\n"),
-		"/loader/entries/agent.conf": []byte("title Ferric agent\nlinux /vmlinuz\ninitrd /initrd\noptions " + cmdline + "\n")}
-	for _, d := range []string{"/EFI", "/EFI/BOOT", "/loader", "/loader/entries"} {
-		if err := fat.Mkdir(d); err != nil {
-			esp.Close()
-			return nil, err
-		}
-	}
-	for p, b := range files {
-		f, err := fat.OpenFile(p, os.O_CREATE|os.O_RDWR)
-		if err != nil {
-			esp.Close()
-			return nil, err
-		}
-		if _, err := f.Write(b); err != nil {
-			esp.Close()
-			return nil, err
-		}
-		f.Close()
-	}
-	esp.Close()
-	espBytes, err := os.ReadFile(espPath)
-	if err != nil {
-		return nil, err
-	}
-	return isoWith(espBytes, cfg)
+	return isoWith(esp, cfg)
 }
 
 // isoWith makes a ferric-cfg ISO whose El Torito EFI image is esp, with agent.json at its root.
-func isoWith(espBytes []byte, cfg AgentConfig) ([]byte, error) {
-	dir, err := os.MkdirTemp("", "ferric-iso-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
+func isoWith(esp []byte, cfg AgentConfig) ([]byte, error) {
 	cfgJSON, _ := json.MarshalIndent(cfg, "", "  ")
-	isoPath := filepath.Join(dir, "boot.iso")
-	d, err := diskfs.Create(isoPath, int64(len(espBytes))+8<<20, diskfs.SectorSizeDefault)
-	if err != nil {
-		return nil, err
-	}
-	d.LogicalBlocksize = 2048
-	if err := os.Mkdir(filepath.Join(dir, "work"), 0o700); err != nil {
-		return nil, err
-	}
-	fsys, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 0, FSType: filesystem.TypeISO9660, VolumeLabel: "ferric-cfg", WorkDir: filepath.Join(dir, "work")})
-	if err != nil {
-		d.Close()
-		return nil, err
-	}
-	if err := fsys.Mkdir("/images"); err != nil {
-		d.Close()
-		return nil, err
-	}
-	for p, b := range map[string][]byte{"/images/efiboot.img": espBytes, "/agent.json": cfgJSON} {
-		f, err := fsys.OpenFile(p, os.O_CREATE|os.O_RDWR)
-		if err != nil {
-			d.Close()
-			return nil, err
-		}
-		f.Write(b)
-		f.Close()
-	}
-	iso, ok := fsys.(*iso9660.FileSystem)
-	if !ok {
-		d.Close()
-		return nil, errors.New("not an iso9660 filesystem")
-	}
-	if err := iso.Finalize(iso9660.FinalizeOptions{RockRidge: true, VolumeIdentifier: "ferric-cfg",
-		ElTorito: &iso9660.ElTorito{BootCatalog: "/boot.catalog", Entries: []*iso9660.ElToritoEntry{
-			{Platform: iso9660.EFI, Emulation: iso9660.NoEmulation, BootFile: "/images/efiboot.img"}}}}); err != nil {
-		d.Close()
-		return nil, err
-	}
-	d.Close()
-	return os.ReadFile(isoPath)
+	return ramdisk.BootISO(esp, "ferric-cfg", map[string][]byte{"/agent.json": cfgJSON})
 }
 
 // cdMedia finds the system's CD virtual media (through its managers).
@@ -411,47 +318,5 @@ func (v *VirtualMedia) PrepareInstance(context.Context, *driver.Task) error { re
 // CleanUpInstance has nothing to do.
 func (v *VirtualMedia) CleanUpInstance(context.Context, *driver.Task) error { return nil }
 
-// EFIImage returns the UEFI El Torito boot image (a FAT image) of an ISO.
-func EFIImage(iso []byte) ([]byte, error) {
-	const sector = 2048
-	le32 := func(b []byte) int { return int(uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24) }
-	if len(iso) < 18*sector {
-		return nil, errors.New("not an ISO 9660 image")
-	}
-	brvd := iso[17*sector : 18*sector]
-	if brvd[0] != 0 || string(brvd[1:6]) != "CD001" || !strings.HasPrefix(string(brvd[7:39]), "EL TORITO SPECIFICATION") {
-		return nil, errors.New("the ISO is not El Torito bootable")
-	}
-	cat := le32(brvd[0x47:]) * sector
-	if cat <= 0 || cat+sector > len(iso) {
-		return nil, errors.New("the El Torito boot catalog is out of the image")
-	}
-	platform := iso[cat+1]
-	for off := cat + 32; off+32 <= cat+sector; off += 32 {
-		e := iso[off : off+32]
-		switch e[0] {
-		case 0x90, 0x91: // section header
-			platform = e[1]
-		case 0x88: // bootable entry
-			if platform != 0xEF {
-				continue
-			}
-			start := le32(e[8:]) * sector
-			if start <= 0 || start+512 > len(iso) {
-				return nil, errors.New("the EFI boot image is out of the ISO")
-			}
-			bs := iso[start : start+512]
-			bps := int(bs[0x0B]) | int(bs[0x0C])<<8
-			total := int(bs[0x13]) | int(bs[0x14])<<8
-			if total == 0 {
-				total = le32(bs[0x20:])
-			}
-			size := bps * total
-			if bps == 0 || size <= 0 || start+size > len(iso) {
-				return nil, errors.New("the EFI boot image is not a FAT image")
-			}
-			return iso[start : start+size], nil
-		}
-	}
-	return nil, errors.New("the ISO has no UEFI boot entry")
-}
+// EFIImage returns the UEFI El Torito boot image of an ISO.
+func EFIImage(iso []byte) ([]byte, error) { return ramdisk.EFIImage(iso) }

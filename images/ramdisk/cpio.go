@@ -1,4 +1,4 @@
-package vbmc
+package ramdisk
 
 import (
 	"bytes"
