@@ -20,9 +20,8 @@ build: ## build every binary into bin/
 	done
 	@if [ -f bin/ferric-ramdisk ]; then mv bin/ferric-ramdisk bin/ferric-agent; fi
 
-ramdisk: build ## build the agent ramdisk (kernel + initramfs) into out/ramdisk from Debian packages
+ramdisk: build kernel-deb ## build the agent ramdisk (kernel + initramfs) into out/ramdisk from Debian packages
 	CGO_ENABLED=0 $(GO) build -ldflags "-s -w" -o $(BIN)/ferric-init ./images/ramdisk/init
-	mkdir -p out/cache && cd out/cache && ls linux-image-6*.deb >/dev/null 2>&1 || apt-get download $$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $$2; exit}')
 	$(BIN)/ferric ramdisk build --kernel-deb $$(ls out/cache/linux-image-6*.deb | head -n1) --agent $(BIN)/ferric-agent --init $(BIN)/ferric-init -o out/ramdisk
 
 run: build ## start the conductor on its embedded default (SQLite in the state directory, API on 127.0.0.1:6385)
@@ -31,8 +30,13 @@ run: build ## start the conductor on its embedded default (SQLite in the state d
 test: ## run the whole test suite (unit, API, store conformance, integration)
 	$(GO) test -tags "$(TAGS)" -count=1 -timeout 30m ./...
 
-e2e: ## run the end-to-end suites (build tag e2e; QEMU/OVMF VMs behind the virtual BMC)
-	@if [ -d test/e2e ]; then $(GO) test -tags "$(TAGS) e2e" -count=1 -timeout 60m ./test/e2e/...; else echo "no e2e suites yet"; fi
+kernel-deb: # download the Debian kernel package used by the VM tests into out/cache
+	@mkdir -p out/cache && cd out/cache && (ls linux-image-6*.deb >/dev/null 2>&1 || apt-get download -q $$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $$2; exit}'))
+
+e2e: ## run the end-to-end deploy onto a QEMU/OVMF VM behind ferric-vbmc (build tag e2e; root, ~10 min)
+	@if [ -z "$(FERRIC_TEST_KERNEL_DEB)" ]; then $(MAKE) --no-print-directory kernel-deb; fi
+	FERRIC_TEST_KERNEL_DEB=$(or $(FERRIC_TEST_KERNEL_DEB),$$(ls $(CURDIR)/out/cache/linux-image-6*.deb | head -n1)) \
+		$(GO) test -tags "$(TAGS) e2e" -count=1 -timeout 60m -v ./test/e2e/...
 
 bench: ## run the benchmarks (medians go in the README)
 	$(GO) test -tags "$(TAGS)" -run XXX -bench . -benchtime 200x -count 5 ./conductor/ ./configdrive/ 2>/dev/null | grep -E '^(Benchmark|ok)'
@@ -49,4 +53,4 @@ lint: ## gofmt and go vet
 clean: ## remove build outputs
 	rm -rf $(BIN)
 
-.PHONY: help build ramdisk run test e2e bench fuzz lint clean
+.PHONY: help build ramdisk kernel-deb run test e2e bench fuzz lint clean

@@ -61,6 +61,12 @@ type Config struct {
 	MediaDir string
 	// EFILoader is the UEFI loader put on agent ISOs (default systemd-boot's).
 	EFILoader string
+	// AgentURL is the conductor URL as agents reach it (default PublicURL), e.g. http://10.0.2.2:6385 from QEMU
+	// user networking while BMCs use PublicURL.
+	AgentURL string
+	// RegistryAliases maps a registry as nodes see it to the address the conductor uses to resolve digests
+	// (e.g. 10.0.2.2:5000 -> 127.0.0.1:5000).
+	RegistryAliases map[string]string
 }
 
 // Run serves the API and runs the engine until ctx ends, then shuts down gracefully: in-flight requests finish,
@@ -177,19 +183,23 @@ func buildRegistry(cfg Config, media *redfish.MediaServer) *driver.Registry {
 	reg.AddManagement("fake", driver.NewFakeManagement())
 	reg.AddBoot("fake", driver.NewFakeBoot())
 	reg.AddDeploy("fake", driver.FakeDeploy{})
-	reg.AddDeploy("bootc", bootcdeploy.New(bootcdeploy.Config{Insecure: cfg.InsecureRegistries}))
+	reg.AddDeploy("bootc", bootcdeploy.New(bootcdeploy.Config{Insecure: cfg.InsecureRegistries, Aliases: cfg.RegistryAliases}))
+	agentURL := cfg.AgentURL
+	if agentURL == "" {
+		agentURL = cfg.PublicURL
+	}
 	stateDir := cfg.AgentStateDir
 	if stateDir == "" {
 		stateDir = "/run/ferric-agents"
 	}
-	reg.AddBoot("local-agent", localboot.New(localboot.Config{AgentBinary: cfg.AgentBinary, APIURL: cfg.PublicURL,
+	reg.AddBoot("local-agent", localboot.New(localboot.Config{AgentBinary: cfg.AgentBinary, APIURL: agentURL,
 		StateDir: stateDir, Runtime: cfg.AgentRuntime, Ulimits: cfg.AgentUlimits, Insecure: cfg.InsecureRegistries,
 		TokenFunc: engine.NewToken}))
 	rf := &redfish.Driver{}
 	reg.AddHardware(redfish.Hardware([]string{"bootc", "fake"}, []string{"redfish-virtual-media", "fake"}))
 	reg.AddPower("redfish", rf)
 	reg.AddManagement("redfish", rf)
-	reg.AddBoot("redfish-virtual-media", &redfish.VirtualMedia{Driver: rf, Media: media, APIURL: cfg.PublicURL,
+	reg.AddBoot("redfish-virtual-media", &redfish.VirtualMedia{Driver: rf, Media: media, APIURL: agentURL, MediaURL: cfg.PublicURL,
 		Loader: cfg.EFILoader, Token: engine.NewToken, Insecure: cfg.InsecureRegistries})
 	return reg
 }

@@ -72,6 +72,10 @@ func run(args []string) error {
 	fs.BoolVar(&cfg.Engine.NoAutomatedClean, "no-automated-clean", false, "skip automated cleaning on provide and undeploy")
 	fs.BoolVar(&cfg.Engine.InsecureAgentHTTP, "insecure-agent-http", false, "accept agents calling back over plain http (development only)")
 	fs.DurationVar(&cfg.Engine.HeartbeatTimeout, "heartbeat-timeout", 300*time.Second, "agent heartbeat timeout sent to agents (they heartbeat every 30-60 % of it)")
+	fs.StringVar(&cfg.AgentURL, "agent-url", "", "conductor URL as agents reach it (default --public-url)")
+	var aliases listFlag
+	aliases.dst = new([]string)
+	fs.Var(&aliases, "registry-alias", "NODE_VIEW=CONDUCTOR_VIEW registry address, e.g. 10.0.2.2:5000=127.0.0.1:5000 (repeatable)")
 	fs.StringVar(&cfg.EFILoader, "efi-loader", "", "UEFI loader for agent ISOs (default /usr/lib/systemd/boot/efi/systemd-bootx64.efi)")
 	fs.StringVar(&cfg.AgentBinary, "agent-binary", "", "ferric-agent binary for the local-agent boot interface")
 	fs.StringVar(&cfg.AgentStateDir, "agent-state-dir", "", "state and logs of local agents (default /run/ferric-agents)")
@@ -105,6 +109,16 @@ func run(args []string) error {
 		}
 	}
 	cfg.Engine.CallbackTimeout = *cbTO
+	for _, a := range *aliases.dst {
+		from, to, ok := strings.Cut(a, "=")
+		if !ok {
+			return fmt.Errorf("--registry-alias %q: use NODE_VIEW=CONDUCTOR_VIEW", a)
+		}
+		if cfg.RegistryAliases == nil {
+			cfg.RegistryAliases = map[string]string{}
+		}
+		cfg.RegistryAliases[from] = to
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return conductor.Run(ctx, cfg, log)

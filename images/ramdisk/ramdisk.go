@@ -281,3 +281,50 @@ func sharedLibs(bin string) ([]string, error) {
 	}
 	return libs, nil
 }
+
+// Minimal builds a small initramfs (gzip newc) with init as /init and the named modules (with dependencies,
+// listed in /etc/ferric-modules), and returns it with the kernel from kernelDeb. Test operating systems use it.
+func Minimal(kernelDeb, init string, modules []string) (kernel, initramfs []byte, err error) {
+	work, err := os.MkdirTemp("", "ferric-minimal-")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.RemoveAll(work)
+	if out, err := exec.Command("dpkg-deb", "-x", kernelDeb, work).CombinedOutput(); err != nil {
+		return nil, nil, fmt.Errorf("extract %s: %v: %s", kernelDeb, err, out)
+	}
+	kernels, _ := filepath.Glob(filepath.Join(work, "boot", "vmlinuz-*"))
+	if len(kernels) != 1 {
+		return nil, nil, fmt.Errorf("%s holds %d kernels, want 1", kernelDeb, len(kernels))
+	}
+	version := strings.TrimPrefix(filepath.Base(kernels[0]), "vmlinuz-")
+	mods, err := resolveModules(filepath.Join(work, "lib", "modules", version), modules)
+	if err != nil {
+		return nil, nil, err
+	}
+	entries := []CpioEntry{{Name: "dev", Mode: 0o040755}, {Name: "dev/console", Mode: 0o020600, Major: 5, Minor: 1},
+		{Name: "proc", Mode: 0o040755}, {Name: "sys", Mode: 0o040755}, {Name: "mnt", Mode: 0o040755}, {Name: "etc", Mode: 0o040755},
+		{Name: "lib", Mode: 0o040755}, {Name: "lib/modules", Mode: 0o040755}}
+	var order []string
+	for i, m := range mods {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			return nil, nil, err
+		}
+		name := fmt.Sprintf("lib/modules/%02d-%s", i, filepath.Base(m))
+		entries = append(entries, CpioEntry{Name: name, Mode: 0o100644, Data: b})
+		order = append(order, "/"+name)
+	}
+	initData, err := os.ReadFile(init)
+	if err != nil {
+		return nil, nil, err
+	}
+	entries = append(entries, CpioEntry{Name: "etc/ferric-modules", Mode: 0o100644, Data: []byte(strings.Join(order, "\n") + "\n")},
+		CpioEntry{Name: "init", Mode: 0o100755, Data: initData})
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(Cpio(entries))
+	zw.Close()
+	kernel, err = os.ReadFile(kernels[0])
+	return kernel, gz.Bytes(), err
+}

@@ -49,6 +49,9 @@ func Start(t testing.TB, mutate ...func(*conductor.Config)) *Conductor {
 func (c *Conductor) start() {
 	c.t.Helper()
 	addr := "127.0.0.1:0"
+	if c.Config.Listen != "" {
+		addr = c.Config.Listen // a fixed address (agents in VMs must know it in advance)
+	}
 	if c.addr != "" {
 		addr = c.addr // a restart keeps the address agents call back to
 	}

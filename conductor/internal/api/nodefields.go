@@ -203,11 +203,14 @@ func secretMarkers() []string {
 }
 
 // maskSecrets returns a copy of m with secret values replaced by "******" (recursively for nested maps).
-func maskSecrets(m map[string]any) map[string]any {
+func maskSecrets(m map[string]any) map[string]any { return maskDepth(m, 0) }
+
+func maskDepth(m map[string]any, depth int) map[string]any {
 	out := make(map[string]any, len(m))
 	for k, v := range m {
 		lk := strings.ToLower(k)
-		secret := lk == "configdrive" || lk == "image_url"
+		// configdrive and image_url are secret as instance_info keys, not as words deeper down.
+		secret := depth == 0 && (lk == "configdrive" || lk == "image_url")
 		for _, s := range secretMarkers() {
 			if strings.Contains(lk, s) {
 				secret = true
@@ -217,7 +220,7 @@ func maskSecrets(m map[string]any) map[string]any {
 		case secret && v != nil:
 			out[k] = "******"
 		case isMap(v):
-			out[k] = maskSecrets(v.(map[string]any))
+			out[k] = maskDepth(v.(map[string]any), depth+1)
 		default:
 			out[k] = v
 		}

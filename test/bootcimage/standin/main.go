@@ -191,13 +191,43 @@ func run(args []string) error {
 	if err := esp.Mkdir("/EFI/BOOT"); err != nil {
 		return err
 	}
-	payload, err := os.ReadFile("/usr/lib/ferric-standin/BOOTX64.EFI")
-	if err != nil {
-		payload = []byte("ferric stand-in payload (no EFI program in this image)\n")
+	// A bootable payload: everything under /usr/lib/ferric-standin/esp goes to the ESP as is.
+	espFiles := map[string][]byte{}
+	filepath.WalkDir("/usr/lib/ferric-standin/esp", func(p string, de os.DirEntry, err error) error {
+		if err == nil && !de.IsDir() {
+			if b, err := os.ReadFile(p); err == nil {
+				espFiles[strings.TrimPrefix(p, "/usr/lib/ferric-standin/esp")] = b
+			}
+		}
+		return nil
+	})
+	if len(espFiles) == 0 {
+		espFiles["/EFI/BOOT/BOOTX64.EFI"] = []byte("ferric stand-in payload (no EFI program in this image)\n")
 	}
-	if err := writeFile(esp, "/EFI/BOOT/BOOTX64.EFI", payload); err != nil {
-		return err
+	made := map[string]bool{"/EFI/BOOT": true, "/EFI": true}
+	for p := range espFiles {
+		for d := filepath.Dir(p); d != "/" && !made[d]; d = filepath.Dir(d) {
+			made[d] = true
+		}
 	}
+	var dirs []string
+	for d := range made {
+		dirs = append(dirs, d)
+	}
+	sortStrings(dirs)
+	for _, d := range dirs {
+		if d != "/EFI/BOOT" && d != "/EFI" {
+			if err := esp.Mkdir(d); err != nil {
+				return fmt.Errorf("mkdir %s on the ESP: %w", d, err)
+			}
+		}
+	}
+	for p, b := range espFiles {
+		if err := writeFile(esp, p, b); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("Installed %d files to the ESP\n", len(espFiles))
 	fmt.Printf("Creating root filesystem (%s requested; the stand-in writes FAT32 labelled root)\n", rec.Filesystem)
 	root, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 2, FSType: filesystem.TypeFat32, VolumeLabel: "root"})
 	if err != nil {
@@ -264,4 +294,12 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("invalid value '%s' for '--root-size'", s)
 	}
 	return n * mult, nil
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
 }

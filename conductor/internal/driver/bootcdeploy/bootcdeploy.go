@@ -31,6 +31,8 @@ type Config struct {
 	AgentTimeout time.Duration
 	// NoCleaning skips the agent-driven disk metadata wipe during automated cleaning.
 	NoCleaning bool
+	// Aliases maps a registry as nodes see it to the address the conductor resolves it at.
+	Aliases map[string]string
 }
 
 // Deploy implements driver.Deploy and the engine's agent hand-off.
@@ -122,11 +124,18 @@ func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, er
 		return driver.Done, err
 	}
 	t.Logf(ctx, "deploy %s started: resolving %s", dii[keyRun], ref)
-	res, err := images.Resolve(ctx, ref, creds, time.Minute)
+	lookup := ref
+	if alias, ok := d.cfg.Aliases[ref.Registry]; ok {
+		if lookup, err = images.Parse(alias+strings.TrimPrefix(refStr, ref.Registry), d.insecure(alias) || d.insecure(ref.Registry)); err != nil {
+			return driver.Done, err
+		}
+	}
+	res, err := images.Resolve(ctx, lookup, creds, time.Minute)
 	if err != nil {
 		return driver.Done, fmt.Errorf("cannot deploy: %v", err)
 	}
-	dii[keyPinned], dii[keyDigest] = res.Pinned, res.Digest
+	// The agent pulls the digest from the registry as the node sees it.
+	dii[keyPinned], dii[keyDigest] = ref.Registry+"/"+ref.Repository+"@"+res.Digest, res.Digest
 	if ref.Tag != "" {
 		dii[keyTag] = ref.String()
 	}

@@ -88,7 +88,8 @@ func (m *MediaServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type VirtualMedia struct {
 	Driver   *Driver
 	Media    *MediaServer
-	APIURL   string // conductor URL for agents and media
+	APIURL   string // conductor URL for agents (in agent.json)
+	MediaURL string // conductor URL for the BMC to download the ISO (default APIURL)
 	Loader   string // EFI loader, default /usr/lib/systemd/boot/efi/systemd-bootx64.efi
 	Token    func() string
 	Insecure []string // registries the agent reaches over http
@@ -244,7 +245,11 @@ func (v *VirtualMedia) PrepareRamdisk(ctx context.Context, t *driver.Task) error
 	n.DriverInternalInfo["vmedia_id"] = id
 	n.DriverInternalInfo["agent_secret_token"] = token
 	n.DriverInternalInfo["agent_secret_token_pregenerated"] = true
-	url := strings.TrimRight(v.APIURL, "/") + "/v1/boot-media/" + id + ".iso"
+	base := v.MediaURL
+	if base == "" {
+		base = v.APIURL
+	}
+	url := strings.TrimRight(base, "/") + "/v1/boot-media/" + id + ".iso"
 
 	s, err := v.Driver.connect(ctx, n)
 	if err != nil {

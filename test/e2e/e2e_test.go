@@ -1,0 +1,232 @@
+//go:build e2e
+
+// Package e2e deploys a bootable container onto a UEFI VM behind ferric-vbmc through the bare-metal API: the
+// agent ramdisk boots from virtual media, installs the image, the VM reboots from its disk into the installed OS,
+// and that OS reports the node UUID from its config drive and root's SSH key on the serial console.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
+	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/ports"
+	"github.com/sirupsen/logrus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferric-metal/ferric/conductor"
+	"github.com/ferric-metal/ferric/images/ramdisk"
+	"github.com/ferric-metal/ferric/test/bootcimage"
+	"github.com/ferric-metal/ferric/test/conductortest"
+	"github.com/ferric-metal/ferric/test/registrytest"
+	"github.com/ferric-metal/ferric/test/vbmc"
+)
+
+const (
+	tags   = "remote exclude_graphdriver_btrfs exclude_graphdriver_devicemapper containers_image_openpgp"
+	pubKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG1ho5E6l5kGJ8WQ2yF8k8h2QvQ0tQ2vQ3w2yF8k8h2Q ferric-e2e-key"
+	loader = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+)
+
+func root() string {
+	_, here, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(here), "..", "..")
+}
+
+func goBuild(t *testing.T, out, pkg string, withTags bool) {
+	args := []string{"build", "-ldflags", "-s -w", "-o", out}
+	if withTags {
+		args = append(args, "-tags", tags)
+	}
+	cmd := exec.Command("go", append(args, pkg)...)
+	cmd.Dir = root()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	b, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(b))
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func waitSerial(t *testing.T, path, needle string, timeout time.Duration) string {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(path)
+		if i := bytes.Index(b, []byte(needle)); i >= 0 {
+			end := bytes.IndexByte(b[i:], '\n')
+			if end < 0 {
+				end = len(b) - i
+			}
+			return string(b[i : i+end])
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(path)
+	t.Fatalf("%q not on the serial console within %s:\n%s", needle, timeout, tail(b, 4000))
+	return ""
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+func TestVirtualMachineDeploy(t *testing.T) {
+	deb := os.Getenv("FERRIC_TEST_KERNEL_DEB")
+	require.NotEmpty(t, deb, "FERRIC_TEST_KERNEL_DEB must name the Debian kernel package (.ci/run downloads it)")
+	require.Equal(t, 0, os.Geteuid(), "the e2e test runs as root")
+	for _, p := range []string{"/usr/bin/qemu-system-x86_64", loader, "/usr/bin/podman"} {
+		_, err := os.Stat(p)
+		require.NoError(t, err, "%s is needed (.ci/run installs it)", p)
+	}
+	work := t.TempDir()
+	phases := map[string]time.Duration{}
+	t0 := time.Now()
+
+	// Build the agent ramdisk and the test OS.
+	agent, agentInit, osInit := filepath.Join(work, "ferric-agent"), filepath.Join(work, "init"), filepath.Join(work, "verifyos")
+	goBuild(t, agent, "./cmd/ramdisk-agent", true)
+	goBuild(t, agentInit, "./images/ramdisk/init", false)
+	goBuild(t, osInit, "./test/e2e/verifyos", false)
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	rd, err := ramdisk.Build(ramdisk.Config{KernelDeb: deb, Agent: agent, Init: agentInit, Out: filepath.Join(work, "ramdisk")}, logrus.NewEntry(l))
+	require.NoError(t, err)
+	kernel, osInitrd, err := ramdisk.Minimal(deb, osInit, []string{"virtio_pci", "virtio_blk", "isofs", "vfat", "nls_cp437", "nls_iso8859_1", "nls_ascii", "nls_utf8"})
+	require.NoError(t, err)
+	efi, err := os.ReadFile(loader)
+	require.NoError(t, err)
+	phases["build"] = time.Since(t0)
+
+	// The registry, with the bootable test image whose installed payload boots the test OS.
+	reg := registrytest.Start(t, registrytest.WithBasicAuth("robot", "e2e-secret"))
+	regPort := reg.Host[strings.LastIndex(reg.Host, ":")+1:]
+	guestReg := "10.0.2.2:" + regPort
+	bootcimage.Push(t, reg.Host, "ferric/os", "stable", bootcimage.Options{Marker: "e2e", Username: "robot", Password: "e2e-secret",
+		Files: map[string][]byte{
+			"/usr/lib/ferric-standin/esp/EFI/BOOT/BOOTX64.EFI":   efi,
+			"/usr/lib/ferric-standin/esp/vmlinuz":                kernel,
+			"/usr/lib/ferric-standin/esp/initrd":                 osInitrd,
+			"/usr/lib/ferric-standin/esp/loader/loader.conf":     []byte("default os.conf\ntimeout 0\n"),
+			"/usr/lib/ferric-standin/esp/loader/entries/os.conf": []byte("title Ferric test OS\nlinux /vmlinuz\ninitrd /initrd\noptions console=ttyS0,115200 panic=-1\n"),
+		}})
+
+	// The virtual BMC with one VM; the agent's port is forwarded to the host.
+	agentPort := freePort(t)
+	state := t.TempDir()
+	bmcLn, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	mac := "52:54:00:e2:e0:01"
+	go vbmc.Run(ctx, vbmc.Config{Username: "admin", Password: "pw", StateDir: state, Runner: &vbmc.QEMU{}, Listener: bmcLn,
+		VMs:   []vbmc.VMConfig{{Name: "vm1", UUID: "e2e00000-0000-4000-8000-000000000001", MemoryMiB: 2048, DiskGiB: 4, MAC: mac, AgentPort: agentPort}},
+		Ready: func(u string) { ready <- u }}, logrus.NewEntry(l))
+	bmcURL := <-ready
+	serial := filepath.Join(state, "vm1", "serial.log")
+	defer func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(serial)
+			t.Logf("serial console (tail):\n%s", tail(b, 6000))
+		}
+	}()
+
+	// The conductor: BMCs use 127.0.0.1, agents 10.0.2.2 (QEMU user networking).
+	cport := freePort(t)
+	c := conductortest.Start(t, func(cfg *conductor.Config) {
+		cfg.Listen = "127.0.0.1:" + strconv.Itoa(cport)
+		cfg.AgentURL = "http://10.0.2.2:" + strconv.Itoa(cport)
+		cfg.InsecureRegistries = []string{reg.Host, guestReg}
+		cfg.RegistryAliases = map[string]string{guestReg: reg.Host}
+		cfg.Engine.HeartbeatTimeout = 30 * time.Second
+		cfg.Engine.CallbackTimeout = 10 * time.Minute
+		cfg.Engine.AgentPollInterval = time.Second
+	})
+	cl := c.Client("1.89")
+	bg := context.Background()
+
+	// Enroll through gophercloud: redfish driver, virtual media boot, bootc deploy, the VM's MAC as a port.
+	n, err := nodes.Create(bg, cl, nodes.CreateOpts{Name: "vm1", Driver: "redfish", BootInterface: "redfish-virtual-media",
+		DeployInterface: "bootc", Properties: map[string]any{"capabilities": "boot_mode:uefi"},
+		DriverInfo: map[string]any{"redfish_address": bmcURL, "redfish_system_id": "/redfish/v1/Systems/vm1",
+			"redfish_username": "admin", "redfish_password": "pw", "deploy_kernel": rd.Kernel, "deploy_ramdisk": rd.Initramfs,
+			"agent_advertise": "127.0.0.1:" + strconv.Itoa(agentPort)}}).Extract()
+	require.NoError(t, err)
+	_, err = ports.Create(bg, cl, ports.CreateOpts{NodeUUID: n.UUID, Address: mac}).Extract()
+	require.NoError(t, err)
+	no := false
+	_, err = nodes.Update(bg, cl, n.UUID, nodes.UpdateOpts{nodes.UpdateOperation{Op: nodes.AddOp, Path: "/automated_clean", Value: no}}).Extract()
+	require.NoError(t, err)
+	wait := func(state string, timeout time.Duration) *nodes.Node {
+		deadline := time.Now().Add(timeout)
+		for {
+			got, err := nodes.Get(bg, cl, n.UUID).Extract()
+			require.NoError(t, err)
+			if got.ProvisionState == state && got.TargetProvisionState == "" {
+				return got
+			}
+			if strings.HasSuffix(got.ProvisionState, "failed") {
+				t.Fatalf("node is %s: %s", got.ProvisionState, got.LastError)
+			}
+			require.True(t, time.Now().Before(deadline), "node still %s after %s", got.ProvisionState, timeout)
+			time.Sleep(time.Second)
+		}
+	}
+	require.NoError(t, nodes.ChangeProvisionState(bg, cl, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetManage}).ExtractErr())
+	wait("manageable", 2*time.Minute)
+	require.NoError(t, nodes.ChangeProvisionState(bg, cl, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetProvide}).ExtractErr())
+	wait("available", 2*time.Minute)
+
+	// Deploy with a config drive dict and root's keys.
+	_, err = nodes.Update(bg, cl, n.UUID, nodes.UpdateOpts{
+		nodes.UpdateOperation{Op: nodes.AddOp, Path: "/instance_info/image_source", Value: "oci://" + guestReg + "/ferric/os:stable"},
+		nodes.UpdateOperation{Op: nodes.AddOp, Path: "/instance_info/bootc_authorized_keys", Value: pubKey},
+		nodes.UpdateOperation{Op: nodes.AddOp, Path: "/instance_info/image_pull_secret", Value: "robot:e2e-secret"},
+	}).Extract()
+	require.NoError(t, err)
+	t1 := time.Now()
+	require.NoError(t, nodes.ChangeProvisionState(bg, cl, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetActive,
+		ConfigDrive: nodes.ConfigDrive{MetaData: map[string]any{"hostname": "vm1.e2e"}}}).ExtractErr())
+	waitSerial(t, serial, "ferric-init: up", 3*time.Minute)
+	phases["agent boot (power on to /init)"] = time.Since(t1)
+	got := wait("active", 15*time.Minute)
+	phases["deploy (request to active)"] = time.Since(t1)
+	inst, _ := got.DriverInternalInfo["bootc_installed"].(map[string]any)
+	t.Logf("installed: %v", inst)
+
+	// The VM boots its disk into the installed OS, which reads its config drive and its keys.
+	t2 := time.Now()
+	line := waitSerial(t, serial, "FERRIC-VERIFY", 5*time.Minute)
+	phases["reboot to OS up"] = time.Since(t2)
+	assert.Contains(t, line, "node="+n.UUID)
+	assert.Contains(t, line, "key=ferric-e2e-key")
+
+	require.NoError(t, nodes.ChangeProvisionState(bg, cl, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetDeleted}).ExtractErr())
+	wait("available", 5*time.Minute)
+	for k, v := range phases {
+		t.Logf("phase %-34s %s", k, v.Round(100*time.Millisecond))
+	}
+	if ph, ok := inst["phases"].(map[string]any); ok {
+		t.Logf("agent phases: %v", ph)
+	}
+	_ = fmt.Sprint
+}

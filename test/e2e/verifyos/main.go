@@ -1,0 +1,82 @@
+// Command verifyos is the tiny operating system installed by the e2e test image: as /init it loads its modules,
+// finds the config-2 partition and the root partition of its disk, and prints one verification line with the
+// node UUID from the config drive and root's first SSH key, then powers off.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ferric-metal/ferric/configdrive"
+)
+
+func main() {
+	unix.Mount("devtmpfs", "/dev", "devtmpfs", 0, "")
+	con, err := os.OpenFile("/dev/console", os.O_WRONLY, 0)
+	if err != nil {
+		con = os.Stdout
+	}
+	say := func(format string, a ...any) { fmt.Fprintf(con, format+"\n", a...) }
+	unix.Mount("proc", "/proc", "proc", 0, "")
+	unix.Mount("sysfs", "/sys", "sysfs", 0, "")
+	if b, err := os.ReadFile("/etc/ferric-modules"); err == nil {
+		for _, p := range strings.Fields(string(b)) {
+			if f, err := os.Open(p); err == nil {
+				unix.FinitModule(int(f.Fd()), "", 0)
+				f.Close()
+			}
+		}
+	}
+	uuid, key := "", ""
+	for i := 0; i < 50 && (uuid == "" || key == ""); i++ {
+		parts, _ := filepath.Glob("/sys/class/block/*/partition")
+		for _, p := range parts {
+			dev := "/dev/" + filepath.Base(filepath.Dir(p))
+			f, err := os.Open(dev)
+			if err != nil {
+				continue
+			}
+			kind, label := configdrive.Detect(f)
+			f.Close()
+			switch {
+			case configdrive.IsConfigDriveLabel(label) && uuid == "":
+				fs := "iso9660"
+				if kind == configdrive.KindVFAT {
+					fs = "vfat"
+				}
+				os.MkdirAll("/mnt/cfg", 0o755)
+				if err := unix.Mount(dev, "/mnt/cfg", fs, unix.MS_RDONLY, ""); err != nil {
+					say("FERRIC-VERIFY mount %s: %v", dev, err)
+					continue
+				}
+				var md map[string]any
+				b, _ := os.ReadFile("/mnt/cfg/openstack/latest/meta_data.json")
+				json.Unmarshal(b, &md)
+				uuid, _ = md["uuid"].(string)
+			case strings.EqualFold(label, "root") && key == "":
+				os.MkdirAll("/mnt/root", 0o755)
+				if err := unix.Mount(dev, "/mnt/root", "vfat", unix.MS_RDONLY, ""); err != nil {
+					say("FERRIC-VERIFY mount %s: %v", dev, err)
+					continue
+				}
+				b, _ := os.ReadFile("/mnt/root/root/.ssh/authorized_keys")
+				if fields := strings.Fields(strings.TrimRight(string(b), "\x00")); len(fields) >= 3 {
+					key = fields[2]
+				}
+			}
+		}
+		if uuid == "" || key == "" {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	say("FERRIC-VERIFY node=%s key=%s", uuid, key)
+	time.Sleep(500 * time.Millisecond)
+	unix.Sync()
+	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+}
