@@ -90,8 +90,11 @@ type Agent struct {
 	beat  chan struct{}
 	quit  context.CancelFunc
 	hw    hardware.Source
-	inst  *install.Installer
 	api   *api.Server
+	// inst is set once podman is up (podmanReady closed); podmanErr says why it is not.
+	inst        *install.Installer
+	podmanReady chan struct{}
+	podmanErr   error
 }
 
 // Run runs the agent until ctx ends or it powers off.
@@ -108,29 +111,37 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		return fmt.Errorf("state dir: %w", err)
 	}
 
-	// Podman: the given socket, or a private service.
-	socket := cfg.PodmanSocket
-	if socket == "" {
-		svc, err := podman.StartService(ctx, podman.ServiceConfig{Binary: cfg.PodmanBinary, Dir: filepath.Join(cfg.StateDir, "podman"),
-			GraphRoot: cfg.GraphRoot, Runtime: cfg.Runtime, Ulimits: cfg.Ulimits, NoPivot: cfg.NoPivotRoot,
-			Insecure: cfg.InsecureRegistries}, log.WithField("component", "podman"))
-		if err != nil {
-			return err
+	// Podman starts in the background: the lookup does not wait for it (agent ready sooner); installs do.
+	a.podmanReady = make(chan struct{})
+	go func() {
+		defer close(a.podmanReady)
+		socket := cfg.PodmanSocket
+		if socket == "" {
+			svc, err := podman.StartService(ctx, podman.ServiceConfig{Binary: cfg.PodmanBinary, Dir: filepath.Join(cfg.StateDir, "podman"),
+				GraphRoot: cfg.GraphRoot, Runtime: cfg.Runtime, Ulimits: cfg.Ulimits, NoPivot: cfg.NoPivotRoot,
+				Insecure: cfg.InsecureRegistries}, log.WithField("component", "podman"))
+			if err != nil {
+				a.podmanErr = err
+				log.WithError(err).Error("podman service did not start")
+				return
+			}
+			go func() { <-ctx.Done(); svc.Stop() }()
+			socket = svc.Socket
 		}
-		defer svc.Stop()
-		socket = svc.Socket
-	}
-	pc, err := podman.Connect(ctx, socket)
-	if err != nil {
-		return err
-	}
-	keys := filepath.Join(cfg.StateDir, "keys")
-	if err := os.MkdirAll(keys, 0o700); err != nil {
-		return err
-	}
-	a.inst = install.New(install.Config{Podman: pc, GraphRoot: cfg.GraphRoot, KeysDir: keys, Hardware: a.hw,
-		TargetDevice: cfg.TargetDevice, MemoryBudget: cfg.MemoryBudget, Insecure: cfg.InsecureRegistries,
-		Rlimits: cfg.Ulimits, Log: log.WithField("component", "install")})
+		pc, err := podman.Connect(ctx, socket)
+		if err != nil {
+			a.podmanErr = err
+			return
+		}
+		keys := filepath.Join(cfg.StateDir, "keys")
+		if err := os.MkdirAll(keys, 0o700); err != nil {
+			a.podmanErr = err
+			return
+		}
+		a.inst = install.New(install.Config{Podman: pc, GraphRoot: cfg.GraphRoot, KeysDir: keys, Hardware: a.hw,
+			TargetDevice: cfg.TargetDevice, MemoryBudget: cfg.MemoryBudget, Insecure: cfg.InsecureRegistries,
+			Rlimits: cfg.Ulimits, Log: log.WithField("component", "install")})
+	}()
 
 	// Command API.
 	ln, err := net.Listen("tcp", cfg.Listen)

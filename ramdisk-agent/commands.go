@@ -117,6 +117,14 @@ func (a *Agent) hints() map[string]any {
 }
 
 func (a *Agent) install(ctx context.Context, p deploy.BootcInstallParams, c *api.Command) (any, error) {
+	select {
+	case <-a.podmanReady:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if a.inst == nil {
+		return nil, fmt.Errorf("podman is not available on this node: %v", a.podmanErr)
+	}
 	res, err := a.inst.Run(ctx, p, a.hints(), c)
 	if err != nil {
 		c.Line("error: " + err.Error())

@@ -130,7 +130,9 @@ func TestVirtualMachineDeploy(t *testing.T) {
 		}})
 
 	// The virtual BMC with one VM; the agent's port is forwarded to the host.
-	agentPort := freePort(t)
+	agentPort, agentPort2 := freePort(t), freePort(t)
+	_, swtpmErr := exec.LookPath("swtpm")
+	require.NoError(t, swtpmErr, "swtpm is needed for the tpm2-luks deploy (.ci/run installs it)")
 	state := t.TempDir()
 	bmcLn, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -139,14 +141,19 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	ready := make(chan string, 1)
 	mac := "52:54:00:e2:e0:01"
 	go vbmc.Run(ctx, vbmc.Config{Username: "admin", Password: "pw", StateDir: state, Runner: &vbmc.QEMU{}, Listener: bmcLn,
-		VMs:   []vbmc.VMConfig{{Name: "vm1", UUID: "e2e00000-0000-4000-8000-000000000001", MemoryMiB: 2048, DiskGiB: 4, MAC: mac, AgentPort: agentPort}},
+		VMs: []vbmc.VMConfig{{Name: "vm1", UUID: "e2e00000-0000-4000-8000-000000000001", MemoryMiB: 2048, DiskGiB: 4, MAC: mac, AgentPort: agentPort},
+			{Name: "vm2", UUID: "e2e00000-0000-4000-8000-000000000002", MemoryMiB: 2048, DiskGiB: 4, MAC: "52:54:00:e2:e0:02", AgentPort: agentPort2, TPM: true}},
 		Ready: func(u string) { ready <- u }}, logrus.NewEntry(l))
 	bmcURL := <-ready
 	serial := filepath.Join(state, "vm1", "serial.log")
 	defer func() {
 		if t.Failed() {
-			b, _ := os.ReadFile(serial)
-			t.Logf("serial console (tail):\n%s", tail(b, 6000))
+			for _, vm := range []string{"vm1", "vm2"} {
+				b, _ := os.ReadFile(filepath.Join(state, vm, "serial.log"))
+				t.Logf("%s serial console (tail):\n%s", vm, tail(b, 6000))
+				q, _ := os.ReadFile(filepath.Join(state, vm, "qemu.log"))
+				t.Logf("%s qemu log:\n%s", vm, tail(q, 2000))
+			}
 		}
 	}()
 
@@ -219,9 +226,66 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	phases["reboot to OS up"] = time.Since(t2)
 	assert.Contains(t, line, "node="+n.UUID)
 	assert.Contains(t, line, "key=ferric-e2e-key")
+	assert.Contains(t, line, "luks=none")
 
 	require.NoError(t, nodes.ChangeProvisionState(bg, cl, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetDeleted}).ExtractErr())
 	wait("available", 5*time.Minute)
+
+	t.Run("image without bootc fails cleanly", func(t *testing.T) {
+		bootcimage.Push(t, reg.Host, "ferric/plain", "v1", bootcimage.Options{WithoutBootc: true, Username: "robot", Password: "e2e-secret"})
+		_, err := nodes.Update(bg, cl, n.UUID, nodes.UpdateOpts{
+			nodes.UpdateOperation{Op: nodes.AddOp, Path: "/instance_info/image_source", Value: "oci://" + guestReg + "/ferric/plain:v1"},
+			nodes.UpdateOperation{Op: nodes.AddOp, Path: "/instance_info/image_pull_secret", Value: "robot:e2e-secret"}}).Extract()
+		require.NoError(t, err)
+		require.NoError(t, nodes.ChangeProvisionState(bg, cl, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetActive}).ExtractErr())
+		deadline := time.Now().Add(10 * time.Minute)
+		var got *nodes.Node
+		for {
+			got, err = nodes.Get(bg, cl, n.UUID).Extract()
+			require.NoError(t, err)
+			if got.ProvisionState == "deploy failed" || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(time.Second)
+		}
+		require.Equal(t, "deploy failed", got.ProvisionState)
+		assert.Contains(t, got.LastError, "has no bootc binary")
+		assert.Equal(t, "power off", got.PowerState, "the VM is left powered off")
+	})
+
+	t.Run("tpm2-luks with a software TPM", func(t *testing.T) {
+		n2, err := nodes.Create(bg, cl, nodes.CreateOpts{Name: "vm2", Driver: "redfish", BootInterface: "redfish-virtual-media",
+			DeployInterface: "bootc", Properties: map[string]any{"capabilities": "boot_mode:uefi"},
+			DriverInfo: map[string]any{"redfish_address": bmcURL, "redfish_system_id": "/redfish/v1/Systems/vm2",
+				"redfish_username": "admin", "redfish_password": "pw", "deploy_kernel": rd.Kernel, "deploy_ramdisk": rd.Initramfs,
+				"agent_advertise": "127.0.0.1:" + strconv.Itoa(agentPort2)}}).Extract()
+		require.NoError(t, err)
+		for _, step := range []nodes.TargetProvisionState{nodes.TargetManage, nodes.TargetProvide} {
+			require.NoError(t, nodes.ChangeProvisionState(bg, cl, n2.UUID, nodes.ProvisionStateOpts{Target: step}).ExtractErr())
+			require.Eventually(t, func() bool {
+				g, err := nodes.Get(bg, cl, n2.UUID).Extract()
+				return err == nil && g.TargetProvisionState == "" && !strings.HasSuffix(g.ProvisionState, "ing")
+			}, 5*time.Minute, time.Second)
+		}
+		_, err = nodes.Update(bg, cl, n2.UUID, nodes.UpdateOpts{
+			nodes.UpdateOperation{Op: nodes.AddOp, Path: "/instance_info/image_source", Value: "oci://" + guestReg + "/ferric/os:stable"},
+			nodes.UpdateOperation{Op: nodes.AddOp, Path: "/instance_info/bootc_authorized_keys", Value: pubKey},
+			nodes.UpdateOperation{Op: nodes.AddOp, Path: "/instance_info/bootc_tpm2_luks", Value: true},
+			nodes.UpdateOperation{Op: nodes.AddOp, Path: "/instance_info/image_pull_secret", Value: "robot:e2e-secret"}}).Extract()
+		require.NoError(t, err)
+		require.NoError(t, nodes.ChangeProvisionState(bg, cl, n2.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetActive,
+			ConfigDrive: nodes.ConfigDrive{MetaData: map[string]any{"hostname": "vm2.e2e"}}}).ExtractErr())
+		require.Eventually(t, func() bool {
+			g, err := nodes.Get(bg, cl, n2.UUID).Extract()
+			if err == nil && g.ProvisionState == "deploy failed" {
+				t.Fatalf("deploy failed: %s", g.LastError)
+			}
+			return err == nil && g.ProvisionState == "active"
+		}, 15*time.Minute, time.Second)
+		line := waitSerial(t, filepath.Join(state, "vm2", "serial.log"), "FERRIC-VERIFY", 5*time.Minute)
+		assert.Contains(t, line, "node="+n2.UUID)
+		assert.Contains(t, line, "luks=tpm2-luks/tpm=true", "bootc was asked for LUKS and saw the TPM")
+	})
 	for k, v := range phases {
 		t.Logf("phase %-34s %s", k, v.Round(100*time.Millisecond))
 	}

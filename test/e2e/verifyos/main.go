@@ -33,7 +33,7 @@ func main() {
 			}
 		}
 	}
-	uuid, key := "", ""
+	uuid, key, luks := "", "", "none"
 	for i := 0; i < 50 && (uuid == "" || key == ""); i++ {
 		parts, _ := filepath.Glob("/sys/class/block/*/partition")
 		for _, p := range parts {
@@ -69,13 +69,24 @@ func main() {
 				if fields := strings.Fields(strings.TrimRight(string(b), "\x00")); len(fields) >= 3 {
 					key = fields[2]
 				}
+				// What the installer was asked for (the bootc stand-in records it).
+				var rec struct {
+					BlockSetup string `json:"block_setup"`
+					TPMPresent bool   `json:"tpm_present"`
+				}
+				if b, err := os.ReadFile("/mnt/root/etc/ferric-standin.json"); err == nil {
+					json.Unmarshal([]byte(strings.TrimRight(string(b), "\x00")), &rec)
+					if rec.BlockSetup != "" {
+						luks = fmt.Sprintf("%s/tpm=%v", rec.BlockSetup, rec.TPMPresent)
+					}
+				}
 			}
 		}
 		if uuid == "" || key == "" {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	say("FERRIC-VERIFY node=%s key=%s", uuid, key)
+	say("FERRIC-VERIFY node=%s key=%s luks=%s", uuid, key, luks)
 	time.Sleep(500 * time.Millisecond)
 	unix.Sync()
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
