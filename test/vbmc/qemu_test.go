@@ -11,10 +11,6 @@ import (
 	"testing"
 	"time"
 
-	diskfs "github.com/diskfs/go-diskfs"
-	"github.com/diskfs/go-diskfs/disk"
-	"github.com/diskfs/go-diskfs/filesystem"
-	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 	"github.com/stmcginnis/gofish"
 	"github.com/stmcginnis/gofish/schemas"
 	"github.com/stretchr/testify/require"
@@ -24,60 +20,15 @@ import (
 
 // efiISO builds a UEFI-bootable El Torito ISO whose EFI image holds efi as EFI/BOOT/BOOTX64.EFI plus extra files.
 func efiISO(t *testing.T, efi []byte, extra map[string][]byte) []byte {
-	dir := t.TempDir()
-	espPath := filepath.Join(dir, "efiboot.img")
-	var total int64
-	for _, b := range extra {
-		total += int64(len(b))
-	}
-	size := (total*11/10+40<<20)/(1<<20)*(1<<20) + 1<<20
-	esp, err := diskfs.Create(espPath, size, diskfs.SectorSizeDefault)
-	require.NoError(t, err)
-	fat, err := esp.CreateFilesystem(disk.FilesystemSpec{Partition: 0, FSType: filesystem.TypeFat32, VolumeLabel: "EFIBOOT"})
-	require.NoError(t, err)
 	files := map[string][]byte{"/EFI/BOOT/BOOTX64.EFI": efi}
 	for k, v := range extra {
 		files[k] = v
 	}
-	made := map[string]bool{}
-	for p, data := range files {
-		for d := filepath.Dir(p); d != "/"; d = filepath.Dir(d) {
-			if !made[d] {
-				made[d] = true
-				fat.Mkdir(d)
-			}
-		}
-		f, err := fat.OpenFile(p, os.O_CREATE|os.O_RDWR)
-		require.NoError(t, err)
-		_, err = f.Write(data)
-		require.NoError(t, err)
-		f.Close()
-	}
-	esp.Close()
-	espBytes, err := os.ReadFile(espPath)
+	esp, err := ramdisk.FATImage(files)
 	require.NoError(t, err)
-
-	isoPath := filepath.Join(dir, "boot.iso")
-	d, err := diskfs.Create(isoPath, size+8<<20, diskfs.SectorSizeDefault)
+	iso, err := ramdisk.BootISO(esp, "FERRICTEST", nil)
 	require.NoError(t, err)
-	d.LogicalBlocksize = 2048
-	work := filepath.Join(dir, "work")
-	require.NoError(t, os.Mkdir(work, 0o700))
-	fsys, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 0, FSType: filesystem.TypeISO9660, VolumeLabel: "FERRICTEST", WorkDir: work})
-	require.NoError(t, err)
-	require.NoError(t, fsys.Mkdir("/images"))
-	w, err := fsys.OpenFile("/images/efiboot.img", os.O_CREATE|os.O_RDWR)
-	require.NoError(t, err)
-	_, err = w.Write(espBytes)
-	require.NoError(t, err)
-	w.Close()
-	require.NoError(t, fsys.(*iso9660.FileSystem).Finalize(iso9660.FinalizeOptions{RockRidge: true, VolumeIdentifier: "FERRICTEST",
-		ElTorito: &iso9660.ElTorito{BootCatalog: "/boot.catalog", Entries: []*iso9660.ElToritoEntry{
-			{Platform: iso9660.EFI, Emulation: iso9660.NoEmulation, BootFile: "/images/efiboot.img"}}}}))
-	d.Close()
-	b, err := os.ReadFile(isoPath)
-	require.NoError(t, err)
-	return b
+	return iso
 }
 
 // waitSerial waits for needle in the serial log and returns how long it took.

@@ -98,9 +98,19 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 	since := map[string]int{"callback_url": 22, "agent_version": 36, "agent_token": 62, "agent_verify_ca": 68,
 		"agent_status": 72, "agent_status_message": 72}
 	fields := map[string]string{}
-	for k, raw := range body {
-		min, known := since[k]
-		if !known || min > version {
+	for k := range body {
+		if _, known := since[k]; !known {
+			s.writeError(w, r, badRequest("Field \"%s\" not recognised", k))
+			return
+		}
+	}
+	// Checked in Ironic's order, so the first field too new for the version is the one named.
+	for _, k := range []string{"callback_url", "agent_version", "agent_token", "agent_verify_ca", "agent_status", "agent_status_message"} {
+		raw, present := body[k]
+		if !present {
+			continue
+		}
+		if since[k] > version {
 			s.writeError(w, r, badRequest("Field \"%s\" not recognised", k))
 			return
 		}

@@ -76,11 +76,11 @@ func loadModules() {
 	}
 }
 
-// network brings every NIC up and sets the address from ferric.ip= and ferric.gw= on the kernel command line;
-// without them, QEMU user networking's 10.0.2.15/24 via 10.0.2.2 on the first NIC.
+// network brings every NIC up and runs DHCP on all of them; ferric.ip= and ferric.gw= on the kernel command line
+// set a static address on the first NIC instead.
 func network() {
 	cmdline, _ := os.ReadFile("/proc/cmdline")
-	ip, gw := "10.0.2.15/24", "10.0.2.2"
+	ip, gw := "", ""
 	for _, w := range strings.Fields(string(cmdline)) {
 		if v, ok := strings.CutPrefix(w, "ferric.ip="); ok {
 			ip = v
@@ -110,8 +110,14 @@ func network() {
 	for _, n := range nics {
 		run("link", "set", n, "up")
 	}
-	if len(nics) > 0 {
+	if ip != "" && len(nics) > 0 {
 		run("addr", "add", ip, "dev", nics[0])
-		run("route", "add", "default", "via", gw)
+		if gw != "" {
+			run("route", "add", "default", "via", gw)
+		}
+		return
+	}
+	if dhcpAll(nics, run) == 0 {
+		say("no DHCP lease on any NIC; set ferric.ip= and ferric.gw= on the kernel command line")
 	}
 }
