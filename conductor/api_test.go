@@ -314,7 +314,6 @@ func TestPaginationAllPages(t *testing.T) {
 		assert.Equal(t, 400, code, "%s: %s", q, body)
 	}
 	// Filters.
-	yes := true
 	provision(t, cl, "n01", nodes.ProvisionStateOpts{Target: nodes.TargetManage})
 	waitState(t, cl, "n01", "manageable")
 	require.NoError(t, nodes.SetMaintenance(ctx, cl, "n02", nodes.MaintenanceOpts{Reason: "disk"}).ExtractErr())
@@ -333,7 +332,6 @@ func TestPaginationAllPages(t *testing.T) {
 		require.NoError(t, err)
 		assert.Len(t, ns, tc.want, "%+v", tc.opts)
 	}
-	_ = yes
 }
 
 func TestMicroversions(t *testing.T) {

@@ -8,7 +8,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -292,5 +291,4 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	if ph, ok := inst["phases"].(map[string]any); ok {
 		t.Logf("agent phases: %v", ph)
 	}
-	_ = fmt.Sprint
 }
