@@ -48,7 +48,7 @@ func New(cfg Config, eng *engine.Engine, log *logrus.Entry) *Server {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
 
-// Router exposes the router so other packages can add public routes through Config.Extra.
+// routes builds the router; Config.Extra adds routes owned by other packages (agent endpoints, boot media).
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
 	r.StrictSlash(false)
