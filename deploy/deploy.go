@@ -5,6 +5,7 @@ package deploy
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -110,4 +111,16 @@ type CommandResult struct {
 	CommandStatus string          `json:"command_status"`
 	CommandError  *CommandError   `json:"command_error"`
 	CommandResult json.RawMessage `json:"command_result"`
+}
+
+// Failure returns the failure text of a failed command ("" otherwise), with its details when they add to it.
+func (r *CommandResult) Failure() string {
+	if r.CommandError == nil {
+		return ""
+	}
+	msg := r.CommandError.Message
+	if d := r.CommandError.Details; d != "" && !strings.Contains(msg, d) {
+		msg += ": " + d
+	}
+	return msg
 }

@@ -17,13 +17,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
-)
 
-// Command statuses.
-const (
-	StatusRunning   = "RUNNING"
-	StatusSucceeded = "SUCCEEDED"
-	StatusFailed    = "FAILED"
+	"github.com/ferric-metal/ferric/deploy"
 )
 
 // Sentinel errors.
@@ -34,34 +29,8 @@ var (
 	ErrUnauthorized = errors.New("agent refused the token")
 )
 
-// CommandError is the error object of a failed command.
-type CommandError struct {
-	Type    string `json:"type"`
-	Code    int    `json:"code"`
-	Message string `json:"message"`
-	Details string `json:"details"`
-}
-
-// Result is a command result as the agent reports it.
-type Result struct {
-	ID            string          `json:"id"`
-	CommandName   string          `json:"command_name"`
-	CommandStatus string          `json:"command_status"`
-	CommandError  *CommandError   `json:"command_error"`
-	CommandResult json.RawMessage `json:"command_result"`
-}
-
-// Error returns the failure text of a failed command ("" otherwise).
-func (r *Result) Error() string {
-	if r.CommandError == nil {
-		return ""
-	}
-	msg := r.CommandError.Message
-	if r.CommandError.Details != "" && !strings.Contains(msg, r.CommandError.Details) {
-		msg += ": " + r.CommandError.Details
-	}
-	return msg
-}
+// Result is a command result as the agent reports it (the shared contract's type).
+type Result = deploy.CommandResult
 
 // APIError is a non-2xx answer from the agent.
 type APIError struct {

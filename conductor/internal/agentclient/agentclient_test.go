@@ -19,6 +19,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ferric-metal/ferric/deploy"
 )
 
 // agentStub is a minimal agent command API holding real state: the commands it ran and whether one runs.
@@ -51,7 +53,7 @@ func (a *agentStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Params map[string]any `json:"params"`
 		}
 		json.NewDecoder(r.Body).Decode(&req)
-		res := Result{ID: "id-1", CommandName: req.Name, CommandStatus: StatusSucceeded, CommandResult: json.RawMessage(`{"result":"ok"}`)}
+		res := Result{ID: "id-1", CommandName: req.Name, CommandStatus: deploy.StatusSucceeded, CommandResult: json.RawMessage(`{"result":"ok"}`)}
 		a.commands = append(a.commands, res)
 		a.busy = r.URL.Query().Get("wait") == "false"
 		json.NewEncoder(w).Encode(res)
@@ -83,7 +85,7 @@ func TestClient(t *testing.T) {
 	require.NoError(t, err)
 	r, err := c.Execute(ctx, "standby.sync", nil, true)
 	require.NoError(t, err)
-	assert.Equal(t, StatusSucceeded, r.CommandStatus)
+	assert.Equal(t, deploy.StatusSucceeded, r.CommandStatus)
 	_, err = c.Execute(ctx, "standby.sync", nil, false)
 	require.NoError(t, err)
 	_, err = c.Execute(ctx, "standby.sync", nil, true)

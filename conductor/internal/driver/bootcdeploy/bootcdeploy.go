@@ -228,10 +228,10 @@ func (d *Deploy) Continue(ctx context.Context, t *driver.Task) (driver.Outcome, 
 		return driver.Wait, t.Save(ctx)
 	}
 	switch r.CommandStatus {
-	case agentclient.StatusRunning:
+	case deploy.StatusRunning:
 		return driver.Wait, t.Save(ctx)
-	case agentclient.StatusFailed:
-		msg := r.Error()
+	case deploy.StatusFailed:
+		msg := r.Failure()
 		t.Logf(ctx, "bootc install failed on the node: %s", msg)
 		d.stopAgent(ctx, t, c)
 		return driver.Done, fmt.Errorf("bootc install failed on node %s: %s", n.UUID, msg)
@@ -402,13 +402,13 @@ func (d *Deploy) continueClean(ctx context.Context, t *driver.Task) (driver.Outc
 		return driver.Wait, t.Save(ctx)
 	}
 	r, err := c.Command(ctx, id)
-	if err != nil || r.CommandStatus == agentclient.StatusRunning {
+	if err != nil || r.CommandStatus == deploy.StatusRunning {
 		return driver.Wait, nil
 	}
 	delete(n.DriverInternalInfo, keyCleanCmd)
 	d.stopAgent(ctx, t, c)
-	if r.CommandStatus == agentclient.StatusFailed {
-		return driver.Done, fmt.Errorf("cleaning failed on node %s: %s", n.UUID, r.Error())
+	if r.CommandStatus == deploy.StatusFailed {
+		return driver.Done, fmt.Errorf("cleaning failed on node %s: %s", n.UUID, r.Failure())
 	}
 	t.Log.Info("disk metadata wiped by the agent")
 	return driver.Done, nil
