@@ -139,10 +139,17 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	defer cancel()
 	ready := make(chan string, 1)
 	mac := "52:54:00:e2:e0:01"
-	go vbmc.Run(ctx, vbmc.Config{Username: "admin", Password: "pw", StateDir: state, Runner: &vbmc.QEMU{}, Listener: bmcLn,
-		VMs: []vbmc.VMConfig{{Name: "vm1", UUID: "e2e00000-0000-4000-8000-000000000001", MemoryMiB: 2048, DiskGiB: 4, MAC: mac, AgentPort: agentPort},
-			{Name: "vm2", UUID: "e2e00000-0000-4000-8000-000000000002", MemoryMiB: 2048, DiskGiB: 4, MAC: "52:54:00:e2:e0:02", AgentPort: agentPort2, TPM: true}},
-		Ready: func(u string) { ready <- u }}, logrus.NewEntry(l))
+	vl := logrus.New()
+	vl.SetOutput(testLog{t})
+	vbmcDone := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-vbmcDone }) // the BMC logs to the test: stop it before the test ends
+	go func() {
+		defer close(vbmcDone)
+		vbmc.Run(ctx, vbmc.Config{Username: "admin", Password: "pw", StateDir: state, Runner: &vbmc.QEMU{}, Listener: bmcLn,
+			VMs: []vbmc.VMConfig{{Name: "vm1", UUID: "e2e00000-0000-4000-8000-000000000001", MemoryMiB: 2048, DiskGiB: 4, MAC: mac, AgentPort: agentPort},
+				{Name: "vm2", UUID: "e2e00000-0000-4000-8000-000000000002", MemoryMiB: 2048, DiskGiB: 4, MAC: "52:54:00:e2:e0:02", AgentPort: agentPort2, TPM: true}},
+			Ready: func(u string) { ready <- u }}, logrus.NewEntry(vl).WithField("component", "vbmc"))
+	}()
 	bmcURL := <-ready
 	serial := filepath.Join(state, "vm1", "serial.log")
 	defer func() {
@@ -182,11 +189,15 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	no := false
 	_, err = nodes.Update(bg, cl, n.UUID, nodes.UpdateOpts{nodes.UpdateOperation{Op: nodes.AddOp, Path: "/automated_clean", Value: no}}).Extract()
 	require.NoError(t, err)
+	var calledBack time.Time // when the agent's first heartbeat (after its lookup) reached the conductor
 	wait := func(state string, timeout time.Duration) *nodes.Node {
 		deadline := time.Now().Add(timeout)
 		for {
 			got, err := nodes.Get(bg, cl, n.UUID).Extract()
 			require.NoError(t, err)
+			if _, ok := got.DriverInternalInfo["agent_url"]; ok && calledBack.IsZero() {
+				calledBack = time.Now()
+			}
 			if got.ProvisionState == state && got.TargetProvisionState == "" {
 				return got
 			}
@@ -216,6 +227,9 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	phases["agent boot (power on to /init)"] = time.Since(t1)
 	got := wait("active", 15*time.Minute)
 	phases["deploy (request to active)"] = time.Since(t1)
+	if !calledBack.IsZero() {
+		phases["agent lookup and first heartbeat"] = calledBack.Sub(t1)
+	}
 	inst, _ := got.DriverInternalInfo["bootc_installed"].(map[string]any)
 	t.Logf("installed: %v", inst)
 
@@ -291,4 +305,12 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	if ph, ok := inst["phases"].(map[string]any); ok {
 		t.Logf("agent phases: %v", ph)
 	}
+}
+
+// testLog sends a logger's lines to the test output (kept with the test's result).
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
