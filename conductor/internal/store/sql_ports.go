@@ -1,0 +1,213 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// CreatePort inserts a port; UUID and CreatedAt must be set.
+func (s *SQL) CreatePort(ctx context.Context, p *Port) error {
+	p.Normalize()
+	body, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encode port: %w", err)
+	}
+	row := s.db.QueryRowContext(ctx, s.rebind(`INSERT INTO ports (uuid, address, node_uuid, created_at, updated_at, body)
+		VALUES (?,?,?,?,?,?) RETURNING id`), p.UUID, p.Address, p.NodeUUID, fmtTime(&p.CreatedAt), fmtTime(p.UpdatedAt), string(body))
+	if err := row.Scan(&p.ID); err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("port with MAC address %s: %w", p.Address, ErrDuplicate)
+		}
+		if strings.Contains(strings.ToLower(err.Error()), "foreign key") {
+			return fmt.Errorf("node %s: %w", p.NodeUUID, ErrNotFound)
+		}
+		return fmt.Errorf("insert port: %w", err)
+	}
+	return nil
+}
+
+func scanPort(sc interface{ Scan(...any) error }) (*Port, error) {
+	var (
+		p    Port
+		id   int64
+		body string
+	)
+	if err := sc.Scan(&id, &body); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(body), &p); err != nil {
+		return nil, fmt.Errorf("decode port %d: %w", id, err)
+	}
+	p.ID = id
+	p.Normalize()
+	return &p, nil
+}
+
+// GetPort finds a port by UUID.
+func (s *SQL) GetPort(ctx context.Context, uuid string) (*Port, error) {
+	p, err := scanPort(s.db.QueryRowContext(ctx, s.rebind(`SELECT id, body FROM ports WHERE uuid = ?`), uuid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("port %s: %w", uuid, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get port %s: %w", uuid, err)
+	}
+	return p, nil
+}
+
+// ListPorts lists ports matching f.
+func (s *SQL) ListPorts(ctx context.Context, f PortFilter, o ListOptions) ([]*Port, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.NodeUUID != "" {
+		where, args = append(where, "node_uuid = ?"), append(args, f.NodeUUID)
+	}
+	if f.Address != "" {
+		where, args = append(where, "address = ?"), append(args, strings.ToLower(f.Address))
+	}
+	tail, args, err := s.page(ctx, "ports", PortSortKeys(), o, where, args)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.query(ctx, `SELECT id, body FROM ports`+tail, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list ports: %w", err)
+	}
+	defer rows.Close()
+	var out []*Port
+	for rows.Next() {
+		p, err := scanPort(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// UpdatePort writes a port.
+func (s *SQL) UpdatePort(ctx context.Context, p *Port) error {
+	now := s.now().UTC()
+	p.UpdatedAt = &now
+	p.Normalize()
+	body, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encode port: %w", err)
+	}
+	res, err := s.exec(ctx, `UPDATE ports SET address = ?, node_uuid = ?, updated_at = ?, body = ? WHERE uuid = ?`,
+		p.Address, p.NodeUUID, fmtTime(p.UpdatedAt), string(body), p.UUID)
+	if err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("port with MAC address %s: %w", p.Address, ErrDuplicate)
+		}
+		return fmt.Errorf("update port %s: %w", p.UUID, err)
+	}
+	if k, _ := res.RowsAffected(); k == 0 {
+		return fmt.Errorf("port %s: %w", p.UUID, ErrNotFound)
+	}
+	return nil
+}
+
+// DeletePort removes a port.
+func (s *SQL) DeletePort(ctx context.Context, uuid string) error {
+	res, err := s.exec(ctx, `DELETE FROM ports WHERE uuid = ?`, uuid)
+	if err != nil {
+		return fmt.Errorf("delete port %s: %w", uuid, err)
+	}
+	if k, _ := res.RowsAffected(); k == 0 {
+		return fmt.Errorf("port %s: %w", uuid, ErrNotFound)
+	}
+	return nil
+}
+
+// NodeByMACs returns the node owning a port with one of the addresses.
+func (s *SQL) NodeByMACs(ctx context.Context, macs []string) (*Node, error) {
+	if len(macs) == 0 {
+		return nil, fmt.Errorf("no MAC addresses: %w", ErrNotFound)
+	}
+	ph := strings.TrimSuffix(strings.Repeat("?,", len(macs)), ",")
+	args := make([]any, len(macs))
+	for i, m := range macs {
+		args[i] = strings.ToLower(m)
+	}
+	rows, err := s.query(ctx, `SELECT DISTINCT node_uuid FROM ports WHERE address IN (`+ph+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("look up ports: %w", err)
+	}
+	var uuids []string
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		uuids = append(uuids, u)
+	}
+	rows.Close()
+	switch len(uuids) {
+	case 0:
+		return nil, fmt.Errorf("node with addresses %s: %w", strings.Join(macs, ","), ErrNotFound)
+	case 1:
+		return s.GetNode(ctx, uuids[0])
+	}
+	return nil, fmt.Errorf("addresses %s belong to %d nodes (%s): %w", strings.Join(macs, ","), len(uuids),
+		strings.Join(uuids, ", "), ErrDuplicate)
+}
+
+// AppendDeployLog appends lines to a node's deploy log.
+func (s *SQL) AppendDeployLog(ctx context.Context, nodeUUID, run string, lines []LogLine) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin log append: %w", err)
+	}
+	for _, l := range lines {
+		t := l.Time
+		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO deploy_logs (node_uuid, run, ts, source, message) VALUES (?,?,?,?,?)`),
+			nodeUUID, run, fmtTime(&t), l.Source, l.Message); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("append deploy log: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+// DeployLog returns the lines of a run ("" = latest).
+func (s *SQL) DeployLog(ctx context.Context, nodeUUID, run string) ([]LogLine, error) {
+	if run == "" {
+		err := s.db.QueryRowContext(ctx, s.rebind(`SELECT run FROM deploy_logs WHERE node_uuid = ? ORDER BY id DESC LIMIT 1`), nodeUUID).Scan(&run)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("deploy log of node %s: %w", nodeUUID, ErrNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("find latest deploy log: %w", err)
+		}
+	}
+	rows, err := s.query(ctx, `SELECT run, ts, source, message FROM deploy_logs WHERE node_uuid = ? AND run = ? ORDER BY id`, nodeUUID, run)
+	if err != nil {
+		return nil, fmt.Errorf("read deploy log: %w", err)
+	}
+	defer rows.Close()
+	var out []LogLine
+	for rows.Next() {
+		var (
+			l  LogLine
+			ts string
+		)
+		if err := rows.Scan(&l.Run, &ts, &l.Source, &l.Message); err != nil {
+			return nil, err
+		}
+		l.Time, _ = time.Parse(timeFormat, ts)
+		out = append(out, l)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("deploy log %s of node %s: %w", run, nodeUUID, ErrNotFound)
+	}
+	return out, rows.Err()
+}
