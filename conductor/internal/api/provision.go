@@ -137,4 +137,3 @@ func parseConfigDrive(raw json.RawMessage, target string, version int) (any, err
 	}
 	return nil, badRequest("Invalid configdrive: it is neither a JSON, nor a URL, nor a base64 string")
 }
-

@@ -472,4 +472,3 @@ func (s *SQL) ReleaseAll(ctx context.Context, holder string) (int, error) {
 	k, _ := res.RowsAffected()
 	return int(k), nil
 }
-
