@@ -323,10 +323,16 @@ func TestDeployFailures(t *testing.T) {
 }
 
 func TestAgentKilledAndTagMoved(t *testing.T) {
-	r := newRig(t, func(cfg *conductor.Config) { cfg.Engine.CallbackTimeout = 20 * time.Second })
+	r := newRig(t, func(cfg *conductor.Config) {
+		cfg.Engine.CallbackTimeout = 20 * time.Second
+		// The agent poll applies the call-back timeout to nodes whose agent has called back; the periodic check
+		// is kept out of the way so that these tests prove it (it rarely finds the lock free from a busy poll).
+		cfg.Engine.CheckInterval = time.Hour
+	})
 	d1 := r.push(t, "ferric/os", "stable", bootcimage.Options{Marker: "v1", Padding: 8 << 20})
 	img := "oci://" + r.reg.Host + "/ferric/os:stable"
 	ii := map[string]any{"image_pull_secret": user + ":" + pass}
+	r.push(t, "ferric/slow", "v1", bootcimage.Options{Marker: "slow", InstallDelay: 60 * time.Second})
 
 	t.Run("tag moved mid-deploy", func(t *testing.T) {
 		dev, _ := loop(t, 3<<30)
@@ -343,7 +349,6 @@ func TestAgentKilledAndTagMoved(t *testing.T) {
 	})
 
 	t.Run("agent killed mid-install", func(t *testing.T) {
-		r.push(t, "ferric/slow", "v1", bootcimage.Options{Marker: "slow", InstallDelay: 60 * time.Second})
 		dev, _ := loop(t, 3<<30)
 		n := r.enroll(t, "killed", dev, nil)
 		r.deploy(t, n.UUID, "oci://"+r.reg.Host+"/ferric/slow:v1", nodes.TargetActive, ii, nil)
@@ -362,6 +367,32 @@ func TestAgentKilledAndTagMoved(t *testing.T) {
 		got := r.wait(t, n.UUID, "deploy failed", 2*time.Minute)
 		assert.Contains(t, got.LastError, "Timeout reached while waiting for callback")
 		assert.NotEmpty(t, r.logText(t, n.UUID))
+	})
+
+	t.Run("agent frozen mid-install", func(t *testing.T) {
+		// A hung node: its agent's socket still accepts connections but nothing answers, so every call to it runs
+		// into its deadline while the poll holds the node's lock. The call-back timeout must still fire.
+		dev, _ := loop(t, 3<<30)
+		n := r.enroll(t, "frozen", dev, nil)
+		r.deploy(t, n.UUID, "oci://"+r.reg.Host+"/ferric/slow:v1", nodes.TargetActive, ii, nil)
+		var pid int
+		require.Eventually(t, func() bool {
+			got, err := nodes.Get(context.Background(), r.cl, n.UUID).Extract()
+			if err != nil || got.ProvisionState != "wait call-back" {
+				return false
+			}
+			prog, _ := got.DriverInternalInfo["deploy_progress"].(map[string]any)
+			p, _ := got.DriverInternalInfo["local_agent_pid"].(float64)
+			pid = int(p)
+			return prog["phase"] == "install" && pid > 0
+		}, time.Minute, 50*time.Millisecond)
+		require.NoError(t, syscall.Kill(-pid, syscall.SIGSTOP))
+		t.Cleanup(func() { syscall.Kill(-pid, syscall.SIGKILL) })
+		got := r.wait(t, n.UUID, "deploy failed", 3*time.Minute)
+		assert.Contains(t, got.LastError, "Timeout reached while waiting for callback")
+		assert.Contains(t, got.LastError, "stopped heartbeating")
+		assert.Equal(t, "power off", got.PowerState)
+		assert.Error(t, syscall.Kill(pid, 0), "powering the node off ended the frozen agent")
 	})
 }
 

@@ -255,6 +255,13 @@ func (e *Engine) PollWaiting(ctx context.Context) {
 			if err != nil {
 				continue
 			}
+			if st := fsm.State(locked.ProvisionState); e.callbackExpired(locked) && (st == fsm.DeployWait || st == fsm.CleanWait) {
+				// An agent that stopped answering keeps the polls busy (and the lock held) for their whole
+				// deadline, so the timeout is applied here rather than left to checkTimeouts.
+				msg := timeoutMessage(locked)
+				e.async(locked, "timeout", func(ctx context.Context, n *store.Node) { e.must(e.failWaiting(ctx, n, msg)) })
+				continue
+			}
 			t, err := e.task(locked)
 			if err != nil {
 				e.release(locked.UUID)

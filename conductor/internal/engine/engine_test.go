@@ -78,6 +78,43 @@ func TestCallbackTimeout(t *testing.T) {
 	assert.Equal(t, "wait call-back", got.ProvisionState)
 }
 
+func TestPollFailsAgentThatStoppedHeartbeating(t *testing.T) {
+	f := newFixture(t, Config{CallbackTimeout: time.Minute})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		age       time.Duration
+		wantState string
+	}{
+		{"silent past the timeout", 2 * time.Minute, "deploy failed"},
+		{"heartbeat within the timeout", 10 * time.Second, "wait call-back"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := f.node(t, "wait call-back")
+			n, err := f.st.GetNode(ctx, n.UUID)
+			require.NoError(t, err)
+			at := time.Now().Add(-tc.age)
+			n.ProvisionUpdatedAt, n.TargetProvisionState = &at, "active"
+			n.DriverInternalInfo["agent_url"] = "https://10.0.2.15:9999"
+			n.DriverInternalInfo["agent_last_heartbeat"] = at.UTC().Format("2006-01-02T15:04:05.000000")
+			require.NoError(t, f.st.UpdateNode(ctx, n))
+
+			f.eng.PollWaiting(ctx)
+			f.eng.Wait()
+
+			got, err := f.st.GetNode(ctx, n.UUID)
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantState, got.ProvisionState)
+			assert.Empty(t, got.Reservation)
+			if tc.wantState == "deploy failed" {
+				assert.Contains(t, got.LastError, "Timeout reached while waiting for callback for node "+n.UUID)
+				assert.Contains(t, got.LastError, "the agent at https://10.0.2.15:9999 stopped heartbeating")
+				assert.Equal(t, driver.PowerOff, got.PowerState, "the agent is powered off")
+			}
+		})
+	}
+}
+
 func TestPowerSync(t *testing.T) {
 	f := newFixture(t, Config{})
 	ctx := context.Background()

@@ -48,7 +48,9 @@ func (e *Engine) syncPower(ctx context.Context) {
 	}
 }
 
-// checkTimeouts fails nodes that waited for an agent call-back longer than the configured timeout.
+// checkTimeouts fails nodes that waited for an agent call-back longer than the configured timeout. Nodes whose
+// agent has called back are also checked by the agent poll (PollWaiting), which holds their lock most of the
+// time when the agent stops answering.
 func (e *Engine) checkTimeouts(ctx context.Context) {
 	for _, st := range []fsm.State{fsm.DeployWait, fsm.CleanWait} {
 		nodes, err := e.store.ListNodes(ctx, store.NodeFilter{ProvisionState: string(st)}, store.ListOptions{})
@@ -57,12 +59,31 @@ func (e *Engine) checkTimeouts(ctx context.Context) {
 			return
 		}
 		for _, n := range nodes {
-			if n.ProvisionUpdatedAt == nil || e.now().Sub(*n.ProvisionUpdatedAt) < e.cfg.CallbackTimeout {
+			if !e.callbackExpired(n) {
 				continue
 			}
-			e.FailWaiting(ctx, n.UUID, st, fmt.Sprintf("Timeout reached while waiting for callback for node %s", n.UUID))
+			e.FailWaiting(ctx, n.UUID, st, timeoutMessage(n))
 		}
 	}
+}
+
+// callbackExpired tells whether a waiting node's agent has been silent (no call-back, no heartbeat) for longer
+// than the call-back timeout.
+func (e *Engine) callbackExpired(n *store.Node) bool {
+	return n.ProvisionUpdatedAt != nil && e.now().Sub(*n.ProvisionUpdatedAt) >= e.cfg.CallbackTimeout
+}
+
+// timeoutMessage is Ironic's call-back timeout error, with what the conductor knows of the agent.
+func timeoutMessage(n *store.Node) string {
+	msg := fmt.Sprintf("Timeout reached while waiting for callback for node %s", n.UUID)
+	if u, _ := n.DriverInternalInfo["agent_url"].(string); u != "" {
+		msg += fmt.Sprintf(": the agent at %s stopped heartbeating", u)
+		if at, _ := n.DriverInternalInfo["agent_last_heartbeat"].(string); at != "" {
+			msg += " after " + at + " UTC"
+		}
+		msg += " (the node may have hung or lost its network; its console shows why)"
+	}
+	return msg
 }
 
 // FailWaiting moves a node still in state st to its failure state with msg, tearing down the agent boot.
@@ -71,19 +92,24 @@ func (e *Engine) FailWaiting(ctx context.Context, uuid string, st fsm.State, msg
 		if fsm.State(n.ProvisionState) != st {
 			return nil
 		}
-		if t, err := e.task(n); err == nil {
-			if err := t.Boot.CleanUpRamdisk(ctx, t); err != nil {
-				e.log.WithError(err).WithField("node", uuid).Warn("could not clean up the agent boot")
-			}
-			if err := t.Power.SetPowerState(ctx, n, "power off", 0); err == nil {
-				WipeAgentToken(n)
-				e.refreshPower(ctx, t)
-			}
-		}
-		e.log.WithField("node", uuid).Warn(msg)
-		return e.transition(n, fsm.EvFail, msg)
+		return e.failWaiting(ctx, n, msg)
 	})
 	if err != nil {
 		e.log.WithError(err).WithField("node", uuid).Warn("could not fail waiting node")
 	}
+}
+
+// failWaiting tears down the agent boot of the reserved node n, powers it off and moves it to its failure state.
+func (e *Engine) failWaiting(ctx context.Context, n *store.Node, msg string) error {
+	if t, err := e.task(n); err == nil {
+		if err := t.Boot.CleanUpRamdisk(ctx, t); err != nil {
+			e.log.WithError(err).WithField("node", n.UUID).Warn("could not clean up the agent boot")
+		}
+		if err := t.Power.SetPowerState(ctx, n, "power off", 0); err == nil {
+			WipeAgentToken(n)
+			e.refreshPower(ctx, t)
+		}
+	}
+	e.log.WithField("node", n.UUID).Warn(msg)
+	return e.transition(n, fsm.EvFail, msg)
 }

@@ -144,6 +144,7 @@ func (b *Boot) stop(n *store.Node) {
 	b.mu.Unlock()
 	if cmd != nil {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGCONT) // a stopped agent handles its SIGTERM too
 		select {
 		case <-done:
 		case <-time.After(15 * time.Second):
@@ -153,6 +154,7 @@ func (b *Boot) stop(n *store.Node) {
 	} else if pid, ok := pidOf(n); ok {
 		// Started by an earlier conductor run: signal its process group.
 		if err := syscall.Kill(-pid, syscall.SIGTERM); err == nil {
+			syscall.Kill(-pid, syscall.SIGCONT)
 			for i := 0; i < 150 && syscall.Kill(pid, 0) == nil; i++ {
 				time.Sleep(100 * time.Millisecond)
 			}
