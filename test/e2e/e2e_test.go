@@ -66,6 +66,7 @@ func freePort(t *testing.T) int {
 func waitSerial(t *testing.T, path, needle string, timeout time.Duration) string {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
+		failOnGuestTrouble(t, path)
 		b, _ := os.ReadFile(path)
 		if i := bytes.Index(b, []byte(needle)); i >= 0 {
 			end := bytes.IndexByte(b[i:], '\n')
@@ -79,6 +80,38 @@ func waitSerial(t *testing.T, path, needle string, timeout time.Duration) string
 	b, _ := os.ReadFile(path)
 	t.Fatalf("%q not on the serial console within %s:\n%s", needle, timeout, tail(b, 4000))
 	return ""
+}
+
+// guestTrouble are the kernel's words for a guest that will not get any further by waiting.
+var guestTrouble = []string{"BUG: soft lockup", "rcu_preempt detected stalls", "Kernel panic", "Out of memory: Killed"}
+
+// failOnGuestTrouble ends the test at once, with the kernel's report, when the VM's console shows a lockup, a
+// panic or the OOM killer (waiting out the deploy timeouts would only hide the cause).
+func failOnGuestTrouble(t *testing.T, serial string) {
+	t.Helper()
+	b, _ := os.ReadFile(serial)
+	for _, w := range guestTrouble {
+		if i := bytes.Index(b, []byte(w)); i >= 0 {
+			start := max(0, bytes.LastIndexByte(b[:i], '\n')+1)
+			t.Fatalf("the VM's kernel reports %q (%s):\n%s", w, serial, string(b[start:min(len(b), start+4000)]))
+		}
+	}
+}
+
+// consoleDigest is what a person reads first on a failure: the init's and the agent's own lines, and the
+// kernel's first warnings, without the boot chatter.
+func consoleDigest(b []byte) string {
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "ferric") || strings.Contains(l, "FERRIC") || strings.Contains(l, "INFO") ||
+			strings.Contains(l, "WARN") || strings.Contains(l, "ERRO") || strings.Contains(l, "FATA") || strings.Contains(l, "BUG") {
+			out = append(out, l)
+		}
+	}
+	if len(out) > 80 {
+		out = out[:80]
+	}
+	return strings.Join(out, "\n")
 }
 
 func tail(b []byte, n int) string {
@@ -156,6 +189,7 @@ func TestVirtualMachineDeploy(t *testing.T) {
 		if t.Failed() {
 			for _, vm := range []string{"vm1", "vm2"} {
 				b, _ := os.ReadFile(filepath.Join(state, vm, "serial.log"))
+				t.Logf("%s serial console (init, agent and kernel warnings):\n%s", vm, consoleDigest(b))
 				t.Logf("%s serial console (tail):\n%s", vm, tail(b, 6000))
 				q, _ := os.ReadFile(filepath.Join(state, vm, "qemu.log"))
 				t.Logf("%s qemu log:\n%s", vm, tail(q, 2000))
@@ -193,6 +227,7 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	wait := func(state string, timeout time.Duration) *nodes.Node {
 		deadline := time.Now().Add(timeout)
 		for {
+			failOnGuestTrouble(t, serial)
 			got, err := nodes.Get(bg, cl, n.UUID).Extract()
 			require.NoError(t, err)
 			if _, ok := got.DriverInternalInfo["agent_url"]; ok && calledBack.IsZero() {
@@ -254,6 +289,7 @@ func TestVirtualMachineDeploy(t *testing.T) {
 		deadline := time.Now().Add(10 * time.Minute)
 		var got *nodes.Node
 		for {
+			failOnGuestTrouble(t, serial)
 			got, err = nodes.Get(bg, cl, n.UUID).Extract()
 			require.NoError(t, err)
 			if got.ProvisionState == "deploy failed" || time.Now().After(deadline) {
@@ -288,13 +324,18 @@ func TestVirtualMachineDeploy(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, nodes.ChangeProvisionState(bg, cl, n2.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetActive,
 			ConfigDrive: nodes.ConfigDrive{MetaData: map[string]any{"hostname": "vm2.e2e"}}}).ExtractErr())
-		require.Eventually(t, func() bool {
+		for deadline := time.Now().Add(15 * time.Minute); ; time.Sleep(time.Second) {
+			failOnGuestTrouble(t, filepath.Join(state, "vm2", "serial.log"))
 			g, err := nodes.Get(bg, cl, n2.UUID).Extract()
-			if err == nil && g.ProvisionState == "deploy failed" {
+			require.NoError(t, err)
+			if g.ProvisionState == "deploy failed" {
 				t.Fatalf("deploy failed: %s", g.LastError)
 			}
-			return err == nil && g.ProvisionState == "active"
-		}, 15*time.Minute, time.Second)
+			if g.ProvisionState == "active" {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "vm2 still %s after 15 minutes", g.ProvisionState)
+		}
 		line := waitSerial(t, filepath.Join(state, "vm2", "serial.log"), "FERRIC-VERIFY", 5*time.Minute)
 		assert.Contains(t, line, "node="+n2.UUID)
 		assert.Contains(t, line, "luks=tpm2-luks/tpm=true", "bootc was asked for LUKS and saw the TPM")

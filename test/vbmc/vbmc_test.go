@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -198,4 +199,24 @@ print("SUSHY-OK")
 	assert.Contains(t, string(out), "SUSHY-OK")
 	assert.Equal(t, "Cd", runner.starts[0].BootFrom)
 	assert.True(t, strings.HasSuffix(runner.starts[0].MediaFile, "media.iso"))
+}
+
+func TestQEMUArgvCPUs(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		accel string
+		cpus  int
+		want  string
+	}{
+		{"tcg defaults to one vCPU", "", 0, "1"},
+		{"kvm defaults to two", "kvm", 0, "2"},
+		{"configured count wins", "", 4, "4"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			argv := (&QEMU{Accel: tc.accel}).Argv(StartSpec{VM: VMConfig{Name: "vm", CPUs: tc.cpus}, Disk: "d.img", SerialLog: "s.log", QMP: "q.sock"}, "vars.fd")
+			i := slices.Index(argv, "-smp")
+			require.GreaterOrEqual(t, i, 0, "argv has -smp: %v", argv)
+			assert.Equal(t, tc.want, argv[i+1])
+		})
+	}
 }

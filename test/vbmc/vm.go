@@ -20,10 +20,14 @@ type VMConfig struct {
 	Name      string `yaml:"name" json:"name"`
 	UUID      string `yaml:"uuid" json:"uuid"`
 	MemoryMiB int    `yaml:"memory_mib" json:"memory_mib"`
-	DiskGiB   int    `yaml:"disk_gib" json:"disk_gib"`
-	Disk      string `yaml:"disk" json:"disk"` // path; default <state>/<name>/disk.img
-	MAC       string `yaml:"mac" json:"mac"`
-	TPM       bool   `yaml:"tpm" json:"tpm"`
+	// CPUs is the number of vCPUs: default 1 under TCG, 2 with KVM. QEMU 7.2's multi-threaded TCG can livelock a
+	// Linux guest with two vCPUs when the kernel patches a static key on a hot path (seen in the agent ramdisk
+	// when podman creates the first memory cgroup: both vCPUs stuck in __alloc_pages, soft lockups, for good).
+	CPUs    int    `yaml:"cpus" json:"cpus"`
+	DiskGiB int    `yaml:"disk_gib" json:"disk_gib"`
+	Disk    string `yaml:"disk" json:"disk"` // path; default <state>/<name>/disk.img
+	MAC     string `yaml:"mac" json:"mac"`
+	TPM     bool   `yaml:"tpm" json:"tpm"`
 	// AgentPort is the host port (on 127.0.0.1) forwarded to the guest's agent port 9999 (0 = none).
 	AgentPort int `yaml:"agent_port" json:"agent_port"`
 }
@@ -101,7 +105,14 @@ func (q *QEMU) Argv(s StartSpec, vars string) []string {
 	case "Pxe":
 		nic = 0
 	}
-	argv := []string{"-nodefaults", "-machine", "q35,accel=" + accel, "-cpu", "max", "-smp", "2", "-m", strconv.Itoa(mem),
+	cpus := s.VM.CPUs
+	if cpus == 0 {
+		cpus = 2
+		if accel == "tcg" {
+			cpus = 1
+		}
+	}
+	argv := []string{"-nodefaults", "-machine", "q35,accel=" + accel, "-cpu", "max", "-smp", strconv.Itoa(cpus), "-m", strconv.Itoa(mem),
 		"-display", "none", "-monitor", "none", "-serial", "file:" + s.SerialLog, "-no-reboot",
 		"-qmp", "unix:" + s.QMP + ",server=on,wait=off",
 		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + q.code(),
