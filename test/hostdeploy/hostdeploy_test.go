@@ -90,6 +90,21 @@ type rig struct {
 	c   *conductortest.Conductor
 	reg *registrytest.Registry
 	cl  *gophercloud.ServiceClient
+	// state is the local-agent boot interface's state directory (the agents' podman storage lives there).
+	state string
+}
+
+// mountsBelow lists the mount points below dir.
+func mountsBelow(t testing.TB, dir string) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	require.NoError(t, err)
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			points = append(points, f[4])
+		}
+	}
+	return points
 }
 
 func newRig(t testing.TB, mutate ...func(*conductor.Config)) *rig {
@@ -109,7 +124,7 @@ func newRig(t testing.TB, mutate ...func(*conductor.Config)) *rig {
 		cfg.Engine.AgentPollInterval = time.Second
 		cfg.Engine.CheckInterval = time.Second
 	}}, mutate...)...)
-	return &rig{c: c, reg: reg, cl: c.Client("1.89")}
+	return &rig{c: c, reg: reg, cl: c.Client("1.89"), state: state}
 }
 
 func (r *rig) push(t testing.TB, repo, tag string, o bootcimage.Options) string {
@@ -363,10 +378,12 @@ func TestAgentKilledAndTagMoved(t *testing.T) {
 			pid = int(p)
 			return prog["phase"] == "install" && pid > 0
 		}, time.Minute, 50*time.Millisecond, "the install phase shows in the node's progress")
+		require.NotEmpty(t, mountsBelow(t, r.state), "the agent's podman storage is mounted while it installs")
 		require.NoError(t, syscall.Kill(-pid, syscall.SIGKILL))
 		got := r.wait(t, n.UUID, "deploy failed", 2*time.Minute)
 		assert.Contains(t, got.LastError, "Timeout reached while waiting for callback")
 		assert.NotEmpty(t, r.logText(t, n.UUID))
+		assert.Empty(t, mountsBelow(t, r.state), "tearing the agent down leaves no mounts on the host")
 	})
 
 	t.Run("agent frozen mid-install", func(t *testing.T) {

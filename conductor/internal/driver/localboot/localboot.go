@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -162,6 +164,27 @@ func (b *Boot) stop(n *store.Node) {
 		}
 	}
 	delete(n.DriverInternalInfo, "local_agent_pid")
+	b.unmountBelow(filepath.Join(b.cfg.StateDir, n.UUID[:8]))
+}
+
+// unmountBelow detaches what an ended agent's podman left mounted in its state directory (the storage's own bind
+// mount, a killed install container's overlay), deepest first, so that the host keeps no stale mounts.
+func (b *Boot) unmountBelow(dir string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			points = append(points, f[4])
+		}
+	}
+	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
+	for _, p := range points {
+		syscall.Unmount(p, syscall.MNT_DETACH)
+	}
 }
 
 func pidOf(n *store.Node) (int, bool) {
