@@ -158,7 +158,8 @@ func (e *Engine) HeartbeatNode(ctx context.Context, ident string, hb Heartbeat) 
 			if _, known := n.DriverInternalInfo["agent_url"]; !known {
 				return err
 			}
-			e.log.WithField("node", n.UUID).Debug("heartbeat while the node is locked; the holder continues")
+			e.log.WithField("node", n.UUID).Debug("heartbeat while the node is locked; the holder continues and records it")
+			e.noteBeat(n.UUID)
 			return nil
 		}
 		return err
@@ -204,6 +205,28 @@ func (e *Engine) HeartbeatNode(ctx context.Context, ident string, hb Heartbeat) 
 	}
 	e.async(n, "heartbeat", func(ctx context.Context, n *store.Node) { e.continueAgent(ctx, t, ad) })
 	return nil
+}
+
+// noteBeat remembers a heartbeat that found its node locked, for the lock holder to record (a heartbeat is the
+// agent's sign of life: dropping it would let a busy poll run the call-back timeout out under a working agent).
+func (e *Engine) noteBeat(uuid string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.beats[uuid] = e.now().UTC()
+}
+
+// applyBeat records on the reserved node n a heartbeat that arrived while it was locked.
+func (e *Engine) applyBeat(n *store.Node) {
+	e.mu.Lock()
+	at, ok := e.beats[n.UUID]
+	delete(e.beats, n.UUID)
+	e.mu.Unlock()
+	st := fsm.State(n.ProvisionState)
+	if !ok || (st != fsm.DeployWait && st != fsm.CleanWait) || (n.ProvisionUpdatedAt != nil && !at.After(*n.ProvisionUpdatedAt)) {
+		return
+	}
+	n.ProvisionUpdatedAt = &at
+	n.DriverInternalInfo["agent_last_heartbeat"] = at.Format("2006-01-02T15:04:05.000000")
 }
 
 // continueAgent hands a waiting node to its agent-driven deploy interface and applies the outcome.

@@ -92,12 +92,14 @@ type Engine struct {
 	workCtx context.Context // lives until shutdown grace ends
 	wg      sync.WaitGroup
 	started bool
+	beats   map[string]time.Time // heartbeats that found their node locked (see noteBeat)
 }
 
 // New returns an engine; call Run to start its periodic tasks and recovery.
 func New(cfg Config, s store.Store, reg *driver.Registry, log *logrus.Entry) *Engine {
 	cfg.defaults()
-	return &Engine{cfg: cfg, store: s, reg: reg, fsm: fsm.New(), log: log, now: time.Now, workCtx: context.Background()}
+	return &Engine{cfg: cfg, store: s, reg: reg, fsm: fsm.New(), log: log, now: time.Now, workCtx: context.Background(),
+		beats: map[string]time.Time{}}
 }
 
 // Host returns the conductor name used for reservations.
@@ -250,6 +252,7 @@ func (e *Engine) async(n *store.Node, what string, fn func(ctx context.Context, 
 		defer e.wg.Done()
 		defer e.release(n.UUID)
 		fn(ctx, n)
+		e.applyBeat(n)
 		if err := e.store.UpdateNode(ctx, n); err != nil {
 			e.log.WithError(err).WithField("node", n.UUID).WithField("operation", what).Error("could not save node")
 		}

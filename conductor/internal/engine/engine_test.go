@@ -115,6 +115,40 @@ func TestPollFailsAgentThatStoppedHeartbeating(t *testing.T) {
 	}
 }
 
+func TestHeartbeatWhileLockedKeepsTheAgentAlive(t *testing.T) {
+	f := newFixture(t, Config{CallbackTimeout: time.Minute})
+	ctx := context.Background()
+	n := f.node(t, "wait call-back")
+	n, err := f.st.GetNode(ctx, n.UUID)
+	require.NoError(t, err)
+	old := time.Now().Add(-50 * time.Second)
+	n.ProvisionUpdatedAt, n.TargetProvisionState = &old, "active"
+	n.DriverInternalInfo["agent_url"] = "https://10.0.2.15:9999"
+	n.DriverInternalInfo["agent_secret_token"] = "tok"
+	require.NoError(t, f.st.UpdateNode(ctx, n))
+
+	// A poll holds the lock when the heartbeat comes; the holder saves the node when it is done.
+	locked, err := f.eng.reserve(ctx, n.UUID, false)
+	require.NoError(t, err)
+	require.NoError(t, f.eng.HeartbeatNode(ctx, n.UUID, Heartbeat{AgentToken: "tok", CallbackURL: "https://10.0.2.15:9999"}))
+	f.eng.async(locked, "poll", func(context.Context, *store.Node) {})
+	f.eng.Wait()
+
+	got, err := f.st.GetNode(ctx, n.UUID)
+	require.NoError(t, err)
+	require.NotNil(t, got.ProvisionUpdatedAt)
+	assert.WithinDuration(t, time.Now(), *got.ProvisionUpdatedAt, 5*time.Second, "the heartbeat restarted the call-back timeout")
+	assert.NotEmpty(t, got.DriverInternalInfo["agent_last_heartbeat"])
+
+	// 50 s after the old mark, the node would have timed out at 60 s; it is alive instead.
+	f.eng.now = func() time.Time { return old.Add(70 * time.Second) }
+	f.eng.PollWaiting(ctx)
+	f.eng.Wait()
+	got, err = f.st.GetNode(ctx, n.UUID)
+	require.NoError(t, err)
+	assert.Equal(t, "wait call-back", got.ProvisionState)
+}
+
 func TestPowerSync(t *testing.T) {
 	f := newFixture(t, Config{})
 	ctx := context.Background()
