@@ -132,6 +132,23 @@ func (r *rig) push(t testing.TB, repo, tag string, o bootcimage.Options) string 
 	return bootcimage.Push(t, r.reg.Host, repo, tag, o)
 }
 
+// installing waits for the node's progress to show the install phase and returns its local agent's pid.
+func (r *rig) installing(t testing.TB, id string) int {
+	t.Helper()
+	var pid int
+	require.Eventually(t, func() bool {
+		got, err := nodes.Get(context.Background(), r.cl, id).Extract()
+		if err != nil || got.ProvisionState != "wait call-back" {
+			return false
+		}
+		prog, _ := got.DriverInternalInfo["deploy_progress"].(map[string]any)
+		p, _ := got.DriverInternalInfo["local_agent_pid"].(float64)
+		pid = int(p)
+		return prog["phase"] == "install" && pid > 0
+	}, time.Minute, 50*time.Millisecond, "the install phase shows in the node's progress")
+	return pid
+}
+
 // loop attaches a sparse disk image and returns the device and the image path.
 func loop(t testing.TB, size int64) (string, string) {
 	f := filepath.Join(t.TempDir(), "disk.img")
@@ -367,17 +384,7 @@ func TestAgentKilledAndTagMoved(t *testing.T) {
 		dev, _ := loop(t, 3<<30)
 		n := r.enroll(t, "killed", dev, nil)
 		r.deploy(t, n.UUID, "oci://"+r.reg.Host+"/ferric/slow:v1", nodes.TargetActive, ii, nil)
-		var pid int
-		require.Eventually(t, func() bool {
-			got, err := nodes.Get(context.Background(), r.cl, n.UUID).Extract()
-			if err != nil || got.ProvisionState != "wait call-back" {
-				return false
-			}
-			prog, _ := got.DriverInternalInfo["deploy_progress"].(map[string]any)
-			p, _ := got.DriverInternalInfo["local_agent_pid"].(float64)
-			pid = int(p)
-			return prog["phase"] == "install" && pid > 0
-		}, time.Minute, 50*time.Millisecond, "the install phase shows in the node's progress")
+		pid := r.installing(t, n.UUID)
 		require.NotEmpty(t, mountsBelow(t, r.state), "the agent's podman storage is mounted while it installs")
 		require.NoError(t, syscall.Kill(-pid, syscall.SIGKILL))
 		got := r.wait(t, n.UUID, "deploy failed", 2*time.Minute)
@@ -392,17 +399,7 @@ func TestAgentKilledAndTagMoved(t *testing.T) {
 		dev, _ := loop(t, 3<<30)
 		n := r.enroll(t, "frozen", dev, nil)
 		r.deploy(t, n.UUID, "oci://"+r.reg.Host+"/ferric/slow:v1", nodes.TargetActive, ii, nil)
-		var pid int
-		require.Eventually(t, func() bool {
-			got, err := nodes.Get(context.Background(), r.cl, n.UUID).Extract()
-			if err != nil || got.ProvisionState != "wait call-back" {
-				return false
-			}
-			prog, _ := got.DriverInternalInfo["deploy_progress"].(map[string]any)
-			p, _ := got.DriverInternalInfo["local_agent_pid"].(float64)
-			pid = int(p)
-			return prog["phase"] == "install" && pid > 0
-		}, time.Minute, 50*time.Millisecond)
+		pid := r.installing(t, n.UUID)
 		require.NoError(t, syscall.Kill(-pid, syscall.SIGSTOP))
 		t.Cleanup(func() { syscall.Kill(-pid, syscall.SIGKILL) })
 		got := r.wait(t, n.UUID, "deploy failed", 3*time.Minute)
