@@ -45,6 +45,8 @@ fuzz: ## run each fuzz target for 30 s
 	$(GO) test -run XXX -fuzz FuzzApplyPatch -fuzztime 30s ./conductor/internal/api/
 	$(GO) test -run XXX -fuzz FuzzParseNodeQuery -fuzztime 30s ./conductor/internal/api/
 	$(GO) test -run XXX -fuzz FuzzEncodePy -fuzztime 30s ./conductor/internal/api/
+	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime 30s ./configdrive/
+	$(GO) test -run XXX -fuzz FuzzDetect -fuzztime 30s ./configdrive/
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
