@@ -144,27 +144,43 @@ func (b *Boot) stop(n *store.Node) {
 	delete(b.proc, n.UUID)
 	delete(b.done, n.UUID)
 	b.mu.Unlock()
+	pgid := 0
 	if cmd != nil {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGCONT) // a stopped agent handles its SIGTERM too
+		pgid = cmd.Process.Pid
+		syscall.Kill(-pgid, syscall.SIGTERM)
+		syscall.Kill(-pgid, syscall.SIGCONT) // a stopped agent handles its SIGTERM too
 		select {
 		case <-done:
 		case <-time.After(15 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			syscall.Kill(-pgid, syscall.SIGKILL)
 			<-done
 		}
 	} else if pid, ok := pidOf(n); ok {
 		// Started by an earlier conductor run: signal its process group.
 		if err := syscall.Kill(-pid, syscall.SIGTERM); err == nil {
+			pgid = pid
 			syscall.Kill(-pid, syscall.SIGCONT)
 			for i := 0; i < 150 && syscall.Kill(pid, 0) == nil; i++ {
 				time.Sleep(100 * time.Millisecond)
 			}
-			syscall.Kill(-pid, syscall.SIGKILL)
 		}
+	}
+	if pgid > 0 {
+		waitGroupGone(pgid)
 	}
 	delete(n.DriverInternalInfo, "local_agent_pid")
 	b.unmountBelow(filepath.Join(b.cfg.StateDir, n.UUID[:8]))
+}
+
+// waitGroupGone waits until no process of the group is left (the agent's podman service tears its storage down
+// after the agent itself has gone), killing what remains after a few seconds.
+func waitGroupGone(pgid int) {
+	for i := 0; syscall.Kill(-pgid, 0) == nil && i < 100; i++ {
+		if i == 50 {
+			syscall.Kill(-pgid, syscall.SIGKILL)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // unmountBelow detaches what an ended agent's podman left mounted in its state directory (the storage's own bind
