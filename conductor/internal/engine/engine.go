@@ -239,6 +239,7 @@ func (e *Engine) withLock(ctx context.Context, ident string, retry bool, fn func
 	if err := fn(n); err != nil {
 		return err
 	}
+	e.applyBeat(n)
 	return e.store.UpdateNode(ctx, n)
 }
 
