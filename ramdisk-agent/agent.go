@@ -95,6 +95,7 @@ type Agent struct {
 	inst        *install.Installer
 	podmanReady chan struct{}
 	podmanErr   error
+	podmanSvc   *podman.Service // the service this agent started (nil with --podman-socket)
 }
 
 // Run runs the agent until ctx ends or it powers off.
@@ -112,7 +113,13 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	}
 
 	// Podman starts in the background: the lookup does not wait for it (agent ready sooner); installs do.
+	// The agent ends only once the service it started has stopped (podman unmounts its storage as it stops).
 	a.podmanReady = make(chan struct{})
+	defer func() {
+		cancel()
+		<-a.podmanReady
+		a.podmanSvc.Stop()
+	}()
 	go func() {
 		defer close(a.podmanReady)
 		socket := cfg.PodmanSocket
@@ -125,7 +132,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 				log.WithError(err).Error("podman service did not start")
 				return
 			}
-			go func() { <-ctx.Done(); svc.Stop() }()
+			a.podmanSvc = svc
 			socket = svc.Socket
 		}
 		pc, err := podman.Connect(ctx, socket)

@@ -350,6 +350,7 @@ func TestDeployFailures(t *testing.T) {
 				assert.Contains(t, text, "[agent]")
 			}
 			assert.Equal(t, "power off", got.PowerState, "the node is left powered off")
+			assert.Empty(t, mountsBelow(t, r.state), "the agent's podman storage is not left mounted")
 		})
 	}
 }

@@ -27,6 +27,8 @@ var (
 	ErrBusy = errors.New("agent is busy")
 	// ErrUnauthorized: the agent refused the token (HTTP 401).
 	ErrUnauthorized = errors.New("agent refused the token")
+	// ErrUnreachable: no answer came from the agent (refused connections, TLS, deadline).
+	ErrUnreachable = errors.New("the agent did not answer")
 )
 
 // Result is a command result as the agent reports it (the shared contract's type).
@@ -125,7 +127,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 			if isConnectError(err) && ctx.Err() == nil {
 				continue
 			}
-			return lastErr
+			return fmt.Errorf("%w: %v", ErrUnreachable, lastErr)
 		}
 		data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 		resp.Body.Close()
@@ -148,7 +150,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 		}
 		return nil
 	}
-	return fmt.Errorf("agent at %s unreachable after %d attempts: %w", c.base.Host, c.cfg.Attempts, lastErr)
+	return fmt.Errorf("%w: %s refused %d connection attempts: %v", ErrUnreachable, c.base.Host, c.cfg.Attempts, lastErr)
 }
 
 // isConnectError reports errors where the request never reached the agent.

@@ -141,3 +141,34 @@ func TestRetriesConnectErrorsOnly(t *testing.T) {
 	assert.ErrorIs(t, err, ErrUnauthorized)
 	assert.Less(t, time.Since(start), 500*time.Millisecond, "answers are not retried")
 }
+
+func TestSilentAgentIsUnreachableAtOnce(t *testing.T) {
+	// A hung node: the socket accepts connections, nothing ever answers.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+		}
+	}()
+	c, err := New(Config{URL: "http://" + ln.Addr().String(), Token: "t", Timeout: 200 * time.Millisecond, Attempts: 3})
+	require.NoError(t, err)
+	start := time.Now()
+	_, err = c.Command(context.Background(), "id")
+	assert.ErrorIs(t, err, ErrUnreachable)
+	assert.Less(t, time.Since(start), time.Second, "a deadline is not retried")
+
+	ln2, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	refused := ln2.Addr().String()
+	ln2.Close()
+	c2, err := New(Config{URL: "http://" + refused, Token: "t", Attempts: 2})
+	require.NoError(t, err)
+	_, err = c2.Commands(context.Background())
+	assert.ErrorIs(t, err, ErrUnreachable, "refused connections, once retried, are unreachable too")
+}

@@ -221,7 +221,11 @@ func (d *Deploy) Continue(ctx context.Context, t *driver.Task) (driver.Outcome, 
 		t.Logf(ctx, "agent at %s is installing %s", dii["agent_url"], dii[keyPinned])
 		return driver.Wait, t.Save(ctx)
 	}
-	d.copyProgress(ctx, t, c)
+	if err := d.copyProgress(ctx, t, c); errors.Is(err, agentclient.ErrUnreachable) {
+		// One silent call is enough: asking again would only hold the node's lock for another deadline.
+		t.Log.WithError(err).Debug("the agent did not answer; retrying on the next poll")
+		return driver.Wait, t.Save(ctx)
+	}
 	r, err := c.Command(ctx, id)
 	if err != nil {
 		t.Log.WithError(err).Debug("could not read the install command; retrying on the next poll")
@@ -272,8 +276,9 @@ func (d *Deploy) Continue(ctx context.Context, t *driver.Task) (driver.Outcome, 
 
 func round(f float64) float64 { return float64(int(f*10+0.5)) / 10 }
 
-// copyProgress copies the agent's progress and new log lines into the node and its deploy log.
-func (d *Deploy) copyProgress(ctx context.Context, t *driver.Task, c *agentclient.Client) {
+// copyProgress copies the agent's progress and new log lines into the node and its deploy log. Its errors only
+// matter when the agent did not answer at all (an agent without the progress extension still installs).
+func (d *Deploy) copyProgress(ctx context.Context, t *driver.Task, c *agentclient.Client) error {
 	n := t.Node
 	since := 0
 	if f, ok := n.DriverInternalInfo[keyOffset].(float64); ok {
@@ -283,17 +288,18 @@ func (d *Deploy) copyProgress(ctx context.Context, t *driver.Task, c *agentclien
 	}
 	r, err := c.Execute(ctx, deploy.CmdProgress, map[string]any{"since": since}, true)
 	if err != nil {
-		return
+		return err
 	}
 	var p deploy.Progress
-	if json.Unmarshal(r.CommandResult, &p) != nil {
-		return
+	if err := json.Unmarshal(r.CommandResult, &p); err != nil {
+		return fmt.Errorf("the agent's progress is unreadable: %w", err)
 	}
 	if len(p.Lines) > 0 && t.DeployLog != nil {
 		t.DeployLog(ctx, "agent", p.Lines...)
 	}
 	n.DriverInternalInfo[keyOffset] = p.LineOffset
 	setProgress(n, p)
+	return nil
 }
 
 // stopAgent asks the agent to power off, then makes sure through the power interface, and cleans up its boot.

@@ -184,8 +184,22 @@ func waitGroupGone(pgid int) {
 }
 
 // unmountBelow detaches what an ended agent's podman left mounted in its state directory (the storage's own bind
-// mount, a killed install container's overlay), deepest first, so that the host keeps no stale mounts.
+// mount, a killed install container's overlay), deepest first, so that the host keeps no stale mounts. Podman
+// processes outside the agent's process group that still use the directory (conmon's `podman container cleanup`
+// after the install container exits) are waited for first, since they mount the storage again.
 func (b *Boot) unmountBelow(dir string) {
+	for i := 0; i < 50; i++ {
+		users := processesUsing(dir)
+		if len(users) == 0 {
+			break
+		}
+		if i == 30 {
+			for _, pid := range users {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return
@@ -201,6 +215,22 @@ func (b *Boot) unmountBelow(dir string) {
 	for _, p := range points {
 		syscall.Unmount(p, syscall.MNT_DETACH)
 	}
+}
+
+// processesUsing lists the processes (other than this one) whose command line names a path below dir.
+func processesUsing(dir string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && strings.Contains(string(cmdline), dir+"/") {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 func pidOf(n *store.Node) (int, bool) {
