@@ -94,6 +94,24 @@ type rig struct {
 	state string
 }
 
+// installsOn lists the command lines of running `bootc install to-disk` processes that target dev.
+func installsOn(t testing.TB, dev string) []string {
+	entries, err := os.ReadDir("/proc")
+	require.NoError(t, err)
+	var found []string
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) > 2 && strings.HasSuffix(args[0], "bootc") && args[1] == "install" && args[len(args)-1] == dev {
+			found = append(found, strings.Join(args, " "))
+		}
+	}
+	return found
+}
+
 // mountsBelow lists the mount points below dir.
 func mountsBelow(t testing.TB, dir string) []string {
 	data, err := os.ReadFile("/proc/self/mountinfo")
@@ -387,11 +405,13 @@ func TestAgentKilledAndTagMoved(t *testing.T) {
 		r.deploy(t, n.UUID, "oci://"+r.reg.Host+"/ferric/slow:v1", nodes.TargetActive, ii, nil)
 		pid := r.installing(t, n.UUID)
 		require.NotEmpty(t, mountsBelow(t, r.state), "the agent's podman storage is mounted while it installs")
+		require.Eventually(t, func() bool { return len(installsOn(t, dev)) > 0 }, 30*time.Second, 50*time.Millisecond, "the install container runs")
 		require.NoError(t, syscall.Kill(-pid, syscall.SIGKILL))
 		got := r.wait(t, n.UUID, "deploy failed", 2*time.Minute)
 		assert.Contains(t, got.LastError, "Timeout reached while waiting for callback")
 		assert.NotEmpty(t, r.logText(t, n.UUID))
 		assert.Empty(t, mountsBelow(t, r.state), "tearing the agent down leaves no mounts on the host")
+		assert.Empty(t, installsOn(t, dev), "the killed agent's install container does not go on writing to the disk")
 	})
 
 	t.Run("agent frozen mid-install", func(t *testing.T) {

@@ -184,9 +184,10 @@ func waitGroupGone(pgid int) {
 }
 
 // unmountBelow detaches what an ended agent's podman left mounted in its state directory (the storage's own bind
-// mount, a killed install container's overlay), deepest first, so that the host keeps no stale mounts. Podman
-// processes outside the agent's process group that still use the directory (conmon's `podman container cleanup`
-// after the install container exits) are waited for first, since they mount the storage again.
+// mount, a killed install container's overlay), deepest first, so that the host keeps no stale mounts. Processes
+// outside the agent's process group that still use the directory are ended first: conmon's `podman container
+// cleanup` (which mounts the storage again) and a killed agent's install container (which would go on writing to
+// the node's disk).
 func (b *Boot) unmountBelow(dir string) {
 	for i := 0; i < 50; i++ {
 		users := processesUsing(dir)
@@ -200,25 +201,39 @@ func (b *Boot) unmountBelow(dir string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var points []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			points = append(points, f[4])
-		}
-	}
+	points := mountsBelow(dir)
 	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
 	for _, p := range points {
 		syscall.Unmount(p, syscall.MNT_DETACH)
 	}
 }
 
-// processesUsing lists the processes (other than this one) whose command line names a path below dir.
+// mountsBelow lists the mount points below dir.
+func mountsBelow(dir string) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			points = append(points, f[4])
+		}
+	}
+	return points
+}
+
+// processesUsing lists the processes (other than this one) whose command line names a path below dir, or whose
+// root directory is a filesystem mounted below dir (a container's root).
 func processesUsing(dir string) []int {
+	type fileID struct{ dev, ino uint64 }
+	roots := map[fileID]bool{}
+	for _, p := range mountsBelow(dir) {
+		var st syscall.Stat_t
+		if syscall.Stat(p, &st) == nil {
+			roots[fileID{st.Dev, st.Ino}] = true
+		}
+	}
 	entries, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range entries {
@@ -227,6 +242,11 @@ func processesUsing(dir string) []int {
 			continue
 		}
 		if cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && strings.Contains(string(cmdline), dir+"/") {
+			pids = append(pids, pid)
+			continue
+		}
+		var st syscall.Stat_t
+		if len(roots) > 0 && syscall.Stat(filepath.Join("/proc", e.Name(), "root"), &st) == nil && roots[fileID{st.Dev, st.Ino}] {
 			pids = append(pids, pid)
 		}
 	}
