@@ -66,8 +66,8 @@ func freePort(t *testing.T) int {
 func waitSerial(t *testing.T, path, needle string, timeout time.Duration) string {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		failOnGuestTrouble(t, path)
 		b, _ := os.ReadFile(path)
+		failOnTrouble(t, path, b)
 		if i := bytes.Index(b, []byte(needle)); i >= 0 {
 			end := bytes.IndexByte(b[i:], '\n')
 			if end < 0 {
@@ -90,6 +90,12 @@ var guestTrouble = []string{"BUG: soft lockup", "rcu_preempt detected stalls", "
 func failOnGuestTrouble(t *testing.T, serial string) {
 	t.Helper()
 	b, _ := os.ReadFile(serial)
+	failOnTrouble(t, serial, b)
+}
+
+// failOnTrouble is failOnGuestTrouble on console text already read.
+func failOnTrouble(t *testing.T, serial string, b []byte) {
+	t.Helper()
 	for _, w := range guestTrouble {
 		if i := bytes.Index(b, []byte(w)); i >= 0 {
 			start := max(0, bytes.LastIndexByte(b[:i], '\n')+1)

@@ -144,7 +144,7 @@ func (b *Boot) stop(n *store.Node) {
 	delete(b.proc, n.UUID)
 	delete(b.done, n.UUID)
 	b.mu.Unlock()
-	pgid := 0
+	pgid, grace := 0, 5*time.Second
 	if cmd != nil {
 		pgid = cmd.Process.Pid
 		syscall.Kill(-pgid, syscall.SIGTERM)
@@ -155,29 +155,29 @@ func (b *Boot) stop(n *store.Node) {
 			syscall.Kill(-pgid, syscall.SIGKILL)
 			<-done
 		}
-	} else if pid, ok := pidOf(n); ok {
+	} else if pid, ok := pidOf(n); ok && syscall.Kill(-pid, syscall.SIGTERM) == nil {
 		// Started by an earlier conductor run: signal its process group.
-		if err := syscall.Kill(-pid, syscall.SIGTERM); err == nil {
-			pgid = pid
-			syscall.Kill(-pid, syscall.SIGCONT)
-			for i := 0; i < 150 && syscall.Kill(pid, 0) == nil; i++ {
-				time.Sleep(100 * time.Millisecond)
-			}
-		}
+		pgid, grace = pid, 15*time.Second
+		syscall.Kill(-pid, syscall.SIGCONT)
 	}
 	if pgid > 0 {
-		waitGroupGone(pgid)
+		// The whole group, agent and podman service (which tears its storage down after the agent has gone).
+		settle(grace, func() bool { return syscall.Kill(-pgid, 0) != nil }, func() { syscall.Kill(-pgid, syscall.SIGKILL) })
 	}
 	delete(n.DriverInternalInfo, "local_agent_pid")
 	b.unmountBelow(filepath.Join(b.cfg.StateDir, n.UUID[:8]))
 }
 
-// waitGroupGone waits until no process of the group is left (the agent's podman service tears its storage down
-// after the agent itself has gone), killing what remains after a few seconds.
-func waitGroupGone(pgid int) {
-	for i := 0; syscall.Kill(-pgid, 0) == nil && i < 100; i++ {
-		if i == 50 {
-			syscall.Kill(-pgid, syscall.SIGKILL)
+// settle polls gone every 100 ms until it reports true; after grace it calls kill once, then gives up 5 s later.
+func settle(grace time.Duration, gone func() bool, kill func()) {
+	deadline := time.Now().Add(grace)
+	killed := false
+	for !gone() {
+		if !killed && time.Now().After(deadline) {
+			kill()
+			killed, deadline = true, time.Now().Add(5*time.Second)
+		} else if killed && time.Now().After(deadline) {
+			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -189,18 +189,11 @@ func waitGroupGone(pgid int) {
 // cleanup` (which mounts the storage again) and a killed agent's install container (which would go on writing to
 // the node's disk).
 func (b *Boot) unmountBelow(dir string) {
-	for i := 0; i < 50; i++ {
-		users := processesUsing(dir)
-		if len(users) == 0 {
-			break
+	settle(3*time.Second, func() bool { return len(processesUsing(dir)) == 0 }, func() {
+		for _, pid := range processesUsing(dir) {
+			syscall.Kill(pid, syscall.SIGKILL)
 		}
-		if i == 30 {
-			for _, pid := range users {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	})
 	points := mountsBelow(dir)
 	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
 	for _, p := range points {
