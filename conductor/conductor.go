@@ -17,11 +17,13 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ferric-metal/ferric/conductor/internal/api"
+	"github.com/ferric-metal/ferric/conductor/internal/artifact"
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/bootcdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/localboot"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/redfish"
 	"github.com/ferric-metal/ferric/conductor/internal/engine"
+	"github.com/ferric-metal/ferric/conductor/internal/fsm"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
@@ -64,6 +66,14 @@ type Config struct {
 	// AgentURL is the conductor URL as agents reach it (default PublicURL), e.g. http://10.0.2.2:6385 from QEMU
 	// user networking while BMCs use PublicURL.
 	AgentURL string
+	// ArtifactsDir is the only directory local deploy artifacts (driver_info deploy_kernel, deploy_ramdisk,
+	// deploy_iso) may be read from; "" refuses local paths.
+	ArtifactsDir string
+	// ArtifactMaxBytes caps one deploy artifact (default 2 GiB).
+	ArtifactMaxBytes int64
+	// ArtifactAllow lists hosts, IPs and CIDRs that artifact URLs may reach although they are loopback,
+	// link-local or metadata addresses.
+	ArtifactAllow []string
 	// RegistryAliases maps a registry as nodes see it to the address the conductor uses to resolve digests
 	// (e.g. 10.0.2.2:5000 -> 127.0.0.1:5000).
 	RegistryAliases map[string]string
@@ -123,8 +133,20 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if cfg.MediaDir == "" {
 		cfg.MediaDir = filepath.Join(os.TempDir(), "ferric-media")
 	}
-	media := redfish.NewMediaServer(cfg.MediaDir)
-	reg := buildRegistry(cfg, media)
+	// Boot media are served only while their node boots the agent; after a restart, media of nodes that left
+	// those states while the conductor was down are deleted.
+	media := redfish.NewMediaServer(cfg.MediaDir, func(ctx context.Context, node string) bool {
+		n, err := st.GetNode(ctx, node)
+		return err == nil && fsm.BootsAgent(fsm.State(n.ProvisionState))
+	})
+	if k := media.Prune(ctx); k > 0 {
+		log.WithField("count", k).Info("deleted boot media of nodes no longer booting their agent")
+	}
+	arts, err := artifact.New(artifact.Config{Dir: cfg.ArtifactsDir, MaxBytes: cfg.ArtifactMaxBytes, Allow: cfg.ArtifactAllow})
+	if err != nil {
+		return err
+	}
+	reg := buildRegistry(cfg, media, arts)
 
 	ecfg := cfg.Engine
 	if cfg.Host != "" {
@@ -176,7 +198,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 }
 
 // buildRegistry registers the hardware types and interfaces this conductor offers.
-func buildRegistry(cfg Config, media *redfish.MediaServer) *driver.Registry {
+func buildRegistry(cfg Config, media *redfish.MediaServer, arts *artifact.Fetcher) *driver.Registry {
 	reg := driver.NewRegistry()
 	reg.AddHardware(driver.FakeHardware([]string{"bootc"}, []string{"local-agent"}))
 	reg.AddPower("fake", driver.NewFakePower())
@@ -200,7 +222,7 @@ func buildRegistry(cfg Config, media *redfish.MediaServer) *driver.Registry {
 	reg.AddPower("redfish", rf)
 	reg.AddManagement("redfish", rf)
 	reg.AddBoot("redfish-virtual-media", &redfish.VirtualMedia{Driver: rf, Media: media, APIURL: agentURL, MediaURL: cfg.PublicURL,
-		Loader: cfg.EFILoader, Token: engine.NewToken, Insecure: cfg.InsecureRegistries})
+		Loader: cfg.EFILoader, Token: engine.NewToken, Insecure: cfg.InsecureRegistries, Artifacts: arts})
 	return reg
 }
 

@@ -82,6 +82,9 @@ func run(args []string) error {
 	fs.StringVar(&cfg.AgentRuntime, "agent-runtime", "", "OCI runtime for local agents' podman (e.g. runc)")
 	fs.Var(&listFlag{&cfg.AgentUlimits}, "agent-ulimit", "default container ulimit for local agents, e.g. nofile=1024:1024 (repeatable)")
 	fs.Var(&listFlag{&cfg.InsecureRegistries}, "insecure-registry", "registry reached over plain http (repeatable)")
+	fs.StringVar(&cfg.ArtifactsDir, "artifacts-dir", "", "the only directory local deploy_kernel/deploy_ramdisk/deploy_iso paths may name (default: local paths refused)")
+	artMiB := fs.Int64("artifact-max-mib", 2048, "largest deploy artifact the conductor reads or downloads, in MiB")
+	fs.Var(&listFlag{&cfg.ArtifactAllow}, "artifact-allow-host", "host, IP or CIDR that artifact URLs may reach although it is loopback/link-local/metadata (repeatable)")
 	fs.BoolVar(&cfg.Engine.NoDeleteAvailable, "no-delete-available", false, "refuse to delete nodes in available (Ironic's allow_deleting_available_nodes=false)")
 	// Every flag can come from FERRIC_<FLAG> (dashes as underscores); flags win.
 	fs.VisitAll(func(f *flag.Flag) {
@@ -109,6 +112,10 @@ func run(args []string) error {
 		}
 	}
 	cfg.Engine.CallbackTimeout = *cbTO
+	if *artMiB <= 0 {
+		return fmt.Errorf("--artifact-max-mib %d: give a positive size in MiB", *artMiB)
+	}
+	cfg.ArtifactMaxBytes = *artMiB << 20
 	for _, a := range *aliases.dst {
 		from, to, ok := strings.Cut(a, "=")
 		if !ok {

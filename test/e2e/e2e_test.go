@@ -213,6 +213,7 @@ func TestVirtualMachineDeploy(t *testing.T) {
 		cfg.Engine.HeartbeatTimeout = 30 * time.Second
 		cfg.Engine.CallbackTimeout = 10 * time.Minute
 		cfg.Engine.AgentPollInterval = time.Second
+		cfg.ArtifactsDir = filepath.Dir(rd.Kernel) // the only place local deploy artifacts may be read from
 	})
 	cl := c.Client("1.89")
 	bg := context.Background()

@@ -71,9 +71,9 @@ func (s *Server) getDriverProperties(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{
-		"deploy_kernel":    "URL or path of the agent kernel. Optional.",
-		"deploy_ramdisk":   "URL or path of the agent ramdisk. Optional.",
-		"deploy_iso":       "URL or path of the agent ISO. Optional.",
+		"deploy_kernel":    "http(s) URL, or path below the conductor's --artifacts-dir, of the agent kernel. Optional.",
+		"deploy_ramdisk":   "http(s) URL, or path below the conductor's --artifacts-dir, of the agent ramdisk. Optional.",
+		"deploy_iso":       "http(s) URL, or path below the conductor's --artifacts-dir, of the agent ISO. Optional.",
 		"redfish_address":  "The URL of the Redfish service of the node's BMC. Required for redfish.",
 		"redfish_username": "User name for the BMC. Optional.",
 		"redfish_password": "Password for the BMC. Optional.",

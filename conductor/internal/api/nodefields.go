@@ -202,8 +202,13 @@ func secretMarkers() []string {
 	return []string{"password", "passwd", "secret", "token", "private_key", "credential", "pull_secret"}
 }
 
-// maskSecrets returns a copy of m with secret values replaced by "******" (recursively for nested maps).
+// maskSecrets returns a copy of m with secret values replaced by "******", at every depth: nested maps and maps
+// inside lists too (a pull secret in a list of registries is as secret as one at the top).
 func maskSecrets(m map[string]any) map[string]any { return maskDepth(m, 0) }
+
+// maxMaskDepth bounds the walk: deeper values are replaced whole rather than shown unchecked (a node's JSON
+// fields come from clients, and a hostile one may nest without end).
+const maxMaskDepth = 32
 
 func maskDepth(m map[string]any, depth int) map[string]any {
 	out := make(map[string]any, len(m))
@@ -216,19 +221,42 @@ func maskDepth(m map[string]any, depth int) map[string]any {
 				secret = true
 			}
 		}
-		switch {
-		case secret && v != nil:
+		if secret && v != nil {
 			out[k] = "******"
-		case isMap(v):
-			out[k] = maskDepth(v.(map[string]any), depth+1)
-		default:
-			out[k] = v
+			continue
 		}
+		out[k] = maskValue(v, depth+1)
 	}
 	return out
 }
 
-func isMap(v any) bool { _, ok := v.(map[string]any); return ok }
+// maskValue masks the maps found in v (directly, or in lists at any depth).
+func maskValue(v any, depth int) any {
+	if depth > maxMaskDepth {
+		switch v.(type) {
+		case map[string]any, []any:
+			return "******"
+		}
+		return v
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		return maskDepth(x, depth)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = maskValue(e, depth+1)
+		}
+		return out
+	case []map[string]any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = maskDepth(e, depth+1)
+		}
+		return out
+	}
+	return v
+}
 
 // patchableFields lists the node fields a PATCH may change at a version (Ironic's PATCH_ALLOWED_FIELDS).
 func patchableFields(version int) []string {

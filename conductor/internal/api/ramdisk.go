@@ -55,7 +55,7 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
 	node.set("uuid", n.UUID)
 	node.set("properties", n.Properties)
 	node.set("instance_info", maskSecrets(n.InstanceInfo))
-	node.set("driver_internal_info", maskSecrets(n.DriverInternalInfo))
+	node.set("driver_internal_info", maskSecrets(lookupInternalInfo(n.DriverInternalInfo)))
 	node.set("links", links(s.cfg.PublicURL, "nodes", n.UUID, ""))
 	cfg := newOrdered()
 	metrics := newOrdered()
@@ -81,6 +81,26 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
 	out.set("node", node)
 	out.set("config", cfg)
 	writeJSON(w, http.StatusOK, out)
+}
+
+// agentReadableKeys are the driver_internal_info keys an agent may learn from the public lookup: the ones IPA's
+// hardware managers read (disk erasure settings) and the token, which is masked. The rest (boot media, agent URLs
+// and certificates, deploy bookkeeping) stays with the conductor: lookup answers anyone who knows a MAC address.
+func agentReadableKeys() []string {
+	return []string{"agent_secret_token", "agent_erase_devices_iterations", "agent_erase_devices_zeroize",
+		"agent_erase_skip_read_only", "agent_continue_if_ata_erase_failed", "agent_continue_if_secure_erase_failed",
+		"agent_enable_ata_secure_erase", "agent_enable_nvme_secure_erase", "disk_erasure_concurrency"}
+}
+
+// lookupInternalInfo keeps the agent-readable keys of driver_internal_info.
+func lookupInternalInfo(dii map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, k := range agentReadableKeys() {
+		if v, ok := dii[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // heartbeat serves POST /v1/heartbeat/{node} for agents (public, API 1.22+).

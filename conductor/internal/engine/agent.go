@@ -240,8 +240,7 @@ func (e *Engine) continueAgent(ctx context.Context, t *driver.Task, ad AgentDepl
 	switch {
 	case err != nil:
 		t.Log.WithError(err).Warn("agent step failed")
-		e.must(e.transition(n, fsm.EvFail, err.Error()))
-		e.refreshPower(ctx, t)
+		e.must(e.fail(ctx, n, t, fsm.EvFail, err.Error()))
 	case out == driver.Done:
 		if st == fsm.DeployWait {
 			e.must(e.transition(n, fsm.EvResume, ""))

@@ -134,7 +134,7 @@ func (e *Engine) Recover(ctx context.Context) error {
 		}
 		msg := fmt.Sprintf("The %s state can't be resumed by conductor %s. Moving to fail state.", n.ProvisionState, e.cfg.Host)
 		if err := e.withLock(ctx, n.UUID, false, func(n *store.Node) error {
-			return e.transition(n, fsm.EvFail, msg)
+			return e.fail(ctx, n, nil, fsm.EvFail, msg) // the agent it may have booted goes too
 		}); err != nil {
 			e.log.WithError(err).WithField("node", n.UUID).Error("could not fail stuck node")
 			continue

@@ -99,17 +99,8 @@ func (e *Engine) FailWaiting(ctx context.Context, uuid string, st fsm.State, msg
 	}
 }
 
-// failWaiting tears down the agent boot of the reserved node n, powers it off and moves it to its failure state.
+// failWaiting moves the reserved node n to its failure state with msg, tearing down the agent boot.
 func (e *Engine) failWaiting(ctx context.Context, n *store.Node, msg string) error {
-	if t, err := e.task(n); err == nil {
-		if err := t.Boot.CleanUpRamdisk(ctx, t); err != nil {
-			e.log.WithError(err).WithField("node", n.UUID).Warn("could not clean up the agent boot")
-		}
-		if err := t.Power.SetPowerState(ctx, n, "power off", 0); err == nil {
-			WipeAgentToken(n)
-			e.refreshPower(ctx, t)
-		}
-	}
 	e.log.WithField("node", n.UUID).Warn(msg)
-	return e.transition(n, fsm.EvFail, msg)
+	return e.fail(ctx, n, nil, fsm.EvFail, msg)
 }

@@ -86,7 +86,8 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 	}
 
 	if verb.Event == fsm.EvAbort {
-		return e.abort(ctx, n)
+		handedOff, err = e.abort(ctx, n)
+		return err
 	}
 	e.setState(n, to, "")
 	if err := e.store.UpdateNode(ctx, n); err != nil {
@@ -119,8 +120,10 @@ func (e *Engine) validateForDeploy(ctx context.Context, t *driver.Task) error {
 	return nil
 }
 
-// abort handles the abort verb: waits and holds fail at once.
-func (e *Engine) abort(ctx context.Context, n *store.Node) error {
+// abort handles the abort verb: waits and holds fail at once. The new state is saved before this returns; when it
+// ends an agent boot, the tear-down (eject, power off: slow on real BMCs) runs in the background under the lock,
+// and handedOff tells the caller the lock went with it.
+func (e *Engine) abort(ctx context.Context, n *store.Node) (handedOff bool, err error) {
 	msg := map[fsm.State]string{
 		fsm.DeployWait: "Deploy aborted by request", fsm.DeployHold: "Deploy aborted by request",
 		fsm.CleanWait: "Cleaning aborted by request", fsm.CleanHold: "Cleaning aborted by request",
@@ -128,14 +131,21 @@ func (e *Engine) abort(ctx context.Context, n *store.Node) error {
 		fsm.ServiceWait: "Servicing aborted by request", fsm.ServiceHold: "Servicing aborted by request",
 	}[fsm.State(n.ProvisionState)]
 	if err := e.transition(n, fsm.EvAbort, msg); err != nil {
-		return err
+		return false, err
 	}
-	if t, err := e.task(n); err == nil && n.ProvisionState == string(fsm.DeployFailed) {
-		if err := t.Boot.CleanUpRamdisk(ctx, t); err != nil {
-			e.log.WithError(err).WithField("node", n.UUID).Warn("could not clean up the agent boot after abort")
-		}
+	if err := e.store.UpdateNode(ctx, n); err != nil {
+		return false, err
 	}
-	return e.store.UpdateNode(ctx, n)
+	if !endsAgentBoot(fsm.State(n.ProvisionState)) {
+		return false, nil
+	}
+	t, err := e.task(n)
+	if err != nil {
+		forgetAgent(n)
+		return false, e.store.UpdateNode(ctx, n)
+	}
+	e.async(n, "abort", func(ctx context.Context, n *store.Node) { e.tearDownAgent(ctx, t) })
+	return true, nil
 }
 
 // drive runs the work of the node's current transient state, chaining states until the node rests or waits.
@@ -144,7 +154,7 @@ func (e *Engine) drive(ctx context.Context, t *driver.Task) {
 	log := t.Log.WithField("state", n.ProvisionState)
 	fail := func(err error) {
 		log.WithError(err).Warn("operation failed")
-		if terr := e.transition(n, fsm.EvFail, err.Error()); terr != nil {
+		if terr := e.fail(ctx, n, t, fsm.EvFail, err.Error()); terr != nil {
 			log.WithError(terr).Error("could not move node to its failure state")
 		}
 	}
@@ -200,8 +210,7 @@ func (e *Engine) drive(ctx context.Context, t *driver.Task) {
 		case fsm.Deploying:
 			out, err := t.Deploy.Deploy(ctx, t)
 			if err != nil {
-				fail(err)
-				e.refreshPower(ctx, t)
+				fail(err) // tears the agent boot down: the deploy may have failed after booting it
 				return
 			}
 			if out == driver.Wait {

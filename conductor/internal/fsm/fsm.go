@@ -293,6 +293,16 @@ func StuckOnRestart(s State) bool {
 	return false
 }
 
+// BootsAgent reports the states in which the node runs (or is booting) the agent ramdisk: only then may its boot
+// media be served, and leaving them ends the agent boot.
+func BootsAgent(s State) bool {
+	switch s {
+	case Deploying, DeployWait, Cleaning, CleanWait, Inspecting, InspectWait, Rescuing, RescueWait, Servicing, ServiceWait:
+		return true
+	}
+	return false
+}
+
 // Verb is an API provision target and the event it raises.
 type Verb struct {
 	Name       string

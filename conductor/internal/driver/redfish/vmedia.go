@@ -2,85 +2,18 @@ package redfish
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/stmcginnis/gofish/schemas"
 
+	"github.com/ferric-metal/ferric/conductor/internal/artifact"
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 	"github.com/ferric-metal/ferric/images/ramdisk"
 )
-
-// MediaServer serves per-node boot ISOs at unguessable URLs under /v1/boot-media/; an ISO stops being served
-// when its boot is cleaned up.
-type MediaServer struct {
-	Dir string
-	mu  sync.Mutex
-	ids map[string]string // id -> file
-}
-
-// NewMediaServer stores ISOs in dir.
-func NewMediaServer(dir string) *MediaServer { return &MediaServer{Dir: dir, ids: map[string]string{}} }
-
-func (m *MediaServer) add(data []byte) (string, error) {
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	id := hex.EncodeToString(b)
-	if err := os.MkdirAll(m.Dir, 0o700); err != nil {
-		return "", err
-	}
-	f := filepath.Join(m.Dir, id+".iso")
-	if err := os.WriteFile(f, data, 0o600); err != nil {
-		return "", err
-	}
-	m.mu.Lock()
-	m.ids[id] = f
-	m.mu.Unlock()
-	return id, nil
-}
-
-func (m *MediaServer) remove(id string) {
-	m.mu.Lock()
-	f, ok := m.ids[id]
-	delete(m.ids, id)
-	m.mu.Unlock()
-	if ok {
-		os.Remove(f)
-	} else if id != "" {
-		os.Remove(filepath.Join(m.Dir, filepath.Base(id)+".iso")) // from before a restart
-	}
-}
-
-// ServeHTTP serves GET /v1/boot-media/{id}.iso.
-func (m *MediaServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id := strings.TrimSuffix(filepath.Base(r.URL.Path), ".iso")
-	m.mu.Lock()
-	f, ok := m.ids[id]
-	m.mu.Unlock()
-	if !ok {
-		if _, err := os.Stat(filepath.Join(m.Dir, id+".iso")); len(id) == 48 && err == nil {
-			f, ok = filepath.Join(m.Dir, id+".iso"), true
-		}
-	}
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	http.ServeFile(w, r, f)
-}
 
 // VirtualMedia is the redfish-virtual-media boot interface: for each agent boot it builds a UEFI-bootable ISO
 // (systemd-boot + the agent kernel and initramfs, and agent.json with the API URL, node UUID and a fresh token,
@@ -93,6 +26,8 @@ type VirtualMedia struct {
 	Loader   string // EFI loader, default /usr/lib/systemd/boot/efi/systemd-bootx64.efi
 	Token    func() string
 	Insecure []string // registries the agent reaches over http
+	// Artifacts reads deploy_kernel, deploy_ramdisk and deploy_iso (local paths below --artifacts-dir, checked URLs).
+	Artifacts *artifact.Fetcher
 	// KernelArgs are appended to the agent kernel's command line (driver_info.kernel_append_params adds more).
 	KernelArgs string
 }
@@ -109,40 +44,29 @@ func (v *VirtualMedia) Validate(ctx context.Context, n *store.Node) error {
 	if _, err := ParseInfo(n); err != nil {
 		return err
 	}
+	if v.Artifacts == nil {
+		return fmt.Errorf("the conductor has no artifact reader for redfish-virtual-media: %w", driver.ErrInvalid)
+	}
 	if s, _ := n.DriverInfo["deploy_iso"].(string); s != "" {
-		return nil // its own EFI image boots the agent; agent.json is added beside it
+		// Its own EFI image boots the agent; agent.json is added beside it.
+		if err := v.Artifacts.Check(ctx, "driver_info.deploy_iso", s); err != nil {
+			return fmt.Errorf("%v: %w", err, driver.ErrInvalid)
+		}
+		return nil
 	}
 	for _, k := range []string{"deploy_kernel", "deploy_ramdisk"} {
-		if s, _ := n.DriverInfo[k].(string); s == "" {
-			return fmt.Errorf("driver_info.%s is missing: give a local path or an http(s) URL of the agent's %s: %w", k, strings.TrimPrefix(k, "deploy_"), driver.ErrInvalid)
+		s, _ := n.DriverInfo[k].(string)
+		if s == "" {
+			return fmt.Errorf("driver_info.%s is missing: give a path below --artifacts-dir or an http(s) URL of the agent's %s: %w", k, strings.TrimPrefix(k, "deploy_"), driver.ErrInvalid)
+		}
+		if err := v.Artifacts.Check(ctx, "driver_info."+k, s); err != nil {
+			return fmt.Errorf("%v: %w", err, driver.ErrInvalid)
 		}
 	}
 	if _, err := os.Stat(v.loader()); err != nil {
 		return fmt.Errorf("the conductor's EFI loader %s is missing (apt-get install systemd-boot-efi): %w", v.loader(), driver.ErrInvalid)
 	}
 	return nil
-}
-
-// fetch reads a boot artifact from a path or an http(s) URL.
-func fetch(ctx context.Context, src string) ([]byte, error) {
-	if !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
-		return os.ReadFile(src)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("HTTP %d", resp.StatusCode)
-	}
-	return io.ReadAll(io.LimitReader(resp.Body, 2<<30))
 }
 
 // AgentConfig is the agent.json written on the boot ISO.
@@ -208,9 +132,9 @@ func (v *VirtualMedia) PrepareRamdisk(ctx context.Context, t *driver.Task) error
 		InsecureRegistries: v.Insecure, NoPivotRoot: true}
 	var iso []byte
 	if src := str(n.DriverInfo["deploy_iso"]); src != "" {
-		given, err := fetch(ctx, src)
+		given, err := v.Artifacts.Read(ctx, "driver_info.deploy_iso", src)
 		if err != nil {
-			return fmt.Errorf("driver_info.deploy_iso: %w", err)
+			return err
 		}
 		esp, err := EFIImage(given)
 		if err != nil {
@@ -220,13 +144,13 @@ func (v *VirtualMedia) PrepareRamdisk(ctx context.Context, t *driver.Task) error
 			return fmt.Errorf("build the boot ISO: %w", err)
 		}
 	} else {
-		kernel, err := fetch(ctx, str(n.DriverInfo["deploy_kernel"]))
+		kernel, err := v.Artifacts.Read(ctx, "driver_info.deploy_kernel", str(n.DriverInfo["deploy_kernel"]))
 		if err != nil {
-			return fmt.Errorf("driver_info.deploy_kernel: %w", err)
+			return err
 		}
-		initrd, err := fetch(ctx, str(n.DriverInfo["deploy_ramdisk"]))
+		initrd, err := v.Artifacts.Read(ctx, "driver_info.deploy_ramdisk", str(n.DriverInfo["deploy_ramdisk"]))
 		if err != nil {
-			return fmt.Errorf("driver_info.deploy_ramdisk: %w", err)
+			return err
 		}
 		loader, err := os.ReadFile(v.loader())
 		if err != nil {
@@ -238,11 +162,10 @@ func (v *VirtualMedia) PrepareRamdisk(ctx context.Context, t *driver.Task) error
 		}
 	}
 	v.cleanMedia(n)
-	id, err := v.Media.add(iso)
+	id, err := v.Media.add(n.UUID, iso)
 	if err != nil {
 		return err
 	}
-	n.DriverInternalInfo["vmedia_id"] = id
 	n.DriverInternalInfo["agent_secret_token"] = token
 	n.DriverInternalInfo["agent_secret_token_pregenerated"] = true
 	base := v.MediaURL
@@ -290,11 +213,11 @@ func str(v any) string {
 	return s
 }
 
+// cleanMedia stops serving the node's ISO and deletes it. (Nodes from before media identifiers were kept out of
+// the node record may still carry vmedia_id: it is dropped.)
 func (v *VirtualMedia) cleanMedia(n *store.Node) {
-	if id, _ := n.DriverInternalInfo["vmedia_id"].(string); id != "" {
-		v.Media.remove(id)
-		delete(n.DriverInternalInfo, "vmedia_id")
-	}
+	v.Media.RemoveNode(n.UUID)
+	delete(n.DriverInternalInfo, "vmedia_id")
 }
 
 // CleanUpRamdisk ejects the medium and stops serving the ISO.

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ferric-metal/ferric/conductor/internal/artifact"
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/redfish"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
@@ -70,7 +71,8 @@ func TestVirtualMediaBoot(t *testing.T) {
 	require.NoError(t, os.WriteFile(kernel, []byte("KERNEL"), 0o600))
 	require.NoError(t, os.WriteFile(initrd, []byte("INITRD"), 0o600))
 
-	media := redfish.NewMediaServer(filepath.Join(dir, "media"))
+	booting := true // the node's state allows its media to be served
+	media := redfish.NewMediaServer(filepath.Join(dir, "media"), func(context.Context, string) bool { return booting })
 	mux := http.NewServeMux()
 	mux.Handle("/v1/boot-media/", media)
 	conductor := httptest.NewServer(mux)
@@ -90,7 +92,10 @@ func TestVirtualMediaBoot(t *testing.T) {
 	bmcURL := <-ready
 
 	rf := &redfish.Driver{}
-	vm := &redfish.VirtualMedia{Driver: rf, Media: media, APIURL: conductor.URL, Token: func() string { return "fresh-token-0123456789abcdef0123456789" }}
+	arts, err := artifact.New(artifact.Config{Dir: dir})
+	require.NoError(t, err)
+	vm := &redfish.VirtualMedia{Driver: rf, Media: media, APIURL: conductor.URL, Artifacts: arts,
+		Token: func() string { return "fresh-token-0123456789abcdef0123456789" }}
 	n := &store.Node{UUID: "0862e37f-c229-4fe3-aa45-d637b29e7b5e", DriverInfo: map[string]any{"redfish_address": bmcURL,
 		"redfish_system_id": "/redfish/v1/Systems/vm1", "redfish_username": "admin", "redfish_password": "pw",
 		"deploy_kernel": kernel, "deploy_ramdisk": initrd}}
@@ -122,11 +127,31 @@ func TestVirtualMediaBoot(t *testing.T) {
 
 	// A second boot re-inserts (the BMC refuses an insert while a medium is in: eject first).
 	require.NoError(t, vm.PrepareRamdisk(ctx, task))
-	url := conductor.URL + "/v1/boot-media/" + n.DriverInternalInfo["vmedia_id"].(string) + ".iso"
+	assert.NotContains(t, n.DriverInternalInfo, "vmedia_id", "the media identifier is never in the node record")
+	id, ok := media.Current(n.UUID)
+	require.True(t, ok)
+	url := conductor.URL + "/v1/boot-media/" + id + ".iso"
 	resp, err := http.Get(url)
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, 200, resp.StatusCode)
+	booting = false
+	resp, err = http.Get(url)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 404, resp.StatusCode, "not served once the node no longer boots its agent")
+	booting = true
+	// Restarted, the server finds the ISO again; Prune drops it once the node has left the agent states.
+	again := redfish.NewMediaServer(filepath.Join(dir, "media"), func(context.Context, string) bool { return false })
+	got, ok := again.Current(n.UUID)
+	assert.True(t, ok)
+	assert.Equal(t, id, got)
+	assert.Equal(t, 1, again.Prune(ctx))
+	_, err = os.Stat(filepath.Join(dir, "media", n.UUID+"."+id+".iso"))
+	assert.True(t, os.IsNotExist(err), "pruned media are deleted")
+	require.NoError(t, vm.PrepareRamdisk(ctx, task))
+	id, _ = media.Current(n.UUID)
+	url = conductor.URL + "/v1/boot-media/" + id + ".iso"
 
 	require.NoError(t, vm.CleanUpRamdisk(ctx, task))
 	resp, err = http.Get(url)
@@ -138,6 +163,10 @@ func TestVirtualMediaBoot(t *testing.T) {
 	given, err := redfish.BuildISO([]byte("LOADER"), []byte("OPERATOR-KERNEL"), []byte("I"), "", redfish.AgentConfig{NodeUUID: "other"})
 	require.NoError(t, err)
 	isoPath := filepath.Join(dir, "deploy.iso")
+	outside := filepath.Join(t.TempDir(), "deploy.iso")
+	require.NoError(t, os.WriteFile(outside, given, 0o600))
+	n.DriverInfo["deploy_iso"] = outside
+	assert.ErrorContains(t, vm.Validate(ctx, n), "outside --artifacts-dir", "a path outside the artifacts directory is refused")
 	require.NoError(t, os.WriteFile(isoPath, given, 0o600))
 	n.DriverInfo["deploy_iso"] = isoPath
 	require.NoError(t, vm.PrepareRamdisk(ctx, task))
