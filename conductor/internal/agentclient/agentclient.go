@@ -27,8 +27,12 @@ var (
 	ErrBusy = errors.New("agent is busy")
 	// ErrUnauthorized: the agent refused the token (HTTP 401).
 	ErrUnauthorized = errors.New("agent refused the token")
-	// ErrUnreachable: no answer came from the agent (refused connections, TLS, deadline).
+	// ErrUnreachable: no answer came from the agent (refused connections, deadline).
 	ErrUnreachable = errors.New("the agent did not answer")
+	// ErrIdentity: the agent answered with a TLS certificate other than the one pinned by its first heartbeat.
+	// Unlike silence this does not heal by waiting: something else holds the agent's address, or the agent
+	// restarted with a new key; either way the conductor must not go on sending it secrets.
+	ErrIdentity = errors.New("the agent's TLS certificate is not the pinned one")
 )
 
 // Result is a command result as the agent reports it (the shared contract's type).
@@ -127,6 +131,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 			if isConnectError(err) && ctx.Err() == nil {
 				continue
 			}
+			if isCertificateError(err) {
+				return fmt.Errorf("%w: %v", ErrIdentity, lastErr)
+			}
 			return fmt.Errorf("%w: %v", ErrUnreachable, lastErr)
 		}
 		data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -157,6 +164,17 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 func isConnectError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// isCertificateError reports a failed verification of the agent's certificate against the pinned one.
+func isCertificateError(err error) bool {
+	var (
+		unknown  x509.UnknownAuthorityError
+		host     x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		verifErr *tls.CertificateVerificationError
+	)
+	return errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid) || errors.As(err, &verifErr)
 }
 
 // scrub removes the token from an error text (url.Error includes the URL).

@@ -105,6 +105,8 @@ func TestClient(t *testing.T) {
 	require.NoError(t, err)
 	_, err = pinned.Commands(ctx)
 	require.Error(t, err)
+	assert.ErrorIs(t, err, ErrIdentity, "a certificate other than the pinned one is an identity failure, not silence")
+	assert.NotErrorIs(t, err, ErrUnreachable)
 	assert.Contains(t, err.Error(), "certificate")
 	assert.NotContains(t, err.Error(), "tok-123")
 

@@ -148,8 +148,8 @@ func (e *Engine) HeartbeatNode(ctx context.Context, ident string, hb Heartbeat) 
 	if hb.CallbackURL != "" && u.Scheme != "https" && !e.cfg.InsecureAgentHTTP {
 		return fmt.Errorf("TLS is required by configuration, but the agent's callback_url %s is not https (agents must use TLS, or start the conductor with --insecure-agent-http for development): %w", hb.CallbackURL, ErrInvalidInput)
 	}
-	if prev, _ := n.DriverInternalInfo["agent_url"].(string); prev != "" && hb.CallbackURL != "" && prev != hb.CallbackURL {
-		return fmt.Errorf("Detected change in ramdisk provided \"callback_url\" (was %s, now %s): %w", prev, hb.CallbackURL, ErrInvalidInput)
+	if err := e.checkPinned(ctx, n, hb); err != nil {
+		return err
 	}
 	locked, err := e.reserve(ctx, n.UUID, false)
 	if err != nil {
@@ -166,14 +166,17 @@ func (e *Engine) HeartbeatNode(ctx context.Context, ident string, hb Heartbeat) 
 	}
 	n = locked
 	dii := n.DriverInternalInfo
+	if prev, _ := dii["agent_url"].(string); prev == "" && hb.CallbackURL != "" {
+		e.forgetPinRefusals(n.UUID) // a new agent boot: a new pin, a new count
+	}
 	if hb.CallbackURL != "" {
 		dii["agent_url"] = hb.CallbackURL
 	}
 	if hb.AgentVersion != "" {
 		dii["agent_version"] = hb.AgentVersion
 	}
-	if hb.AgentVerifyCA != "" {
-		dii["agent_verify_ca"] = hb.AgentVerifyCA
+	if hb.AgentVerifyCA != "" && hb.CallbackURL != "" {
+		dii["agent_verify_ca"] = hb.AgentVerifyCA // pinned with the URL: checkPinned refuses any change
 	}
 	if hb.AgentStatus != "" {
 		dii["agent_status"] = hb.AgentStatus

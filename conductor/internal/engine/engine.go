@@ -93,13 +93,15 @@ type Engine struct {
 	wg      sync.WaitGroup
 	started bool
 	beats   map[string]time.Time // heartbeats that found their node locked (see noteBeat)
+	// refusals counts heartbeats refused for changing a pinned agent address or certificate (see checkPinned).
+	refusals map[string]int
 }
 
 // New returns an engine; call Run to start its periodic tasks and recovery.
 func New(cfg Config, s store.Store, reg *driver.Registry, log *logrus.Entry) *Engine {
 	cfg.defaults()
 	return &Engine{cfg: cfg, store: s, reg: reg, fsm: fsm.New(), log: log, now: time.Now, workCtx: context.Background(),
-		beats: map[string]time.Time{}}
+		beats: map[string]time.Time{}, refusals: map[string]int{}}
 }
 
 // Host returns the conductor name used for reservations.

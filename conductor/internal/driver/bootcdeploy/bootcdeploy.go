@@ -214,6 +214,9 @@ func (d *Deploy) Continue(ctx context.Context, t *driver.Task) (driver.Outcome, 
 		if errors.Is(err, agentclient.ErrBusy) {
 			return driver.Wait, nil
 		}
+		if errors.Is(err, agentclient.ErrIdentity) {
+			return driver.Done, identityError(n, err)
+		}
 		if err != nil {
 			return driver.Done, fmt.Errorf("start the install on the agent: %w", err)
 		}
@@ -221,7 +224,9 @@ func (d *Deploy) Continue(ctx context.Context, t *driver.Task) (driver.Outcome, 
 		t.Logf(ctx, "agent at %s is installing %s", dii["agent_url"], dii[keyPinned])
 		return driver.Wait, t.Save(ctx)
 	}
-	if err := d.copyProgress(ctx, t, c); errors.Is(err, agentclient.ErrUnreachable) {
+	if err := d.copyProgress(ctx, t, c); errors.Is(err, agentclient.ErrIdentity) {
+		return driver.Done, identityError(n, err)
+	} else if errors.Is(err, agentclient.ErrUnreachable) {
 		// One silent call is enough: asking again would only hold the node's lock for another deadline.
 		t.Log.WithError(err).Debug("the agent did not answer; retrying on the next poll")
 		return driver.Wait, t.Save(ctx)
@@ -272,6 +277,14 @@ func (d *Deploy) Continue(ctx context.Context, t *driver.Task) (driver.Outcome, 
 	t.Logf(ctx, "deploy %s finished", dii[keyRun])
 	delete(dii, keyCommand)
 	return driver.Done, nil
+}
+
+// identityError is the last_error of a node whose agent stopped presenting the certificate its first heartbeat
+// pinned: the operation stops at once rather than waiting for the call-back timeout.
+func identityError(n *store.Node, err error) error {
+	u, _ := n.DriverInternalInfo["agent_url"].(string)
+	return fmt.Errorf("the agent at %s no longer presents the TLS certificate pinned by its first heartbeat (%v): "+
+		"another host may hold the agent's address, or the agent restarted with a new key; stopped before sending it anything", u, err)
 }
 
 func round(f float64) float64 { return float64(int(f*10+0.5)) / 10 }
@@ -401,6 +414,9 @@ func (d *Deploy) continueClean(ctx context.Context, t *driver.Task) (driver.Outc
 		if errors.Is(err, agentclient.ErrBusy) {
 			return driver.Wait, nil
 		}
+		if errors.Is(err, agentclient.ErrIdentity) {
+			return driver.Done, identityError(n, err)
+		}
 		if err != nil {
 			return driver.Done, fmt.Errorf("start cleaning on the agent: %w", err)
 		}
@@ -408,6 +424,9 @@ func (d *Deploy) continueClean(ctx context.Context, t *driver.Task) (driver.Outc
 		return driver.Wait, t.Save(ctx)
 	}
 	r, err := c.Command(ctx, id)
+	if errors.Is(err, agentclient.ErrIdentity) {
+		return driver.Done, identityError(n, err)
+	}
 	if err != nil || r.CommandStatus == deploy.StatusRunning {
 		return driver.Wait, nil
 	}
