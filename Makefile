@@ -27,8 +27,11 @@ ramdisk: build kernel-deb ## build the agent ramdisk (kernel + initramfs) into o
 run: build ## start the conductor on its embedded default (SQLite in the state directory, API on 127.0.0.1:6385)
 	$(BIN)/ferric-conductor
 
-test: ## run the whole test suite (unit, API, store conformance, integration)
-	$(GO) test -tags "$(TAGS)" -count=1 -timeout 30m ./...
+# CI runs the suite under the race detector (it needs cgo); RACE=1 does the same locally.
+RACE ?= $(if $(CI),1,)
+
+test: ## run the whole test suite (unit, API, store conformance, integration; -race in CI)
+	$(if $(RACE),CGO_ENABLED=1,) $(GO) test -tags "$(TAGS)" $(if $(RACE),-race,) -count=1 -timeout 40m ./...
 
 kernel-deb: # download the Debian kernel package used by the VM tests into out/cache
 	@mkdir -p out/cache && cd out/cache && (ls linux-image-6*.deb >/dev/null 2>&1 || apt-get download -q $$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $$2; exit}'))
@@ -45,6 +48,9 @@ fuzz: ## run each fuzz target for 30 s
 	$(GO) test -run XXX -fuzz FuzzApplyPatch -fuzztime 30s ./conductor/internal/api/
 	$(GO) test -run XXX -fuzz FuzzParseNodeQuery -fuzztime 30s ./conductor/internal/api/
 	$(GO) test -run XXX -fuzz FuzzEncodePy -fuzztime 30s ./conductor/internal/api/
+	$(GO) test -run XXX -fuzz FuzzLookup -fuzztime 30s ./conductor/internal/api/
+	$(GO) test -run XXX -fuzz FuzzHeartbeat -fuzztime 30s ./conductor/internal/api/
+	$(GO) test -run XXX -fuzz FuzzMaskSecrets -fuzztime 30s ./conductor/internal/api/
 	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime 30s ./configdrive/
 	$(GO) test -run XXX -fuzz FuzzDetect -fuzztime 30s ./configdrive/
 
