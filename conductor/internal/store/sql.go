@@ -379,7 +379,7 @@ func (s *SQL) UpdateNode(ctx context.Context, n *Node) (err error) {
 		return fmt.Errorf("update node %s: %w", n.UUID, err)
 	}
 	if k, _ := res.RowsAffected(); k == 0 {
-		tx.Rollback()
+		tx.Rollback() // before notHolder reads: SQLite has a single connection
 		return s.notHolder(ctx, n)
 	}
 	if !keepsConfigDrive(n.ProvisionState) {

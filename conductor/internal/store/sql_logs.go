@@ -16,7 +16,9 @@ type logRun struct {
 	truncated    bool
 }
 
-// AppendDeployLog appends lines to a node's deploy log within the run's limits (see Store).
+// AppendDeployLog appends lines to a node's deploy log within the run's limits (see Store). Counting, pruning
+// and inserting happen in one transaction, so the caps hold whatever the callers do concurrently. Lines past the
+// caps are dropped without an error: the deploy itself must not fail because its log is full.
 func (s *SQL) AppendDeployLog(ctx context.Context, nodeUUID, run string, lines []LogLine) error {
 	if len(lines) == 0 {
 		return nil
@@ -39,7 +41,7 @@ func (s *SQL) AppendDeployLog(ctx context.Context, nodeUUID, run string, lines [
 		}
 	}
 	if r.truncated {
-		return tx.Commit()
+		return tx.Commit() // keeps a new run's row and the pruning
 	}
 	insert := s.rebind(`INSERT INTO deploy_logs (node_uuid, run, ts, source, message) VALUES (?,?,?,?,?)`)
 	for _, l := range lines {
@@ -62,7 +64,7 @@ func (s *SQL) AppendDeployLog(ctx context.Context, nodeUUID, run string, lines [
 			return fmt.Errorf("append deploy log: %w", err)
 		}
 		r.lines++
-		r.bytes += len(l.Message)
+		r.bytes += len(l.Message) // bytes as stored (UTF-8), as the migration counted existing runs
 	}
 	if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE deploy_runs SET lines = ?, bytes = ?, truncated = ? WHERE node_uuid = ? AND run = ?`),
 		r.lines, r.bytes, boolInt(r.truncated), nodeUUID, run); err != nil {
@@ -95,7 +97,8 @@ func (s *SQL) startRun(ctx context.Context, tx *sql.Tx, nodeUUID, run string) (r
 	return r, k == 1, nil
 }
 
-// pruneRuns deletes the node's runs older than the newest Limits.LogRunsPerNode, with their lines.
+// pruneRuns deletes the node's runs older than the newest Limits.LogRunsPerNode, with their lines. Runs are
+// ordered by their row id, i.e. by when their first line came, not by their (operator-visible) names.
 func (s *SQL) pruneRuns(ctx context.Context, tx *sql.Tx, nodeUUID string) error {
 	rows, err := tx.QueryContext(ctx, s.rebind(`SELECT run FROM deploy_runs WHERE node_uuid = ? ORDER BY id DESC`), nodeUUID)
 	if err != nil {
@@ -167,7 +170,8 @@ func (s *SQL) DeployLog(ctx context.Context, nodeUUID, run string) ([]LogLine, e
 	return out, rows.Err()
 }
 
-// PutConfigDrive stores a node's config drive as JSON, replacing the previous one.
+// PutConfigDrive stores a node's config drive as JSON, replacing the previous one. The foreign key to nodes
+// refuses a drive for a node that does not exist (ErrNotFound) and removes the drive with its node.
 func (s *SQL) PutConfigDrive(ctx context.Context, nodeUUID string, drive any) error {
 	if drive == nil {
 		return fmt.Errorf("config drive of node %s is nil: use DeleteConfigDrive to remove one", nodeUUID)
@@ -188,7 +192,8 @@ func (s *SQL) PutConfigDrive(ctx context.Context, nodeUUID string, drive any) er
 	return nil
 }
 
-// ConfigDrive returns a node's config drive: a string or a map[string]any.
+// ConfigDrive returns a node's config drive: a string or a map[string]any, decoded as instance_info used to be,
+// so the deploy interfaces see the same types as before the drive moved out of the node.
 func (s *SQL) ConfigDrive(ctx context.Context, nodeUUID string) (any, error) {
 	var body string
 	err := s.db.QueryRowContext(ctx, s.rebind(`SELECT body FROM config_drives WHERE node_uuid = ?`), nodeUUID).Scan(&body)
