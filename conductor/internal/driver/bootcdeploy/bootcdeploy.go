@@ -321,7 +321,7 @@ func capLines(lines []string) []string {
 	total := 0
 	for i, l := range lines {
 		l = truncateLine(l, maxLineBytes)
-		if len(out) == maxPollLines-1 && i < len(lines)-1 || total+len(l) > maxPollBytes {
+		if (len(out) == maxPollLines-1 && i < len(lines)-1) || total+len(l) > maxPollBytes {
 			dropped := len(lines) - i
 			return append(out, fmt.Sprintf("%d agent log lines dropped: the agent sent more than %d lines or %d KiB "+
 				"in one poll (its own log on the node has them all)", dropped, maxPollLines, maxPollBytes>>10))
