@@ -57,6 +57,10 @@ type Task struct {
 	// DeployLog appends lines to the node's kept deploy log (the run in driver_internal_info.deploy_run);
 	// nil when the engine keeps no log.
 	DeployLog func(ctx context.Context, source string, lines ...string)
+	// ConfigDrive returns the config drive of the node's deploy as the provision request gave it (Ironic's
+	// string form or the dict form), nil when the deploy has none. It is kept apart from the node (never in
+	// instance_info, never in an API response) and only until the deploy ends. Nil when the engine keeps none.
+	ConfigDrive func(ctx context.Context) (any, error)
 }
 
 // Logf writes a conductor line to the deploy log and the conductor log.

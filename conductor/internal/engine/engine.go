@@ -305,6 +305,13 @@ func (e *Engine) task(n *store.Node) (*driver.Task, error) {
 			log.WithError(err).Warn("could not append to the deploy log")
 		}
 	}
+	t.ConfigDrive = func(ctx context.Context) (any, error) {
+		cd, err := e.store.ConfigDrive(ctx, n.UUID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil
+		}
+		return cd, err
+	}
 	return t, nil
 }
 

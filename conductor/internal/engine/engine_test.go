@@ -54,12 +54,13 @@ func TestCallbackTimeout(t *testing.T) {
 		n   *store.Node
 		age time.Duration
 	}{{old, 2 * time.Minute}, {fresh, 10 * time.Second}} {
-		n, err := f.st.GetNode(ctx, tc.n.UUID)
+		n, err := f.st.Reserve(ctx, tc.n.UUID, "test-setup") // UpdateNode is fenced by the reservation
 		require.NoError(t, err)
 		at := time.Now().Add(-tc.age)
 		n.ProvisionUpdatedAt, n.TargetProvisionState = &at, "active"
 		n.DriverInternalInfo["agent_secret_token"] = "tok"
 		require.NoError(t, f.st.UpdateNode(ctx, n))
+		require.NoError(t, f.st.Release(ctx, n.UUID, "test-setup"))
 	}
 	require.NoError(t, f.power.SetPowerState(ctx, old, driver.PowerOn, 0))
 
@@ -91,13 +92,14 @@ func TestPollFailsAgentThatStoppedHeartbeating(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := f.node(t, "wait call-back")
-			n, err := f.st.GetNode(ctx, n.UUID)
+			n, err := f.st.Reserve(ctx, n.UUID, "test-setup")
 			require.NoError(t, err)
 			at := time.Now().Add(-tc.age)
 			n.ProvisionUpdatedAt, n.TargetProvisionState = &at, "active"
 			n.DriverInternalInfo["agent_url"] = "https://10.0.2.15:9999"
 			n.DriverInternalInfo["agent_last_heartbeat"] = at.UTC().Format("2006-01-02T15:04:05.000000")
 			require.NoError(t, f.st.UpdateNode(ctx, n))
+			require.NoError(t, f.st.Release(ctx, n.UUID, "test-setup"))
 
 			f.eng.PollWaiting(ctx)
 			f.eng.Wait()
@@ -119,13 +121,14 @@ func TestHeartbeatWhileLockedKeepsTheAgentAlive(t *testing.T) {
 	f := newFixture(t, Config{CallbackTimeout: time.Minute})
 	ctx := context.Background()
 	n := f.node(t, "wait call-back")
-	n, err := f.st.GetNode(ctx, n.UUID)
+	n, err := f.st.Reserve(ctx, n.UUID, "test-setup")
 	require.NoError(t, err)
 	old := time.Now().Add(-50 * time.Second)
 	n.ProvisionUpdatedAt, n.TargetProvisionState = &old, "active"
 	n.DriverInternalInfo["agent_url"] = "https://10.0.2.15:9999"
 	n.DriverInternalInfo["agent_secret_token"] = "tok"
 	require.NoError(t, f.st.UpdateNode(ctx, n))
+	require.NoError(t, f.st.Release(ctx, n.UUID, "test-setup"))
 
 	// A poll holds the lock when the heartbeat comes; the holder saves the node when it is done.
 	locked, err := f.eng.reserve(ctx, n.UUID, false)

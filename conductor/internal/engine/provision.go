@@ -68,10 +68,17 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 	// Record the request for the drivers.
 	switch verb.Event {
 	case fsm.EvDeploy, fsm.EvRebuild:
+		// The config drive is kept apart from the node, for the deploy interface (Task.ConfigDrive) only; the
+		// store deletes it when the deploy ends. A rebuild without one installs none (Ironic would reuse the
+		// previous deploy's drive, which Ferric no longer keeps).
+		delete(n.InstanceInfo, "configdrive")
 		if req.ConfigDrive != nil {
-			n.InstanceInfo["configdrive"] = req.ConfigDrive
-		} else if verb.Event == fsm.EvDeploy {
-			delete(n.InstanceInfo, "configdrive")
+			err = e.store.PutConfigDrive(ctx, n.UUID, req.ConfigDrive)
+		} else {
+			err = e.store.DeleteConfigDrive(ctx, n.UUID)
+		}
+		if err != nil {
+			return fmt.Errorf("keep the config drive of node %s: %w", n.UUID, err)
 		}
 		setOrDelete(n.DriverInternalInfo, "user_deploy_steps", req.DeploySteps)
 	case fsm.EvClean:

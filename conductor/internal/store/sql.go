@@ -3,25 +3,21 @@ package store
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
-)
 
-//go:embed migrations
-var migrationsFS embed.FS
+	"github.com/ferric-metal/ferric/conductor/internal/fsm"
+)
 
 // timeFormat is fixed-width so that text columns sort chronologically.
 const timeFormat = "2006-01-02T15:04:05.000000Z07:00"
@@ -38,25 +34,32 @@ type SQL struct {
 	db      *sql.DB
 	dialect dialect
 	now     func() time.Time
+	limits  Limits
 }
 
-// Open opens (and migrates) the store named by dsn: "sqlite:///abs/path.db", "sqlite://:memory:" or
-// "postgres://user:pass@host/db?sslmode=disable".
+// Open opens (and migrates) the store named by dsn with the default Limits: "sqlite:///abs/path.db",
+// "sqlite://:memory:" or "postgres://user:pass@host/db?sslmode=disable".
 func Open(ctx context.Context, dsn string) (*SQL, error) {
+	return OpenWithLimits(ctx, dsn, Limits{})
+}
+
+// OpenWithLimits is Open with explicit limits (zero fields take the defaults).
+func OpenWithLimits(ctx context.Context, dsn string, lim Limits) (*SQL, error) {
+	lim.defaults()
 	switch {
 	case strings.HasPrefix(dsn, "sqlite://"):
 		path := strings.TrimPrefix(dsn, "sqlite://")
 		if path == "" {
 			return nil, fmt.Errorf("--db %q: give a path, e.g. sqlite:///var/lib/ferric/ferric.db", dsn)
 		}
-		return openSQLite(ctx, path)
+		return openSQLite(ctx, path, lim)
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		db, err := sql.Open("pgx", dsn)
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
 		db.SetMaxOpenConns(20)
-		s := &SQL{db: db, dialect: postgres, now: time.Now}
+		s := &SQL{db: db, dialect: postgres, now: time.Now, limits: lim}
 		if err := s.migrate(ctx); err != nil {
 			db.Close()
 			return nil, err
@@ -66,7 +69,7 @@ func Open(ctx context.Context, dsn string) (*SQL, error) {
 	return nil, fmt.Errorf("--db %q: unsupported; use sqlite:///abs/path.db or postgres://user:pass@host/db", dsn)
 }
 
-func openSQLite(ctx context.Context, path string) (*SQL, error) {
+func openSQLite(ctx context.Context, path string, lim Limits) (*SQL, error) {
 	if path != ":memory:" {
 		if !filepath.IsAbs(path) {
 			return nil, fmt.Errorf("--db sqlite://%s: the path must be absolute (sqlite:///abs/path.db)", path)
@@ -76,7 +79,9 @@ func openSQLite(ctx context.Context, path string) (*SQL, error) {
 		}
 	}
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+	// busy_timeout comes first: switching a new file to WAL takes a lock that another process opening the same
+	// file at the same moment may hold.
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)"} {
 		q.Add("_pragma", p)
 	}
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
@@ -85,7 +90,7 @@ func openSQLite(ctx context.Context, path string) (*SQL, error) {
 	}
 	// SQLite has one writer; one connection serialises access and removes SQLITE_BUSY.
 	db.SetMaxOpenConns(1)
-	s := &SQL{db: db, dialect: sqlite, now: time.Now}
+	s := &SQL{db: db, dialect: sqlite, now: time.Now, limits: lim}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -120,59 +125,6 @@ func (s *SQL) exec(ctx context.Context, q string, args ...any) (sql.Result, erro
 
 func (s *SQL) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	return s.db.QueryContext(ctx, s.rebind(q), args...)
-}
-
-func (s *SQL) migrate(ctx context.Context) error {
-	dir := "migrations/sqlite"
-	if s.dialect == postgres {
-		dir = "migrations/postgres"
-	}
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
-	entries, err := fs.ReadDir(migrationsFS, dir)
-	if err != nil {
-		return fmt.Errorf("read migrations: %w", err)
-	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
-	for _, e := range entries {
-		v, err := strconv.Atoi(strings.SplitN(e.Name(), "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("migration %s: name must start with a number: %w", e.Name(), err)
-		}
-		var n int
-		if err := s.db.QueryRowContext(ctx, s.rebind(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), v).Scan(&n); err != nil {
-			return fmt.Errorf("read schema version: %w", err)
-		}
-		if n > 0 {
-			continue
-		}
-		body, err := fs.ReadFile(migrationsFS, dir+"/"+e.Name())
-		if err != nil {
-			return err
-		}
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("begin migration %d: %w", v, err)
-		}
-		for _, stmt := range strings.Split(string(body), ";") {
-			if strings.TrimSpace(stmt) == "" {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				tx.Rollback()
-				return fmt.Errorf("migration %s: %w", e.Name(), err)
-			}
-		}
-		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO schema_migrations (version) VALUES (?)`), v); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("record migration %d: %w", v, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("commit migration %d: %w", v, err)
-		}
-	}
-	return nil
 }
 
 func fmtTime(t *time.Time) any {
@@ -390,8 +342,20 @@ func (s *SQL) ListNodes(ctx context.Context, f NodeFilter, o ListOptions) ([]*No
 	return out, rows.Err()
 }
 
-// UpdateNode writes every field but the reservation.
-func (s *SQL) UpdateNode(ctx context.Context, n *Node) error {
+// UpdateNode writes every field but the reservation, fenced by it: the UPDATE matches only while the stored
+// reservation is still n.Reservation, so a holder whose lock was broken (conductor restart, another conductor's
+// ReleaseAll) cannot overwrite what the new holder wrote.
+func (s *SQL) UpdateNode(ctx context.Context, n *Node) (err error) {
+	if n.Reservation == "" {
+		return fmt.Errorf("update node %s: the writer holds no reservation on it; Reserve the node first and write "+
+			"the node Reserve returns: %w", n.UUID, ErrNotHolder)
+	}
+	prev := n.UpdatedAt
+	defer func() {
+		if err != nil {
+			n.UpdatedAt = prev // nothing was written
+		}
+	}()
 	now := s.now().UTC()
 	n.UpdatedAt = &now
 	n.Normalize()
@@ -399,10 +363,15 @@ func (s *SQL) UpdateNode(ctx context.Context, n *Node) error {
 	if err != nil {
 		return err
 	}
-	args = append(args, n.UUID)
-	res, err := s.exec(ctx, `UPDATE nodes SET name = ?, driver = ?, provision_state = ?, power_state = ?,
-		maintenance = ?, instance_uuid = ?, resource_class = ?, conductor_group = ?, owner = ?, updated_at = ?,
-		provision_updated_at = ?, body = ? WHERE uuid = ?`, args...)
+	args = append(args, n.UUID, n.Reservation)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("update node %s: %w", n.UUID, err)
+	}
+	defer tx.Rollback() // no-op after Commit
+	res, err := tx.ExecContext(ctx, s.rebind(`UPDATE nodes SET name = ?, driver = ?, provision_state = ?,
+		power_state = ?, maintenance = ?, instance_uuid = ?, resource_class = ?, conductor_group = ?, owner = ?,
+		updated_at = ?, provision_updated_at = ?, body = ? WHERE uuid = ? AND reservation = ?`), args...)
 	if err != nil {
 		if isUnique(err) {
 			return fmt.Errorf("node %s: %w", n.UUID, ErrDuplicate)
@@ -410,49 +379,90 @@ func (s *SQL) UpdateNode(ctx context.Context, n *Node) error {
 		return fmt.Errorf("update node %s: %w", n.UUID, err)
 	}
 	if k, _ := res.RowsAffected(); k == 0 {
-		return fmt.Errorf("node %s: %w", n.UUID, ErrNotFound)
+		tx.Rollback() // before notHolder reads: SQLite has a single connection
+		return s.notHolder(ctx, n)
+	}
+	if !keepsConfigDrive(n.ProvisionState) {
+		if _, err := tx.ExecContext(ctx, s.rebind(`DELETE FROM config_drives WHERE node_uuid = ?`), n.UUID); err != nil {
+			return fmt.Errorf("delete the config drive of node %s: %w", n.UUID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("update node %s: %w", n.UUID, err)
 	}
 	return nil
 }
 
-// DeleteNode removes a node and its ports.
-func (s *SQL) DeleteNode(ctx context.Context, uuid string) error {
-	if _, err := s.exec(ctx, `DELETE FROM ports WHERE node_uuid = ?`, uuid); err != nil {
-		return fmt.Errorf("delete ports of %s: %w", uuid, err)
+// notHolder explains a fenced UpdateNode that matched no row: the node is gone, or someone else (or nobody)
+// holds it now.
+func (s *SQL) notHolder(ctx context.Context, n *Node) error {
+	cur, err := s.GetNode(ctx, n.UUID)
+	if err != nil {
+		return err
 	}
-	res, err := s.exec(ctx, `DELETE FROM nodes WHERE uuid = ?`, uuid)
+	return fmt.Errorf("write of node %s by %s refused: %w: %w", n.UUID, n.Reservation, ErrNotHolder,
+		&LockedError{Node: n.UUID, Holder: cur.Reservation})
+}
+
+// keepsConfigDrive reports whether a node in provision state st may still need its config drive: only while a
+// deploy runs. Every other state (active, deploy failed, and whatever abort, undeploy or recovery lead to) ends
+// the deploy, and UpdateNode deletes the drive with that write.
+func keepsConfigDrive(st string) bool {
+	switch fsm.State(st) {
+	case fsm.Deploying, fsm.DeployWait, fsm.DeployHold:
+		return true
+	}
+	return false
+}
+
+// DeleteNode removes a node with its ports, config drive and deploy logs, in one transaction.
+func (s *SQL) DeleteNode(ctx context.Context, uuid string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("delete node %s: %w", uuid, err)
+	}
+	defer tx.Rollback() // no-op after Commit
+	for _, table := range []string{"ports", "config_drives", "deploy_logs", "deploy_runs"} {
+		if _, err := tx.ExecContext(ctx, s.rebind(`DELETE FROM `+table+` WHERE node_uuid = ?`), uuid); err != nil {
+			return fmt.Errorf("delete %s of node %s: %w", table, uuid, err)
+		}
+	}
+	res, err := tx.ExecContext(ctx, s.rebind(`DELETE FROM nodes WHERE uuid = ?`), uuid)
 	if err != nil {
 		return fmt.Errorf("delete node %s: %w", uuid, err)
 	}
 	if k, _ := res.RowsAffected(); k == 0 {
 		return fmt.Errorf("node %s: %w", uuid, ErrNotFound)
 	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("delete node %s: %w", uuid, err)
+	}
 	return nil
 }
 
-// Reserve takes a node's exclusive lock with a conditional update.
+// Reserve takes a node's exclusive lock with one conditional update that also returns the node as of the lock
+// (UPDATE ... RETURNING): the caller's copy can be neither older than the lock nor show another holder.
 func (s *SQL) Reserve(ctx context.Context, ident, holder string) (*Node, error) {
+	if holder == "" {
+		return nil, fmt.Errorf("reserve node %s: the holder name is empty (set the conductor's host name)", ident)
+	}
 	n, err := s.GetNode(ctx, ident)
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.exec(ctx, `UPDATE nodes SET reservation = ? WHERE id = ? AND reservation IS NULL`, holder, n.ID)
-	if err != nil {
-		return nil, fmt.Errorf("reserve node %s: %w", n.UUID, err)
-	}
-	if k, _ := res.RowsAffected(); k != 1 {
+	got, err := scanNode(s.db.QueryRowContext(ctx, s.rebind(`UPDATE nodes SET reservation = ? WHERE id = ? AND
+		reservation IS NULL RETURNING `+nodeCols), holder, n.ID))
+	if errors.Is(err, sql.ErrNoRows) {
 		cur, err := s.GetNode(ctx, n.UUID)
 		if err != nil {
 			return nil, err
 		}
 		return nil, &LockedError{Node: n.UUID, Holder: cur.Reservation}
 	}
-	// Re-read so the caller works on the state as of the lock.
-	n, err = s.GetNode(ctx, n.UUID)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reserve node %s: %w", n.UUID, err)
 	}
-	return n, nil
+	return got, nil
 }
 
 // Release drops the lock if holder still holds it.

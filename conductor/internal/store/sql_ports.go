@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 )
 
 // CreatePort inserts a port; UUID and CreatedAt must be set.
@@ -159,55 +158,4 @@ func (s *SQL) NodeByMACs(ctx context.Context, macs []string) (*Node, error) {
 	}
 	return nil, fmt.Errorf("addresses %s belong to %d nodes (%s): %w", strings.Join(macs, ","), len(uuids),
 		strings.Join(uuids, ", "), ErrDuplicate)
-}
-
-// AppendDeployLog appends lines to a node's deploy log.
-func (s *SQL) AppendDeployLog(ctx context.Context, nodeUUID, run string, lines []LogLine) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin log append: %w", err)
-	}
-	for _, l := range lines {
-		t := l.Time
-		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO deploy_logs (node_uuid, run, ts, source, message) VALUES (?,?,?,?,?)`),
-			nodeUUID, run, fmtTime(&t), l.Source, l.Message); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("append deploy log: %w", err)
-		}
-	}
-	return tx.Commit()
-}
-
-// DeployLog returns the lines of a run ("" = latest).
-func (s *SQL) DeployLog(ctx context.Context, nodeUUID, run string) ([]LogLine, error) {
-	if run == "" {
-		err := s.db.QueryRowContext(ctx, s.rebind(`SELECT run FROM deploy_logs WHERE node_uuid = ? ORDER BY id DESC LIMIT 1`), nodeUUID).Scan(&run)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("deploy log of node %s: %w", nodeUUID, ErrNotFound)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("find latest deploy log: %w", err)
-		}
-	}
-	rows, err := s.query(ctx, `SELECT run, ts, source, message FROM deploy_logs WHERE node_uuid = ? AND run = ? ORDER BY id`, nodeUUID, run)
-	if err != nil {
-		return nil, fmt.Errorf("read deploy log: %w", err)
-	}
-	defer rows.Close()
-	var out []LogLine
-	for rows.Next() {
-		var (
-			l  LogLine
-			ts string
-		)
-		if err := rows.Scan(&l.Run, &ts, &l.Source, &l.Message); err != nil {
-			return nil, err
-		}
-		l.Time, _ = time.Parse(timeFormat, ts)
-		out = append(out, l)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("deploy log %s of node %s: %w", run, nodeUUID, ErrNotFound)
-	}
-	return out, rows.Err()
 }

@@ -14,15 +14,23 @@ import (
 var (
 	ErrNotFound  = errors.New("not found")
 	ErrDuplicate = errors.New("already exists")
+	// ErrNotHolder: a node write was refused because the writer does not hold the node's reservation (it never
+	// took it, or the reservation was broken and maybe taken by another holder since). Nothing was written; the
+	// operation must reserve the node again and redo its work on the node as Reserve returns it.
+	ErrNotHolder = errors.New("reservation not held by the writer")
 )
 
-// LockedError says a node is reserved by another holder.
+// LockedError says a node is reserved by another holder. Holder is "" when a write found the node unreserved
+// (its writer's reservation was broken and nobody took it since).
 type LockedError struct {
 	Node   string
 	Holder string
 }
 
 func (e *LockedError) Error() string {
+	if e.Holder == "" {
+		return fmt.Sprintf("Node %s lost its reservation during the operation (it was released by another conductor or at a restart), please retry.", e.Node)
+	}
 	return fmt.Sprintf("Node %s is locked by host %s, please retry after the current operation is completed.", e.Node, e.Holder)
 }
 
@@ -53,7 +61,7 @@ type Node struct {
 	Maintenance       bool   `json:"maintenance"`
 	MaintenanceReason string `json:"maintenance_reason,omitempty"`
 	Fault             string `json:"fault,omitempty"`
-	Reservation       string `json:"-"` // column only; owned by Reserve/Release
+	Reservation       string `json:"-"` // column only; owned by Reserve/Release; UpdateNode is fenced by it
 	ConsoleEnabled    bool   `json:"console_enabled"`
 
 	CleanStep        map[string]any `json:"clean_step"`
@@ -174,12 +182,17 @@ type Store interface {
 	// GetNode finds a node by UUID or name.
 	GetNode(ctx context.Context, ident string) (*Node, error)
 	ListNodes(ctx context.Context, f NodeFilter, o ListOptions) ([]*Node, error)
-	// UpdateNode writes every field of n except the reservation, and sets UpdatedAt.
+	// UpdateNode writes every field of n except the reservation, and sets UpdatedAt, only while n.Reservation (the
+	// holder Reserve returned) still holds the node: otherwise nothing is written and the error matches both
+	// ErrNotHolder and *LockedError (naming the current holder, "" when none). A node the caller has not
+	// reserved (n.Reservation "") is never written. Writing a node in a provision state that ends or is outside
+	// a deploy (anything but deploying, wait call-back, deploy hold) deletes its config drive in the same
+	// transaction.
 	UpdateNode(ctx context.Context, n *Node) error
-	// DeleteNode removes a node and its ports.
+	// DeleteNode removes a node with its ports, config drive and deploy logs.
 	DeleteNode(ctx context.Context, uuid string) error
 	// Reserve takes the node's exclusive lock for holder with one atomic conditional update; it returns the node as
-	// stored, or a *LockedError naming the current holder.
+	// stored at that update, with Reservation = holder, or a *LockedError naming the current holder.
 	Reserve(ctx context.Context, ident, holder string) (*Node, error)
 	// Release drops the lock if holder still holds it.
 	Release(ctx context.Context, uuid, holder string) error
@@ -194,12 +207,44 @@ type Store interface {
 	// NodeByMACs returns the node owning a port with one of the addresses.
 	NodeByMACs(ctx context.Context, macs []string) (*Node, error)
 
-	// AppendDeployLog adds lines to a node's log for one deploy (run), kept after the deploy ends.
+	// AppendDeployLog adds lines to a node's log for one deploy (run), kept after the deploy ends. A run keeps at
+	// most Limits.LogLinesPerRun lines and Limits.LogBytesPerRun bytes of messages, then one final "log
+	// truncated" line; later lines are dropped without error. The first append of a new run prunes the node's
+	// older runs to the newest Limits.LogRunsPerNode (the new one included).
 	AppendDeployLog(ctx context.Context, nodeUUID, run string, lines []LogLine) error
 	// DeployLog returns the lines of a node's run ("" = the latest run).
 	DeployLog(ctx context.Context, nodeUUID, run string) ([]LogLine, error)
 
+	// PutConfigDrive keeps the config drive of a node's deploy (Ironic's string form or its dict form, as the
+	// provision request gave it), replacing any previous one. It lives apart from the node so that it is
+	// never part of a node as the API renders it, and only while the deploy runs (see UpdateNode).
+	PutConfigDrive(ctx context.Context, nodeUUID string, drive any) error
+	// ConfigDrive returns the node's config drive (a string or a map[string]any), ErrNotFound when none.
+	ConfigDrive(ctx context.Context, nodeUUID string) (any, error)
+	// DeleteConfigDrive forgets the node's config drive; it is not an error when there is none.
+	DeleteConfigDrive(ctx context.Context, nodeUUID string) error
+
 	Close() error
+}
+
+// Limits bound what the store keeps of a node's deploy logs, so that a chatty or hostile agent cannot fill the
+// database. Zero fields take the defaults shown.
+type Limits struct {
+	LogLinesPerRun int // lines kept per deploy log run before the "log truncated" line (20,000)
+	LogBytesPerRun int // bytes of messages kept per run (4 MiB)
+	LogRunsPerNode int // runs kept per node; older ones are pruned when a new one starts (10)
+}
+
+func (l *Limits) defaults() {
+	if l.LogLinesPerRun <= 0 {
+		l.LogLinesPerRun = 20000
+	}
+	if l.LogBytesPerRun <= 0 {
+		l.LogBytesPerRun = 4 << 20
+	}
+	if l.LogRunsPerNode <= 0 {
+		l.LogRunsPerNode = 10
+	}
 }
 
 // LogLine is one line of a deploy log.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -206,7 +207,7 @@ func (d *Deploy) Continue(ctx context.Context, t *driver.Task) (driver.Outcome, 
 	defer c.Close()
 	id, _ := dii[keyCommand].(string)
 	if id == "" {
-		params, err := d.installParams(n)
+		params, err := d.installParams(ctx, t)
 		if err != nil {
 			return driver.Done, err
 		}
@@ -308,11 +309,53 @@ func (d *Deploy) copyProgress(ctx context.Context, t *driver.Task, c *agentclien
 		return fmt.Errorf("the agent's progress is unreadable: %w", err)
 	}
 	if len(p.Lines) > 0 && t.DeployLog != nil {
-		t.DeployLog(ctx, "agent", p.Lines...)
+		t.DeployLog(ctx, "agent", capLines(p.Lines)...)
 	}
+	// The offset advances past dropped lines too: the agent must not send them again.
 	n.DriverInternalInfo[keyOffset] = p.LineOffset
+	p.Phase = truncateLine(p.Phase, maxPhaseBytes)
 	setProgress(n, p)
 	return nil
+}
+
+// Bounds on what one progress poll copies from the agent into the conductor's database: an agent that logs a
+// lot (or lies) costs at most this much per poll, whatever it sends.
+const (
+	maxPollLines  = 1000      // lines per poll, the "dropped" note included
+	maxPollBytes  = 256 << 10 // bytes of lines per poll
+	maxLineBytes  = 4 << 10   // bytes per line; longer lines are cut
+	maxPhaseBytes = 256       // bytes of the phase name kept in deploy_progress
+)
+
+// capLines cuts every line to maxLineBytes and keeps the first lines within maxPollLines and maxPollBytes; when
+// lines are dropped, the last kept line says how many.
+func capLines(lines []string) []string {
+	out := make([]string, 0, min(len(lines), maxPollLines))
+	total := 0
+	for i, l := range lines {
+		l = truncateLine(l, maxLineBytes)
+		if (len(out) == maxPollLines-1 && i < len(lines)-1) || total+len(l) > maxPollBytes {
+			dropped := len(lines) - i
+			return append(out, fmt.Sprintf("%d agent log lines dropped: the agent sent more than %d lines or %d KiB "+
+				"in one poll (its own log on the node has them all)", dropped, maxPollLines, maxPollBytes>>10))
+		}
+		out = append(out, l)
+		total += len(l)
+	}
+	return out
+}
+
+// truncateLine cuts s to at most max bytes on a UTF-8 boundary, marking the cut.
+func truncateLine(s string, max int) string {
+	const mark = " [truncated]"
+	if len(s) <= max {
+		return s
+	}
+	i := max - len(mark)
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + mark
 }
 
 // stopAgent asks the agent to power off, then makes sure through the power interface, and cleans up its boot.
@@ -333,8 +376,9 @@ func (d *Deploy) stopAgent(ctx context.Context, t *driver.Task, c *agentclient.C
 }
 
 // installParams builds standby.execute_bootc_install's params: the pinned image, the options, the secret in
-// Ironic's transport form, and the config drive as a string.
-func (d *Deploy) installParams(n *store.Node) (deploy.BootcInstallParams, error) {
+// Ironic's transport form, and the config drive (from the task, never from instance_info) as a string.
+func (d *Deploy) installParams(ctx context.Context, t *driver.Task) (deploy.BootcInstallParams, error) {
+	n := t.Node
 	pinned, _ := n.DriverInternalInfo[keyPinned].(string)
 	ii := map[string]any{}
 	for k, v := range n.InstanceInfo {
@@ -352,7 +396,14 @@ func (d *Deploy) installParams(n *store.Node) (deploy.BootcInstallParams, error)
 		enc := images.EncodeTransportSecret(s)
 		p.PullSecret = &enc
 	}
-	switch cd := n.InstanceInfo["configdrive"].(type) {
+	var drive any
+	if t.ConfigDrive != nil {
+		var err error
+		if drive, err = t.ConfigDrive(ctx); err != nil {
+			return p, fmt.Errorf("read the config drive of node %s: %w", n.UUID, err)
+		}
+	}
+	switch cd := drive.(type) {
 	case nil:
 	case string:
 		if cd != "" {
@@ -373,7 +424,7 @@ func (d *Deploy) installParams(n *store.Node) (deploy.BootcInstallParams, error)
 		}
 		p.ConfigDrive = &s
 	default:
-		return p, fmt.Errorf("instance_info.configdrive has an unexpected type %T", cd)
+		return p, fmt.Errorf("the config drive of node %s has an unexpected type %T; deploy again with a string or a dict", n.UUID, cd)
 	}
 	return p, nil
 }
