@@ -360,7 +360,7 @@ func TestHijackChainIsBroken(t *testing.T) {
 	}
 	assert.Equal(t, "******", lk.Config["agent_token"], "the pre-generated token is never handed out by lookup")
 	assert.Equal(t, "******", lk.Node.InstanceInfo["image_pull_secret"])
-	assert.Equal(t, "******", lk.Node.InstanceInfo["configdrive"])
+	assert.NotContains(t, lk.Node.InstanceInfo, "configdrive", "config drives are kept apart from the node")
 
 	// The API (authenticated) does not show the identifier either.
 	_, body = e.api.do(http.MethodGet, "/v1/nodes/"+uuid, nil, true)

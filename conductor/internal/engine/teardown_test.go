@@ -115,17 +115,26 @@ func (f *teardownFixture) node(t *testing.T, state, fail string) *store.Node {
 	n := &store.Node{UUID: uuid.NewString(), Driver: "fake-hardware", ProvisionState: state,
 		Interfaces: map[string]string{"boot": "agent", "deploy": "agent"}, InstanceInfo: map[string]any{"fail": fail}}
 	require.NoError(t, f.eng.CreateNode(ctx, n))
-	n, err := f.st.GetNode(ctx, n.UUID)
-	require.NoError(t, err)
-	now := time.Now()
-	n.ProvisionUpdatedAt = &now
-	for k, v := range map[string]any{"agent_secret_token": "pregenerated-token", "agent_secret_token_pregenerated": true,
-		"agent_url": "https://192.0.2.10:9999", "agent_verify_ca": "PEM"} {
-		n.DriverInternalInfo[k] = v
-	}
-	require.NoError(t, f.st.UpdateNode(ctx, n))
+	writeNode(t, f.st, n.UUID, func(n *store.Node) {
+		now := time.Now()
+		n.ProvisionUpdatedAt = &now
+		for k, v := range map[string]any{"agent_secret_token": "pregenerated-token", "agent_secret_token_pregenerated": true,
+			"agent_url": "https://192.0.2.10:9999", "agent_verify_ca": "PEM"} {
+			n.DriverInternalInfo[k] = v
+		}
+	})
 	require.NoError(t, f.power.SetPowerState(ctx, n, driver.PowerOn, 0))
 	return n
+}
+
+// writeNode changes a node as a test set-up, under a reservation as every node write must be.
+func writeNode(t *testing.T, st store.Store, uuid string, fn func(n *store.Node)) {
+	ctx := context.Background()
+	n, err := st.Reserve(ctx, uuid, "test-setup")
+	require.NoError(t, err)
+	fn(n)
+	require.NoError(t, st.UpdateNode(ctx, n))
+	require.NoError(t, st.Release(ctx, uuid, "test-setup"))
 }
 
 // TestEveryFailurePathTearsTheAgentDown drives a node into each failure state by each path and checks that the
@@ -191,11 +200,10 @@ func TestEveryFailurePathTearsTheAgentDown(t *testing.T) {
 }
 
 func (f *teardownFixture) age(t *testing.T, n *store.Node, by time.Duration) {
-	got, err := f.st.GetNode(context.Background(), n.UUID)
-	require.NoError(t, err)
-	at := time.Now().Add(-by)
-	got.ProvisionUpdatedAt = &at
-	require.NoError(t, f.st.UpdateNode(context.Background(), got))
+	writeNode(t, f.st, n.UUID, func(n *store.Node) {
+		at := time.Now().Add(-by)
+		n.ProvisionUpdatedAt = &at
+	})
 }
 
 // TestHeartbeatPinsURLAndCertificate: the first heartbeat pins the agent's address and certificate; the same agent
@@ -205,13 +213,12 @@ func TestHeartbeatPinsURLAndCertificate(t *testing.T) {
 	ctx := context.Background()
 	f := newTeardownFixture(t, Config{})
 	n := f.node(t, "wait call-back", "")
-	got, err := f.st.GetNode(ctx, n.UUID)
-	require.NoError(t, err)
-	got.DriverInternalInfo["deploy_run"] = "run-1"
-	for _, k := range []string{"agent_url", "agent_verify_ca"} {
-		delete(got.DriverInternalInfo, k)
-	}
-	require.NoError(t, f.st.UpdateNode(ctx, got))
+	writeNode(t, f.st, n.UUID, func(n *store.Node) {
+		n.DriverInternalInfo["deploy_run"] = "run-1"
+		for _, k := range []string{"agent_url", "agent_verify_ca"} {
+			delete(n.DriverInternalInfo, k)
+		}
+	})
 	tok := "pregenerated-token"
 
 	require.NoError(t, f.eng.HeartbeatNode(ctx, n.UUID, Heartbeat{AgentToken: tok, CallbackURL: "https://192.0.2.10:9999", AgentVerifyCA: "REAL"}))
@@ -219,14 +226,14 @@ func TestHeartbeatPinsURLAndCertificate(t *testing.T) {
 	require.NoError(t, f.eng.HeartbeatNode(ctx, n.UUID, Heartbeat{AgentToken: tok, CallbackURL: "https://192.0.2.10:9999", AgentVerifyCA: "REAL"}),
 		"the pinned agent heartbeats on")
 	f.eng.Wait()
-	err = f.eng.HeartbeatNode(ctx, n.UUID, Heartbeat{AgentToken: tok, CallbackURL: "https://192.0.2.10:9999", AgentVerifyCA: "ATTACKER"})
+	err := f.eng.HeartbeatNode(ctx, n.UUID, Heartbeat{AgentToken: tok, CallbackURL: "https://192.0.2.10:9999", AgentVerifyCA: "ATTACKER"})
 	require.Error(t, err)
 	assert.Equal(t, `Detected change in ramdisk provided "agent_verify_ca": invalid input`, err.Error())
 	err = f.eng.HeartbeatNode(ctx, n.UUID, Heartbeat{AgentToken: "wrong", CallbackURL: "https://203.0.113.66:9999"})
 	assert.ErrorContains(t, err, "Invalid or missing agent token", "without the token nothing is counted")
 	f.eng.Wait()
 
-	got, err = f.st.GetNode(ctx, n.UUID)
+	got, err := f.st.GetNode(ctx, n.UUID)
 	require.NoError(t, err)
 	assert.Equal(t, "wait call-back", got.ProvisionState, "one refusal does not fail the deploy")
 	assert.Equal(t, "REAL", got.DriverInternalInfo["agent_verify_ca"])
