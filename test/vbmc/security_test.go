@@ -211,13 +211,15 @@ func TestPasswordFile(t *testing.T) {
 	}{
 		{"both password and password_file", "password: x\npassword_file: " + good, "keep only password_file"},
 		{"empty file", "password_file: " + write("empty", "\n"), "is empty"},
-		{"missing file", "password_file: " + filepath.Join(dir, "nope"), "password_file"},
+		{"missing file", "password_file: " + filepath.Join(dir, "nope"), "password_file: stat"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := LoadConfig(write("c.yaml", "username: admin\nstate_dir: "+t.TempDir()+"\n"+tc.yaml+"\n"))
 			require.NoError(t, err)
-			cfg.Runner = &fakeRunner{}
-			err = Run(context.Background(), cfg, logrus.NewEntry(logrus.New()))
+			cfg.Runner, cfg.Listen = &fakeRunner{}, "127.0.0.1:0"
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // were it accepted, Run would return at once
+			err = Run(ctx, cfg, logrus.NewEntry(logrus.New()))
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
 		})
