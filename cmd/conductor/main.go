@@ -81,6 +81,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.AgentStateDir, "agent-state-dir", "", "state and logs of local agents (default /run/ferric-agents)")
 	fs.StringVar(&cfg.AgentRuntime, "agent-runtime", "", "OCI runtime for local agents' podman (e.g. runc)")
 	fs.Var(&listFlag{&cfg.AgentUlimits}, "agent-ulimit", "default container ulimit for local agents, e.g. nofile=1024:1024 (repeatable)")
+	fs.Var(&listFlag{&cfg.LocalAgentDevices}, "local-agent-devices", "block device besides /dev/loopN that local agents may wipe (repeatable)")
 	fs.Var(&listFlag{&cfg.InsecureRegistries}, "insecure-registry", "registry reached over plain http (repeatable)")
 	fs.BoolVar(&cfg.Engine.NoDeleteAvailable, "no-delete-available", false, "refuse to delete nodes in available (Ironic's allow_deleting_available_nodes=false)")
 	// Every flag can come from FERRIC_<FLAG> (dashes as underscores); flags win.
