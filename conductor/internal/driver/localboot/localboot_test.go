@@ -162,8 +162,11 @@ func TestAgentEnvironmentIsMinimal(t *testing.T) {
 	b := New(Config{AgentBinary: fakeAgent(t), StateDir: shortDir(t), TokenFunc: func() string { return "tok-123" }})
 	n := node("0b5c2d7e-1111-4a43-9d2f-8f0c2b1a0001", newLoop(t))
 	pid := startAgent(t, b, n)
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-	require.NoError(t, err)
+	var raw []byte
+	require.Eventually(t, func() bool { // empty while the kernel is still setting the new program up
+		raw, _ = os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		return len(raw) > 0
+	}, 5*time.Second, 10*time.Millisecond)
 	env := map[string]string{}
 	var keys []string
 	for _, kv := range strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00") {
