@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// TestConfigPassword: the password never comes from argv; FERRIC_VBMC_PASSWORD wins over the file.
 func TestConfigPassword(t *testing.T) {
 	dir := t.TempDir()
 	yaml := filepath.Join(dir, "vms.yaml")

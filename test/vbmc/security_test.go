@@ -48,6 +48,8 @@ func mediaFiles(t *testing.T, state string) []string {
 	return m
 }
 
+// TestInsertMediaSizeCap: max_media_bytes holds whether or not the server announces the size, an endless stream
+// is cut (not read to the end), and a refused download leaves neither a file nor an inserted medium.
 func TestInsertMediaSizeCap(t *testing.T) {
 	const limit = 1000
 	for _, tc := range []struct {
@@ -125,6 +127,8 @@ func stallingISO(t *testing.T) (srv *httptest.Server, started chan struct{}, rel
 	return srv, started, release
 }
 
+// TestInsertMediaOneDownloadAtATime: a second InsertMedia during a download gets 409 and starts nothing; the
+// first one finishes with its own bytes.
 func TestInsertMediaOneDownloadAtATime(t *testing.T) {
 	iso, started, release := stallingISO(t)
 	state := t.TempDir()
@@ -143,6 +147,8 @@ func TestInsertMediaOneDownloadAtATime(t *testing.T) {
 	assert.Len(t, started, 0, "the second InsertMedia started no download")
 }
 
+// TestInsertMediaCancelledOnShutdown: stopping the BMC ends a stalled download at once and removes its partial
+// file (before, the download outlived the 5 s HTTP shutdown and kept media.iso.part).
 func TestInsertMediaCancelledOnShutdown(t *testing.T) {
 	iso, started, _ := stallingISO(t)
 	state := t.TempDir()
@@ -156,6 +162,7 @@ func TestInsertMediaCancelledOnShutdown(t *testing.T) {
 	assert.Empty(t, mediaFiles(t, state), "the cancelled download left no partial file")
 }
 
+// TestInsertMediaTimeout: a stalled download ends at media_timeout with an error naming the key.
 func TestInsertMediaTimeout(t *testing.T) {
 	iso, _, _ := stallingISO(t)
 	state := t.TempDir()
@@ -168,6 +175,7 @@ func TestInsertMediaTimeout(t *testing.T) {
 	assert.Empty(t, mediaFiles(t, state))
 }
 
+// TestRunRefusesUnsafeAuth: no auth only on loopback; a username needs a password.
 func TestRunRefusesUnsafeAuth(t *testing.T) {
 	for _, tc := range []struct {
 		name, listen, user, pass, want string
@@ -198,6 +206,7 @@ func TestRunRefusesUnsafeAuth(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 }
 
+// TestPasswordFile: password_file is read (trailing newline dropped); ambiguous or empty configurations are refused.
 func TestPasswordFile(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string) string {

@@ -65,6 +65,7 @@ func quietLog() (*logrus.Entry, *logtest.Hook) {
 	return logrus.NewEntry(l), hook
 }
 
+// TestValidateDevice: only loop devices, after resolving symlinks, unless --local-agent-devices lists the device.
 func TestValidateDevice(t *testing.T) {
 	needRoot(t)
 	loop := newLoop(t)
@@ -153,6 +154,8 @@ func procArg(t *testing.T, pid int, flag string) string {
 	return ""
 }
 
+// TestAgentEnvironmentIsMinimal: the agent sees none of the conductor's environment but PATH and LANG, plus its
+// own HOME, TMPDIR and token.
 func TestAgentEnvironmentIsMinimal(t *testing.T) {
 	needRoot(t)
 	t.Setenv("FERRIC_DB", "postgres://ferric:db-secret@db/ferric")
@@ -184,6 +187,8 @@ func TestAgentEnvironmentIsMinimal(t *testing.T) {
 	assert.True(t, strings.HasPrefix(env["TMPDIR"], b.nodeDir(n.UUID)+"/"), "TMPDIR is the node's own")
 }
 
+// TestStateDirectoriesPerFullUUID: two nodes whose UUIDs share 8 characters get separate directories, and
+// starting one agent leaves the other alone; a run directory owned by another node is refused.
 func TestStateDirectoriesPerFullUUID(t *testing.T) {
 	needRoot(t)
 	b := New(Config{AgentBinary: fakeAgent(t), StateDir: shortDir(t), TokenFunc: func() string { return "t" }})
@@ -211,6 +216,8 @@ func TestStateDirectoriesPerFullUUID(t *testing.T) {
 	assert.Contains(t, err.Error(), "belongs to node "+c.UUID)
 }
 
+// TestRunRootFitsPodmansLimit: with the default state directory the agent's podman run root stays within 50
+// characters; a state directory too long for it is refused naming --agent-state-dir.
 func TestRunRootFitsPodmansLimit(t *testing.T) {
 	uuid := "6a6ea6a4-4b3b-4a43-9d2f-8f0c2b1a0001"
 	def := New(Config{StateDir: "/run/ferric-agents"})
@@ -224,6 +231,8 @@ func TestRunRootFitsPodmansLimit(t *testing.T) {
 	assert.Contains(t, err.Error(), "--agent-state-dir")
 }
 
+// TestStaleRecordedPIDNotSignalled: after a conductor restart, a recorded PID is signalled only when its start
+// time and executable match what was recorded; otherwise it is logged and dropped, and the process lives.
 func TestStaleRecordedPIDNotSignalled(t *testing.T) {
 	needRoot(t) // for the loop device of the node
 	for _, tc := range []struct {
