@@ -75,6 +75,10 @@ func (b *Boot) runDir(uuid string) string {
 // claimRunDir empties the node's run directory and records the node as its owner. It refuses a directory owned
 // by another node (a hash collision) and a state directory too long for podman's run root.
 func (b *Boot) claimRunDir(uuid string) (string, error) {
+	// The UUID names directories that are removed: never let it reach outside StateDir.
+	if uuid == "" || uuid == "." || uuid == ".." || strings.ContainsAny(uuid, "/\x00") {
+		return "", fmt.Errorf("node UUID %q cannot name a local agent directory: %w", uuid, driver.ErrInvalid)
+	}
 	dir := b.runDir(uuid)
 	if rr := filepath.Join(dir, "podman", "rr"); len(rr) > maxRunRoot {
 		return "", fmt.Errorf("--agent-state-dir %s is too long: podman refuses the local agent's run root %s (over %d characters); use a shorter directory such as /run/ferric-agents",

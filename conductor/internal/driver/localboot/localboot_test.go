@@ -225,6 +225,11 @@ func TestRunRootFitsPodmansLimit(t *testing.T) {
 	assert.LessOrEqual(t, len(rr), maxRunRoot, rr)
 	assert.NotEqual(t, def.runDir(uuid), def.runDir("6a6ea6a4-4b3b-4a43-9d2f-8f0c2b1a0002"))
 
+	for _, bad := range []string{"", "..", "../../etc", "a/b"} {
+		_, err := def.claimRunDir(bad)
+		assert.ErrorIs(t, err, driver.ErrInvalid, "uuid %q", bad)
+	}
+
 	long := New(Config{StateDir: "/var/lib/ferric/a-rather-long-agent-state-directory"})
 	_, err := long.claimRunDir(uuid)
 	require.Error(t, err)
