@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,32 +57,36 @@ func (b *BMC) insertMedia(r *http.Request, m *vm, image string) (int, string) {
 // away (reqCtx) or the BMC shuts down (b.ctx); on any failure the partial file is removed.
 func (b *BMC) download(reqCtx context.Context, m *vm, image string) (string, error) {
 	if !strings.HasPrefix(image, "http://") && !strings.HasPrefix(image, "https://") {
-		return "", fmt.Errorf("Image %q: give an http(s) URL", image)
+		return "", fmt.Errorf("Image %q: give an http(s) URL", redact(image))
 	}
+	where := redact(image)
 	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.MediaTimeout)
 	defer cancel()
 	defer context.AfterFunc(reqCtx, cancel)()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, image, nil)
 	if err != nil {
-		return "", fmt.Errorf("Image %q: %w", image, err)
+		return "", fmt.Errorf("Image %q: %w", where, err)
 	}
 	resp, err := http.DefaultClient.Do(req)
+	if ue := (*url.Error)(nil); errors.As(err, &ue) {
+		err = ue.Err // without the URL
+	}
 	if err != nil {
-		return "", fmt.Errorf("download %s: %w", image, b.why(ctx, err))
+		return "", fmt.Errorf("download %s: %w", where, b.why(ctx, err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("download %s: HTTP %d", image, resp.StatusCode)
+		return "", fmt.Errorf("download %s: HTTP %d", where, resp.StatusCode)
 	}
 	limit := b.cfg.MaxMediaBytes
 	if resp.ContentLength > limit {
-		return "", fmt.Errorf("download %s: %d bytes: %w (%d bytes); raise max_media_bytes in the BMC's config", image, resp.ContentLength, errMediaTooLarge, limit)
+		return "", fmt.Errorf("download %s: %d bytes: %w (%d bytes); raise max_media_bytes in the BMC's config", where, resp.ContentLength, errMediaTooLarge, limit)
 	}
 	file := filepath.Join(m.dir, "media.iso")
 	tmp := file + ".part"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
-		return "", fmt.Errorf("download %s: %w", image, err)
+		return "", fmt.Errorf("download %s: %w", where, err)
 	}
 	ok := false
 	defer func() {
@@ -93,19 +98,29 @@ func (b *BMC) download(reqCtx context.Context, m *vm, image string) (string, err
 	// One byte more than the limit tells "exactly the limit" from "too large" without trusting Content-Length.
 	n, err := io.Copy(f, io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return "", fmt.Errorf("download %s: %w", image, b.why(ctx, err))
+		return "", fmt.Errorf("download %s: %w", where, b.why(ctx, err))
 	}
 	if n > limit {
-		return "", fmt.Errorf("download %s: more than %d bytes: %w; raise max_media_bytes in the BMC's config", image, limit, errMediaTooLarge)
+		return "", fmt.Errorf("download %s: more than %d bytes: %w; raise max_media_bytes in the BMC's config", where, limit, errMediaTooLarge)
 	}
 	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("download %s: %w", image, err)
+		return "", fmt.Errorf("download %s: %w", where, err)
 	}
 	if err := os.Rename(tmp, file); err != nil {
-		return "", fmt.Errorf("download %s: %w", image, err)
+		return "", fmt.Errorf("download %s: %w", where, err)
 	}
 	ok = true
 	return file, nil
+}
+
+// redact shortens an image URL to its scheme and host for errors and logs: a boot-media URL is a capability (an
+// unguessable path serving an ISO with an agent token) and may carry user:password.
+func redact(image string) string {
+	u, err := url.Parse(image)
+	if err != nil || u.Host == "" {
+		return "(unparsable URL)"
+	}
+	return u.Scheme + "://" + u.Host + "/..."
 }
 
 // why names the reason a download was cut short when its context ended: the BMC's shutdown or media_timeout.

@@ -249,3 +249,31 @@ func TestPasswordFile(t *testing.T) {
 		assert.Equal(t, want, resp.StatusCode, "password %q", pw)
 	}
 }
+
+// TestInsertMediaErrorsHideURL: a failed download's error shows the image's scheme and host only; its path (the
+// conductor's unguessable boot-media URL) and any user:password stay out of responses and logs.
+func TestInsertMediaErrorsHideURL(t *testing.T) {
+	iso := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "missing") {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte(strings.Repeat("x", 100)))
+	}))
+	defer iso.Close()
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	withCreds := func(base string) string { return strings.Replace(base, "http://", "http://user:pw-secret@", 1) }
+	url, _ := startBMCWith(t, Config{Username: "admin", Password: "pw", StateDir: t.TempDir(), Runner: &fakeRunner{}, MaxMediaBytes: 10})
+	for _, image := range []string{
+		withCreds(iso.URL) + "/missing/cap-token-123/agent.iso",
+		withCreds(gone.URL) + "/cap-token-123/agent.iso",
+		withCreds(iso.URL) + "/cap-token-123/agent.iso", // too large
+		"ftp://user:pw-secret@host/cap-token-123",
+	} {
+		code, msg := insert(url, image)
+		assert.Equal(t, http.StatusBadRequest, code, msg)
+		assert.NotContains(t, msg, "cap-token-123")
+		assert.NotContains(t, msg, "pw-secret")
+	}
+}
