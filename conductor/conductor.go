@@ -57,6 +57,8 @@ type Config struct {
 	// AgentRuntime and AgentUlimits configure local agents' podman (this sandbox needs runc and low ulimits).
 	AgentRuntime string
 	AgentUlimits []string
+	// LocalAgentDevices are block devices besides loop devices that local agents may wipe (--local-agent-devices).
+	LocalAgentDevices []string
 	// InsecureRegistries are reached over plain http by the conductor and the agents.
 	InsecureRegistries []string
 	// MediaDir holds boot ISOs served to BMCs (default /var/lib/ferric/media or a temp dir).
@@ -216,7 +218,7 @@ func buildRegistry(cfg Config, media *redfish.MediaServer, arts *artifact.Fetche
 	}
 	reg.AddBoot("local-agent", localboot.New(localboot.Config{AgentBinary: cfg.AgentBinary, APIURL: agentURL,
 		StateDir: stateDir, Runtime: cfg.AgentRuntime, Ulimits: cfg.AgentUlimits, Insecure: cfg.InsecureRegistries,
-		TokenFunc: engine.NewToken}))
+		TokenFunc: engine.NewToken, Devices: cfg.LocalAgentDevices}))
 	rf := &redfish.Driver{}
 	reg.AddHardware(redfish.Hardware([]string{"bootc", "fake"}, []string{"redfish-virtual-media", "fake"}))
 	reg.AddPower("redfish", rf)

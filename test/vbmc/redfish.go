@@ -201,19 +201,10 @@ func (b *BMC) resource(w http.ResponseWriter, r *http.Request, m *vm, kind strin
 			redfishError(w, 400, "malformed JSON: "+err.Error())
 			return
 		}
-		if m.state.MediaPresent {
-			redfishError(w, 409, "a medium is already inserted; eject it first")
+		if code, msg := b.insertMedia(r, m, body.Image); code != 0 {
+			redfishError(w, code, msg)
 			return
 		}
-		b.mu.Unlock()
-		file, err := download(r.Context(), m, body.Image)
-		b.mu.Lock()
-		if err != nil {
-			redfishError(w, 400, err.Error())
-			return
-		}
-		m.state.MediaImage, m.state.MediaFile, m.state.MediaPresent = body.Image, file, true
-		b.save(m)
 		w.WriteHeader(http.StatusNoContent)
 	case kind == "Managers" && sub == "VirtualMedia/Cd/Actions/VirtualMedia.EjectMedia" && r.Method == http.MethodPost:
 		m.state.MediaPresent, m.state.MediaImage = false, ""

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -23,11 +22,24 @@ import (
 
 // Config configures the BMC.
 type Config struct {
-	Listen   string     `yaml:"listen"` // default 127.0.0.1:8000
-	Username string     `yaml:"username"`
-	Password string     `yaml:"password"`
-	StateDir string     `yaml:"state_dir"`
-	VMs      []VMConfig `yaml:"vms"`
+	Listen string `yaml:"listen"` // default 127.0.0.1:8000
+	// Username and the password guard every resource but the service root with HTTP Basic auth. An empty
+	// username turns auth off, which Run refuses unless Listen (or Listener) is a loopback address.
+	Username string `yaml:"username"`
+	// Password is kept for compatibility (the YAML file is not argv); prefer PasswordFile or the
+	// FERRIC_VBMC_PASSWORD environment variable (read by cmd/vbmc). Setting both Password and PasswordFile is
+	// refused as ambiguous.
+	Password string `yaml:"password"`
+	// PasswordFile holds the password (one line; a trailing newline is dropped), read once by Run.
+	PasswordFile string     `yaml:"password_file"`
+	StateDir     string     `yaml:"state_dir"`
+	VMs          []VMConfig `yaml:"vms"`
+	// MaxMediaBytes caps an InsertMedia download (default DefaultMaxMediaBytes, 4 GiB: a DVD-sized installer
+	// ISO fits, a runaway or hostile URL cannot fill the state directory's disk). Larger images are refused with
+	// a Redfish error naming max_media_bytes, and the partial file is removed.
+	MaxMediaBytes int64 `yaml:"max_media_bytes"`
+	// MediaTimeout bounds one InsertMedia download (default DefaultMediaTimeout, 10m; YAML "30m" style).
+	MediaTimeout time.Duration `yaml:"media_timeout"`
 	// Runner starts VMs (default: QEMU).
 	Runner Runner `yaml:"-"`
 	// Listener, when set, is used instead of Listen (tests).
@@ -54,6 +66,8 @@ type vm struct {
 	dir   string
 	state State
 	proc  Process
+	// downloading is set (under BMC.mu) while an InsertMedia download runs: a second one is refused.
+	downloading bool
 }
 
 // BMC is a running virtual BMC.
@@ -63,6 +77,9 @@ type BMC struct {
 	mu  sync.Mutex
 	vms map[string]*vm
 	ctx context.Context
+	// downloads counts running InsertMedia downloads; Run waits for them (cancelled with ctx) before returning,
+	// so that no partial file is left behind.
+	downloads sync.WaitGroup
 }
 
 // Run serves until ctx ends; running VMs are stopped then (their power intent is kept).
@@ -72,6 +89,28 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	}
 	if cfg.Runner == nil {
 		cfg.Runner = &QEMU{}
+	}
+	if err := cfg.resolvePassword(log); err != nil {
+		return err
+	}
+	if cfg.MaxMediaBytes == 0 {
+		cfg.MaxMediaBytes = DefaultMaxMediaBytes
+	}
+	if cfg.MaxMediaBytes < 0 {
+		return fmt.Errorf("vbmc: max_media_bytes %d is negative: give a size in bytes (default %d)", cfg.MaxMediaBytes, int64(DefaultMaxMediaBytes))
+	}
+	if cfg.MediaTimeout <= 0 {
+		cfg.MediaTimeout = DefaultMediaTimeout
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:8000"
+	}
+	addr := cfg.Listen
+	if cfg.Listener != nil {
+		addr = cfg.Listener.Addr().String()
+	}
+	if err := checkAuth(cfg.Username, cfg.Password, addr); err != nil {
+		return err
 	}
 	b := &BMC{cfg: cfg, log: log, vms: map[string]*vm{}, ctx: ctx}
 	for _, v := range cfg.VMs {
@@ -110,13 +149,9 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	}
 	ln := cfg.Listener
 	if ln == nil {
-		addr := cfg.Listen
-		if addr == "" {
-			addr = "127.0.0.1:8000"
-		}
 		var err error
-		if ln, err = net.Listen("tcp", addr); err != nil {
-			return err
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return fmt.Errorf("vbmc: listen %s: %w", cfg.Listen, err)
 		}
 	}
 	srv := &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
@@ -130,6 +165,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(sctx)
+	b.downloads.Wait() // cancelled with ctx: each removes its partial file
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, m := range b.vms {
@@ -227,37 +263,4 @@ func (b *BMC) reset(m *vm, typ string) error {
 		return b.start(m)
 	}
 	return fmt.Errorf("ResetType %q is not supported; use On, ForceOff, GracefulShutdown, ForceRestart or GracefulRestart", typ)
-}
-
-// download fetches the image URL into the VM's directory (without the BMC lock) and returns the file.
-func download(ctx context.Context, m *vm, image string) (string, error) {
-	if !strings.HasPrefix(image, "http://") && !strings.HasPrefix(image, "https://") {
-		return "", fmt.Errorf("Image %q: give an http(s) URL", image)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, image, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("download %s: %w", image, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("download %s: HTTP %d", image, resp.StatusCode)
-	}
-	file := filepath.Join(m.dir, "media.iso")
-	tmp := file + ".part"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return "", err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return "", fmt.Errorf("download %s: %w", image, err)
-	}
-	f.Close()
-	return file, os.Rename(tmp, file)
 }

@@ -54,6 +54,11 @@ func (f *fakeRunner) last() StartSpec {
 }
 
 func startBMC(t *testing.T, runner Runner, stateDir string) (string, context.CancelFunc) {
+	return startBMCWith(t, Config{Username: "admin", Password: "pw", StateDir: stateDir, Runner: runner})
+}
+
+// startBMCWith runs a BMC with cfg (one VM, vm1, and a loopback listener added) until the returned stop is called.
+func startBMCWith(t *testing.T, cfg Config) (string, context.CancelFunc) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	l := logrus.New()
@@ -61,11 +66,10 @@ func startBMC(t *testing.T, runner Runner, stateDir string) (string, context.Can
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{Username: "admin", Password: "pw", StateDir: stateDir, Runner: runner, Listener: ln,
-			VMs:   []VMConfig{{Name: "vm1", UUID: "6a6ea6a4-4b3b-4a43-9d2f-8f0c2b1a0001", MemoryMiB: 1024, DiskGiB: 1, MAC: "52:54:00:00:00:01"}},
-			Ready: func(u string) { ready <- u }}, logrus.NewEntry(l))
-	}()
+	cfg.Listener = ln
+	cfg.VMs = []VMConfig{{Name: "vm1", UUID: "6a6ea6a4-4b3b-4a43-9d2f-8f0c2b1a0001", MemoryMiB: 1024, DiskGiB: 1, MAC: "52:54:00:00:00:01"}}
+	cfg.Ready = func(u string) { ready <- u }
+	go func() { done <- Run(ctx, cfg, logrus.NewEntry(l)) }()
 	var url string
 	select {
 	case url = <-ready:

@@ -1,6 +1,10 @@
 // Package localboot owns the `local-agent` boot interface, for development and tests without a BMC: "booting the
 // agent" starts ferric-agent as a local process against the node's block device (driver_info.local_agent_device,
-// e.g. a loop device), with a token generated for it; tearing down stops the process.
+// a loop device unless the conductor allows others), with a token generated for it; tearing down stops the process.
+//
+// The agent runs as root on the conductor's host and wipes the device it is given, so this interface guards the
+// host: only loop devices or listed ones, a minimal environment (not the conductor's, which holds FERRIC_DB and
+// the like), per-node directories that never collide, and no signal to a PID that is no longer the agent.
 package localboot
 
 import (
@@ -17,6 +21,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
@@ -25,11 +31,16 @@ import (
 type Config struct {
 	AgentBinary string   // path of ferric-agent
 	APIURL      string   // the conductor's URL the agent calls back to
-	StateDir    string   // where per-node agent state and logs go (short path: podman limits run root length)
+	StateDir    string   // where per-node agent state and logs go (short path: podman limits run root length, see runDir)
 	Runtime     string   // podman runtime for the agent's service (runc here)
 	Ulimits     []string // default ulimits for the agent's containers
 	Insecure    []string // insecure registries
 	TokenFunc   func() string
+	// Devices are block devices other than loop devices that driver_info.local_agent_device may name
+	// (--local-agent-devices); symlinks in both are resolved before comparing.
+	Devices []string
+	// Getenv reads the conductor's environment for what agents inherit: PATH, LANG, TZ (nil: os.Getenv).
+	Getenv func(string) string
 }
 
 // Boot implements driver.Boot.
@@ -50,15 +61,10 @@ func device(n *store.Node) string {
 	return d
 }
 
-// Validate requires the device and the agent binary.
+// Validate requires an allowed device (see resolveDevice) and the agent binary.
 func (b *Boot) Validate(_ context.Context, n *store.Node) error {
-	dev := device(n)
-	if dev == "" {
-		return fmt.Errorf("driver_info.local_agent_device is missing: set it to the block device the local agent installs to (e.g. /dev/loop3): %w", driver.ErrInvalid)
-	}
-	st, err := os.Stat(dev)
-	if err != nil || st.Mode()&os.ModeDevice == 0 {
-		return fmt.Errorf("driver_info.local_agent_device %s is not a block device: %w", dev, driver.ErrInvalid)
+	if _, err := b.resolveDevice(n); err != nil {
+		return err
 	}
 	if b.cfg.AgentBinary == "" {
 		return fmt.Errorf("the conductor has no --agent-binary for the local-agent boot interface: %w", driver.ErrInvalid)
@@ -81,7 +87,11 @@ func (b *Boot) PrepareRamdisk(ctx context.Context, t *driver.Task) error {
 	if err := b.Validate(ctx, n); err != nil {
 		return err
 	}
-	b.stop(n)
+	dev, err := b.resolveDevice(n)
+	if err != nil {
+		return err
+	}
+	b.stop(n, t.Log)
 	token := b.cfg.TokenFunc()
 	n.DriverInternalInfo["agent_secret_token"] = token
 	n.DriverInternalInfo["agent_secret_token_pregenerated"] = true
@@ -89,14 +99,20 @@ func (b *Boot) PrepareRamdisk(ctx context.Context, t *driver.Task) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(b.cfg.StateDir, n.UUID[:8])
-	os.RemoveAll(dir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	run, err := b.claimRunDir(n.UUID)
+	if err != nil {
 		return err
+	}
+	dir := b.nodeDir(n.UUID)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("local agent directory: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		return fmt.Errorf("local agent directory: %w", err)
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	args := []string{"--api-url", b.cfg.APIURL, "--node-uuid", n.UUID, "--listen", addr, "--advertise", addr,
-		"--target-device", device(n), "--state-dir", filepath.Join(dir, "s"), "--graph-root", filepath.Join(dir, "graph"),
+		"--target-device", dev, "--state-dir", run, "--graph-root", filepath.Join(dir, "graph"),
 		"--power-off", "exit", "--log-level", "debug"}
 	if b.cfg.Runtime != "" {
 		args = append(args, "--runtime", b.cfg.Runtime)
@@ -118,8 +134,7 @@ func (b *Boot) PrepareRamdisk(ctx context.Context, t *driver.Task) error {
 		return err
 	}
 	cmd := exec.Command(b.cfg.AgentBinary, args...)
-	// The token reaches the agent through its environment, never its argv (visible in ps).
-	cmd.Env = append(os.Environ(), "FERRIC_AGENT_TOKEN="+token)
+	cmd.Env = b.agentEnv(run, filepath.Join(dir, "tmp"), token)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -132,13 +147,42 @@ func (b *Boot) PrepareRamdisk(ctx context.Context, t *driver.Task) error {
 	b.proc[n.UUID], b.done[n.UUID] = cmd, done
 	b.mu.Unlock()
 	n.DriverInternalInfo["local_agent_pid"] = cmd.Process.Pid
+	// Start has returned after the exec: /proc shows the agent itself. Recorded so that a later conductor run
+	// signals this PID only while it is still this process (PIDs are reused).
+	if start, exe, err := procIdentity(cmd.Process.Pid); err == nil {
+		n.DriverInternalInfo["local_agent_start_time"], n.DriverInternalInfo["local_agent_exe"] = start, exe
+	} else {
+		t.Log.WithError(err).Warn("cannot read the local agent's start time and executable: a conductor restart will not signal it")
+	}
 	n.DriverInternalInfo["local_agent_log"] = filepath.Join(dir, "agent.log")
 	t.Log.WithField("pid", cmd.Process.Pid).WithField("listen", addr).Info("local agent started")
 	return nil
 }
 
-// stop ends the node's agent process group (also one started before a conductor restart, by its pid).
-func (b *Boot) stop(n *store.Node) {
+// agentEnv is the agent's whole environment: not the conductor's (FERRIC_DB, registry credentials, ...), only
+// PATH (podman, conmon, runc), HOME (the agent's state directory), LANG and TZ when set, TMPDIR (per node) and
+// the token, which reaches the agent through its environment, never its argv (visible in ps).
+func (b *Boot) agentEnv(home, tmp, token string) []string {
+	getenv := b.cfg.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	path := getenv("PATH")
+	if path == "" {
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	}
+	env := []string{"PATH=" + path, "HOME=" + home, "TMPDIR=" + tmp}
+	for _, k := range []string{"LANG", "TZ"} {
+		if v := getenv(k); v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return append(env, "FERRIC_AGENT_TOKEN="+token)
+}
+
+// stop ends the node's agent process group (also one started before a conductor restart, by its pid once it is
+// verified to be that agent still).
+func (b *Boot) stop(n *store.Node, log *logrus.Entry) {
 	b.mu.Lock()
 	cmd, done := b.proc[n.UUID], b.done[n.UUID]
 	delete(b.proc, n.UUID)
@@ -155,7 +199,11 @@ func (b *Boot) stop(n *store.Node) {
 			syscall.Kill(-pgid, syscall.SIGKILL)
 			<-done
 		}
-	} else if pid, ok := pidOf(n); ok && syscall.Kill(-pid, syscall.SIGTERM) == nil {
+	} else if pid, err := recordedAgent(n); err != nil {
+		// The agent has gone and its PID may belong to anything now: signalling its group could kill an
+		// unrelated process tree.
+		log.WithError(err).WithField("pid", pid).Warn("not signalling the recorded local agent pid; dropping it")
+	} else if pid > 0 && syscall.Kill(-pid, syscall.SIGTERM) == nil {
 		// Started by an earlier conductor run: signal its process group.
 		pgid, grace = pid, 15*time.Second
 		syscall.Kill(-pid, syscall.SIGCONT)
@@ -164,8 +212,11 @@ func (b *Boot) stop(n *store.Node) {
 		// The whole group, agent and podman service (which tears its storage down after the agent has gone).
 		settle(grace, func() bool { return syscall.Kill(-pgid, 0) != nil }, func() { syscall.Kill(-pgid, syscall.SIGKILL) })
 	}
-	delete(n.DriverInternalInfo, "local_agent_pid")
-	b.unmountBelow(filepath.Join(b.cfg.StateDir, n.UUID[:8]))
+	for _, k := range []string{"local_agent_pid", "local_agent_start_time", "local_agent_exe"} {
+		delete(n.DriverInternalInfo, k)
+	}
+	b.unmountBelow(b.nodeDir(n.UUID))
+	b.unmountBelow(b.runDir(n.UUID))
 }
 
 // settle polls gone every 100 ms until it reports true; after grace it calls kill once, then gives up 5 s later.
@@ -258,7 +309,7 @@ func pidOf(n *store.Node) (int, bool) {
 
 // CleanUpRamdisk stops the agent.
 func (b *Boot) CleanUpRamdisk(_ context.Context, t *driver.Task) error {
-	b.stop(t.Node)
+	b.stop(t.Node, t.Log)
 	return nil
 }
 
