@@ -82,7 +82,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		if cfg.HTPasswd == "" {
 			return errors.New("--auth http_basic needs --htpasswd FILE (bcrypt entries, e.g. from htpasswd -nbB user password)")
 		}
-		h, err := api.LoadHTPasswd(cfg.HTPasswd)
+		h, err := api.LoadHTPasswd(cfg.HTPasswd, log.WithField("component", "auth"))
 		if err != nil {
 			return err
 		}
