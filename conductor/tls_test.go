@@ -91,6 +91,16 @@ func startTLSConductor(t *testing.T, certPEM, keyPEM []byte) *tlsConductor {
 	return c
 }
 
+// triggerReload sends the reload trigger, failing (not hanging) when nothing receives it.
+func (c *tlsConductor) triggerReload(t *testing.T) {
+	t.Helper()
+	select {
+	case c.reload <- struct{}{}:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the conductor does not take reload triggers")
+	}
+}
+
 // servedCert opens a new TLS connection (no verification) and returns the certificate the server presented.
 func (c *tlsConductor) servedCert(t *testing.T) []byte {
 	t.Helper()
@@ -129,7 +139,7 @@ func TestAPIServesHTTPSAndReloadsTheCertificate(t *testing.T) {
 		resp.Body.Close()
 		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "plain HTTP to the TLS port")
 	}
-	// Nor does TLS older than 1.2.
+	// Nor does TLS older than 1.2 (Go servers refuse it by default too; MinVersion keeps it so whatever the default).
 	_, err = tls.Dial("tcp", c.addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11})
 	assert.Error(t, err, "TLS 1.1 handshake")
 
@@ -137,12 +147,12 @@ func TestAPIServesHTTPSAndReloadsTheCertificate(t *testing.T) {
 	cert2, key2 := selfSigned(t, "second")
 	require.NoError(t, os.WriteFile(c.certFile, cert2, 0o600))
 	require.NoError(t, os.WriteFile(c.keyFile, key2, 0o600))
-	c.reload <- struct{}{}
+	c.triggerReload(t)
 	require.Eventually(t, func() bool { return string(c.servedCert(t)) == string(derOf(t, cert2)) }, 10*time.Second, 20*time.Millisecond)
 
 	// A broken certificate file on reload: an error naming the file, and the previous certificate stays.
 	require.NoError(t, os.WriteFile(c.certFile, []byte("-----BEGIN CERTIFICATE-----\nbroken\n"), 0o600))
-	c.reload <- struct{}{}
+	c.triggerReload(t)
 	require.Eventually(t, func() bool {
 		for _, e := range c.logs.AllEntries() {
 			if e.Level == logrus.ErrorLevel && strings.Contains(e.Data[logrus.ErrorKey].(error).Error(), c.certFile) {
@@ -173,8 +183,13 @@ func TestHTTPBasicRefusedOnPlainHTTPOffLoopback(t *testing.T) {
 	require.NoError(t, os.WriteFile(ht, []byte("admin:"+string(hash)+"\n"), 0o600))
 	ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
 	require.NoError(t, err)
-	err = conductor.Run(context.Background(), conductor.Config{Listener: ln, Auth: "http_basic", HTPasswd: ht,
-		DB: "sqlite://" + filepath.Join(dir, "x.db")}, logrus.NewEntry(logrus.New()))
+	// Should it start after all, Ready stops it at once, so the test fails instead of hanging.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	started := false
+	err = conductor.Run(ctx, conductor.Config{Listener: ln, Auth: "http_basic", HTPasswd: ht,
+		DB: "sqlite://" + filepath.Join(dir, "x.db"), Ready: func(string) { started = true; cancel() }}, logrus.NewEntry(logrus.New()))
+	require.False(t, started, "the conductor served http_basic over plain HTTP on %s", ln.Addr())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "--tls-cert")
 	assert.Contains(t, err.Error(), "--insecure-http")
