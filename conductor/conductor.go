@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"os"
@@ -152,7 +153,11 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth, Extra: func(r *mux.Router) {
 		r.PathPrefix("/boot-media/").Handler(media).Methods(http.MethodGet, http.MethodHead)
 	}}, eng, log.WithField("component", "api"))
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	// net/http's own complaints (TLS handshakes from plain-HTTP clients and scanners) go to our log, not stderr.
+	httpErrs := log.WithField("component", "http").WriterLevel(logrus.DebugLevel)
+	defer httpErrs.Close()
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: stdlog.New(httpErrs, "", 0)}
 
 	if err := eng.Recover(ctx); err != nil {
 		return fmt.Errorf("recover after restart: %w", err)
