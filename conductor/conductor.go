@@ -86,22 +86,10 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if cfg.Auth == "" {
 		cfg.Auth = "noauth"
 	}
-	var auth api.Authenticator
-	switch cfg.Auth {
-	case "noauth":
-	case "http_basic":
-		if cfg.HTPasswd == "" {
-			return errors.New("--auth http_basic needs --htpasswd FILE (bcrypt entries, e.g. from htpasswd -nbB user password)")
-		}
-		h, err := api.LoadHTPasswd(cfg.HTPasswd, log.WithField("component", "auth"))
-		if err != nil {
-			return err
-		}
-		auth = h
-	default:
-		return fmt.Errorf("--auth %q: use noauth or http_basic", cfg.Auth)
+	auth, err := authenticator(cfg, log.WithField("component", "auth"))
+	if err != nil {
+		return err
 	}
-
 	tlsFiles, err := tlsreload.Load(tlsreload.Files{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, AgentCAFile: cfg.AgentAPICA},
 		log.WithField("component", "tls"))
 	if err != nil {
@@ -166,7 +154,9 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	engDone := make(chan error, 1)
 	go func() { engDone <- eng.Run(engCtx) }()
 	if cfg.Reload != nil {
-		go tlsFiles.Watch(ctx, cfg.Reload)
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		go tlsFiles.Watch(watchCtx, cfg.Reload)
 	}
 	srvDone := make(chan error, 1)
 	go func() {
@@ -206,6 +196,24 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	}
 	log.Info("conductor stopped")
 	return runErr
+}
+
+// authenticator builds the API's Authenticator for --auth (nil for noauth).
+func authenticator(cfg Config, log *logrus.Entry) (api.Authenticator, error) {
+	switch cfg.Auth {
+	case "noauth":
+		return nil, nil
+	case "http_basic":
+		if cfg.HTPasswd == "" {
+			return nil, errors.New("--auth http_basic needs --htpasswd FILE (bcrypt entries, e.g. from htpasswd -nbB user password)")
+		}
+		h, err := api.LoadHTPasswd(cfg.HTPasswd, log)
+		if err != nil {
+			return nil, err // not a nil *HTTPBasic inside a non-nil interface
+		}
+		return h, nil
+	}
+	return nil, fmt.Errorf("--auth %q: use noauth or http_basic", cfg.Auth)
 }
 
 // checkExposure refuses listeners that would expose the API or its passwords: noauth off loopback, and http_basic
