@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +26,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/engine"
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
+	"github.com/ferric-metal/ferric/conductor/internal/tlsreload"
 )
 
 // Config configures a conductor. main fills it from flags and environment.
@@ -41,7 +43,16 @@ type Config struct {
 	HTPasswd string
 	// InsecureNoAuth allows noauth on a non-loopback address.
 	InsecureNoAuth bool
-	// PublicURL is the base URL clients and agents use; default http://<listen address>.
+	// TLSCert and TLSKey (PEM files, both or neither) make the API serve HTTPS, TLS 1.2 or newer.
+	TLSCert, TLSKey string
+	// InsecureHTTP allows http_basic over plain HTTP on a non-loopback address (passwords in clear).
+	InsecureHTTP bool
+	// AgentAPICA is a PEM file of the CA certificates agents verify the API with (api_ca in agent.json); default
+	// the certificates in TLSCert, which suits a self-signed certificate. A CA-signed deployment passes its CA.
+	AgentAPICA string
+	// Reload, when set, re-reads TLSCert, TLSKey and AgentAPICA at every value (main sends one per SIGHUP).
+	Reload <-chan struct{}
+	// PublicURL is the base URL clients and agents use; default http(s)://<listen address>.
 	PublicURL string
 	// Host names this conductor (reservations, the conductor field); default "ferric".
 	Host string
@@ -87,20 +98,14 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if cfg.Auth == "" {
 		cfg.Auth = "noauth"
 	}
-	var auth api.Authenticator
-	switch cfg.Auth {
-	case "noauth":
-	case "http_basic":
-		if cfg.HTPasswd == "" {
-			return errors.New("--auth http_basic needs --htpasswd FILE (bcrypt entries, e.g. from htpasswd -nbB user password)")
-		}
-		h, err := api.LoadHTPasswd(cfg.HTPasswd)
-		if err != nil {
-			return err
-		}
-		auth = h
-	default:
-		return fmt.Errorf("--auth %q: use noauth or http_basic", cfg.Auth)
+	auth, err := authenticator(cfg, log.WithField("component", "auth"))
+	if err != nil {
+		return err
+	}
+	tlsFiles, err := tlsreload.Load(tlsreload.Files{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, AgentCAFile: cfg.AgentAPICA},
+		log.WithField("component", "tls"))
+	if err != nil {
+		return err
 	}
 
 	ln := cfg.Listener
@@ -108,18 +113,20 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		if cfg.Listen == "" {
 			cfg.Listen = "127.0.0.1:6385"
 		}
-		var err error
 		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
 		}
 	}
 	defer ln.Close()
 	addr := ln.Addr().(*net.TCPAddr)
-	if auth == nil && !addr.IP.IsLoopback() && !cfg.InsecureNoAuth {
-		return fmt.Errorf("refusing to serve the API without authentication on %s: use --auth http_basic --htpasswd FILE, listen on 127.0.0.1, or pass --insecure-noauth", addr)
+	if err := checkExposure(addr, cfg.Auth, tlsFiles.Enabled(), cfg.InsecureNoAuth, cfg.InsecureHTTP); err != nil {
+		return err
 	}
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = "http://" + addr.String()
+		if tlsFiles.Enabled() {
+			cfg.PublicURL = "https://" + addr.String()
+		}
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	if cfg.DB == "" {
@@ -148,7 +155,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if err != nil {
 		return err
 	}
-	reg := buildRegistry(cfg, media, arts)
+	reg := buildRegistry(cfg, media, arts, tlsFiles.AgentCA)
 
 	ecfg := cfg.Engine
 	if cfg.Host != "" {
@@ -158,7 +165,11 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth, Extra: func(r *mux.Router) {
 		r.PathPrefix("/boot-media/").Handler(media).Methods(http.MethodGet, http.MethodHead)
 	}}, eng, log.WithField("component", "api"))
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	// net/http's own complaints (TLS handshakes from plain-HTTP clients and scanners) go to our log, not stderr.
+	httpErrs := log.WithField("component", "http").WriterLevel(logrus.DebugLevel)
+	defer httpErrs.Close()
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: stdlog.New(httpErrs, "", 0)}
 
 	if err := eng.Recover(ctx); err != nil {
 		return fmt.Errorf("recover after restart: %w", err)
@@ -166,10 +177,22 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	engDone := make(chan error, 1)
 	go func() { engDone <- eng.Run(engCtx) }()
+	if cfg.Reload != nil {
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		go tlsFiles.Watch(watchCtx, cfg.Reload)
+	}
 	srvDone := make(chan error, 1)
-	go func() { srvDone <- hs.Serve(ln) }()
+	go func() {
+		if tlsFiles.Enabled() {
+			hs.TLSConfig = tlsFiles.TLSConfig()
+			srvDone <- hs.ServeTLS(ln, "", "") // certificates come from TLSConfig.GetCertificate
+			return
+		}
+		srvDone <- hs.Serve(ln)
+	}()
 	log.WithFields(logrus.Fields{"listen": addr.String(), "public_url": cfg.PublicURL, "auth": cfg.Auth,
-		"db": redactDSN(cfg.DB)}).Info("conductor started")
+		"tls": tlsFiles.Enabled(), "db": redactDSN(cfg.DB)}).Info("conductor started")
 	if cfg.Ready != nil {
 		cfg.Ready(cfg.PublicURL)
 	}
@@ -199,8 +222,42 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	return runErr
 }
 
-// buildRegistry registers the hardware types and interfaces this conductor offers.
-func buildRegistry(cfg Config, media *redfish.MediaServer, arts *artifact.Fetcher) *driver.Registry {
+// authenticator builds the API's Authenticator for --auth (nil for noauth).
+func authenticator(cfg Config, log *logrus.Entry) (api.Authenticator, error) {
+	switch cfg.Auth {
+	case "noauth":
+		return nil, nil
+	case "http_basic":
+		if cfg.HTPasswd == "" {
+			return nil, errors.New("--auth http_basic needs --htpasswd FILE (bcrypt entries, e.g. from htpasswd -nbB user password)")
+		}
+		h, err := api.LoadHTPasswd(cfg.HTPasswd, log)
+		if err != nil {
+			return nil, err // not a nil *HTTPBasic inside a non-nil interface
+		}
+		return h, nil
+	}
+	return nil, fmt.Errorf("--auth %q: use noauth or http_basic", cfg.Auth)
+}
+
+// checkExposure refuses listeners that would expose the API or its passwords: noauth off loopback, and http_basic
+// over plain HTTP off loopback (each password would cross the network in clear), unless explicitly allowed.
+func checkExposure(addr *net.TCPAddr, auth string, tls, insecureNoAuth, insecureHTTP bool) error {
+	if addr.IP.IsLoopback() {
+		return nil
+	}
+	switch {
+	case auth == "noauth" && !insecureNoAuth:
+		return fmt.Errorf("refusing to serve the API without authentication on %s: use --auth http_basic --htpasswd FILE, listen on 127.0.0.1, or pass --insecure-noauth", addr)
+	case auth == "http_basic" && !tls && !insecureHTTP:
+		return fmt.Errorf("refusing --auth http_basic over plain HTTP on %s: passwords would cross the network in clear; pass --tls-cert FILE --tls-key FILE, listen on 127.0.0.1 behind a TLS proxy, or pass --insecure-http", addr)
+	}
+	return nil
+}
+
+// buildRegistry registers the hardware types and interfaces this conductor offers. agentCA is the PEM agents
+// verify the API with (changes on reload, so drivers read it at each boot).
+func buildRegistry(cfg Config, media *redfish.MediaServer, arts *artifact.Fetcher, agentCA func() string) *driver.Registry {
 	reg := driver.NewRegistry()
 	reg.AddHardware(driver.FakeHardware([]string{"bootc"}, []string{"local-agent"}))
 	reg.AddPower("fake", driver.NewFakePower())
@@ -218,13 +275,13 @@ func buildRegistry(cfg Config, media *redfish.MediaServer, arts *artifact.Fetche
 	}
 	reg.AddBoot("local-agent", localboot.New(localboot.Config{AgentBinary: cfg.AgentBinary, APIURL: agentURL,
 		StateDir: stateDir, Runtime: cfg.AgentRuntime, Ulimits: cfg.AgentUlimits, Insecure: cfg.InsecureRegistries,
-		TokenFunc: engine.NewToken, Devices: cfg.LocalAgentDevices}))
+		TokenFunc: engine.NewToken, Devices: cfg.LocalAgentDevices, APICA: agentCA}))
 	rf := &redfish.Driver{}
 	reg.AddHardware(redfish.Hardware([]string{"bootc", "fake"}, []string{"redfish-virtual-media", "fake"}))
 	reg.AddPower("redfish", rf)
 	reg.AddManagement("redfish", rf)
 	reg.AddBoot("redfish-virtual-media", &redfish.VirtualMedia{Driver: rf, Media: media, APIURL: agentURL, MediaURL: cfg.PublicURL,
-		Loader: cfg.EFILoader, Token: engine.NewToken, Insecure: cfg.InsecureRegistries, Artifacts: arts})
+		Loader: cfg.EFILoader, Token: engine.NewToken, Insecure: cfg.InsecureRegistries, Artifacts: arts, APICA: agentCA})
 	return reg
 }
 

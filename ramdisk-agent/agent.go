@@ -38,6 +38,7 @@ const Version = "ferric-agent 0.1.0"
 // Config configures the agent. Config sources (virtual media file, kernel command line, flags) fill it in main.
 type Config struct {
 	APIURL    string `json:"api_url"`   // conductor base URL, e.g. http://10.0.2.2:6385
+	APICA     string `json:"api_ca"`    // PEM CA certificates for an https APIURL (added to the system roots)
 	NodeUUID  string `json:"node_uuid"` // known node (lookup by UUID); else lookup by MACs
 	Token     string `json:"token"`     // pre-generated token (virtual media); else taken from lookup
 	Listen    string `json:"listen"`    // command API address (default :9999)
@@ -103,6 +104,10 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	cfg.defaults()
 	if cfg.APIURL == "" {
 		return errors.New("no conductor URL: set api_url in agent.json, ferric.api_url= (or ipa-api-url=) on the kernel command line, or --api-url")
+	}
+	conductorHTTP, err := ironic.NewHTTPClient(cfg.APICA, 30*time.Second)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -178,7 +183,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	log.WithField("callback_url", callback).Info("command API listening")
 
 	// Lookup, then heartbeat until the end.
-	cl := &ironic.Client{Base: cfg.APIURL, HTTP: &http.Client{Timeout: 30 * time.Second}, Log: log.WithField("component", "lookup")}
+	cl := &ironic.Client{Base: cfg.APIURL, HTTP: conductorHTTP, Log: log.WithField("component", "lookup")}
 	nics, _ := a.hw.NICs()
 	var macs []string
 	for _, n := range nics {

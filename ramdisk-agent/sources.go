@@ -33,6 +33,19 @@ func ApplyFile(cfg *Config, path string) error {
 	return nil
 }
 
+// ApplyCAFile sets the conductor CA (api_ca) from a PEM file (--api-ca); it replaces one from agent.json.
+func ApplyCAFile(cfg *Config, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--api-ca: %w", err)
+	}
+	if !strings.Contains(string(b), "-----BEGIN CERTIFICATE-----") {
+		return fmt.Errorf("--api-ca %s: no PEM certificate in the file; pass the conductor's CA certificate", path)
+	}
+	cfg.APICA = string(b)
+	return nil
+}
+
 // FromMedia mounts the filesystem labelled ferric-cfg (under devDir/disk/by-label) read-only and merges its
 // agent.json over cfg. It reports whether media was found.
 func FromMedia(cfg *Config, devDir, mountDir string) (bool, error) {

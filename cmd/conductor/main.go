@@ -67,7 +67,11 @@ func run(args []string) error {
 	fs.StringVar(&cfg.Auth, "auth", "noauth", "API authentication: noauth or http_basic")
 	fs.StringVar(&cfg.HTPasswd, "htpasswd", "", "htpasswd file with bcrypt entries for --auth http_basic")
 	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-noauth", false, "allow --auth noauth on a non-loopback address")
-	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients and agents use (default http://<listen>)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (then intermediates) for the API: serve HTTPS, TLS 1.2+; reloaded on SIGHUP")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "allow --auth http_basic over plain HTTP on a non-loopback address (passwords in clear)")
+	fs.StringVar(&cfg.AgentAPICA, "agent-api-ca", "", "PEM CA certificates agents verify the API with (default: the certificates of --tls-cert; pass your CA when it signed --tls-cert)")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients and agents use (default http://<listen>, https:// with --tls-cert)")
 	fs.StringVar(&cfg.Host, "host", "", "conductor name (default: the machine's host name)")
 	fs.BoolVar(&cfg.Engine.NoAutomatedClean, "no-automated-clean", false, "skip automated cleaning on provide and undeploy")
 	fs.BoolVar(&cfg.Engine.InsecureAgentHTTP, "insecure-agent-http", false, "accept agents calling back over plain http (development only)")
@@ -129,5 +133,24 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// SIGHUP re-reads the TLS files (certificate renewal without a restart).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				default: // a reload is already pending
+				}
+			}
+		}
+	}()
+	cfg.Reload = reload
 	return conductor.Run(ctx, cfg, log)
 }

@@ -46,6 +46,7 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("ferric-agent", flag.ContinueOnError)
 	cfgFile := fs.String("config", "", "agent.json to read (after the media and kernel command line)")
 	level := fs.String("log-level", "info", "log level")
+	caFile := fs.String("api-ca", "", "PEM CA certificates the conductor's https --api-url is verified with (replaces api_ca of agent.json)")
 	var ulimits, insecure list
 	fs.StringVar(&cfg.APIURL, "api-url", cfg.APIURL, "conductor URL")
 	fs.StringVar(&cfg.NodeUUID, "node-uuid", cfg.NodeUUID, "node UUID (lookup by UUID)")
@@ -76,6 +77,11 @@ func run(args []string) error {
 			return err
 		}
 		fs.Parse(args) // flags still win over the file
+	}
+	if *caFile != "" {
+		if err := agent.ApplyCAFile(&cfg, *caFile); err != nil {
+			return err
+		}
 	}
 	cfg.Ulimits = append(cfg.Ulimits, ulimits...)
 	cfg.InsecureRegistries = append(cfg.InsecureRegistries, insecure...)

@@ -2,37 +2,66 @@ package api
 
 import (
 	"bufio"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/crypto/bcrypt"
+)
+
+// Limits of the http_basic strategy. bcrypt is slow on purpose, so a verified user:password pair is remembered for
+// a while (keyed by an HMAC, never by the password), and a client that keeps failing is told to wait before any more
+// bcrypt work is spent on it.
+const (
+	okCacheTTL    = 5 * time.Minute // a remembered success is re-checked with bcrypt after this
+	okCacheMax    = 256             // remembered successes at most
+	failLimit     = 10              // failed checks per client within failWindow before 429
+	failWindow    = 5 * time.Minute // sliding window of the failure count
+	failClientMax = 4096            // clients tracked at most (memory bound)
 )
 
 // Authenticator checks a request's credentials; nil means noauth.
 type Authenticator interface {
-	// Check returns nil, or an *httpError (401 or 400) to send.
+	// Check returns nil, or an error for writeError (an *httpError 401 or 400, or a *tooManyFailures 429).
 	Check(r *http.Request) error
 }
 
 // HTTPBasic authenticates against an htpasswd file of bcrypt hashes (Ironic's http_basic strategy).
 type HTTPBasic struct {
 	users map[string][]byte
-	mu    sync.Mutex
-	ok    map[string]bool // memoised successful user:password checks (bcrypt is slow on purpose)
+	// dummy is a bcrypt hash of a random secret at the users' cost: an unknown user costs one compare against it,
+	// so the answer time does not tell which user names exist.
+	dummy   []byte
+	compare func(hash, password []byte) error // bcrypt.CompareHashAndPassword; tests count the calls
+	now     func() time.Time
+	log     *logrus.Entry
+	limit   *failLimiter
+
+	macKey []byte // random per process: cache keys are useless outside it
+	mu     sync.Mutex
+	ok     map[[sha256.Size]byte]time.Time // HMAC(user, password) -> expiry of a verified pair
 }
 
 // LoadHTPasswd reads an htpasswd file; only bcrypt hashes ($2y$, $2a$, $2b$) are accepted.
-func LoadHTPasswd(path string) (*HTTPBasic, error) {
+func LoadHTPasswd(path string, log *logrus.Entry) (*HTTPBasic, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("--htpasswd: %w", err)
 	}
 	defer f.Close()
-	h := &HTTPBasic{users: map[string][]byte{}, ok: map[string]bool{}}
+	users := map[string][]byte{}
 	sc := bufio.NewScanner(f)
 	line := 0
 	for sc.Scan() {
@@ -48,53 +77,293 @@ func LoadHTPasswd(path string) (*HTTPBasic, error) {
 		if !(strings.HasPrefix(hash, "$2y$") || strings.HasPrefix(hash, "$2a$") || strings.HasPrefix(hash, "$2b$")) {
 			return nil, fmt.Errorf("--htpasswd %s line %d: only bcrypt hashes are supported (make one with: htpasswd -nbB %s password)", path, line, user)
 		}
-		h.users[user] = []byte(hash)
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			return nil, fmt.Errorf("--htpasswd %s line %d: malformed bcrypt hash for %s (make a new one with: htpasswd -nbB %s password): %w", path, line, user, user, err)
+		}
+		users[user] = []byte(hash)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("--htpasswd %s: %w", path, err)
 	}
-	if len(h.users) == 0 {
+	if len(users) == 0 {
 		return nil, fmt.Errorf("--htpasswd %s: no users", path)
 	}
-	return h, nil
+	return newHTTPBasic(users, log)
 }
 
-// Check implements Authenticator.
+// newHTTPBasic makes the authenticator for users (name -> bcrypt hash): the dummy hash and the cache key.
+func newHTTPBasic(users map[string][]byte, log *logrus.Entry) (*HTTPBasic, error) {
+	// The dummy uses the highest cost found, so an unknown user is never cheaper than a known one.
+	cost := bcrypt.MinCost
+	for _, hash := range users {
+		c, err := bcrypt.Cost(hash)
+		if err != nil {
+			return nil, fmt.Errorf("bcrypt hash: %w", err)
+		}
+		cost = max(cost, c)
+	}
+	secret := make([]byte, 32)
+	macKey := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("random dummy secret: %w", err)
+	}
+	if _, err := rand.Read(macKey); err != nil {
+		return nil, fmt.Errorf("random cache key: %w", err)
+	}
+	dummy, err := bcrypt.GenerateFromPassword(secret, cost)
+	if err != nil {
+		return nil, fmt.Errorf("dummy bcrypt hash (cost %d): %w", cost, err)
+	}
+	return &HTTPBasic{users: users, dummy: dummy, compare: bcrypt.CompareHashAndPassword, now: time.Now, log: log,
+		limit: newFailLimiter(failLimit, failWindow, failClientMax), macKey: macKey,
+		ok: map[[sha256.Size]byte]time.Time{}}, nil
+}
+
+// errBadCredentials is the one answer for an unknown user and a wrong password alike (Ironic's wording).
+func errBadCredentials() error {
+	return &httpError{http.StatusUnauthorized, "Incorrect username or password"}
+}
+
+// Check implements Authenticator. Order matters: a client over its failure budget is refused before any cache or
+// bcrypt work (a cache hit must not become a fast password oracle for a blocked client).
 func (h *HTTPBasic) Check(r *http.Request) error {
+	user, pass, err := basicCredentials(r)
+	if err != nil {
+		return err
+	}
+	client := clientKey(r.RemoteAddr)
+	if wait, ok := h.limit.begin(client, h.now()); !ok {
+		return tooMany(wait)
+	}
+	err = h.verify(user, pass)
+	if h.limit.end(client, h.now(), err != nil) {
+		// Logged once, when the budget runs out; the user name may be a mistyped password, so it is not logged.
+		h.log.WithField("client", client).WithField("failures", failLimit).
+			Warn("too many failed http_basic logins from this client; answering 429 until its oldest failure is older than " + failWindow.String())
+	}
+	return err
+}
+
+// basicCredentials parses the Authorization header.
+func basicCredentials(r *http.Request) (user, pass string, err error) {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
-		return &httpError{http.StatusUnauthorized, "Authorization required"}
+		return "", "", &httpError{http.StatusUnauthorized, "Authorization required"}
 	}
 	scheme, cred, _ := strings.Cut(auth, " ")
 	if !strings.EqualFold(scheme, "Basic") {
-		return &httpError{http.StatusBadRequest, "Unsupported authorization type " + scheme + "; use Basic"}
+		return "", "", &httpError{http.StatusBadRequest, "Unsupported authorization type " + scheme + "; use Basic"}
 	}
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
 	if err != nil {
-		return &httpError{http.StatusBadRequest, "Could not decode authorization token"}
+		return "", "", &httpError{http.StatusBadRequest, "Could not decode authorization token"}
 	}
-	user, pass, _ := strings.Cut(string(raw), ":")
-	hash, ok := h.users[user]
-	if !ok {
-		return &httpError{http.StatusUnauthorized, "Incorrect username or password"}
+	user, pass, _ = strings.Cut(string(raw), ":")
+	return user, pass, nil
+}
+
+// verify checks user:pass against the cache, then bcrypt. An unknown user costs one bcrypt compare too.
+func (h *HTTPBasic) verify(user, pass string) error {
+	hash, known := h.users[user]
+	if !known {
+		_ = h.compare(h.dummy, []byte(pass)) // the time a known user would take; the result cannot matter
+		return errBadCredentials()
 	}
-	key := user + "\x00" + pass
-	h.mu.Lock()
-	cached := h.ok[key]
-	h.mu.Unlock()
-	if cached {
+	key := h.cacheKey(user, pass)
+	if h.cached(key) {
 		return nil
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(pass)) != nil {
-		return &httpError{http.StatusUnauthorized, "Incorrect username or password"}
+	if h.compare(hash, []byte(pass)) != nil {
+		return errBadCredentials()
 	}
-	h.mu.Lock()
-	if len(h.ok) > 256 {
-		h.ok = map[string]bool{}
-	}
-	h.ok[key] = true
-	h.mu.Unlock()
+	h.remember(key)
 	return nil
+}
+
+// cacheKey is HMAC-SHA256(per-process key, len(user) || user || pass): the map never holds a password.
+func (h *HTTPBasic) cacheKey(user, pass string) [sha256.Size]byte {
+	m := hmac.New(sha256.New, h.macKey)
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(user)))
+	m.Write(n[:])
+	m.Write([]byte(user))
+	m.Write([]byte(pass))
+	var k [sha256.Size]byte
+	copy(k[:], m.Sum(nil))
+	return k
+}
+
+// cached reports a remembered, unexpired success. Expiry is fixed from the bcrypt check (hits do not extend it).
+func (h *HTTPBasic) cached(key [sha256.Size]byte) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	exp, found := h.ok[key]
+	if found && !h.now().Before(exp) {
+		delete(h.ok, key)
+		return false
+	}
+	return found
+}
+
+// remember records a verified pair; when full, expired entries go first, then the one expiring soonest.
+func (h *HTTPBasic) remember(key [sha256.Size]byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.now()
+	if len(h.ok) >= okCacheMax {
+		var soonest [sha256.Size]byte
+		var soonestExp time.Time
+		for k, exp := range h.ok {
+			if !now.Before(exp) {
+				delete(h.ok, k)
+			} else if soonestExp.IsZero() || exp.Before(soonestExp) {
+				soonest, soonestExp = k, exp
+			}
+		}
+		if len(h.ok) >= okCacheMax {
+			delete(h.ok, soonest)
+		}
+	}
+	h.ok[key] = now.Add(okCacheTTL)
+}
+
+// tooManyFailures is the 429 answer; it unwraps to an *httpError so status() maps it like every other error, and
+// carries the wait for the Retry-After header.
+type tooManyFailures struct {
+	he         *httpError
+	retryAfter time.Duration
+}
+
+func (e *tooManyFailures) Error() string { return e.he.Error() }
+func (e *tooManyFailures) Unwrap() error { return e.he }
+
+// retryAfterSeconds rounds the wait up to whole seconds (at least 1), the unit of Retry-After.
+func (e *tooManyFailures) retryAfterSeconds() int {
+	return max(1, int((e.retryAfter+time.Second-1)/time.Second))
+}
+
+func tooMany(wait time.Duration) error {
+	e := &tooManyFailures{retryAfter: wait}
+	e.he = &httpError{http.StatusTooManyRequests, fmt.Sprintf(
+		"Too many failed authentication attempts from this address; retry after %d seconds", e.retryAfterSeconds())}
+	return e
+}
+
+// clientKey names the client a failure is counted against: the TCP peer's address (X-Forwarded-For and the like
+// are client-controlled and ignored). IPv6 peers count per /64, the block one host usually holds, so one machine
+// cannot rotate through addresses to escape the limit.
+func clientKey(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	ip := net.ParseIP(host)
+	switch {
+	case ip == nil:
+		return host
+	case ip.To4() != nil:
+		return ip.To4().String()
+	default:
+		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	}
+}
+
+// failLimiter counts failed checks per client in a sliding window. Attempts in flight count as failures until
+// they end, so concurrent requests cannot run more than the limit of bcrypt compares in one window.
+type failLimiter struct {
+	max     int
+	window  time.Duration
+	cap     int
+	mu      sync.Mutex
+	clients map[string]*clientFailures
+}
+
+type clientFailures struct {
+	fails    []time.Time // oldest first, all within the window after pruning
+	inflight int
+	last     time.Time // last activity, for eviction
+}
+
+func newFailLimiter(max int, window time.Duration, capacity int) *failLimiter {
+	return &failLimiter{max: max, window: window, cap: capacity, clients: map[string]*clientFailures{}}
+}
+
+// prune drops failures older than the window.
+func (c *clientFailures) prune(now time.Time, window time.Duration) {
+	i := 0
+	for i < len(c.fails) && !now.Before(c.fails[i].Add(window)) {
+		i++
+	}
+	c.fails = c.fails[i:]
+}
+
+// begin reserves an attempt for client, or says how long it must wait.
+func (l *failLimiter) begin(client string, now time.Time) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.clients[client]
+	if c == nil {
+		l.makeRoom(now)
+		c = &clientFailures{}
+		l.clients[client] = c
+	}
+	c.prune(now, l.window)
+	c.last = now
+	if len(c.fails)+c.inflight >= l.max {
+		if len(c.fails) == 0 {
+			return time.Second, false // only attempts in flight: they end within a bcrypt compare
+		}
+		return c.fails[0].Add(l.window).Sub(now), false
+	}
+	c.inflight++
+	return 0, true
+}
+
+// end releases the attempt begin reserved; failed records a failure. It reports whether this failure used up the
+// client's budget. Successes clear nothing: a client holding one valid account cannot reset its count.
+func (l *failLimiter) end(client string, now time.Time, failed bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.clients[client]
+	if c == nil {
+		return false // evicted meanwhile (table full of other clients)
+	}
+	c.inflight = max(0, c.inflight-1)
+	c.last = now
+	if failed {
+		c.fails = append(c.fails, now)
+		return len(c.fails) == l.max
+	}
+	if len(c.fails) == 0 && c.inflight == 0 {
+		delete(l.clients, client)
+	}
+	return false
+}
+
+// makeRoom keeps the table under its cap: clients with nothing in the window go first, then the least recently
+// active one without an attempt in flight. Called with l.mu held.
+func (l *failLimiter) makeRoom(now time.Time) {
+	if len(l.clients) < l.cap {
+		return
+	}
+	var (
+		oldest   string
+		oldestAt time.Time
+		found    bool
+	)
+	for k, c := range l.clients {
+		c.prune(now, l.window)
+		switch {
+		case c.inflight > 0:
+		case len(c.fails) == 0:
+			delete(l.clients, k)
+		case !found || c.last.Before(oldestAt):
+			oldest, oldestAt, found = k, c.last, true
+		}
+	}
+	if len(l.clients) >= l.cap && found {
+		delete(l.clients, oldest)
+	}
 }
 
 // publicPath reports routes that never need credentials (Ironic's acl_public_routes).
@@ -112,7 +381,10 @@ func (s *Server) authMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.Auth != nil && !publicPath(r.URL.Path) {
 			if err := s.cfg.Auth.Check(r); err != nil {
-				if he, ok := err.(*httpError); ok && he.code == http.StatusUnauthorized {
+				var tm *tooManyFailures
+				if errors.As(err, &tm) {
+					w.Header().Set("Retry-After", strconv.Itoa(tm.retryAfterSeconds()))
+				} else if he, ok := err.(*httpError); ok && he.code == http.StatusUnauthorized {
 					w.Header().Set("WWW-Authenticate", `Basic realm="Baremetal API"`)
 				}
 				s.writeError(w, r, err)

@@ -1,9 +1,12 @@
-// Package ironic owns the agent's side of the conductor's ramdisk API: lookup with backoff, and heartbeats.
+// Package ironic owns the agent's side of the conductor's ramdisk API: lookup with backoff, heartbeats, and the
+// HTTP client that carries them (which conductor certificates it trusts).
 package ironic
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +22,22 @@ import (
 
 // ErrConflict: the conductor answered 409 (node locked).
 var ErrConflict = errors.New("conductor answered 409")
+
+// NewHTTPClient returns the client for the conductor's API: TLS 1.2 or newer, the conductor's certificate verified
+// against the system roots plus caPEM (api_ca in agent.json, or --api-ca FILE). The heartbeat carries the agent
+// token, so an https api_url is never used unverified.
+func NewHTTPClient(caPEM string, timeout time.Duration) (*http.Client, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool() // a ramdisk may have no system roots at all
+	}
+	if strings.TrimSpace(caPEM) != "" && !pool.AppendCertsFromPEM([]byte(caPEM)) {
+		return nil, errors.New("api_ca holds no PEM certificate: pass the conductor's CA certificate (api_ca in agent.json or --api-ca FILE; the conductor's --agent-api-ca)")
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Timeout: timeout, Transport: tr}, nil
+}
 
 // Client talks to the conductor's ramdisk endpoints.
 type Client struct {
@@ -57,6 +76,10 @@ func (c *Client) do(ctx context.Context, method, path, version string, body any,
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
+		var cv *tls.CertificateVerificationError
+		if errors.As(err, &cv) {
+			return 0, fmt.Errorf("conductor %s presented a certificate this agent does not trust (%v): give the agent the conductor's CA certificate (api_ca in agent.json or --api-ca FILE; the conductor sends its --agent-api-ca or --tls-cert)", c.Base, cv.Err)
+		}
 		return 0, err
 	}
 	defer resp.Body.Close()

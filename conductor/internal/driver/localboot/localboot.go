@@ -41,6 +41,7 @@ type Config struct {
 	Devices []string
 	// Getenv reads the conductor's environment for what agents inherit: PATH, LANG, TZ (nil: os.Getenv).
 	Getenv func(string) string
+	APICA  func() string // PEM the agent verifies an https APIURL with; nil or "" for none
 }
 
 // Boot implements driver.Boot.
@@ -54,6 +55,14 @@ type Boot struct {
 // New returns the interface.
 func New(cfg Config) *Boot {
 	return &Boot{cfg: cfg, proc: map[string]*exec.Cmd{}, done: map[string]chan struct{}{}}
+}
+
+// apiCA is the PEM the agent is told to trust, "" for none.
+func (b *Boot) apiCA() string {
+	if b.cfg.APICA == nil {
+		return ""
+	}
+	return b.cfg.APICA()
 }
 
 func device(n *store.Node) string {
@@ -122,6 +131,14 @@ func (b *Boot) PrepareRamdisk(ctx context.Context, t *driver.Task) error {
 	}
 	for _, r := range b.cfg.Insecure {
 		args = append(args, "--insecure-registry", r)
+	}
+	if ca := b.apiCA(); ca != "" {
+		// Public certificates: a file in the node's state dir, its path in argv.
+		caFile := filepath.Join(dir, "api-ca.pem")
+		if err := os.WriteFile(caFile, []byte(ca), 0o600); err != nil {
+			return fmt.Errorf("write the agent's API CA: %w", err)
+		}
+		args = append(args, "--api-ca", caFile)
 	}
 	switch mb := n.DriverInfo["local_agent_memory_budget"].(type) {
 	case float64:

@@ -28,6 +28,8 @@ type VirtualMedia struct {
 	Insecure []string // registries the agent reaches over http
 	// Artifacts reads deploy_kernel, deploy_ramdisk and deploy_iso (local paths below --artifacts-dir, checked URLs).
 	Artifacts *artifact.Fetcher
+	// APICA is the PEM the agent verifies an https APIURL with (api_ca in agent.json); nil or "" for none.
+	APICA func() string
 	// KernelArgs are appended to the agent kernel's command line (driver_info.kernel_append_params adds more).
 	KernelArgs string
 }
@@ -77,6 +79,7 @@ type AgentConfig struct {
 	Advertise          string   `json:"advertise,omitempty"`
 	InsecureRegistries []string `json:"insecure_registries,omitempty"`
 	NoPivotRoot        bool     `json:"no_pivot_root"`
+	APICA              string   `json:"api_ca,omitempty"` // PEM CA certificates the agent verifies an https api_url with
 }
 
 // BuildISO makes the boot ISO: an El Torito EFI image with the loader, its entry, the kernel and initramfs, and
@@ -130,6 +133,9 @@ func (v *VirtualMedia) PrepareRamdisk(ctx context.Context, t *driver.Task) error
 	token := v.Token()
 	acfg := AgentConfig{APIURL: v.APIURL, NodeUUID: n.UUID, Token: token, Advertise: str(n.DriverInfo["agent_advertise"]),
 		InsecureRegistries: v.Insecure, NoPivotRoot: true}
+	if v.APICA != nil {
+		acfg.APICA = v.APICA()
+	}
 	var iso []byte
 	if src := str(n.DriverInfo["deploy_iso"]); src != "" {
 		given, err := v.Artifacts.Read(ctx, "driver_info.deploy_iso", src)

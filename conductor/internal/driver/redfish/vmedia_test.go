@@ -95,7 +95,7 @@ func TestVirtualMediaBoot(t *testing.T) {
 	arts, err := artifact.New(artifact.Config{Dir: dir})
 	require.NoError(t, err)
 	vm := &redfish.VirtualMedia{Driver: rf, Media: media, APIURL: conductor.URL, Artifacts: arts,
-		Token: func() string { return "fresh-token-0123456789abcdef0123456789" }}
+		Token: func() string { return "fresh-token-0123456789abcdef0123456789" }, APICA: func() string { return "CA-PEM" }}
 	n := &store.Node{UUID: "0862e37f-c229-4fe3-aa45-d637b29e7b5e", DriverInfo: map[string]any{"redfish_address": bmcURL,
 		"redfish_system_id": "/redfish/v1/Systems/vm1", "redfish_username": "admin", "redfish_password": "pw",
 		"deploy_kernel": kernel, "deploy_ramdisk": initrd}}
@@ -121,6 +121,7 @@ func TestVirtualMediaBoot(t *testing.T) {
 	assert.Equal(t, n.UUID, cfg.NodeUUID)
 	assert.Equal(t, conductor.URL, cfg.APIURL)
 	assert.Equal(t, "fresh-token-0123456789abcdef0123456789", cfg.Token)
+	assert.Equal(t, "CA-PEM", cfg.APICA, "the conductor's CA for the agent (api_ca)")
 	_, err = fs.ReadFile("images/efiboot.img")
 	require.NoError(t, err, "the El Torito EFI image is on the ISO")
 	d.Close()
