@@ -154,7 +154,7 @@ func (in *Installer) Run(ctx context.Context, params deploy.BootcInstallParams, 
 	if err != nil {
 		return nil, fmt.Errorf("disk %s: %v: %w", disk.Name, err, ErrPreflight)
 	}
-	res, err := images.Resolve(ctx, ref, creds, 2*time.Minute)
+	res, err := images.Resolve(ctx, ref, creds, params.ImagePlatform, 2*time.Minute)
 	if err != nil {
 		if errors.Is(err, images.ErrUnauthorized) || errors.Is(err, images.ErrNotFound) {
 			return nil, fmt.Errorf("%v: %w", err, ErrPull)
