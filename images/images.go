@@ -111,6 +111,7 @@ func EncodeTransportSecret(secret string) string {
 	return base64.StdEncoding.EncodeToString([]byte(secret))
 }
 
+// isPrintable tells a decoded "user:password" from binary that merely decodes as base64 (a bare token).
 func isPrintable(s string) bool {
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f {
@@ -272,6 +273,8 @@ func platformImage(ref Ref, desc *remote.Descriptor, want v1.Platform) (v1.Image
 		ref, want, strings.Join(have, ", "), want, ErrPlatform)
 }
 
+// registryError maps a registry's answer to ErrUnauthorized or ErrNotFound with the instance_info key to check;
+// other errors (network, TLS) keep their text.
 func registryError(ref Ref, err error) error {
 	var te *transport.Error
 	if errors.As(err, &te) {

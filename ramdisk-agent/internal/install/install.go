@@ -107,6 +107,8 @@ const bootcFrontMiB = 514
 // for its alignment and the backup GPT.
 const configDriveNeedMiB = configdrive.PartitionSize>>20 + 1
 
+// phases times the install's phases for the result (and the conductor's deploy log) and reports each start to
+// the Reporter, so the node's progress shows the phase while it runs.
 type phases struct {
 	mu    sync.Mutex
 	list  []deploy.Phase
@@ -115,6 +117,7 @@ type phases struct {
 	rep   Reporter
 }
 
+// begin ends the running phase, if any, and starts name.
 func (p *phases) begin(name string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -123,6 +126,7 @@ func (p *phases) begin(name string) {
 	p.rep.Phase(name)
 }
 
+// endLocked records the running phase's duration; p.mu is held.
 func (p *phases) endLocked() {
 	if p.cur != "" {
 		p.list = append(p.list, deploy.Phase{Name: p.cur, Seconds: time.Since(p.start).Seconds()})
@@ -130,6 +134,7 @@ func (p *phases) endLocked() {
 	}
 }
 
+// done ends the last phase and returns them all, in order.
 func (p *phases) done() []deploy.Phase {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -164,7 +169,9 @@ func (in *Installer) Run(ctx context.Context, params deploy.BootcInstallParams, 
 		rep.Line(msg)
 	}
 
-	// 1. Validate everything before touching anything.
+	// 1. Validate everything before touching anything. The preflight holds every check that can fail on the
+	// request's content, so a bad request never costs the node its disk (Ironic wipes first and checks the
+	// config drive last).
 	ph.begin("preflight")
 	p, err := in.preflight(ctx, params, hints, say)
 	if err != nil {
@@ -228,6 +235,7 @@ func (in *Installer) preflight(ctx context.Context, params deploy.BootcInstallPa
 		return nil, fmt.Errorf("%v: %w", err, ErrPreflight)
 	}
 	say("target disk %s (%d MiB): %s", p.disk.Name, p.disk.Size>>20, p.reason)
+	// The same arithmetic as the --root-size bootc gets (deploy/bootc), so the checks below use the real figure.
 	if p.rootMiB, err = bootc.RootSizeMiB(p.disk.Size, p.opts.RootReserveMiB); err != nil {
 		return nil, fmt.Errorf("disk %s: %v: %w", p.disk.Name, err, ErrPreflight)
 	}
@@ -327,6 +335,7 @@ func (in *Installer) checkRegistry(ctx context.Context, p *plan, say sayFunc) er
 		return fmt.Errorf("registry serves %s for %s on %s: %w", res.Digest, p.ref, p.platformString(), ErrDigestMismatch)
 	}
 	p.res = res
+	// The pull lands in tmpfs: the download, the unpacked tree and the tools must fit in RAM together.
 	need := res.EstimatedUnpackedBytes + res.CompressedBytes + headroomBytes
 	avail := in.cfg.MemoryBudget
 	if avail == 0 {
@@ -345,6 +354,7 @@ func (in *Installer) checkRegistry(ctx context.Context, p *plan, say sayFunc) er
 	return nil
 }
 
+// platformString is the plan's platform as os/arch[/variant], as the registry's index names it.
 func (p *plan) platformString() string {
 	if p.variant != "" {
 		return p.os + "/" + p.arch + "/" + p.variant
@@ -371,6 +381,7 @@ func (in *Installer) pull(ctx context.Context, p *plan, rep Reporter, say sayFun
 		}
 		return nil, fmt.Errorf("pull %s: %v: %w", p.res.Pinned, err, ErrPull)
 	}
+	// What podman stored must be what was pinned: a registry or mirror serving other bytes is refused here.
 	found := false
 	for _, d := range pulled.RepoDigests {
 		if strings.HasSuffix(d, "@"+p.res.Digest) {
@@ -405,8 +416,11 @@ func checkRootFits(p *plan, unpacked int64) error {
 
 // install runs `bootc install to-disk` from the pulled image in a privileged host-PID container.
 func (in *Installer) install(ctx context.Context, p *plan, imageID string, rep Reporter, say sayFunc) error {
+	// bootc needs the host's /dev (the target disk, loop and dm nodes) and reads its own image from the host's
+	// containers-storage (reference/contracts.md C.2).
 	binds := []podman.Bind{{Source: "/dev", Destination: "/dev"},
 		{Source: in.cfg.GraphRoot, Destination: "/var/lib/containers/storage"}}
+	// The keys go in through a read-only bind of a private directory (tmpfs in the ramdisk), removed afterwards.
 	keysFile := ""
 	if p.opts.AuthorizedKeys != "" {
 		dir, err := os.MkdirTemp(in.cfg.KeysDir, "keys-")
@@ -425,6 +439,7 @@ func (in *Installer) install(ctx context.Context, p *plan, imageID string, rep R
 		return err
 	}
 	say("running %s", strings.Join(argv, " "))
+	// The last lines of bootc's output explain a failure (its "error:" line); all of them go to the deploy log.
 	var (
 		tailMu sync.Mutex
 		tail   []string
@@ -464,6 +479,7 @@ func (in *Installer) install(ctx context.Context, p *plan, imageID string, rep R
 	return nil
 }
 
+// insecure reports whether registry is reached over plain http (the agent's --insecure-registry list).
 func (in *Installer) insecure(registry string) bool {
 	for _, r := range in.cfg.Insecure {
 		if r == registry {
@@ -473,6 +489,8 @@ func (in *Installer) insecure(registry string) bool {
 	return false
 }
 
+// chooseDisk picks the install disk: the configured target device (development: a loop device, which sysfs
+// listings skip unless named) or the disk the root device hints choose, with the reason for the deploy log.
 func (in *Installer) chooseDisk(hints map[string]any) (hardware.Disk, string, error) {
 	src := in.cfg.Hardware
 	if in.cfg.TargetDevice != "" {
@@ -525,6 +543,7 @@ func (in *Installer) watchStorage(total int64, rep Reporter) (stop func()) {
 	return func() { close(done); rep.Bytes(max(0, used()-base), total) }
 }
 
+// lineWriter turns podman's pull progress stream into reported log lines (blank lines dropped).
 type lineWriter struct{ rep Reporter }
 
 func (w lineWriter) Write(p []byte) (int, error) {
@@ -556,6 +575,7 @@ func lastError(tail []string) string {
 	return "no output"
 }
 
+// countPartitions counts the non-empty partitions of dev's table: bootc exiting 0 without one is a failure.
 func countPartitions(dev string) (int, error) {
 	d, err := diskfs.Open(dev, diskfs.WithOpenMode(diskfs.ReadOnly))
 	if err != nil {
