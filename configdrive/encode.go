@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -103,7 +104,11 @@ func gunzipCapped(data []byte, max int64) ([]byte, error) {
 func fetch(ctx context.Context, raw string, opts DecodeOptions) ([]byte, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("config drive URL %q: use http:// or https://: %w", raw, ErrInvalid)
+		shown := "(unparseable)"
+		if u != nil {
+			shown = redactURL(u)
+		}
+		return nil, fmt.Errorf("config drive URL %s: use http:// or https://: %w", shown, ErrInvalid)
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
@@ -117,19 +122,24 @@ func fetch(ctx context.Context, raw string, opts DecodeOptions) ([]byte, error) 
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("download config drive from %s: %w", u.Redacted(), err)
+		// *url.Error repeats the whole URL; keep only its cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("download config drive from %s: %w", redactURL(u), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 400 {
-		return nil, fmt.Errorf("download config drive from %s: HTTP %d", u.Redacted(), resp.StatusCode)
+		return nil, fmt.Errorf("download config drive from %s: HTTP %d", redactURL(u), resp.StatusCode)
 	}
 	// A gzipped image is at most as big as its content plus a little, so the cap applies to the download too.
 	b, err := io.ReadAll(io.LimitReader(resp.Body, opts.MaxSize+1<<20))
 	if err != nil {
-		return nil, fmt.Errorf("download config drive from %s: %w", u.Redacted(), err)
+		return nil, fmt.Errorf("download config drive from %s: %w", redactURL(u), err)
 	}
 	if int64(len(b)) > opts.MaxSize+1<<20-1 {
-		return nil, fmt.Errorf("config drive at %s is larger than the limit of %d bytes (64 MiB): %w", u.Redacted(), opts.MaxSize, ErrInvalid)
+		return nil, fmt.Errorf("config drive at %s is larger than the limit of %d bytes (64 MiB): %w", redactURL(u), opts.MaxSize, ErrInvalid)
 	}
 	if len(strings.TrimSpace(string(b[:min(len(b), 64)]))) > 0 && isBase64Text(b) {
 		// Some servers hold the string form itself.
@@ -139,6 +149,18 @@ func fetch(ctx context.Context, raw string, opts DecodeOptions) ([]byte, error) 
 		}
 	}
 	return b, nil
+}
+
+// redactURL shows u in messages without its password, query and fragment: temporary URLs carry their credential
+// there (Swift's temp_url_sig, S3's X-Amz-Signature), and errors reach logs and the node's last_error.
+func redactURL(u *url.URL) string {
+	c := *u
+	c.RawQuery, c.ForceQuery, c.Fragment, c.RawFragment = "", false, "", ""
+	s := c.Redacted()
+	if u.RawQuery != "" {
+		s += "?<query redacted>"
+	}
+	return s
 }
 
 // isBase64Text reports whether b looks like base64 text rather than a binary image.

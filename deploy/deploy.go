@@ -44,6 +44,10 @@ type BootcInstallParams struct {
 	PullSecret *string `json:"pull_secret"`
 	// ConfigDrive is Ironic's string form (gzip+base64 ISO, or an http(s) URL); nil when none.
 	ConfigDrive *string `json:"configdrive"`
+	// ImagePlatform is the OCI platform ("linux/arm64") of the node's properties.cpu_arch, whose manifest digest
+	// ImageSource pins; the agent pulls for it and refuses a machine of another architecture. Ferric's addition:
+	// empty (a conductor that predates it) means linux/amd64, the only platform such a conductor resolved.
+	ImagePlatform string `json:"image_platform,omitempty"`
 }
 
 // DeployStepParams are the params of deploy.execute_deploy_step (how Ironic calls in-band steps).

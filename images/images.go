@@ -1,5 +1,6 @@
 // Package images owns OCI image references and registry queries: parsing oci:// sources, the forms of a pull
-// secret, and resolving a tag to its digest and sizes with go-containerregistry.
+// secret, the OCI platform of a node's cpu_arch, and resolving a tag to the digest and sizes of one platform's
+// manifest with go-containerregistry.
 package images
 
 import (
@@ -8,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
@@ -22,7 +25,44 @@ var (
 	ErrInvalid      = errors.New("invalid image reference")
 	ErrUnauthorized = errors.New("registry refused the credentials")
 	ErrNotFound     = errors.New("image not found")
+	// ErrPlatform marks a cpu_arch Ferric cannot map to an OCI platform, or an image without that platform.
+	ErrPlatform = errors.New("unsupported image platform")
 )
+
+// DefaultPlatform is the platform of a node without properties.cpu_arch: x86_64, as Ferric always assumed before
+// it read cpu_arch (the registry's linux/amd64 manifest).
+const DefaultPlatform = "linux/amd64"
+
+// cpuArchPlatforms maps Ironic's properties.cpu_arch values (the kernel's names, as IPA's inspection reports them,
+// and the Go/OCI spellings operators also use) to the OCI platform of the image a node can boot.
+var cpuArchPlatforms = map[string]string{
+	"x86_64": "linux/amd64", "amd64": "linux/amd64",
+	"aarch64": "linux/arm64", "arm64": "linux/arm64",
+	"ppc64le": "linux/ppc64le",
+	"s390x":   "linux/s390x",
+}
+
+// PlatformForCPUArch returns the OCI platform ("linux/arm64") for a node's properties.cpu_arch. Empty means
+// DefaultPlatform (x86_64, Ferric's behaviour before cpu_arch was read); an unknown value is refused with the
+// accepted ones, because pulling another architecture's image would wipe the disk for a system that cannot boot.
+func PlatformForCPUArch(cpuArch string) (string, error) {
+	a := strings.ToLower(strings.TrimSpace(cpuArch))
+	if a == "" {
+		return DefaultPlatform, nil
+	}
+	if p, ok := cpuArchPlatforms[a]; ok {
+		return p, nil
+	}
+	return "", fmt.Errorf("properties.cpu_arch %q is not supported: set it to x86_64 (or amd64), aarch64 (or arm64), ppc64le or s390x, or remove it for x86_64: %w",
+		cpuArch, ErrPlatform)
+}
+
+// PlatformArch returns the architecture part of an "os/arch[/variant]" platform ("arm64" of "linux/arm64").
+func PlatformArch(platform string) string {
+	_, rest, _ := strings.Cut(platform, "/")
+	arch, _, _ := strings.Cut(rest, "/")
+	return arch
+}
 
 // UnpackRatio is the estimate of unpacked size over compressed size used before any byte is pulled: registries
 // only publish compressed layer sizes, and gzip'd OS trees unpack to 2-3x (measured on Fedora and CentOS bootc
@@ -71,6 +111,7 @@ func EncodeTransportSecret(secret string) string {
 	return base64.StdEncoding.EncodeToString([]byte(secret))
 }
 
+// isPrintable tells a decoded "user:password" from binary that merely decodes as base64 (a bare token).
 func isPrintable(s string) bool {
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f {
@@ -129,11 +170,20 @@ type Resolved struct {
 	Layers                 int
 }
 
-// Resolve asks the registry for the image's manifest (for linux/amd64 when it is an index) and returns its digest
-// and sizes. Errors name what the operator should check.
-func Resolve(ctx context.Context, ref Ref, creds *Credentials, timeout time.Duration) (*Resolved, error) {
+// Resolve asks the registry for the image's manifest for platform ("linux/arm64"; "" means DefaultPlatform) and
+// returns its digest and sizes. From an index it takes that platform's manifest, so the digest pinned is the one
+// the node can boot; an index without the platform, or a single-platform image built for another one, is refused
+// with ErrPlatform and the platforms the image has. Errors name what the operator should check.
+func Resolve(ctx context.Context, ref Ref, creds *Credentials, platform string, timeout time.Duration) (*Resolved, error) {
 	if timeout == 0 {
 		timeout = 60 * time.Second
+	}
+	if platform == "" {
+		platform = DefaultPlatform
+	}
+	want, err := v1.ParsePlatform(platform)
+	if err != nil || want.OS == "" || want.Architecture == "" {
+		return nil, fmt.Errorf("platform %q is not os/arch[/variant], e.g. linux/arm64: %w", platform, ErrPlatform)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -149,9 +199,9 @@ func Resolve(ctx context.Context, ref Ref, creds *Credentials, timeout time.Dura
 	if err != nil {
 		return nil, registryError(ref, err)
 	}
-	img, err := desc.Image() // picks linux/amd64 from an index (the default platform)
+	img, err := platformImage(ref, desc, *want)
 	if err != nil {
-		return nil, fmt.Errorf("image %s: %v: %w", ref, err, ErrInvalid)
+		return nil, err
 	}
 	digest, err := img.Digest()
 	if err != nil {
@@ -174,6 +224,57 @@ func Resolve(ctx context.Context, ref Ref, creds *Credentials, timeout time.Dura
 		EstimatedUnpackedBytes: total * UnpackRatio, Layers: len(layers)}, nil
 }
 
+// platformImage returns the image of platform want: the matching manifest of an index, or the image itself when
+// its config says it is built for want (or says nothing, as some hand-made images do).
+func platformImage(ref Ref, desc *remote.Descriptor, want v1.Platform) (v1.Image, error) {
+	if !desc.MediaType.IsIndex() {
+		img, err := desc.Image()
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %v: %w", ref, err, ErrInvalid)
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return nil, fmt.Errorf("image %s config: %v: %w", ref, err, ErrInvalid)
+		}
+		have := cf.Platform()
+		if have != nil && have.Architecture != "" && !have.Satisfies(want) {
+			return nil, fmt.Errorf("image %s is built for %s only but the node needs %s (properties.cpu_arch): push a %s image or a multi-platform index: %w",
+				ref, have, want, want, ErrPlatform)
+		}
+		return img, nil
+	}
+	idx, err := desc.ImageIndex()
+	if err != nil {
+		return nil, fmt.Errorf("image index %s: %v: %w", ref, err, ErrInvalid)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("image index %s: %v: %w", ref, err, ErrInvalid)
+	}
+	var have []string
+	for _, m := range im.Manifests {
+		if m.Platform == nil || m.Platform.OS == "unknown" || !m.MediaType.IsImage() {
+			continue // attestations and signatures carry unknown/unknown
+		}
+		if m.Platform.Satisfies(want) {
+			img, err := idx.Image(m.Digest)
+			if err != nil {
+				return nil, fmt.Errorf("image %s for %s: %v: %w", ref, want, err, ErrInvalid)
+			}
+			return img, nil
+		}
+		have = append(have, m.Platform.String())
+	}
+	sort.Strings(have)
+	if len(have) == 0 {
+		have = []string{"no platform-tagged manifest"}
+	}
+	return nil, fmt.Errorf("image %s has no %s manifest (it has: %s); set properties.cpu_arch to match, or push a %s image to the index: %w",
+		ref, want, strings.Join(have, ", "), want, ErrPlatform)
+}
+
+// registryError maps a registry's answer to ErrUnauthorized or ErrNotFound with the instance_info key to check;
+// other errors (network, TLS) keep their text.
 func registryError(ref Ref, err error) error {
 	var te *transport.Error
 	if errors.As(err, &te) {

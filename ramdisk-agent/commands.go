@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +30,17 @@ func clientErr(err error) error {
 		return &api.ClientError{Err: err}
 	}
 	return err
+}
+
+// stepPlatform is the image platform of an install asked by Ironic's conductor (a deploy step), which pins none:
+// IPA pulls for its own architecture, so the agent does the same (hostArch), unless the node's
+// properties.cpu_arch names a platform (then the install refuses a machine of another architecture).
+func stepPlatform(node map[string]any, hostArch string) (string, error) {
+	props, _ := node["properties"].(map[string]any)
+	if ca, _ := props["cpu_arch"].(string); ca != "" {
+		return images.PlatformForCPUArch(ca)
+	}
+	return "linux/" + hostArch, nil
 }
 
 func (a *Agent) commands() map[string]api.Spec {
@@ -64,7 +76,12 @@ func (a *Agent) commands() map[string]api.Spec {
 			if s := str("image_source"); s != nil {
 				src = *s
 			}
-			res, err := a.install(ctx, deploy.BootcInstallParams{ImageSource: src, InstanceInfo: ii, PullSecret: str("oci_pull_secret"), ConfigDrive: str("configdrive")}, c)
+			platform, err := stepPlatform(p.Node, runtime.GOARCH)
+			if err != nil {
+				return nil, &api.ClientError{Err: err}
+			}
+			res, err := a.install(ctx, deploy.BootcInstallParams{ImageSource: src, InstanceInfo: ii, PullSecret: str("oci_pull_secret"),
+				ConfigDrive: str("configdrive"), ImagePlatform: platform}, c)
 			if err != nil {
 				return nil, err
 			}

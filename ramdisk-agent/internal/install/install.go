@@ -1,14 +1,17 @@
-// Package install owns the agent's bootc install: preflight (memory against the image's size, the disk against
-// the root size), the pull (credentials only in the API call, digest verified), the privileged install container
-// running `bootc install to-disk`, the partition check and the config drive.
+// Package install owns the agent's bootc install: the preflight (every check that can fail, before the disk is
+// touched: options, platform, disk, config drive, registry, memory), the pull (credentials only in the API call,
+// digest and unpacked size verified), the privileged install container running `bootc install to-disk`, the
+// partition check and the config drive.
 package install
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,9 +45,15 @@ type Reporter interface {
 	Line(s string)
 }
 
+// Runtime is what the installer needs of podman: the podman package's *Client (unit tests pass a fake).
+type Runtime interface {
+	Pull(ctx context.Context, ref string, o podman.PullOptions) (*podman.PullResult, error)
+	Run(ctx context.Context, r podman.RunSpec) (int, error)
+}
+
 // Config wires the installer.
 type Config struct {
-	Podman    *podman.Client
+	Podman    Runtime
 	GraphRoot string // podman's image storage (bind-mounted into the install container)
 	// KeysDir is a private directory (tmpfs in the ramdisk) for the authorized keys file handed to bootc.
 	KeysDir  string
@@ -59,7 +68,11 @@ type Config struct {
 	Rlimits        []string
 	PullTimeout    time.Duration // default 30 min
 	InstallTimeout time.Duration // default 60 min
-	Log            *logrus.Entry
+	// ConfigDriveTimeout bounds the download of a config drive given as a URL (default 60 s).
+	ConfigDriveTimeout time.Duration
+	// HostArch is this machine's architecture in Go/OCI terms (default runtime.GOARCH: the agent runs natively).
+	HostArch string
+	Log      *logrus.Entry
 }
 
 // Installer runs bootc installs.
@@ -73,12 +86,29 @@ func New(cfg Config) *Installer {
 	if cfg.InstallTimeout == 0 {
 		cfg.InstallTimeout = 60 * time.Minute
 	}
+	if cfg.ConfigDriveTimeout == 0 {
+		cfg.ConfigDriveTimeout = 60 * time.Second
+	}
+	if cfg.HostArch == "" {
+		cfg.HostArch = runtime.GOARCH
+	}
 	return &Installer{cfg: cfg}
 }
 
 // headroomBytes is what podman, bootc and the agent need in RAM besides the image.
 const headroomBytes = 256 << 20
 
+// bootcFrontMiB is what `bootc install to-disk` puts on the disk in front of the root (reference/contracts.md
+// C.1): 1 MiB of alignment, a 1 MiB BIOS-boot partition (x86_64) and the 512 MiB ESP. The root ends at
+// bootcFrontMiB + --root-size, so the free space left at the end of the disk is the reserve minus this.
+const bootcFrontMiB = 514
+
+// configDriveNeedMiB is the room the config-2 partition takes at the end of the disk: the partition and 1 MiB
+// for its alignment and the backup GPT.
+const configDriveNeedMiB = configdrive.PartitionSize>>20 + 1
+
+// phases times the install's phases for the result (and the conductor's deploy log) and reports each start to
+// the Reporter, so the node's progress shows the phase while it runs.
 type phases struct {
 	mu    sync.Mutex
 	list  []deploy.Phase
@@ -87,6 +117,7 @@ type phases struct {
 	rep   Reporter
 }
 
+// begin ends the running phase, if any, and starts name.
 func (p *phases) begin(name string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -95,6 +126,7 @@ func (p *phases) begin(name string) {
 	p.rep.Phase(name)
 }
 
+// endLocked records the running phase's duration; p.mu is held.
 func (p *phases) endLocked() {
 	if p.cur != "" {
 		p.list = append(p.list, deploy.Phase{Name: p.cur, Seconds: time.Since(p.start).Seconds()})
@@ -102,6 +134,7 @@ func (p *phases) endLocked() {
 	}
 }
 
+// done ends the last phase and returns them all, in order.
 func (p *phases) done() []deploy.Phase {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -109,135 +142,310 @@ func (p *phases) done() []deploy.Phase {
 	return p.list
 }
 
+// sayFunc logs a line and reports it to the conductor.
+type sayFunc func(format string, a ...any)
+
+// plan is what the preflight established. Until it is complete nothing has been pulled and the disk is
+// untouched; the install itself (the first destructive step) only runs on a complete plan and a checked pull.
+type plan struct {
+	opts              bootc.Options
+	ref               images.Ref
+	insecure          bool
+	creds             *images.Credentials
+	os, arch, variant string // the image platform, e.g. linux/arm64/(none)
+	disk              hardware.Disk
+	reason            string
+	rootMiB           int64
+	res               *images.Resolved
+	drive             []byte // the decoded config drive image, kept for the final write; nil when none
+}
+
 // Run installs the image of params onto the disk chosen by hints (or the configured target).
 func (in *Installer) Run(ctx context.Context, params deploy.BootcInstallParams, hints map[string]any, rep Reporter) (*deploy.InstallResult, error) {
-	log := in.cfg.Log
 	ph := &phases{rep: rep}
 	say := func(format string, a ...any) {
 		msg := fmt.Sprintf(format, a...)
-		log.Info(msg)
+		in.cfg.Log.Info(msg)
 		rep.Line(msg)
 	}
 
-	// 1. Validate everything before touching anything.
+	// 1. Validate everything before touching anything. The preflight holds every check that can fail on the
+	// request's content, so a bad request never costs the node its disk (Ironic wipes first and checks the
+	// config drive last).
 	ph.begin("preflight")
-	opts, err := bootc.ParseOptions(params.InstanceInfo)
+	p, err := in.preflight(ctx, params, hints, say)
 	if err != nil {
 		return nil, err
 	}
-	refStr, err := bootc.ValidateImageSource(params.ImageSource)
+
+	// 2. Pull by digest; the bytes land in the (tmpfs) storage. The disk is still untouched when this fails.
+	ph.begin("pull")
+	pulled, err := in.pull(ctx, p, rep, say)
 	if err != nil {
 		return nil, err
 	}
-	ref, err := images.Parse(refStr, false)
-	if err != nil {
+
+	// 3. bootc install to-disk in a privileged host-PID container: from here on the disk is wiped.
+	ph.begin("install")
+	if err := in.install(ctx, p, pulled.ID, rep, say); err != nil {
 		return nil, err
 	}
-	insecure := in.insecure(ref.Registry)
-	if insecure {
-		if ref, err = images.Parse(refStr, true); err != nil {
-			return nil, err
+
+	// 4. The disk must now hold a partition table.
+	ph.begin("verify")
+	nparts, err := countPartitions(p.disk.Name)
+	if err != nil || nparts == 0 {
+		return nil, fmt.Errorf("%s: %v (bootc reported success): %w", p.disk.Name, err, ErrNoPartitions)
+	}
+	say("%s holds %d partitions", p.disk.Name, nparts)
+
+	result := &deploy.InstallResult{Device: p.disk.Name, DeviceReason: p.reason, ImageRef: p.res.Pinned,
+		ImageDigest: p.res.Digest, RootSizeMiB: p.rootMiB}
+	// 5. Config drive: decoded and checked in the preflight; only the write is left.
+	if p.drive != nil {
+		ph.begin("configdrive")
+		wr, err := configdrive.WritePartition(ctx, p.disk.Name, p.drive, in.cfg.Log)
+		if err != nil {
+			return nil, fmt.Errorf("config drive: %w", err)
 		}
+		result.ConfigDrive = fmt.Sprintf("partition %d of %s (%s, %d MiB)", wr.Partition, p.disk.Name, wr.Format, wr.Size>>20)
+		say("config drive written to %s", result.ConfigDrive)
 	}
-	var creds *images.Credentials
-	if params.PullSecret != nil && *params.PullSecret != "" {
-		if creds, err = images.DecodeTransportSecret(*params.PullSecret); err != nil {
-			return nil, err
-		}
+	result.Phases = ph.done()
+	result.Message = fmt.Sprintf("Container image (%s) written to device %s", params.ImageSource, p.disk.Name)
+	return result, nil
+}
+
+// preflight runs every check that can fail before the first byte is pulled or written: the options, the image
+// reference and pull secret, the platform against this machine, the disk and root size, the config drive (decoded,
+// or downloaded under a deadline, and checked against the room the reserve leaves), the registry and the memory.
+func (in *Installer) preflight(ctx context.Context, params deploy.BootcInstallParams, hints map[string]any, say sayFunc) (*plan, error) {
+	p := &plan{}
+	var err error
+	if p.opts, err = bootc.ParseOptions(params.InstanceInfo); err != nil {
+		return nil, err
 	}
-	disk, reason, err := in.chooseDisk(hints)
-	if err != nil {
+	if err := in.parseImage(p, params); err != nil {
+		return nil, err
+	}
+	if err := in.checkPlatform(p, params.ImagePlatform); err != nil {
+		return nil, err
+	}
+	if p.disk, p.reason, err = in.chooseDisk(hints); err != nil {
 		return nil, fmt.Errorf("%v: %w", err, ErrPreflight)
 	}
-	say("target disk %s (%d MiB): %s", disk.Name, disk.Size>>20, reason)
-	rootMiB, err := bootc.RootSizeMiB(disk.Size, opts.RootReserveMiB)
-	if err != nil {
-		return nil, fmt.Errorf("disk %s: %v: %w", disk.Name, err, ErrPreflight)
+	say("target disk %s (%d MiB): %s", p.disk.Name, p.disk.Size>>20, p.reason)
+	// The same arithmetic as the --root-size bootc gets (deploy/bootc), so the checks below use the real figure.
+	if p.rootMiB, err = bootc.RootSizeMiB(p.disk.Size, p.opts.RootReserveMiB); err != nil {
+		return nil, fmt.Errorf("disk %s: %v: %w", p.disk.Name, err, ErrPreflight)
 	}
-	res, err := images.Resolve(ctx, ref, creds, 2*time.Minute)
-	if err != nil {
-		if errors.Is(err, images.ErrUnauthorized) || errors.Is(err, images.ErrNotFound) {
-			return nil, fmt.Errorf("%v: %w", err, ErrPull)
+	if params.ConfigDrive != nil && *params.ConfigDrive != "" {
+		if p.drive, err = in.decodeConfigDrive(ctx, *params.ConfigDrive, p.opts.RootReserveMiB); err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("cannot read the image from its registry: %v: %w", err, ErrPull)
+		say("config drive: %d KiB image, fits the %d MiB reserve at the end of the disk", len(p.drive)>>10, p.opts.RootReserveMiB)
 	}
-	if ref.Digest != "" && res.Digest != ref.Digest {
-		return nil, fmt.Errorf("registry serves %s for %s: %w", res.Digest, ref, ErrDigestMismatch)
+	if err := in.checkRegistry(ctx, p, say); err != nil {
+		return nil, err
 	}
+	return p, nil
+}
+
+// parseImage reads the image source and the pull secret (Ironic's base64 transport form).
+func (in *Installer) parseImage(p *plan, params deploy.BootcInstallParams) error {
+	refStr, err := bootc.ValidateImageSource(params.ImageSource)
+	if err != nil {
+		return err
+	}
+	if p.ref, err = images.Parse(refStr, false); err != nil {
+		return err
+	}
+	if p.insecure = in.insecure(p.ref.Registry); p.insecure {
+		if p.ref, err = images.Parse(refStr, true); err != nil {
+			return err
+		}
+	}
+	if params.PullSecret != nil && *params.PullSecret != "" {
+		if p.creds, err = images.DecodeTransportSecret(*params.PullSecret); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkPlatform reads image_platform (empty: linux/amd64, what a conductor without it pinned) and refuses a
+// machine of another architecture: bootc would install a system this machine cannot boot.
+func (in *Installer) checkPlatform(p *plan, platform string) error {
+	if platform == "" {
+		platform = images.DefaultPlatform
+	}
+	parts := strings.Split(platform, "/")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return fmt.Errorf("image_platform %q is not os/arch[/variant] such as linux/arm64 (the conductor derives it from properties.cpu_arch): %w",
+			platform, ErrPreflight)
+	}
+	p.os, p.arch = parts[0], parts[1]
+	if len(parts) == 3 {
+		p.variant = parts[2]
+	}
+	if p.arch != in.cfg.HostArch {
+		return fmt.Errorf("the image was pinned for %s (the node's properties.cpu_arch) but this machine is %s: set properties.cpu_arch to this machine's architecture and deploy again: %w",
+			platform, in.cfg.HostArch, ErrPreflight)
+	}
+	return nil
+}
+
+// decodeConfigDrive turns the config drive string into the image written at the end (a URL is downloaded under
+// ConfigDriveTimeout, capped at configdrive.MaxImageSize) and checks it will fit: a config-2 filesystem no larger
+// than the partition, and room for the partition in what bootc_root_reserve_mib leaves at the end of the disk.
+func (in *Installer) decodeConfigDrive(ctx context.Context, value string, reserveMiB int64) ([]byte, error) {
+	img, err := configdrive.Decode(ctx, value, configdrive.DecodeOptions{Timeout: in.cfg.ConfigDriveTimeout, MaxSize: configdrive.MaxImageSize})
+	if err != nil {
+		return nil, fmt.Errorf("configdrive: %w; nothing was written to the disk: %w", err, ErrPreflight)
+	}
+	if kind, _ := configdrive.Detect(bytes.NewReader(img)); kind == configdrive.KindUnknown {
+		return nil, fmt.Errorf("configdrive: the decoded image (%d bytes) is neither ISO 9660 nor vfat; send gzip+base64 of a config-2 ISO, or the dict form: %w: %w",
+			len(img), configdrive.ErrInvalid, ErrPreflight)
+	}
+	if int64(len(img)) > configdrive.PartitionSize {
+		return nil, fmt.Errorf("configdrive: the image is %d KiB but the config-2 partition holds %d MiB; make the drive smaller: %w: %w",
+			len(img)>>10, configdrive.PartitionSize>>20, configdrive.ErrInvalid, ErrPreflight)
+	}
+	if free := max(0, reserveMiB-bootcFrontMiB); free < configDriveNeedMiB {
+		return nil, fmt.Errorf("configdrive: the config-2 partition needs %d MiB at the end of the disk but bootc_root_reserve_mib=%d leaves %d MiB there (the reserve minus bootc's %d MiB of ESP and BIOS-boot partitions); set bootc_root_reserve_mib to at least %d (default %d) or deploy without a config drive: %w",
+			configDriveNeedMiB, reserveMiB, free, bootcFrontMiB, bootcFrontMiB+configDriveNeedMiB, bootc.DefaultReserveMiB, ErrPreflight)
+	}
+	return img, nil
+}
+
+// checkRegistry resolves the image for the plan's platform (digest and sizes) and checks the memory a pull into
+// tmpfs needs.
+func (in *Installer) checkRegistry(ctx context.Context, p *plan, say sayFunc) error {
+	res, err := images.Resolve(ctx, p.ref, p.creds, p.platformString(), 2*time.Minute)
+	if err != nil {
+		switch {
+		case errors.Is(err, images.ErrPlatform):
+			return fmt.Errorf("%w: %w", err, ErrPreflight)
+		case errors.Is(err, images.ErrUnauthorized) || errors.Is(err, images.ErrNotFound):
+			return fmt.Errorf("%v: %w", err, ErrPull)
+		}
+		return fmt.Errorf("cannot read the image from its registry: %v: %w", err, ErrPull)
+	}
+	if p.ref.Digest != "" && res.Digest != p.ref.Digest {
+		return fmt.Errorf("registry serves %s for %s on %s: %w", res.Digest, p.ref, p.platformString(), ErrDigestMismatch)
+	}
+	p.res = res
+	// The pull lands in tmpfs: the download, the unpacked tree and the tools must fit in RAM together.
 	need := res.EstimatedUnpackedBytes + res.CompressedBytes + headroomBytes
 	avail := in.cfg.MemoryBudget
 	if avail == 0 {
 		_, a, err := in.cfg.Hardware.Memory()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		avail = a
 	}
-	say("image %s: %d layers, %d MiB compressed, about %d MiB unpacked; needs about %d MiB of RAM, %d MiB available",
-		ref, res.Layers, res.CompressedBytes>>20, res.EstimatedUnpackedBytes>>20, need>>20, avail>>20)
+	say("image %s (%s): %d layers, %d MiB compressed, about %d MiB unpacked; needs about %d MiB of RAM, %d MiB available",
+		p.ref, p.platformString(), res.Layers, res.CompressedBytes>>20, res.EstimatedUnpackedBytes>>20, need>>20, avail>>20)
 	if need > avail {
-		return nil, fmt.Errorf("the image needs about %d MiB of RAM to pull and unpack (%d MiB compressed, ~%dx unpacked, plus %d MiB for the tools) but the node has %d MiB available: %w",
+		return fmt.Errorf("the image needs about %d MiB of RAM to pull and unpack (%d MiB compressed, ~%dx unpacked, plus %d MiB for the tools) but the node has %d MiB available: %w",
 			need>>20, res.CompressedBytes>>20, images.UnpackRatio, headroomBytes>>20, avail>>20, ErrPreflight)
 	}
+	return nil
+}
 
-	// 2. Pull by digest; the bytes land in the (tmpfs) storage.
-	ph.begin("pull")
-	pinned := res.Pinned
-	pullCtx, cancel := context.WithTimeout(ctx, in.cfg.PullTimeout)
-	stopWatch := in.watchStorage(res.EstimatedUnpackedBytes, rep)
-	po := podman.PullOptions{Insecure: insecure, Progress: lineWriter{rep}}
-	if creds != nil {
-		po.Username, po.Password = creds.Username, creds.Password
+// platformString is the plan's platform as os/arch[/variant], as the registry's index names it.
+func (p *plan) platformString() string {
+	if p.variant != "" {
+		return p.os + "/" + p.arch + "/" + p.variant
 	}
-	pulled, err := in.cfg.Podman.Pull(pullCtx, pinned, po)
+	return p.os + "/" + p.arch
+}
+
+// pull pulls the pinned digest for the plan's platform and checks what arrived: the digest, the architecture,
+// and that its unpacked size fits the root filesystem bootc will be asked for.
+func (in *Installer) pull(ctx context.Context, p *plan, rep Reporter, say sayFunc) (*podman.PullResult, error) {
+	pullCtx, cancel := context.WithTimeout(ctx, in.cfg.PullTimeout)
+	defer cancel()
+	stopWatch := in.watchStorage(p.res.EstimatedUnpackedBytes, rep)
+	po := podman.PullOptions{Insecure: p.insecure, Progress: lineWriter{rep}, OS: p.os, Arch: p.arch, Variant: p.variant}
+	if p.creds != nil {
+		po.Username, po.Password = p.creds.Username, p.creds.Password
+	}
+	pulled, err := in.cfg.Podman.Pull(pullCtx, p.res.Pinned, po)
 	stopWatch()
-	cancel()
 	if err != nil {
 		msg := err.Error()
 		if strings.Contains(msg, "unauthorized") || strings.Contains(msg, "authentication required") || strings.Contains(msg, "401") {
-			return nil, fmt.Errorf("registry %s refused credentials for %s (check image_pull_secret): %w", ref.Registry, ref.Repository, ErrPull)
+			return nil, fmt.Errorf("registry %s refused credentials for %s (check image_pull_secret): %w", p.ref.Registry, p.ref.Repository, ErrPull)
 		}
-		return nil, fmt.Errorf("pull %s: %v: %w", pinned, err, ErrPull)
+		return nil, fmt.Errorf("pull %s: %v: %w", p.res.Pinned, err, ErrPull)
 	}
+	// What podman stored must be what was pinned: a registry or mirror serving other bytes is refused here.
 	found := false
 	for _, d := range pulled.RepoDigests {
-		if strings.HasSuffix(d, "@"+res.Digest) {
+		if strings.HasSuffix(d, "@"+p.res.Digest) {
 			found = true
 		}
 	}
 	if !found {
-		return nil, fmt.Errorf("pulled image has digests %v, want %s: %w", pulled.RepoDigests, res.Digest, ErrDigestMismatch)
+		return nil, fmt.Errorf("pulled image has digests %v, want %s: %w", pulled.RepoDigests, p.res.Digest, ErrDigestMismatch)
 	}
-	say("pulled %s (%d MiB in storage)", pinned, pulled.Size>>20)
+	if pulled.Arch != "" && pulled.Arch != p.arch {
+		return nil, fmt.Errorf("pulled image %s is built for %s but the node needs %s (properties.cpu_arch): %w",
+			p.res.Pinned, pulled.Arch, p.arch, ErrPreflight)
+	}
+	say("pulled %s (%d MiB unpacked)", p.res.Pinned, pulled.Size>>20)
+	return pulled, checkRootFits(p, pulled.Size)
+}
 
-	// 3. bootc install to-disk in a privileged host-PID container.
-	ph.begin("install")
+// checkRootFits refuses an image whose unpacked files alone exceed the root filesystem it would get: bootc would
+// wipe the disk and then fail copying them.
+func checkRootFits(p *plan, unpacked int64) error {
+	if unpacked <= p.rootMiB<<20 {
+		return nil
+	}
+	diskMiB, needMiB := p.disk.Size>>20, (unpacked+1<<20-1)>>20
+	fix := fmt.Sprintf("use a disk of at least %d MiB", needMiB+p.opts.RootReserveMiB)
+	if most := diskMiB - needMiB; most >= 100 {
+		fix += fmt.Sprintf(", or set bootc_root_reserve_mib to at most %d", most)
+	}
+	return fmt.Errorf("image %s unpacks to %d MiB but its root filesystem on %s would be %d MiB (%d MiB disk minus bootc_root_reserve_mib %d); %s: %w",
+		p.ref, needMiB, p.disk.Name, p.rootMiB, diskMiB, p.opts.RootReserveMiB, fix, ErrPreflight)
+}
+
+// install runs `bootc install to-disk` from the pulled image in a privileged host-PID container.
+func (in *Installer) install(ctx context.Context, p *plan, imageID string, rep Reporter, say sayFunc) error {
+	// bootc needs the host's /dev (the target disk, loop and dm nodes) and reads its own image from the host's
+	// containers-storage (reference/contracts.md C.2).
 	binds := []podman.Bind{{Source: "/dev", Destination: "/dev"},
 		{Source: in.cfg.GraphRoot, Destination: "/var/lib/containers/storage"}}
+	// The keys go in through a read-only bind of a private directory (tmpfs in the ramdisk), removed afterwards.
 	keysFile := ""
-	if opts.AuthorizedKeys != "" {
+	if p.opts.AuthorizedKeys != "" {
 		dir, err := os.MkdirTemp(in.cfg.KeysDir, "keys-")
 		if err != nil {
-			return nil, fmt.Errorf("keys dir: %w", err)
+			return fmt.Errorf("keys dir: %w", err)
 		}
 		defer os.RemoveAll(dir)
-		if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), []byte(opts.AuthorizedKeys), 0o600); err != nil {
-			return nil, err
+		if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), []byte(p.opts.AuthorizedKeys), 0o600); err != nil {
+			return err
 		}
 		binds = append(binds, podman.Bind{Source: dir, Destination: "/run/ferric/keys", ReadOnly: true})
 		keysFile = "/run/ferric/keys/authorized_keys"
 	}
-	argv, err := bootc.InstallArgv(bootc.InstallInput{Options: opts, Device: disk.Name, DiskBytes: disk.Size, KeysFile: keysFile})
+	argv, err := bootc.InstallArgv(bootc.InstallInput{Options: p.opts, Device: p.disk.Name, DiskBytes: p.disk.Size, KeysFile: keysFile})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	say("running %s", strings.Join(argv, " "))
+	// The last lines of bootc's output explain a failure (its "error:" line); all of them go to the deploy log.
 	var (
 		tailMu sync.Mutex
 		tail   []string
 	)
 	instCtx, cancelInst := context.WithTimeout(ctx, in.cfg.InstallTimeout)
-	code, err := in.cfg.Podman.Run(instCtx, podman.RunSpec{Image: pulled.ID, Name: "ferric-bootc-install-" + fmt.Sprint(time.Now().UnixNano()),
+	code, err := in.cfg.Podman.Run(instCtx, podman.RunSpec{Image: imageID, Name: "ferric-bootc-install-" + fmt.Sprint(time.Now().UnixNano()),
 		Command: argv, Binds: binds, Rlimits: in.cfg.Rlimits,
 		OnOutput: func(l string) {
 			rep.Line(l)
@@ -255,48 +463,23 @@ func (in *Installer) Run(ctx context.Context, params deploy.BootcInstallParams, 
 	tailMu.Unlock()
 	if err != nil {
 		if noBootc(err.Error()) || noBootc(last) {
-			return nil, fmt.Errorf("%s has no bootc binary in its PATH; build it FROM a bootc base image: %w", ref, ErrNoBootc)
+			return fmt.Errorf("%s has no bootc binary in its PATH; build it FROM a bootc base image: %w", p.ref, ErrNoBootc)
 		}
 		if timedOut {
-			return nil, fmt.Errorf("bootc install did not finish within %s: %w", in.cfg.InstallTimeout, ErrInstall)
+			return fmt.Errorf("bootc install did not finish within %s: %w", in.cfg.InstallTimeout, ErrInstall)
 		}
-		return nil, fmt.Errorf("run the install container: %v: %w", err, ErrInstall)
+		return fmt.Errorf("run the install container: %v: %w", err, ErrInstall)
 	}
 	if code != 0 {
 		if code == 127 || noBootc(last) {
-			return nil, fmt.Errorf("%s has no bootc binary in its PATH; build it FROM a bootc base image: %w", ref, ErrNoBootc)
+			return fmt.Errorf("%s has no bootc binary in its PATH; build it FROM a bootc base image: %w", p.ref, ErrNoBootc)
 		}
-		return nil, fmt.Errorf("bootc install to-disk exited with %d: %s: %w", code, lastError(tail), ErrInstall)
+		return fmt.Errorf("bootc install to-disk exited with %d: %s: %w", code, lastError(tail), ErrInstall)
 	}
-
-	// 4. The disk must now hold a partition table.
-	ph.begin("verify")
-	nparts, err := countPartitions(disk.Name)
-	if err != nil || nparts == 0 {
-		return nil, fmt.Errorf("%s: %v (bootc reported success): %w", disk.Name, err, ErrNoPartitions)
-	}
-	say("%s holds %d partitions", disk.Name, nparts)
-
-	result := &deploy.InstallResult{Device: disk.Name, DeviceReason: reason, ImageRef: pinned, ImageDigest: res.Digest, RootSizeMiB: rootMiB}
-	// 5. Config drive.
-	if params.ConfigDrive != nil && *params.ConfigDrive != "" {
-		ph.begin("configdrive")
-		img, err := configdrive.Decode(ctx, *params.ConfigDrive, configdrive.DecodeOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("config drive: %w", err)
-		}
-		wr, err := configdrive.WritePartition(ctx, disk.Name, img, log)
-		if err != nil {
-			return nil, fmt.Errorf("config drive: %w", err)
-		}
-		result.ConfigDrive = fmt.Sprintf("partition %d of %s (%s, %d MiB)", wr.Partition, disk.Name, wr.Format, wr.Size>>20)
-		say("config drive written to %s", result.ConfigDrive)
-	}
-	result.Phases = ph.done()
-	result.Message = fmt.Sprintf("Container image (%s) written to device %s", params.ImageSource, disk.Name)
-	return result, nil
+	return nil
 }
 
+// insecure reports whether registry is reached over plain http (the agent's --insecure-registry list).
 func (in *Installer) insecure(registry string) bool {
 	for _, r := range in.cfg.Insecure {
 		if r == registry {
@@ -306,6 +489,8 @@ func (in *Installer) insecure(registry string) bool {
 	return false
 }
 
+// chooseDisk picks the install disk: the configured target device (development: a loop device, which sysfs
+// listings skip unless named) or the disk the root device hints choose, with the reason for the deploy log.
 func (in *Installer) chooseDisk(hints map[string]any) (hardware.Disk, string, error) {
 	src := in.cfg.Hardware
 	if in.cfg.TargetDevice != "" {
@@ -358,6 +543,7 @@ func (in *Installer) watchStorage(total int64, rep Reporter) (stop func()) {
 	return func() { close(done); rep.Bytes(max(0, used()-base), total) }
 }
 
+// lineWriter turns podman's pull progress stream into reported log lines (blank lines dropped).
 type lineWriter struct{ rep Reporter }
 
 func (w lineWriter) Write(p []byte) (int, error) {
@@ -389,6 +575,7 @@ func lastError(tail []string) string {
 	return "no output"
 }
 
+// countPartitions counts the non-empty partitions of dev's table: bootc exiting 0 without one is a failure.
 func countPartitions(dev string) (int, error) {
 	d, err := diskfs.Open(dev, diskfs.WithOpenMode(diskfs.ReadOnly))
 	if err != nil {

@@ -197,18 +197,24 @@ func (c *Client) Version(ctx context.Context) (string, error) {
 	return v.Server.Version, nil
 }
 
-// PullOptions are the credentials and transport of a pull.
+// PullOptions are the credentials, transport and platform of a pull.
 type PullOptions struct {
 	Username, Password string
 	Insecure           bool
 	Progress           io.Writer
+	// OS, Arch and Variant pick the platform's manifest when ref names an index ("" = podman's host platform).
+	// The agent pulls a digest that already names one platform's manifest; these make podman refuse another.
+	OS, Arch, Variant string
 }
 
 // PullResult is what was pulled.
 type PullResult struct {
 	ID          string
 	RepoDigests []string
-	Size        int64
+	// Size is the unpacked size podman reports (image inspect Size): what the image's files take on a disk.
+	Size int64
+	// Arch is the architecture in the image's config ("amd64").
+	Arch string
 }
 
 // Pull pulls ref (always from the registry) and returns its ID and digests.
@@ -224,6 +230,15 @@ func (c *Client) Pull(ctx context.Context, ref string, o PullOptions) (*PullResu
 	if o.Progress != nil {
 		opts.WithProgressWriter(o.Progress)
 	}
+	if o.OS != "" {
+		opts.WithOS(o.OS)
+	}
+	if o.Arch != "" {
+		opts.WithArch(o.Arch)
+	}
+	if o.Variant != "" {
+		opts.WithVariant(o.Variant)
+	}
 	ids, err := images.Pull(c.with(ctx), ref, opts)
 	if err != nil {
 		return nil, err
@@ -235,7 +250,7 @@ func (c *Client) Pull(ctx context.Context, ref string, o PullOptions) (*PullResu
 	if err != nil {
 		return nil, fmt.Errorf("inspect pulled image: %w", err)
 	}
-	return &PullResult{ID: ids[0], RepoDigests: img.RepoDigests, Size: img.Size}, nil
+	return &PullResult{ID: ids[0], RepoDigests: img.RepoDigests, Size: img.Size, Arch: img.Architecture}, nil
 }
 
 // RunSpec is a privileged host-PID container run.

@@ -58,6 +58,8 @@ const (
 	keyProgress  = "deploy_progress"
 	keyInstalled = "bootc_installed"
 	keyCleanCmd  = "bootc_clean_command_id"
+	// keyPlatform is the OCI platform the pinned digest was resolved for (from properties.cpu_arch).
+	keyPlatform = "bootc_image_platform"
 )
 
 // Validate checks everything that can be checked before a deploy: the image source, the bootc_* options, the
@@ -71,6 +73,9 @@ func (d *Deploy) Validate(_ context.Context, n *store.Node) error {
 		return fmt.Errorf("%v: %w", err, driver.ErrInvalid)
 	}
 	if _, err := bootc.ParseOptions(n.InstanceInfo); err != nil {
+		return fmt.Errorf("%v: %w", err, driver.ErrInvalid)
+	}
+	if _, err := nodePlatform(n); err != nil {
 		return fmt.Errorf("%v: %w", err, driver.ErrInvalid)
 	}
 	if caps, _ := n.Properties["capabilities"].(string); strings.Contains(caps, "boot_mode:bios") {
@@ -88,6 +93,19 @@ func (d *Deploy) insecure(registry string) bool {
 	return false
 }
 
+// nodePlatform is the OCI platform of the node's properties.cpu_arch (linux/amd64 when it is unset).
+func nodePlatform(n *store.Node) (string, error) {
+	v, ok := n.Properties["cpu_arch"]
+	if !ok || v == nil {
+		return images.PlatformForCPUArch("")
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("properties.cpu_arch must be a string such as x86_64 or aarch64, not %v", v)
+	}
+	return images.PlatformForCPUArch(s)
+}
+
 // pullSecret returns the node's registry secret (instance_info, then driver_info), "" when none.
 func pullSecret(n *store.Node) string {
 	for _, m := range []map[string]any{n.InstanceInfo, n.DriverInfo} {
@@ -102,7 +120,7 @@ func pullSecret(n *store.Node) string {
 func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, error) {
 	n := t.Node
 	dii := n.DriverInternalInfo
-	for _, k := range []string{keyCommand, keyOffset, keyProgress, keyInstalled, keyPinned, keyDigest, keyTag} {
+	for _, k := range []string{keyCommand, keyOffset, keyProgress, keyInstalled, keyPinned, keyDigest, keyTag, keyPlatform} {
 		delete(dii, k)
 	}
 	dii[keyRun] = time.Now().UTC().Format("20060102T150405Z") + "-" + uuid.NewString()[:8]
@@ -131,16 +149,17 @@ func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, er
 			return driver.Done, err
 		}
 	}
-	res, err := images.Resolve(ctx, lookup, creds, time.Minute)
+	platform, _ := nodePlatform(n) // Validate accepted it
+	res, err := images.Resolve(ctx, lookup, creds, platform, time.Minute)
 	if err != nil {
 		return driver.Done, fmt.Errorf("cannot deploy: %v", err)
 	}
-	// The agent pulls the digest from the registry as the node sees it.
-	dii[keyPinned], dii[keyDigest] = ref.Registry+"/"+ref.Repository+"@"+res.Digest, res.Digest
+	// The agent pulls the digest (of the node's platform's manifest) from the registry as the node sees it.
+	dii[keyPinned], dii[keyDigest], dii[keyPlatform] = ref.Registry+"/"+ref.Repository+"@"+res.Digest, res.Digest, platform
 	if ref.Tag != "" {
 		dii[keyTag] = ref.String()
 	}
-	t.Logf(ctx, "pinned %s to %s (%d layers, %d MiB compressed)", ref, res.Digest, res.Layers, res.CompressedBytes>>20)
+	t.Logf(ctx, "pinned %s to %s for %s (%d layers, %d MiB compressed)", ref, res.Digest, platform, res.Layers, res.CompressedBytes>>20)
 	setProgress(n, deploy.Progress{Phase: "booting agent"})
 	if err := t.Save(ctx); err != nil {
 		return driver.Done, err
@@ -391,7 +410,8 @@ func (d *Deploy) installParams(ctx context.Context, t *driver.Task) (deploy.Boot
 			ii["bootc_target_imgref"] = tag
 		}
 	}
-	p := deploy.BootcInstallParams{ImageSource: "oci://" + pinned, InstanceInfo: ii}
+	platform, _ := n.DriverInternalInfo[keyPlatform].(string)
+	p := deploy.BootcInstallParams{ImageSource: "oci://" + pinned, InstanceInfo: ii, ImagePlatform: platform}
 	if s := pullSecret(n); s != "" {
 		enc := images.EncodeTransportSecret(s)
 		p.PullSecret = &enc
@@ -434,7 +454,7 @@ func (d *Deploy) TearDown(ctx context.Context, t *driver.Task) error {
 	if err := t.Power.SetPowerState(ctx, t.Node, driver.PowerOff, 0); err != nil {
 		return err
 	}
-	for _, k := range []string{keyInstalled, keyProgress, keyPinned, keyDigest, keyTag, keyCommand, keyOffset} {
+	for _, k := range []string{keyInstalled, keyProgress, keyPinned, keyDigest, keyTag, keyCommand, keyOffset, keyPlatform} {
 		delete(t.Node.DriverInternalInfo, k)
 	}
 	return t.Boot.CleanUpInstance(ctx, t)
