@@ -60,7 +60,7 @@ func TestInstallParamsPlatform(t *testing.T) {
 		InstanceInfo: map[string]any{"image_source": "oci://registry.example/org/os:1"},
 		DriverInternalInfo: map[string]any{keyPinned: "registry.example/org/os@sha256:0",
 			keyPlatform: "linux/arm64"}}
-	p, err := New(Config{}).installParams(n)
+	p, err := New(Config{}).installParams(context.Background(), &driver.Task{Node: n})
 	require.NoError(t, err)
 	assert.Equal(t, "linux/arm64", p.ImagePlatform)
 }
