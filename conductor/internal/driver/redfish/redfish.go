@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/stmcginnis/gofish"
@@ -108,9 +109,15 @@ type Driver struct {
 	GracefulOffTimeout time.Duration
 	// PollInterval is the wait between power state reads (default 1 s).
 	PollInterval time.Duration
+
+	once sync.Once // the defaults are filled in once: every node's calls share the driver
 }
 
-func (d *Driver) defaults() {
+// defaults fills in the zero settings on first use. The engine calls the driver for many nodes at once, so the
+// writes happen exactly once, before any read.
+func (d *Driver) defaults() { d.once.Do(d.setDefaults) }
+
+func (d *Driver) setDefaults() {
 	if d.CallTimeout == 0 {
 		d.CallTimeout = 30 * time.Second
 	}

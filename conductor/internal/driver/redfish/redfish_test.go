@@ -219,3 +219,26 @@ func TestDeadline(t *testing.T) {
 	assert.Less(t, time.Since(start), 1500*time.Millisecond)
 	assert.Contains(t, err.Error(), "did not answer in time")
 }
+
+// TestConcurrentNodes: the engine drives many nodes through one driver at once; under -race this fails if a call
+// writes the driver's shared settings.
+func TestConcurrentNodes(t *testing.T) {
+	srv := httptest.NewTLSServer(newBMC(t, "ilo-system.json"))
+	defer srv.Close()
+	d := &redfish.Driver{} // zero settings: the defaults are filled in by the first calls, concurrently
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := d.PowerState(context.Background(), node(srv.URL, ""))
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		assert.NoError(t, err)
+	}
+}
