@@ -245,21 +245,28 @@ func (e *Engine) withLock(ctx context.Context, ident string, retry bool, fn func
 	return e.store.UpdateNode(ctx, n)
 }
 
-// async runs fn on the reserved node n in the background, saving the node and releasing the lock afterwards.
-func (e *Engine) async(n *store.Node, what string, fn func(ctx context.Context, n *store.Node)) {
+// background runs fn in a goroutine with the engine's work context; shutdown waits for it (within the grace).
+func (e *Engine) background(fn func(ctx context.Context)) {
 	e.mu.Lock()
 	ctx := e.workCtx
 	e.wg.Add(1)
 	e.mu.Unlock()
 	go func() {
 		defer e.wg.Done()
+		fn(ctx)
+	}()
+}
+
+// async runs fn on the reserved node n in the background, saving the node and releasing the lock afterwards.
+func (e *Engine) async(n *store.Node, what string, fn func(ctx context.Context, n *store.Node)) {
+	e.background(func(ctx context.Context) {
 		defer e.release(n.UUID)
 		fn(ctx, n)
 		e.applyBeat(n)
 		if err := e.store.UpdateNode(ctx, n); err != nil {
 			e.log.WithError(err).WithField("node", n.UUID).WithField("operation", what).Error("could not save node")
 		}
-	}()
+	})
 }
 
 // transition applies an event to the node in memory: state, target, provision_updated_at and last_error.

@@ -75,12 +75,7 @@ func (e *Engine) appendLog(ctx context.Context, n *store.Node, msg string) {
 // failPinned fails the node's waiting operation in the background: the heartbeat that triggered it must not wait
 // for the lock, which the agent poll may hold for a while.
 func (e *Engine) failPinned(uuid, msg string) {
-	e.mu.Lock()
-	ctx := e.workCtx
-	e.wg.Add(1)
-	e.mu.Unlock()
-	go func() {
-		defer e.wg.Done()
+	e.background(func(ctx context.Context) {
 		for attempt := 0; attempt < 20; attempt++ {
 			err := e.withLock(ctx, uuid, false, func(n *store.Node) error {
 				if st := fsm.State(n.ProvisionState); !fsm.BootsAgent(st) || st == fsm.Deploying || st == fsm.Cleaning {
@@ -99,5 +94,5 @@ func (e *Engine) failPinned(uuid, msg string) {
 			}
 		}
 		e.log.WithField("node", uuid).Error("could not fail the node after refused heartbeats: its lock stayed busy")
-	}()
+	})
 }
