@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,11 +19,12 @@ import (
 	"github.com/ferric-metal/ferric/deploy"
 )
 
-func newServer(t *testing.T, release chan struct{}, done *int) *httptest.Server {
+// newServer runs the command API; done counts finished async commands (from the commands' goroutines).
+func newServer(t *testing.T, release chan struct{}, done *atomic.Int32) *httptest.Server {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
 	s := New(context.Background(), Config{Version: "test", Token: func() string { return "tok" }, Log: logrus.NewEntry(l),
-		OnCommandDone: func() { *done++ }}, map[string]Spec{
+		OnCommandDone: func() { done.Add(1) }}, map[string]Spec{
 		"standby.slow": {Async: true, Handler: func(ctx context.Context, _ json.RawMessage, c *Command) (any, error) {
 			c.Phase("pull")
 			c.Bytes(50, 100)
@@ -53,7 +55,7 @@ func call(t *testing.T, method, url, body string) (int, map[string]any) {
 
 func TestProtocol(t *testing.T) {
 	release := make(chan struct{})
-	done := 0
+	var done atomic.Int32
 	srv := newServer(t, release, &done)
 	u := srv.URL + "/v1/commands/"
 
@@ -104,7 +106,7 @@ func TestProtocol(t *testing.T) {
 	code, out = call(t, "GET", u+"?agent_token=tok", "")
 	require.Equal(t, 200, code)
 	assert.Len(t, out["commands"], 2, "progress queries are not commands")
-	require.Eventually(t, func() bool { return done == 2 }, time.Second, 10*time.Millisecond, "a heartbeat is forced after each async command")
+	require.Eventually(t, func() bool { return done.Load() == 2 }, time.Second, 10*time.Millisecond, "a heartbeat is forced after each async command")
 }
 
 func TestProgress(t *testing.T) {
