@@ -13,7 +13,10 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
-// lookup serves GET /v1/lookup for agents (public, API 1.22+).
+// lookup serves GET /v1/lookup for agents (public, API 1.22+, as Ironic's acl_public_routes make it): a booting
+// agent knows only its MAC addresses (or, from its boot medium, its node UUID). Anyone on the provisioning network
+// can ask, so an unknown MAC, an unknown node and a node in a state that boots no agent all get the same 404, and an
+// answer carries only what an agent needs: see lookupInternalInfo and maskSecrets.
 func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
 	version := versionOf(r)
 	if version < 22 {
@@ -28,7 +31,8 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
 		}
 		mac, err := normalizeMAC(a)
 		if err != nil {
-			s.log.WithField("address", a).Warn("lookup: ignoring an invalid MAC address")
+			// Ironic ignores bad addresses too; at debug level, so that a hostile client cannot flood the log.
+			s.log.WithField("address", a).Debug("lookup: ignoring an invalid MAC address")
 			continue
 		}
 		macs = append(macs, mac)
@@ -103,7 +107,9 @@ func lookupInternalInfo(dii map[string]any) map[string]any {
 	return out
 }
 
-// heartbeat serves POST /v1/heartbeat/{node} for agents (public, API 1.22+).
+// heartbeat serves POST /v1/heartbeat/{node} for agents (public, API 1.22+). The fields are checked against the
+// microversion that introduced each (Ironic names the first unknown one); the token, the pinning of the agent's
+// address and certificate, and the state rules are the engine's (HeartbeatNode, checkPinned).
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 	version := versionOf(r)
 	if version < 22 {
