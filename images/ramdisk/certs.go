@@ -60,8 +60,8 @@ func ReadCACert(path string, now time.Time, log *logrus.Entry) ([]byte, int, err
 			return nil, 0, err
 		}
 	}
-	if len(bytes.TrimSpace(rest)) > 0 && n > 0 {
-		return nil, 0, fmt.Errorf("--ca-cert %s: text after certificate %d is not PEM (a truncated or corrupted block?)", path, n)
+	if bytes.Contains(rest, []byte("-----BEGIN")) || bytes.Contains(rest, []byte("-----END")) {
+		return nil, 0, fmt.Errorf("--ca-cert %s: the PEM block after certificate %d is not PEM (truncated or corrupted?)", path, n)
 	}
 	if n == 0 {
 		return nil, 0, fmt.Errorf("--ca-cert %s: no PEM certificate found (want -----BEGIN CERTIFICATE----- blocks; convert DER with: openssl x509 -inform der -in FILE -out FILE.pem)", path)
@@ -117,12 +117,12 @@ func debianBundle(ctx context.Context, deb, work string) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// caBundle returns the ramdisk's CA bundle: the base (Config.CABundle, else the build host's Debian bundle, else
-// one built from the ca-certificates package in the cache) followed by the operator's --ca-cert files.
-func caBundle(ctx context.Context, cfg *Config, work string, extra []byte, log *logrus.Entry) ([]byte, string, error) {
+// caBundle returns the ramdisk's CA bundle: the base (Config.CABundle, else the build host's Debian bundle at
+// host, else one built from the ca-certificates package in the cache) followed by the operator's CAs (extra).
+func caBundle(ctx context.Context, cfg *Config, host, work string, extra []byte, log *logrus.Entry) ([]byte, string, error) {
 	src := cfg.CABundle
 	if src == "" {
-		src = HostCABundle
+		src = host
 	}
 	base, err := os.ReadFile(src)
 	switch {
@@ -131,11 +131,11 @@ func caBundle(ctx context.Context, cfg *Config, work string, extra []byte, log *
 		return nil, "", fmt.Errorf("CA bundle %s: %w", src, err)
 	case cfg.Cache == "":
 		return nil, "", fmt.Errorf("the build host has no %s (apt-get install ca-certificates) and no package cache "+
-			"is set (--cache) to fetch the ca-certificates package into", HostCABundle)
+			"is set (--cache) to fetch the ca-certificates package into", host)
 	default:
 		deb, err := cachedDeb(ctx, cfg.Cache, "ca-certificates", cfg.Download)
 		if err != nil {
-			return nil, "", fmt.Errorf("no %s on the build host, and the ca-certificates package: %w", HostCABundle, err)
+			return nil, "", fmt.Errorf("no %s on the build host, and the ca-certificates package: %w", host, err)
 		}
 		if base, err = debianBundle(ctx, deb, work); err != nil {
 			return nil, "", err

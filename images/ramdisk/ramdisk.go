@@ -167,7 +167,7 @@ func Build(ctx context.Context, cfg Config, log *logrus.Entry) (*Result, error) 
 	if err := addFirmware(ctx, cfg, work, mods.firmware, t, res, log); err != nil {
 		return nil, err
 	}
-	bundle, src, err := caBundle(ctx, &cfg, work, operatorCAs, log)
+	bundle, src, err := caBundle(ctx, &cfg, HostCABundle, work, operatorCAs, log)
 	if err != nil {
 		return nil, err
 	}
