@@ -13,7 +13,8 @@ import (
 	"github.com/ferric-metal/ferric/images/ramdisk"
 )
 
-// runRamdisk handles `ferric ramdisk build`.
+// runRamdisk handles `ferric ramdisk build`: flags become a ramdisk.Config; the builder checks the profile and
+// the --ca-cert files before it reads the kernel package, so a typo fails at once.
 func runRamdisk(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "build" {
 		return errors.New("ramdisk: use ferric ramdisk build --kernel-deb DEB --agent BIN --init BIN -o DIR " +
@@ -34,6 +35,7 @@ func runRamdisk(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Var(&modules, "module", "another kernel module to carry, with its dependencies (repeatable; e.g. bnx2x)")
 	fs.Var(&cas, "ca-cert", "PEM file of a CA to trust in the ramdisk, added to Debian's bundle (repeatable)")
 	fs.Var(&firmwares, "firmware-deb", "Debian package to take firmware from, besides the profile's (repeatable)")
+	// Packages are cached like the kernel package (make kernel-deb): a rebuild downloads nothing.
 	fs.StringVar(&cfg.Cache, "cache", "out/cache", "directory firmware and ca-certificates packages are downloaded to "+
 		"and reused from (apt-get download); empty: download nothing")
 	if _, err := parseFlags(fs, args[1:]); err != nil {
@@ -52,6 +54,7 @@ func runRamdisk(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fmt.Fprintf(stdout, "%s  %d MiB\n%s  %d MiB (%d MiB uncompressed; profile %s: %d modules, %d firmware files, %d CA certificates)\n",
 		res.Kernel, res.KernelBytes>>20, res.Initramfs, res.InitBytes>>20, res.UncompressedInitramfs>>20, res.Profile,
 		res.Modules, res.Firmware, res.CACerts)
+	// Also on stdout (the log has it as a warning): the operator decides whether the hardware needs it.
 	if len(res.MissingFirmware) > 0 {
 		fmt.Fprintf(stdout, "firmware not included (no package provided it): %s\n", strings.Join(res.MissingFirmware, " "))
 	}

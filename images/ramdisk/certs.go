@@ -34,6 +34,8 @@ func ReadCACert(path string, now time.Time, log *logrus.Entry) ([]byte, int, err
 	var out bytes.Buffer
 	n := 0
 	rest := raw
+	// pem.Decode skips text between blocks, so commented bundles (as Debian's and most CAs' are) are accepted;
+	// what follows the last block is checked below, to catch a truncated copy.
 	for {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)
@@ -51,10 +53,13 @@ func ReadCACert(path string, now time.Time, log *logrus.Entry) ([]byte, int, err
 			return nil, 0, fmt.Errorf("--ca-cert %s: certificate %d does not parse: %w", path, n+1, err)
 		}
 		n++
+		// An expired CA is likely a mistake but not harmful, and a build should not fail on the day a CA expires
+		// in a file nobody has looked at since: warn.
 		if now.After(cert.NotAfter) {
 			log.WithFields(logrus.Fields{"file": path, "subject": cert.Subject.String(), "not_after": cert.NotAfter}).
 				Warn("--ca-cert certificate has expired: nothing it signed will verify")
 		}
+		// The comment says, in the ramdisk, where each added certificate came from.
 		fmt.Fprintf(&out, "# %s (ferric ramdisk build --ca-cert %s)\n", cert.Subject.String(), filepath.Base(path))
 		if err := pem.Encode(&out, &pem.Block{Type: "CERTIFICATE", Bytes: block.Bytes}); err != nil {
 			return nil, 0, err
@@ -142,6 +147,8 @@ func caBundle(ctx context.Context, cfg *Config, host, work string, extra []byte,
 		}
 		src = deb
 	}
+	// An empty or garbled base would leave the agent trusting only the operator's CAs and failing every public
+	// registry with an unhelpful "unknown authority" at deploy time: refuse at build time instead.
 	if countCerts(base) == 0 {
 		return nil, "", fmt.Errorf("CA bundle %s holds no certificate: reinstall ca-certificates or set Config.CABundle", src)
 	}

@@ -61,12 +61,14 @@ type Result struct {
 	OperatorCACerts        int      // of which from CACerts
 }
 
-// tree accumulates the initramfs entries, creating parent directories once.
+// tree accumulates the initramfs entries, creating parent directories once. The kernel unpacks the archive in
+// order, so a directory entry must precede what it holds; entries keep the order they were added in.
 type tree struct {
 	entries []CpioEntry
 	dirs    map[string]bool
 }
 
+// dir adds p and its missing parents.
 func (t *tree) dir(p string) {
 	var chain []string
 	for d := p; d != "." && d != "/" && d != ""; d = filepath.Dir(d) {
@@ -80,11 +82,13 @@ func (t *tree) dir(p string) {
 	}
 }
 
+// file adds a regular file with the permission bits in mode.
 func (t *tree) file(name string, data []byte, mode uint32) {
 	t.dir(filepath.Dir(name))
 	t.entries = append(t.entries, CpioEntry{Name: name, Mode: 0o100000 | mode, Data: data})
 }
 
+// symlink adds a symbolic link (newc: the target is the entry's data).
 func (t *tree) symlink(name, target string) {
 	t.dir(filepath.Dir(name))
 	t.entries = append(t.entries, CpioEntry{Name: name, Mode: 0o120777, Data: []byte(target)})
@@ -117,16 +121,16 @@ func Build(ctx context.Context, cfg Config, log *logrus.Entry) (*Result, error) 
 		return nil, err
 	}
 	modules = append(modules, cfg.Modules...)
-	var operatorCAs []byte
 	res := &Result{Profile: cfg.Profile}
+	var operatorCAs []byte
 	for _, f := range cfg.CACerts {
 		pemData, n, err := ReadCACert(f, time.Now(), log)
 		if err != nil {
 			return nil, err
 		}
-		operatorCAs = append(operatorCAs, pemData...)
-		res.OperatorCACerts += n
+		operatorCAs, res.OperatorCACerts = append(operatorCAs, pemData...), res.OperatorCACerts+n
 	}
+	// Everything below reads the kernel package; the checks above need nothing but the flags.
 	work, err := os.MkdirTemp("", "ferric-ramdisk-")
 	if err != nil {
 		return nil, err
@@ -150,16 +154,10 @@ func Build(ctx context.Context, cfg Config, log *logrus.Entry) (*Result, error) 
 		t.dir(d)
 	}
 	t.entries = append(t.entries, CpioEntry{Name: "dev/console", Mode: 0o020600, Major: 5, Minor: 1})
-	var order []string
-	for _, m := range mods.files {
-		rel, _ := filepath.Rel(kernelDir, m)
-		if err := t.copyFile(rel, m, 0o644); err != nil {
-			return nil, err
-		}
-		order = append(order, "/"+rel)
+	if err := addModules(t, kernelDir, mods.files); err != nil {
+		return nil, err
 	}
 	res.Modules = len(mods.files)
-	t.file("etc/ferric-modules", []byte(strings.Join(order, "\n")+"\n"), 0o644)
 	for _, f := range []string{"etc/passwd", "etc/group", "etc/hosts", "etc/resolv.conf", "etc/containers/policy.json",
 		"etc/containers/registries.conf", "etc/containers/containers.conf"} {
 		t.file(f, []byte(etcFile(f)), 0o644)
@@ -167,14 +165,9 @@ func Build(ctx context.Context, cfg Config, log *logrus.Entry) (*Result, error) 
 	if err := addFirmware(ctx, cfg, work, mods.firmware, t, res, log); err != nil {
 		return nil, err
 	}
-	bundle, src, err := caBundle(ctx, &cfg, HostCABundle, work, operatorCAs, log)
-	if err != nil {
+	if err := addCABundle(ctx, cfg, work, operatorCAs, t, res, log); err != nil {
 		return nil, err
 	}
-	res.CACerts = countCerts(bundle)
-	t.file(caBundlePath, bundle, 0o644)
-	t.symlink(caBundleAlias, "/"+caBundlePath)
-	log.WithFields(logrus.Fields{"base": src, "certificates": res.CACerts, "operator": res.OperatorCACerts}).Info("CA bundle")
 	if err := addBinaries(ctx, cfg, t); err != nil {
 		return nil, err
 	}
@@ -185,6 +178,39 @@ func Build(ctx context.Context, cfg Config, log *logrus.Entry) (*Result, error) 
 		"kernel_mb": res.KernelBytes >> 20, "initramfs_mb": res.InitBytes >> 20,
 		"uncompressed_mb": res.UncompressedInitramfs >> 20}).Info("agent ramdisk built")
 	return res, nil
+}
+
+// addModules copies the module files at their place under /lib/modules/VERSION and lists them, dependencies
+// first, in /etc/ferric-modules: /init loads them in that order with finit_module, as there is no modprobe.
+func addModules(t *tree, kernelDir string, files []string) error {
+	order := make([]string, 0, len(files))
+	for _, m := range files {
+		rel, err := filepath.Rel(kernelDir, m)
+		if err != nil {
+			return err
+		}
+		if err := t.copyFile(rel, m, 0o644); err != nil {
+			return err
+		}
+		order = append(order, "/"+rel)
+	}
+	t.file("etc/ferric-modules", []byte(strings.Join(order, "\n")+"\n"), 0o644)
+	return nil
+}
+
+// addCABundle writes the CA bundle (Debian's, then the operator's build-time CAs) where Go's crypto/x509, podman
+// and curl-like tools look first, with the Red Hat path as a symlink. Run-time CAs (agent.json) come on top of it
+// at boot; they are not this function's business.
+func addCABundle(ctx context.Context, cfg Config, work string, operatorCAs []byte, t *tree, res *Result, log *logrus.Entry) error {
+	bundle, src, err := caBundle(ctx, &cfg, HostCABundle, work, operatorCAs, log)
+	if err != nil {
+		return err
+	}
+	res.CACerts = countCerts(bundle)
+	t.file(caBundlePath, bundle, 0o644)
+	t.symlink(caBundleAlias, "/"+caBundlePath)
+	log.WithFields(logrus.Fields{"base": src, "certificates": res.CACerts, "operator": res.OperatorCACerts}).Info("CA bundle")
+	return nil
 }
 
 // addFirmware puts the firmware the modules request under /lib/firmware, from Config.FirmwareDebs and the
