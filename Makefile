@@ -20,9 +20,14 @@ build: ## build every binary into bin/
 	done
 	@if [ -f bin/ferric-ramdisk ]; then mv bin/ferric-ramdisk bin/ferric-agent; fi
 
+# RAMDISK_PROFILE=vm builds the small VM-only ramdisk; RAMDISK_FLAGS adds e.g. --ca-cert FILE or --module NAME.
+RAMDISK_PROFILE ?= server
+RAMDISK_FLAGS ?=
+
 ramdisk: build kernel-deb ## build the agent ramdisk (kernel + initramfs) into out/ramdisk from Debian packages
 	CGO_ENABLED=0 $(GO) build -ldflags "-s -w" -o $(BIN)/ferric-init ./images/ramdisk/init
-	$(BIN)/ferric ramdisk build --kernel-deb $$(ls out/cache/linux-image-6*.deb | head -n1) --agent $(BIN)/ferric-agent --init $(BIN)/ferric-init -o out/ramdisk
+	$(BIN)/ferric ramdisk build --kernel-deb $$(ls out/cache/linux-image-6*.deb | head -n1) --agent $(BIN)/ferric-agent \
+		--init $(BIN)/ferric-init -o out/ramdisk --profile $(RAMDISK_PROFILE) --cache out/cache $(RAMDISK_FLAGS)
 
 run: build ## start the conductor on its embedded default (SQLite in the state directory, API on 127.0.0.1:6385)
 	$(BIN)/ferric-conductor

@@ -43,7 +43,7 @@ Commands:
   configdrive build --from DRIVE.json -o FILE [--encode] [--vfat] [--uuid U] [--name N]
   configdrive write DEVICE IMAGE
   configdrive show IMAGE|DEVICE
-  ramdisk build --kernel-deb DEB [--agent BIN] [--init BIN] [-o DIR]
+  ramdisk build --kernel-deb DEB [--agent BIN] [--init BIN] [-o DIR] [--profile server|vm] [--module NAME]... [--ca-cert FILE]... [--firmware-deb DEB]... [--cache DIR]
 
 Environment: FERRIC_URL (default http://127.0.0.1:6385), FERRIC_USERNAME and FERRIC_PASSWORD for http_basic.
 `

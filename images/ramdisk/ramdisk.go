@@ -1,33 +1,23 @@
 // Package ramdisk builds the agent ramdisk from Debian packages on a Debian host, without debootstrap: the Debian
-// kernel, and an initramfs (newc cpio, gzip) holding a Go /init, the kernel modules the hardware needs with their
-// dependencies (read from each module's .modinfo), the podman stack copied from the host with its libraries, and
-// ferric-agent.
+// kernel, and an initramfs (newc cpio, gzip) holding a Go /init, the kernel modules of a profile (vm or server)
+// with their dependencies and the firmware they request (read from each module's .modinfo), the CA bundle with
+// the operator's build-time CAs, the podman stack copied from the host with its libraries, and ferric-agent.
 package ramdisk
 
 import (
 	"bytes"
 	"compress/gzip"
-	"debug/elf"
-	"errors"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 )
-
-// DefaultModules is the module set for VMs and common hardware (environment.md §4): storage, network,
-// filesystems, overlay, dm-crypt and TPM. Soft dependencies (crc32c, nls_ascii) are listed explicitly because
-// there is no modprobe in the ramdisk.
-func DefaultModules() []string {
-	return []string{"crc32c_generic", "crc32c_intel", "libcrc32c", "nls_ascii", "virtio_pci", "virtio_net", "e1000", "e1000e",
-		"virtio_blk", "virtio_scsi", "ahci", "ata_piix", "sd_mod", "sr_mod", "nvme", "isofs", "vfat", "nls_cp437",
-		"nls_iso8859_1", "nls_utf8", "ext4", "xfs", "overlay", "loop", "dm_crypt", "xts", "aesni_intel", "efivarfs",
-		"tpm_tis", "tpm_crb"}
-}
 
 // DefaultBinaries are copied from the host with their shared libraries.
 func DefaultBinaries() []string {
@@ -39,140 +29,292 @@ type Config struct {
 	KernelDeb string   // linux-image-*.deb
 	Agent     string   // ferric-agent binary (static)
 	Init      string   // the /init binary (static), built from ./init
-	Modules   []string // module names; default DefaultModules
+	Profile   string   // module profile: ProfileServer (default, "") or ProfileVM
+	Modules   []string // more module names, added to the profile's (--module); unknown names are an error
 	Binaries  []string // host binaries; default DefaultBinaries
 	Out       string   // output directory: vmlinuz, initramfs.gz
+
+	// FirmwareDebs are packages to take firmware from besides the profile's FirmwarePackages (--firmware-deb).
+	FirmwareDebs []string
+	// Cache is where Debian packages (firmware, ca-certificates) are fetched to and reused from; "" fetches
+	// nothing, so only FirmwareDebs provide firmware.
+	Cache string
+	// Download fetches one package into Cache; nil is AptDownload.
+	Download Downloader
+	// CACerts are operator CA files (PEM), appended to the ramdisk's bundle (--ca-cert).
+	CACerts []string
+	// CABundle is the base bundle; "" takes HostCABundle, or builds it from the ca-certificates package (Cache)
+	// when the host has none.
+	CABundle string
 }
 
-// Result names the outputs and their sizes.
+// Result names the outputs and their sizes, and what went in.
 type Result struct {
 	Kernel, Initramfs      string
 	KernelBytes, InitBytes int64
 	Modules                int
 	UncompressedInitramfs  int64
+	Profile                string
+	Firmware               int      // firmware files included
+	MissingFirmware        []string // firmware requested by a module that no package provided
+	CACerts                int      // certificates in the ramdisk's bundle, operator CAs included
+	OperatorCACerts        int      // of which from CACerts
 }
 
-// Build builds the ramdisk.
-func Build(cfg Config, log *logrus.Entry) (*Result, error) {
-	if cfg.Modules == nil {
-		cfg.Modules = DefaultModules()
+// tree accumulates the initramfs entries, creating parent directories once. The kernel unpacks the archive in
+// order, so a directory entry must precede what it holds; entries keep the order they were added in.
+type tree struct {
+	entries []CpioEntry
+	dirs    map[string]bool
+}
+
+// dir adds p and its missing parents.
+func (t *tree) dir(p string) {
+	var chain []string
+	for d := p; d != "." && d != "/" && d != ""; d = filepath.Dir(d) {
+		chain = append([]string{d}, chain...)
 	}
+	for _, d := range chain {
+		if !t.dirs[d] {
+			t.dirs[d] = true
+			t.entries = append(t.entries, CpioEntry{Name: d, Mode: 0o040755})
+		}
+	}
+}
+
+// file adds a regular file with the permission bits in mode.
+func (t *tree) file(name string, data []byte, mode uint32) {
+	t.dir(filepath.Dir(name))
+	t.entries = append(t.entries, CpioEntry{Name: name, Mode: 0o100000 | mode, Data: data})
+}
+
+// symlink adds a symbolic link (newc: the target is the entry's data).
+func (t *tree) symlink(name, target string) {
+	t.dir(filepath.Dir(name))
+	t.entries = append(t.entries, CpioEntry{Name: name, Mode: 0o120777, Data: []byte(target)})
+}
+
+// copyFile adds a build-host file.
+func (t *tree) copyFile(name, src string, mode uint32) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	t.file(name, b, mode)
+	return nil
+}
+
+// Build builds the ramdisk. Inputs are checked first (profile, --ca-cert files), so a bad flag fails in
+// milliseconds, before the kernel package is unpacked.
+func Build(ctx context.Context, cfg Config, log *logrus.Entry) (*Result, error) {
 	if cfg.Binaries == nil {
 		cfg.Binaries = DefaultBinaries()
 	}
+	if cfg.Download == nil {
+		cfg.Download = AptDownload
+	}
+	if cfg.Profile == "" {
+		cfg.Profile = ProfileServer
+	}
+	modules, err := ProfileModules(cfg.Profile)
+	if err != nil {
+		return nil, err
+	}
+	modules = append(modules, cfg.Modules...)
+	res := &Result{Profile: cfg.Profile}
+	var operatorCAs []byte
+	for _, f := range cfg.CACerts {
+		pemData, n, err := ReadCACert(f, time.Now(), log)
+		if err != nil {
+			return nil, err
+		}
+		operatorCAs, res.OperatorCACerts = append(operatorCAs, pemData...), res.OperatorCACerts+n
+	}
+	// Everything below reads the kernel package; the checks above need nothing but the flags.
 	work, err := os.MkdirTemp("", "ferric-ramdisk-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	if out, err := exec.Command("dpkg-deb", "-x", cfg.KernelDeb, work).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("extract %s: %v: %s", cfg.KernelDeb, err, out)
+	kernelDir := filepath.Join(work, "kernel")
+	if err := extractDeb(ctx, cfg.KernelDeb, kernelDir); err != nil {
+		return nil, err
 	}
-	kernels, _ := filepath.Glob(filepath.Join(work, "boot", "vmlinuz-*"))
+	kernels, _ := filepath.Glob(filepath.Join(kernelDir, "boot", "vmlinuz-*"))
 	if len(kernels) != 1 {
 		return nil, fmt.Errorf("%s holds %d kernels, want 1", cfg.KernelDeb, len(kernels))
 	}
 	version := strings.TrimPrefix(filepath.Base(kernels[0]), "vmlinuz-")
-	modRoot := filepath.Join(work, "lib", "modules", version)
-	mods, err := resolveModules(modRoot, cfg.Modules)
+	mods, err := resolveModules(filepath.Join(kernelDir, "lib", "modules", version), modules)
 	if err != nil {
+		return nil, fmt.Errorf("%s profile: %w", cfg.Profile, err)
+	}
+	t := &tree{dirs: map[string]bool{}}
+	for _, d := range []string{"dev", "proc", "sys", "run", "tmp", "etc", "var/lib/containers", "var/tmp", "root"} {
+		t.dir(d)
+	}
+	t.entries = append(t.entries, CpioEntry{Name: "dev/console", Mode: 0o020600, Major: 5, Minor: 1})
+	if err := addModules(t, kernelDir, mods.files); err != nil {
 		return nil, err
 	}
-	var entries []CpioEntry
-	dirs := map[string]bool{}
-	addDir := func(p string) {
-		var chain []string
-		for d := p; d != "." && d != "/" && d != ""; d = filepath.Dir(d) {
-			chain = append([]string{d}, chain...)
-		}
-		for _, d := range chain {
-			if !dirs[d] {
-				dirs[d] = true
-				entries = append(entries, CpioEntry{Name: d, Mode: 0o040755})
-			}
-		}
-	}
-	addFile := func(name string, data []byte, mode uint32) {
-		addDir(filepath.Dir(name))
-		entries = append(entries, CpioEntry{Name: name, Mode: 0o100000 | mode, Data: data})
-	}
-	for _, d := range []string{"dev", "proc", "sys", "run", "tmp", "etc", "var/lib/containers", "var/tmp", "root"} {
-		addDir(d)
-	}
-	entries = append(entries, CpioEntry{Name: "dev/console", Mode: 0o020600, Major: 5, Minor: 1})
-	var order []string
-	for _, m := range mods {
-		rel, _ := filepath.Rel(work, m)
-		b, err := os.ReadFile(m)
-		if err != nil {
-			return nil, err
-		}
-		addFile(rel, b, 0o644)
-		order = append(order, "/"+rel)
-	}
-	addFile("etc/ferric-modules", []byte(strings.Join(order, "\n")+"\n"), 0o644)
+	res.Modules = len(mods.files)
 	for _, f := range []string{"etc/passwd", "etc/group", "etc/hosts", "etc/resolv.conf", "etc/containers/policy.json",
 		"etc/containers/registries.conf", "etc/containers/containers.conf"} {
-		addFile(f, []byte(etcFile(f)), 0o644)
+		t.file(f, []byte(etcFile(f)), 0o644)
 	}
+	if err := addFirmware(ctx, cfg, work, mods.firmware, t, res, log); err != nil {
+		return nil, err
+	}
+	if err := addCABundle(ctx, cfg, work, operatorCAs, t, res, log); err != nil {
+		return nil, err
+	}
+	if err := addBinaries(ctx, cfg, t); err != nil {
+		return nil, err
+	}
+	if err := write(cfg.Out, kernels[0], Cpio(t.entries), res); err != nil {
+		return nil, err
+	}
+	log.WithFields(logrus.Fields{"kernel": version, "profile": res.Profile, "modules": res.Modules, "firmware": res.Firmware,
+		"kernel_mb": res.KernelBytes >> 20, "initramfs_mb": res.InitBytes >> 20,
+		"uncompressed_mb": res.UncompressedInitramfs >> 20}).Info("agent ramdisk built")
+	return res, nil
+}
+
+// addModules copies the module files at their place under /lib/modules/VERSION and lists them, dependencies
+// first, in /etc/ferric-modules: /init loads them in that order with finit_module, as there is no modprobe.
+func addModules(t *tree, kernelDir string, files []string) error {
+	order := make([]string, 0, len(files))
+	for _, m := range files {
+		rel, err := filepath.Rel(kernelDir, m)
+		if err != nil {
+			return err
+		}
+		if err := t.copyFile(rel, m, 0o644); err != nil {
+			return err
+		}
+		order = append(order, "/"+rel)
+	}
+	t.file("etc/ferric-modules", []byte(strings.Join(order, "\n")+"\n"), 0o644)
+	return nil
+}
+
+// addCABundle writes the CA bundle (Debian's, then the operator's build-time CAs) where Go's crypto/x509, podman
+// and curl-like tools look first, with the Red Hat path as a symlink. Run-time CAs (agent.json) come on top of it
+// at boot; they are not this function's business.
+func addCABundle(ctx context.Context, cfg Config, work string, operatorCAs []byte, t *tree, res *Result, log *logrus.Entry) error {
+	bundle, src, err := caBundle(ctx, &cfg, HostCABundle, work, operatorCAs, log)
+	if err != nil {
+		return err
+	}
+	res.CACerts = countCerts(bundle)
+	t.file(caBundlePath, bundle, 0o644)
+	t.symlink(caBundleAlias, "/"+caBundlePath)
+	log.WithFields(logrus.Fields{"base": src, "certificates": res.CACerts, "operator": res.OperatorCACerts}).Info("CA bundle")
+	return nil
+}
+
+// addFirmware puts the firmware the modules request under /lib/firmware, from Config.FirmwareDebs and the
+// profile's packages (fetched into Config.Cache). Missing firmware is a warning: most of it serves only some
+// models of a NIC family, and a server whose NIC lacks it still boots the agent over another NIC.
+func addFirmware(ctx context.Context, cfg Config, work string, wanted []string, t *tree, res *Result, log *logrus.Entry) error {
+	if len(wanted) == 0 {
+		return nil
+	}
+	debs := append([]string(nil), cfg.FirmwareDebs...)
+	var unavailable []string
+	if cfg.Cache != "" {
+		for _, pkg := range FirmwarePackages(cfg.Profile) {
+			deb, err := cachedDeb(ctx, cfg.Cache, pkg, cfg.Download)
+			if err != nil {
+				log.WithError(err).WithField("package", pkg).Warn("firmware package not available (for non-free-firmware, " +
+					"add that component to the apt sources and run apt-get update)")
+				unavailable = append(unavailable, pkg)
+				continue
+			}
+			debs = append(debs, deb)
+		}
+	}
+	fw, err := collectFirmware(ctx, work, debs, wanted)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(fw.files))
+	for n := range fw.files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := t.copyFile("lib/firmware/"+n, fw.files[n], 0o644); err != nil {
+			return err
+		}
+	}
+	res.Firmware, res.MissingFirmware = len(names), fw.missing
+	if len(fw.missing) > 0 {
+		log.WithFields(logrus.Fields{"missing": strings.Join(fw.missing, " "), "packages_used": len(debs),
+			"packages_unavailable": strings.Join(unavailable, " ")}).
+			Warnf("%d firmware files requested by the %s profile's modules are not in the ramdisk: the drivers load, "+
+				"but hardware needing them may not work (add packages with --firmware-deb)", len(fw.missing), cfg.Profile)
+	}
+	return nil
+}
+
+// addBinaries copies the host binaries with their shared libraries, then /init and the agent.
+func addBinaries(ctx context.Context, cfg Config, t *tree) error {
 	libs := map[string]bool{}
 	for _, bin := range cfg.Binaries {
-		b, err := os.ReadFile(bin)
-		if err != nil {
-			return nil, fmt.Errorf("%s is needed in the ramdisk (apt-get install podman conmon runc iproute2): %w", bin, err)
+		if err := t.copyFile(strings.TrimPrefix(bin, "/"), bin, 0o755); err != nil {
+			return fmt.Errorf("%s is needed in the ramdisk (apt-get install podman conmon runc iproute2): %w", bin, err)
 		}
-		addFile(strings.TrimPrefix(bin, "/"), b, 0o755)
-		deps, err := sharedLibs(bin)
+		deps, err := sharedLibs(ctx, bin)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, l := range deps {
 			libs[l] = true
 		}
 	}
-	var libList []string
+	libList := make([]string, 0, len(libs))
 	for l := range libs {
 		libList = append(libList, l)
 	}
 	sort.Strings(libList)
 	for _, l := range libList {
-		b, err := os.ReadFile(l)
-		if err != nil {
-			return nil, err
+		if err := t.copyFile(strings.TrimPrefix(l, "/"), l, 0o755); err != nil {
+			return err
 		}
-		addFile(strings.TrimPrefix(l, "/"), b, 0o755)
 	}
-	for name, src := range map[string]string{"init": cfg.Init, "usr/bin/ferric-agent": cfg.Agent} {
-		b, err := os.ReadFile(src)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+	for _, f := range []struct{ name, src string }{{"init", cfg.Init}, {"usr/bin/ferric-agent", cfg.Agent}} {
+		if err := t.copyFile(f.name, f.src, 0o755); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
 		}
-		addFile(name, b, 0o755)
 	}
-	raw := Cpio(entries)
+	return nil
+}
+
+// write compresses the archive and writes vmlinuz and initramfs.gz into out, filling in the sizes.
+func write(out, kernel string, raw []byte, res *Result) error {
 	var gz bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
-	zw.Write(raw)
-	zw.Close()
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
-		return nil, err
+	if _, err := zw.Write(raw); err != nil {
+		return err
 	}
-	res := &Result{Kernel: filepath.Join(cfg.Out, "vmlinuz"), Initramfs: filepath.Join(cfg.Out, "initramfs.gz"),
-		Modules: len(mods), UncompressedInitramfs: int64(len(raw)), InitBytes: int64(gz.Len())}
-	kb, err := os.ReadFile(kernels[0])
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	res.Kernel, res.Initramfs = filepath.Join(out, "vmlinuz"), filepath.Join(out, "initramfs.gz")
+	res.UncompressedInitramfs, res.InitBytes = int64(len(raw)), int64(gz.Len())
+	kb, err := os.ReadFile(kernel)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	res.KernelBytes = int64(len(kb))
 	if err := os.WriteFile(res.Kernel, kb, 0o644); err != nil {
-		return nil, err
+		return err
 	}
-	if err := os.WriteFile(res.Initramfs, gz.Bytes(), 0o644); err != nil {
-		return nil, err
-	}
-	log.WithFields(logrus.Fields{"kernel": version, "modules": res.Modules, "kernel_mb": res.KernelBytes >> 20,
-		"initramfs_mb": res.InitBytes >> 20, "uncompressed_mb": res.UncompressedInitramfs >> 20}).Info("agent ramdisk built")
-	return res, nil
+	return os.WriteFile(res.Initramfs, gz.Bytes(), 0o644)
 }
 
 // etcFile is the content of the ramdisk's configuration files.
@@ -185,84 +327,11 @@ func etcFile(name string) string {
 	}[name]
 }
 
-func normalize(name string) string {
-	return strings.ReplaceAll(strings.TrimSuffix(name, ".ko"), "-", "_")
-}
-
-// resolveModules returns the module files for names and all their dependencies, dependencies first.
-func resolveModules(root string, names []string) ([]string, error) {
-	index := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".ko") {
-			index[normalize(filepath.Base(p))] = p
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	seen := map[string]bool{}
-	var visit func(n string) error
-	visit = func(n string) error {
-		n = normalize(n)
-		if seen[n] {
-			return nil
-		}
-		seen[n] = true
-		p, ok := index[n]
-		if !ok {
-			return nil // built into the kernel
-		}
-		deps, err := moduleDeps(p)
-		if err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-		for _, d := range deps {
-			if err := visit(d); err != nil {
-				return err
-			}
-		}
-		out = append(out, p)
-		return nil
-	}
-	for _, n := range names {
-		if err := visit(n); err != nil {
-			return nil, err
-		}
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no modules found")
-	}
-	return out, nil
-}
-
-// moduleDeps reads "depends=" from a module's .modinfo section.
-func moduleDeps(path string) ([]string, error) {
-	f, err := elf.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	s := f.Section(".modinfo")
-	if s == nil {
-		return nil, nil
-	}
-	data, err := s.Data()
-	if err != nil {
-		return nil, err
-	}
-	for _, kv := range bytes.Split(data, []byte{0}) {
-		if v, ok := bytes.CutPrefix(kv, []byte("depends=")); ok && len(v) > 0 {
-			return strings.Split(string(v), ","), nil
-		}
-	}
-	return nil, nil
-}
-
 // sharedLibs lists a binary's shared libraries (and the loader) as ldd resolves them.
-func sharedLibs(bin string) ([]string, error) {
-	out, err := exec.Command("ldd", bin).CombinedOutput()
+func sharedLibs(ctx context.Context, bin string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ldd", bin).CombinedOutput()
 	if err != nil {
 		if strings.Contains(string(out), "not a dynamic executable") {
 			return nil, nil
@@ -290,8 +359,8 @@ func Minimal(kernelDeb, init string, modules []string) (kernel, initramfs []byte
 		return nil, nil, err
 	}
 	defer os.RemoveAll(work)
-	if out, err := exec.Command("dpkg-deb", "-x", kernelDeb, work).CombinedOutput(); err != nil {
-		return nil, nil, fmt.Errorf("extract %s: %v: %s", kernelDeb, err, out)
+	if err := extractDeb(context.Background(), kernelDeb, work); err != nil {
+		return nil, nil, err
 	}
 	kernels, _ := filepath.Glob(filepath.Join(work, "boot", "vmlinuz-*"))
 	if len(kernels) != 1 {
@@ -306,7 +375,7 @@ func Minimal(kernelDeb, init string, modules []string) (kernel, initramfs []byte
 		{Name: "proc", Mode: 0o040755}, {Name: "sys", Mode: 0o040755}, {Name: "mnt", Mode: 0o040755}, {Name: "etc", Mode: 0o040755},
 		{Name: "lib", Mode: 0o040755}, {Name: "lib/modules", Mode: 0o040755}}
 	var order []string
-	for i, m := range mods {
+	for i, m := range mods.files {
 		b, err := os.ReadFile(m)
 		if err != nil {
 			return nil, nil, err

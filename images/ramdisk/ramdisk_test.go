@@ -63,7 +63,8 @@ func TestRamdiskBootsAgent(t *testing.T) {
 	goBuild(t, initBin, "./images/ramdisk/init", false)
 	l := logrus.New()
 	l.SetOutput(io.Discard)
-	res, err := ramdisk.Build(ramdisk.Config{KernelDeb: deb, Agent: agent, Init: initBin, Out: filepath.Join(dir, "out")}, logrus.NewEntry(l))
+	res, err := ramdisk.Build(context.Background(), ramdisk.Config{KernelDeb: deb, Agent: agent, Init: initBin, Profile: ramdisk.ProfileVM,
+		Out: filepath.Join(dir, "out")}, logrus.NewEntry(l))
 	require.NoError(t, err)
 	t.Logf("kernel %d MiB, initramfs %d MiB compressed (%d MiB uncompressed, %d modules)", res.KernelBytes>>20, res.InitBytes>>20,
 		res.UncompressedInitramfs>>20, res.Modules)

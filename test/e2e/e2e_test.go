@@ -146,7 +146,7 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	goBuild(t, osInit, "./test/e2e/verifyos", false)
 	l := logrus.New()
 	l.SetOutput(io.Discard)
-	rd, err := ramdisk.Build(ramdisk.Config{KernelDeb: deb, Agent: agent, Init: agentInit, Out: filepath.Join(work, "ramdisk")}, logrus.NewEntry(l))
+	rd, err := ramdisk.Build(context.Background(), ramdisk.Config{KernelDeb: deb, Agent: agent, Init: agentInit, Profile: ramdisk.ProfileVM, Out: filepath.Join(work, "ramdisk")}, logrus.NewEntry(l))
 	require.NoError(t, err)
 	kernel, osInitrd, err := ramdisk.Minimal(deb, osInit, []string{"virtio_pci", "virtio_blk", "isofs", "vfat", "nls_cp437", "nls_iso8859_1", "nls_ascii", "nls_utf8"})
 	require.NoError(t, err)
