@@ -41,6 +41,7 @@ type demoConfig struct {
 	image       string        // oci:// image to deploy instead of the stand-in (a real bootc image: needs internet)
 	diskGiB     int64         // size of the sparse file behind the loop device
 	timeout     time.Duration // for the deploy's --wait
+	delay       time.Duration // how long the stand-in's install lasts (whole seconds)
 	registryTLS bool
 }
 
@@ -57,6 +58,7 @@ func parseDemoFlags(args []string, stderr io.Writer) (demoConfig, error) {
 	fs.StringVar(&cfg.image, "image", "", "deploy this oci:// bootable image instead of the stand-in, e.g. oci://quay.io/fedora/fedora-bootc:42 (needs internet)")
 	fs.Int64Var(&cfg.diskGiB, "disk-gib", 4, "size of the node's disk, a sparse file on a loop device (real images need 10 or more)")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "how long the deploy may take")
+	fs.DurationVar(&cfg.delay, "install-delay", 0, "make the stand-in's install last this long, e.g. 20s (to watch the live progress, or try Ctrl-C)")
 	fs.BoolVar(&cfg.registryTLS, "registry-tls", registryTLS, "serve the demo registry over TLS with a CA made for the run (needs ferric-conductor --registry-ca)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -113,12 +115,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 		fmt.Fprintln(stderr, "\ndemo: cleaning up")
 		if cerr := td.run(ctx); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("demo: cleanup left something behind (see above): %w", cerr))
+		} else {
+			fmt.Fprintln(stderr, "demo: cleaned up: nothing left running")
 		}
-		if err == nil {
-			fmt.Fprintln(stdout, "demo: cleaned up; nothing left running")
-		}
-		if ctx.Err() != nil {
-			err = errors.Join(errors.New("demo: interrupted"), err)
+		if ctx.Err() != nil && err != nil { // Ctrl-C or SIGTERM: whatever failed, failed because of it
+			err = fmt.Errorf("demo: interrupted: %w", err)
 		}
 	}()
 	work, err := os.MkdirTemp("", "fd")
@@ -186,7 +187,7 @@ func (d *demoRun) startRegistry(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("demo: read the bootc stand-in: %w", err)
 	}
-	img, err := standinImage(bin)
+	img, err := standinImage(bin, d.cfg.delay)
 	if err != nil {
 		return err
 	}
@@ -285,8 +286,11 @@ func (d *demoRun) deploy(ctx context.Context) error {
 	fmt.Fprintf(d.stdout, "demo: export FERRIC_URL=%s\n", d.url)
 	for _, s := range steps {
 		if err := d.ferric(ctx, s...); err != nil {
-			if s[1] == "deploy" { // the log says why; show it before giving up
+			if s[1] == "deploy" { // the log says why (or how far it got); show it before giving up
 				d.ferric(context.WithoutCancel(ctx), "node", "logs", "demo-1")
+			}
+			if ctx.Err() != nil { // the step's own error would blame a timeout
+				return fmt.Errorf("during ferric %s", strings.Join(s[:2], " "))
 			}
 			return fmt.Errorf("demo: ferric %s: %w", strings.Join(s[:2], " "), err)
 		}

@@ -185,11 +185,11 @@ func waitHTTP(ctx context.Context, c *child, url string) error {
 			}
 		}
 		if c.exited() {
-			return fmt.Errorf("%s exited before serving %s; its log (%s) ends with:\n%s", c.name, url, c.log, c.tail(15))
+			return fmt.Errorf("%s exited before serving %s; its log ends with:\n%s", c.name, url, c.tail(15))
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s does not answer %s: %w; its log (%s) ends with:\n%s", c.name, url, ctx.Err(), c.log, c.tail(15))
+			return fmt.Errorf("%s does not answer %s: %w; its log ends with:\n%s", c.name, url, ctx.Err(), c.tail(15))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

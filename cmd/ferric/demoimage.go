@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -41,16 +42,20 @@ const standinNotice = "demo image: Ferric's bootc stand-in, not a real OS"
 // demoRepo is where the demo pushes its image in the local registry.
 const demoRepo = "demo/os:latest"
 
+// imageFile is one regular file of the demo image's layer.
+type imageFile struct {
+	path string // relative to /
+	mode int64
+	data []byte
+}
+
 // standinImage builds a one-layer bootable image around the bootc stand-in binary (test/bootcimage/standin): it
 // honours `bootc install to-disk` and writes a GPT disk with an EFI and a root partition, and nothing boots from
-// it. Its os-release says so, for whoever looks at the installed disk.
-func standinImage(standin []byte) (v1.Image, error) {
+// it. Its os-release says so, for whoever looks at the installed disk. A delay makes the stand-in's install last
+// that long (whole seconds; the stand-in reads /usr/lib/ferric-standin/delay).
+func standinImage(standin []byte, delay time.Duration) (v1.Image, error) {
 	const osRelease = "NAME=\"Ferric demo (bootc stand-in, not a real OS)\"\nID=ferric-demo\nVERSION_ID=1\n"
-	files := []struct {
-		path string
-		mode int64
-		data []byte
-	}{
+	files := []imageFile{
 		{"etc/ferric-image", 0o644, []byte("demo\n")},
 		{"etc/os-release", 0o644, []byte(osRelease)},
 		{"usr/bin/bootc", 0o755, standin},
@@ -58,10 +63,15 @@ func standinImage(standin []byte) (v1.Image, error) {
 		{"usr/lib/bootc/install/00-ferric.toml", 0o644, []byte("[install.filesystem.root]\ntype = \"xfs\"\n")},
 		{"usr/lib/os-release", 0o644, []byte(osRelease)},
 	}
+	dirs := []string{"etc/", "usr/", "usr/bin/", "usr/lib/", "usr/lib/bootc/", "usr/lib/bootc/install/"}
+	if secs := int(delay.Seconds()); secs > 0 {
+		dirs = append(dirs, "usr/lib/ferric-standin/")
+		files = append(files, imageFile{"usr/lib/ferric-standin/delay", 0o644, []byte(strconv.Itoa(secs) + "\n")})
+	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	mtime := time.Unix(1700000000, 0) // fixed: the same stand-in binary gives the same digest
-	for _, d := range []string{"etc/", "usr/", "usr/bin/", "usr/lib/", "usr/lib/bootc/", "usr/lib/bootc/install/"} {
+	for _, d := range dirs {
 		if err := tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime}); err != nil {
 			return nil, err
 		}
