@@ -45,6 +45,8 @@ type demoConfig struct {
 	registryTLS bool
 }
 
+// parseDemoFlags reads `ferric demo`'s flags. The binaries default to the directory of the running ferric, so
+// `bin/ferric demo` finds bin/ferric-conductor and bin/ferric-agent beside it, as make build leaves them.
 func parseDemoFlags(args []string, stderr io.Writer) (demoConfig, error) {
 	cfg := demoConfig{}
 	exe, err := os.Executable()
@@ -72,6 +74,9 @@ func parseDemoFlags(args []string, stderr io.Writer) (demoConfig, error) {
 	}
 	if cfg.image != "" && !strings.HasPrefix(cfg.image, "oci://") {
 		return cfg, fmt.Errorf("demo --image %q: use oci://registry/org/image:tag", cfg.image)
+	}
+	if cfg.image != "" && cfg.delay > 0 {
+		return cfg, errors.New("demo --install-delay slows the stand-in's install only: leave it out with --image")
 	}
 	if cfg.diskGiB < 4 {
 		return cfg, fmt.Errorf("demo --disk-gib %d: give 4 or more (bootc keeps a 768 MiB reserve and needs room for the root)", cfg.diskGiB)
@@ -110,6 +115,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 	if err := demoPreflight(cfg); err != nil {
 		return err
 	}
+	// Cleanup is one deferred teardown whatever happens below: success, a failed step, or Ctrl-C (ferric's main
+	// cancels ctx on SIGINT/SIGTERM and keeps catching them, so a second Ctrl-C cannot cut the cleanup short).
 	td := &teardown{out: stderr}
 	defer func() {
 		fmt.Fprintln(stderr, "\ndemo: cleaning up")
@@ -122,6 +129,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 			err = fmt.Errorf("demo: interrupted: %w", err)
 		}
 	}()
+	// Short on purpose: the agents' podman run root lives below it (see podmanRunRootMax). MkdirTemp makes it 0700,
+	// which keeps the registry's key and the config drive to root.
 	work, err := os.MkdirTemp("", "fd")
 	if err != nil {
 		return fmt.Errorf("demo: work directory: %w", err)
@@ -162,6 +171,8 @@ type demoRun struct {
 	url            string // the conductor's API
 }
 
+// run brings the pieces up in dependency order (each registers its own undo step as soon as it exists, so a
+// failure at any point tears down exactly what was started) and then drives the deploy.
 func (d *demoRun) run(ctx context.Context) error {
 	if err := d.startRegistry(ctx); err != nil {
 		return err
@@ -261,8 +272,14 @@ func (d *demoRun) startConductor(ctx context.Context) error {
 	if err := waitHTTP(wctx, c, d.url+"/v1/"); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	fmt.Fprintf(d.stdout, "demo: conductor on %s (log: %s)\n", d.url, c.log)
+	fmt.Fprintf(d.stdout, "demo: conductor on %s (log: %s, removed at the end)\n", d.url, c.log)
 	return nil
+}
+
+// demoStep is one CLI command of the tour, bounded by timeout (the waits' own --timeout plus a margin).
+type demoStep struct {
+	args    []string
+	timeout time.Duration
 }
 
 // deploy enrolls the node and deploys it with the CLI's own commands, then shows the log and the disk.
@@ -273,34 +290,40 @@ func (d *demoRun) deploy(ctx context.Context) error {
 	if err := os.WriteFile(drive, cd, 0o600); err != nil {
 		return fmt.Errorf("demo: config drive: %w", err)
 	}
+	// The node is this machine: the image platform is chosen by properties.cpu_arch (x86_64 when unset).
 	arch := map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[runtime.GOARCH]
-	steps := [][]string{
-		{"node", "create", "--driver", "fake-hardware", "--name", "demo-1", "--boot-interface", "local-agent",
-			"--deploy-interface", "bootc", "--driver-info", "local_agent_device=" + d.dev, "--property", "cpu_arch=" + arch},
-		{"port", "create", "--node", "demo-1", "--address", "52:54:00:fe:44:01"},
-		{"node", "manage", "demo-1", "--wait", "--timeout", "2m"},
-		{"node", "provide", "demo-1", "--wait", "--timeout", "5m"}, // automated cleaning boots the agent once
-		{"node", "deploy", "demo-1", "--image", d.image, "--configdrive", drive, "--wait", "--timeout", d.cfg.timeout.String()},
-		{"node", "logs", "demo-1"},
+	const call = time.Minute // an API call that does not wait for the node
+	steps := []demoStep{
+		{[]string{"node", "create", "--driver", "fake-hardware", "--name", "demo-1", "--boot-interface", "local-agent",
+			"--deploy-interface", "bootc", "--driver-info", "local_agent_device=" + d.dev, "--property", "cpu_arch=" + arch}, call},
+		{[]string{"port", "create", "--node", "demo-1", "--address", "52:54:00:fe:44:01"}, call},
+		{[]string{"node", "manage", "demo-1", "--wait", "--timeout", "2m"}, 2*time.Minute + call},
+		// Automated cleaning boots the agent once, to wipe the disk's partition tables.
+		{[]string{"node", "provide", "demo-1", "--wait", "--timeout", "5m"}, 5*time.Minute + call},
+		{[]string{"node", "deploy", "demo-1", "--image", d.image, "--configdrive", drive, "--wait", "--timeout", d.cfg.timeout.String()},
+			d.cfg.timeout + call},
+		{[]string{"node", "logs", "demo-1"}, call},
 	}
-	fmt.Fprintf(d.stdout, "demo: export FERRIC_URL=%s\n", d.url)
+	fmt.Fprintf(d.stdout, "demo: export FERRIC_URL=%s   # to try more ferric commands while the demo runs\n", d.url)
 	for _, s := range steps {
-		if err := d.ferric(ctx, s...); err != nil {
-			if s[1] == "deploy" { // the log says why (or how far it got); show it before giving up
-				d.ferric(context.WithoutCancel(ctx), "node", "logs", "demo-1")
+		if err := d.ferric(ctx, s.timeout, s.args...); err != nil {
+			if s.args[1] == "deploy" { // the log says why (or how far it got): show it before giving up
+				d.ferric(context.WithoutCancel(ctx), call, "node", "logs", "demo-1")
 			}
-			if ctx.Err() != nil { // the step's own error would blame a timeout
-				return fmt.Errorf("during ferric %s", strings.Join(s[:2], " "))
+			if ctx.Err() != nil { // Ctrl-C: the step's own error would blame a timeout
+				return fmt.Errorf("during ferric %s", strings.Join(s.args[:2], " "))
 			}
-			return fmt.Errorf("demo: ferric %s: %w", strings.Join(s[:2], " "), err)
+			return fmt.Errorf("demo: ferric %s: %w", strings.Join(s.args[:2], " "), err)
 		}
 	}
 	return d.showDisk(ctx)
 }
 
-// ferric shows a CLI command and runs it in this process against the demo conductor.
-func (d *demoRun) ferric(ctx context.Context, args ...string) error {
+// ferric shows a CLI command and runs it in this process against the demo conductor, within timeout.
+func (d *demoRun) ferric(ctx context.Context, timeout time.Duration, args ...string) error {
 	fmt.Fprintf(d.stdout, "\n$ ferric %s\n", strings.Join(args, " "))
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	return run(ctx, append([]string{"--url", d.url}, args...), d.stdout, d.stderr)
 }
 

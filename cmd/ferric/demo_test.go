@@ -215,6 +215,7 @@ func TestParseDemoFlags(t *testing.T) {
 			assert.Equal(t, int64(12), c.diskGiB)
 		}},
 		{name: "image without oci://", args: []string{"--image", "quay.io/fedora/fedora-bootc:42"}, wantErr: "use oci://"},
+		{name: "install delay with a real image", args: []string{"--image", "oci://quay.io/x/y:1", "--install-delay", "5s"}, wantErr: "stand-in's install only"},
 		{name: "disk too small", args: []string{"--disk-gib", "2"}, wantErr: "--disk-gib 2: give 4 or more"},
 		{name: "stray argument", args: []string{"now"}, wantErr: `unexpected argument "now"`},
 		{name: "unknown flag", args: []string{"--nope"}, wantErr: "flag provided but not defined"},
