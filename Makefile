@@ -38,6 +38,11 @@ RACE ?= $(if $(CI),1,)
 test: ## run the whole test suite (unit, API, store conformance, integration; -race in CI)
 	$(if $(RACE),CGO_ENABLED=1,) $(GO) test -tags "$(TAGS)" $(if $(RACE),-race,) -count=1 -timeout 40m ./...
 
+# IMAGE=oci://... deploys a real bootable image instead of the stand-in (needs internet; DISK_GIB=10 or more).
+demo: build ## (root) deploy the bootc stand-in onto a loop device here, with a local registry and conductor, then clean up
+	$(GO) build -ldflags "-s -w" -o $(BIN)/bootc-standin ./test/bootcimage/standin
+	$(BIN)/ferric demo $(if $(IMAGE),--image $(IMAGE)) $(if $(DISK_GIB),--disk-gib $(DISK_GIB))
+
 kernel-deb: # download the Debian kernel package used by the VM tests into out/cache
 	@mkdir -p out/cache && cd out/cache && (ls linux-image-6*.deb >/dev/null 2>&1 || apt-get download -q $$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $$2; exit}'))
 
@@ -66,4 +71,4 @@ lint: ## gofmt and go vet
 clean: ## remove build outputs
 	rm -rf $(BIN)
 
-.PHONY: help build ramdisk kernel-deb run test e2e bench fuzz lint clean
+.PHONY: help build ramdisk kernel-deb run demo test e2e bench fuzz lint clean

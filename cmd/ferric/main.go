@@ -44,6 +44,7 @@ Commands:
   configdrive write DEVICE IMAGE
   configdrive show IMAGE|DEVICE
   ramdisk build --kernel-deb DEB [--agent BIN] [--init BIN] [-o DIR] [--profile server|vm] [--module NAME]... [--ca-cert FILE]... [--firmware-deb DEB]... [--cache DIR]
+  demo [--image oci://...] [--bin DIR] [--disk-gib N]   (root) deploy onto a loop device here: see make demo
 
 Environment: FERRIC_URL (default http://127.0.0.1:6385), FERRIC_USERNAME and FERRIC_PASSWORD for http_basic.
 `
@@ -121,6 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func localCommands() map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
 		"configdrive": runConfigdrive,
+		"demo":        runDemo,
 		"ramdisk":     runRamdisk,
 	}
 }

@@ -1,22 +1,18 @@
-// Package registrytest runs an OCI registry (go-containerregistry's) in-process on 127.0.0.1 for tests, with
-// blobs on disk and optional HTTP Basic credentials.
+// Package registrytest runs an OCI registry (images/localregistry) in-process on 127.0.0.1 for tests, with
+// blobs on disk and optional HTTP Basic credentials, stopped when the test ends.
 package registrytest
 
 import (
-	"io"
-	"log"
-	"net"
-	"net/http"
+	"context"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/ferric-metal/ferric/images/localregistry"
 )
 
 // Registry is a running registry.
 type Registry struct {
 	// Host is 127.0.0.1:PORT.
 	Host string
-	srv  *http.Server
 }
 
 // Option configures Start.
@@ -34,27 +30,10 @@ func Start(t testing.TB, opts ...Option) *Registry {
 	for _, f := range opts {
 		f(&o)
 	}
-	h := registry.New(registry.WithBlobHandler(registry.NewDiskBlobHandler(t.TempDir())), registry.Logger(log.New(io.Discard, "", 0)))
-	if o.user != "" {
-		inner := h
-		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			u, p, ok := r.BasicAuth()
-			if !ok || u != o.user || p != o.pass {
-				w.Header().Set("WWW-Authenticate", `Basic realm="ferric-test"`)
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusUnauthorized)
-				w.Write([]byte(`{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`))
-				return
-			}
-			inner.ServeHTTP(w, r)
-		})
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := localregistry.Start(context.Background(), localregistry.Options{BlobDir: t.TempDir(), Username: o.user, Password: o.pass})
 	if err != nil {
-		t.Fatalf("registry listen: %v", err)
+		t.Fatalf("registry: %v", err)
 	}
-	r := &Registry{Host: ln.Addr().String(), srv: &http.Server{Handler: h}}
-	go r.srv.Serve(ln)
-	t.Cleanup(func() { r.srv.Close() })
-	return r
+	t.Cleanup(func() { s.Close() })
+	return &Registry{Host: s.Host}
 }
