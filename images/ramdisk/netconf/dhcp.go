@@ -38,9 +38,9 @@ type lease struct {
 // requested lists the options the client asks for.
 func requested() []dhcpv4.OptionCode {
 	return []dhcpv4.OptionCode{dhcpv4.OptionSubnetMask, dhcpv4.OptionRouter, dhcpv4.OptionDomainNameServer,
-	dhcpv4.OptionHostName, dhcpv4.OptionDomainName, dhcpv4.OptionInterfaceMTU, dhcpv4.OptionIPAddressLeaseTime,
-	dhcpv4.OptionRenewTimeValue, dhcpv4.OptionRebindingTimeValue, dhcpv4.OptionDNSDomainSearchList,
-	dhcpv4.OptionClasslessStaticRoute}
+		dhcpv4.OptionHostName, dhcpv4.OptionDomainName, dhcpv4.OptionInterfaceMTU, dhcpv4.OptionIPAddressLeaseTime,
+		dhcpv4.OptionRenewTimeValue, dhcpv4.OptionRebindingTimeValue, dhcpv4.OptionDNSDomainSearchList,
+		dhcpv4.OptionClasslessStaticRoute}
 }
 
 // infinite is the lease time RFC 2131 reserves for "forever".

@@ -62,10 +62,10 @@ type Plan struct {
 // Config says where bring-up reads and writes. The ramdisk's init fills it with the real paths; tests point it at
 // temporary files and a recording SetHostname.
 type Config struct {
-	Plan       Plan
-	ResolvConf string             // file to write (the ramdisk: /etc/resolv.conf); "" writes none
+	Plan        Plan
+	ResolvConf  string             // file to write (the ramdisk: /etc/resolv.conf); "" writes none
 	SetHostname func(string) error // the ramdisk: unix.Sethostname; nil leaves the hostname alone
-	ProcSys    string             // /proc/sys, for IPv6 router advertisements; "" skips it
+	ProcSys     string             // /proc/sys, for IPv6 router advertisements; "" skips it
 	// LinkWait bounds the wait for NICs to appear and for a carrier when a static entry names no NIC (default 10s).
 	LinkWait time.Duration
 	// LeaseWait bounds how long Up waits for the first DHCP lease (default 30s); DHCP keeps trying afterwards.
