@@ -1,0 +1,276 @@
+package netconf
+
+// The host-level test: a real DHCP server (insomniacslk's server4, in this process, its socket opened inside a
+// "server" network namespace) and the real client code (Up, in a helper process started with `ip netns exec` in a
+// "client" namespace, so every thread, netlink call and socket of it lives there and the host is never touched).
+// A veth pair joins the two namespaces.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+	"github.com/insomniacslk/dhcp/rfc1035label"
+	"github.com/sirupsen/logrus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	helperEnv     = "FERRIC_NETCONF_HELPER" // set: this process is the client helper, not a test run
+	helperResolv  = "FERRIC_NETCONF_RESOLV"
+	helperInstall = "FERRIC_NETCONF_INSTALL"
+	testLease     = 6 * time.Second
+	serverIP      = "192.0.2.1"
+	clientIP      = "192.0.2.50"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "1" {
+		os.Exit(namespaceHelper())
+	}
+	os.Exit(m.Run())
+}
+
+// helperResult is what the helper reports on its last stdout line.
+type helperResult struct {
+	Addrs      []string // on the veth at the end, with their valid lifetime
+	ValidLft   []int
+	DefaultGw  string
+	Resolv     string
+	Hostnames  []string
+	Configured []string
+	UpErr      string
+}
+
+// namespaceHelper runs Up in the client namespace, then a "long install" (a sleep longer than the lease), and
+// reports what the interface looks like at the end.
+func namespaceHelper() int {
+	self, _ := os.Readlink("/proc/self/ns/net")
+	host, _ := os.Readlink("/proc/1/ns/net")
+	if self == "" || self == host {
+		fmt.Fprintln(os.Stderr, "refusing to run: not inside a test network namespace (would reconfigure the host)")
+		return 2
+	}
+	install, _ := time.ParseDuration(os.Getenv(helperInstall))
+	var mu sync.Mutex
+	var res helperResult
+	log := logrus.New()
+	log.Out = os.Stderr
+	log.Level = logrus.DebugLevel
+	cfg := Config{
+		Plan:       Choose("ip=dhcp", nil, ""),
+		ResolvConf: os.Getenv(helperResolv),
+		SetHostname: func(h string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			res.Hostnames = append(res.Hostnames, h)
+			return nil
+		},
+		ProcSys:     "/proc/sys",
+		LeaseWait:   15 * time.Second,
+		DHCPTimeout: time.Second,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n, err := Up(ctx, cfg, logrus.NewEntry(log))
+	if err != nil {
+		res.UpErr = err.Error()
+	}
+	time.Sleep(install)
+	if l, err := netlink.LinkByName("vc"); err == nil {
+		addrs, _ := netlink.AddrList(l, netlink.FAMILY_V4)
+		for _, a := range addrs {
+			res.Addrs = append(res.Addrs, a.IPNet.String())
+			res.ValidLft = append(res.ValidLft, a.ValidLft)
+		}
+	}
+	routes, _ := netlink.RouteList(nil, netlink.FAMILY_V4)
+	for _, r := range routes {
+		if r.Dst == nil || r.Dst.String() == "0.0.0.0/0" {
+			res.DefaultGw = r.Gw.String()
+		}
+	}
+	b, _ := os.ReadFile(cfg.ResolvConf)
+	res.Resolv = string(b)
+	res.Configured = n.Configured()
+	cancel()
+	n.Wait()
+	mu.Lock()
+	out, _ := json.Marshal(res)
+	mu.Unlock()
+	fmt.Printf("RESULT %s\n", out)
+	return 0
+}
+
+// fakeServer answers DISCOVER and REQUEST for one client. Until it has seen a broadcast renewal (REBINDING), it
+// ignores unicast renewals, so the client must go through RENEWING, give up at T2, and rebind by broadcast.
+type fakeServer struct {
+	mu                      sync.Mutex
+	discovers, acks         int
+	droppedUnicast, rebinds int
+	unicastRenewals         int
+}
+
+func (s *fakeServer) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4) {
+	var typ dhcpv4.MessageType
+	s.mu.Lock()
+	switch m.MessageType() {
+	case dhcpv4.MessageTypeDiscover:
+		s.discovers++
+		typ = dhcpv4.MessageTypeOffer
+	case dhcpv4.MessageTypeRequest:
+		renewal := !m.ClientIPAddr.IsUnspecified()
+		unicast := peer.(*net.UDPAddr).IP.Equal(net.ParseIP(clientIP))
+		switch {
+		case renewal && unicast && s.rebinds == 0:
+			s.droppedUnicast++
+			s.mu.Unlock()
+			return
+		case renewal && unicast:
+			s.unicastRenewals++
+		case renewal:
+			s.rebinds++
+		}
+		s.acks++
+		typ = dhcpv4.MessageTypeAck
+	default:
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	resp, err := dhcpv4.NewReplyFromRequest(m, dhcpv4.WithMessageType(typ), dhcpv4.WithYourIP(net.ParseIP(clientIP)),
+		dhcpv4.WithServerIP(net.ParseIP(serverIP)),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.ParseIP(serverIP))),
+		dhcpv4.WithOption(dhcpv4.OptSubnetMask(net.CIDRMask(24, 32))),
+		dhcpv4.WithOption(dhcpv4.OptRouter(net.ParseIP(serverIP))),
+		dhcpv4.WithOption(dhcpv4.OptDNS(net.ParseIP("192.0.2.53"), net.ParseIP("192.0.2.54"))),
+		dhcpv4.WithOption(dhcpv4.OptDomainSearch(&rfc1035label.Labels{Labels: []string{"lab.example", "example.org"}})),
+		dhcpv4.WithOption(dhcpv4.OptHostName("node-7")),
+		dhcpv4.WithOption(dhcpv4.OptIPAddressLeaseTime(testLease)))
+	if err != nil {
+		return
+	}
+	_, _ = conn.WriteTo(resp.ToBytes(), peer)
+}
+
+// loudSkip skips a test that needs a system tool or privilege this machine lacks; under CI=1 it fails instead.
+func loudSkip(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "1" {
+		t.Fatalf("%s (CI=1: this test must run)", why)
+	}
+	fmt.Fprintf(os.Stderr, "!!! SKIPPING %s: %s\n", t.Name(), why)
+	t.Skip("!!! SKIPPING: " + why)
+}
+
+func ipCmd(t *testing.T, args ...string) {
+	t.Helper()
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	require.NoError(t, err, "ip %s: %s", strings.Join(args, " "), out)
+}
+
+// inNetns runs fn on an OS thread that has joined the named network namespace (sockets fn opens stay there).
+func inNetns(name string, fn func() error) error {
+	runtime.LockOSThread()
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer orig.Close()
+	target, err := os.Open("/run/netns/" + name)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	ferr := fn()
+	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err == nil {
+		runtime.UnlockOSThread() // otherwise the thread dies with the goroutine instead of serving others
+	}
+	return ferr
+}
+
+func TestDHCPInNamespace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		loudSkip(t, "needs root to create network namespaces")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		loudSkip(t, "needs ip(8) from iproute2")
+	}
+	srv, cli := fmt.Sprintf("fnc%d-srv", os.Getpid()), fmt.Sprintf("fnc%d-cli", os.Getpid())
+	ipCmd(t, "netns", "add", srv)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", srv).Run() })
+	ipCmd(t, "netns", "add", cli)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", cli).Run() }) // deleting a namespace deletes its veth end
+	ipCmd(t, "-n", srv, "link", "add", "vs", "type", "veth", "peer", "name", "vc", "netns", cli)
+	ipCmd(t, "-n", srv, "addr", "add", serverIP+"/24", "dev", "vs")
+	ipCmd(t, "-n", srv, "link", "set", "vs", "up")
+
+	fs := &fakeServer{}
+	var server *server4.Server
+	require.NoError(t, inNetns(srv, func() (err error) {
+		server, err = server4.NewServer("vs", &net.UDPAddr{IP: net.IPv4zero, Port: dhcpv4.ServerPort}, fs.handle)
+		return err
+	}))
+	go func() { _ = server.Serve() }()
+	t.Cleanup(func() { _ = server.Close() })
+
+	resolv := filepath.Join(t.TempDir(), "resolv.conf")
+	install := 2*testLease + time.Second // the "long install": two lease lengths
+	ctx, cancel := context.WithTimeout(context.Background(), install+60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", cli, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"=1", helperResolv+"="+resolv, helperInstall+"="+install.String())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	t.Logf("client log:\n%s", stderr.String())
+	require.NoError(t, err, "helper: %s", out)
+	var res helperResult
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if j, ok := strings.CutPrefix(sc.Text(), "RESULT "); ok {
+			require.NoError(t, json.Unmarshal([]byte(j), &res))
+		}
+	}
+
+	assert.Empty(t, res.UpErr)
+	assert.Equal(t, []string{clientIP + "/24"}, res.Addrs, "the address is still there after two lease lengths")
+	if assert.Len(t, res.ValidLft, 1) {
+		assert.True(t, res.ValidLft[0] > 0 && res.ValidLft[0] <= int(testLease/time.Second),
+			"the address carries the lease's lifetime (%d s), so without renewals the kernel would have dropped it", res.ValidLft[0])
+	}
+	assert.Equal(t, serverIP, res.DefaultGw)
+	assert.Equal(t, "# written by ferric-init from dhcp on vc\nnameserver 192.0.2.53\nnameserver 192.0.2.54\nsearch lab.example example.org\n", res.Resolv)
+	assert.Equal(t, []string{"node-7"}, res.Hostnames)
+	if assert.Len(t, res.Configured, 1) {
+		assert.Equal(t, "network vc: 192.0.2.50/24 gw 192.0.2.1 dns 192.0.2.53,192.0.2.54 search lab.example,example.org hostname node-7 lease 6s [source dhcp from 192.0.2.1]", res.Configured[0])
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	t.Logf("server saw: %d discovers, %d acks, %d unicast renewals dropped, %d rebinds, %d unicast renewals", fs.discovers, fs.acks, fs.droppedUnicast, fs.rebinds, fs.unicastRenewals)
+	assert.Equal(t, 1, fs.discovers, "one lease for the whole install: it was never lost")
+	assert.GreaterOrEqual(t, fs.droppedUnicast, 1, "RENEWING at T1 sends unicast to the server")
+	assert.GreaterOrEqual(t, fs.rebinds, 1, "REBINDING at T2 broadcasts")
+	assert.GreaterOrEqual(t, fs.unicastRenewals, 1, "renewals after the rebind are unicast again")
+}
