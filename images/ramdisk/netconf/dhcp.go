@@ -16,6 +16,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 )
 
 // lease is what one ACK gave, in the form the interface needs.
@@ -178,12 +179,7 @@ func (n *Network) request(ctx context.Context, name string) (*lease, error) {
 // renewOnce sends one REQUEST for the lease: unicast to its server from the leased address (RENEWING), or
 // broadcast on the raw socket (REBINDING, any server may answer).
 func (n *Network) renewOnce(ctx context.Context, name string, l *lease, unicast bool) (*lease, error) {
-	opts := []nclient4.ClientOpt{nclient4.WithTimeout(n.cfg.DHCPTimeout), nclient4.WithRetry(2)}
-	if unicast && l.server.IsValid() {
-		opts = append(opts, nclient4.WithUnicast(&net.UDPAddr{IP: l.addr.Addr().AsSlice(), Port: nclient4.ClientPort}),
-			nclient4.WithServerAddr(&net.UDPAddr{IP: l.server.AsSlice(), Port: nclient4.ServerPort}))
-	}
-	c, err := nclient4.New(name, opts...)
+	c, err := n.renewClient(name, l, unicast)
 	if err != nil {
 		return nil, fmt.Errorf("DHCP client on %s: %w", name, err)
 	}
@@ -194,6 +190,30 @@ func (n *Network) renewOnce(ctx context.Context, name string, l *lease, unicast 
 		return nil, err
 	}
 	return parseLease(raw, start)
+}
+
+// renewClient opens the client for one renewal. RENEWING uses an ordinary UDP socket on port 68 bound to the NIC
+// (not to the leased address: some servers, QEMU's user networking among them, answer renewals by broadcast, which
+// a socket bound to a unicast address would not receive); the kernel sends from the leased address.
+func (n *Network) renewClient(name string, l *lease, unicast bool) (*nclient4.Client, error) {
+	opts := []nclient4.ClientOpt{nclient4.WithTimeout(n.cfg.DHCPTimeout), nclient4.WithRetry(2)}
+	if !unicast || !l.server.IsValid() {
+		return nclient4.New(name, opts...)
+	}
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := server4.NewIPv4UDPConn(name, &net.UDPAddr{Port: nclient4.ClientPort})
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, nclient4.WithServerAddr(&net.UDPAddr{IP: l.server.AsSlice(), Port: nclient4.ServerPort}))
+	c, err := nclient4.NewWithConn(conn, ifc.HardwareAddr, opts...)
+	if err != nil {
+		conn.Close()
+	}
+	return c, err
 }
 
 // errPhaseOver ends RENEWING at T2 and REBINDING at the lease's end.
