@@ -35,6 +35,9 @@ const (
 	helperEnv     = "FERRIC_NETCONF_HELPER" // set: this process is the client helper, not a test run
 	helperResolv  = "FERRIC_NETCONF_RESOLV"
 	helperInstall = "FERRIC_NETCONF_INSTALL"
+	helperCmdline = "FERRIC_NETCONF_CMDLINE"
+	helperND      = "FERRIC_NETCONF_NETWORK_DATA"
+	clientMAC     = "52:54:00:fe:12:34"
 	testLease     = 6 * time.Second
 	serverIP      = "192.0.2.1"
 	clientIP      = "192.0.2.50"
@@ -52,6 +55,9 @@ type helperResult struct {
 	Addrs      []string // on the veth at the end, with their valid lifetime
 	ValidLft   []int
 	DefaultGw  string
+	Routes     []string // "dst via gw metric m" on the veth
+	MTU        int
+	Index      int // the veth's interface index
 	Resolv     string
 	Hostnames  []string
 	Configured []string
@@ -68,13 +74,17 @@ func namespaceHelper() int {
 		return 2
 	}
 	install, _ := time.ParseDuration(os.Getenv(helperInstall))
+	var nd []byte
+	if p := os.Getenv(helperND); p != "" {
+		nd, _ = os.ReadFile(p)
+	}
 	var mu sync.Mutex
 	var res helperResult
 	log := logrus.New()
 	log.Out = os.Stderr
 	log.Level = logrus.DebugLevel
 	cfg := Config{
-		Plan:       Choose("ip=dhcp", nil, ""),
+		Plan:       Choose(os.Getenv(helperCmdline), nd, "network_data.json"),
 		ResolvConf: os.Getenv(helperResolv),
 		SetHostname: func(h string) error {
 			mu.Lock()
@@ -93,16 +103,24 @@ func namespaceHelper() int {
 	}
 	time.Sleep(install)
 	if l, err := netlink.LinkByName("vc"); err == nil {
+		res.MTU, res.Index = l.Attrs().MTU, l.Attrs().Index
 		addrs, _ := netlink.AddrList(l, netlink.FAMILY_V4)
 		for _, a := range addrs {
 			res.Addrs = append(res.Addrs, a.IPNet.String())
 			res.ValidLft = append(res.ValidLft, a.ValidLft)
 		}
-	}
-	routes, _ := netlink.RouteList(nil, netlink.FAMILY_V4)
-	for _, r := range routes {
-		if r.Dst == nil || r.Dst.String() == "0.0.0.0/0" {
-			res.DefaultGw = r.Gw.String()
+		routes, _ := netlink.RouteList(l, netlink.FAMILY_V4)
+		for _, r := range routes {
+			if r.Gw == nil {
+				continue
+			}
+			dst := "default"
+			if r.Dst != nil && r.Dst.String() != "0.0.0.0/0" {
+				dst = r.Dst.String()
+			} else {
+				res.DefaultGw = r.Gw.String()
+			}
+			res.Routes = append(res.Routes, fmt.Sprintf("%s via %s metric %d", dst, r.Gw, r.Priority))
 		}
 	}
 	b, _ := os.ReadFile(cfg.ResolvConf)
@@ -213,37 +231,34 @@ func inNetns(name string, fn func() error) error {
 	return ferr
 }
 
-func TestDHCPInNamespace(t *testing.T) {
+// namespaces makes a "server" and a "client" network namespace joined by a veth pair (vs, 192.0.2.1/24, up, in
+// the server one; vc, MAC clientMAC, unconfigured, in the client one); cleanup deletes them.
+func namespaces(t *testing.T) (srv, cli string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		loudSkip(t, "needs root to create network namespaces")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		loudSkip(t, "needs ip(8) from iproute2")
 	}
-	srv, cli := fmt.Sprintf("fnc%d-srv", os.Getpid()), fmt.Sprintf("fnc%d-cli", os.Getpid())
+	srv, cli = fmt.Sprintf("fnc%d-srv", os.Getpid()), fmt.Sprintf("fnc%d-cli", os.Getpid())
 	ipCmd(t, "netns", "add", srv)
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", srv).Run() })
 	ipCmd(t, "netns", "add", cli)
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", cli).Run() }) // deleting a namespace deletes its veth end
-	ipCmd(t, "-n", srv, "link", "add", "vs", "type", "veth", "peer", "name", "vc", "netns", cli)
+	ipCmd(t, "-n", srv, "link", "add", "vs", "type", "veth", "peer", "name", "vc", "address", clientMAC, "netns", cli)
 	ipCmd(t, "-n", srv, "addr", "add", serverIP+"/24", "dev", "vs")
 	ipCmd(t, "-n", srv, "link", "set", "vs", "up")
+	return srv, cli
+}
 
-	fs := &fakeServer{}
-	var server *server4.Server
-	require.NoError(t, inNetns(srv, func() (err error) {
-		server, err = server4.NewServer("vs", &net.UDPAddr{IP: net.IPv4zero, Port: dhcpv4.ServerPort}, fs.handle)
-		return err
-	}))
-	go func() { _ = server.Serve() }()
-	t.Cleanup(func() { _ = server.Close() })
-
-	resolv := filepath.Join(t.TempDir(), "resolv.conf")
-	install := 2*testLease + time.Second // the "long install": two lease lengths
-	ctx, cancel := context.WithTimeout(context.Background(), install+60*time.Second)
+// runHelper runs namespaceHelper in the client namespace with the given environment and returns its report.
+func runHelper(t *testing.T, cli string, timeout time.Duration, env ...string) helperResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", cli, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=1", helperResolv+"="+resolv, helperInstall+"="+install.String())
+	cmd.Env = append(append(os.Environ(), helperEnv+"=1"), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -256,6 +271,23 @@ func TestDHCPInNamespace(t *testing.T) {
 			require.NoError(t, json.Unmarshal([]byte(j), &res))
 		}
 	}
+	return res
+}
+
+func TestDHCPInNamespace(t *testing.T) {
+	srv, cli := namespaces(t)
+	fs := &fakeServer{}
+	var server *server4.Server
+	require.NoError(t, inNetns(srv, func() (err error) {
+		server, err = server4.NewServer("vs", &net.UDPAddr{IP: net.IPv4zero, Port: dhcpv4.ServerPort}, fs.handle)
+		return err
+	}))
+	go func() { _ = server.Serve() }()
+	t.Cleanup(func() { _ = server.Close() })
+
+	resolv := filepath.Join(t.TempDir(), "resolv.conf")
+	install := 2*testLease + time.Second // the "long install": two lease lengths
+	res := runHelper(t, cli, install+60*time.Second, helperCmdline+"=ip=dhcp", helperResolv+"="+resolv, helperInstall+"="+install.String())
 
 	assert.Empty(t, res.UpErr)
 	assert.Equal(t, []string{clientIP + "/24"}, res.Addrs, "the address is still there after two lease lengths")
@@ -264,6 +296,7 @@ func TestDHCPInNamespace(t *testing.T) {
 			"the address carries the lease's lifetime (%d s), so without renewals the kernel would have dropped it", res.ValidLft[0])
 	}
 	assert.Equal(t, serverIP, res.DefaultGw)
+	assert.Equal(t, []string{"default via 192.0.2.1 metric " + fmt.Sprint(dhcpMetric(res.Index))}, res.Routes)
 	assert.Equal(t, "# written by ferric-init from dhcp on vc\nnameserver 192.0.2.53\nnameserver 192.0.2.54\nsearch lab.example example.org\n", res.Resolv)
 	assert.Equal(t, []string{"node-7"}, res.Hostnames)
 	if assert.Len(t, res.Configured, 1) {
@@ -276,4 +309,44 @@ func TestDHCPInNamespace(t *testing.T) {
 	assert.GreaterOrEqual(t, fs.droppedUnicast, 1, "RENEWING at T1 sends unicast to the server")
 	assert.Equal(t, 1, fs.rebinds, "REBINDING at T2 broadcasts, once: later renewals succeed while RENEWING")
 	assert.GreaterOrEqual(t, fs.unicastRenewals, 1, "renewals after the rebind are unicast again")
+}
+
+// TestStaticInNamespace applies static configurations (no DHCP server) through Up: the kernel's ip= and a
+// network_data.json that finds the NIC by MAC.
+func TestStaticInNamespace(t *testing.T) {
+	nd := `{"links":[{"id":"p0","type":"phy","ethernet_mac_address":"` + clientMAC + `","mtu":1400}],
+	  "networks":[{"id":"n0","type":"ipv4","link":"p0","ip_address":"198.51.100.7/24",
+	    "routes":[{"network":"0.0.0.0","netmask":"0.0.0.0","gateway":"198.51.100.1"},
+	              {"network":"203.0.113.0","netmask":"255.255.255.0","gateway":"198.51.100.254"}],
+	    "dns_search":["nd.example"]}],
+	  "services":[{"type":"dns","address":"198.51.100.53"}]}`
+	for _, tc := range []struct {
+		name, cmdline string
+		want          helperResult
+	}{
+		{name: "ip=", cmdline: "ip=192.0.2.60::192.0.2.1:255.255.255.0:node-s:vc:off:192.0.2.53 ferric.search=lab.example",
+			want: helperResult{Addrs: []string{"192.0.2.60/24"}, DefaultGw: "192.0.2.1", Routes: []string{"default via 192.0.2.1 metric 0"}, MTU: 1500,
+				Resolv: "# written by ferric-init from ip=\nnameserver 192.0.2.53\nsearch lab.example\n", Hostnames: []string{"node-s"},
+				Configured: []string{"network vc: 192.0.2.60/24 gw 192.0.2.1 dns 192.0.2.53 search lab.example hostname node-s [source ip=]"}}},
+		{name: "bare ferric.ip with an off-link gateway", cmdline: "ferric.ip=192.0.2.61 ferric.gw=192.0.2.1",
+			want: helperResult{Addrs: []string{"192.0.2.61/32"}, DefaultGw: "192.0.2.1", Routes: []string{"default via 192.0.2.1 metric 0"}, MTU: 1500,
+				Configured: []string{"network vc: 192.0.2.61/32 gw 192.0.2.1 dns - search - [source ferric.ip]"}}},
+		{name: "network_data by MAC", cmdline: "quiet",
+			want: helperResult{Addrs: []string{"198.51.100.7/24"}, DefaultGw: "198.51.100.1", MTU: 1400,
+				Routes:     []string{"default via 198.51.100.1 metric 0", "203.0.113.0/24 via 198.51.100.254 metric 0"},
+				Resolv:     "# written by ferric-init from network_data\nnameserver 198.51.100.53\nsearch nd.example\n",
+				Configured: []string{"network vc: 198.51.100.7/24 gw 198.51.100.1 dns 198.51.100.53 search nd.example (+1 routes) [source network_data]"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, cli := namespaces(t)
+			dir := t.TempDir()
+			resolv, ndFile := filepath.Join(dir, "resolv.conf"), filepath.Join(dir, "network_data.json")
+			require.NoError(t, os.WriteFile(ndFile, []byte(nd), 0o600))
+			res := runHelper(t, cli, time.Minute, helperCmdline+"="+tc.cmdline, helperND+"="+ndFile, helperResolv+"="+resolv, helperInstall+"=0s")
+			require.Len(t, res.ValidLft, 1)
+			assert.Greater(t, res.ValidLft[0], 1<<30, "a static address is permanent")
+			res.ValidLft, res.Index = nil, 0
+			assert.Equal(t, tc.want, res)
+		})
+	}
 }
