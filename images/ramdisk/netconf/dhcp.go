@@ -292,7 +292,10 @@ func (n *Network) runDHCP(ctx context.Context, x nic) {
 		var prev *lease
 		for l != nil {
 			if err := n.applyLease(x, prev, l); err != nil {
-				n.log.Errorf("dhcp on %s: %v", x.name, err)
+				n.log.Errorf("dhcp on %s: %v; asking for a new lease", x.name, err)
+				prev = l
+				sleepCtx(ctx, backoff)
+				break
 			}
 			prev = l
 			if l, err = n.keep(ctx, x.name, l); err != nil {

@@ -321,8 +321,8 @@ func TestStaticInNamespace(t *testing.T) {
 	    "dns_search":["nd.example"]}],
 	  "services":[{"type":"dns","address":"198.51.100.53"}]}`
 	for _, tc := range []struct {
-		name, cmdline string
-		want          helperResult
+		name, cmdline, nd, upErr string
+		want                     helperResult
 	}{
 		{name: "ip=", cmdline: "ip=192.0.2.60::192.0.2.1:255.255.255.0:node-s:vc:off:192.0.2.53 ferric.search=lab.example",
 			want: helperResult{Addrs: []string{"192.0.2.60/24"}, DefaultGw: "192.0.2.1", Routes: []string{"default via 192.0.2.1 metric 0"}, MTU: 1500,
@@ -336,15 +336,26 @@ func TestStaticInNamespace(t *testing.T) {
 				Routes:     []string{"default via 198.51.100.1 metric 0", "203.0.113.0/24 via 198.51.100.254 metric 0"},
 				Resolv:     "# written by ferric-init from network_data\nnameserver 198.51.100.53\nsearch nd.example\n",
 				Configured: []string{"network vc: 198.51.100.7/24 gw 198.51.100.1 dns 198.51.100.53 search nd.example (+1 routes) [source network_data]"}}},
+		{name: "a static entry the kernel refuses is Up's error", nd: `{"links":[{"id":"p0","name":"vc","mtu":20}],
+			"networks":[{"type":"ipv4","link":"p0","ip_address":"198.51.100.7/24"}]}`,
+			upErr: "network_data configuration of vc: set MTU 20 on vc", want: helperResult{MTU: 1500}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, cli := namespaces(t)
 			dir := t.TempDir()
 			resolv, ndFile := filepath.Join(dir, "resolv.conf"), filepath.Join(dir, "network_data.json")
-			require.NoError(t, os.WriteFile(ndFile, []byte(nd), 0o600))
+			if tc.nd == "" {
+				tc.nd = nd
+			}
+			require.NoError(t, os.WriteFile(ndFile, []byte(tc.nd), 0o600))
 			res := runHelper(t, cli, time.Minute, helperCmdline+"="+tc.cmdline, helperND+"="+ndFile, helperResolv+"="+resolv, helperInstall+"=0s")
-			require.Len(t, res.ValidLft, 1)
-			assert.Greater(t, res.ValidLft[0], 1<<30, "a static address is permanent")
+			if tc.upErr != "" {
+				assert.Contains(t, res.UpErr, tc.upErr)
+				res.UpErr = ""
+			} else {
+				require.Len(t, res.ValidLft, 1)
+				assert.Greater(t, res.ValidLft[0], 1<<30, "a static address is permanent")
+			}
 			res.ValidLft, res.Index = nil, 0
 			assert.Equal(t, tc.want, res)
 		})

@@ -26,6 +26,7 @@ type Network struct {
 	resolv     string          // what was last written
 	hostSet    bool
 	configured []string // one summary line per configured NIC
+	staticErrs []error  // static entries that could not be applied
 	leased     chan struct{}
 	leasedOnce sync.Once
 }
@@ -92,7 +93,7 @@ func Up(ctx context.Context, cfg Config, log *logrus.Entry) (*Network, error) {
 
 // outcome is Up's error: static entries that found no NIC, or no lease yet, with what to do about it.
 func (n *Network) outcome(pending []Static, nics []nic, wantDHCP bool) error {
-	var errs []error
+	errs := append([]error(nil), n.staticErrs...)
 	for _, st := range pending {
 		errs = append(errs, fmt.Errorf("no NIC matches %s within %s; check the device name or MAC in the %s configuration",
 			describeMatch(st.Match), n.cfg.LinkWait, n.cfg.Plan.Source))
@@ -158,7 +159,7 @@ func (n *Network) applyPending(pending []Static, nics []nic, late bool) []Static
 			continue
 		}
 		if err := n.applyStatic(*pick, st); err != nil {
-			n.log.Errorf("static configuration of %s: %v", pick.name, err)
+			n.staticErrs = append(n.staticErrs, fmt.Errorf("%s configuration of %s: %w", n.cfg.Plan.Source, pick.name, err))
 		}
 	}
 	return rest
