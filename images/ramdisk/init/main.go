@@ -39,6 +39,8 @@ func consoleLog() *logrus.Entry {
 	return logrus.NewEntry(l)
 }
 
+// mount mounts a pseudo or tmpfs filesystem, reporting (not failing on) errors: PID 1 must go on to start the
+// agent, whose own errors are more telling.
 func mount(src, dst, fstype, data string) {
 	os.MkdirAll(dst, 0o755)
 	if err := unix.Mount(src, dst, fstype, 0, data); err != nil && err != unix.EBUSY {
@@ -78,6 +80,8 @@ func main() {
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 }
 
+// loadModules loads /etc/ferric-modules in order with finit_module(2); the build lists dependencies first, so no
+// module is loaded before what it needs. A failure is reported and the rest still load.
 func loadModules() {
 	b, err := os.ReadFile("/etc/ferric-modules")
 	if err != nil {

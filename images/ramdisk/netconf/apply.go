@@ -39,6 +39,8 @@ func (n *Network) applyLease(x nic, prev, l *lease) error {
 			return err
 		}
 	}
+	// "First lease wins" for DNS and hostname: with several NICs on different networks their servers may
+	// disagree, and flapping resolv.conf between them would be worse than either.
 	n.mu.Lock()
 	owner := n.dnsOwner == "" || n.dnsOwner == x.name
 	if owner {
@@ -51,6 +53,8 @@ func (n *Network) applyLease(x nic, prev, l *lease) error {
 			n.setHostname(l.hostname)
 		}
 	}
+	// The first lease of a NIC gets the full summary line; renewals a short one (operators reading the console
+	// of a long install see that the lease is alive).
 	if prev == nil {
 		dns, search := l.dns, l.search
 		if len(n.cfg.Plan.DNS) > 0 {
@@ -71,6 +75,7 @@ func (n *Network) applyLease(x nic, prev, l *lease) error {
 	return nil
 }
 
+// leaseText is the lease time as the summary line shows it.
 func leaseText(l *lease) string {
 	if l.dur == 0 {
 		return "infinite"
@@ -146,6 +151,7 @@ func (n *Network) logConfigured(name string, addrs []netip.Prefix, routes []Rout
 	n.log.Info(b.String())
 }
 
+// joinStrings, toStrings and orNone format lists for the summary line ("-" for none, so fields stay aligned).
 func joinStrings[T fmt.Stringer](xs []T) string { return strings.Join(toStrings(xs), ",") }
 
 func toStrings[T fmt.Stringer](xs []T) []string {

@@ -32,6 +32,8 @@ func Choose(cmdline string, networkData []byte, ndName string) Plan {
 			fSearch = v
 		}
 	}
+	// Sources in precedence order; ok says one of them produced a plan. A source that is present but broken does
+	// not stop the search: a node that can still come up by the next source is better than one that cannot.
 	var notes []string
 	plan, ok := Plan{}, false
 	if haveIPArg {
@@ -89,6 +91,8 @@ func Choose(cmdline string, networkData []byte, ndName string) Plan {
 // kernel does for one device); without one, DHCP runs unless autoconf is off or none. use is false when ip= asks
 // for no configuration, so the next source decides.
 func ParseIPArg(v string) (plan Plan, use bool, err error) {
+	// Kernel semantics, field by field: server-ip and ntp0-ip are accepted and unused (there is no NFS root or
+	// NTP client here); the device, when empty, is the first NIC with a link.
 	f := strings.Split(v, ":")
 	if len(f) == 1 {
 		return autoconf(v, "")
@@ -132,6 +136,7 @@ func ParseIPArg(v string) (plan Plan, use bool, err error) {
 	return Plan{Source: SourceIPArg, Static: []Static{st}, DNS: dns, Hostname: hostname}, true, nil
 }
 
+// isAutoconfWord tells dracut's ip=<device>:<method> apart from a two-field kernel ip= (client:server).
 func isAutoconfWord(w string) bool {
 	switch w {
 	case "off", "none", "on", "any", "dhcp", "bootp", "rarp", "both":
@@ -218,6 +223,7 @@ func parseFerric(ip, gw string) (Plan, error) {
 	return Plan{Source: SourceFerric, Static: []Static{st}}, nil
 }
 
+// unspecified is 0.0.0.0 or :: in a's family: the destination of a default route.
 func unspecified(a netip.Addr) netip.Addr {
 	if a.Is4() {
 		return netip.IPv4Unspecified()

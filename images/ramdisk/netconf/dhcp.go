@@ -19,7 +19,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 )
 
-// lease is what one ACK gave, in the form the interface needs.
+// lease is what one ACK gave, in the form the interface needs. It is immutable: a renewal makes a new one.
 type lease struct {
 	addr     netip.Prefix
 	routes   []Route // the default route via the router, or the classless static routes (option 121)
@@ -65,6 +65,7 @@ func parseLease(raw *nclient4.Lease, start time.Time) (*lease, error) {
 		return nil, fmt.Errorf("DHCP ACK from %v carries no address (yiaddr %v)", ack.ServerIPAddr, ack.YourIPAddr)
 	}
 	l := &lease{start: start, raw: raw}
+	// Without a subnet mask option, fall back to the address class as the kernel's ipconfig does.
 	bits, _ := maskBits("", ip)
 	if m := get(dhcpv4.OptionSubnetMask); len(m) == 4 {
 		if ones, total := net.IPMask(m).Size(); total == 32 {
@@ -94,6 +95,8 @@ func parseLease(raw *nclient4.Lease, start time.Time) (*lease, error) {
 			}
 		}
 	}
+	// The search list (option 119, RFC 3397) is DNS wire format; the library decodes it. The decoded labels are
+	// still untrusted text bound for resolv.conf, hence cleanDomains below.
 	var names []string
 	if v := get(dhcpv4.OptionDNSDomainSearchList); v != nil {
 		d := dhcpv4.DHCPv4{Options: dhcpv4.Options{dhcpv4.OptionDNSDomainSearchList.Code(): v}}
@@ -116,6 +119,8 @@ func parseLease(raw *nclient4.Lease, start time.Time) (*lease, error) {
 			l.notes = append(l.notes, fmt.Sprintf("DHCP hostname %q is not a valid hostname; not set", h))
 		}
 	}
+	// Option 26: clouds with overlay networks hand out 1450 or so; below 576 (the IPv4 minimum datagram a host
+	// must accept) a value is nonsense and ignored.
 	if v := get(dhcpv4.OptionInterfaceMTU); len(v) == 2 {
 		if mtu := int(v[0])<<8 | int(v[1]); mtu >= 576 {
 			l.mtu = mtu
@@ -151,6 +156,7 @@ func (l *lease) setTimes(get func(dhcpv4.OptionCode) []byte) {
 	}
 }
 
+// dhcpRoute converts a classless static route; router 0.0.0.0 means the destination is on the link (RFC 3442).
 func dhcpRoute(r *dhcpv4.Route) Route {
 	ones, _ := r.Dest.Mask.Size()
 	dst, _ := netip.AddrFromSlice(r.Dest.IP.To4())
@@ -167,8 +173,8 @@ func (n *Network) request(ctx context.Context, name string) (*lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("DHCP client on %s: %w", name, err)
 	}
-	defer c.Close()
-	start := time.Now()
+	defer c.Close()     // closes the raw packet socket: it must not outlive the exchange
+	start := time.Now() // lease times count from the request, not from the answer (RFC 2131 §4.4.1)
 	raw, err := c.Request(ctx, dhcpv4.WithRequestedOptions(requested()...))
 	if err != nil {
 		return nil, fmt.Errorf("no DHCP lease on %s: %w", name, err)
@@ -278,6 +284,8 @@ func (n *Network) keep(ctx context.Context, name string, l *lease) (*lease, erro
 func (n *Network) runDHCP(ctx context.Context, x nic) {
 	defer n.wg.Done()
 	backoff, failures := time.Second, 0
+	// Failures are logged on the first try and every tenth after, so a NIC on a network without DHCP does not
+	// flood the console while the deploy runs on another NIC.
 	for ctx.Err() == nil {
 		l, err := n.request(ctx, x.name)
 		if err != nil {

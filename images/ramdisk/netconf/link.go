@@ -24,6 +24,7 @@ type nic struct {
 	carrier bool
 }
 
+// matches says whether n is the NIC m names; an empty Match matches every NIC (the caller adds "with a link").
 func (m Match) matches(n nic) bool {
 	switch {
 	case m.Name != "":
@@ -34,6 +35,7 @@ func (m Match) matches(n nic) bool {
 	return true
 }
 
+// macEqual compares MACs by value (network_data may write them in upper case; ParseMAC normalises both).
 func macEqual(a, b net.HardwareAddr) bool { return len(a) == len(b) && a.String() == b.String() }
 
 // scanNICs lists the Ethernet interfaces (not loopback, a 6-byte hardware address), sorted by index.
@@ -45,9 +47,11 @@ func scanNICs() ([]nic, error) {
 	var out []nic
 	for _, l := range links {
 		a := l.Attrs()
+		// Ethernet only: tunnels (sit0, ip6tnl0 exist in every namespace) have no 6-byte address and no DHCP.
 		if a.Flags&net.FlagLoopback != 0 || len(a.HardwareAddr) != 6 {
 			continue
 		}
+		// IFF_LOWER_UP is the carrier as the driver reports it; OperState lags behind on some drivers.
 		out = append(out, nic{name: a.Name, index: a.Index, mac: a.HardwareAddr, carrier: a.RawFlags&unix.IFF_LOWER_UP != 0})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].index < out[j].index })
@@ -150,6 +154,7 @@ func setMTU(index, mtu int) error {
 	return nil
 }
 
+// prefixNet converts to the net.IPNet netlink takes, keeping the host part (an address, not a network).
 func prefixNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }

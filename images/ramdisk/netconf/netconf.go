@@ -74,6 +74,7 @@ type Config struct {
 	DHCPTimeout time.Duration
 }
 
+// defaults fills the zero durations; Up calls it on its copy, so callers may leave them out.
 func (c *Config) defaults() {
 	if c.LinkWait == 0 {
 		c.LinkWait = 10 * time.Second

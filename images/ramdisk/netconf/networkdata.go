@@ -12,6 +12,8 @@ import (
 	"strings"
 )
 
+// ndLink is one entry of "links": a NIC (phy, ethernet, vif... anything that is not a bond or VLAN), found on the
+// machine by ethernet_mac_address, or by name when the generator wrote one.
 type ndLink struct {
 	ID   string `json:"id"`
 	Type string `json:"type"`
@@ -20,17 +22,21 @@ type ndLink struct {
 	MTU  *int   `json:"mtu"`
 }
 
+// ndRoute is one route of a network; network 0.0.0.0 (or ::) with netmask 0.0.0.0 (or ::) is the default route.
 type ndRoute struct {
 	Network string `json:"network"`
 	Netmask string `json:"netmask"`
 	Gateway string `json:"gateway"`
 }
 
+// ndService is a service entry; only "dns" is used (cloud-init reads the same).
 type ndService struct {
 	Type    string `json:"type"`
 	Address string `json:"address"`
 }
 
+// ndNetwork is one entry of "networks". ip_address may carry its prefix length ("10.0.0.5/24") or come with a
+// netmask; dns_nameservers and dns_search are the Neutron subnet fields some generators add.
 type ndNetwork struct {
 	ID             string      `json:"id"`
 	Type           string      `json:"type"`
@@ -43,6 +49,7 @@ type ndNetwork struct {
 	DNSSearch      []string    `json:"dns_search"`
 }
 
+// networkData is the whole document; unknown fields are ignored (the format grows).
 type networkData struct {
 	Links    []ndLink    `json:"links"`
 	Networks []ndNetwork `json:"networks"`
@@ -56,78 +63,97 @@ func ParseNetworkData(b []byte) (Plan, error) {
 	if err := json.Unmarshal(b, &nd); err != nil {
 		return Plan{}, fmt.Errorf("not network_data JSON: %w", err)
 	}
-	plan := Plan{Source: SourceNetworkData}
-	links := map[string]ndLink{}
+	nb := &ndBuilder{plan: Plan{Source: SourceNetworkData}, links: map[string]ndLink{}, statics: map[string]*Static{}}
 	for _, l := range nd.Links {
-		links[l.ID] = l
+		nb.links[l.ID] = l
 	}
-	statics := map[string]*Static{} // by link id, in first-seen order
-	var order []string
-	var dns []string
-	for _, s := range nd.Services {
+	for _, s := range nd.Services { // top-level DNS services come first, as cloud-init orders them
 		if s.Type == "dns" {
-			dns = append(dns, s.Address)
+			nb.dns = append(nb.dns, s.Address)
 		}
 	}
 	for i, n := range nd.Networks {
-		name := n.ID
-		if name == "" {
-			name = fmt.Sprintf("networks[%d]", i)
-		}
-		l, ok := links[n.Link]
-		if !ok {
-			plan.Notes = append(plan.Notes, fmt.Sprintf("network_data: network %s names link %q, which is not in links; skipped", name, n.Link))
-			continue
-		}
-		m, err := linkMatch(l)
-		if err != nil {
-			plan.Notes = append(plan.Notes, fmt.Sprintf("network_data: network %s skipped: %v", name, err))
-			continue
-		}
-		switch n.Type {
-		case "ipv4_dhcp":
-			plan.DHCP = append(plan.DHCP, m)
-			continue
-		case "ipv6_slaac", "ipv6_dhcpv6-stateless", "ipv6_dhcpv6-stateful", "ipv6_dhcp":
-			plan.Notes = append(plan.Notes, fmt.Sprintf("network_data: network %s (%s) left to SLAAC: the ramdisk has no DHCPv6 client", name, n.Type))
-			continue
-		case "ipv4", "ipv6":
-		default:
-			plan.Notes = append(plan.Notes, fmt.Sprintf("network_data: network %s has type %q; skipped (ipv4, ipv6 and ipv4_dhcp are configured)", name, n.Type))
-			continue
-		}
-		addr, routes, err := ndStatic(n)
-		if err != nil {
-			plan.Notes = append(plan.Notes, fmt.Sprintf("network_data: network %s skipped: %v", name, err))
-			continue
-		}
-		st := statics[l.ID]
-		if st == nil {
-			st = &Static{Match: m}
-			if l.MTU != nil {
-				st.MTU = *l.MTU
-			}
-			statics[l.ID] = st
-			order = append(order, l.ID)
-		}
-		st.Addrs = append(st.Addrs, addr)
-		st.Routes = append(st.Routes, routes...)
-		for _, s := range n.Services {
-			if s.Type == "dns" {
-				dns = append(dns, s.Address)
-			}
-		}
-		dns = append(dns, n.DNSNameservers...)
-		plan.Search = append(plan.Search, n.DNSSearch...)
+		nb.add(i, n)
 	}
-	for _, id := range order {
-		plan.Static = append(plan.Static, *statics[id])
+	return nb.finish()
+}
+
+// ndBuilder collects a plan from network_data's networks, one at a time.
+type ndBuilder struct {
+	plan    Plan
+	links   map[string]ndLink
+	statics map[string]*Static // by link id; several networks on one link share its Static
+	order   []string           // link ids in first-seen order, so the plan is deterministic
+	dns     []string           // unparsed: bad entries become notes in finish
+}
+
+// add takes one network: DHCP, left to SLAAC, a static address (merged per link), or a note saying why not.
+func (nb *ndBuilder) add(i int, n ndNetwork) {
+	name := n.ID
+	if name == "" {
+		name = fmt.Sprintf("networks[%d]", i)
+	}
+	note := func(format string, a ...any) {
+		nb.plan.Notes = append(nb.plan.Notes, "network_data: network "+name+" "+fmt.Sprintf(format, a...))
+	}
+	l, ok := nb.links[n.Link]
+	if !ok {
+		note("names link %q, which is not in links; skipped", n.Link)
+		return
+	}
+	m, err := linkMatch(l)
+	if err != nil {
+		note("skipped: %v", err)
+		return
+	}
+	switch n.Type {
+	case "ipv4_dhcp":
+		nb.plan.DHCP = append(nb.plan.DHCP, m)
+		return
+	case "ipv6_slaac", "ipv6_dhcpv6-stateless", "ipv6_dhcpv6-stateful", "ipv6_dhcp":
+		note("(%s) left to SLAAC: the ramdisk has no DHCPv6 client", n.Type)
+		return
+	case "ipv4", "ipv6":
+	default:
+		note("has type %q; skipped (ipv4, ipv6 and ipv4_dhcp are configured)", n.Type)
+		return
+	}
+	addr, routes, err := ndStatic(n)
+	if err != nil {
+		note("skipped: %v", err)
+		return
+	}
+	st := nb.statics[l.ID]
+	if st == nil {
+		st = &Static{Match: m}
+		if l.MTU != nil {
+			st.MTU = *l.MTU
+		}
+		nb.statics[l.ID] = st
+		nb.order = append(nb.order, l.ID)
+	}
+	st.Addrs = append(st.Addrs, addr)
+	st.Routes = append(st.Routes, routes...)
+	for _, s := range n.Services {
+		if s.Type == "dns" {
+			nb.dns = append(nb.dns, s.Address)
+		}
+	}
+	nb.dns = append(nb.dns, n.DNSNameservers...)
+	nb.plan.Search = append(nb.plan.Search, n.DNSSearch...)
+}
+
+// finish checks something can be configured and cleans the DNS servers and search domains.
+func (nb *ndBuilder) finish() (Plan, error) {
+	plan := nb.plan
+	for _, id := range nb.order {
+		plan.Static = append(plan.Static, *nb.statics[id])
 	}
 	if len(plan.Static) == 0 && len(plan.DHCP) == 0 {
 		return Plan{}, errors.New(strings.Join(append([]string{"no network in it can be configured"}, plan.Notes...), "; "))
 	}
 	seen := map[netip.Addr]bool{}
-	for _, d := range dns {
+	for _, d := range nb.dns {
 		a, err := netip.ParseAddr(d)
 		if err != nil {
 			plan.Notes = append(plan.Notes, fmt.Sprintf("network_data: dns service %q is not an IP address; left out", d))

@@ -79,6 +79,8 @@ func cleanDomains(in []string) (good, bad []string) {
 	return good, bad
 }
 
+// validDomain accepts RFC 1035 names (labels of at most 63 characters, 253 in all) plus '_' (SRV-style labels
+// appear in search lists); anything else could smuggle a keyword or a newline into resolv.conf.
 func validDomain(d string) bool {
 	if len(d) > 253 {
 		return false

@@ -25,9 +25,9 @@ type Network struct {
 	dnsOwner   string          // the NIC whose lease wrote resolv.conf (the first one); "" before
 	resolv     string          // what was last written
 	hostSet    bool
-	configured []string // one summary line per configured NIC
-	staticErrs []error  // static entries that could not be applied
-	leased     chan struct{}
+	configured []string      // one summary line per configured NIC
+	staticErrs []error       // static entries that could not be applied
+	leased     chan struct{} // closed when the first lease is applied: Up stops waiting
 	leasedOnce sync.Once
 }
 
@@ -47,6 +47,8 @@ func Up(ctx context.Context, cfg Config, log *logrus.Entry) (*Network, error) {
 			log.Warnf("set lo up: %v", err)
 		}
 	}
+	// DNS and hostname the plan itself carries are written before any NIC is up: they do not depend on a lease,
+	// and the agent may start resolving names as soon as Up returns.
 	if len(cfg.Plan.DNS) > 0 || len(cfg.Plan.Search) > 0 {
 		n.writeDNS(string(cfg.Plan.Source), nil, nil)
 	}
@@ -54,8 +56,11 @@ func Up(ctx context.Context, cfg Config, log *logrus.Entry) (*Network, error) {
 		n.setHostname(cfg.Plan.Hostname)
 	}
 	wantDHCP := cfg.Plan.DHCPAll || len(cfg.Plan.DHCP) > 0
+	// One loop serves both kinds of work: drivers create NICs asynchronously after their module loads and links
+	// take seconds to negotiate, so every 200 ms (or at once when a lease lands) the NICs are listed again, static
+	// entries whose NIC has appeared are applied, and NICs that got a link start DHCP.
 	pending := append([]Static(nil), cfg.Plan.Static...)
-	seen := map[string]bool{}
+	seen := map[string]bool{} // NICs already brought up
 	var nics []nic
 	start := time.Now()
 	for {
@@ -70,6 +75,8 @@ func Up(ctx context.Context, cfg Config, log *logrus.Entry) (*Network, error) {
 		if len(pending) == 0 && (!wantDHCP || n.hasLease()) {
 			break
 		}
+		// Static entries wait at most LinkWait; DHCP gets LeaseWait (servers, and switch ports in spanning-tree
+		// listening state, can take tens of seconds).
 		limit := cfg.LinkWait
 		if wantDHCP {
 			limit = max(cfg.LinkWait, cfg.LeaseWait)
@@ -146,7 +153,7 @@ func (n *Network) scan(seen map[string]bool) ([]nic, error) {
 func (n *Network) applyPending(pending []Static, nics []nic, late bool) []Static {
 	var rest []Static
 	for _, st := range pending {
-		var pick *nic
+		var pick *nic // the first match, in index order (the kernel's order of NICs)
 		for i := range nics {
 			any := st.Name == "" && st.MAC == nil
 			if st.matches(nics[i]) && (!any || nics[i].carrier || late) {
@@ -165,6 +172,8 @@ func (n *Network) applyPending(pending []Static, nics []nic, late bool) []Static
 	return rest
 }
 
+// applyStatic configures one NIC: MTU first (a jumbo-frame network is wrong until it is set), then permanent
+// addresses, then routes (they need the addresses to resolve their gateways).
 func (n *Network) applyStatic(x nic, st Static) error {
 	if st.MTU > 0 {
 		if err := setMTU(x.index, st.MTU); err != nil {
@@ -199,6 +208,7 @@ func (n *Network) startDHCP(ctx context.Context, nics []nic) {
 	}
 }
 
+// wantsDHCP says whether the plan runs DHCP on x: everywhere, or on the NICs network_data or ip=<dev>:dhcp name.
 func (n *Network) wantsDHCP(x nic) bool {
 	if n.cfg.Plan.DHCPAll {
 		return true
@@ -233,6 +243,7 @@ func (n *Network) Configured() []string {
 	return append([]string(nil), n.configured...)
 }
 
+// hasLease reports whether any NIC has applied a lease (leased is closed once, by the first).
 func (n *Network) hasLease() bool {
 	select {
 	case <-n.leased:
