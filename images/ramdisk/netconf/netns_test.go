@@ -192,7 +192,7 @@ func (s *fakeServer) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4
 // loudSkip skips a test that needs a system tool or privilege this machine lacks; under CI=1 it fails instead.
 func loudSkip(t *testing.T, why string) {
 	t.Helper()
-	if os.Getenv("CI") == "1" {
+	if os.Getenv("CI") != "" {
 		t.Fatalf("%s (CI=1: this test must run)", why)
 	}
 	fmt.Fprintf(os.Stderr, "!!! SKIPPING %s: %s\n", t.Name(), why)

@@ -63,6 +63,7 @@ func Up(ctx context.Context, cfg Config, log *logrus.Entry) (*Network, error) {
 	seen := map[string]bool{} // NICs already brought up
 	var nics []nic
 	start := time.Now()
+	leased := n.leased // set to nil once it fired: a closed channel would make the select below spin
 	for {
 		var err error
 		if nics, err = n.scan(seen); err != nil {
@@ -87,7 +88,8 @@ func Up(ctx context.Context, cfg Config, log *logrus.Entry) (*Network, error) {
 		select {
 		case <-ctx.Done():
 			return n, ctx.Err()
-		case <-n.leased:
+		case <-leased:
+			leased = nil
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
