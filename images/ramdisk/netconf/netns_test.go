@@ -62,6 +62,8 @@ type helperResult struct {
 	Hostnames  []string
 	Configured []string
 	UpErr      string
+	Addrs2     []string // on the second veth (vc2), when the test made one
+	Routes2    []string
 }
 
 // namespaceHelper runs Up in the client namespace, then a "long install" (a sleep longer than the lease), and
@@ -123,6 +125,18 @@ func namespaceHelper() int {
 			res.Routes = append(res.Routes, fmt.Sprintf("%s via %s metric %d", dst, r.Gw, r.Priority))
 		}
 	}
+	if l, err := netlink.LinkByName("vc2"); err == nil {
+		addrs, _ := netlink.AddrList(l, netlink.FAMILY_V4)
+		for _, a := range addrs {
+			res.Addrs2 = append(res.Addrs2, a.IPNet.String())
+		}
+		routes, _ := netlink.RouteList(l, netlink.FAMILY_V4)
+		for _, r := range routes {
+			if r.Gw != nil {
+				res.Routes2 = append(res.Routes2, fmt.Sprintf("via %s metric %d", r.Gw, r.Priority-l.Attrs().Index))
+			}
+		}
+	}
 	b, _ := os.ReadFile(cfg.ResolvConf)
 	res.Resolv = string(b)
 	res.Configured = n.Configured()
@@ -135,11 +149,16 @@ func namespaceHelper() int {
 	return 0
 }
 
-// fakeServer answers DISCOVER and REQUEST for one client. Until it has seen a broadcast renewal (REBINDING), it
-// ignores unicast renewals, so the client must go through RENEWING, give up at T2, and rebind by broadcast. Later
-// unicast renewals it answers by broadcast, as QEMU's user-networking DHCP server does: a client that only
-// listens on its leased address would miss those answers and rebind every time.
+// fakeServer answers DISCOVER and REQUEST for one client. With dropUntilRebind, until it has seen a broadcast
+// renewal (REBINDING) it ignores unicast renewals, so the client must go through RENEWING, give up at T2, and rebind
+// by broadcast; later unicast renewals it answers by broadcast, as QEMU's user-networking DHCP server does (a
+// client that only listens on its leased address would miss those answers and rebind every time).
 type fakeServer struct {
+	server, client, search, hostname string
+	dns                              []net.IP
+	lease, offerDelay                time.Duration
+	dropUntilRebind                  bool
+
 	mu                      sync.Mutex
 	discovers, acks         int
 	droppedUnicast, rebinds int
@@ -155,9 +174,9 @@ func (s *fakeServer) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4
 		typ = dhcpv4.MessageTypeOffer
 	case dhcpv4.MessageTypeRequest:
 		renewal := !m.ClientIPAddr.IsUnspecified()
-		unicast := peer.(*net.UDPAddr).IP.Equal(net.ParseIP(clientIP))
+		unicast := peer.(*net.UDPAddr).IP.Equal(net.ParseIP(s.client))
 		switch {
-		case renewal && unicast && s.rebinds == 0:
+		case renewal && unicast && s.dropUntilRebind && s.rebinds == 0:
 			s.droppedUnicast++
 			s.mu.Unlock()
 			return
@@ -174,19 +193,35 @@ func (s *fakeServer) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4
 		return
 	}
 	s.mu.Unlock()
-	resp, err := dhcpv4.NewReplyFromRequest(m, dhcpv4.WithMessageType(typ), dhcpv4.WithYourIP(net.ParseIP(clientIP)),
-		dhcpv4.WithServerIP(net.ParseIP(serverIP)),
-		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.ParseIP(serverIP))),
+	if typ == dhcpv4.MessageTypeOffer {
+		time.Sleep(s.offerDelay)
+	}
+	srv := net.ParseIP(s.server)
+	resp, err := dhcpv4.NewReplyFromRequest(m, dhcpv4.WithMessageType(typ), dhcpv4.WithYourIP(net.ParseIP(s.client)),
+		dhcpv4.WithServerIP(srv),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(srv)),
 		dhcpv4.WithOption(dhcpv4.OptSubnetMask(net.CIDRMask(24, 32))),
-		dhcpv4.WithOption(dhcpv4.OptRouter(net.ParseIP(serverIP))),
-		dhcpv4.WithOption(dhcpv4.OptDNS(net.ParseIP("192.0.2.53"), net.ParseIP("192.0.2.54"))),
-		dhcpv4.WithOption(dhcpv4.OptDomainSearch(&rfc1035label.Labels{Labels: []string{"lab.example", "example.org"}})),
-		dhcpv4.WithOption(dhcpv4.OptHostName("node-7")),
-		dhcpv4.WithOption(dhcpv4.OptIPAddressLeaseTime(testLease)))
+		dhcpv4.WithOption(dhcpv4.OptRouter(srv)),
+		dhcpv4.WithOption(dhcpv4.OptDNS(s.dns...)),
+		dhcpv4.WithOption(dhcpv4.OptDomainSearch(&rfc1035label.Labels{Labels: strings.Fields(s.search)})),
+		dhcpv4.WithOption(dhcpv4.OptHostName(s.hostname)),
+		dhcpv4.WithOption(dhcpv4.OptIPAddressLeaseTime(s.lease)))
 	if err != nil {
 		return
 	}
 	_, _ = conn.WriteTo(resp.ToBytes(), peer)
+}
+
+// serve starts s on dev inside the namespace ns; cleanup stops it.
+func (s *fakeServer) serve(t *testing.T, ns, dev string) {
+	t.Helper()
+	var server *server4.Server
+	require.NoError(t, inNetns(ns, func() (err error) {
+		server, err = server4.NewServer(dev, &net.UDPAddr{IP: net.IPv4zero, Port: dhcpv4.ServerPort}, s.handle)
+		return err
+	}))
+	go func() { _ = server.Serve() }()
+	t.Cleanup(func() { _ = server.Close() })
 }
 
 // loudSkip skips a test that needs a system tool or privilege this machine lacks; under CI=1 it fails instead.
@@ -276,14 +311,17 @@ func runHelper(t *testing.T, cli string, timeout time.Duration, env ...string) h
 
 func TestDHCPInNamespace(t *testing.T) {
 	srv, cli := namespaces(t)
-	fs := &fakeServer{}
-	var server *server4.Server
-	require.NoError(t, inNetns(srv, func() (err error) {
-		server, err = server4.NewServer("vs", &net.UDPAddr{IP: net.IPv4zero, Port: dhcpv4.ServerPort}, fs.handle)
-		return err
-	}))
-	go func() { _ = server.Serve() }()
-	t.Cleanup(func() { _ = server.Close() })
+	fs := &fakeServer{server: serverIP, client: clientIP, dns: []net.IP{net.ParseIP("192.0.2.53"), net.ParseIP("192.0.2.54")},
+		search: "lab.example example.org", hostname: "node-7", lease: testLease, dropUntilRebind: true}
+	fs.serve(t, srv, "vs")
+	// A second NIC on another network, whose server answers a second later: both NICs get an address and a
+	// default route, but DNS and hostname come from the first lease only.
+	ipCmd(t, "-n", srv, "link", "add", "vs2", "type", "veth", "peer", "name", "vc2", "netns", cli)
+	ipCmd(t, "-n", srv, "addr", "add", "198.51.100.1/24", "dev", "vs2")
+	ipCmd(t, "-n", srv, "link", "set", "vs2", "up")
+	fs2 := &fakeServer{server: "198.51.100.1", client: "198.51.100.50", dns: []net.IP{net.ParseIP("198.51.100.53")},
+		search: "two.example", hostname: "node-two", lease: time.Hour, offerDelay: time.Second}
+	fs2.serve(t, srv, "vs2")
 
 	resolv := filepath.Join(t.TempDir(), "resolv.conf")
 	install := 2*testLease + time.Second // the "long install": two lease lengths
@@ -298,10 +336,13 @@ func TestDHCPInNamespace(t *testing.T) {
 	assert.Equal(t, serverIP, res.DefaultGw)
 	assert.Equal(t, []string{"default via 192.0.2.1 metric " + fmt.Sprint(dhcpMetric(res.Index))}, res.Routes)
 	assert.Equal(t, "# written by ferric-init from dhcp on vc\nnameserver 192.0.2.53\nnameserver 192.0.2.54\nsearch lab.example example.org\n", res.Resolv)
-	assert.Equal(t, []string{"node-7"}, res.Hostnames)
-	if assert.Len(t, res.Configured, 1) {
-		assert.Equal(t, "network vc: 192.0.2.50/24 gw 192.0.2.1 dns 192.0.2.53,192.0.2.54 search lab.example,example.org hostname node-7 lease 6s [source dhcp from 192.0.2.1]", res.Configured[0])
-	}
+	assert.Equal(t, []string{"node-7"}, res.Hostnames, "the first lease's hostname, set once")
+	assert.Equal(t, []string{
+		"network vc: 192.0.2.50/24 gw 192.0.2.1 dns 192.0.2.53,192.0.2.54 search lab.example,example.org hostname node-7 lease 6s [source dhcp from 192.0.2.1]",
+		"network vc2: 198.51.100.50/24 gw 198.51.100.1 dns 198.51.100.53 search two.example lease 1h0m0s [source dhcp from 198.51.100.1]",
+	}, res.Configured)
+	assert.Equal(t, []string{"198.51.100.50/24"}, res.Addrs2, "every NIC with a link runs DHCP")
+	assert.Equal(t, []string{"via 198.51.100.1 metric 100"}, res.Routes2, "its default route, metric 100 + its index")
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	t.Logf("server saw: %d discovers, %d acks, %d unicast renewals dropped, %d rebinds, %d unicast renewals", fs.discovers, fs.acks, fs.droppedUnicast, fs.rebinds, fs.unicastRenewals)
