@@ -156,7 +156,7 @@ func namespaceHelper() int {
 type fakeServer struct {
 	server, client, search, hostname string
 	dns                              []net.IP
-	lease, offerDelay                time.Duration
+	lease, t1, t2, offerDelay        time.Duration // t1, t2: options 58 and 59 when set
 	dropUntilRebind                  bool
 
 	mu                      sync.Mutex
@@ -208,6 +208,10 @@ func (s *fakeServer) handle(conn net.PacketConn, peer net.Addr, m *dhcpv4.DHCPv4
 		dhcpv4.WithOption(dhcpv4.OptIPAddressLeaseTime(s.lease)))
 	if err != nil {
 		return
+	}
+	if s.t1 > 0 {
+		resp.UpdateOption(dhcpv4.OptRenewTimeValue(s.t1))
+		resp.UpdateOption(dhcpv4.OptRebindingTimeValue(s.t2))
 	}
 	_, _ = conn.WriteTo(resp.ToBytes(), peer)
 }
@@ -312,7 +316,9 @@ func runHelper(t *testing.T, cli string, timeout time.Duration, env ...string) h
 func TestDHCPInNamespace(t *testing.T) {
 	srv, cli := namespaces(t)
 	fs := &fakeServer{server: serverIP, client: clientIP, dns: []net.IP{net.ParseIP("192.0.2.53"), net.ParseIP("192.0.2.54")},
-		search: "lab.example example.org", hostname: "node-7", lease: testLease, dropUntilRebind: true}
+		search: "lab.example example.org", hostname: "node-7", lease: testLease, dropUntilRebind: true,
+		// T1 and T2 at 2 s and 4 s (not 3 s and 5.25 s, the defaults) leave each phase 2 s: room on a loaded CI host.
+		t1: 2 * time.Second, t2: 4 * time.Second}
 	fs.serve(t, srv, "vs")
 	// A second NIC on another network, whose server answers a second later: both NICs get an address and a
 	// default route, but DNS and hostname come from the first lease only.
