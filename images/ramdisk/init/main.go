@@ -1,9 +1,11 @@
 // Command init is PID 1 of the agent ramdisk: it mounts what podman and the agent need, loads the kernel modules
-// listed in /etc/ferric-modules (dependencies first; there is no modprobe), configures the network, and runs
-// ferric-agent; if the agent ends, the machine powers off.
+// listed in /etc/ferric-modules (dependencies first; there is no modprobe), configures the network (package netconf:
+// ip=, ferric.ip=, network_data.json or DHCP, leases renewed in the background), and runs ferric-agent; if the agent
+// ends, the machine powers off.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,6 +21,26 @@ var console = os.Stdout
 
 func say(format string, a ...any) { fmt.Fprintf(console, "ferric-init: "+format+"\n", a...) }
 
+// consoleFormat prints log entries the way say does, with the level for warnings and errors.
+type consoleFormat struct{}
+
+func (consoleFormat) Format(e *logrus.Entry) ([]byte, error) {
+	level := ""
+	if e.Level <= logrus.WarnLevel {
+		level = strings.ToUpper(e.Level.String()) + ": "
+	}
+	return []byte("ferric-init: " + level + e.Message + "\n"), nil
+}
+
+// consoleLog is the logger handed to the packages the init uses; it writes to the console.
+func consoleLog() *logrus.Entry {
+	l := logrus.New()
+	l.Out, l.Formatter, l.Level = console, consoleFormat{}, logrus.InfoLevel
+	return logrus.NewEntry(l)
+}
+
+// mount mounts a pseudo or tmpfs filesystem, reporting (not failing on) errors: PID 1 must go on to start the
+// agent, whose own errors are more telling.
 func mount(src, dst, fstype, data string) {
 	os.MkdirAll(dst, 0o755)
 	if err := unix.Mount(src, dst, fstype, 0, data); err != nil && err != unix.EBUSY {
@@ -43,7 +66,7 @@ func main() {
 	mount("cgroup2", "/sys/fs/cgroup", "cgroup2", "")
 	loadModules()
 	say("modules loaded after %.1fs", time.Since(start).Seconds())
-	network()
+	network(context.Background(), consoleLog())
 	say("network configured after %.1fs", time.Since(start).Seconds())
 	os.Setenv("PATH", "/usr/bin:/usr/sbin:/bin:/sbin")
 	os.Setenv("HOME", "/root")
@@ -57,6 +80,8 @@ func main() {
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 }
 
+// loadModules loads /etc/ferric-modules in order with finit_module(2); the build lists dependencies first, so no
+// module is loaded before what it needs. A failure is reported and the rest still load.
 func loadModules() {
 	b, err := os.ReadFile("/etc/ferric-modules")
 	if err != nil {
@@ -73,51 +98,5 @@ func loadModules() {
 			say("load %s: %v", filepath.Base(p), err)
 		}
 		f.Close()
-	}
-}
-
-// network brings every NIC up and runs DHCP on all of them; ferric.ip= and ferric.gw= on the kernel command line
-// set a static address on the first NIC instead.
-func network() {
-	cmdline, _ := os.ReadFile("/proc/cmdline")
-	ip, gw := "", ""
-	for _, w := range strings.Fields(string(cmdline)) {
-		if v, ok := strings.CutPrefix(w, "ferric.ip="); ok {
-			ip = v
-		}
-		if v, ok := strings.CutPrefix(w, "ferric.gw="); ok {
-			gw = v
-		}
-	}
-	run := func(args ...string) {
-		if out, err := exec.Command("/sbin/ip", args...).CombinedOutput(); err != nil {
-			say("ip %s: %v %s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("link", "set", "lo", "up")
-	var nics []string
-	for i := 0; i < 50 && len(nics) == 0; i++ {
-		entries, _ := os.ReadDir("/sys/class/net")
-		for _, e := range entries {
-			if e.Name() != "lo" {
-				nics = append(nics, e.Name())
-			}
-		}
-		if len(nics) == 0 {
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	for _, n := range nics {
-		run("link", "set", n, "up")
-	}
-	if ip != "" && len(nics) > 0 {
-		run("addr", "add", ip, "dev", nics[0])
-		if gw != "" {
-			run("route", "add", "default", "via", gw)
-		}
-		return
-	}
-	if dhcpAll(nics, run) == 0 {
-		say("no DHCP lease on any NIC; set ferric.ip= and ferric.gw= on the kernel command line")
 	}
 }
