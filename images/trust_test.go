@@ -249,9 +249,9 @@ func TestPolicy(t *testing.T) {
 		}
 	}
 	for body, want := range map[string]string{
-		`{"transports":{}}`: `no "default"`,
+		`{"transports":{}}`:                   `no "default"`,
 		`{"default":[{"type":"signedByMe"}]}`: "unknown requirement type",
-		`not json`: "not JSON",
+		`not json`:                            "not JSON",
 	} {
 		require.NoError(t, os.WriteFile(pol, []byte(body), 0o600))
 		_, err := images.LoadPolicy(pol)

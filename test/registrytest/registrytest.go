@@ -19,9 +19,9 @@ type Registry struct {
 	// Host is 127.0.0.1:PORT.
 	Host string
 	// PlainHost, with WithTLS, serves the same registry over plain http (tests seed images through it).
-	PlainHost string
+	PlainHost  string
 	srv, plain *http.Server
-	hits atomic.Int64
+	hits       atomic.Int64
 }
 
 // Requests counts the HTTP requests the registry has answered (mirror tests check who served a pull).
