@@ -34,8 +34,8 @@ func TestWrite(t *testing.T) {
 		Trust: images.Trust{CAs: "GLOBAL-CA", RegistryCAs: map[string]string{"reg.example:5000": "REG-CA"},
 			HTTPSProxy: "http://u:proxy-pw@proxy:3128", NoProxy: ".lan",
 			Mirrors: map[string][]string{"quay.io": {"mirror.lan:5000", "mirror2.lan"}}},
-		Insecure:  []string{"mirror.lan:5000", "plain:5000"},
-		Lookaside: map[string]string{"quay.io": "http://sigs.lan/sigs"},
+		Insecure:      []string{"mirror.lan:5000", "plain:5000"},
+		Lookaside:     map[string]string{"quay.io": "http://sigs.lan/sigs"},
 		SystemBundles: []string{filepath.Join(dir, "missing.pem"), bundle},
 	})
 	require.NoError(t, err)
