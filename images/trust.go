@@ -8,6 +8,7 @@ package images
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -113,6 +114,11 @@ func (t *Trust) ParseMirror(s string) error {
 	if t.Mirrors == nil {
 		t.Mirrors = map[string][]string{}
 	}
+	for _, m := range t.Mirrors[reg] {
+		if m == mirror {
+			return nil // flags parsed again after a config file: once is enough
+		}
+	}
 	t.Mirrors[reg] = append(t.Mirrors[reg], mirror)
 	return nil
 }
@@ -164,4 +170,51 @@ func tlsError(registry string, err error) error {
 	}
 	return fmt.Errorf("registry %s: TLS certificate not trusted (%s): give the conductor its CA with --registry-ca FILE (or %s=FILE): %w",
 		registry, problem, registry, ErrUntrusted)
+}
+
+// Site is the site's registry settings as the conductor's flags give them and agent.json carries them to agents
+// (its keys are part of agent.json; the conductor's boot interfaces embed it, the agent reads it).
+type Site struct {
+	Trust
+	// Policy is a containers-policy.json with keys inline (LoadPolicy), enforced by the agent's podman.
+	Policy json.RawMessage `json:"image_policy,omitempty"`
+	// Lookaside maps a registry to the URL its GPG signatures are published under (containers registries.d
+	// "lookaside"), for signedBy policies.
+	Lookaside map[string]string `json:"signature_lookaside,omitempty"`
+}
+
+// ParseLookaside reads "REGISTRY=URL" (--signature-lookaside) into s.Lookaside.
+func (s *Site) ParseLookaside(v string) error {
+	reg, u, ok := strings.Cut(v, "=")
+	pu, err := url.Parse(u)
+	if !ok || reg == "" || err != nil || (pu.Scheme != "http" && pu.Scheme != "https" && pu.Scheme != "file") {
+		return fmt.Errorf("--signature-lookaside %q: use REGISTRY=URL, e.g. quay.io=https://sigs.example.com/quay (http, https or file)", v)
+	}
+	if s.Lookaside == nil {
+		s.Lookaside = map[string]string{}
+	}
+	s.Lookaside[reg] = u
+	return nil
+}
+
+// ProxyCredentialsInArgs refuses a proxy URL with credentials given as a command-line flag (argv is world-readable
+// in /proc): it returns an error naming the flag and envVar, the place for it, when args set flag to such a URL.
+func ProxyCredentialsInArgs(args []string, flag, envVar string) error {
+	for i, a := range args {
+		v, ok := "", false
+		switch {
+		case a == "-"+flag || a == "--"+flag:
+			if i+1 < len(args) {
+				v, ok = args[i+1], true
+			}
+		case strings.HasPrefix(a, "-"+flag+"=") || strings.HasPrefix(a, "--"+flag+"="):
+			_, v, ok = strings.Cut(a, "=")
+		}
+		if ok && strings.Contains(v, "@") {
+			if u, err := url.Parse(v); err != nil || u.User != nil {
+				return fmt.Errorf("--%s holds credentials, which any local user can read in the process list: set %s in the environment instead (same value)", flag, envVar)
+			}
+		}
+	}
+	return nil
 }
