@@ -156,7 +156,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 			}
 			svc, err := podman.StartService(ctx, podman.ServiceConfig{Binary: cfg.PodmanBinary, Dir: filepath.Join(cfg.StateDir, "podman"),
 				GraphRoot: cfg.GraphRoot, Runtime: cfg.Runtime, Ulimits: cfg.Ulimits, NoPivot: cfg.NoPivotRoot,
-				Insecure: cfg.InsecureRegistries, Etc: cc.Etc, Env: cc.Env}, log.WithField("component", "podman"))
+				Insecure: cfg.InsecureRegistries, Etc: cc.Etc, PrivateEtc: cc.NeedsEtc, Env: cc.Env}, log.WithField("component", "podman"))
 			if err != nil {
 				a.podmanErr = err
 				log.WithError(err).Error("podman service did not start")

@@ -4,9 +4,11 @@
 // global CAs), all written into a directory of the agent's state.
 //
 // Podman 4 reads policy.json, registries.d and certs.d only from /etc/containers (no environment variable or
-// containers.conf key moves them for root), so the podman package shows this directory at /etc/containers in a
-// private mount namespace of its service: the host's /etc/containers is never written, which matters for local
-// agents that run on the conductor's host. The proxies and the bundle reach podman through its environment.
+// containers.conf key moves them for root), so when they are needed (Files.NeedsEtc) the podman package shows
+// this directory at /etc/containers in a private mount namespace of its service: the host's /etc/containers is
+// never written, which matters for local agents that run on the conductor's host. registries.conf, the proxies and
+// the bundle reach podman through its environment. Without a policy podman keeps the system's policy.json (the
+// ramdisk's accepts anything; a host's is the host's).
 package containerscfg
 
 import (
@@ -45,6 +47,9 @@ type Files struct {
 	RegistriesConf, PolicyJSON string
 	// CABundle is the system bundle plus the global CAs.
 	CABundle string
+	// NeedsEtc says whether podman must see Etc as /etc/containers: a policy, per-registry CAs or a signature
+	// lookaside were given (registries.conf, the bundle and the proxies reach it through its environment).
+	NeedsEtc bool
 	// Env is the environment podman needs: SSL_CERT_FILE and the proxies (which may hold credentials: podman's
 	// environment is readable by root only, and nothing here reaches argv or a log).
 	Env []string
@@ -95,6 +100,7 @@ func Write(dir string, c Config) (*Files, error) {
 			return nil, fmt.Errorf("containers configuration: %w", err)
 		}
 	}
+	f.NeedsEtc = len(c.Policy) > 0 || len(c.Trust.RegistryCAs) > 0 || len(c.Lookaside) > 0
 	f.Env = append(f.Env, "SSL_CERT_FILE="+f.CABundle)
 	for _, kv := range [][2]string{{"HTTP_PROXY", c.Trust.HTTPProxy}, {"HTTPS_PROXY", c.Trust.HTTPSProxy}, {"NO_PROXY", c.Trust.NoProxy}} {
 		if kv[1] != "" {

@@ -51,6 +51,7 @@ func TestWrite(t *testing.T) {
 	assert.Contains(t, f.Env, "SSL_CERT_FILE="+f.CABundle)
 	assert.Contains(t, f.Env, "https_proxy=http://u:proxy-pw@proxy:3128")
 	assert.Contains(t, f.Env, "NO_PROXY=.lan")
+	assert.True(t, f.NeedsEtc, "certs.d and registries.d are read from /etc/containers only")
 
 	_, err = containerscfg.Write(dir, containerscfg.Config{Trust: images.Trust{RegistryCAs: map[string]string{"../etc": "x"}}})
 	assert.ErrorContains(t, err, "not a registry")
@@ -88,7 +89,7 @@ func service(t *testing.T, c containerscfg.Config) *podman.Client {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
 	svc, err := podman.StartService(context.Background(), podman.ServiceConfig{Dir: filepath.Join(short, "p"),
-		Runtime: "runc", Etc: f.Etc, Env: f.Env}, logrus.NewEntry(l))
+		Runtime: "runc", Etc: f.Etc, PrivateEtc: f.NeedsEtc, Env: f.Env}, logrus.NewEntry(l))
 	require.NoError(t, err)
 	t.Cleanup(svc.Stop)
 	cl, err := podman.Connect(context.Background(), svc.Socket)

@@ -38,10 +38,13 @@ type ServiceConfig struct {
 	LogLevel   string
 	CgroupsOff bool
 	// Etc, when set, is a directory prepared by containerscfg (registries.conf, policy.json, registries.d,
-	// certs.d): the service sees it as /etc/containers in a private mount namespace, and Insecure is ignored
-	// (registries.conf in Etc says it). Env is added to the service's environment (CA bundle, proxies).
-	Etc string
-	Env []string
+	// certs.d) whose registries.conf replaces the one built from Insecure. With PrivateEtc the service sees Etc as
+	// /etc/containers in a private mount namespace (podman 4 reads policy.json, registries.d and certs.d only
+	// there); its mounts are then invisible outside and vanish with it. Env is added to the service's
+	// environment (CA bundle, proxies).
+	Etc        string
+	PrivateEtc bool
+	Env        []string
 }
 
 // Service is a running podman service.
@@ -134,7 +137,11 @@ func StartService(ctx context.Context, cfg ServiceConfig, log *logrus.Entry) (*S
 	// Its own process group (Stop signals the group), and it dies with the agent.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	s := &Service{Socket: "unix://" + sock, GraphRoot: cfg.GraphRoot, cmd: cmd, done: make(chan error, 1)}
-	if err := startIn(cmd, cfg.Etc, s.done); err != nil {
+	etc := ""
+	if cfg.PrivateEtc {
+		etc = cfg.Etc
+	}
+	if err := startIn(cmd, etc, s.done); err != nil {
 		return nil, fmt.Errorf("start podman service (%s): %w", cfg.Binary, err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
