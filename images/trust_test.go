@@ -259,3 +259,53 @@ func TestPolicy(t *testing.T) {
 		assert.Contains(t, err.Error(), want)
 	}
 }
+
+func TestSiteFlags(t *testing.T) {
+	dir := t.TempDir()
+	ca := certtest.SelfSigned(t, certtest.Options{})
+	caFile := filepath.Join(dir, "ca.pem")
+	require.NoError(t, os.WriteFile(caFile, ca.CertPEM, 0o600))
+	notPEM := filepath.Join(dir, "x.txt")
+	require.NoError(t, os.WriteFile(notPEM, []byte("hello"), 0o600))
+	var s images.Site
+	require.NoError(t, s.AddCAFile(caFile))
+	require.NoError(t, s.AddCAFile("reg.lan:5000="+caFile))
+	assert.Equal(t, string(ca.CertPEM), s.CAs)
+	assert.Equal(t, string(ca.CertPEM), s.RegistryCAs["reg.lan:5000"])
+	assert.ErrorContains(t, s.AddCAFile(notPEM), "no PEM certificate")
+	assert.ErrorContains(t, s.AddCAFile(filepath.Join(dir, "missing")), "--registry-ca")
+
+	require.NoError(t, s.ParseMirror("quay.io=m1:5000"))
+	require.NoError(t, s.ParseMirror("quay.io=m1:5000"))
+	require.NoError(t, s.ParseMirror("quay.io=m2"))
+	assert.Equal(t, []string{"m1:5000", "m2"}, s.Mirrors["quay.io"], "in order, once each")
+
+	require.NoError(t, s.ParseLookaside("quay.io=https://sigs.lan/quay"))
+	assert.Equal(t, "https://sigs.lan/quay", s.Lookaside["quay.io"])
+	assert.Error(t, s.ParseLookaside("quay.io=ftp://x"))
+	assert.Error(t, s.ParseLookaside("nolookaside"))
+
+	tests := []struct {
+		args    []string
+		refused bool
+	}{
+		{[]string{"--https-proxy", "http://user:pw@proxy:3128"}, true},
+		{[]string{"-https-proxy=http://user:pw@proxy:3128"}, true},
+		{[]string{"--https-proxy", "http://proxy:3128"}, false},
+		{[]string{"--no-proxy", "a@b"}, false}, // another flag
+		{nil, false},
+	}
+	for _, tc := range tests {
+		err := images.ProxyCredentialsInArgs(tc.args, "https-proxy", "FERRIC_HTTPS_PROXY")
+		if tc.refused {
+			require.Error(t, err, tc.args)
+			assert.Contains(t, err.Error(), "FERRIC_HTTPS_PROXY")
+			assert.NotContains(t, err.Error(), "pw@")
+		} else {
+			assert.NoError(t, err, tc.args)
+		}
+	}
+	red := images.Trust{HTTPProxy: "http://user:pw@proxy:3128", CAs: string(ca.CertPEM)}.Redacted()
+	assert.Equal(t, "http://xxxxx@proxy:3128", red["http_proxy"])
+	assert.Equal(t, 1, red["global_cas"])
+}
