@@ -15,6 +15,7 @@ require (
 	github.com/stmcginnis/gofish v0.22.0
 	github.com/stretchr/testify v1.12.1
 	golang.org/x/crypto v0.47.0
+	golang.org/x/net v0.49.0
 	golang.org/x/sys v0.50.0
 	modernc.org/sqlite v1.62.0
 )
@@ -129,7 +130,6 @@ require (
 	go.podman.io/storage v1.62.0 // indirect
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
-	golang.org/x/net v0.49.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/term v0.39.0 // indirect
 	golang.org/x/text v0.44.0 // indirect
