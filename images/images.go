@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -179,6 +180,8 @@ type ResolveOptions struct {
 	Timeout time.Duration
 	// Trust adds CAs, proxies and mirrors.
 	Trust Trust
+	// Insecure lists mirrors reached over plain http (the reference itself says so through Parse).
+	Insecure []string
 	// Policy, when set, is checked first: a reference its reject scopes (or default) refuse is never queried.
 	Policy *Policy
 }
@@ -216,7 +219,7 @@ func Resolve(ctx context.Context, ref Ref, o ResolveOptions) (*Resolved, error) 
 	}
 	var mirrorErrs []string
 	for _, m := range o.Trust.Mirrors[ref.Registry] {
-		mref, err := ref.OnMirror(m)
+		mref, err := ref.OnMirror(m, slices.Contains(o.Insecure, m))
 		if err == nil {
 			var res *Resolved
 			if res, err = resolveAt(ctx, ref, mref, auth, o.Trust, *want); err == nil {
@@ -237,11 +240,11 @@ func Resolve(ctx context.Context, ref Ref, o ResolveOptions) (*Resolved, error) 
 }
 
 // OnMirror is ref with its registry replaced by mirror (host[:port][/path], a path prefixing the repository),
-// keeping the tag or digest and the plain-http setting.
-func (r Ref) OnMirror(mirror string) (Ref, error) {
+// keeping the tag or digest; insecure reaches the mirror over plain http.
+func (r Ref) OnMirror(mirror string, insecure bool) (Ref, error) {
 	rest := strings.TrimPrefix(r.String(), r.Registry)
 	var opts []name.Option
-	if r.ref.Context().Registry.Scheme() == "http" {
+	if insecure {
 		opts = append(opts, name.Insecure)
 	}
 	ref, err := name.ParseReference(strings.TrimSuffix(mirror, "/")+rest, opts...)

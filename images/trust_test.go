@@ -82,7 +82,8 @@ func TestResolveThroughMirror(t *testing.T) {
 
 	var trust images.Trust
 	require.NoError(t, trust.ParseMirror(deadHost+"="+mirror.Host))
-	res, err := images.Resolve(context.Background(), ref, images.ResolveOptions{Trust: trust, Timeout: 20 * time.Second})
+	res, err := images.Resolve(context.Background(), ref, images.ResolveOptions{Trust: trust, Timeout: 20 * time.Second,
+		Insecure: []string{mirror.Host}})
 	require.NoError(t, err)
 	assert.Equal(t, digest, res.Digest)
 	assert.Equal(t, deadHost+"/org/os@"+digest, res.Pinned, "the pin names the node's registry, not the mirror")

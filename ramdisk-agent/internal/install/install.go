@@ -326,7 +326,7 @@ func (in *Installer) decodeConfigDrive(ctx context.Context, value string, reserv
 // tmpfs needs.
 func (in *Installer) checkRegistry(ctx context.Context, p *plan, say sayFunc) error {
 	res, err := images.Resolve(ctx, p.ref, images.ResolveOptions{Creds: p.creds, Platform: p.platformString(), Timeout: 2 * time.Minute,
-		Trust: in.cfg.Trust, Policy: in.cfg.Policy})
+		Trust: in.cfg.Trust, Insecure: in.cfg.Insecure, Policy: in.cfg.Policy})
 	if err != nil {
 		switch {
 		case errors.Is(err, images.ErrPlatform):

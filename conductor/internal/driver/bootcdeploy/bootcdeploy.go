@@ -161,7 +161,8 @@ func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, er
 			return driver.Done, fmt.Errorf("cannot deploy: %w", err)
 		}
 	}
-	res, err := images.Resolve(ctx, lookup, images.ResolveOptions{Creds: creds, Platform: platform, Timeout: time.Minute, Trust: d.cfg.Trust})
+	res, err := images.Resolve(ctx, lookup, images.ResolveOptions{Creds: creds, Platform: platform, Timeout: time.Minute, Trust: d.cfg.Trust,
+		Insecure: d.cfg.Insecure})
 	if err != nil {
 		return driver.Done, fmt.Errorf("cannot deploy: %v", err)
 	}
