@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -230,4 +231,60 @@ func TestPodmanPullSignaturePolicy(t *testing.T) {
 	err = pull(t, cl, reg.Host+"/other/os:v1", podman.PullOptions{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "rejected")
+}
+
+// tunnelProxy is a tiny HTTP CONNECT proxy requiring Basic credentials; it tunnels every CONNECT to target and
+// counts the tunnels.
+type tunnelProxy struct {
+	target  string
+	tunnels atomic.Int64
+}
+
+func (p *tunnelProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodConnect {
+		http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+		return
+	}
+	if r.Header.Get("Proxy-Authorization") != "Basic "+base64.StdEncoding.EncodeToString([]byte("proxyuser:proxy-secret")) {
+		w.WriteHeader(http.StatusProxyAuthRequired)
+		return
+	}
+	up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	p.tunnels.Add(1)
+	w.WriteHeader(http.StatusOK)
+	conn, _, err := w.(http.Hijacker).Hijack()
+	if err != nil {
+		up.Close()
+		return
+	}
+	go func() { io.Copy(up, conn); up.Close() }()
+	go func() { io.Copy(conn, up); conn.Close() }()
+}
+
+// TestPodmanPullViaProxy: podman's pull goes through HTTPS_PROXY with credentials. Go (podman's HTTP client)
+// never proxies loopback addresses, so the registry is named registry.test, which resolves nowhere: only the
+// proxy, tunnelling it to the registry, can reach it.
+func TestPodmanPullViaProxy(t *testing.T) {
+	need(t, "podman", "runc")
+	ca := certtest.SelfSigned(t, certtest.Options{CN: "proxy test CA", DNS: []string{"registry.test"}})
+	reg := registrytest.Start(t, registrytest.WithTLS(ca.TLS))
+	digest := bootcimage.Push(t, reg.PlainHost, "org/os", "v1", bootcimage.Options{Marker: "proxied"})
+	proxy := &tunnelProxy{target: reg.Host}
+	srv := httptest.NewServer(proxy)
+	t.Cleanup(srv.Close)
+	_, port, err := net.SplitHostPort(reg.Host)
+	require.NoError(t, err)
+	ref := "registry.test:" + port + "/org/os@" + digest
+	proxyURL := "http://proxyuser:proxy-secret@" + strings.TrimPrefix(srv.URL, "http://")
+
+	cl := service(t, containerscfg.Config{Trust: images.Trust{CAs: string(ca.CertPEM), HTTPSProxy: proxyURL}})
+	require.NoError(t, pull(t, cl, ref, podman.PullOptions{}))
+	assert.Positive(t, proxy.tunnels.Load(), "the pull went through the proxy")
+
+	cl = service(t, containerscfg.Config{Trust: images.Trust{CAs: string(ca.CertPEM)}})
+	require.Error(t, pull(t, cl, ref, podman.PullOptions{}), "without the proxy registry.test is unreachable")
 }
