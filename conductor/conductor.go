@@ -27,6 +27,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 	"github.com/ferric-metal/ferric/conductor/internal/tlsreload"
+	"github.com/ferric-metal/ferric/images"
 )
 
 // Config configures a conductor. main fills it from flags and environment.
@@ -72,6 +73,9 @@ type Config struct {
 	LocalAgentDevices []string
 	// InsecureRegistries are reached over plain http by the conductor and the agents.
 	InsecureRegistries []string
+	// Registries is the site's registry settings (--registry-ca, --http(s)-proxy, --no-proxy, --registry-mirror,
+	// --image-policy with keys inline, --signature-lookaside): digest resolution uses them and every agent gets them.
+	Registries images.Site
 	// MediaDir holds boot ISOs served to BMCs (default /var/lib/ferric/media or a temp dir).
 	MediaDir string
 	// EFILoader is the UEFI loader put on agent ISOs (default systemd-boot's).
@@ -155,7 +159,15 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if err != nil {
 		return err
 	}
-	reg := buildRegistry(cfg, media, arts, tlsFiles.AgentCA)
+	var policy *images.Policy
+	if len(cfg.Registries.Policy) > 0 {
+		if policy, err = images.ParsePolicy(cfg.Registries.Policy); err != nil {
+			return fmt.Errorf("--image-policy: %w", err)
+		}
+	}
+	log.WithFields(logrus.Fields{"registries": cfg.Registries.Trust.Redacted(), "image_policy": policy != nil,
+		"signature_lookaside": cfg.Registries.Lookaside}).Info("registry settings for resolution and agents")
+	reg := buildRegistry(cfg, policy, media, arts, tlsFiles.AgentCA)
 
 	ecfg := cfg.Engine
 	if cfg.Host != "" {
@@ -257,14 +269,16 @@ func checkExposure(addr *net.TCPAddr, auth string, tls, insecureNoAuth, insecure
 
 // buildRegistry registers the hardware types and interfaces this conductor offers. agentCA is the PEM agents
 // verify the API with (changes on reload, so drivers read it at each boot).
-func buildRegistry(cfg Config, media *redfish.MediaServer, arts *artifact.Fetcher, agentCA func() string) *driver.Registry {
+// policy is cfg.Registries.Policy parsed (nil for none).
+func buildRegistry(cfg Config, policy *images.Policy, media *redfish.MediaServer, arts *artifact.Fetcher, agentCA func() string) *driver.Registry {
 	reg := driver.NewRegistry()
 	reg.AddHardware(driver.FakeHardware([]string{"bootc"}, []string{"local-agent"}))
 	reg.AddPower("fake", driver.NewFakePower())
 	reg.AddManagement("fake", driver.NewFakeManagement())
 	reg.AddBoot("fake", driver.NewFakeBoot())
 	reg.AddDeploy("fake", driver.FakeDeploy{})
-	reg.AddDeploy("bootc", bootcdeploy.New(bootcdeploy.Config{Insecure: cfg.InsecureRegistries, Aliases: cfg.RegistryAliases}))
+	reg.AddDeploy("bootc", bootcdeploy.New(bootcdeploy.Config{Insecure: cfg.InsecureRegistries, Aliases: cfg.RegistryAliases,
+		Trust: cfg.Registries.Trust, Policy: policy}))
 	agentURL := cfg.AgentURL
 	if agentURL == "" {
 		agentURL = cfg.PublicURL
@@ -275,13 +289,14 @@ func buildRegistry(cfg Config, media *redfish.MediaServer, arts *artifact.Fetche
 	}
 	reg.AddBoot("local-agent", localboot.New(localboot.Config{AgentBinary: cfg.AgentBinary, APIURL: agentURL,
 		StateDir: stateDir, Runtime: cfg.AgentRuntime, Ulimits: cfg.AgentUlimits, Insecure: cfg.InsecureRegistries,
-		TokenFunc: engine.NewToken, Devices: cfg.LocalAgentDevices, APICA: agentCA}))
+		TokenFunc: engine.NewToken, Devices: cfg.LocalAgentDevices, APICA: agentCA, Registries: cfg.Registries}))
 	rf := &redfish.Driver{}
 	reg.AddHardware(redfish.Hardware([]string{"bootc", "fake"}, []string{"redfish-virtual-media", "fake"}))
 	reg.AddPower("redfish", rf)
 	reg.AddManagement("redfish", rf)
 	reg.AddBoot("redfish-virtual-media", &redfish.VirtualMedia{Driver: rf, Media: media, APIURL: agentURL, MediaURL: cfg.PublicURL,
-		Loader: cfg.EFILoader, Token: engine.NewToken, Insecure: cfg.InsecureRegistries, Artifacts: arts, APICA: agentCA})
+		Loader: cfg.EFILoader, Token: engine.NewToken, Insecure: cfg.InsecureRegistries, Artifacts: arts, APICA: agentCA,
+		Registries: cfg.Registries})
 	return reg
 }
 

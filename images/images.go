@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -170,36 +171,102 @@ type Resolved struct {
 	Layers                 int
 }
 
-// Resolve asks the registry for the image's manifest for platform ("linux/arm64"; "" means DefaultPlatform) and
-// returns its digest and sizes. From an index it takes that platform's manifest, so the digest pinned is the one
-// the node can boot; an index without the platform, or a single-platform image built for another one, is refused
-// with ErrPlatform and the platforms the image has. Errors name what the operator should check.
-func Resolve(ctx context.Context, ref Ref, creds *Credentials, platform string, timeout time.Duration) (*Resolved, error) {
-	if timeout == 0 {
-		timeout = 60 * time.Second
+// ResolveOptions are the credentials, platform, deadline and site settings of a Resolve.
+type ResolveOptions struct {
+	Creds *Credentials
+	// Platform is "linux/arm64"; "" means DefaultPlatform.
+	Platform string
+	// Timeout bounds the whole resolution, mirrors included (default 60 s).
+	Timeout time.Duration
+	// Trust adds CAs, proxies and mirrors.
+	Trust Trust
+	// Insecure lists mirrors reached over plain http (the reference itself says so through Parse).
+	Insecure []string
+	// Policy, when set, is checked first: a reference its reject scopes (or default) refuse is never queried.
+	Policy *Policy
+}
+
+// Resolve asks the registry for the image's manifest for o.Platform and returns its digest and sizes. From an
+// index it takes that platform's manifest, so the digest pinned is the one the node can boot; an index without the
+// platform, or a single-platform image built for another one, is refused with ErrPlatform and the platforms the
+// image has. Mirrors of the registry (o.Trust.Mirrors) are asked first, in order, and the registry itself last, as
+// containers/image pulls; the pinned reference always names the original registry (the digest is the same
+// wherever it is served). Errors name what the operator should check.
+func Resolve(ctx context.Context, ref Ref, o ResolveOptions) (*Resolved, error) {
+	if o.Timeout == 0 {
+		o.Timeout = 60 * time.Second
 	}
-	if platform == "" {
-		platform = DefaultPlatform
+	if o.Platform == "" {
+		o.Platform = DefaultPlatform
 	}
-	want, err := v1.ParsePlatform(platform)
+	want, err := v1.ParsePlatform(o.Platform)
 	if err != nil || want.OS == "" || want.Architecture == "" {
-		return nil, fmt.Errorf("platform %q is not os/arch[/variant], e.g. linux/arm64: %w", platform, ErrPlatform)
+		return nil, fmt.Errorf("platform %q is not os/arch[/variant], e.g. linux/arm64: %w", o.Platform, ErrPlatform)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	auth := authn.Anonymous
-	if creds != nil {
-		auth = &authn.Basic{Username: creds.Username, Password: creds.Password}
-		if creds.Username == "" {
-			auth = &authn.Bearer{Token: creds.Password}
+	if o.Policy != nil {
+		if err := o.Policy.CheckReject(ref); err != nil {
+			return nil, err
 		}
 	}
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuth(auth), remote.WithTransport(http.DefaultTransport)}
-	desc, err := remote.Get(ref.ref, opts...)
-	if err != nil {
-		return nil, registryError(ref, err)
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	auth := authn.Anonymous
+	if o.Creds != nil {
+		auth = &authn.Basic{Username: o.Creds.Username, Password: o.Creds.Password}
+		if o.Creds.Username == "" {
+			auth = &authn.Bearer{Token: o.Creds.Password}
+		}
 	}
-	img, err := platformImage(ref, desc, *want)
+	var mirrorErrs []string
+	for _, m := range o.Trust.Mirrors[ref.Registry] {
+		mref, err := ref.OnMirror(m, slices.Contains(o.Insecure, m))
+		if err == nil {
+			var res *Resolved
+			if res, err = resolveAt(ctx, ref, mref, auth, o.Trust, *want); err == nil {
+				return res, nil
+			}
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("registry %s: no answer within %s (mirror %s tried first): %w", ref.Registry, o.Timeout, m, err)
+		}
+		// A mirror may lag or be down: fall back as containers/image does, but keep why for the final error.
+		mirrorErrs = append(mirrorErrs, fmt.Sprintf("mirror %s: %v", m, err))
+	}
+	res, err := resolveAt(ctx, ref, ref, auth, o.Trust, *want)
+	if err != nil && len(mirrorErrs) > 0 {
+		return nil, fmt.Errorf("%w (after %s)", err, strings.Join(mirrorErrs, "; "))
+	}
+	return res, err
+}
+
+// OnMirror is ref with its registry replaced by mirror (host[:port][/path], a path prefixing the repository),
+// keeping the tag or digest; insecure reaches the mirror over plain http.
+func (r Ref) OnMirror(mirror string, insecure bool) (Ref, error) {
+	rest := strings.TrimPrefix(r.String(), r.Registry)
+	var opts []name.Option
+	if insecure {
+		opts = append(opts, name.Insecure)
+	}
+	ref, err := name.ParseReference(strings.TrimSuffix(mirror, "/")+rest, opts...)
+	if err != nil {
+		return Ref{}, fmt.Errorf("mirror %q of %s: %v: %w", mirror, r.Registry, err, ErrInvalid)
+	}
+	out := Ref{ref: ref, Registry: ref.Context().RegistryStr(), Repository: ref.Context().RepositoryStr(), Tag: r.Tag, Digest: r.Digest}
+	return out, nil
+}
+
+// resolveAt reads the manifest of at (ref itself or its mirror) and returns it pinned under ref's name.
+func resolveAt(ctx context.Context, ref, at Ref, auth authn.Authenticator, trust Trust, want v1.Platform) (*Resolved, error) {
+	tr, err := trust.Transport(at.Registry)
+	if err != nil {
+		return nil, err
+	}
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuth(auth), remote.WithTransport(tr)}
+	desc, err := remote.Get(at.ref, opts...)
+	if err != nil {
+		return nil, registryError(at, err)
+	}
+	img, err := platformImage(at, desc, want)
 	if err != nil {
 		return nil, err
 	}
@@ -209,13 +276,13 @@ func Resolve(ctx context.Context, ref Ref, creds *Credentials, platform string, 
 	}
 	layers, err := img.Layers()
 	if err != nil {
-		return nil, fmt.Errorf("image %s layers: %w", ref, err)
+		return nil, fmt.Errorf("image %s layers: %w", at, err)
 	}
 	var total int64
 	for _, l := range layers {
 		sz, err := l.Size()
 		if err != nil {
-			return nil, fmt.Errorf("image %s layer size: %w", ref, err)
+			return nil, fmt.Errorf("image %s layer size: %w", at, err)
 		}
 		total += sz
 	}
@@ -292,6 +359,9 @@ func registryError(ref Ref, err error) error {
 				return fmt.Errorf("registry %s refused credentials for %s (check image_pull_secret): %w", ref.Registry, ref.Repository, ErrUnauthorized)
 			}
 		}
+	}
+	if terr := tlsError(ref.Registry, err); terr != nil {
+		return terr
 	}
 	return fmt.Errorf("registry %s: cannot read %s: %w", ref.Registry, ref, err)
 }

@@ -50,18 +50,18 @@ func TestResolve(t *testing.T) {
 	ref, err := images.Parse("oci://"+reg.Host+"/org/os:v1", true)
 	require.NoError(t, err)
 	assert.Equal(t, "v1", ref.Tag)
-	res, err := images.Resolve(context.Background(), ref, &images.Credentials{Username: "u", Password: "p"}, "", 0)
+	res, err := images.Resolve(context.Background(), ref, images.ResolveOptions{Creds: &images.Credentials{Username: "u", Password: "p"}})
 	require.NoError(t, err)
 	assert.Equal(t, digest, res.Digest)
 	assert.Equal(t, reg.Host+"/org/os@"+digest, res.Pinned)
 	assert.Equal(t, 1, res.Layers)
 	assert.Equal(t, res.CompressedBytes*images.UnpackRatio, res.EstimatedUnpackedBytes)
 
-	_, err = images.Resolve(context.Background(), ref, &images.Credentials{Username: "u", Password: "wrong"}, "", 0)
+	_, err = images.Resolve(context.Background(), ref, images.ResolveOptions{Creds: &images.Credentials{Username: "u", Password: "wrong"}})
 	assert.ErrorIs(t, err, images.ErrUnauthorized)
 	assert.Contains(t, err.Error(), "check image_pull_secret")
 	missing, _ := images.Parse("oci://"+reg.Host+"/org/none:v1", true)
-	_, err = images.Resolve(context.Background(), missing, &images.Credentials{Username: "u", Password: "p"}, "", 0)
+	_, err = images.Resolve(context.Background(), missing, images.ResolveOptions{Creds: &images.Credentials{Username: "u", Password: "p"}})
 	assert.ErrorIs(t, err, images.ErrNotFound)
 	_, err = images.Parse("oci://UPPER/Case:bad tag", false)
 	assert.ErrorIs(t, err, images.ErrInvalid)
@@ -154,7 +154,7 @@ func TestResolvePlatform(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.platform, func(t *testing.T) {
-			res, err := images.Resolve(ctx, ref, nil, tc.platform, 0)
+			res, err := images.Resolve(ctx, ref, images.ResolveOptions{Platform: tc.platform})
 			if tc.wantErr != "" {
 				require.ErrorIs(t, err, images.ErrPlatform)
 				assert.Contains(t, err.Error(), tc.wantErr)
@@ -171,10 +171,10 @@ func TestResolvePlatform(t *testing.T) {
 	single := bootcimage.Push(t, reg.Host, "org/single", "v1", bootcimage.Options{WithoutBootc: true})
 	sref, err := images.Parse("oci://"+reg.Host+"/org/single:v1", true)
 	require.NoError(t, err)
-	res, err := images.Resolve(ctx, sref, nil, "linux/amd64", 0)
+	res, err := images.Resolve(ctx, sref, images.ResolveOptions{Platform: "linux/amd64"})
 	require.NoError(t, err)
 	assert.Equal(t, single, res.Digest)
-	_, err = images.Resolve(ctx, sref, nil, "linux/arm64", 0)
+	_, err = images.Resolve(ctx, sref, images.ResolveOptions{Platform: "linux/arm64"})
 	require.ErrorIs(t, err, images.ErrPlatform)
 	assert.Contains(t, err.Error(), "built for linux/amd64 only but the node needs linux/arm64")
 }

@@ -25,7 +25,9 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/ferric-metal/ferric/images"
 	"github.com/ferric-metal/ferric/ramdisk-agent/internal/api"
+	"github.com/ferric-metal/ferric/ramdisk-agent/internal/containerscfg"
 	"github.com/ferric-metal/ferric/ramdisk-agent/internal/hardware"
 	"github.com/ferric-metal/ferric/ramdisk-agent/internal/install"
 	"github.com/ferric-metal/ferric/ramdisk-agent/internal/ironic"
@@ -55,6 +57,11 @@ type Config struct {
 	Ulimits            []string `json:"ulimits"`
 	NoPivotRoot        bool     `json:"no_pivot_root"`
 	InsecureRegistries []string `json:"insecure_registries"`
+	// Site is what the conductor's --registry-ca, --http(s)-proxy, --no-proxy, --registry-mirror, --image-policy
+	// and --signature-lookaside say (agent.json keys registry_ca, registry_cas, http_proxy, https_proxy, no_proxy,
+	// registry_mirrors, image_policy, signature_lookaside): the agent's own registry calls and its podman's pulls
+	// use them. Proxy URLs may hold credentials: never logged (images.Trust.Redacted).
+	images.Site
 
 	TargetDevice string `json:"target_device"` // overrides root device hints (development: a loop device)
 	MemoryBudget int64  `json:"memory_budget"` // overrides MemAvailable in the preflight
@@ -109,6 +116,17 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if err != nil {
 		return err
 	}
+	var policy *images.Policy
+	if len(cfg.Policy) > 0 {
+		if policy, err = images.ParsePolicy(cfg.Policy); err != nil {
+			return fmt.Errorf("image_policy in the agent configuration: %w", err)
+		}
+	}
+	if cfg.PodmanSocket != "" && (!cfg.Trust.Empty() || policy != nil || len(cfg.Lookaside) > 0) {
+		return errors.New("registry CAs, proxies, mirrors or an image policy are set but --podman-socket names a service the agent cannot configure: let the agent start its own podman (no --podman-socket)")
+	}
+	log.WithFields(logrus.Fields{"registries": cfg.Trust.Redacted(), "image_policy": policy != nil, "signature_lookaside": cfg.Lookaside}).
+		Info("registry settings")
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a := &Agent{cfg: cfg, log: log, token: cfg.Token, beat: make(chan struct{}, 1), quit: cancel,
@@ -129,9 +147,16 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		defer close(a.podmanReady)
 		socket := cfg.PodmanSocket
 		if socket == "" {
+			cc, err := containerscfg.Write(filepath.Join(cfg.StateDir, "containers"), containerscfg.Config{Trust: cfg.Trust,
+				Insecure: cfg.InsecureRegistries, Policy: cfg.Policy, Lookaside: cfg.Lookaside})
+			if err != nil {
+				a.podmanErr = err
+				log.WithError(err).Error("containers configuration not written")
+				return
+			}
 			svc, err := podman.StartService(ctx, podman.ServiceConfig{Binary: cfg.PodmanBinary, Dir: filepath.Join(cfg.StateDir, "podman"),
 				GraphRoot: cfg.GraphRoot, Runtime: cfg.Runtime, Ulimits: cfg.Ulimits, NoPivot: cfg.NoPivotRoot,
-				Insecure: cfg.InsecureRegistries}, log.WithField("component", "podman"))
+				Insecure: cfg.InsecureRegistries, Etc: cc.Etc, PrivateEtc: cc.NeedsEtc, Env: cc.Env}, log.WithField("component", "podman"))
 			if err != nil {
 				a.podmanErr = err
 				log.WithError(err).Error("podman service did not start")
@@ -152,7 +177,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		}
 		a.inst = install.New(install.Config{Podman: pc, GraphRoot: cfg.GraphRoot, KeysDir: keys, Hardware: a.hw,
 			TargetDevice: cfg.TargetDevice, MemoryBudget: cfg.MemoryBudget, Insecure: cfg.InsecureRegistries,
-			Rlimits: cfg.Ulimits, Log: log.WithField("component", "install")})
+			Trust: cfg.Trust, Policy: policy, Rlimits: cfg.Ulimits, Log: log.WithField("component", "install")})
 	}()
 
 	// Command API.

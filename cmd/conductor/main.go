@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ferric-metal/ferric/conductor"
+	"github.com/ferric-metal/ferric/images"
 )
 
 func main() {
@@ -91,6 +92,14 @@ func run(args []string) error {
 	artMiB := fs.Int64("artifact-max-mib", 2048, "largest deploy artifact the conductor reads or downloads, in MiB")
 	fs.Var(&listFlag{&cfg.ArtifactAllow}, "artifact-allow-host", "host, IP or CIDR that artifact URLs may reach although it is loopback/link-local/metadata (repeatable)")
 	fs.BoolVar(&cfg.Engine.NoDeleteAvailable, "no-delete-available", false, "refuse to delete nodes in available (Ironic's allow_deleting_available_nodes=false)")
+	var regCAs, mirrors, lookaside []string
+	fs.Var(&listFlag{&regCAs}, "registry-ca", "PEM CA certificates for registries: FILE (every registry) or REGISTRY=FILE (that one); trusted by digest resolution and agents (repeatable)")
+	fs.StringVar(&cfg.Registries.HTTPProxy, "http-proxy", "", "proxy for http registry calls of the conductor and agents (with credentials: set FERRIC_HTTP_PROXY, never the flag)")
+	fs.StringVar(&cfg.Registries.HTTPSProxy, "https-proxy", "", "proxy for https registry calls of the conductor and agents (with credentials: set FERRIC_HTTPS_PROXY, never the flag)")
+	fs.StringVar(&cfg.Registries.NoProxy, "no-proxy", "", "hosts and domains reached without a proxy (NO_PROXY syntax)")
+	fs.Var(&listFlag{&mirrors}, "registry-mirror", "REGISTRY=MIRROR: resolve and pull REGISTRY's images through MIRROR first (repeatable, in order)")
+	policyFile := fs.String("image-policy", "", "containers-policy.json enforced by agents' pulls (keyPath keys are sent inline); its reject scopes are checked before an agent boots")
+	fs.Var(&listFlag{&lookaside}, "signature-lookaside", "REGISTRY=URL where REGISTRY's GPG signatures are published, for signedBy policies (repeatable)")
 	// Every flag can come from FERRIC_<FLAG> (dashes as underscores); flags win.
 	fs.VisitAll(func(f *flag.Flag) {
 		if v, ok := os.LookupEnv("FERRIC_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))); ok {
@@ -99,6 +108,33 @@ func run(args []string) error {
 	})
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	for _, p := range [][2]string{{"http-proxy", "FERRIC_HTTP_PROXY"}, {"https-proxy", "FERRIC_HTTPS_PROXY"}} {
+		if err := images.ProxyCredentialsInArgs(args, p[0], p[1]); err != nil {
+			return err
+		}
+	}
+	for _, c := range regCAs {
+		if err := cfg.Registries.AddCAFile(c); err != nil {
+			return err
+		}
+	}
+	for _, m := range mirrors {
+		if err := cfg.Registries.ParseMirror(m); err != nil {
+			return err
+		}
+	}
+	for _, l := range lookaside {
+		if err := cfg.Registries.ParseLookaside(l); err != nil {
+			return err
+		}
+	}
+	if *policyFile != "" {
+		p, err := images.LoadPolicy(*policyFile)
+		if err != nil {
+			return err
+		}
+		cfg.Registries.Policy = p.JSON
 	}
 	lvl, err := logrus.ParseLevel(*logLevel)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/ferric-metal/ferric/images"
 	agent "github.com/ferric-metal/ferric/ramdisk-agent"
 )
 
@@ -47,7 +48,14 @@ func run(args []string) error {
 	cfgFile := fs.String("config", "", "agent.json to read (after the media and kernel command line)")
 	level := fs.String("log-level", "info", "log level")
 	caFile := fs.String("api-ca", "", "PEM CA certificates the conductor's https --api-url is verified with (replaces api_ca of agent.json)")
-	var ulimits, insecure list
+	var ulimits, insecure, regCAs, mirrors, lookaside list
+	policyFile := fs.String("image-policy", "", "containers-policy.json the agent's pulls must satisfy (replaces image_policy of agent.json)")
+	fs.Var(&regCAs, "registry-ca", "PEM CA for registries: FILE (every registry) or REGISTRY=FILE (repeatable)")
+	fs.Var(&mirrors, "registry-mirror", "REGISTRY=MIRROR pulled through first (repeatable)")
+	fs.Var(&lookaside, "signature-lookaside", "REGISTRY=URL where the registry's GPG signatures are published (repeatable)")
+	fs.StringVar(&cfg.HTTPProxy, "http-proxy", cfg.HTTPProxy, "proxy for http registries (credentials: use FERRIC_AGENT_HTTP_PROXY, never the flag)")
+	fs.StringVar(&cfg.HTTPSProxy, "https-proxy", cfg.HTTPSProxy, "proxy for https registries (credentials: use FERRIC_AGENT_HTTPS_PROXY, never the flag)")
+	fs.StringVar(&cfg.NoProxy, "no-proxy", cfg.NoProxy, "hosts and domains reached without a proxy (NO_PROXY syntax)")
 	fs.StringVar(&cfg.APIURL, "api-url", cfg.APIURL, "conductor URL")
 	fs.StringVar(&cfg.NodeUUID, "node-uuid", cfg.NodeUUID, "node UUID (lookup by UUID)")
 	fs.StringVar(&cfg.Token, "token", cfg.Token, "pre-generated agent token")
@@ -72,6 +80,11 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	for _, p := range [][2]string{{"http-proxy", "FERRIC_AGENT_HTTP_PROXY"}, {"https-proxy", "FERRIC_AGENT_HTTPS_PROXY"}} {
+		if err := images.ProxyCredentialsInArgs(args, p[0], p[1]); err != nil {
+			return err
+		}
+	}
 	if *cfgFile != "" {
 		if err := agent.ApplyFile(&cfg, *cfgFile); err != nil {
 			return err
@@ -82,6 +95,28 @@ func run(args []string) error {
 		if err := agent.ApplyCAFile(&cfg, *caFile); err != nil {
 			return err
 		}
+	}
+	for _, c := range regCAs {
+		if err := cfg.Trust.AddCAFile(c); err != nil {
+			return err
+		}
+	}
+	for _, m := range mirrors {
+		if err := cfg.Trust.ParseMirror(m); err != nil {
+			return err
+		}
+	}
+	for _, l := range lookaside {
+		if err := cfg.ParseLookaside(l); err != nil {
+			return err
+		}
+	}
+	if *policyFile != "" {
+		p, err := images.LoadPolicy(*policyFile)
+		if err != nil {
+			return err
+		}
+		cfg.Policy = p.JSON
 	}
 	cfg.Ulimits = append(cfg.Ulimits, ulimits...)
 	cfg.InsecureRegistries = append(cfg.InsecureRegistries, insecure...)

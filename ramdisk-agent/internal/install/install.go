@@ -64,6 +64,10 @@ type Config struct {
 	MemoryBudget int64
 	// Insecure lists registries reached over plain http.
 	Insecure []string
+	// Trust (CAs, proxies, mirrors) and Policy (signature policy, nil for none) govern the agent's own registry
+	// calls; podman gets the same through its configuration (ramdisk-agent/internal/containerscfg).
+	Trust  images.Trust
+	Policy *images.Policy
 	// Rlimits for the install container (sandboxes only), e.g. "nofile=1024:1024".
 	Rlimits        []string
 	PullTimeout    time.Duration // default 30 min
@@ -321,7 +325,8 @@ func (in *Installer) decodeConfigDrive(ctx context.Context, value string, reserv
 // checkRegistry resolves the image for the plan's platform (digest and sizes) and checks the memory a pull into
 // tmpfs needs.
 func (in *Installer) checkRegistry(ctx context.Context, p *plan, say sayFunc) error {
-	res, err := images.Resolve(ctx, p.ref, p.creds, p.platformString(), 2*time.Minute)
+	res, err := images.Resolve(ctx, p.ref, images.ResolveOptions{Creds: p.creds, Platform: p.platformString(), Timeout: 2 * time.Minute,
+		Trust: in.cfg.Trust, Insecure: in.cfg.Insecure, Policy: in.cfg.Policy})
 	if err != nil {
 		switch {
 		case errors.Is(err, images.ErrPlatform):
@@ -378,6 +383,18 @@ func (in *Installer) pull(ctx context.Context, p *plan, rep Reporter, say sayFun
 		msg := err.Error()
 		if strings.Contains(msg, "unauthorized") || strings.Contains(msg, "authentication required") || strings.Contains(msg, "401") {
 			return nil, fmt.Errorf("registry %s refused credentials for %s (check image_pull_secret): %w", p.ref.Registry, p.ref.Repository, ErrPull)
+		}
+		if strings.Contains(msg, "Source image rejected") || strings.Contains(msg, "rejected by policy") {
+			scope, reqs := "default", []string{"(podman's default policy)"}
+			if in.cfg.Policy != nil {
+				scope, reqs = in.cfg.Policy.Requirements(p.ref)
+			}
+			return nil, fmt.Errorf("image %s refused by the image policy (--image-policy): scope %s requires %s: %v; nothing was written to the disk: %w: %w",
+				p.ref, scope, strings.Join(reqs, ", "), err, images.ErrPolicy, ErrPull)
+		}
+		if strings.Contains(msg, "x509: ") {
+			return nil, fmt.Errorf("registry %s: TLS certificate not trusted (x509: %s): give the conductor its CA with --registry-ca: %w: %w",
+				p.ref.Registry, strings.SplitN(msg, "x509: ", 2)[1], images.ErrUntrusted, ErrPull)
 		}
 		return nil, fmt.Errorf("pull %s: %v: %w", p.res.Pinned, err, ErrPull)
 	}

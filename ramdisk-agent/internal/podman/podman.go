@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/containers/podman/v5/pkg/specgen"
 	spec "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 )
 
 // ServiceConfig describes the podman service the agent starts.
@@ -35,6 +37,14 @@ type ServiceConfig struct {
 	Insecure   []string // registries reached over plain http
 	LogLevel   string
 	CgroupsOff bool
+	// Etc, when set, is a directory prepared by containerscfg (registries.conf, policy.json, registries.d,
+	// certs.d) whose registries.conf replaces the one built from Insecure. With PrivateEtc the service sees Etc as
+	// /etc/containers in a private mount namespace (podman 4 reads policy.json, registries.d and certs.d only
+	// there); its mounts are then invisible outside and vanish with it. Env is added to the service's
+	// environment (CA bundle, proxies).
+	Etc        string
+	PrivateEtc bool
+	Env        []string
 }
 
 // Service is a running podman service.
@@ -73,7 +83,9 @@ func StartService(ctx context.Context, cfg ServiceConfig, log *logrus.Entry) (*S
 		}
 	}
 	var conf strings.Builder
-	conf.WriteString("[containers]\nnetns = \"host\"\n")
+	// http_proxy = false: the proxy environment (it may hold credentials) is the service's, not the install
+	// container's, which runs the tenant's image.
+	conf.WriteString("[containers]\nnetns = \"host\"\nhttp_proxy = false\n")
 	if len(cfg.Ulimits) > 0 {
 		conf.WriteString("default_ulimits = " + quoteList(cfg.Ulimits) + "\n")
 	}
@@ -93,6 +105,12 @@ func StartService(ctx context.Context, cfg ServiceConfig, log *logrus.Entry) (*S
 	}
 	policy := `{"default":[{"type":"insecureAcceptAnything"}]}`
 	files := map[string]string{"containers.conf": conf.String(), "storage.conf": storage, "registries.conf": regs.String(), "policy.json": policy}
+	regsConf, policyJSON := filepath.Join(cfg.Dir, "registries.conf"), filepath.Join(cfg.Dir, "policy.json")
+	if cfg.Etc != "" {
+		delete(files, "registries.conf")
+		delete(files, "policy.json")
+		regsConf, policyJSON = filepath.Join(cfg.Etc, "registries.conf"), filepath.Join(cfg.Etc, "policy.json")
+	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(cfg.Dir, name), []byte(body), 0o600); err != nil {
 			return nil, err
@@ -112,17 +130,20 @@ func StartService(ctx context.Context, cfg ServiceConfig, log *logrus.Entry) (*S
 	cmd := exec.Command(cfg.Binary, args...)
 	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+filepath.Join(cfg.Dir, "containers.conf"),
 		"CONTAINERS_STORAGE_CONF="+filepath.Join(cfg.Dir, "storage.conf"),
-		"CONTAINERS_REGISTRIES_CONF="+filepath.Join(cfg.Dir, "registries.conf"),
-		"CONTAINERS_POLICY_JSON="+filepath.Join(cfg.Dir, "policy.json"), "TMPDIR="+filepath.Join(cfg.Dir, "tmp"))
+		"CONTAINERS_REGISTRIES_CONF="+regsConf, "CONTAINERS_POLICY_JSON="+policyJSON, "TMPDIR="+filepath.Join(cfg.Dir, "tmp"))
+	cmd.Env = append(cmd.Env, cfg.Env...)
 	cmd.Stdout = log.WriterLevel(logrus.DebugLevel)
 	cmd.Stderr = log.WriterLevel(logrus.DebugLevel)
 	// Its own process group (Stop signals the group), and it dies with the agent.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	s := &Service{Socket: "unix://" + sock, GraphRoot: cfg.GraphRoot, cmd: cmd, done: make(chan error, 1)}
+	etc := ""
+	if cfg.PrivateEtc {
+		etc = cfg.Etc
+	}
+	if err := startIn(cmd, etc, s.done); err != nil {
 		return nil, fmt.Errorf("start podman service (%s): %w", cfg.Binary, err)
 	}
-	s := &Service{Socket: "unix://" + sock, GraphRoot: cfg.GraphRoot, cmd: cmd, done: make(chan error, 1)}
-	go func() { s.done <- cmd.Wait() }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, err := os.Stat(sock); err == nil {
@@ -143,6 +164,47 @@ func StartService(ctx context.Context, cfg ServiceConfig, log *logrus.Entry) (*S
 	}
 	log.WithField("socket", s.Socket).Info("podman service started")
 	return s, nil
+}
+
+// startIn starts cmd and sends its Wait result to done. With etc set it starts it in a private mount namespace
+// where etc is mounted over /etc/containers (podman 4 reads policy.json, registries.d and certs.d only from there
+// when root): the namespace is made on a locked OS thread that forks podman and then waits for it, because the
+// child's parent-death signal is tied to that thread, and the thread is never handed back to Go's scheduler (Go
+// ends a thread whose goroutine exits locked), so no other goroutine runs in the altered namespace.
+func startIn(cmd *exec.Cmd, etc string, done chan<- error) error {
+	if etc == "" {
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		go func() { done <- cmd.Wait() }()
+		return nil
+	}
+	if _, err := os.Stat("/etc/containers"); err != nil {
+		return fmt.Errorf("no /etc/containers to show the agent's containers configuration at (install podman's containers-common): %w", err)
+	}
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked, see above
+		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			started <- fmt.Errorf("private mount namespace for podman's configuration (the agent must run as root): %w", err)
+			return
+		}
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			started <- fmt.Errorf("make mounts private for podman's configuration: %w", err)
+			return
+		}
+		if err := unix.Mount(etc, "/etc/containers", "", unix.MS_BIND, ""); err != nil {
+			started <- fmt.Errorf("bind %s over /etc/containers for podman: %w", etc, err)
+			return
+		}
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		done <- cmd.Wait()
+	}()
+	return <-started
 }
 
 // Stop ends the service.

@@ -34,6 +34,11 @@ type Config struct {
 	NoCleaning bool
 	// Aliases maps a registry as nodes see it to the address the conductor resolves it at.
 	Aliases map[string]string
+	// Trust holds the site's registry CAs, proxies and mirrors for digest resolution (agents get the same).
+	Trust images.Trust
+	// Policy is the operator's signature policy (--image-policy); its reject scopes are checked before the agent
+	// boots. Nil: no policy.
+	Policy *images.Policy
 }
 
 // Deploy implements driver.Deploy and the engine's agent hand-off.
@@ -150,7 +155,14 @@ func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, er
 		}
 	}
 	platform, _ := nodePlatform(n) // Validate accepted it
-	res, err := images.Resolve(ctx, lookup, creds, platform, time.Minute)
+	if d.cfg.Policy != nil {
+		// Checked on the reference as nodes see it (scopes name that registry, not the conductor's alias).
+		if err := d.cfg.Policy.CheckReject(ref); err != nil {
+			return driver.Done, fmt.Errorf("cannot deploy: %w", err)
+		}
+	}
+	res, err := images.Resolve(ctx, lookup, images.ResolveOptions{Creds: creds, Platform: platform, Timeout: time.Minute, Trust: d.cfg.Trust,
+		Insecure: d.cfg.Insecure})
 	if err != nil {
 		return driver.Done, fmt.Errorf("cannot deploy: %v", err)
 	}

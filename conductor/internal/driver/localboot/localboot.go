@@ -9,6 +9,7 @@ package localboot
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
+	"github.com/ferric-metal/ferric/images"
 )
 
 // Config configures the agents this interface starts.
@@ -42,6 +44,9 @@ type Config struct {
 	// Getenv reads the conductor's environment for what agents inherit: PATH, LANG, TZ (nil: os.Getenv).
 	Getenv func(string) string
 	APICA  func() string // PEM the agent verifies an https APIURL with; nil or "" for none
+	// Registries is the site's registry settings (CAs, proxies, mirrors, policy), handed to each agent in a JSON
+	// file of its node directory (proxy URLs may hold credentials: never in argv).
+	Registries images.Site
 }
 
 // Boot implements driver.Boot.
@@ -139,6 +144,17 @@ func (b *Boot) PrepareRamdisk(ctx context.Context, t *driver.Task) error {
 			return fmt.Errorf("write the agent's API CA: %w", err)
 		}
 		args = append(args, "--api-ca", caFile)
+	}
+	if site := b.cfg.Registries; !site.Trust.Empty() || len(site.Policy) > 0 || len(site.Lookaside) > 0 {
+		cfgFile := filepath.Join(dir, "registries.json")
+		body, err := json.Marshal(site)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(cfgFile, body, 0o600); err != nil {
+			return fmt.Errorf("write the agent's registry settings: %w", err)
+		}
+		args = append(args, "--config", cfgFile)
 	}
 	switch mb := n.DriverInfo["local_agent_memory_budget"].(type) {
 	case float64:

@@ -12,6 +12,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/artifact"
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
+	"github.com/ferric-metal/ferric/images"
 	"github.com/ferric-metal/ferric/images/ramdisk"
 )
 
@@ -30,6 +31,8 @@ type VirtualMedia struct {
 	Artifacts *artifact.Fetcher
 	// APICA is the PEM the agent verifies an https APIURL with (api_ca in agent.json); nil or "" for none.
 	APICA func() string
+	// Registries is the site's registry settings, copied into every agent.json.
+	Registries images.Site
 	// KernelArgs are appended to the agent kernel's command line (driver_info.kernel_append_params adds more).
 	KernelArgs string
 }
@@ -80,6 +83,9 @@ type AgentConfig struct {
 	InsecureRegistries []string `json:"insecure_registries,omitempty"`
 	NoPivotRoot        bool     `json:"no_pivot_root"`
 	APICA              string   `json:"api_ca,omitempty"` // PEM CA certificates the agent verifies an https api_url with
+	// Site is the registry CAs, proxies (credentials included: agent.json is on the node's own boot media, served
+	// only by its unguessable URL while the node boots its agent), mirrors, image policy and signature lookaside.
+	images.Site
 }
 
 // BuildISO makes the boot ISO: an El Torito EFI image with the loader, its entry, the kernel and initramfs, and
@@ -132,7 +138,7 @@ func (v *VirtualMedia) PrepareRamdisk(ctx context.Context, t *driver.Task) error
 	}
 	token := v.Token()
 	acfg := AgentConfig{APIURL: v.APIURL, NodeUUID: n.UUID, Token: token, Advertise: str(n.DriverInfo["agent_advertise"]),
-		InsecureRegistries: v.Insecure, NoPivotRoot: true}
+		InsecureRegistries: v.Insecure, NoPivotRoot: true, Site: v.Registries}
 	if v.APICA != nil {
 		acfg.APICA = v.APICA()
 	}
