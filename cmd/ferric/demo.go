@@ -22,13 +22,11 @@ import (
 	"time"
 )
 
-// registryTLS says how the demo registry is served, and so how the conductor and its agents are told to trust it.
-//
-// FLIP TO TLS: set this to true once ferric-conductor has `--registry-ca FILE` (issue 12's trust slice). The
-// registry then serves HTTPS with a certificate signed by a CA made for the run (makeDemoTLS), and conductorArgs
-// passes `--registry-ca <dir>/ca.crt` instead of `--insecure-registry 127.0.0.1:PORT`. Until then the registry
-// serves plain HTTP; `ferric demo --registry-tls` tries the TLS path without editing code.
-const registryTLS = false
+// registryTLS says how the demo registry is served, and so how the conductor and its agents are told to trust it:
+// HTTPS with a certificate signed by a CA made for the run (makeDemoTLS), trusted through the conductor's
+// `--registry-ca <dir>/ca.crt` (which its agents inherit), as a site with a private registry would run it.
+// `ferric demo --registry-tls=false` serves plain HTTP with `--insecure-registry` instead.
+const registryTLS = true
 
 // podmanRunRootMax is podman's limit on the length of its run root, which the local agent puts 28 characters
 // below its state directory (conductor/internal/driver/localboot: r<16 hex>/podman/rr).
@@ -61,7 +59,7 @@ func parseDemoFlags(args []string, stderr io.Writer) (demoConfig, error) {
 	fs.Int64Var(&cfg.diskGiB, "disk-gib", 4, "size of the node's disk, a sparse file on a loop device (real images need 10 or more)")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "how long the deploy may take")
 	fs.DurationVar(&cfg.delay, "install-delay", 0, "make the stand-in's install last this long, e.g. 20s (to watch the live progress, or try Ctrl-C)")
-	fs.BoolVar(&cfg.registryTLS, "registry-tls", registryTLS, "serve the demo registry over TLS with a CA made for the run (needs ferric-conductor --registry-ca)")
+	fs.BoolVar(&cfg.registryTLS, "registry-tls", registryTLS, "serve the demo registry over TLS with a CA made for the run (the conductor and its agents trust it through --registry-ca)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return cfg, err
@@ -242,7 +240,7 @@ func (d *demoRun) conductorArgs(port int) []string {
 		"--heartbeat-timeout", "30s", "--deploy-callback-timeout", "2m"}
 	switch {
 	case d.registryHost == "": // --image: a public registry, trusted through the system's CAs
-	case d.registryCA != "": // FLIP TO TLS (see registryTLS): the demo CA, for the conductor and its agents
+	case d.registryCA != "": // the demo CA, for the conductor and its agents
 		args = append(args, "--registry-ca", d.registryCA)
 	default:
 		args = append(args, "--insecure-registry", d.registryHost)
