@@ -28,7 +28,9 @@ import (
 	"github.com/ferric-metal/ferric/conductor"
 	"github.com/ferric-metal/ferric/images/ramdisk"
 	"github.com/ferric-metal/ferric/test/bootcimage"
+	"github.com/ferric-metal/ferric/test/certtest"
 	"github.com/ferric-metal/ferric/test/conductortest"
+	"github.com/ferric-metal/ferric/test/dnstest"
 	"github.com/ferric-metal/ferric/test/registrytest"
 	"github.com/ferric-metal/ferric/test/vbmc"
 )
@@ -154,11 +156,19 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	require.NoError(t, err)
 	phases["build"] = time.Since(t0)
 
-	// The registry, with the bootable test image whose installed payload boots the test OS.
-	reg := registrytest.Start(t, registrytest.WithBasicAuth("robot", "e2e-secret"))
+	// The registry as a site runs one: by host name, over TLS with a certificate from the site's CA (here
+	// self-signed, so the certificate is its own CA), behind basic auth (the node's image_pull_secret). The guest
+	// resolves registry.ferric.test through a DNS server on the host: QEMU's user networking forwards the host
+	// alias 10.0.2.2 (port 53 included) to the host's loopback, and the agent is told to use it with ferric.dns=
+	// on its kernel command line (its address, route and search list still come from QEMU's DHCP server, whose own
+	// DNS proxy only knows the host's resolver). The conductor reaches the same registry at 127.0.0.1 (an alias).
+	const regName = "registry.ferric.test"
+	regCert := certtest.SelfSigned(t, certtest.Options{CN: regName, DNS: []string{regName}, IPs: []net.IP{net.ParseIP("127.0.0.1")}})
+	reg := registrytest.Start(t, registrytest.WithBasicAuth("robot", "e2e-secret"), registrytest.WithTLS(regCert.TLS))
 	regPort := reg.Host[strings.LastIndex(reg.Host, ":")+1:]
-	guestReg := "10.0.2.2:" + regPort
-	bootcimage.Push(t, reg.Host, "ferric/os", "stable", bootcimage.Options{Marker: "e2e", Username: "robot", Password: "e2e-secret",
+	guestReg := regName + ":" + regPort
+	dnsSrv := dnstest.Start(t, "127.0.0.1:53", map[string]string{regName: "10.0.2.2"})
+	bootcimage.Push(t, reg.PlainHost, "ferric/os", "stable", bootcimage.Options{Marker: "e2e", Username: "robot", Password: "e2e-secret",
 		Files: map[string][]byte{
 			"/usr/lib/ferric-standin/esp/EFI/BOOT/BOOTX64.EFI":   efi,
 			"/usr/lib/ferric-standin/esp/vmlinuz":                kernel,
@@ -208,8 +218,8 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	c := conductortest.Start(t, func(cfg *conductor.Config) {
 		cfg.Listen = "127.0.0.1:" + strconv.Itoa(cport)
 		cfg.AgentURL = "http://10.0.2.2:" + strconv.Itoa(cport)
-		cfg.InsecureRegistries = []string{reg.Host, guestReg}
 		cfg.RegistryAliases = map[string]string{guestReg: reg.Host}
+		cfg.Registries.CAs = string(regCert.CertPEM) // --registry-ca: for the conductor and, through agent.json, the agents
 		cfg.Engine.HeartbeatTimeout = 30 * time.Second
 		cfg.Engine.CallbackTimeout = 10 * time.Minute
 		cfg.Engine.AgentPollInterval = time.Second
@@ -223,7 +233,7 @@ func TestVirtualMachineDeploy(t *testing.T) {
 		DeployInterface: "bootc", Properties: map[string]any{"capabilities": "boot_mode:uefi"},
 		DriverInfo: map[string]any{"redfish_address": bmcURL, "redfish_system_id": "/redfish/v1/Systems/vm1",
 			"redfish_username": "admin", "redfish_password": "pw", "deploy_kernel": rd.Kernel, "deploy_ramdisk": rd.Initramfs,
-			"agent_advertise": "127.0.0.1:" + strconv.Itoa(agentPort)}}).Extract()
+			"agent_advertise": "127.0.0.1:" + strconv.Itoa(agentPort), "kernel_append_params": "ferric.dns=10.0.2.2"}}).Extract()
 	require.NoError(t, err)
 	_, err = ports.Create(bg, cl, ports.CreateOpts{NodeUUID: n.UUID, Address: mac}).Extract()
 	require.NoError(t, err)
@@ -274,6 +284,8 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	}
 	inst, _ := got.DriverInternalInfo["bootc_installed"].(map[string]any)
 	t.Logf("installed: %v", inst)
+	assert.Contains(t, inst["image"], guestReg, "the agent pulled from the registry by host name")
+	assert.Positive(t, dnsSrv.Queries(regName), "the agent resolved %s through the DNS server on its kernel command line", regName)
 
 	// The VM boots its disk into the installed OS, which reads its config drive and its keys.
 	t2 := time.Now()
@@ -287,7 +299,7 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	wait("available", 5*time.Minute)
 
 	t.Run("image without bootc fails cleanly", func(t *testing.T) {
-		bootcimage.Push(t, reg.Host, "ferric/plain", "v1", bootcimage.Options{WithoutBootc: true, Username: "robot", Password: "e2e-secret"})
+		bootcimage.Push(t, reg.PlainHost, "ferric/plain", "v1", bootcimage.Options{WithoutBootc: true, Username: "robot", Password: "e2e-secret"})
 		_, err := nodes.Update(bg, cl, n.UUID, nodes.UpdateOpts{
 			nodes.UpdateOperation{Op: nodes.AddOp, Path: "/instance_info/image_source", Value: "oci://" + guestReg + "/ferric/plain:v1"},
 			nodes.UpdateOperation{Op: nodes.AddOp, Path: "/instance_info/image_pull_secret", Value: "robot:e2e-secret"}}).Extract()
@@ -314,7 +326,7 @@ func TestVirtualMachineDeploy(t *testing.T) {
 			DeployInterface: "bootc", Properties: map[string]any{"capabilities": "boot_mode:uefi"},
 			DriverInfo: map[string]any{"redfish_address": bmcURL, "redfish_system_id": "/redfish/v1/Systems/vm2",
 				"redfish_username": "admin", "redfish_password": "pw", "deploy_kernel": rd.Kernel, "deploy_ramdisk": rd.Initramfs,
-				"agent_advertise": "127.0.0.1:" + strconv.Itoa(agentPort2)}}).Extract()
+				"agent_advertise": "127.0.0.1:" + strconv.Itoa(agentPort2), "kernel_append_params": "ferric.dns=10.0.2.2"}}).Extract()
 		require.NoError(t, err)
 		for _, step := range []nodes.TargetProvisionState{nodes.TargetManage, nodes.TargetProvide} {
 			require.NoError(t, nodes.ChangeProvisionState(bg, cl, n2.UUID, nodes.ProvisionStateOpts{Target: step}).ExtractErr())
