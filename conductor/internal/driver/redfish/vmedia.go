@@ -90,18 +90,31 @@ type AgentConfig struct {
 
 // BuildISO makes the boot ISO: an El Torito EFI image with the loader, its entry, the kernel and initramfs, and
 // agent.json at the root of a volume labelled ferric-cfg.
-func BuildISO(loader, kernel, initrd []byte, cmdline string, cfg AgentConfig) ([]byte, error) {
+func BuildISO(loader, kernel, initrd []byte, cmdline string, cfg AgentConfig, networkData map[string]any) ([]byte, error) {
 	esp, err := ramdisk.ESPImage(loader, kernel, initrd, cmdline)
 	if err != nil {
 		return nil, err
 	}
-	return isoWith(esp, cfg)
+	return isoWith(esp, cfg, networkData)
 }
 
-// isoWith makes a ferric-cfg ISO whose El Torito EFI image is esp, with agent.json at its root.
-func isoWith(esp []byte, cfg AgentConfig) ([]byte, error) {
-	cfgJSON, _ := json.MarshalIndent(cfg, "", "  ")
-	return ramdisk.BootISO(esp, "ferric-cfg", map[string][]byte{"/agent.json": cfgJSON})
+// isoWith makes a ferric-cfg ISO whose El Torito EFI image is esp, with agent.json at its root and, when the
+// node has one, its network_data.json (Ironic's form): the ramdisk's /init configures static networks from it
+// before the agent starts, for networks without DHCP.
+func isoWith(esp []byte, cfg AgentConfig, networkData map[string]any) ([]byte, error) {
+	cfgJSON, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode agent.json: %w", err)
+	}
+	files := map[string][]byte{"/agent.json": cfgJSON}
+	if len(networkData) > 0 {
+		nd, err := json.Marshal(networkData)
+		if err != nil {
+			return nil, fmt.Errorf("encode the node's network_data: %w", err)
+		}
+		files["/network_data.json"] = nd
+	}
+	return ramdisk.BootISO(esp, "ferric-cfg", files)
 }
 
 // cdMedia finds the system's CD virtual media (through its managers).
@@ -152,7 +165,7 @@ func (v *VirtualMedia) PrepareRamdisk(ctx context.Context, t *driver.Task) error
 		if err != nil {
 			return fmt.Errorf("driver_info.deploy_iso %s: %w", src, err)
 		}
-		if iso, err = isoWith(esp, acfg); err != nil {
+		if iso, err = isoWith(esp, acfg, n.NetworkData); err != nil {
 			return fmt.Errorf("build the boot ISO: %w", err)
 		}
 	} else {
@@ -169,7 +182,7 @@ func (v *VirtualMedia) PrepareRamdisk(ctx context.Context, t *driver.Task) error
 			return err
 		}
 		cmdline := strings.TrimSpace("console=ttyS0,115200 " + v.KernelArgs + " " + str(n.DriverInfo["kernel_append_params"]))
-		if iso, err = BuildISO(loader, kernel, initrd, cmdline, acfg); err != nil {
+		if iso, err = BuildISO(loader, kernel, initrd, cmdline, acfg, n.NetworkData); err != nil {
 			return fmt.Errorf("build the boot ISO: %w", err)
 		}
 	}

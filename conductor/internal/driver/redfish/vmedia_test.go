@@ -100,6 +100,9 @@ func TestVirtualMediaBoot(t *testing.T) {
 		"redfish_system_id": "/redfish/v1/Systems/vm1", "redfish_username": "admin", "redfish_password": "pw",
 		"deploy_kernel": kernel, "deploy_ramdisk": initrd}}
 	n.Normalize()
+	// A network without DHCP: the node's network_data goes onto the medium for the ramdisk's /init.
+	n.NetworkData = map[string]any{"links": []any{map[string]any{"id": "eth0", "type": "phy", "ethernet_mac_address": "52:54:00:00:00:01"}},
+		"networks": []any{map[string]any{"id": "n0", "link": "eth0", "type": "ipv4", "ip_address": "192.0.2.10", "netmask": "255.255.255.0"}}}
 	require.NoError(t, vm.Validate(ctx, n))
 	task := &driver.Task{Node: n, Log: logrus.NewEntry(l)}
 	require.NoError(t, vm.PrepareRamdisk(ctx, task))
@@ -121,6 +124,11 @@ func TestVirtualMediaBoot(t *testing.T) {
 	assert.Equal(t, n.UUID, cfg.NodeUUID)
 	assert.Equal(t, conductor.URL, cfg.APIURL)
 	assert.Equal(t, "fresh-token-0123456789abcdef0123456789", cfg.Token)
+	rawND, err := fs.ReadFile("network_data.json")
+	require.NoError(t, err, "the node's network_data is on the medium")
+	var nd map[string]any
+	require.NoError(t, json.Unmarshal(rawND, &nd))
+	assert.Equal(t, n.NetworkData["networks"], nd["networks"])
 	assert.Equal(t, "CA-PEM", cfg.APICA, "the conductor's CA for the agent (api_ca)")
 	_, err = fs.ReadFile("images/efiboot.img")
 	require.NoError(t, err, "the El Torito EFI image is on the ISO")
@@ -161,7 +169,7 @@ func TestVirtualMediaBoot(t *testing.T) {
 	assert.Equal(t, 404, resp.StatusCode, "the ISO stops being served when the boot is cleaned up")
 
 	// deploy_iso: the operator's ISO boots as is, with this node's agent.json beside its EFI image.
-	given, err := redfish.BuildISO([]byte("LOADER"), []byte("OPERATOR-KERNEL"), []byte("I"), "", redfish.AgentConfig{NodeUUID: "other"})
+	given, err := redfish.BuildISO([]byte("LOADER"), []byte("OPERATOR-KERNEL"), []byte("I"), "", redfish.AgentConfig{NodeUUID: "other"}, nil)
 	require.NoError(t, err)
 	isoPath := filepath.Join(dir, "deploy.iso")
 	outside := filepath.Join(t.TempDir(), "deploy.iso")
@@ -196,7 +204,7 @@ func TestVirtualMediaBoot(t *testing.T) {
 }
 
 func TestEFIImageRoundTrip(t *testing.T) {
-	iso, err := redfish.BuildISO([]byte("LOADER"), []byte("KERNEL"), []byte("INITRD"), "console=ttyS0", redfish.AgentConfig{NodeUUID: "n"})
+	iso, err := redfish.BuildISO([]byte("LOADER"), []byte("KERNEL"), []byte("INITRD"), "console=ttyS0", redfish.AgentConfig{NodeUUID: "n"}, nil)
 	require.NoError(t, err)
 	esp, err := redfish.EFIImage(iso)
 	require.NoError(t, err)
