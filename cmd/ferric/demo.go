@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ferric-metal/ferric/hostsweep"
 )
 
 // registryTLS says how the demo registry is served, and so how the conductor and its agents are told to trust it:
@@ -150,7 +152,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 // removeWork removes the work directory unless something is still mounted below it (never delete through a
 // mount into someone else's files).
 func removeWork(work string) error {
-	if left := mountsBelow(work); len(left) > 0 {
+	if left := hostsweep.MountsBelow(work); len(left) > 0 {
 		return fmt.Errorf("kept: still mounted below it: %s", strings.Join(left, " "))
 	}
 	return os.RemoveAll(work)

@@ -17,6 +17,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ferric-metal/ferric/hostsweep"
 )
 
 const demoBuildTags = "remote exclude_graphdriver_btrfs exclude_graphdriver_devicemapper containers_image_openpgp"
@@ -124,8 +126,8 @@ func assertNothingLeft(t *testing.T, out string) {
 	for _, l := range strings.Split(string(loops), "\n") {
 		assert.NotContains(t, l, work+"/", "a loop device is left on the demo's disk image")
 	}
-	assert.Empty(t, mountsBelow(work), "mounts left below the demo's work directory")
-	assert.Empty(t, processesUsing(work), "processes left that run from the demo's work directory")
+	assert.Empty(t, hostsweep.MountsBelow(work), "mounts left below the demo's work directory")
+	assert.Empty(t, hostsweep.ProcessesUsing(work), "processes left that run from the demo's work directory")
 	_, err = os.Stat(work)
 	assert.True(t, os.IsNotExist(err), "the work directory %s is removed", work)
 	assert.Contains(t, out, "demo: cleaned up: nothing left running")

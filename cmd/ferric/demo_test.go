@@ -23,6 +23,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ferric-metal/ferric/hostsweep"
 )
 
 // requireTool skips loudly without a system tool, and fails under CI (which installs it).
@@ -377,7 +379,7 @@ func TestSweepBelow(t *testing.T) {
 		require.NoError(t, syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"))
 		t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
 		mounted = true
-		require.Equal(t, []string{mnt}, mountsBelow(dir))
+		require.Equal(t, []string{mnt}, hostsweep.MountsBelow(dir))
 	} else {
 		t.Log("!!! not root: the mount half of this test is left out")
 	}
@@ -392,6 +394,6 @@ func TestSweepBelow(t *testing.T) {
 	}
 	assert.NoError(t, other.Process.Signal(syscall.Signal(0)), "a process outside the directory is left alone")
 	if mounted {
-		assert.Empty(t, mountsBelow(dir), "the mount below the directory is detached")
+		assert.Empty(t, hostsweep.MountsBelow(dir), "the mount below the directory is detached")
 	}
 }

@@ -12,12 +12,12 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ferric-metal/ferric/hostsweep"
 )
 
 // teardown is a stack of undo steps. Each step runs once, newest first, under its own deadline; a failing step is
@@ -202,7 +202,7 @@ func waitHTTP(ctx context.Context, c *child, url string) error {
 // (an install container). Then the mounts below dir are detached, deepest first. It returns what still remains.
 func sweepBelow(ctx context.Context, dir string) error {
 	for sig, round := syscall.SIGTERM, 0; ; round++ {
-		pids := processesUsing(dir)
+		pids := hostsweep.ProcessesUsing(dir)
 		if len(pids) == 0 {
 			break
 		}
@@ -218,59 +218,13 @@ func sweepBelow(ctx context.Context, dir string) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	points := mountsBelow(dir)
+	points := hostsweep.MountsBelow(dir)
 	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
 	for _, p := range points {
 		syscall.Unmount(p, syscall.MNT_DETACH)
 	}
-	if left := mountsBelow(dir); len(left) > 0 {
+	if left := hostsweep.MountsBelow(dir); len(left) > 0 {
 		return fmt.Errorf("still mounted: %s", strings.Join(left, " "))
 	}
 	return nil
-}
-
-// mountsBelow lists this mount namespace's mount points below dir.
-func mountsBelow(dir string) []string {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	var points []string
-	for _, line := range strings.Split(string(data), "\n") {
-		// Field 5 is the mount point (octal escapes for spaces; the demo's paths have none).
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			points = append(points, f[4])
-		}
-	}
-	return points
-}
-
-// processesUsing lists the processes other than this one whose command line names a path below dir, or whose
-// root directory is a filesystem mounted below dir.
-func processesUsing(dir string) []int {
-	type fileID struct{ dev, ino uint64 }
-	roots := map[fileID]bool{}
-	for _, p := range mountsBelow(dir) {
-		var st syscall.Stat_t
-		if syscall.Stat(p, &st) == nil {
-			roots[fileID{st.Dev, st.Ino}] = true
-		}
-	}
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && strings.Contains(string(cmdline), dir+"/") {
-			pids = append(pids, pid)
-			continue
-		}
-		var st syscall.Stat_t
-		if len(roots) > 0 && syscall.Stat(filepath.Join("/proc", e.Name(), "root"), &st) == nil && roots[fileID{st.Dev, st.Ino}] {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/ferric-metal/ferric/conductor"
 	"github.com/ferric-metal/ferric/configdrive"
+	"github.com/ferric-metal/ferric/hostsweep"
 	"github.com/ferric-metal/ferric/test/bootcimage"
 	"github.com/ferric-metal/ferric/test/conductortest"
 	"github.com/ferric-metal/ferric/test/registrytest"
@@ -110,19 +111,6 @@ func installsOn(t testing.TB, dev string) []string {
 		}
 	}
 	return found
-}
-
-// mountsBelow lists the mount points below dir.
-func mountsBelow(t testing.TB, dir string) []string {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	require.NoError(t, err)
-	var points []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			points = append(points, f[4])
-		}
-	}
-	return points
 }
 
 func newRig(t testing.TB, mutate ...func(*conductor.Config)) *rig {
@@ -368,7 +356,7 @@ func TestDeployFailures(t *testing.T) {
 				assert.Contains(t, text, "[agent]")
 			}
 			assert.Equal(t, "power off", got.PowerState, "the node is left powered off")
-			assert.Empty(t, mountsBelow(t, r.state), "the agent's podman storage is not left mounted")
+			assert.Empty(t, hostsweep.MountsBelow(r.state), "the agent's podman storage is not left mounted")
 		})
 	}
 }
@@ -404,13 +392,13 @@ func TestAgentKilledAndTagMoved(t *testing.T) {
 		n := r.enroll(t, "killed", dev, nil)
 		r.deploy(t, n.UUID, "oci://"+r.reg.Host+"/ferric/slow:v1", nodes.TargetActive, ii, nil)
 		pid := r.installing(t, n.UUID)
-		require.NotEmpty(t, mountsBelow(t, r.state), "the agent's podman storage is mounted while it installs")
+		require.NotEmpty(t, hostsweep.MountsBelow(r.state), "the agent's podman storage is mounted while it installs")
 		require.Eventually(t, func() bool { return len(installsOn(t, dev)) > 0 }, 30*time.Second, 50*time.Millisecond, "the install container runs")
 		require.NoError(t, syscall.Kill(-pid, syscall.SIGKILL))
 		got := r.wait(t, n.UUID, "deploy failed", 2*time.Minute)
 		assert.Contains(t, got.LastError, "Timeout reached while waiting for callback")
 		assert.NotEmpty(t, r.logText(t, n.UUID))
-		assert.Empty(t, mountsBelow(t, r.state), "tearing the agent down leaves no mounts on the host")
+		assert.Empty(t, hostsweep.MountsBelow(r.state), "tearing the agent down leaves no mounts on the host")
 		assert.Empty(t, installsOn(t, dev), "the killed agent's install container does not go on writing to the disk")
 	})
 

@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
+	"github.com/ferric-metal/ferric/hostsweep"
 	"github.com/ferric-metal/ferric/images"
 )
 
@@ -273,61 +273,16 @@ func settle(grace time.Duration, gone func() bool, kill func()) {
 // cleanup` (which mounts the storage again) and a killed agent's install container (which would go on writing to
 // the node's disk).
 func (b *Boot) unmountBelow(dir string) {
-	settle(3*time.Second, func() bool { return len(processesUsing(dir)) == 0 }, func() {
-		for _, pid := range processesUsing(dir) {
+	settle(3*time.Second, func() bool { return len(hostsweep.ProcessesUsing(dir)) == 0 }, func() {
+		for _, pid := range hostsweep.ProcessesUsing(dir) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
-	points := mountsBelow(dir)
+	points := hostsweep.MountsBelow(dir)
 	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
 	for _, p := range points {
 		syscall.Unmount(p, syscall.MNT_DETACH)
 	}
-}
-
-// mountsBelow lists the mount points below dir.
-func mountsBelow(dir string) []string {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	var points []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			points = append(points, f[4])
-		}
-	}
-	return points
-}
-
-// processesUsing lists the processes (other than this one) whose command line names a path below dir, or whose
-// root directory is a filesystem mounted below dir (a container's root).
-func processesUsing(dir string) []int {
-	type fileID struct{ dev, ino uint64 }
-	roots := map[fileID]bool{}
-	for _, p := range mountsBelow(dir) {
-		var st syscall.Stat_t
-		if syscall.Stat(p, &st) == nil {
-			roots[fileID{st.Dev, st.Ino}] = true
-		}
-	}
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && strings.Contains(string(cmdline), dir+"/") {
-			pids = append(pids, pid)
-			continue
-		}
-		var st syscall.Stat_t
-		if len(roots) > 0 && syscall.Stat(filepath.Join("/proc", e.Name(), "root"), &st) == nil && roots[fileID{st.Dev, st.Ino}] {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 func pidOf(n *store.Node) (int, bool) {
