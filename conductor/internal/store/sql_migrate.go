@@ -49,7 +49,7 @@ func (s *SQL) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	conn, err := s.db.Conn(ctx)
+	conn, err := s.migrationConn(ctx)
 	if err != nil {
 		return fmt.Errorf("connect for migrations: %w", err)
 	}
@@ -58,6 +58,32 @@ func (s *SQL) migrate(ctx context.Context) error {
 		return s.migratePostgres(ctx, conn, migs)
 	}
 	return s.migrateSQLite(ctx, conn, migs)
+}
+
+// migrationConn opens the connection migrations run on. A new SQLite connection runs its pragmas first, and
+// switching a fresh file to WAL can answer SQLITE_BUSY at once, without waiting for busy_timeout, while another
+// opener holds the lock: those are retried with backoff for up to 30 s (the lock holder is migrating and will be
+// done in well under that).
+func (s *SQL) migrationConn(ctx context.Context) (*sql.Conn, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	wait := 20 * time.Millisecond
+	for {
+		conn, err := s.db.Conn(ctx)
+		if err == nil || s.dialect == postgres || !isSQLiteBusy(err) || time.Now().After(deadline) {
+			return conn, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// isSQLiteBusy reports SQLite's "database is locked" (SQLITE_BUSY, code 5).
+func isSQLiteBusy(err error) bool {
+	return strings.Contains(err.Error(), "SQLITE_BUSY") || strings.Contains(err.Error(), "database is locked")
 }
 
 func loadMigrations(dir string) ([]migration, error) {
