@@ -97,7 +97,6 @@ func fakeTree(t *testing.T) string {
 	return root
 }
 
-
 func quiet() *logrus.Entry {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
