@@ -31,6 +31,8 @@ func (c Collector) interfaces(r reader) ([]Interface, error) {
 		addrs = hostAddrs
 	}
 	out := make([]Interface, 0, len(nics))
+	// The same NICs (and MAC spelling) as the lookup: the conductor matches this inventory's MACs to the node's
+	// ports, so the two must never disagree.
 	for _, n := range nics {
 		base := "/sys/class/net/" + n.Name
 		v4, v6 := addrs(n.Name)
@@ -41,6 +43,7 @@ func (c Collector) interfaces(r reader) ([]Interface, error) {
 		if s, err := strconv.ParseInt(r.str(base+"/speed"), 10, 64); err == nil && s > 0 {
 			ifc.SpeedMbps = &s
 		}
+		// A NIC's device/driver links to /sys/bus/<bus>/drivers/<name>; virtual NICs have no device at all.
 		if l, err := os.Readlink(r.path(base + "/device/driver")); err == nil {
 			ifc.Driver = opt(filepath.Base(l))
 		}
@@ -63,6 +66,8 @@ func (c Collector) cpu(r reader) (CPU, error) {
 	if err != nil {
 		return cpu, fmt.Errorf("read /proc/cpuinfo: %w", err)
 	}
+	// cpuinfo has one blank-line-separated section per logical CPU: count them (lscpu's "CPU(s)") and their
+	// distinct physical ids (its "Socket(s)"); the model and flags are the first CPU's, as lscpu shows them.
 	sockets := map[string]bool{}
 	for _, section := range strings.Split(text, "\n\n") {
 		kv := map[string]string{}
@@ -93,6 +98,7 @@ func (c Collector) cpu(r reader) (CPU, error) {
 	if cpu.Count == 0 {
 		return cpu, errors.New("/proc/cpuinfo lists no processor")
 	}
+	// lscpu's "CPU max MHz", which IPA prefers to the current frequency (that one moves with the load).
 	if khz, err := strconv.ParseInt(r.str("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"), 10, 64); err == nil && khz > 0 {
 		cpu.Frequency = fmt.Sprintf("%.4f", float64(khz)/1000)
 	}
@@ -132,6 +138,8 @@ func (c Collector) disks(r reader) ([]Disk, error) {
 		return nil, err
 	}
 	out := make([]Disk, 0, len(hds))
+	// hardware.Disks is what the deploy chooses among with root device hints: the conductor and the operator see
+	// exactly the candidates (and the field values) the hints will be matched against.
 	for _, d := range hds {
 		ipa := Disk{Name: d.Name, Model: d.Model, Size: d.Size, Rotational: d.Rotational, WWN: opt(d.WWN),
 			Serial: opt(d.Serial), Vendor: opt(d.Vendor), WWNWithExtension: opt(d.WWNWithExtension),
@@ -159,6 +167,8 @@ func memory(r reader) (Memory, error) {
 	if err != nil || bs <= 0 {
 		return m, nil
 	}
+	// Every memoryN directory is one block of installed RAM (online or not); none on kernels without memory
+	// hotplug support, and then physical_mb stays null rather than guessed from MemTotal.
 	blocks, _ := filepath.Glob(r.path("/sys/devices/system/memory/memory[0-9]*"))
 	if len(blocks) > 0 {
 		mb := int64(len(blocks)) * bs >> 20

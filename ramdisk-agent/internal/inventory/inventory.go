@@ -167,6 +167,14 @@ func (c Collector) Collect(ctx context.Context, log *logrus.Entry) (*Data, error
 			failures = append(failures, fmt.Sprintf("%s: %v", s.name, err))
 		}
 	}
+	// Lists are [] rather than null when unreadable: the shape stays IPA's, and the conductor's schema check names
+	// the empty list.
+	if inv.Interfaces == nil {
+		inv.Interfaces = []Interface{}
+	}
+	if inv.Disks == nil {
+		inv.Disks = []Disk{}
+	}
 	d := &Data{Inventory: inv, BootInterface: inv.Boot.PXEInterface,
 		Configuration: map[string]any{"collectors": []string{"default"},
 			"managers": []map[string]string{{"name": "generic_hardware_manager", "version": "1.2"}}, "agent": c.Version}}
