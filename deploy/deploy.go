@@ -21,6 +21,8 @@ const (
 	CmdProgress = "ferric.progress"
 	// CmdWipeDisk erases partition tables and filesystem signatures of the target disk (automated cleaning).
 	CmdWipeDisk = "ferric.wipe_disk"
+	// CmdInventory returns the body the agent posts to /v1/continue_inspection: IPA's inventory and plugin data.
+	CmdInventory = "ferric.inventory"
 
 	// StepBootcInstall is the in-band deploy step Ironic's bootc interface calls.
 	StepBootcInstall = "execute_bootc_install"

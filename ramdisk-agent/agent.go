@@ -30,6 +30,7 @@ import (
 	"github.com/ferric-metal/ferric/ramdisk-agent/internal/containerscfg"
 	"github.com/ferric-metal/ferric/ramdisk-agent/internal/hardware"
 	"github.com/ferric-metal/ferric/ramdisk-agent/internal/install"
+	"github.com/ferric-metal/ferric/ramdisk-agent/internal/inventory"
 	"github.com/ferric-metal/ferric/ramdisk-agent/internal/ironic"
 	"github.com/ferric-metal/ferric/ramdisk-agent/internal/podman"
 )
@@ -66,6 +67,13 @@ type Config struct {
 	TargetDevice string `json:"target_device"` // overrides root device hints (development: a loop device)
 	MemoryBudget int64  `json:"memory_budget"` // overrides MemAvailable in the preflight
 	SysRoot      string `json:"-"`             // prefix for /sys and /proc (tests)
+	// Inspect makes the agent post its inventory to /v1/continue_inspection before the lookup, as IPA does when
+	// the conductor boots it for in-band inspection (agent.json "inspect", --inspect, ferric.inspect= or IPA's
+	// ipa-inspection-callback-url= on the kernel command line).
+	Inspect bool `json:"inspect"`
+	// InspectTimeout bounds the retries of that post (default 2 min, about IPA's 5 attempts); then the agent
+	// goes on with the lookup, as IPA does.
+	InspectTimeout time.Duration `json:"-"`
 	// PowerOff is "system" (the ramdisk powers the machine off) or "exit" (the process ends; local boot).
 	PowerOff string `json:"power_off"`
 }
@@ -76,6 +84,9 @@ func (c *Config) defaults() {
 	}
 	if c.LookupTimeout == 0 {
 		c.LookupTimeout = 10 * time.Minute
+	}
+	if c.InspectTimeout == 0 {
+		c.InspectTimeout = 2 * time.Minute
 	}
 	if c.StateDir == "" {
 		c.StateDir = "/run/ferric"
@@ -207,22 +218,27 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	callback := scheme + "://" + advertise
 	log.WithField("callback_url", callback).Info("command API listening")
 
-	// Lookup, then heartbeat until the end.
+	// Inspection first when asked (the conductor finds an inspecting node only this way), then lookup, then
+	// heartbeat until the end.
 	cl := &ironic.Client{Base: cfg.APIURL, HTTP: conductorHTTP, Log: log.WithField("component", "lookup")}
+	nodeUUID := cfg.NodeUUID
+	if cfg.Inspect {
+		if uuid := a.inspect(ctx, cl); uuid != "" {
+			nodeUUID = uuid
+		}
+	}
 	nics, _ := a.hw.NICs()
 	var macs []string
 	for _, n := range nics {
 		macs = append(macs, n.MAC)
 	}
-	lr, err := cl.Lookup(ctx, macs, cfg.NodeUUID, cfg.LookupTimeout)
+	lr, err := cl.Lookup(ctx, macs, nodeUUID, cfg.LookupTimeout)
 	if err != nil {
 		return err
 	}
+	a.takeToken(lr)
 	a.mu.Lock()
 	a.node = lr
-	if tok := lr.Config.AgentToken; tok != nil && *tok != "******" && len(*tok) >= 32 {
-		a.token = *tok
-	}
 	hasToken := a.token != ""
 	a.mu.Unlock()
 	if !hasToken {
@@ -250,6 +266,42 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		case <-time.After(next):
 		}
 	}
+}
+
+// takeToken keeps the token of a lookup or continue_inspection answer: a real one (32 characters or more) replaces
+// the agent's; "******" (handed out before) leaves the agent's own, as IPA does.
+func (a *Agent) takeToken(lr *ironic.LookupResult) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if tok := lr.Config.AgentToken; tok != nil && *tok != "******" && len(*tok) >= 32 {
+		a.token = *tok
+	}
+}
+
+// inspect collects the inventory and posts it to the conductor; it returns the node's UUID from the answer, or ""
+// when inspection failed. A failure is logged and the agent goes on with its lookup, as IPA does: the conductor's
+// "inspect wait" timeout then fails the inspection with its own last_error.
+func (a *Agent) inspect(ctx context.Context, cl *ironic.Client) string {
+	data, err := a.inventory(ctx)
+	if err != nil {
+		a.log.WithError(err).Error("inspection: inventory not collected")
+		return ""
+	}
+	res, err := cl.ContinueInspection(ctx, data, a.cfg.NodeUUID, a.cfg.InspectTimeout)
+	if err != nil {
+		a.log.WithError(err).Error("inspection failed; going on with the lookup")
+		return ""
+	}
+	a.takeToken(res)
+	a.log.WithField("node", res.Node.UUID).Info("inspection data accepted by the conductor")
+	return res.Node.UUID
+}
+
+// inventory collects what inspection reports, bounded by a minute (sysfs reads can stall on a sick device).
+func (a *Agent) inventory(ctx context.Context) (*inventory.Data, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return inventory.Collector{Root: a.cfg.SysRoot, Version: Version}.Collect(ctx, a.log.WithField("component", "inventory"))
 }
 
 func (a *Agent) currentToken() string {

@@ -117,6 +117,10 @@ func (a *Agent) commands() map[string]api.Spec {
 		deploy.CmdWipeDisk: {Async: true, Handler: func(ctx context.Context, raw json.RawMessage, c *api.Command) (any, error) {
 			return a.wipe(c)
 		}},
+		// The conductor may ask for the inventory over the command API too (an agent it already knows).
+		deploy.CmdInventory: {Handler: func(ctx context.Context, _ json.RawMessage, _ *api.Command) (any, error) {
+			return a.inventory(ctx)
+		}},
 		deploy.CmdCollectLogs: {Async: true, Handler: func(context.Context, json.RawMessage, *api.Command) (any, error) {
 			return a.collectLogs()
 		}},

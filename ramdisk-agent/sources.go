@@ -122,6 +122,20 @@ func ApplyCmdline(cfg *Config, cmdline string) error {
 		}
 		cfg.InsecureHTTP = b
 	}
+	// Ironic boots IPA for inspection with ipa-inspection-callback-url=<api>/v1/continue_inspection.
+	if cb := kv["ipa-inspection-callback-url"]; cb != "" {
+		cfg.Inspect = true
+		if base, ok := strings.CutSuffix(strings.TrimRight(cb, "/"), "/v1/continue_inspection"); ok && cfg.APIURL == "" {
+			cfg.APIURL = base
+		}
+	}
+	if v, ok := kv["ferric.inspect"]; ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("kernel argument ferric.inspect=%s: use true or false", v)
+		}
+		cfg.Inspect = b
+	}
 	if v, ok := kv["ferric.insecure_registries"]; ok && v != "" {
 		cfg.InsecureRegistries = strings.Split(v, ",")
 	}

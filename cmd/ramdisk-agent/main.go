@@ -69,6 +69,7 @@ func run(args []string) error {
 	fs.BoolVar(&cfg.NoPivotRoot, "no-pivot-root", cfg.NoPivotRoot, "set no_pivot_root (required on an initramfs root)")
 	fs.StringVar(&cfg.TargetDevice, "target-device", cfg.TargetDevice, "install disk, overriding root device hints (development)")
 	fs.Int64Var(&cfg.MemoryBudget, "memory-budget", cfg.MemoryBudget, "bytes of RAM the preflight may assume (default MemAvailable)")
+	fs.BoolVar(&cfg.Inspect, "inspect", cfg.Inspect, "post the hardware inventory to the conductor's /v1/continue_inspection before the lookup (in-band inspection)")
 	fs.StringVar(&cfg.PowerOff, "power-off", cfg.PowerOff, "system (power the machine off) or exit (stop the process)")
 	fs.Var(&ulimits, "ulimit", "default ulimit for containers, e.g. nofile=1024:1024 (repeatable)")
 	fs.Var(&insecure, "insecure-registry", "registry reached over plain http (repeatable)")

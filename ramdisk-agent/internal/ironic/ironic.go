@@ -44,6 +44,8 @@ type Client struct {
 	Base string // API URL without /v1
 	HTTP *http.Client
 	Log  *logrus.Entry
+	// InspectRetry is the first backoff wait of ContinueInspection (default 5 s; tests shorten it).
+	InspectRetry time.Duration
 }
 
 // LookupResult is the part of the lookup answer the agent uses.
@@ -74,6 +76,7 @@ func (c *Client) do(ctx context.Context, method, path, version string, body any,
 	}
 	req.Header.Set("X-OpenStack-Ironic-API-Version", version)
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		var cv *tls.CertificateVerificationError
@@ -107,24 +110,38 @@ func (c *Client) Lookup(ctx context.Context, macs []string, nodeUUID string, tim
 	if nodeUUID != "" {
 		q.Set("node_uuid", nodeUUID)
 	}
-	deadline := time.Now().Add(timeout)
-	wait := time.Second
-	for attempt := 1; ; attempt++ {
-		var res LookupResult
+	var res LookupResult
+	err := c.retry(ctx, "lookup", timeout, time.Second, func() (bool, error) {
+		res = LookupResult{}
 		_, err := c.do(ctx, http.MethodGet, "/v1/lookup?"+q.Encode(), "1.68", nil, &res)
-		if err == nil && res.Node.UUID != "" {
-			return &res, nil
-		}
-		if err == nil {
+		if err == nil && res.Node.UUID == "" {
 			err = errors.New("lookup answer has no node uuid")
 		}
-		if time.Now().Add(wait).After(deadline) {
-			return nil, fmt.Errorf("lookup failed for %s (addresses %s, node %s): %w", timeout, strings.Join(macs, ","), nodeUUID, err)
+		return false, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lookup failed for %s (addresses %s, node %s): %w", timeout, strings.Join(macs, ","), nodeUUID, err)
+	}
+	return &res, nil
+}
+
+// retry is the agent's backoff: it calls attempt until it succeeds, says stop (a permanent failure), ctx ends, or
+// the next wait would pass timeout; waits double from first to 60 s, with up to half of each added as jitter.
+func (c *Client) retry(ctx context.Context, what string, timeout, first time.Duration, attempt func() (stop bool, err error)) error {
+	deadline := time.Now().Add(timeout)
+	wait := first
+	for n := 1; ; n++ {
+		stop, err := attempt()
+		if err == nil || stop {
+			return err
 		}
-		c.Log.WithError(err).WithField("attempt", attempt).WithField("retry_in", wait.String()).Warn("lookup failed; retrying")
+		if time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		c.Log.WithError(err).WithField("attempt", n).WithField("retry_in", wait.String()).Warn(what + " failed; retrying")
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(wait + time.Duration(rand.Int64N(int64(wait)/2+1))):
 		}
 		if wait *= 2; wait > 60*time.Second {
