@@ -76,7 +76,9 @@ func (NoRescue) Validate(_ context.Context, n *store.Node) error {
 }
 
 // Rescue refuses, like Validate.
-func (x NoRescue) Rescue(ctx context.Context, t *Task) (Outcome, error) { return Done, x.Validate(ctx, t.Node) }
+func (x NoRescue) Rescue(ctx context.Context, t *Task) (Outcome, error) {
+	return Done, x.Validate(ctx, t.Node)
+}
 
 // Unrescue refuses, like Validate.
 func (x NoRescue) Unrescue(ctx context.Context, t *Task) (Outcome, error) {
