@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"time"
@@ -51,8 +52,14 @@ type Inspector struct {
 	Driver   *Driver
 	Store    InspectStore
 	AddPorts string
-	Now      func() time.Time // nil = time.Now
+	// Timeout bounds a whole inspection (every BMC call is bounded by the driver's CallTimeout too); default 5 min.
+	Timeout time.Duration
+	Now     func() time.Time // nil = time.Now
 }
+
+// maxListed caps the disks and NICs one inspection takes from the BMC, so that a broken or hostile BMC cannot
+// make the conductor create thousands of ports or store an unbounded inventory.
+const maxListed = 256
 
 // Validate checks driver_info (as Ironic's RedfishInspect.validate does, without calling the BMC).
 func (i *Inspector) Validate(_ context.Context, n *store.Node) error {
@@ -64,6 +71,12 @@ func (i *Inspector) Validate(_ context.Context, n *store.Node) error {
 // and stores the inventory. It fails when the BMC reports no CPU count, memory or architecture, naming what is
 // missing (Ironic's "Failed to discover the following properties").
 func (i *Inspector) Inspect(ctx context.Context, t *driver.Task) (driver.Outcome, error) {
+	timeout := i.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	s, err := i.Driver.connect(ctx, t.Node)
 	if err != nil {
 		return driver.Done, err
@@ -263,7 +276,7 @@ func collectDisks(s *session, inv, props map[string]any) error {
 			return bmcError(s.info, "read drives of "+st.ODataID, err)
 		}
 		for _, d := range drives {
-			if d.CapacityBytes == nil {
+			if d.CapacityBytes == nil || len(disks) == maxListed {
 				continue
 			}
 			disks = append(disks, map[string]any{"name": d.Name, "size": int64(*d.CapacityBytes), "model": d.Model,
@@ -277,7 +290,7 @@ func collectDisks(s *session, inv, props map[string]any) error {
 		}
 		for _, st := range simple {
 			for _, d := range st.Devices {
-				if d.CapacityBytes == nil {
+				if d.CapacityBytes == nil || len(disks) == maxListed {
 					continue
 				}
 				disks = append(disks, map[string]any{"name": d.Name, "size": int64(*d.CapacityBytes), "model": d.Model,
@@ -311,12 +324,15 @@ func collectNICs(s *session, inv map[string]any) error {
 	}
 	ifaces := []map[string]any{}
 	for _, e := range nics {
-		mac := strings.ToLower(e.MACAddress)
+		if len(ifaces) == maxListed {
+			break
+		}
+		mac := normalMAC(e.MACAddress)
 		if mac == "" {
-			mac = strings.ToLower(e.PermanentMACAddress)
+			mac = normalMAC(e.PermanentMACAddress)
 		}
 		if mac == "" {
-			continue
+			continue // no MAC, or not one a port could hold
 		}
 		enabled := e.Status.State == "" || e.Status.State == schemas.EnabledState
 		ifaces = append(ifaces, map[string]any{"name": e.ID, "mac_address": mac, "enabled": enabled})
@@ -324,4 +340,13 @@ func collectNICs(s *session, inv map[string]any) error {
 	sort.Slice(ifaces, func(a, b int) bool { return ifaces[a]["mac_address"].(string) < ifaces[b]["mac_address"].(string) })
 	inv["interfaces"] = ifaces
 	return nil
+}
+
+// normalMAC returns a MAC address as ports store it (lower case, colons), "" when v is not an EUI-48 or EUI-64.
+func normalMAC(v string) string {
+	hw, err := net.ParseMAC(strings.TrimSpace(v))
+	if err != nil || (len(hw) != 6 && len(hw) != 8) {
+		return ""
+	}
+	return hw.String()
 }

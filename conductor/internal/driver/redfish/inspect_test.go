@@ -80,13 +80,16 @@ func newHardwareBMC() hardwareBMC {
 			"Id": "Disk.Bay.1", "Name": "Disk 1", "CapacityBytes": 1919850381312, "MediaType": "HDD"},
 		sys + "/SimpleStorage": collection(sys + "/SimpleStorage"),
 		sys + "/EthernetInterfaces": collection(sys+"/EthernetInterfaces", sys+"/EthernetInterfaces/NIC.Integrated.1-1-1",
-			sys+"/EthernetInterfaces/NIC.Integrated.1-2-1", sys+"/EthernetInterfaces/NIC.Slot.3-1-1"),
+			sys+"/EthernetInterfaces/NIC.Integrated.1-2-1", sys+"/EthernetInterfaces/NIC.Slot.3-1-1", sys+"/EthernetInterfaces/ToManager"),
 		sys + "/EthernetInterfaces/NIC.Integrated.1-1-1": map[string]any{"@odata.id": sys + "/EthernetInterfaces/NIC.Integrated.1-1-1",
 			"Id": "NIC.Integrated.1-1-1", "MACAddress": "B0:26:28:AA:00:01", "Status": map[string]any{"State": "Enabled"}},
 		sys + "/EthernetInterfaces/NIC.Integrated.1-2-1": map[string]any{"@odata.id": sys + "/EthernetInterfaces/NIC.Integrated.1-2-1",
 			"Id": "NIC.Integrated.1-2-1", "MACAddress": "B0:26:28:AA:00:02", "Status": map[string]any{"State": "Enabled"}},
 		sys + "/EthernetInterfaces/NIC.Slot.3-1-1": map[string]any{"@odata.id": sys + "/EthernetInterfaces/NIC.Slot.3-1-1",
 			"Id": "NIC.Slot.3-1-1", "MACAddress": "B0:26:28:AA:00:03", "Status": map[string]any{"State": "Disabled"}},
+		// A BMC's junk (seen on BMC-internal USB NICs): no port, not in the inventory.
+		sys + "/EthernetInterfaces/ToManager": map[string]any{"@odata.id": sys + "/EthernetInterfaces/ToManager",
+			"Id": "ToManager", "MACAddress": "not-a-mac; rm -rf /", "Status": map[string]any{"State": "Enabled"}},
 	}
 }
 
@@ -213,6 +216,7 @@ func TestRedfishInspectionFails(t *testing.T) {
 	_, err := insp.Inspect(ctx, &driver.Task{Node: n, Log: logrus.NewEntry(logrus.New())})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "Failed to discover the following properties: cpus, cpu_arch")
+	assert.NotContains(t, err.Error(), "calvin")
 	_, err = st.Inventory(ctx, n.UUID)
 	assert.ErrorIs(t, err, store.ErrNotFound)
 	ports, _ := st.ListPorts(ctx, store.PortFilter{NodeUUID: n.UUID}, store.ListOptions{})
@@ -227,4 +231,28 @@ func TestParseAddPorts(t *testing.T) {
 	}
 	_, err := redfish.ParseAddPorts("some")
 	assert.ErrorContains(t, err, "--inspect-add-ports")
+}
+
+// TestRedfishInspectionDeadline: a BMC that stops answering mid-inspection fails it within Timeout.
+func TestRedfishInspectionDeadline(t *testing.T) {
+	h := newHardwareBMC()
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/Processors") {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(3 * time.Second):
+			}
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+	srv := httptest.NewTLSServer(slow)
+	defer srv.Close()
+	n := node(srv.URL, "")
+	insp := &redfish.Inspector{Driver: fastDriver(), Store: openStore(t), Timeout: 300 * time.Millisecond}
+	start := time.Now()
+	_, err := insp.Inspect(context.Background(), &driver.Task{Node: n, Log: logrus.NewEntry(logrus.New())})
+	require.Error(t, err)
+	assert.Less(t, time.Since(start), 2*time.Second)
+	assert.Contains(t, err.Error(), "did not answer in time")
 }
