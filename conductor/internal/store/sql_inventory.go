@@ -27,6 +27,7 @@ func (s *SQL) PutInventory(ctx context.Context, nodeUUID string, inv Inventory) 
 	if err != nil {
 		return fmt.Errorf("encode the plugin_data of node %s: %w", nodeUUID, err)
 	}
+	// One row per node: an upsert keeps only the newest inspection, as Ironic's node_inventory does.
 	now := s.now().UTC()
 	_, err = s.exec(ctx, `INSERT INTO node_inventories (node_uuid, inventory, plugin_data, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (node_uuid) DO UPDATE SET inventory = excluded.inventory, plugin_data = excluded.plugin_data,
@@ -51,6 +52,7 @@ func (s *SQL) Inventory(ctx context.Context, nodeUUID string) (*Inventory, error
 	if err != nil {
 		return nil, fmt.Errorf("read the inventory of node %s: %w", nodeUUID, err)
 	}
+	// Decoded into maps (numbers as float64), the shape the API re-encodes as it was posted.
 	out := &Inventory{}
 	if err := json.Unmarshal([]byte(body), &out.Inventory); err != nil {
 		return nil, fmt.Errorf("decode the inventory of node %s: %w", nodeUUID, err)

@@ -82,6 +82,8 @@ func (i *Inspector) Inspect(ctx context.Context, t *driver.Task) (driver.Outcome
 		return driver.Done, err
 	}
 	defer s.close()
+	// Everything is read before anything is written: a BMC that fails half-way leaves the node, its ports and
+	// its previous inventory as they were.
 	inv, props, err := collect(s)
 	if err != nil {
 		return driver.Done, err
@@ -97,6 +99,7 @@ func (i *Inspector) Inspect(ctx context.Context, t *driver.Task) (driver.Outcome
 			"does not report them (ProcessorSummary/Processors, MemorySummary/Memory); set them in properties and "+
 			"use inspect_interface=no-inspect, or inspect in-band", strings.Join(missing, ", "), t.Node.UUID, s.info.Address)
 	}
+	// Properties are merged, not replaced: capabilities, root_device and the operator's own keys stay.
 	for k, v := range props {
 		t.Node.Properties[k] = v
 	}
@@ -106,6 +109,8 @@ func (i *Inspector) Inspect(ctx context.Context, t *driver.Task) (driver.Outcome
 	if err := i.createPorts(ctx, t, inv); err != nil {
 		return driver.Done, err
 	}
+	// Save writes the node under the reservation the engine holds (a write after losing it fails with 409);
+	// the engine saves again when the state moves to manageable.
 	if t.Save != nil {
 		if err := t.Save(ctx); err != nil {
 			return driver.Done, err
@@ -131,6 +136,8 @@ func (i *Inspector) createPorts(ctx context.Context, t *driver.Task, inv map[str
 		if enabled, _ := ifc["enabled"].(bool); !enabled || mac == "" {
 			continue
 		}
+		// A MAC that is already a port (the operator's, another node's, or a previous inspection's) is left
+		// alone: re-inspection is idempotent and never moves a port between nodes.
 		existing, err := i.Store.ListPorts(ctx, store.PortFilter{Address: mac}, store.ListOptions{Limit: 1})
 		if err != nil {
 			return fmt.Errorf("look up port %s of node %s: %w", mac, t.Node.UUID, err)
@@ -140,6 +147,7 @@ func (i *Inspector) createPorts(ctx context.Context, t *driver.Task, inv map[str
 		}
 		p := &store.Port{UUID: uuid.NewString(), Address: mac, NodeUUID: t.Node.UUID, PXEEnabled: true,
 			CreatedAt: now().UTC()}
+		// ErrDuplicate: someone created the port between the look-up and here, which is what we wanted.
 		if err := i.Store.CreatePort(ctx, p); err != nil && !errors.Is(err, store.ErrDuplicate) {
 			return fmt.Errorf("create port %s for node %s: %w", mac, t.Node.UUID, err)
 		}
@@ -191,6 +199,8 @@ func collect(s *session) (map[string]any, map[string]any, error) {
 		}
 	}
 	inv["system_vendor"] = vendor
+	// The boot mode is the override mode the BMC reports: the mode the next boot (the agent's, the instance's)
+	// will use. UEFI unless the BMC says Legacy, as Ferric deploys only UEFI by default.
 	mode := "uefi"
 	if sys.Boot.BootSourceOverrideMode == schemas.LegacyBootSourceOverrideMode {
 		mode = "bios"
@@ -201,6 +211,8 @@ func collect(s *session) (map[string]any, map[string]any, error) {
 
 func collectCPU(s *session, inv, props map[string]any) error {
 	cpu := map[string]any{}
+	// ProcessorSummary.Count is the socket count Ironic reports as cpus; the members give the architecture
+	// (the summary has none) and the count when a BMC leaves the summary out.
 	if ps := s.system.ProcessorSummary; ps.Count != nil && *ps.Count > 0 {
 		cpu["count"] = int(*ps.Count)
 		cpu["model_name"] = ps.Model
@@ -241,6 +253,7 @@ func collectCPU(s *session, inv, props map[string]any) error {
 }
 
 func collectMemory(s *session, inv, props map[string]any) error {
+	// TotalSystemMemoryGiB first (one request less); DIMM capacities summed when a BMC leaves it out.
 	mb := 0
 	if g := s.system.MemorySummary.TotalSystemMemoryGiB; g != nil && *g > 0 {
 		mb = int(*g * 1024)
@@ -298,6 +311,8 @@ func collectDisks(s *session, inv, props map[string]any) error {
 			}
 		}
 	}
+	// Ironic takes the first disk of at least 4 GiB; Ferric installs on the disk root device hints pick, which by
+	// default is the biggest, so local_gb says what a deploy there can use.
 	var biggest int64
 	for _, d := range disks {
 		if sz := d["size"].(int64); sz > biggest {
