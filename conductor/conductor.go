@@ -71,6 +71,9 @@ type Config struct {
 	AgentUlimits []string
 	// LocalAgentDevices are block devices besides loop devices that local agents may wipe (--local-agent-devices).
 	LocalAgentDevices []string
+	// InspectAddPorts says which NICs out-of-band inspection makes ports for: all, pxe (default; for Redfish the
+	// PXE NIC is unknown, so every enabled NIC, as Ironic) or none (--inspect-add-ports).
+	InspectAddPorts string
 	// InsecureRegistries are reached over plain http by the conductor and the agents.
 	InsecureRegistries []string
 	// Registries is the site's registry settings (--registry-ca, --http(s)-proxy, --no-proxy, --registry-mirror,
@@ -167,7 +170,10 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	}
 	log.WithFields(logrus.Fields{"registries": cfg.Registries.Trust.Redacted(), "image_policy": policy != nil,
 		"signature_lookaside": cfg.Registries.Lookaside}).Info("registry settings for resolution and agents")
-	reg := buildRegistry(cfg, policy, media, arts, tlsFiles.AgentCA)
+	if cfg.InspectAddPorts, err = redfish.ParseAddPorts(cfg.InspectAddPorts); err != nil {
+		return err
+	}
+	reg := buildRegistry(cfg, st, policy, media, arts, tlsFiles.AgentCA)
 
 	ecfg := cfg.Engine
 	if cfg.Host != "" {
@@ -270,8 +276,10 @@ func checkExposure(addr *net.TCPAddr, auth string, tls, insecureNoAuth, insecure
 // buildRegistry registers the hardware types and interfaces this conductor offers. agentCA is the PEM agents
 // verify the API with (changes on reload, so drivers read it at each boot).
 // policy is cfg.Registries.Policy parsed (nil for none).
-func buildRegistry(cfg Config, policy *images.Policy, media *redfish.MediaServer, arts *artifact.Fetcher, agentCA func() string) *driver.Registry {
+func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *redfish.MediaServer, arts *artifact.Fetcher,
+	agentCA func() string) *driver.Registry {
 	reg := driver.NewRegistry()
+	driver.AddInspectRescue(reg)
 	reg.AddHardware(driver.FakeHardware([]string{"bootc"}, []string{"local-agent"}))
 	reg.AddPower("fake", driver.NewFakePower())
 	reg.AddManagement("fake", driver.NewFakeManagement())
@@ -294,6 +302,7 @@ func buildRegistry(cfg Config, policy *images.Policy, media *redfish.MediaServer
 	reg.AddHardware(redfish.Hardware([]string{"bootc", "fake"}, []string{"redfish-virtual-media", "fake"}))
 	reg.AddPower("redfish", rf)
 	reg.AddManagement("redfish", rf)
+	reg.AddInspect("redfish", &redfish.Inspector{Driver: rf, Store: st, AddPorts: cfg.InspectAddPorts})
 	reg.AddBoot("redfish-virtual-media", &redfish.VirtualMedia{Driver: rf, Media: media, APIURL: agentURL, MediaURL: cfg.PublicURL,
 		Loader: cfg.EFILoader, Token: engine.NewToken, Insecure: cfg.InsecureRegistries, Artifacts: arts, APICA: agentCA,
 		Registries: cfg.Registries})

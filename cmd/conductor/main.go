@@ -86,6 +86,8 @@ func run(args []string) error {
 	fs.StringVar(&cfg.AgentStateDir, "agent-state-dir", "", "state and logs of local agents (default /run/ferric-agents)")
 	fs.StringVar(&cfg.AgentRuntime, "agent-runtime", "", "OCI runtime for local agents' podman (e.g. runc)")
 	fs.Var(&listFlag{&cfg.AgentUlimits}, "agent-ulimit", "default container ulimit for local agents, e.g. nofile=1024:1024 (repeatable)")
+	fs.StringVar(&cfg.InspectAddPorts, "inspect-add-ports", "pxe", "ports out-of-band inspection creates: all, pxe "+
+		"(the boot NIC; Redfish cannot tell it, so every enabled NIC, as Ironic) or none")
 	fs.Var(&listFlag{&cfg.LocalAgentDevices}, "local-agent-devices", "block device besides /dev/loopN that local agents may wipe (repeatable)")
 	fs.Var(&listFlag{&cfg.InsecureRegistries}, "insecure-registry", "registry reached over plain http (repeatable)")
 	fs.StringVar(&cfg.ArtifactsDir, "artifacts-dir", "", "the only directory local deploy_kernel/deploy_ramdisk/deploy_iso paths may name (default: local paths refused)")

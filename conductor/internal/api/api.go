@@ -85,6 +85,7 @@ func (s *Server) routes() *mux.Router {
 	v.HandleFunc("/nodes/{node}/management/boot_device", s.putBootDevice).Methods(http.MethodPut)
 	v.HandleFunc("/nodes/{node}/management/boot_device/supported", s.getSupportedBootDevices).Methods(http.MethodGet)
 	v.HandleFunc("/nodes/{node}/deploy_logs", s.getDeployLog).Methods(http.MethodGet)
+	v.HandleFunc("/nodes/{node}/inventory", s.getInventory).Methods(http.MethodGet)
 	v.HandleFunc("/nodes/{node}/ports", s.listNodePorts).Methods(http.MethodGet)
 	v.HandleFunc("/nodes/{node}/ports/detail", s.listNodePortsDetail).Methods(http.MethodGet)
 

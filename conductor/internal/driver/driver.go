@@ -52,6 +52,8 @@ type Task struct {
 	Management Management
 	Boot       Boot
 	Deploy     Deploy
+	Inspect    Inspect
+	Rescue     Rescue
 	Log        *logrus.Entry
 	Save       func(ctx context.Context) error
 	// DeployLog appends lines to the node's kept deploy log (the run in driver_internal_info.deploy_run);
@@ -125,6 +127,35 @@ type Deploy interface {
 	Clean(ctx context.Context, t *Task) (Outcome, error)
 }
 
+// Inspect learns a node's hardware: it updates the node's properties (cpus, memory_mb, local_gb, cpu_arch),
+// creates its ports and keeps its inventory. Validate is what create, validate and the inspect verb check; an
+// interface that cannot inspect refuses there (UnsupportedError), so the verb is refused with a 400.
+type Inspect interface {
+	Validate(ctx context.Context, n *store.Node) error
+	// Inspect runs (or starts) an inspection of t.Node; Done means the node's properties are up to date.
+	Inspect(ctx context.Context, t *Task) (Outcome, error)
+}
+
+// Rescue boots a deployed node into a rescue environment and back.
+type Rescue interface {
+	Validate(ctx context.Context, n *store.Node) error
+	Rescue(ctx context.Context, t *Task) (Outcome, error)
+	Unrescue(ctx context.Context, t *Task) (Outcome, error)
+}
+
+// UnsupportedError is Ironic's UnsupportedDriverExtension: the node's interface of this kind cannot do the
+// verb (no-inspect, no-rescue). It wraps ErrInvalid: the API answers 400.
+type UnsupportedError struct {
+	Driver, Kind string
+}
+
+func (e *UnsupportedError) Error() string {
+	return fmt.Sprintf("Driver %s does not support %s (disabled or not implemented).", e.Driver, e.Kind)
+}
+
+// Unwrap makes the error match ErrInvalid.
+func (e *UnsupportedError) Unwrap() error { return ErrInvalid }
+
 // HardwareType is a driver as the API shows it: its enabled interfaces per kind and the default of each.
 type HardwareType struct {
 	Name     string
@@ -139,12 +170,14 @@ type Registry struct {
 	management map[string]Management
 	boot       map[string]Boot
 	deploy     map[string]Deploy
+	inspect    map[string]Inspect
+	rescue     map[string]Rescue
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
 	return &Registry{hardware: map[string]*HardwareType{}, power: map[string]Power{}, management: map[string]Management{},
-		boot: map[string]Boot{}, deploy: map[string]Deploy{}}
+		boot: map[string]Boot{}, deploy: map[string]Deploy{}, inspect: map[string]Inspect{}, rescue: map[string]Rescue{}}
 }
 
 // AddHardware registers a hardware type.
@@ -161,6 +194,12 @@ func (r *Registry) AddBoot(name string, b Boot) { r.boot[name] = b }
 
 // AddDeploy registers a deploy interface implementation under name.
 func (r *Registry) AddDeploy(name string, d Deploy) { r.deploy[name] = d }
+
+// AddInspect registers an inspect interface implementation under name.
+func (r *Registry) AddInspect(name string, i Inspect) { r.inspect[name] = i }
+
+// AddRescue registers a rescue interface implementation under name.
+func (r *Registry) AddRescue(name string, x Rescue) { r.rescue[name] = x }
 
 // HardwareTypes lists the hardware types, sorted by name.
 func (r *Registry) HardwareTypes() []*HardwareType {
@@ -234,6 +273,14 @@ func (r *Registry) Task(n *store.Node, log *logrus.Entry, save func(ctx context.
 	}
 	if t.Deploy, ok = r.deploy[n.Interfaces["deploy"]]; !ok {
 		return nil, fmt.Errorf("deploy_interface %q has no implementation: %w", n.Interfaces["deploy"], ErrInvalid)
+	}
+	// Inspect and rescue fall back to the refusing implementations, so that a registry built without them (and
+	// a node stored before these interfaces existed) gets a clear refusal instead of a missing interface.
+	if t.Inspect, ok = r.inspect[n.Interfaces["inspect"]]; !ok {
+		t.Inspect = NoInspect{}
+	}
+	if t.Rescue, ok = r.rescue[n.Interfaces["rescue"]]; !ok {
+		t.Rescue = NoRescue{}
 	}
 	return t, nil
 }

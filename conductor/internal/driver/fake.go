@@ -10,7 +10,8 @@ import (
 )
 
 // FakeHardware returns the fake-hardware type: every interface "fake" (network and storage "noop"), plus the
-// given extra deploy and boot interfaces.
+// given extra deploy and boot interfaces. Inspect offers fake, agent and no-inspect (agent because Metal3 sets
+// it on every node); rescue offers fake and no-rescue (no agent rescue exists yet).
 func FakeHardware(extraDeploy, extraBoot []string) *HardwareType {
 	h := &HardwareType{Name: "fake-hardware", Enabled: map[string][]string{}, Defaults: map[string]string{}}
 	for _, k := range Kinds() {
@@ -22,6 +23,8 @@ func FakeHardware(extraDeploy, extraBoot []string) *HardwareType {
 		h.Defaults[k] = def
 		h.Enabled[k] = []string{def}
 	}
+	h.Enabled["inspect"] = []string{InspectFake, InspectAgent, InspectNone}
+	h.Enabled["rescue"] = []string{RescueFake, RescueNone}
 	h.Enabled["deploy"] = append(h.Enabled["deploy"], extraDeploy...)
 	h.Enabled["boot"] = append(h.Enabled["boot"], extraBoot...)
 	return h

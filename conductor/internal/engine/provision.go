@@ -64,6 +64,10 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 			return err
 		}
 	}
+	// An interface that cannot do the verb (no-inspect, no-rescue) refuses it here, with Ironic's 400.
+	if err := validateVerbInterface(ctx, t, verb.Event); err != nil {
+		return err
+	}
 
 	// Record the request for the drivers.
 	switch verb.Event {
@@ -105,6 +109,24 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 	}
 	handedOff = true
 	e.async(n, "provision "+req.Target, func(ctx context.Context, n *store.Node) { e.drive(ctx, t) })
+	return nil
+}
+
+// validateVerbInterface checks the interface an inspect or rescue verb needs, as Ironic's conductor does before
+// it accepts the request.
+func validateVerbInterface(ctx context.Context, t *driver.Task, ev fsm.Event) error {
+	var err error
+	switch ev {
+	case fsm.EvInspect:
+		err = t.Inspect.Validate(ctx, t.Node)
+	case fsm.EvRescue:
+		err = t.Rescue.Validate(ctx, t.Node)
+	default:
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%v: %w", err, ErrInvalidInput)
+	}
 	return nil
 }
 
@@ -227,8 +249,20 @@ func (e *Engine) drive(ctx context.Context, t *driver.Task) {
 			e.refreshPower(ctx, t)
 			e.must(e.transition(n, fsm.EvDone, ""))
 		case fsm.Inspecting:
+			// The node's inspect interface does the work (redfish reads the BMC; fake finishes at once; agent
+			// and no-inspect refuse); an error lands in "inspect failed" with the reason in last_error.
 			start := e.now().UTC()
 			n.InspectionStartedAt = &start
+			n.InspectionFinishedAt = nil
+			out, err := t.Inspect.Inspect(ctx, t)
+			if err != nil {
+				fail(fmt.Errorf("Failed to inspect hardware. Reason: %v", err))
+				return
+			}
+			if out == driver.Wait {
+				e.must(e.transition(n, fsm.EvWait, ""))
+				return
+			}
 			finish := e.now().UTC()
 			n.InspectionFinishedAt = &finish
 			e.must(e.transition(n, fsm.EvDone, ""))

@@ -165,7 +165,7 @@ func TestMigrationMovesLegacyConfigDrives(t *testing.T) {
 			require.NoError(t, s.AppendDeployLog(ctx, active.UUID, "old", []store.LogLine{{Source: "agent", Message: "kept"}}))
 			require.NoError(t, s.Close())
 			// Back to schema version 1, as written by a conductor before this migration.
-			for _, stmt := range []string{"DROP TABLE config_drives", "DROP TABLE deploy_runs", "DROP INDEX deploy_logs_run",
+			for _, stmt := range []string{"DROP TABLE node_inventories", "DROP TABLE config_drives", "DROP TABLE deploy_runs", "DROP INDEX deploy_logs_run",
 				"DELETE FROM schema_migrations WHERE version > 1"} {
 				_, err := db.raw.Exec(stmt)
 				require.NoError(t, err, stmt)

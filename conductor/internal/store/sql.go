@@ -415,14 +415,14 @@ func keepsConfigDrive(st string) bool {
 	return false
 }
 
-// DeleteNode removes a node with its ports, config drive and deploy logs, in one transaction.
+// DeleteNode removes a node with its ports, config drive, inventory and deploy logs, in one transaction.
 func (s *SQL) DeleteNode(ctx context.Context, uuid string) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("delete node %s: %w", uuid, err)
 	}
 	defer tx.Rollback() // no-op after Commit
-	for _, table := range []string{"ports", "config_drives", "deploy_logs", "deploy_runs"} {
+	for _, table := range []string{"ports", "config_drives", "node_inventories", "deploy_logs", "deploy_runs"} {
 		if _, err := tx.ExecContext(ctx, s.rebind(`DELETE FROM `+table+` WHERE node_uuid = ?`), uuid); err != nil {
 			return fmt.Errorf("delete %s of node %s: %w", table, uuid, err)
 		}

@@ -189,7 +189,7 @@ type Store interface {
 	// a deploy (anything but deploying, wait call-back, deploy hold) deletes its config drive in the same
 	// transaction.
 	UpdateNode(ctx context.Context, n *Node) error
-	// DeleteNode removes a node with its ports, config drive and deploy logs.
+	// DeleteNode removes a node with its ports, config drive, inventory and deploy logs.
 	DeleteNode(ctx context.Context, uuid string) error
 	// Reserve takes the node's exclusive lock for holder with one atomic conditional update; it returns the node as
 	// stored at that update, with Reservation = holder, or a *LockedError naming the current holder.
@@ -224,6 +224,12 @@ type Store interface {
 	// DeleteConfigDrive forgets the node's config drive; it is not an error when there is none.
 	DeleteConfigDrive(ctx context.Context, nodeUUID string) error
 
+	// PutInventory keeps a node's hardware inventory and inspection plugin_data (JSON objects), replacing the
+	// previous ones; ErrNotFound when the node does not exist. They go with the node.
+	PutInventory(ctx context.Context, nodeUUID string, inv Inventory) error
+	// Inventory returns the node's inventory, ErrNotFound when it has none.
+	Inventory(ctx context.Context, nodeUUID string) (*Inventory, error)
+
 	Close() error
 }
 
@@ -245,6 +251,14 @@ func (l *Limits) defaults() {
 	if l.LogRunsPerNode <= 0 {
 		l.LogRunsPerNode = 10
 	}
+}
+
+// Inventory is what inspection learned of a node: the inventory in the shape ironic-python-agent sends (cpu,
+// memory, disks, interfaces, system_vendor, boot, bmc_address) and the plugin_data of the inspection rules.
+type Inventory struct {
+	Inventory  map[string]any `json:"inventory"`
+	PluginData map[string]any `json:"plugin_data"`
+	CreatedAt  time.Time      `json:"-"`
 }
 
 // LogLine is one line of a deploy log.

@@ -77,6 +77,7 @@ func TestConformance(t *testing.T) {
 			t.Run("deploy logs", func(t *testing.T) { testDeployLogs(t, plain(t)) })
 			t.Run("deploy log limits", func(t *testing.T) { testDeployLogLimits(t, open) })
 			t.Run("config drives", func(t *testing.T) { testConfigDrives(t, plain(t)) })
+			t.Run("inventories", func(t *testing.T) { testInventories(t, plain(t)) })
 		})
 	}
 }
@@ -494,4 +495,45 @@ func testConfigDrives(t *testing.T, s store.Store) {
 	require.NoError(t, s.DeleteNode(ctx, n.UUID))
 	_, err = s.ConfigDrive(ctx, n.UUID)
 	assert.ErrorIs(t, err, store.ErrNotFound, "the drive goes with its node")
+}
+
+// testInventories: a node's inventory is replaced by a newer inspection and goes with the node.
+func testInventories(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	n := newNode("inspected")
+	require.NoError(t, s.CreateNode(ctx, n))
+	_, err := s.Inventory(ctx, n.UUID)
+	assert.ErrorIs(t, err, store.ErrNotFound, "no inventory before inspection")
+	inv := map[string]any{"cpu": map[string]any{"count": float64(4), "architecture": "x86_64"}}
+	assert.ErrorIs(t, s.PutInventory(ctx, uuid.NewString(), store.Inventory{Inventory: inv}), store.ErrNotFound,
+		"no inventory without its node")
+	assert.Error(t, s.PutInventory(ctx, n.UUID, store.Inventory{}), "an empty inventory is refused")
+
+	tests := []struct {
+		name       string
+		in         store.Inventory
+		wantPlugin map[string]any
+	}{
+		{"first inspection, no plugin data", store.Inventory{Inventory: inv}, map[string]any{}},
+		{"re-inspection replaces", store.Inventory{Inventory: map[string]any{"memory": map[string]any{"physical_mb": float64(2048)}},
+			PluginData: map[string]any{"valid_interfaces": map[string]any{}}}, map[string]any{"valid_interfaces": map[string]any{}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.NoError(t, s.PutInventory(ctx, n.UUID, tc.in))
+			got, err := s.Inventory(ctx, n.UUID)
+			require.NoError(t, err)
+			assert.Equal(t, tc.in.Inventory, got.Inventory)
+			assert.Equal(t, tc.wantPlugin, got.PluginData)
+			assert.False(t, got.CreatedAt.IsZero())
+		})
+	}
+
+	require.NoError(t, s.DeleteNode(ctx, n.UUID))
+	_, err = s.Inventory(ctx, n.UUID)
+	assert.ErrorIs(t, err, store.ErrNotFound, "the inventory goes with its node")
+	require.NoError(t, s.CreateNode(ctx, &store.Node{UUID: n.UUID, Name: "again", Driver: "fake-hardware",
+		ProvisionState: "enroll", CreatedAt: time.Now().UTC()}))
+	_, err = s.Inventory(ctx, n.UUID)
+	assert.ErrorIs(t, err, store.ErrNotFound, "a new node with the same UUID starts without one")
 }

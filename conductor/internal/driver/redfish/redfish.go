@@ -24,7 +24,8 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
-// Hardware returns the redfish hardware type with the interfaces this package and the deploy drivers offer.
+// Hardware returns the redfish hardware type with the interfaces this package and the deploy drivers offer:
+// inspect redfish (default), agent, no-inspect; rescue no-rescue only (no agent rescue yet).
 func Hardware(deploy []string, boot []string) *driver.HardwareType {
 	h := &driver.HardwareType{Name: "redfish", Enabled: map[string][]string{}, Defaults: map[string]string{}}
 	for _, k := range driver.Kinds() {
@@ -40,6 +41,9 @@ func Hardware(deploy []string, boot []string) *driver.HardwareType {
 		h.Defaults[k] = def
 		h.Enabled[k] = []string{def}
 	}
+	// Inspection: out-of-band through the BMC by default; agent is accepted because Metal3 sets it on every node.
+	h.Defaults["inspect"] = "redfish"
+	h.Enabled["inspect"] = []string{"redfish", driver.InspectAgent, driver.InspectNone}
 	h.Defaults["deploy"], h.Enabled["deploy"] = deploy[0], deploy
 	h.Defaults["boot"], h.Enabled["boot"] = boot[0], boot
 	return h
