@@ -1,6 +1,8 @@
 // Package vbmc is ferric-vbmc: a Redfish virtual BMC for QEMU/OVMF VMs. It serves ServiceRoot, Systems (power,
-// boot override), Managers with VirtualMedia (insert/eject a CD image by URL), a minimal Chassis, with HTTP Basic
-// auth, and keeps each VM's power intent, boot override and media across restarts.
+// boot override, and the hardware a VM's configuration gives it: Processors, Memory, Storage, SimpleStorage,
+// EthernetInterfaces), Managers with VirtualMedia (insert/eject a CD image by URL), a minimal Chassis and a
+// SessionService, with HTTP Basic or session (X-Auth-Token) auth. It keeps each VM's power intent, boot override
+// and media across restarts, and finds the QEMU it started again after being killed (supervise.go).
 package vbmc
 
 import (
@@ -40,6 +42,8 @@ type Config struct {
 	MaxMediaBytes int64 `yaml:"max_media_bytes"`
 	// MediaTimeout bounds one InsertMedia download (default DefaultMediaTimeout, 10m; YAML "30m" style).
 	MediaTimeout time.Duration `yaml:"media_timeout"`
+	// SessionTimeout ends a Redfish session idle for this long (default DefaultSessionTimeout, 30m).
+	SessionTimeout time.Duration `yaml:"session_timeout"`
 	// Runner starts VMs (default: QEMU).
 	Runner Runner `yaml:"-"`
 	// Listener, when set, is used instead of Listen (tests).
@@ -61,12 +65,18 @@ func LoadConfig(path string) (Config, error) {
 	return c, nil
 }
 
+// vm is one virtual machine. Its own mutex guards everything below it: a slow action on one VM (a graceful
+// restart, a download) never holds another one up.
 type vm struct {
+	mu    sync.Mutex
 	cfg   VMConfig
 	dir   string
 	state State
 	proc  Process
-	// downloading is set (under BMC.mu) while an InsertMedia download runs: a second one is refused.
+	// stopping is set when the BMC itself ends proc (ForceOff, a restart, GracefulShutdown/Restart, BMC shutdown):
+	// its exit is then no guest action, and the supervisor leaves the power intent alone.
+	stopping bool
+	// downloading is set (under mu) while an InsertMedia download runs: a second one is refused.
 	downloading bool
 }
 
@@ -74,9 +84,10 @@ type vm struct {
 type BMC struct {
 	cfg Config
 	log *logrus.Entry
-	mu  sync.Mutex
-	vms map[string]*vm
-	ctx context.Context
+	// vms is filled before serving and never changed after: reading it needs no lock.
+	vms      map[string]*vm
+	ctx      context.Context
+	sessions *sessions
 	// downloads counts running InsertMedia downloads; Run waits for them (cancelled with ctx) before returning,
 	// so that no partial file is left behind.
 	downloads sync.WaitGroup
@@ -102,6 +113,9 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if cfg.MediaTimeout <= 0 {
 		cfg.MediaTimeout = DefaultMediaTimeout
 	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = DefaultSessionTimeout
+	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:8000"
 	}
@@ -112,7 +126,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if err := checkAuth(cfg.Username, cfg.Password, addr); err != nil {
 		return err
 	}
-	b := &BMC{cfg: cfg, log: log, vms: map[string]*vm{}, ctx: ctx}
+	b := &BMC{cfg: cfg, log: log, vms: map[string]*vm{}, ctx: ctx, sessions: newSessions(cfg.SessionTimeout)}
 	for _, v := range cfg.VMs {
 		if v.Name == "" || strings.ContainsAny(v.Name, "/ ") {
 			return fmt.Errorf("vm name %q: use letters, digits and dashes", v.Name)
@@ -141,11 +155,14 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 			json.Unmarshal(data, &m.state)
 		}
 		b.vms[v.Name] = m
-		if m.state.PowerOn {
+		m.mu.Lock()
+		b.adopt(m)
+		if m.state.PowerOn && !m.running() {
 			if err := b.start(m); err != nil {
 				log.WithError(err).WithField("vm", v.Name).Warn("could not restore power on")
 			}
 		}
+		m.mu.Unlock()
 	}
 	ln := cfg.Listener
 	if ln == nil {
@@ -166,12 +183,14 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	defer cancel()
 	srv.Shutdown(sctx)
 	b.downloads.Wait() // cancelled with ctx: each removes its partial file
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	for _, m := range b.vms {
+		m.mu.Lock()
 		if m.proc != nil {
+			m.stopping = true
 			m.proc.Kill()
+			forgetPID(m.dir)
 		}
+		m.mu.Unlock()
 	}
 	return nil
 }
@@ -195,7 +214,8 @@ func (m *vm) running() bool {
 	}
 }
 
-// start powers a VM on, honouring the boot override once or continuously. Called with b.mu held.
+// start powers a VM on, honouring the boot override once or continuously. The one-time override is used up only
+// by a VM that did start. Called with m.mu held.
 func (b *BMC) start(m *vm) error {
 	if m.running() {
 		return nil
@@ -211,27 +231,36 @@ func (b *BMC) start(m *vm) error {
 	p, err := b.cfg.Runner.Start(b.ctx, StartSpec{VM: m.cfg, Dir: m.dir, Disk: m.cfg.Disk, BootFrom: boot, MediaFile: media,
 		SerialLog: filepath.Join(m.dir, "serial.log"), QMP: filepath.Join(m.dir, "qmp.sock")})
 	if err != nil {
-		return err
+		return fmt.Errorf("vm %s did not start: %w", m.cfg.Name, err)
 	}
-	m.proc = p
+	m.proc, m.stopping = p, false
 	m.state.PowerOn = true
 	if m.state.BootEnabled == "Once" {
 		m.state.BootEnabled = "Disabled"
 	}
 	b.save(m)
+	b.recordPID(m, p)
+	go b.supervise(m, p)
 	b.log.WithField("vm", m.cfg.Name).WithField("boot", boot).Info("vm powered on")
 	return nil
 }
 
+// kill ends the VM at once and records the intent Off. Called with m.mu held.
 func (b *BMC) kill(m *vm) {
 	if m.proc != nil {
+		m.stopping = true
 		m.proc.Kill()
+		forgetPID(m.dir)
 	}
 	m.state.PowerOn = false
 	b.save(m)
 }
 
-// reset applies a ComputerSystem.Reset type.
+// gracefulRestartTimeout bounds the wait for a guest to power off on GracefulRestart before it is cut.
+const gracefulRestartTimeout = 60 * time.Second
+
+// reset applies a ComputerSystem.Reset type. Called with m.mu held; GracefulRestart releases it while the guest
+// shuts down, so that the VM can be read (and forced off) meanwhile.
 func (b *BMC) reset(m *vm, typ string) error {
 	switch typ {
 	case "On", "ForceOn":
@@ -244,6 +273,7 @@ func (b *BMC) reset(m *vm, typ string) error {
 			return nil
 		}
 		m.state.PowerOn = false
+		m.stopping = true
 		b.save(m)
 		return m.proc.Powerdown()
 	case "ForceRestart", "PowerCycle":
@@ -251,16 +281,30 @@ func (b *BMC) reset(m *vm, typ string) error {
 		return b.start(m)
 	case "GracefulRestart":
 		if m.running() {
-			if err := m.proc.Powerdown(); err != nil {
+			p := m.proc
+			m.stopping = true
+			if err := p.Powerdown(); err != nil {
 				return err
 			}
+			m.mu.Unlock()
 			select {
-			case <-m.proc.Done():
-			case <-time.After(60 * time.Second):
-				m.proc.Kill()
+			case <-p.Done():
+			case <-time.After(gracefulRestartTimeout):
+			case <-b.ctx.Done():
 			}
+			m.mu.Lock()
+			if m.proc != p {
+				return nil // another request powered the VM meanwhile: its action stands
+			}
+			if m.running() {
+				p.Kill()
+			}
+			forgetPID(m.dir)
 		}
 		return b.start(m)
 	}
-	return fmt.Errorf("ResetType %q is not supported; use On, ForceOff, GracefulShutdown, ForceRestart or GracefulRestart", typ)
+	return fmt.Errorf("%w: ResetType %q is not supported; use On, ForceOff, GracefulShutdown, ForceRestart or GracefulRestart", errBadRequest, typ)
 }
+
+// errBadRequest marks errors of the client's request (400); other reset errors are the BMC's (500).
+var errBadRequest = errors.New("bad request")
