@@ -42,6 +42,9 @@ type Config struct {
 	MaxMediaBytes int64 `yaml:"max_media_bytes"`
 	// MediaTimeout bounds one InsertMedia download (default DefaultMediaTimeout, 10m; YAML "30m" style).
 	MediaTimeout time.Duration `yaml:"media_timeout"`
+	// GracefulRestartTimeout bounds the wait for a guest to power off on GracefulRestart before it is cut
+	// (default DefaultGracefulRestartTimeout, 60s).
+	GracefulRestartTimeout time.Duration `yaml:"graceful_restart_timeout"`
 	// SessionTimeout ends a Redfish session idle for this long (default DefaultSessionTimeout, 30m).
 	SessionTimeout time.Duration `yaml:"session_timeout"`
 	// Runner starts VMs (default: QEMU).
@@ -112,6 +115,9 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	}
 	if cfg.MediaTimeout <= 0 {
 		cfg.MediaTimeout = DefaultMediaTimeout
+	}
+	if cfg.GracefulRestartTimeout <= 0 {
+		cfg.GracefulRestartTimeout = DefaultGracefulRestartTimeout
 	}
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = DefaultSessionTimeout
@@ -256,8 +262,8 @@ func (b *BMC) kill(m *vm) {
 	b.save(m)
 }
 
-// gracefulRestartTimeout bounds the wait for a guest to power off on GracefulRestart before it is cut.
-const gracefulRestartTimeout = 60 * time.Second
+// DefaultGracefulRestartTimeout is the default graceful_restart_timeout.
+const DefaultGracefulRestartTimeout = 60 * time.Second
 
 // reset applies a ComputerSystem.Reset type. Called with m.mu held; GracefulRestart releases it while the guest
 // shuts down, so that the VM can be read (and forced off) meanwhile.
@@ -289,7 +295,7 @@ func (b *BMC) reset(m *vm, typ string) error {
 			m.mu.Unlock()
 			select {
 			case <-p.Done():
-			case <-time.After(gracefulRestartTimeout):
+			case <-time.After(b.cfg.GracefulRestartTimeout):
 			case <-b.ctx.Done():
 			}
 			m.mu.Lock()
