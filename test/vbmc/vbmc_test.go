@@ -250,6 +250,33 @@ print("SUSHY-OK")
 	assert.Contains(t, string(out), "SUSHY-OK")
 	assert.Equal(t, "Cd", runner.starts[0].BootFrom)
 	assert.True(t, strings.HasSuffix(runner.starts[0].MediaFile, "media.iso"))
+
+	// Session auth, as sushy (and so Ironic) uses it by default: SessionAuth fails unless the login works, and
+	// the default SessionOrBasicAuth must not have fallen back to Basic. Then the hardware as Ironic's redfish
+	// inspection reads it, and close() logs out.
+	script = `
+import sys, sushy
+from sushy import auth
+for a in (auth.SessionAuth("admin", "pw"), auth.SessionOrBasicAuth("admin", "pw")):
+    c = Sushy(sys.argv[1] + "/redfish/v1", auth=a, verify=False)
+    assert a.get_session_key(), "no session token"
+    assert a.get_session_resource_id().startswith("/redfish/v1/SessionService/Sessions/"), a.get_session_resource_id()
+    s = c.get_system("/redfish/v1/Systems/vm1")
+    assert s.processors.summary.count == 1 and s.processors.summary.architecture == sushy.PROCESSOR_ARCH_x86, s.processors.summary
+    p = s.processors.get_members()[0]
+    assert p.total_cores == 1 and p.total_threads == 1, (p.total_cores, p.total_threads)
+    assert s.memory_summary.size_gib == 1, s.memory_summary
+    assert s.simple_storage.disks_sizes_bytes == [1 << 30], s.simple_storage.disks_sizes_bytes
+    assert s.storage.get_members()[0].drives[0].capacity_bytes == 1 << 30
+    assert s.ethernet_interfaces.summary == {"52:54:00:00:00:01": sushy.STATE_ENABLED}, s.ethernet_interfaces.summary
+    a.close()
+`
+	script = "from sushy import Sushy\n" + script
+	out, err = exec.Command("/usr/bin/python3", "-c", script, url).CombinedOutput()
+	require.NoError(t, err, string(out))
+	code, body := redfishDo(t, http.MethodGet, url+sessionsPath, nil)
+	require.Equal(t, 200, code)
+	assert.EqualValues(t, 0, body["Members@odata.count"], "sushy's close() deleted its sessions")
 }
 
 func TestQEMUArgvCPUs(t *testing.T) {
