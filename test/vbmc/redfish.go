@@ -142,40 +142,7 @@ func (b *BMC) resource(w http.ResponseWriter, r *http.Request, m *vm, kind strin
 	case kind == "Systems" && sub == "" && get:
 		writeJSON(w, 200, b.system(m))
 	case kind == "Systems" && sub == "" && r.Method == http.MethodPatch:
-		var body struct {
-			Boot map[string]string
-		}
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			redfishError(w, 400, "malformed JSON: "+err.Error())
-			return
-		}
-		for k, v := range body.Boot {
-			switch k {
-			case "BootSourceOverrideTarget":
-				if v != "None" && v != "Pxe" && v != "Cd" && v != "Hdd" {
-					redfishError(w, 400, "BootSourceOverrideTarget "+v+" is not supported; use None, Pxe, Cd or Hdd")
-					return
-				}
-				m.state.BootTarget = v
-			case "BootSourceOverrideEnabled":
-				if v != "Disabled" && v != "Once" && v != "Continuous" {
-					redfishError(w, 400, "BootSourceOverrideEnabled "+v+" is not supported")
-					return
-				}
-				m.state.BootEnabled = v
-			case "BootSourceOverrideMode":
-				if v != "UEFI" {
-					redfishError(w, 400, "only UEFI boot is supported (OVMF)")
-					return
-				}
-				m.state.BootMode = v
-			default:
-				redfishError(w, 400, "property Boot."+k+" is not supported")
-				return
-			}
-		}
-		b.save(m)
-		w.WriteHeader(http.StatusNoContent)
+		b.patchBoot(w, r, m)
 	case kind == "Systems" && sub == "Actions/ComputerSystem.Reset" && r.Method == http.MethodPost:
 		var body struct{ ResetType string }
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
@@ -230,4 +197,42 @@ func (b *BMC) resource(w http.ResponseWriter, r *http.Request, m *vm, kind strin
 	default:
 		redfishError(w, 404, "no such resource")
 	}
+}
+
+// patchBoot applies a PATCH of the System's Boot override (target, enabled, mode). Called with m.mu held.
+func (b *BMC) patchBoot(w http.ResponseWriter, r *http.Request, m *vm) {
+	var body struct {
+		Boot map[string]string
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		redfishError(w, 400, "malformed JSON: "+err.Error())
+		return
+	}
+	for k, v := range body.Boot {
+		switch k {
+		case "BootSourceOverrideTarget":
+			if v != "None" && v != "Pxe" && v != "Cd" && v != "Hdd" {
+				redfishError(w, 400, "BootSourceOverrideTarget "+v+" is not supported; use None, Pxe, Cd or Hdd")
+				return
+			}
+			m.state.BootTarget = v
+		case "BootSourceOverrideEnabled":
+			if v != "Disabled" && v != "Once" && v != "Continuous" {
+				redfishError(w, 400, "BootSourceOverrideEnabled "+v+" is not supported")
+				return
+			}
+			m.state.BootEnabled = v
+		case "BootSourceOverrideMode":
+			if v != "UEFI" {
+				redfishError(w, 400, "only UEFI boot is supported (OVMF)")
+				return
+			}
+			m.state.BootMode = v
+		default:
+			redfishError(w, 400, "property Boot."+k+" is not supported")
+			return
+		}
+	}
+	b.save(m)
+	w.WriteHeader(http.StatusNoContent)
 }

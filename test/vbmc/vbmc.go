@@ -55,7 +55,8 @@ type Config struct {
 	Ready func(url string) `yaml:"-"`
 }
 
-// LoadConfig reads a YAML file (listen, username, password, state_dir, vms).
+// LoadConfig reads a YAML file (listen, username, password(_file), state_dir, max_media_bytes, media_timeout,
+// session_timeout, graceful_restart_timeout, vms).
 func LoadConfig(path string) (Config, error) {
 	var c Config
 	b, err := os.ReadFile(path)
@@ -96,7 +97,8 @@ type BMC struct {
 	downloads sync.WaitGroup
 }
 
-// Run serves until ctx ends; running VMs are stopped then (their power intent is kept).
+// Run serves until ctx ends; running VMs are stopped then (their power intent is kept). A VM whose QEMU an
+// earlier, killed BMC left running is adopted (see supervise.go); one whose intent is On is started.
 func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if cfg.StateDir == "" {
 		return errors.New("vbmc: state_dir is required")
