@@ -2,6 +2,7 @@ package vbmc
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -106,39 +108,7 @@ func TestQEMUBoots(t *testing.T) {
 // TestQEMUKernel boots the Debian kernel from an ISO inserted through the BMC (systemd-boot loader entry, a tiny
 // Go /init) and reports the time from power on to the first kernel line and to /init, under TCG.
 func TestQEMUKernel(t *testing.T) {
-	deb := os.Getenv("FERRIC_TEST_KERNEL_DEB")
-	if deb == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("FERRIC_TEST_KERNEL_DEB is not set in CI: .ci/run downloads the Debian kernel package")
-		}
-		t.Skip("!!! SKIPPING: set FERRIC_TEST_KERNEL_DEB to a linux-image-*-amd64 .deb (apt-get download; .ci/run does)")
-	}
-	for _, p := range []string{"/usr/bin/qemu-system-x86_64", "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"} {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("%s missing: apt-get install qemu-system-x86 ovmf systemd-boot-efi", p)
-		}
-	}
-	dir := t.TempDir()
-	out, err := exec.Command("dpkg-deb", "-x", deb, filepath.Join(dir, "k")).CombinedOutput()
-	require.NoError(t, err, string(out))
-	kernels, _ := filepath.Glob(filepath.Join(dir, "k", "boot", "vmlinuz-*"))
-	require.NotEmpty(t, kernels)
-	vmlinuz, err := os.ReadFile(kernels[0])
-	require.NoError(t, err)
-	initBin := filepath.Join(dir, "init")
-	build := exec.Command("go", "build", "-ldflags", "-s -w", "-o", initBin, "./testinit")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err = build.CombinedOutput()
-	require.NoError(t, err, string(out))
-	initData, err := os.ReadFile(initBin)
-	require.NoError(t, err)
-	initrd := ramdisk.Cpio([]ramdisk.CpioEntry{{Name: "dev", Mode: 0o040755}, {Name: "dev/console", Mode: 0o020600, Major: 5, Minor: 1},
-		{Name: "init", Mode: 0o100755, Data: initData}})
-	efi, err := os.ReadFile("/usr/lib/systemd/boot/efi/systemd-bootx64.efi")
-	require.NoError(t, err)
-	iso := efiISO(t, efi, map[string][]byte{"/vmlinuz": vmlinuz, "/initrd": initrd,
-		"/loader/loader.conf":       []byte("default test.conf\ntimeout 0\n"),
-		"/loader/entries/test.conf": []byte("title test\nlinux /vmlinuz\ninitrd /initrd\noptions console=ttyS0,115200 panic=-1\n")})
+	iso := kernelISO(t, "console=ttyS0,115200 panic=-1")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(iso) }))
 	defer srv.Close()
 
@@ -267,5 +237,90 @@ func TestQEMUAdoptedAfterBMCKill(t *testing.T) {
 		_, _, err := procIdentity(first.PID)
 		return err != nil
 	}, 10*time.Second, 50*time.Millisecond, "ForceOff ended the adopted QEMU")
+	assert.Equal(t, "Off", powerState(t, url, "vm1"))
+}
+
+// kernelISO builds a UEFI ISO booting the Debian kernel (FERRIC_TEST_KERNEL_DEB) with testinit as /init and the
+// kernel command line options (systemd-boot, no menu timeout).
+func kernelISO(t *testing.T, options string) []byte {
+	deb := os.Getenv("FERRIC_TEST_KERNEL_DEB")
+	if deb == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("FERRIC_TEST_KERNEL_DEB is not set in CI: .ci/run downloads the Debian kernel package")
+		}
+		t.Skip("!!! SKIPPING: set FERRIC_TEST_KERNEL_DEB to a linux-image-*-amd64 .deb (apt-get download; .ci/run does)")
+	}
+	for _, p := range []string{"/usr/bin/qemu-system-x86_64", "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s missing: apt-get install qemu-system-x86 ovmf systemd-boot-efi", p)
+		}
+	}
+	dir := t.TempDir()
+	out, err := exec.Command("dpkg-deb", "-x", deb, filepath.Join(dir, "k")).CombinedOutput()
+	require.NoError(t, err, string(out))
+	kernels, _ := filepath.Glob(filepath.Join(dir, "k", "boot", "vmlinuz-*"))
+	require.NotEmpty(t, kernels)
+	vmlinuz, err := os.ReadFile(kernels[0])
+	require.NoError(t, err)
+	initBin := filepath.Join(dir, "init")
+	build := exec.Command("go", "build", "-ldflags", "-s -w", "-o", initBin, "./testinit")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err = build.CombinedOutput()
+	require.NoError(t, err, string(out))
+	initData, err := os.ReadFile(initBin)
+	require.NoError(t, err)
+	initrd := ramdisk.Cpio([]ramdisk.CpioEntry{{Name: "dev", Mode: 0o040755}, {Name: "proc", Mode: 0o040755}, {Name: "dev/console", Mode: 0o020600, Major: 5, Minor: 1},
+		{Name: "init", Mode: 0o100755, Data: initData}})
+	efi, err := os.ReadFile("/usr/lib/systemd/boot/efi/systemd-bootx64.efi")
+	require.NoError(t, err)
+	iso := efiISO(t, efi, map[string][]byte{"/vmlinuz": vmlinuz, "/initrd": initrd,
+		"/loader/loader.conf":       []byte("default test.conf\ntimeout 0\n"),
+		"/loader/entries/test.conf": []byte("title test\nlinux /vmlinuz\ninitrd /initrd\noptions " + options + "\n")})
+	return iso
+}
+
+// countingQEMU counts the VM starts of a real QEMU runner.
+type countingQEMU struct {
+	QEMU
+	mu     sync.Mutex
+	starts int
+}
+
+func (c *countingQEMU) Start(ctx context.Context, s StartSpec) (Process, error) {
+	c.mu.Lock()
+	c.starts++
+	c.mu.Unlock()
+	return c.QEMU.Start(ctx, s)
+}
+
+func (c *countingQEMU) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.starts
+}
+
+// TestQEMUGuestReboot: a Linux guest that reboots itself (QEMU exits with reason guest-reset under -no-reboot)
+// is started again by the BMC and stays On. Before: the VM stayed off while the BMC's saved intent said On.
+func TestQEMUGuestReboot(t *testing.T) {
+	iso := kernelISO(t, "console=ttyS0,115200 panic=-1 ferric.test=reboot")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(iso) }))
+	defer srv.Close()
+	runner := &countingQEMU{}
+	state := t.TempDir()
+	url, stop := startBMC(t, runner, state)
+	defer stop()
+	code, msg := insert(url, srv.URL+"/k.iso")
+	require.Equal(t, http.StatusNoContent, code, msg)
+	setBootOnce(t, url, "vm1", "Cd")
+	code, _ = resetVM(t, url, "vm1", "On")
+	require.Equal(t, http.StatusNoContent, code)
+	start := time.Now()
+	waitSerial(t, filepath.Join(state, "vm1", "serial.log"), "FERRIC-TEST-INIT rebooting", start, 180*time.Second)
+	require.Eventually(t, func() bool { return runner.count() == 2 }, 30*time.Second, 100*time.Millisecond, "the BMC started the VM again")
+	t.Logf("power on -> guest reboot -> started again: %s", time.Since(start))
+	assert.Equal(t, "On", powerState(t, url, "vm1"))
+	assert.True(t, savedIntent(t, state))
+	code, _ = resetVM(t, url, "vm1", "ForceOff")
+	require.Equal(t, http.StatusNoContent, code)
 	assert.Equal(t, "Off", powerState(t, url, "vm1"))
 }
