@@ -279,3 +279,24 @@ func TestGracefulRestartHoldsOneVM(t *testing.T) {
 	assert.Equal(t, 3, runner.count(), "vm1 On, vm2 On, vm1 restarted")
 	assert.Equal(t, "On", powerState(t, url, "vm1"))
 }
+
+// TestGracefulRestartYieldsToLaterAction: a ForceOff while a GracefulRestart waits for the guest stands; the
+// restart does not power the VM on behind it.
+func TestGracefulRestartYieldsToLaterAction(t *testing.T) {
+	runner := &fakeRunner{deafGuest: true}
+	url, _ := startBMCWith(t, Config{Username: "admin", Password: "pw", StateDir: t.TempDir(), Runner: runner,
+		GracefulRestartTimeout: time.Second})
+	code, _ := resetVM(t, url, "vm1", "On")
+	require.Equal(t, http.StatusNoContent, code)
+	done := make(chan int, 1)
+	go func() {
+		code, _ := resetVM(t, url, "vm1", "GracefulRestart")
+		done <- code
+	}()
+	time.Sleep(200 * time.Millisecond)
+	code, _ = resetVM(t, url, "vm1", "ForceOff")
+	require.Equal(t, http.StatusNoContent, code)
+	assert.Equal(t, http.StatusNoContent, <-done)
+	assert.Equal(t, "Off", powerState(t, url, "vm1"), "the ForceOff issued during the wait stands")
+	assert.Equal(t, 1, runner.count())
+}

@@ -80,6 +80,9 @@ type vm struct {
 	// stopping is set when the BMC itself ends proc (ForceOff, a restart, GracefulShutdown/Restart, BMC shutdown):
 	// its exit is then no guest action, and the supervisor leaves the power intent alone.
 	stopping bool
+	// actions counts power actions (start, kill, GracefulShutdown): a GracefulRestart that finds it changed after
+	// its wait leaves the VM as the later action did.
+	actions int
 	// downloading is set (under mu) while an InsertMedia download runs: a second one is refused.
 	downloading bool
 }
@@ -242,6 +245,7 @@ func (b *BMC) start(m *vm) error {
 		return fmt.Errorf("vm %s did not start: %w", m.cfg.Name, err)
 	}
 	m.proc, m.stopping = p, false
+	m.actions++
 	m.state.PowerOn = true
 	if m.state.BootEnabled == "Once" {
 		m.state.BootEnabled = "Disabled"
@@ -255,6 +259,7 @@ func (b *BMC) start(m *vm) error {
 
 // kill ends the VM at once and records the intent Off. Called with m.mu held.
 func (b *BMC) kill(m *vm) {
+	m.actions++
 	if m.proc != nil {
 		m.stopping = true
 		m.proc.Kill()
@@ -282,6 +287,7 @@ func (b *BMC) reset(m *vm, typ string) error {
 		}
 		m.state.PowerOn = false
 		m.stopping = true
+		m.actions++
 		b.save(m)
 		return m.proc.Powerdown()
 	case "ForceRestart", "PowerCycle":
@@ -289,7 +295,7 @@ func (b *BMC) reset(m *vm, typ string) error {
 		return b.start(m)
 	case "GracefulRestart":
 		if m.running() {
-			p := m.proc
+			p, actions := m.proc, m.actions
 			m.stopping = true
 			if err := p.Powerdown(); err != nil {
 				return err
@@ -301,8 +307,8 @@ func (b *BMC) reset(m *vm, typ string) error {
 			case <-b.ctx.Done():
 			}
 			m.mu.Lock()
-			if m.proc != p {
-				return nil // another request powered the VM meanwhile: its action stands
+			if m.actions != actions {
+				return nil // another request powered the VM on or off meanwhile: its action stands
 			}
 			if m.running() {
 				p.Kill()
