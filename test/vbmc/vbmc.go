@@ -139,41 +139,9 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	}
 	b := &BMC{cfg: cfg, log: log, vms: map[string]*vm{}, ctx: ctx, sessions: newSessions(cfg.SessionTimeout)}
 	for _, v := range cfg.VMs {
-		if v.Name == "" || strings.ContainsAny(v.Name, "/ ") {
-			return fmt.Errorf("vm name %q: use letters, digits and dashes", v.Name)
-		}
-		dir := filepath.Join(cfg.StateDir, v.Name)
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		if err := b.addVM(v); err != nil {
 			return err
 		}
-		if v.Disk == "" {
-			v.Disk = filepath.Join(dir, "disk.img")
-		}
-		if _, err := os.Stat(v.Disk); err != nil {
-			size := int64(v.DiskGiB) << 30
-			if size == 0 {
-				size = 8 << 30
-			}
-			f, err := os.Create(v.Disk)
-			if err != nil {
-				return err
-			}
-			f.Truncate(size)
-			f.Close()
-		}
-		m := &vm{cfg: v, dir: dir, state: State{BootEnabled: "Disabled", BootTarget: "None", BootMode: "UEFI"}}
-		if data, err := os.ReadFile(filepath.Join(dir, "state.json")); err == nil {
-			json.Unmarshal(data, &m.state)
-		}
-		b.vms[v.Name] = m
-		m.mu.Lock()
-		b.adopt(m)
-		if m.state.PowerOn && !m.running() {
-			if err := b.start(m); err != nil {
-				log.WithError(err).WithField("vm", v.Name).Warn("could not restore power on")
-			}
-		}
-		m.mu.Unlock()
 	}
 	ln := cfg.Listener
 	if ln == nil {
@@ -322,3 +290,44 @@ func (b *BMC) reset(m *vm, typ string) error {
 
 // errBadRequest marks errors of the client's request (400); other reset errors are the BMC's (500).
 var errBadRequest = errors.New("bad request")
+
+// addVM sets a VM up from its configuration before serving: its state directory and disk, its saved state, the
+// QEMU an earlier BMC left running (adopted), and power on when the saved intent is On and nothing runs.
+func (b *BMC) addVM(v VMConfig) error {
+	if v.Name == "" || strings.ContainsAny(v.Name, "/ ") {
+		return fmt.Errorf("vm name %q: use letters, digits and dashes", v.Name)
+	}
+	dir := filepath.Join(b.cfg.StateDir, v.Name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if v.Disk == "" {
+		v.Disk = filepath.Join(dir, "disk.img")
+	}
+	if _, err := os.Stat(v.Disk); err != nil {
+		size := int64(v.DiskGiB) << 30
+		if size == 0 {
+			size = 8 << 30
+		}
+		f, err := os.Create(v.Disk)
+		if err != nil {
+			return err
+		}
+		f.Truncate(size)
+		f.Close()
+	}
+	m := &vm{cfg: v, dir: dir, state: State{BootEnabled: "Disabled", BootTarget: "None", BootMode: "UEFI"}}
+	if data, err := os.ReadFile(filepath.Join(dir, "state.json")); err == nil {
+		json.Unmarshal(data, &m.state)
+	}
+	b.vms[v.Name] = m
+	m.mu.Lock()
+	b.adopt(m)
+	if m.state.PowerOn && !m.running() {
+		if err := b.start(m); err != nil {
+			b.log.WithError(err).WithField("vm", v.Name).Warn("could not restore power on")
+		}
+	}
+	m.mu.Unlock()
+	return nil
+}
