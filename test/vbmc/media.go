@@ -23,9 +23,9 @@ const (
 // errMediaTooLarge is returned when an image exceeds max_media_bytes.
 var errMediaTooLarge = errors.New("image exceeds max_media_bytes")
 
-// insertMedia runs InsertMedia for m: it claims the VM's download slot under b.mu, downloads without the lock,
+// insertMedia runs InsertMedia for m: it claims the VM's download slot under m.mu, downloads without the lock,
 // and records the medium. It returns the HTTP status and message of a Redfish error, or 0 on success. Called
-// with b.mu held; returns with it held.
+// with m.mu held; returns with it held.
 //
 // Like a real BMC answering "operation in progress", a second InsertMedia while one downloads is refused (409):
 // two downloads into the same file would interleave, and the first to finish would attach the other's bytes.
@@ -38,10 +38,10 @@ func (b *BMC) insertMedia(r *http.Request, m *vm, image string) (int, string) {
 	}
 	m.downloading = true
 	b.downloads.Add(1)
-	b.mu.Unlock()
+	m.mu.Unlock()
 	file, err := b.download(r.Context(), m, image)
 	b.downloads.Done()
-	b.mu.Lock()
+	m.mu.Lock()
 	m.downloading = false
 	if err != nil {
 		b.log.WithError(err).WithField("vm", m.cfg.Name).Warn("InsertMedia failed")

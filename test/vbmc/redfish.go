@@ -1,8 +1,8 @@
 package vbmc
 
 import (
-	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sort"
 	"strings"
@@ -37,15 +37,10 @@ func (b *BMC) system(m *vm) map[string]any {
 	if m.running() {
 		power = "On"
 	}
-	mem := m.cfg.MemoryMiB
-	if mem == 0 {
-		mem = 1024
-	}
-	return map[string]any{
+	sys := map[string]any{
 		"@odata.id": id, "@odata.type": "#ComputerSystem.v1_13_0.ComputerSystem", "Id": m.cfg.Name, "Name": m.cfg.Name,
 		"UUID": m.cfg.UUID, "Manufacturer": "Ferric", "Model": "QEMU q35 (OVMF)", "SystemType": "Virtual",
 		"PowerState": power, "Status": map[string]string{"State": "Enabled", "Health": "OK"},
-		"MemorySummary": map[string]any{"TotalSystemMemoryGiB": float64(mem) / 1024},
 		"Boot": map[string]any{"BootSourceOverrideTarget": m.state.BootTarget, "BootSourceOverrideEnabled": m.state.BootEnabled,
 			"BootSourceOverrideMode":                           m.state.BootMode,
 			"BootSourceOverrideTarget@Redfish.AllowableValues": []string{"None", "Pxe", "Cd", "Hdd"},
@@ -56,6 +51,8 @@ func (b *BMC) system(m *vm) map[string]any {
 		"Links": map[string]any{"ManagedBy": []any{odata("/redfish/v1/Managers/" + m.cfg.Name)},
 			"Chassis": []any{odata("/redfish/v1/Chassis/" + m.cfg.Name)}},
 	}
+	b.hardwareSummary(m, sys)
+	return sys
 }
 
 func (b *BMC) media(m *vm) map[string]any {
@@ -86,20 +83,19 @@ func collection(id, name string, members []string) map[string]any {
 	return map[string]any{"@odata.id": id, "Name": name, "Members": ms, "Members@odata.count": len(ms)}
 }
 
-// ServeHTTP routes the Redfish API.
+// ServeHTTP routes the Redfish API. The service root and session login are public; everything else needs HTTP
+// Basic credentials or a session's X-Auth-Token. Requests about a VM hold that VM's lock only.
 func (b *BMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimSuffix(r.URL.Path, "/")
-	if path != "/redfish/v1" && path != "/redfish" {
-		u, p, ok := r.BasicAuth()
-		if b.cfg.Username != "" && (!ok || subtle.ConstantTimeCompare([]byte(u), []byte(b.cfg.Username)) != 1 ||
-			subtle.ConstantTimeCompare([]byte(p), []byte(b.cfg.Password)) != 1) {
-			w.Header().Set("WWW-Authenticate", `Basic realm="ferric-vbmc"`)
-			redfishError(w, http.StatusUnauthorized, "authentication required")
-			return
-		}
+	if path == sessionsPath && r.Method == http.MethodPost {
+		b.login(w, r)
+		return
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	if path != "/redfish/v1" && path != "/redfish" && !b.authenticated(r) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="ferric-vbmc"`)
+		redfishError(w, http.StatusUnauthorized, "authentication required: HTTP Basic, or X-Auth-Token of a live session (POST "+sessionsPath+")")
+		return
+	}
 	parts := strings.Split(strings.TrimPrefix(path, "/redfish/v1"), "/")
 	get := r.Method == http.MethodGet || r.Method == http.MethodHead
 	switch {
@@ -109,7 +105,10 @@ func (b *BMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"@odata.id": "/redfish/v1/", "@odata.type": "#ServiceRoot.v1_5_0.ServiceRoot",
 			"Id": "RootService", "Name": "Ferric virtual BMC", "RedfishVersion": "1.11.0", "UUID": "00000000-0000-0000-0000-00000000f3c1",
 			"Systems": odata("/redfish/v1/Systems"), "Managers": odata("/redfish/v1/Managers"), "Chassis": odata("/redfish/v1/Chassis"),
-			"Links": map[string]any{}})
+			"SessionService": odata("/redfish/v1/SessionService"),
+			"Links":          map[string]any{"Sessions": odata(sessionsPath)}})
+	case len(parts) >= 2 && parts[1] == "SessionService":
+		b.sessionService(w, r, path)
 	case len(parts) == 2 && get:
 		var ms []string
 		for _, n := range b.names() {
@@ -131,6 +130,8 @@ func (b *BMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			redfishError(w, 404, "no such resource: "+parts[2])
 			return
 		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
 		b.resource(w, r, m, parts[1], parts[3:], get)
 	}
 }
@@ -141,40 +142,7 @@ func (b *BMC) resource(w http.ResponseWriter, r *http.Request, m *vm, kind strin
 	case kind == "Systems" && sub == "" && get:
 		writeJSON(w, 200, b.system(m))
 	case kind == "Systems" && sub == "" && r.Method == http.MethodPatch:
-		var body struct {
-			Boot map[string]string
-		}
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			redfishError(w, 400, "malformed JSON: "+err.Error())
-			return
-		}
-		for k, v := range body.Boot {
-			switch k {
-			case "BootSourceOverrideTarget":
-				if v != "None" && v != "Pxe" && v != "Cd" && v != "Hdd" {
-					redfishError(w, 400, "BootSourceOverrideTarget "+v+" is not supported; use None, Pxe, Cd or Hdd")
-					return
-				}
-				m.state.BootTarget = v
-			case "BootSourceOverrideEnabled":
-				if v != "Disabled" && v != "Once" && v != "Continuous" {
-					redfishError(w, 400, "BootSourceOverrideEnabled "+v+" is not supported")
-					return
-				}
-				m.state.BootEnabled = v
-			case "BootSourceOverrideMode":
-				if v != "UEFI" {
-					redfishError(w, 400, "only UEFI boot is supported (OVMF)")
-					return
-				}
-				m.state.BootMode = v
-			default:
-				redfishError(w, 400, "property Boot."+k+" is not supported")
-				return
-			}
-		}
-		b.save(m)
-		w.WriteHeader(http.StatusNoContent)
+		b.patchBoot(w, r, m)
 	case kind == "Systems" && sub == "Actions/ComputerSystem.Reset" && r.Method == http.MethodPost:
 		var body struct{ ResetType string }
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
@@ -182,10 +150,22 @@ func (b *BMC) resource(w http.ResponseWriter, r *http.Request, m *vm, kind strin
 			return
 		}
 		if err := b.reset(m, body.ResetType); err != nil {
-			redfishError(w, 400, err.Error())
+			code := http.StatusInternalServerError // the VM did not start, or QEMU did not take the power button
+			if errors.Is(err, errBadRequest) {
+				code = http.StatusBadRequest
+			}
+			b.log.WithError(err).WithField("vm", m.cfg.Name).WithField("reset", body.ResetType).Warn("reset failed")
+			redfishError(w, code, err.Error())
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	case kind == "Systems" && get:
+		res, ok := b.hardware(m, sub)
+		if !ok {
+			redfishError(w, 404, "no such resource")
+			return
+		}
+		writeJSON(w, 200, res)
 	case kind == "Managers" && sub == "" && get:
 		writeJSON(w, 200, map[string]any{"@odata.id": "/redfish/v1/Managers/" + m.cfg.Name, "@odata.type": "#Manager.v1_10_0.Manager",
 			"Id": m.cfg.Name, "Name": "Virtual BMC of " + m.cfg.Name, "ManagerType": "BMC", "Status": map[string]string{"State": "Enabled", "Health": "OK"},
@@ -217,4 +197,42 @@ func (b *BMC) resource(w http.ResponseWriter, r *http.Request, m *vm, kind strin
 	default:
 		redfishError(w, 404, "no such resource")
 	}
+}
+
+// patchBoot applies a PATCH of the System's Boot override (target, enabled, mode). Called with m.mu held.
+func (b *BMC) patchBoot(w http.ResponseWriter, r *http.Request, m *vm) {
+	var body struct {
+		Boot map[string]string
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		redfishError(w, 400, "malformed JSON: "+err.Error())
+		return
+	}
+	for k, v := range body.Boot {
+		switch k {
+		case "BootSourceOverrideTarget":
+			if v != "None" && v != "Pxe" && v != "Cd" && v != "Hdd" {
+				redfishError(w, 400, "BootSourceOverrideTarget "+v+" is not supported; use None, Pxe, Cd or Hdd")
+				return
+			}
+			m.state.BootTarget = v
+		case "BootSourceOverrideEnabled":
+			if v != "Disabled" && v != "Once" && v != "Continuous" {
+				redfishError(w, 400, "BootSourceOverrideEnabled "+v+" is not supported")
+				return
+			}
+			m.state.BootEnabled = v
+		case "BootSourceOverrideMode":
+			if v != "UEFI" {
+				redfishError(w, 400, "only UEFI boot is supported (OVMF)")
+				return
+			}
+			m.state.BootMode = v
+		default:
+			redfishError(w, 400, "property Boot."+k+" is not supported")
+			return
+		}
+	}
+	b.save(m)
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -1,6 +1,8 @@
 // Package vbmc is ferric-vbmc: a Redfish virtual BMC for QEMU/OVMF VMs. It serves ServiceRoot, Systems (power,
-// boot override), Managers with VirtualMedia (insert/eject a CD image by URL), a minimal Chassis, with HTTP Basic
-// auth, and keeps each VM's power intent, boot override and media across restarts.
+// boot override, and the hardware a VM's configuration gives it: Processors, Memory, Storage, SimpleStorage,
+// EthernetInterfaces), Managers with VirtualMedia (insert/eject a CD image by URL), a minimal Chassis and a
+// SessionService, with HTTP Basic or session (X-Auth-Token) auth. It keeps each VM's power intent, boot override
+// and media across restarts, and finds the QEMU it started again after being killed (supervise.go).
 package vbmc
 
 import (
@@ -40,6 +42,11 @@ type Config struct {
 	MaxMediaBytes int64 `yaml:"max_media_bytes"`
 	// MediaTimeout bounds one InsertMedia download (default DefaultMediaTimeout, 10m; YAML "30m" style).
 	MediaTimeout time.Duration `yaml:"media_timeout"`
+	// GracefulRestartTimeout bounds the wait for a guest to power off on GracefulRestart before it is cut
+	// (default DefaultGracefulRestartTimeout, 60s).
+	GracefulRestartTimeout time.Duration `yaml:"graceful_restart_timeout"`
+	// SessionTimeout ends a Redfish session idle for this long (default DefaultSessionTimeout, 30m).
+	SessionTimeout time.Duration `yaml:"session_timeout"`
 	// Runner starts VMs (default: QEMU).
 	Runner Runner `yaml:"-"`
 	// Listener, when set, is used instead of Listen (tests).
@@ -48,7 +55,8 @@ type Config struct {
 	Ready func(url string) `yaml:"-"`
 }
 
-// LoadConfig reads a YAML file (listen, username, password, state_dir, vms).
+// LoadConfig reads a YAML file (listen, username, password(_file), state_dir, max_media_bytes, media_timeout,
+// session_timeout, graceful_restart_timeout, vms).
 func LoadConfig(path string) (Config, error) {
 	var c Config
 	b, err := os.ReadFile(path)
@@ -61,12 +69,21 @@ func LoadConfig(path string) (Config, error) {
 	return c, nil
 }
 
+// vm is one virtual machine. Its own mutex guards everything below it: a slow action on one VM (a graceful
+// restart, a download) never holds another one up.
 type vm struct {
+	mu    sync.Mutex
 	cfg   VMConfig
 	dir   string
 	state State
 	proc  Process
-	// downloading is set (under BMC.mu) while an InsertMedia download runs: a second one is refused.
+	// stopping is set when the BMC itself ends proc (ForceOff, a restart, GracefulShutdown/Restart, BMC shutdown):
+	// its exit is then no guest action, and the supervisor leaves the power intent alone.
+	stopping bool
+	// actions counts power actions (start, kill, GracefulShutdown): a GracefulRestart that finds it changed after
+	// its wait leaves the VM as the later action did.
+	actions int
+	// downloading is set (under mu) while an InsertMedia download runs: a second one is refused.
 	downloading bool
 }
 
@@ -74,15 +91,17 @@ type vm struct {
 type BMC struct {
 	cfg Config
 	log *logrus.Entry
-	mu  sync.Mutex
-	vms map[string]*vm
-	ctx context.Context
+	// vms is filled before serving and never changed after: reading it needs no lock.
+	vms      map[string]*vm
+	ctx      context.Context
+	sessions *sessions
 	// downloads counts running InsertMedia downloads; Run waits for them (cancelled with ctx) before returning,
 	// so that no partial file is left behind.
 	downloads sync.WaitGroup
 }
 
-// Run serves until ctx ends; running VMs are stopped then (their power intent is kept).
+// Run serves until ctx ends; running VMs are stopped then (their power intent is kept). A VM whose QEMU an
+// earlier, killed BMC left running is adopted (see supervise.go); one whose intent is On is started.
 func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if cfg.StateDir == "" {
 		return errors.New("vbmc: state_dir is required")
@@ -102,6 +121,12 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if cfg.MediaTimeout <= 0 {
 		cfg.MediaTimeout = DefaultMediaTimeout
 	}
+	if cfg.GracefulRestartTimeout <= 0 {
+		cfg.GracefulRestartTimeout = DefaultGracefulRestartTimeout
+	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = DefaultSessionTimeout
+	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:8000"
 	}
@@ -112,39 +137,10 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if err := checkAuth(cfg.Username, cfg.Password, addr); err != nil {
 		return err
 	}
-	b := &BMC{cfg: cfg, log: log, vms: map[string]*vm{}, ctx: ctx}
+	b := &BMC{cfg: cfg, log: log, vms: map[string]*vm{}, ctx: ctx, sessions: newSessions(cfg.SessionTimeout)}
 	for _, v := range cfg.VMs {
-		if v.Name == "" || strings.ContainsAny(v.Name, "/ ") {
-			return fmt.Errorf("vm name %q: use letters, digits and dashes", v.Name)
-		}
-		dir := filepath.Join(cfg.StateDir, v.Name)
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		if err := b.addVM(v); err != nil {
 			return err
-		}
-		if v.Disk == "" {
-			v.Disk = filepath.Join(dir, "disk.img")
-		}
-		if _, err := os.Stat(v.Disk); err != nil {
-			size := int64(v.DiskGiB) << 30
-			if size == 0 {
-				size = 8 << 30
-			}
-			f, err := os.Create(v.Disk)
-			if err != nil {
-				return err
-			}
-			f.Truncate(size)
-			f.Close()
-		}
-		m := &vm{cfg: v, dir: dir, state: State{BootEnabled: "Disabled", BootTarget: "None", BootMode: "UEFI"}}
-		if data, err := os.ReadFile(filepath.Join(dir, "state.json")); err == nil {
-			json.Unmarshal(data, &m.state)
-		}
-		b.vms[v.Name] = m
-		if m.state.PowerOn {
-			if err := b.start(m); err != nil {
-				log.WithError(err).WithField("vm", v.Name).Warn("could not restore power on")
-			}
 		}
 	}
 	ln := cfg.Listener
@@ -166,12 +162,14 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	defer cancel()
 	srv.Shutdown(sctx)
 	b.downloads.Wait() // cancelled with ctx: each removes its partial file
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	for _, m := range b.vms {
+		m.mu.Lock()
 		if m.proc != nil {
+			m.stopping = true
 			m.proc.Kill()
+			forgetPID(m.dir)
 		}
+		m.mu.Unlock()
 	}
 	return nil
 }
@@ -195,7 +193,8 @@ func (m *vm) running() bool {
 	}
 }
 
-// start powers a VM on, honouring the boot override once or continuously. Called with b.mu held.
+// start powers a VM on, honouring the boot override once or continuously. The one-time override is used up only
+// by a VM that did start. Called with m.mu held.
 func (b *BMC) start(m *vm) error {
 	if m.running() {
 		return nil
@@ -211,27 +210,38 @@ func (b *BMC) start(m *vm) error {
 	p, err := b.cfg.Runner.Start(b.ctx, StartSpec{VM: m.cfg, Dir: m.dir, Disk: m.cfg.Disk, BootFrom: boot, MediaFile: media,
 		SerialLog: filepath.Join(m.dir, "serial.log"), QMP: filepath.Join(m.dir, "qmp.sock")})
 	if err != nil {
-		return err
+		return fmt.Errorf("vm %s did not start: %w", m.cfg.Name, err)
 	}
-	m.proc = p
+	m.proc, m.stopping = p, false
+	m.actions++
 	m.state.PowerOn = true
 	if m.state.BootEnabled == "Once" {
 		m.state.BootEnabled = "Disabled"
 	}
 	b.save(m)
+	b.recordPID(m, p)
+	go b.supervise(m, p)
 	b.log.WithField("vm", m.cfg.Name).WithField("boot", boot).Info("vm powered on")
 	return nil
 }
 
+// kill ends the VM at once and records the intent Off. Called with m.mu held.
 func (b *BMC) kill(m *vm) {
+	m.actions++
 	if m.proc != nil {
+		m.stopping = true
 		m.proc.Kill()
+		forgetPID(m.dir)
 	}
 	m.state.PowerOn = false
 	b.save(m)
 }
 
-// reset applies a ComputerSystem.Reset type.
+// DefaultGracefulRestartTimeout is the default graceful_restart_timeout.
+const DefaultGracefulRestartTimeout = 60 * time.Second
+
+// reset applies a ComputerSystem.Reset type. Called with m.mu held; GracefulRestart releases it while the guest
+// shuts down, so that the VM can be read (and forced off) meanwhile.
 func (b *BMC) reset(m *vm, typ string) error {
 	switch typ {
 	case "On", "ForceOn":
@@ -244,6 +254,8 @@ func (b *BMC) reset(m *vm, typ string) error {
 			return nil
 		}
 		m.state.PowerOn = false
+		m.stopping = true
+		m.actions++
 		b.save(m)
 		return m.proc.Powerdown()
 	case "ForceRestart", "PowerCycle":
@@ -251,16 +263,71 @@ func (b *BMC) reset(m *vm, typ string) error {
 		return b.start(m)
 	case "GracefulRestart":
 		if m.running() {
-			if err := m.proc.Powerdown(); err != nil {
+			p, actions := m.proc, m.actions
+			m.stopping = true
+			if err := p.Powerdown(); err != nil {
 				return err
 			}
+			m.mu.Unlock()
 			select {
-			case <-m.proc.Done():
-			case <-time.After(60 * time.Second):
-				m.proc.Kill()
+			case <-p.Done():
+			case <-time.After(b.cfg.GracefulRestartTimeout):
+			case <-b.ctx.Done():
 			}
+			m.mu.Lock()
+			if m.actions != actions {
+				return nil // another request powered the VM on or off meanwhile: its action stands
+			}
+			if m.running() {
+				p.Kill()
+			}
+			forgetPID(m.dir)
 		}
 		return b.start(m)
 	}
-	return fmt.Errorf("ResetType %q is not supported; use On, ForceOff, GracefulShutdown, ForceRestart or GracefulRestart", typ)
+	return fmt.Errorf("%w: ResetType %q is not supported; use On, ForceOff, GracefulShutdown, ForceRestart or GracefulRestart", errBadRequest, typ)
+}
+
+// errBadRequest marks errors of the client's request (400); other reset errors are the BMC's (500).
+var errBadRequest = errors.New("bad request")
+
+// addVM sets a VM up from its configuration before serving: its state directory and disk, its saved state, the
+// QEMU an earlier BMC left running (adopted), and power on when the saved intent is On and nothing runs.
+func (b *BMC) addVM(v VMConfig) error {
+	if v.Name == "" || strings.ContainsAny(v.Name, "/ ") {
+		return fmt.Errorf("vm name %q: use letters, digits and dashes", v.Name)
+	}
+	dir := filepath.Join(b.cfg.StateDir, v.Name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if v.Disk == "" {
+		v.Disk = filepath.Join(dir, "disk.img")
+	}
+	if _, err := os.Stat(v.Disk); err != nil {
+		size := int64(v.DiskGiB) << 30
+		if size == 0 {
+			size = 8 << 30
+		}
+		f, err := os.Create(v.Disk)
+		if err != nil {
+			return err
+		}
+		f.Truncate(size)
+		f.Close()
+	}
+	m := &vm{cfg: v, dir: dir, state: State{BootEnabled: "Disabled", BootTarget: "None", BootMode: "UEFI"}}
+	if data, err := os.ReadFile(filepath.Join(dir, "state.json")); err == nil {
+		json.Unmarshal(data, &m.state)
+	}
+	b.vms[v.Name] = m
+	m.mu.Lock()
+	b.adopt(m)
+	if m.state.PowerOn && !m.running() {
+		if err := b.start(m); err != nil {
+			b.log.WithError(err).WithField("vm", v.Name).Warn("could not restore power on")
+		}
+	}
+	m.mu.Unlock()
+	return nil
 }

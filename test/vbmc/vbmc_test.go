@@ -22,29 +22,73 @@ import (
 )
 
 // fakeRunner stands in for QEMU in the protocol tests: each "VM" is a process record that stays up until it is
-// killed or powered down, and the last start is remembered.
+// killed, powered down or exits as a guest would (exit), and the starts are remembered.
 type fakeRunner struct {
 	mu     sync.Mutex
 	starts []StartSpec
+	procs  []*fakeProc
+	// fail, when set, fails every start (a QEMU that does not come up).
+	fail error
+	// deafGuest makes guests ignore the ACPI power button (Powerdown does nothing).
+	deafGuest bool
 }
 
 type fakeProc struct {
-	once sync.Once
-	done chan struct{}
+	once   sync.Once
+	done   chan struct{}
+	mu     sync.Mutex
+	reason string
+	deaf   bool
 }
 
 func (p *fakeProc) Done() <-chan struct{} { return p.done }
-func (p *fakeProc) Kill() error           { p.once.Do(func() { close(p.done) }); return nil }
+func (p *fakeProc) Kill() error           { p.exit("host-signal"); return nil }
 func (p *fakeProc) Powerdown() error {
-	go func() { time.Sleep(20 * time.Millisecond); p.Kill() }() // the guest shuts down by itself
+	if !p.deaf {
+		go func() { time.Sleep(20 * time.Millisecond); p.exit(ExitGuestShutdown) }() // the guest shuts down by itself
+	}
 	return nil
+}
+
+// exit ends the "VM" as QEMU would, with a SHUTDOWN reason ("" = unknown, a crash).
+func (p *fakeProc) exit(reason string) {
+	p.once.Do(func() {
+		p.mu.Lock()
+		p.reason = reason
+		p.mu.Unlock()
+		close(p.done)
+	})
+}
+
+func (p *fakeProc) ExitReason() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.reason
 }
 
 func (f *fakeRunner) Start(_ context.Context, s StartSpec) (Process, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.fail != nil {
+		return nil, f.fail
+	}
 	f.starts = append(f.starts, s)
-	return &fakeProc{done: make(chan struct{})}, nil
+	p := &fakeProc{done: make(chan struct{}), deaf: f.deafGuest}
+	f.procs = append(f.procs, p)
+	return p, nil
+}
+
+// count is the number of starts so far; lastProc the last started "VM".
+func (f *fakeRunner) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.starts)
+}
+
+func (f *fakeRunner) lastProc() *fakeProc {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.procs[len(f.procs)-1]
 }
 
 func (f *fakeRunner) last() StartSpec {
@@ -57,7 +101,8 @@ func startBMC(t *testing.T, runner Runner, stateDir string) (string, context.Can
 	return startBMCWith(t, Config{Username: "admin", Password: "pw", StateDir: stateDir, Runner: runner})
 }
 
-// startBMCWith runs a BMC with cfg (one VM, vm1, and a loopback listener added) until the returned stop is called.
+// startBMCWith runs a BMC with cfg (one VM, vm1, unless cfg has VMs; a loopback listener added) until the
+// returned stop is called.
 func startBMCWith(t *testing.T, cfg Config) (string, context.CancelFunc) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -67,7 +112,9 @@ func startBMCWith(t *testing.T, cfg Config) (string, context.CancelFunc) {
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	cfg.Listener = ln
-	cfg.VMs = []VMConfig{{Name: "vm1", UUID: "6a6ea6a4-4b3b-4a43-9d2f-8f0c2b1a0001", MemoryMiB: 1024, DiskGiB: 1, MAC: "52:54:00:00:00:01"}}
+	if cfg.VMs == nil {
+		cfg.VMs = []VMConfig{{Name: "vm1", UUID: "6a6ea6a4-4b3b-4a43-9d2f-8f0c2b1a0001", MemoryMiB: 1024, DiskGiB: 1, MAC: "52:54:00:00:00:01"}}
+	}
 	cfg.Ready = func(u string) { ready <- u }
 	go func() { done <- Run(ctx, cfg, logrus.NewEntry(l)) }()
 	var url string
@@ -203,6 +250,33 @@ print("SUSHY-OK")
 	assert.Contains(t, string(out), "SUSHY-OK")
 	assert.Equal(t, "Cd", runner.starts[0].BootFrom)
 	assert.True(t, strings.HasSuffix(runner.starts[0].MediaFile, "media.iso"))
+
+	// Session auth, as sushy (and so Ironic) uses it by default: SessionAuth fails unless the login works, and
+	// the default SessionOrBasicAuth must not have fallen back to Basic. Then the hardware as Ironic's redfish
+	// inspection reads it, and close() logs out.
+	script = `
+import sys, sushy
+from sushy import auth
+for a in (auth.SessionAuth("admin", "pw"), auth.SessionOrBasicAuth("admin", "pw")):
+    c = Sushy(sys.argv[1] + "/redfish/v1", auth=a, verify=False)
+    assert a.get_session_key(), "no session token"
+    assert a.get_session_resource_id().startswith("/redfish/v1/SessionService/Sessions/"), a.get_session_resource_id()
+    s = c.get_system("/redfish/v1/Systems/vm1")
+    assert s.processors.summary.count == 1 and s.processors.summary.architecture == sushy.PROCESSOR_ARCH_x86, s.processors.summary
+    p = s.processors.get_members()[0]
+    assert p.total_cores == 1 and p.total_threads == 1, (p.total_cores, p.total_threads)
+    assert s.memory_summary.size_gib == 1, s.memory_summary
+    assert s.simple_storage.disks_sizes_bytes == [1 << 30], s.simple_storage.disks_sizes_bytes
+    assert s.storage.get_members()[0].drives[0].capacity_bytes == 1 << 30
+    assert s.ethernet_interfaces.summary == {"52:54:00:00:00:01": sushy.STATE_ENABLED}, s.ethernet_interfaces.summary
+    a.close()
+`
+	script = "from sushy import Sushy\n" + script
+	out, err = exec.Command("/usr/bin/python3", "-c", script, url).CombinedOutput()
+	require.NoError(t, err, string(out))
+	code, body := redfishDo(t, http.MethodGet, url+sessionsPath, nil)
+	require.Equal(t, 200, code)
+	assert.EqualValues(t, 0, body["Members@odata.count"], "sushy's close() deleted its sessions")
 }
 
 func TestQEMUArgvCPUs(t *testing.T) {

@@ -1,16 +1,15 @@
 package vbmc
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -76,6 +75,20 @@ type QEMU struct {
 	OVMFVars string // template, copied per VM; default /usr/share/OVMF/OVMF_VARS_4M.fd
 	Accel    string // default "tcg"
 	Swtpm    string // default swtpm
+	// StartTimeout bounds the wait for a started QEMU to answer on its QMP socket (default 30 s): a QEMU that
+	// exits first, or does not answer, fails the start with the end of its qemu.log.
+	StartTimeout time.Duration
+}
+
+// VCPUs is the number of vCPUs the VM gets: its cpus, else 1 under TCG and 2 with KVM (see VMConfig.CPUs).
+func (q *QEMU) VCPUs(v VMConfig) int {
+	if v.CPUs > 0 {
+		return v.CPUs
+	}
+	if q.Accel == "" || q.Accel == "tcg" {
+		return 1
+	}
+	return 2
 }
 
 // Argv builds the QEMU command line for a start (exported for tests).
@@ -105,16 +118,10 @@ func (q *QEMU) Argv(s StartSpec, vars string) []string {
 	case "Pxe":
 		nic = 0
 	}
-	cpus := s.VM.CPUs
-	if cpus == 0 {
-		cpus = 2
-		if accel == "tcg" {
-			cpus = 1
-		}
-	}
+	cpus := q.VCPUs(s.VM)
 	argv := []string{"-nodefaults", "-machine", "q35,accel=" + accel, "-cpu", "max", "-smp", strconv.Itoa(cpus), "-m", strconv.Itoa(mem),
 		"-display", "none", "-monitor", "none", "-serial", "file:" + s.SerialLog, "-no-reboot",
-		"-qmp", "unix:" + s.QMP + ",server=on,wait=off",
+		"-qmp", "unix:" + s.QMP + ",server=on,wait=off", "-qmp", "unix:" + eventsSocket(s.Dir) + ",server=on,wait=off",
 		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + q.code(),
 		"-drive", "if=pflash,format=raw,unit=1,file=" + vars,
 		"-netdev", net, "-device", fmt.Sprintf("virtio-net-pci,netdev=n0,mac=%s,bootindex=%d", mac, nic),
@@ -158,7 +165,8 @@ func (q *QEMU) Start(ctx context.Context, s StartSpec) (Process, error) {
 			bin = "swtpm"
 		}
 		os.MkdirAll(filepath.Join(s.Dir, "tpm"), 0o700)
-		tpm = exec.Command(bin, "socket", "--tpm2", "--tpmstate", "dir="+filepath.Join(s.Dir, "tpm"), "--ctrl", "type=unixio,path="+sock)
+		// --terminate: swtpm ends with its QEMU, also one a restarted BMC adopted (not its child).
+		tpm = exec.Command(bin, "socket", "--tpm2", "--terminate", "--tpmstate", "dir="+filepath.Join(s.Dir, "tpm"), "--ctrl", "type=unixio,path="+sock)
 		if err := tpm.Start(); err != nil {
 			return nil, fmt.Errorf("start swtpm: %w", err)
 		}
@@ -176,9 +184,13 @@ func (q *QEMU) Start(ctx context.Context, s StartSpec) (Process, error) {
 		bin = "qemu-system-x86_64"
 	}
 	os.Remove(s.QMP)
+	os.Remove(eventsSocket(s.Dir))
 	cmd := exec.Command(bin, argv...)
-	out, _ := os.Create(filepath.Join(s.Dir, "qemu.log"))
+	logPath := filepath.Join(s.Dir, "qemu.log")
+	out, _ := os.Create(logPath)
 	cmd.Stdout, cmd.Stderr = out, out
+	// Its own process group: a ferric-vbmc killed with its group (Ctrl-C, systemd) leaves the VM running, for
+	// the next one to adopt.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		if tpm != nil {
@@ -196,17 +208,77 @@ func (q *QEMU) Start(ctx context.Context, s StartSpec) (Process, error) {
 		}
 		close(p.done)
 	}()
+	if err := p.waitReady(ctx, eventsSocket(s.Dir), q.StartTimeout); err != nil {
+		p.Kill()
+		return nil, fmt.Errorf("%w; %s: %s", err, logPath, tail(logPath, 400))
+	}
 	return p, nil
 }
 
+// waitReady waits for QEMU to answer on its events socket, which it does once it has accepted its command line
+// and started the machine; an exit before that is a failed start.
+func (p *qemuProc) waitReady(ctx context.Context, events string, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		select {
+		case <-p.done:
+			return fmt.Errorf("QEMU exited at start (%s)", p.cmd.ProcessState)
+		default:
+		}
+		e, err := dialEvents(events)
+		if err == nil {
+			p.events = e
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("QEMU did not answer on %s within %s: %w", events, timeout, err)
+		}
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// tail returns the last n bytes of a file (for errors naming why QEMU stopped).
+func tail(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "(no log)"
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "(no log)"
+	}
+	if st.Size() > n {
+		f.Seek(st.Size()-n, io.SeekStart)
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, n))
+	if len(b) == 0 {
+		return "(empty log)"
+	}
+	return strings.TrimSpace(string(b))
+}
+
 type qemuProc struct {
-	cmd  *exec.Cmd
-	qmp  string
-	done chan struct{}
-	tpm  *exec.Cmd
+	cmd    *exec.Cmd
+	qmp    string
+	done   chan struct{}
+	tpm    *exec.Cmd
+	events *qmpEvents
 }
 
 func (p *qemuProc) Done() <-chan struct{} { return p.done }
+func (p *qemuProc) PID() int              { return p.cmd.Process.Pid }
+
+// ExitReason is the reason of QEMU's last SHUTDOWN event (ExitGuestReset, ExitGuestShutdown, ...), "" if none.
+func (p *qemuProc) ExitReason() string { return p.events.reason(2 * time.Second) }
 
 func (p *qemuProc) Kill() error {
 	err := p.cmd.Process.Kill()
@@ -214,39 +286,7 @@ func (p *qemuProc) Kill() error {
 	return err
 }
 
-// Powerdown sends system_powerdown over QMP.
-func (p *qemuProc) Powerdown() error {
-	c, err := net.DialTimeout("unix", p.qmp, 5*time.Second)
-	if err != nil {
-		return fmt.Errorf("qmp: %w", err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(c)
-	if _, err := r.ReadBytes('\n'); err != nil { // greeting
-		return fmt.Errorf("qmp greeting: %w", err)
-	}
-	for _, cmd := range []string{"qmp_capabilities", "system_powerdown"} {
-		b, _ := json.Marshal(map[string]string{"execute": cmd})
-		if _, err := c.Write(append(b, '\n')); err != nil {
-			return err
-		}
-		for {
-			line, err := r.ReadBytes('\n')
-			if err != nil {
-				return fmt.Errorf("qmp %s: %w", cmd, err)
-			}
-			var resp map[string]any
-			json.Unmarshal(line, &resp)
-			if e, ok := resp["error"]; ok {
-				return fmt.Errorf("qmp %s: %v", cmd, e)
-			}
-			if _, ok := resp["return"]; ok {
-				break
-			}
-		}
-	}
-	return nil
-}
+// Powerdown sends system_powerdown (the ACPI power button) over QMP.
+func (p *qemuProc) Powerdown() error { return qmpCommand(p.qmp, "system_powerdown") }
 
 var errNoVM = errors.New("no such system")
