@@ -361,7 +361,7 @@ func TestHijackChainIsBroken(t *testing.T) {
 	// 2. Boot media: guessing gives 404 every way; only the BMC's URL works.
 	guess := make([]byte, 24)
 	rand.Read(guess)
-	for _, p := range []string{hex.EncodeToString(guess) + ".iso", mediaID[:47] + "0.iso", "..%2f..%2fferric.db",
+	for _, p := range []string{hex.EncodeToString(guess) + ".iso", mediaID[:47] + otherHexDigit(mediaID[47]) + ".iso", "..%2f..%2fferric.db",
 		uuid + ".iso", mediaID, strings.ToUpper(mediaID) + ".iso"} {
 		code, _ := e.api.do(http.MethodGet, "/v1/boot-media/"+p, nil, false)
 		assert.Equal(t, 404, code, p)
@@ -496,4 +496,12 @@ func TestArtifactsCannotLeakConductorFiles(t *testing.T) {
 		})
 	}
 	assert.Empty(t, e.runner.starts, "no VM was ever booted with a refused artifact")
+}
+
+// otherHexDigit returns a hex digit other than c: a guess one digit away from the real identifier.
+func otherHexDigit(c byte) string {
+	if c == '0' {
+		return "1"
+	}
+	return "0"
 }
