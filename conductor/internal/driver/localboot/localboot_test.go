@@ -141,10 +141,21 @@ func startAgent(t *testing.T, b *Boot, n *store.Node) int {
 	return pid
 }
 
+// cmdline returns the process's argv, waiting (up to 5 s) until it is readable: right after the start the agent
+// may still be between fork and exec, when /proc/PID/cmdline can read empty.
+func cmdline(t *testing.T, pid int) []string {
+	t.Helper()
+	var args []string
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		args = strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		return err == nil && len(b) > 0
+	}, 5*time.Second, 10*time.Millisecond, "the agent's command line")
+	return args
+}
+
 func procArg(t *testing.T, pid int, flag string) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	require.NoError(t, err)
-	args := strings.Split(string(b), "\x00")
+	args := cmdline(t, pid)
 	for i, a := range args {
 		if a == flag && i+1 < len(args) {
 			return args[i+1]
