@@ -5,6 +5,7 @@
 package hostsweep
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -56,4 +57,34 @@ func ProcessesUsing(dir string) []int {
 		}
 	}
 	return pids
+}
+
+// ProcIdentity reads what tells a process from a later one that reuses its PID: its start time (field 22 of
+// /proc/PID/stat, clock ticks since boot), its executable, and its state (field 3: "Z" or "X" once it has exited
+// but is not yet reaped). Callers record start and exe when they start a process and compare them before they
+// signal a PID they find again after a restart of their own.
+func ProcIdentity(pid int) (start, exe, state string, err error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", "", "", err
+	}
+	// Field 2 (comm) is in parentheses and may hold spaces: count fields after its closing one.
+	s := string(stat)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return "", "", "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state), so field 22 is f[19]
+	if len(f) < 20 {
+		return "", "", "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	if _, err := strconv.ParseUint(f[19], 10, 64); err != nil {
+		return "", "", "", fmt.Errorf("/proc/%d/stat: start time: %w", pid, err)
+	}
+	exe, err = os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return "", "", "", err
+	}
+	// A binary replaced on disk since (a rebuild, an upgrade) reads as "path (deleted)": still the process started.
+	return f[19], strings.TrimSuffix(exe, " (deleted)"), f[0], nil
 }

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ferric-metal/ferric/hostsweep"
 )
 
 // This file makes the BMC behave like one when things go wrong: it finds again the QEMU it started after being
@@ -44,35 +44,14 @@ type PIDer interface {
 	PID() int
 }
 
-// procIdentity reads what tells a process from a later one that reuses its PID: its start time and executable.
-// A zombie (exited, not yet reaped) counts as gone. The same idea as the conductor's local-agent guard.
+// procIdentity is a process's start time and executable (hostsweep.ProcIdentity); a zombie (exited, not yet
+// reaped) counts as gone, since a QEMU that has exited is no VM to adopt.
 func procIdentity(pid int) (start, exe string, err error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return "", "", err
-	}
-	// Field 2 (comm) is in parentheses and may hold spaces: count fields after its closing one.
-	s := string(stat)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return "", "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state), so field 22 is f[19]
-	if len(f) < 20 {
-		return "", "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	if f[0] == "Z" || f[0] == "X" {
+	start, exe, state, err := hostsweep.ProcIdentity(pid)
+	if err == nil && (state == "Z" || state == "X") {
 		return "", "", fmt.Errorf("pid %d has exited", pid)
 	}
-	if _, err := strconv.ParseUint(f[19], 10, 64); err != nil {
-		return "", "", fmt.Errorf("/proc/%d/stat: start time: %w", pid, err)
-	}
-	exe, err = os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if err != nil {
-		return "", "", err
-	}
-	// A binary replaced on disk since (an upgrade) reads as "path (deleted)": still the process started.
-	return f[19], strings.TrimSuffix(exe, " (deleted)"), nil
+	return start, exe, err
 }
 
 // recordPID writes the started process's identity into the VM's directory. Called with m.mu held.

@@ -298,20 +298,7 @@ func (e *Engine) task(n *store.Node) (*driver.Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.DeployLog = func(ctx context.Context, source string, lines ...string) {
-		run, _ := n.DriverInternalInfo["deploy_run"].(string)
-		if run == "" || len(lines) == 0 {
-			return
-		}
-		now := e.now().UTC()
-		ll := make([]store.LogLine, 0, len(lines))
-		for _, l := range lines {
-			ll = append(ll, store.LogLine{Time: now, Source: source, Message: l})
-		}
-		if err := e.store.AppendDeployLog(ctx, n.UUID, run, ll); err != nil {
-			log.WithError(err).Warn("could not append to the deploy log")
-		}
-	}
+	t.DeployLog = func(ctx context.Context, source string, lines ...string) { e.appendLog(ctx, n, source, lines...) }
 	t.ConfigDrive = func(ctx context.Context) (any, error) {
 		cd, err := e.store.ConfigDrive(ctx, n.UUID)
 		if errors.Is(err, store.ErrNotFound) {

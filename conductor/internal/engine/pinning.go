@@ -37,7 +37,7 @@ func (e *Engine) checkPinned(ctx context.Context, n *store.Node, hb Heartbeat) e
 	count := e.notePinRefusal(n.UUID)
 	msg := fmt.Sprintf("refused a heartbeat that changes %s (%s); %d of %d before the operation fails", field, detail, count, maxPinRefusals)
 	e.log.WithField("node", n.UUID).Warn(msg)
-	e.appendLog(ctx, n, msg)
+	e.appendLog(ctx, n, "conductor", msg)
 	if count >= maxPinRefusals {
 		e.failPinned(n.UUID, fmt.Sprintf("Refused %d heartbeats that tried to change the agent's %s after its first heartbeat pinned it (%s): "+
 			"something other than the booted agent holds the node's agent token; the agent boot was torn down", count, field, detail))
@@ -60,14 +60,19 @@ func (e *Engine) forgetPinRefusals(uuid string) {
 	delete(e.refusals, uuid)
 }
 
-// appendLog writes a conductor line to the node's current deploy log (when a deploy or clean keeps one).
-func (e *Engine) appendLog(ctx context.Context, n *store.Node, msg string) {
+// appendLog adds lines from source ("conductor" or "agent") to the node's current deploy log, when a deploy or
+// clean keeps one (driver_internal_info.deploy_run). A failed write is logged: the operation goes on without it.
+func (e *Engine) appendLog(ctx context.Context, n *store.Node, source string, lines ...string) {
 	run, _ := n.DriverInternalInfo["deploy_run"].(string)
-	if run == "" {
+	if run == "" || len(lines) == 0 {
 		return
 	}
-	line := store.LogLine{Time: e.now().UTC(), Source: "conductor", Message: msg}
-	if err := e.store.AppendDeployLog(ctx, n.UUID, run, []store.LogLine{line}); err != nil {
+	now := e.now().UTC()
+	ll := make([]store.LogLine, 0, len(lines))
+	for _, l := range lines {
+		ll = append(ll, store.LogLine{Time: now, Source: source, Message: l})
+	}
+	if err := e.store.AppendDeployLog(ctx, n.UUID, run, ll); err != nil {
 		e.log.WithError(err).WithField("node", n.UUID).Warn("could not append to the deploy log")
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
+	"github.com/ferric-metal/ferric/hostsweep"
 )
 
 // loopMajor is the block major number of loop devices (Documentation/admin-guide/devices.txt).
@@ -100,32 +100,11 @@ func (b *Boot) claimRunDir(uuid string) (string, error) {
 	return dir, nil
 }
 
-// procIdentity reads what tells a process from a later one that reuses its PID: its start time (field 22 of
-// /proc/PID/stat, clock ticks since boot) and its executable.
+// procIdentity is a process's start time and executable (hostsweep.ProcIdentity): what tells it from a later
+// process that reuses its PID.
 func procIdentity(pid int) (start, exe string, err error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return "", "", err
-	}
-	// Field 2 (comm) is in parentheses and may hold spaces: count fields after its closing one.
-	s := string(stat)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return "", "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state), so field 22 is f[19]
-	if len(f) < 20 {
-		return "", "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	if _, err := strconv.ParseUint(f[19], 10, 64); err != nil {
-		return "", "", fmt.Errorf("/proc/%d/stat: start time: %w", pid, err)
-	}
-	exe, err = os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if err != nil {
-		return "", "", err
-	}
-	// A binary replaced on disk since (a rebuild) reads as "path (deleted)": still the process started.
-	return f[19], strings.TrimSuffix(exe, " (deleted)"), nil
+	start, exe, _, err = hostsweep.ProcIdentity(pid)
+	return start, exe, err
 }
 
 // errStalePID says the recorded PID is no longer the agent that was started.
