@@ -24,8 +24,21 @@ const (
 	// CmdInventory returns the body the agent posts to /v1/continue_inspection: IPA's inventory and plugin data.
 	CmdInventory = "ferric.inventory"
 
+	// IPA's clean and service step extensions: get_*_steps lists the steps the agent offers (by hardware
+	// manager), execute_*_step runs one asynchronously.
+	CmdGetCleanSteps      = "clean.get_clean_steps"
+	CmdExecuteCleanStep   = "clean.execute_clean_step"
+	CmdGetServiceSteps    = "service.get_service_steps"
+	CmdExecuteServiceStep = "service.execute_service_step"
+	// CmdFinalizeRescue sets the rescue user's password (hashed) and ends the agent's lookup/heartbeat loop.
+	CmdFinalizeRescue = "rescue.finalize_rescue"
+
 	// StepBootcInstall is the in-band deploy step Ironic's bootc interface calls.
 	StepBootcInstall = "execute_bootc_install"
+	// StepEraseDevicesMetadata wipes partition tables and signatures (Ironic's default automated clean step).
+	StepEraseDevicesMetadata = "erase_devices_metadata"
+	// StepEraseDevices erases every byte of the node's disks.
+	StepEraseDevices = "erase_devices"
 )
 
 // Command statuses.

@@ -183,8 +183,8 @@ func (e *Engine) HeartbeatNode(ctx context.Context, ident string, hb Heartbeat) 
 	}
 	dii["agent_last_heartbeat"] = e.now().UTC().Format("2006-01-02T15:04:05.000000")
 	st := fsm.State(n.ProvisionState)
-	process := heartbeatAllowed(st, fastTrack(n)) && !n.Maintenance && (st == fsm.DeployWait || st == fsm.CleanWait)
-	if st == fsm.DeployWait || st == fsm.CleanWait {
+	process := heartbeatAllowed(st, fastTrack(n)) && !n.Maintenance && agentWait(st)
+	if agentWait(st) {
 		now := e.now().UTC()
 		n.ProvisionUpdatedAt = &now // the call-back timeout starts again
 	}
@@ -201,8 +201,8 @@ func (e *Engine) HeartbeatNode(ctx context.Context, ident string, hb Heartbeat) 
 		e.release(n.UUID)
 		return err
 	}
-	ad, ok := t.Deploy.(AgentDeploy)
-	if !ok {
+	ad := continuer(t)
+	if ad == nil {
 		e.release(n.UUID)
 		return nil
 	}
@@ -225,47 +225,17 @@ func (e *Engine) applyBeat(n *store.Node) {
 	delete(e.beats, n.UUID)
 	e.mu.Unlock()
 	st := fsm.State(n.ProvisionState)
-	if !ok || (st != fsm.DeployWait && st != fsm.CleanWait) || (n.ProvisionUpdatedAt != nil && !at.After(*n.ProvisionUpdatedAt)) {
+	if !ok || !agentWait(st) || (n.ProvisionUpdatedAt != nil && !at.After(*n.ProvisionUpdatedAt)) {
 		return
 	}
 	n.ProvisionUpdatedAt = &at
 	n.DriverInternalInfo["agent_last_heartbeat"] = at.Format("2006-01-02T15:04:05.000000")
 }
 
-// continueAgent hands a waiting node to its agent-driven deploy interface and applies the outcome.
-func (e *Engine) continueAgent(ctx context.Context, t *driver.Task, ad AgentDeploy) {
-	n := t.Node
-	st := fsm.State(n.ProvisionState)
-	if st != fsm.DeployWait && st != fsm.CleanWait {
-		return
-	}
-	out, err := ad.Continue(ctx, t)
-	switch {
-	case err != nil:
-		t.Log.WithError(err).Warn("agent step failed")
-		e.must(e.fail(ctx, n, t, fsm.EvFail, err.Error()))
-	case out == driver.Done:
-		if st == fsm.DeployWait {
-			e.must(e.transition(n, fsm.EvResume, ""))
-			e.refreshPower(ctx, t)
-			e.must(e.transition(n, fsm.EvDone, ""))
-		} else {
-			manual, _ := n.DriverInternalInfo["manual_clean"].(bool)
-			e.must(e.transition(n, fsm.EvResume, ""))
-			if manual {
-				e.must(e.transition(n, fsm.EvManage, ""))
-			} else {
-				e.must(e.transition(n, fsm.EvDone, ""))
-			}
-		}
-		t.Log.WithField("to", n.ProvisionState).Info("provision state reached")
-	}
-}
-
 // PollWaiting continues every node waiting for its agent that is not locked, without waiting for the next
 // heartbeat: completion is noticed within one poll period.
 func (e *Engine) PollWaiting(ctx context.Context) {
-	for _, st := range []fsm.State{fsm.DeployWait, fsm.CleanWait} {
+	for _, st := range agentWaits() {
 		no := false
 		nodes, err := e.store.ListNodes(ctx, store.NodeFilter{ProvisionState: string(st), Reserved: &no}, store.ListOptions{})
 		if err != nil {
@@ -280,7 +250,7 @@ func (e *Engine) PollWaiting(ctx context.Context) {
 			if err != nil {
 				continue
 			}
-			if st := fsm.State(locked.ProvisionState); e.callbackExpired(locked) && (st == fsm.DeployWait || st == fsm.CleanWait) {
+			if st := fsm.State(locked.ProvisionState); e.callbackExpired(locked) && agentWait(st) {
 				// An agent that stopped answering keeps the polls busy (and the lock held) for their whole
 				// deadline, so the timeout is applied here rather than left to checkTimeouts.
 				msg := timeoutMessage(locked)
@@ -292,8 +262,8 @@ func (e *Engine) PollWaiting(ctx context.Context) {
 				e.release(locked.UUID)
 				continue
 			}
-			ad, ok := t.Deploy.(AgentDeploy)
-			if !ok {
+			ad := continuer(t)
+			if ad == nil {
 				e.release(locked.UUID)
 				continue
 			}

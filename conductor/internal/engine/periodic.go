@@ -20,7 +20,10 @@ func (e *Engine) syncPower(ctx context.Context) {
 	}
 	for _, n := range nodes {
 		switch fsm.State(n.ProvisionState) {
-		case fsm.DeployWait, fsm.CleanWait, fsm.Enroll, fsm.AdoptFailed:
+		case fsm.Enroll, fsm.AdoptFailed, fsm.InspectWait:
+			continue
+		}
+		if agentWait(fsm.State(n.ProvisionState)) {
 			continue
 		}
 		if n.TargetPowerState != "" {
@@ -52,7 +55,7 @@ func (e *Engine) syncPower(ctx context.Context) {
 // agent has called back are also checked by the agent poll (PollWaiting), which holds their lock most of the
 // time when the agent stops answering.
 func (e *Engine) checkTimeouts(ctx context.Context) {
-	for _, st := range []fsm.State{fsm.DeployWait, fsm.CleanWait} {
+	for _, st := range append(agentWaits(), fsm.InspectWait) {
 		nodes, err := e.store.ListNodes(ctx, store.NodeFilter{ProvisionState: string(st)}, store.ListOptions{})
 		if err != nil {
 			e.log.WithError(err).Warn("timeout check: could not list nodes")

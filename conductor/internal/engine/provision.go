@@ -177,108 +177,88 @@ func (e *Engine) abort(ctx context.Context, n *store.Node) (handedOff bool, err 
 	return true, nil
 }
 
-// drive runs the work of the node's current transient state, chaining states until the node rests or waits.
+// drive runs the work of the node's current transient state, chaining states until the node rests or waits. Each
+// state's work is a method of its own (verify and delete here; clean, deploy and service in steps.go; inspect in
+// inspect.go; rescue, unrescue and adopt in rescue.go) that reports whether the node moved on to a state drive
+// should continue with; a method that fails moves the node to its failure state itself (failTask).
 func (e *Engine) drive(ctx context.Context, t *driver.Task) {
 	n := t.Node
-	log := t.Log.WithField("state", n.ProvisionState)
-	fail := func(err error) {
-		log.WithError(err).Warn("operation failed")
-		if terr := e.fail(ctx, n, t, fsm.EvFail, err.Error()); terr != nil {
-			log.WithError(terr).Error("could not move node to its failure state")
-		}
-	}
 	for {
+		var next bool
 		switch fsm.State(n.ProvisionState) {
 		case fsm.Verifying:
-			if err := t.Power.Validate(ctx, n); err != nil {
-				fail(fmt.Errorf("Failed to get power state for node %s. Error: %v", n.UUID, err))
-				return
-			}
-			if err := t.Management.Validate(ctx, n); err != nil {
-				fail(fmt.Errorf("Failed to validate management interface for node %s: %v", n.UUID, err))
-				return
-			}
-			ps, err := t.Power.PowerState(ctx, n)
-			if err != nil {
-				fail(fmt.Errorf("Failed to get power state for node %s. Error: %v", n.UUID, err))
-				return
-			}
-			n.PowerState = ps
-			e.must(e.transition(n, fsm.EvDone, ""))
+			next = e.verify(ctx, t)
 		case fsm.Deleting:
-			if err := t.Deploy.TearDown(ctx, t); err != nil {
-				fail(fmt.Errorf("Error while tearing down the instance on node %s: %v", n.UUID, err))
-				return
-			}
-			e.refreshPower(ctx, t)
-			n.InstanceInfo = map[string]any{}
-			n.InstanceUUID = ""
-			for _, k := range []string{"user_deploy_steps", "deployed_image", "agent_secret_token"} {
-				delete(n.DriverInternalInfo, k)
-			}
-			e.must(e.transition(n, fsm.EvClean, ""))
+			next = e.deleteInstance(ctx, t)
 		case fsm.Cleaning:
-			manual, _ := n.DriverInternalInfo["manual_clean"].(bool)
-			if manual || !e.cfg.NoAutomatedClean {
-				out, err := t.Deploy.Clean(ctx, t)
-				if err != nil {
-					fail(fmt.Errorf("Failed to clean node %s: %v", n.UUID, err))
-					return
-				}
-				if out == driver.Wait {
-					e.must(e.transition(n, fsm.EvWait, ""))
-					return
-				}
-			}
-			if manual {
-				delete(n.DriverInternalInfo, "clean_steps")
-				e.must(e.transition(n, fsm.EvManage, ""))
-			} else {
-				e.must(e.transition(n, fsm.EvDone, ""))
-			}
+			next = e.clean(ctx, t)
 		case fsm.Deploying:
-			out, err := t.Deploy.Deploy(ctx, t)
-			if err != nil {
-				fail(err) // tears the agent boot down: the deploy may have failed after booting it
-				return
-			}
-			if out == driver.Wait {
-				e.must(e.transition(n, fsm.EvWait, ""))
-				return
-			}
-			e.refreshPower(ctx, t)
-			e.must(e.transition(n, fsm.EvDone, ""))
+			next = e.deployNode(ctx, t)
+		case fsm.Servicing:
+			next = e.service(ctx, t)
 		case fsm.Inspecting:
-			// The node's inspect interface does the work (redfish reads the BMC; fake finishes at once; agent
-			// and no-inspect refuse); an error lands in "inspect failed" with the reason in last_error.
-			start := e.now().UTC()
-			n.InspectionStartedAt = &start
-			n.InspectionFinishedAt = nil
-			out, err := t.Inspect.Inspect(ctx, t)
-			if err != nil {
-				fail(fmt.Errorf("Failed to inspect hardware. Reason: %v", err))
-				return
-			}
-			if out == driver.Wait {
-				e.must(e.transition(n, fsm.EvWait, ""))
-				return
-			}
-			finish := e.now().UTC()
-			n.InspectionFinishedAt = &finish
-			e.must(e.transition(n, fsm.EvDone, ""))
-		case fsm.Adopting, fsm.Rescuing, fsm.Unrescuing, fsm.Servicing:
-			if fsm.State(n.ProvisionState) == fsm.Unrescuing {
-				delete(n.InstanceInfo, "rescue_password")
-			}
-			e.must(e.transition(n, fsm.EvDone, ""))
-		default:
+			next = e.inspect(ctx, t)
+		case fsm.Rescuing:
+			next = e.rescue(ctx, t)
+		case fsm.Unrescuing:
+			next = e.unrescue(ctx, t)
+		case fsm.Adopting:
+			next = e.adopt(ctx, t)
+		}
+		if !next {
 			return
 		}
 		if fsm.IsStable(fsm.State(n.ProvisionState)) {
-			log.WithField("to", n.ProvisionState).Info("provision state reached")
+			t.Log.WithField("to", n.ProvisionState).Info("provision state reached")
 			return
 		}
 	}
+}
+
+// failTask moves the task's node to its failure state with err as last_error, tearing down an agent boot.
+func (e *Engine) failTask(ctx context.Context, t *driver.Task, err error) {
+	t.Log.WithField("state", t.Node.ProvisionState).WithError(err).Warn("operation failed")
+	if terr := e.fail(ctx, t.Node, t, fsm.EvFail, err.Error()); terr != nil {
+		t.Log.WithError(terr).Error("could not move node to its failure state")
+	}
+}
+
+// verify checks the power and management interfaces of an enrolling node and reads its power state.
+func (e *Engine) verify(ctx context.Context, t *driver.Task) bool {
+	n := t.Node
+	if err := t.Power.Validate(ctx, n); err != nil {
+		e.failTask(ctx, t, fmt.Errorf("Failed to get power state for node %s. Error: %v", n.UUID, err))
+		return false
+	}
+	if err := t.Management.Validate(ctx, n); err != nil {
+		e.failTask(ctx, t, fmt.Errorf("Failed to validate management interface for node %s: %v", n.UUID, err))
+		return false
+	}
+	ps, err := t.Power.PowerState(ctx, n)
+	if err != nil {
+		e.failTask(ctx, t, fmt.Errorf("Failed to get power state for node %s. Error: %v", n.UUID, err))
+		return false
+	}
+	n.PowerState = ps
+	e.must(e.transition(n, fsm.EvDone, ""))
+	return true
+}
+
+// deleteInstance tears the instance down (undeploy) and moves on to cleaning.
+func (e *Engine) deleteInstance(ctx context.Context, t *driver.Task) bool {
+	n := t.Node
+	if err := t.Deploy.TearDown(ctx, t); err != nil {
+		e.failTask(ctx, t, fmt.Errorf("Error while tearing down the instance on node %s: %v", n.UUID, err))
+		return false
+	}
+	e.refreshPower(ctx, t)
+	n.InstanceInfo = map[string]any{}
+	n.InstanceUUID = ""
+	for _, k := range []string{"user_deploy_steps", "deployed_image", "agent_secret_token"} {
+		delete(n.DriverInternalInfo, k)
+	}
+	e.must(e.transition(n, fsm.EvClean, ""))
+	return true
 }
 
 // must logs transitions that the table should always allow; a failure here is a programming error.

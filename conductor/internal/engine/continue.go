@@ -1,0 +1,68 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/fsm"
+)
+
+// agentWaits lists the states in which a node waits for its agent to finish work the conductor handed it; in
+// these a heartbeat (or a poll) continues the operation, and the call-back timeout applies.
+func agentWaits() []fsm.State {
+	return []fsm.State{fsm.DeployWait, fsm.CleanWait, fsm.ServiceWait, fsm.RescueWait}
+}
+
+// agentWait reports whether s is one of agentWaits.
+func agentWait(s fsm.State) bool {
+	for _, w := range agentWaits() {
+		if s == w {
+			return true
+		}
+	}
+	return false
+}
+
+// continuer returns the interface that continues the task's node in its wait state: the rescue interface in
+// rescue wait, the deploy interface otherwise; nil when that interface is not agent-driven.
+func continuer(t *driver.Task) AgentDeploy {
+	var x any = t.Deploy
+	if fsm.State(t.Node.ProvisionState) == fsm.RescueWait {
+		x = t.Rescue
+	}
+	ad, _ := x.(AgentDeploy)
+	return ad
+}
+
+// continueAgent hands a waiting node to its agent-driven interface and applies the outcome.
+func (e *Engine) continueAgent(ctx context.Context, t *driver.Task, ad AgentDeploy) {
+	n := t.Node
+	st := fsm.State(n.ProvisionState)
+	if !agentWait(st) {
+		return
+	}
+	out, err := ad.Continue(ctx, t)
+	switch {
+	case err != nil:
+		t.Log.WithError(err).Warn("agent step failed")
+		e.must(e.fail(ctx, n, t, fsm.EvFail, err.Error()))
+	case out == driver.Done:
+		e.finishWait(ctx, t, st)
+		t.Log.WithField("to", n.ProvisionState).Info("provision state reached")
+	}
+}
+
+// finishWait moves a node whose agent finished its work from wait state st to the state the operation ends in.
+func (e *Engine) finishWait(ctx context.Context, t *driver.Task, st fsm.State) {
+	n := t.Node
+	e.must(e.transition(n, fsm.EvResume, ""))
+	switch st {
+	case fsm.DeployWait:
+		e.refreshPower(ctx, t)
+		e.must(e.transition(n, fsm.EvDone, ""))
+	case fsm.CleanWait:
+		e.finishClean(n)
+	default:
+		e.must(e.transition(n, fsm.EvDone, ""))
+	}
+}
