@@ -422,6 +422,10 @@ func (e *Engine) Validate(ctx context.Context, ident string) (map[string]Validat
 	check("management", t.Management.Validate(ctx, n))
 	check("boot", t.Boot.Validate(ctx, n))
 	check("deploy", t.Deploy.Validate(ctx, n))
+	// As in Ironic, an interface that cannot do its verb at all (no-inspect, no-rescue) answers false with
+	// UnsupportedDriverExtension's reason, so clients see before asking that the verb will be refused.
+	check("inspect", t.Inspect.Validate(ctx, n))
+	check("rescue", t.Rescue.Validate(ctx, n))
 	return out, nil
 }
 

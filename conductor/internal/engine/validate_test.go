@@ -1,0 +1,43 @@
+package engine
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/store"
+)
+
+// TestValidateInspectRescue: GET /validate reports what the node's inspect and rescue interfaces say, so that a
+// node with no-inspect / no-rescue shows false with Ironic's reason instead of a blanket true.
+func TestValidateInspectRescue(t *testing.T) {
+	tests := []struct {
+		name            string
+		ifaces          map[string]string
+		inspect, rescue bool
+	}{
+		{"fake interfaces", map[string]string{"inspect": "fake", "rescue": "fake"}, true, true},
+		{"disabled interfaces", map[string]string{"inspect": "no-inspect", "rescue": "no-rescue"}, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, Config{})
+			driver.AddInspectRescue(f.eng.reg)
+			ctx := context.Background()
+			n := &store.Node{UUID: uuid.NewString(), Driver: "fake-hardware", ProvisionState: "manageable", Interfaces: tc.ifaces}
+			require.NoError(t, f.eng.CreateNode(ctx, n))
+			res, err := f.eng.Validate(ctx, n.UUID)
+			require.NoError(t, err)
+			assert.Equal(t, tc.inspect, res["inspect"].Result)
+			assert.Equal(t, tc.rescue, res["rescue"].Result)
+			if !tc.inspect {
+				assert.Equal(t, "Driver fake-hardware does not support inspect (disabled or not implemented).", res["inspect"].Reason)
+				assert.Equal(t, "Driver fake-hardware does not support rescue (disabled or not implemented).", res["rescue"].Reason)
+			}
+		})
+	}
+}
