@@ -2,6 +2,7 @@ package erase
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -158,7 +159,8 @@ func TestDevice(t *testing.T) {
 	}
 	tests := []struct {
 		name       string
-		ramfs      bool // a loop device over ramfs: no discard, no write-zeroes offload
+		ramfs      bool  // a loop device over ramfs: no discard, no write-zeroes offload
+		size       int64 // 0: 256 MiB
 		opts       Options
 		wantMethod string
 		wantPhases []string
@@ -166,6 +168,8 @@ func TestDevice(t *testing.T) {
 	}{
 		{name: "auto on a loop device discards", wantMethod: MethodDiscard, wantPhases: []string{MethodDiscard},
 			wantReason: "discard: the device discards (queue/discard_max_bytes="},
+		{name: "a tail shorter than a discard granule is zeroed out", size: 16*mib + 1536,
+			wantMethod: MethodDiscard, wantPhases: []string{MethodDiscard}},
 		{name: "auto without discard overwrites", ramfs: true, wantMethod: MethodOverwrite,
 			wantPhases: []string{MethodOverwrite}, wantReason: "queue/discard_max_bytes=0"},
 		{name: "a discard that leaves data falls back to zeroout", opts: Options{ioctl: skipDiscard},
@@ -186,6 +190,7 @@ func TestDevice(t *testing.T) {
 			if tc.ramfs {
 				dir = ramfsDir(t)
 			}
+			size := cmp.Or(tc.size, size)
 			img := image(t, dir, size, true)
 			dev := attach(t, img, false)
 			require.NotEqual(t, int64(-1), firstNonZero(t, img), "the fixture must hold data")
@@ -196,12 +201,24 @@ func TestDevice(t *testing.T) {
 			assert.Contains(t, res.Reason, tc.wantReason)
 			assert.Equal(t, tc.wantPhases, p.phases)
 			assert.False(t, res.Secure, "loop devices have no secure discard")
-			assert.Equal(t, int64(size), res.Bytes)
-			assert.Equal(t, int64(size), p.last, "progress reaches the total")
+			assert.Equal(t, size, res.Bytes)
+			assert.Equal(t, size, p.last, "progress reaches the total")
 			assert.Equal(t, defaultSamples, res.Verified)
 			assert.Equal(t, int64(-1), firstNonZero(t, img), "every byte of the disk reads zero")
 		})
 	}
+}
+
+func TestDeviceForcedDiscardThatLeavesData(t *testing.T) {
+	need(t, true, "losetup")
+	img := image(t, t.TempDir(), 16*mib, true)
+	dev := attach(t, img, false)
+	skipDiscard := func(fd uintptr, req uint, off, n int64) error { return nil }
+	res, err := Device(context.Background(), dev, 16*mib, Options{Method: MethodDiscard, ioctl: skipDiscard})
+	require.ErrorIs(t, err, errNotZero, "a forced method never falls back")
+	assert.ErrorContains(t, err, "byte 0 reads non-zero after discard (choose another method: zeroout or overwrite")
+	assert.Equal(t, MethodDiscard, res.Method)
+	assert.Zero(t, res.Verified)
 }
 
 func TestDeviceStopsWhenCancelled(t *testing.T) {

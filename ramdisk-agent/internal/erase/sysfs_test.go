@@ -159,3 +159,37 @@ func TestWipeSpans(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { assert.Equal(t, tc.want, wipeSpans(tc.r)) })
 	}
 }
+
+func TestVerifyZeros(t *testing.T) {
+	const size = 4<<20 + 1536 // a tail past the last whole 4 KiB
+	tests := []struct {
+		name    string
+		dirty   int64 // offset of the one non-zero byte; -1 for none
+		samples int
+		want    int64
+	}{
+		{"all zeros", -1, 8, -1},
+		{"the first byte", 0, 2, 0},
+		{"the very last byte, past the last whole 4 KiB", size - 1, 2, size - 1},
+		{"the last byte before the final sample (never read with 2 samples)", size - 65*1024, 2, -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "disk")
+			f, err := os.Create(path)
+			require.NoError(t, err)
+			require.NoError(t, f.Truncate(size))
+			if tc.dirty >= 0 {
+				_, err = f.WriteAt([]byte{1}, tc.dirty)
+				require.NoError(t, err)
+			}
+			require.NoError(t, f.Close())
+			n, bad, err := verifyZeros(path, size, tc.samples)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, bad)
+			if tc.want < 0 {
+				assert.Equal(t, tc.samples, n)
+			}
+		})
+	}
+}
