@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -91,6 +92,9 @@ func Device(ctx context.Context, path string, size int64, opts Options) (Result,
 		return res, err
 	}
 	defer f.Close()
+	if err := checkSize(f, path, size); err != nil {
+		return res, err
+	}
 	d := &device{f: f, path: path, size: size, opts: opts, lim: limits{LogicalBlock: 512}}
 	if err := d.probe(); err != nil {
 		return res, err
@@ -154,6 +158,24 @@ func joinReasons(given []string, last string) string {
 		out += g + "; "
 	}
 	return out + last
+}
+
+// checkSize refuses a size that is not the block device's own: erasing short of the end would leave the backup
+// GPT and end-of-disk signatures behind while reporting success. Regular files are taken at their word.
+func checkSize(f *os.File, path string, size int64) error {
+	_, _, block, err := blockNumbers(f)
+	if err != nil || !block {
+		return err
+	}
+	actual, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fmt.Errorf("read the size of %s: %w", path, err)
+	}
+	if actual != size {
+		return fmt.Errorf("%s is %d bytes long, not the %d asked for: pass the device's size "+
+			"(/sys/class/block/<name>/size times 512)", path, actual, size)
+	}
+	return nil
 }
 
 // openDevice opens path exclusively when it is a block device (O_EXCL: the kernel refuses while a partition is

@@ -268,6 +268,7 @@ func TestDeviceRefuses(t *testing.T) {
 			"cannot discard (queue/discard_max_bytes=0): use zeroout or overwrite"},
 		{"unknown method", dev, 16 * mib, Options{Method: "secure-erase"}, `unknown method "secure-erase"`},
 		{"no size", dev, 0, Options{}, "size 0 is not positive"},
+		{"a size short of the device's", dev, 8 * mib, Options{}, "is 16777216 bytes long, not the 8388608 asked for"},
 		{"no device", "/dev/ferric-no-such-disk", 16 * mib, Options{}, "no such file"},
 	}
 	for _, tc := range tests {
@@ -284,6 +285,9 @@ func TestDeviceRefuses(t *testing.T) {
 		require.True(t, errors.Is(err, unix.EBUSY), "%v", err)
 		assert.ErrorContains(t, err, "unmount or stop it first")
 		assert.ErrorContains(t, Metadata(context.Background(), dev, 16*mib), "unmount or stop it first")
+	})
+	t.Run("metadata with a size short of the device's", func(t *testing.T) {
+		assert.ErrorContains(t, Metadata(context.Background(), dev, 15*mib), "not the 15728640 asked for")
 	})
 }
 

@@ -39,6 +39,9 @@ func Metadata(ctx context.Context, path string, size int64) error {
 		return err
 	}
 	defer f.Close()
+	if err := checkSize(f, path, size); err != nil {
+		return err
+	}
 	regions, wholeDisk, err := metadataRegions(f, path, size)
 	if err != nil {
 		return err
