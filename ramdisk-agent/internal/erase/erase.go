@@ -95,7 +95,8 @@ func Device(ctx context.Context, path string, size int64, opts Options) (Result,
 	if err := checkSize(f, path, size); err != nil {
 		return res, err
 	}
-	d := &device{f: f, path: path, size: size, opts: opts, lim: limits{LogicalBlock: 512}}
+	// A regular file gets 4 KiB alignment: O_DIRECT on a filesystem with 4 KiB blocks refuses less.
+	d := &device{f: f, path: path, size: size, opts: opts, lim: limits{LogicalBlock: 4096, DiscardGran: 4096}}
 	if err := d.probe(); err != nil {
 		return res, err
 	}

@@ -116,7 +116,7 @@ func (d *device) run(ctx context.Context, method string, res *Result) error {
 		if err := d.ranges(ctx, unix.BLKZEROOUT, 0, end, d.chunk(zerooutChunk), res); err != nil {
 			return err
 		}
-		return d.writeTail(end)
+		return d.writeTail(end, res)
 	default:
 		return d.overwrite(ctx, res)
 	}
@@ -153,7 +153,7 @@ func (d *device) discard(ctx context.Context, res *Result) error {
 		if err := d.ranges(ctx, unix.BLKZEROOUT, end, tail, tail-end, res); err != nil {
 			return err
 		}
-		return d.writeTail(tail)
+		return d.writeTail(tail, res)
 	}
 	return nil
 }
@@ -174,12 +174,12 @@ func (d *device) ranges(ctx context.Context, req uint, from, to, chunk int64, re
 }
 
 // writeTail writes zeros over [from, size): the bytes past the last whole block, which no ioctl takes.
-func (d *device) writeTail(from int64) error {
-	if from >= d.size {
-		return d.f.Sync()
-	}
-	if _, err := d.f.WriteAt(make([]byte, d.size-from), from); err != nil {
-		return fmt.Errorf("write zeros over the last %d bytes: %w", d.size-from, err)
+func (d *device) writeTail(from int64, res *Result) error {
+	if from < d.size {
+		if _, err := d.f.WriteAt(make([]byte, d.size-from), from); err != nil {
+			return fmt.Errorf("write zeros over the last %d bytes: %w", d.size-from, err)
+		}
+		d.progress(res, d.size)
 	}
 	return d.f.Sync()
 }
