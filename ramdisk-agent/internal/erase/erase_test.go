@@ -165,6 +165,13 @@ func TestDevice(t *testing.T) {
 		}
 		return rangeIoctl(fd, req, off, n)
 	}
+	// secureAsPlain plays a device with secure discard (eMMC, UFS) on a loop device, which has none.
+	secureAsPlain := func(fd uintptr, req uint, off, n int64) error {
+		if req == unix.BLKSECDISCARD {
+			req = unix.BLKDISCARD
+		}
+		return rangeIoctl(fd, req, off, n)
+	}
 	tests := []struct {
 		name       string
 		ramfs      bool  // a loop device over ramfs: no discard, no write-zeroes offload
@@ -173,9 +180,12 @@ func TestDevice(t *testing.T) {
 		wantMethod string
 		wantPhases []string
 		wantReason string
+		wantSecure bool
 	}{
 		{name: "auto on a loop device discards", wantMethod: MethodDiscard, wantPhases: []string{MethodDiscard},
 			wantReason: "discard: the device discards (queue/discard_max_bytes="},
+		{name: "secure discard where the device offers it", opts: Options{ioctl: secureAsPlain}, wantSecure: true,
+			wantMethod: MethodDiscard, wantPhases: []string{MethodDiscard}},
 		{name: "a tail shorter than a discard granule is zeroed out", size: 16*mib + 1536,
 			wantMethod: MethodDiscard, wantPhases: []string{MethodDiscard}},
 		{name: "auto without discard overwrites", ramfs: true, wantMethod: MethodOverwrite,
@@ -208,11 +218,12 @@ func TestDevice(t *testing.T) {
 			assert.Equal(t, tc.wantMethod, res.Method)
 			assert.Contains(t, res.Reason, tc.wantReason)
 			assert.Equal(t, tc.wantPhases, p.phases)
-			assert.False(t, res.Secure, "loop devices have no secure discard")
+			assert.Equal(t, tc.wantSecure, res.Secure, "loop devices have no secure discard of their own")
 			assert.Equal(t, size, res.Bytes)
 			assert.Equal(t, size, p.last, "progress reaches the total")
 			assert.Equal(t, defaultSamples, res.Verified)
-			assert.Equal(t, int64(-1), firstNonZero(t, img), "every byte of the disk reads zero")
+			assert.Equal(t, int64(-1), firstNonZero(t, img), "every byte of the disk's storage is zero")
+			assert.Equal(t, int64(-1), firstNonZero(t, dev), "every byte of the device reads zero")
 		})
 	}
 }
