@@ -98,6 +98,8 @@ func (d *device) noDiscardWhy() string {
 	return "queue/discard_max_bytes=0"
 }
 
+// samples is how many blocks verifyZeros reads: enough to catch a device that keeps old data after a discard
+// (it keeps it everywhere, not in one block), few enough to cost milliseconds.
 func (d *device) samples() int {
 	if d.opts.Samples > 0 {
 		return d.opts.Samples
@@ -135,7 +137,9 @@ func (d *device) discard(ctx context.Context, res *Result) error {
 		}
 		n := min(chunk, end-off)
 		err := d.ioctl(req, off, n)
-		// No secure discard here (the usual case: only some eMMC/UFS offer it): plain discard from now on.
+		// No secure discard here (the usual case: only some eMMC/UFS offer it, and sysfs does not say so,
+		// hence the try): plain discard from now on. EOPNOTSUPP is the kernel's answer; EINVAL an older
+		// driver's, and if it meant a bad range the plain discard fails with it too.
 		if req == unix.BLKSECDISCARD && (errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL)) {
 			req, res.Secure = unix.BLKDISCARD, false
 			err = d.ioctl(req, off, n)
@@ -202,6 +206,8 @@ func (d *device) overwrite(ctx context.Context, res *Result) error {
 			w = direct
 		}
 	}
+	// One writer at a time: two concurrent O_DIRECT writers were slower than one on a loop device (the block
+	// layer already splits each 8 MiB write into several requests in flight).
 	align := d.lim.LogicalBlock
 	for off := int64(0); off < d.size; off += chunk {
 		if err := ctx.Err(); err != nil {
@@ -228,6 +234,8 @@ func (d *device) overwrite(ctx context.Context, res *Result) error {
 	return nil
 }
 
+// chunk is the bytes per ioctl or write: def, or the test seam's size rounded to whole blocks (every range
+// ioctl and O_DIRECT write must be block-aligned).
 func (d *device) chunk(def int64) int64 {
 	if d.opts.chunk > 0 {
 		return alignDown(max(d.opts.chunk, d.lim.LogicalBlock), d.lim.LogicalBlock)
@@ -235,6 +243,7 @@ func (d *device) chunk(def int64) int64 {
 	return def
 }
 
+// progress records done in the Result (so a failed erase says how far it got) and tells the caller.
 func (d *device) progress(res *Result, done int64) {
 	res.Bytes = done
 	if d.opts.Progress != nil {
@@ -242,6 +251,8 @@ func (d *device) progress(res *Result, done int64) {
 	}
 }
 
+// ioctl runs a range ioctl on the exclusive descriptor (the kernel requires it open for writing), through
+// the test seam when one is set.
 func (d *device) ioctl(req uint, off, n int64) error {
 	if d.opts.ioctl != nil {
 		return d.opts.ioctl(d.f.Fd(), req, off, n)
