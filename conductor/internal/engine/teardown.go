@@ -63,6 +63,9 @@ func (e *Engine) fail(ctx context.Context, n *store.Node, t *driver.Task, ev fsm
 	if err != nil {
 		return fmt.Errorf("%v: %w", err, ErrInvalidState)
 	}
+	if to == fsm.RescueFailed {
+		driver.RemoveRescuePassword(n) // as Ironic's rescue clean_up: a failed rescue keeps no password
+	}
 	if endsAgentBoot(to) {
 		if t == nil {
 			t, err = e.task(n)
