@@ -53,6 +53,7 @@ func (e *Engine) tearDownAgent(ctx context.Context, t *driver.Task) {
 		e.refreshPower(ctx, t)
 	}
 	forgetAgent(n)
+	driver.RemoveRescuePassword(n) // as Ironic's rescue clean_up: a rescue that ends this way keeps no password
 }
 
 // fail moves the reserved node n to the state event ev (EvFail or EvAbort) leads to, with last_error msg. When that
@@ -62,9 +63,6 @@ func (e *Engine) fail(ctx context.Context, n *store.Node, t *driver.Task, ev fsm
 	to, err := e.fsm.Next(fsm.State(n.ProvisionState), ev)
 	if err != nil {
 		return fmt.Errorf("%v: %w", err, ErrInvalidState)
-	}
-	if to == fsm.RescueFailed {
-		driver.RemoveRescuePassword(n) // as Ironic's rescue clean_up: a failed rescue keeps no password
 	}
 	if endsAgentBoot(to) {
 		if t == nil {
