@@ -143,9 +143,7 @@ func (a *Agent) serveRescue(ctx context.Context) error {
 		log.WithError(err).Warn("no /etc/dropbear for the host keys")
 	}
 	for {
-		// -R makes host keys on first use, -F/-E keep dropbear in the foreground logging to our stderr, -w refuses
-		// root and -G lets only the rescue group in.
-		cmd := exec.CommandContext(ctx, a.dropbear(), "-R", "-F", "-E", "-w", "-G", RescueUser, "-p", "22")
+		cmd := exec.CommandContext(ctx, a.dropbear(), dropbearArgs("22")...)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		log.Info("rescue mode: dropbear listening on port 22 for user " + RescueUser)
 		err := cmd.Run()
@@ -156,6 +154,13 @@ func (a *Agent) serveRescue(ctx context.Context) error {
 		}
 		log.WithError(err).Warn("dropbear ended; restarting it")
 	}
+}
+
+// dropbearArgs are the rescue login's flags: -R makes host keys on first use, -F/-E keep dropbear in the
+// foreground logging to the agent's stderr, -w refuses root and -G lets only the rescue group in; listen is
+// [address:]port.
+func dropbearArgs(listen string) []string {
+	return []string{"-R", "-F", "-E", "-w", "-G", RescueUser, "-p", listen}
 }
 
 // setRescueUser creates or updates the rescue user and group under root (etc/passwd, etc/group, etc/shadow) with the
