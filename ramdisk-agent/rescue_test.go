@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -261,8 +262,8 @@ func TestRescueLogin(t *testing.T) {
 	require.NoError(t, setRescueUser(root, hash, time.Now()))
 	addr := freeAddr(t)
 	cmd := exec.Command("chroot", append([]string{root, defaultDropbear}, dropbearArgs(addr)...)...)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	logs := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	require.Eventually(t, func() bool {
@@ -289,4 +290,22 @@ func TestRescueLogin(t *testing.T) {
 	assert.Error(t, err, "a wrong password is refused")
 	_, err = dial("root", pw)
 	assert.Error(t, err, "root never logs in")
+}
+
+// lockedBuffer collects a child's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
