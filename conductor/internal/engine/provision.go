@@ -65,6 +65,9 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 			return err
 		}
 	}
+	if op := map[fsm.Event]string{fsm.EvRescue: "rescuing", fsm.EvUnrescue: "unrescuing"}[verb.Event]; op != "" && n.Maintenance {
+		return fmt.Errorf("The %s operation can't be performed on node %s because it's in maintenance mode.: %w", op, n.UUID, ErrInvalidInput)
+	}
 	if verb.Event == fsm.EvRescue {
 		if err := recordRescuePassword(n, req.RescuePassword); err != nil { // only its hash, checked by Validate
 			return err

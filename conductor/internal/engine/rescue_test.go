@@ -211,6 +211,14 @@ func TestAgentRescueFailures(t *testing.T) {
 	require.NoError(t, f.eng.CreateNode(ctx, n))
 	err := f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: "rescue", RescuePassword: "   "})
 	require.ErrorIs(t, err, ErrInvalidInput, "a blank password is refused, as Ironic strips it")
+	require.NoError(t, f.eng.SetMaintenance(ctx, n.UUID, true, "repairs"))
+	err = f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: "rescue", RescuePassword: "pw-2"})
+	require.ErrorIs(t, err, ErrInvalidInput)
+	assert.Contains(t, err.Error(), "The rescuing operation can't be performed on node "+n.UUID+" because it's in maintenance mode.")
+	got, err := f.st.GetNode(ctx, n.UUID)
+	require.NoError(t, err)
+	assert.Equal(t, "active", got.ProvisionState)
+	assert.Empty(t, got.InstanceInfo, "a refused rescue stores nothing")
 }
 
 // TestAdopt: adoption validates the boot and deploy interfaces' data without touching disk or power: a bootc node
