@@ -15,6 +15,7 @@ import (
 	"github.com/GehirnInc/crypt/sha512_crypt"
 	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -30,6 +31,7 @@ type rescueFixture struct {
 	eng   *Engine
 	st    store.Store
 	dir   string
+	logs  *logtest.Hook // every conductor log entry
 	boot  *driver.FakeBoot
 	power *driver.FakePower
 	mgmt  *driver.FakeManagement
@@ -51,6 +53,8 @@ func newRescueFixture(t *testing.T) *rescueFixture {
 	reg.AddDeploy("bootc", bootcdeploy.New(bootcdeploy.Config{}))
 	l := logrus.New()
 	l.SetOutput(io.Discard)
+	l.SetLevel(logrus.DebugLevel)
+	f.logs = logtest.NewLocal(l)
 	f.eng = New(Config{Host: "h1", InsecureAgentHTTP: true}, st, reg, logrus.NewEntry(l))
 	return f
 }
@@ -167,6 +171,13 @@ func TestAgentRescueCycle(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, string(js), pw)
 	assert.NotContains(t, string(f.storedBytes(t)), pw, "no stored byte holds the clear password")
+	require.NotEmpty(t, f.logs.AllEntries())
+	for _, e := range f.logs.AllEntries() {
+		line, err := e.String()
+		require.NoError(t, err)
+		assert.NotContains(t, line, pw, "logs never hold the password")
+		assert.NotContains(t, line, hash, "nor its hash")
+	}
 }
 
 // TestAgentRescueFailures: a finalize_rescue the agent fails, and an abort in rescue wait, land in "rescue failed"
