@@ -280,7 +280,7 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 	agentCA func() string) *driver.Registry {
 	reg := driver.NewRegistry()
 	driver.AddInspectRescue(reg)
-	reg.AddHardware(driver.FakeHardware([]string{"bootc"}, []string{"local-agent"}))
+	reg.AddHardware(driver.EnableAgentRescue(driver.FakeHardware([]string{"bootc"}, []string{"local-agent"})))
 	reg.AddPower("fake", driver.NewFakePower())
 	reg.AddManagement("fake", driver.NewFakeManagement())
 	reg.AddBoot("fake", driver.NewFakeBoot())
@@ -299,7 +299,7 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 		StateDir: stateDir, Runtime: cfg.AgentRuntime, Ulimits: cfg.AgentUlimits, Insecure: cfg.InsecureRegistries,
 		TokenFunc: engine.NewToken, Devices: cfg.LocalAgentDevices, APICA: agentCA, Registries: cfg.Registries}))
 	rf := &redfish.Driver{}
-	reg.AddHardware(redfish.Hardware([]string{"bootc", "fake"}, []string{"redfish-virtual-media", "fake"}))
+	reg.AddHardware(driver.EnableAgentRescue(redfish.Hardware([]string{"bootc", "fake"}, []string{"redfish-virtual-media", "fake"})))
 	reg.AddPower("redfish", rf)
 	reg.AddManagement("redfish", rf)
 	reg.AddInspect("redfish", &redfish.Inspector{Driver: rf, Store: st, AddPorts: cfg.InspectAddPorts})

@@ -143,3 +143,10 @@ func (r *CommandResult) Failure() string {
 	}
 	return msg
 }
+
+// FinalizeRescueParams are the params of rescue.finalize_rescue as Ironic sends them: the crypt(3) hash of the
+// rescue password and hashed=true (the conductor never sends the clear password; the agent refuses hashed=false).
+type FinalizeRescueParams struct {
+	RescuePassword string `json:"rescue_password"`
+	Hashed         bool   `json:"hashed"`
+}

@@ -76,6 +76,10 @@ type Config struct {
 	InspectTimeout time.Duration `json:"-"`
 	// PowerOff is "system" (the ramdisk powers the machine off) or "exit" (the process ends; local boot).
 	PowerOff string `json:"power_off"`
+	// RescueRoot is where rescue.finalize_rescue writes etc/passwd, etc/group and etc/shadow (default "/"; a local
+	// agent's is <state_dir>/rescue-root). Dropbear is the rescue login service (default /usr/sbin/dropbear).
+	RescueRoot string `json:"rescue_root"`
+	Dropbear   string `json:"dropbear"`
 }
 
 func (c *Config) defaults() {
@@ -115,6 +119,7 @@ type Agent struct {
 	podmanReady chan struct{}
 	podmanErr   error
 	podmanSvc   *podman.Service // the service this agent started (nil with --podman-socket)
+	rescue      rescueState     // entered after rescue.finalize_rescue (rescue.go)
 }
 
 // Run runs the agent until ctx ends or it powers off.
@@ -262,6 +267,9 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-a.rescue.wait():
+			srv.Close() // as IPA: a rescued node's agent serves no API and sends no heartbeat, only the login
+			return a.serveRescue(ctx)
 		case <-a.beat:
 		case <-time.After(next):
 		}

@@ -121,6 +121,7 @@ func (a *Agent) commands() map[string]api.Spec {
 		deploy.CmdInventory: {Handler: func(ctx context.Context, _ json.RawMessage, _ *api.Command) (any, error) {
 			return a.inventory(ctx)
 		}},
+		deploy.CmdFinalizeRescue: {Handler: a.finalizeRescue},
 		deploy.CmdCollectLogs: {Async: true, Handler: func(context.Context, json.RawMessage, *api.Command) (any, error) {
 			return a.collectLogs()
 		}},

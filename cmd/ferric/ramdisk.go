@@ -34,6 +34,7 @@ func runRamdisk(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		" (server adds NIC, RAID/HBA and USB drivers of common servers, with their firmware)")
 	fs.Var(&modules, "module", "another kernel module to carry, with its dependencies (repeatable; e.g. bnx2x)")
 	fs.Var(&cas, "ca-cert", "PEM file of a CA to trust in the ramdisk, added to Debian's bundle (repeatable)")
+	fs.BoolVar(&cfg.NoRescue, "no-rescue", false, "leave out the rescue login (dropbear, busybox sh): rescue through the agent is then refused")
 	fs.Var(&firmwares, "firmware-deb", "Debian package to take firmware from, besides the profile's (repeatable)")
 	// Packages are cached like the kernel package (make kernel-deb): a rebuild downloads nothing.
 	fs.StringVar(&cfg.Cache, "cache", "out/cache", "directory firmware and ca-certificates packages are downloaded to "+

@@ -1,7 +1,8 @@
 // Package ramdisk builds the agent ramdisk from Debian packages on a Debian host, without debootstrap: the Debian
 // kernel, and an initramfs (newc cpio, gzip) holding a Go /init, the kernel modules of a profile (vm or server)
 // with their dependencies and the firmware they request (read from each module's .modinfo), the CA bundle with
-// the operator's build-time CAs, the podman stack copied from the host with its libraries, and ferric-agent.
+// the operator's build-time CAs, the podman stack and the rescue login (dropbear, busybox) copied from the host
+// with their libraries, and ferric-agent.
 package ramdisk
 
 import (
@@ -23,6 +24,11 @@ import (
 func DefaultBinaries() []string {
 	return []string{"/usr/bin/podman", "/usr/bin/conmon", "/usr/sbin/runc", "/sbin/ip"}
 }
+
+// RescueBinaries are the rescue login (Debian's dropbear-bin and busybox-static), copied from the host with their
+// shared libraries unless Config.NoRescue: after rescue.finalize_rescue the agent runs dropbear for the `rescue`
+// user, whose shell is busybox's /bin/sh (its applets run without links: Debian builds it standalone).
+func RescueBinaries() []string { return []string{"/usr/sbin/dropbear", "/bin/busybox"} }
 
 // Config configures a build.
 type Config struct {
@@ -46,6 +52,9 @@ type Config struct {
 	// CABundle is the base bundle; "" takes HostCABundle, or builds it from the ca-certificates package (Cache)
 	// when the host has none.
 	CABundle string
+	// NoRescue leaves the rescue login (RescueBinaries) out: the agent then refuses rescue.finalize_rescue, as
+	// nobody could log in to the rescue environment.
+	NoRescue bool
 }
 
 // Result names the outputs and their sizes, and what went in.
@@ -171,6 +180,10 @@ func Build(ctx context.Context, cfg Config, log *logrus.Entry) (*Result, error) 
 	if err := addBinaries(ctx, cfg, t); err != nil {
 		return nil, err
 	}
+	if !cfg.NoRescue {
+		t.symlink("bin/sh", "/bin/busybox")
+		t.file("etc/shells", []byte("/bin/sh\n"), 0o644)
+	}
 	if err := write(cfg.Out, kernels[0], Cpio(t.entries), res); err != nil {
 		return nil, err
 	}
@@ -261,9 +274,14 @@ func addFirmware(ctx context.Context, cfg Config, work string, wanted []string, 
 // addBinaries copies the host binaries with their shared libraries, then /init and the agent.
 func addBinaries(ctx context.Context, cfg Config, t *tree) error {
 	libs := map[string]bool{}
-	for _, bin := range cfg.Binaries {
+	bins := cfg.Binaries
+	if !cfg.NoRescue {
+		bins = append(append([]string(nil), bins...), RescueBinaries()...)
+	}
+	for _, bin := range bins {
 		if err := t.copyFile(strings.TrimPrefix(bin, "/"), bin, 0o755); err != nil {
-			return fmt.Errorf("%s is needed in the ramdisk (apt-get install podman conmon runc iproute2): %w", bin, err)
+			return fmt.Errorf("%s is needed in the ramdisk (apt-get install podman conmon runc iproute2 dropbear-bin busybox-static; "+
+				"or build without the rescue login: --no-rescue): %w", bin, err)
 		}
 		deps, err := sharedLibs(ctx, bin)
 		if err != nil {

@@ -19,9 +19,9 @@ import (
 func TestBuildProfiles(t *testing.T) {
 	deb := kernelDeb(t)
 	needTool(t, "dpkg-deb", "dpkg")
-	for _, p := range DefaultBinaries() {
+	for _, p := range append(DefaultBinaries(), RescueBinaries()...) {
 		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("%s missing: .ci/run installs podman conmon runc iproute2", p)
+			t.Fatalf("%s missing: .ci/run installs podman conmon runc iproute2 dropbear-bin busybox-static", p)
 		}
 	}
 	dir := t.TempDir()
@@ -51,6 +51,21 @@ func TestBuildProfiles(t *testing.T) {
 	assert.Empty(t, vm.MissingFirmware, "no vm driver asks for firmware")
 	assert.Contains(t, vmFiles, caBundlePath)
 	assert.False(t, hasModule(vmFiles, "mpt3sas"))
+
+	// The rescue login: dropbear with its libraries (libcrypt verifies the shadow hash), busybox as /bin/sh; what
+	// it costs is measured against a build without it (--no-rescue).
+	for _, f := range []string{"usr/sbin/dropbear", "bin/busybox", "etc/shells"} {
+		assert.Contains(t, vmFiles, f)
+	}
+	assert.True(t, hasPrefixIn(keys(vmFiles), "lib/x86_64-linux-gnu/libcrypt.so"), "dropbear's libcrypt")
+	assert.Equal(t, "/bin/busybox", string(vmFiles["bin/sh"].Data))
+	assert.Equal(t, uint32(0o120777), vmFiles["bin/sh"].Mode, "/bin/sh is a symlink")
+	bare, bareFiles := build(Config{Profile: ProfileVM, NoRescue: true})
+	assert.NotContains(t, bareFiles, "usr/sbin/dropbear")
+	assert.NotContains(t, bareFiles, "bin/sh")
+	t.Logf("rescue login costs %.2f MB compressed, %.2f MB uncompressed", float64(vm.InitBytes-bare.InitBytes)/1e6,
+		float64(vm.UncompressedInitramfs-bare.UncompressedInitramfs)/1e6)
+	assert.Less(t, vm.InitBytes-bare.InitBytes, int64(3e6), "the rescue login adds under 3 MB compressed")
 
 	server, files := build(Config{CACerts: []string{caFile}, FirmwareDebs: []string{fwDeb}, Modules: []string{"bnx2x"}})
 	assert.Equal(t, ProfileServer, server.Profile, "server is the default")
@@ -88,6 +103,14 @@ func hasModule(files map[string]CpioEntry, name string) bool {
 		}
 	}
 	return false
+}
+
+func keys(files map[string]CpioEntry) []string {
+	out := make([]string, 0, len(files))
+	for k := range files {
+		out = append(out, k)
+	}
+	return out
 }
 
 func hasPrefixIn(list []string, prefix string) bool {

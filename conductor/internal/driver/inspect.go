@@ -24,6 +24,7 @@ func AddInspectRescue(r *Registry) {
 	r.AddInspect(InspectNone, NoInspect{})
 	r.AddRescue(RescueFake, FakeRescue{})
 	r.AddRescue(RescueNone, NoRescue{})
+	r.AddRescue(RescueAgent, AgentRescue{})
 }
 
 // NoInspect is Ironic's no-inspect: every inspection is refused with UnsupportedDriverExtension's wording.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
@@ -32,7 +33,7 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 	if verb.Event == fsm.EvClean && len(req.CleanSteps) == 0 {
 		return fmt.Errorf("\"clean_steps\" is required when setting target provision state to clean: %w", ErrInvalidInput)
 	}
-	if verb.Event == fsm.EvRescue && req.RescuePassword == "" {
+	if verb.Event == fsm.EvRescue && strings.TrimSpace(req.RescuePassword) == "" {
 		return fmt.Errorf("A non-empty \"rescue_password\" is required when setting target provision state to rescue: %w", ErrInvalidInput)
 	}
 	n, err := e.reserve(ctx, ident, true)
@@ -64,6 +65,14 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 			return err
 		}
 	}
+	if op := map[fsm.Event]string{fsm.EvRescue: "rescuing", fsm.EvUnrescue: "unrescuing"}[verb.Event]; op != "" && n.Maintenance {
+		return fmt.Errorf("The %s operation can't be performed on node %s because it's in maintenance mode.: %w", op, n.UUID, ErrInvalidInput)
+	}
+	if verb.Event == fsm.EvRescue {
+		if err := recordRescuePassword(n, req.RescuePassword); err != nil { // only its hash, checked by Validate
+			return err
+		}
+	}
 	// An interface that cannot do the verb (no-inspect, no-rescue) refuses it here, with Ironic's 400.
 	if err := validateVerbInterface(ctx, t, verb.Event); err != nil {
 		return err
@@ -90,8 +99,6 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 		n.DriverInternalInfo["manual_clean"] = true
 	case fsm.EvService:
 		setOrDelete(n.DriverInternalInfo, "service_steps", req.ServiceSteps)
-	case fsm.EvRescue:
-		n.InstanceInfo["rescue_password"] = req.RescuePassword
 	case fsm.EvProvide:
 		delete(n.DriverInternalInfo, "manual_clean")
 	}
@@ -120,7 +127,7 @@ func validateVerbInterface(ctx context.Context, t *driver.Task, ev fsm.Event) er
 	case fsm.EvInspect:
 		err = t.Inspect.Validate(ctx, t.Node)
 	case fsm.EvRescue:
-		err = t.Rescue.Validate(ctx, t.Node)
+		err = validateRescue(ctx, t)
 	default:
 		return nil
 	}

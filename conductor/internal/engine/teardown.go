@@ -53,6 +53,7 @@ func (e *Engine) tearDownAgent(ctx context.Context, t *driver.Task) {
 		e.refreshPower(ctx, t)
 	}
 	forgetAgent(n)
+	driver.RemoveRescuePassword(n) // as Ironic's rescue clean_up: a rescue that ends this way keeps no password
 }
 
 // fail moves the reserved node n to the state event ev (EvFail or EvAbort) leads to, with last_error msg. When that
