@@ -27,6 +27,16 @@ const (
 // ErrInvalid marks a step list the caller must fix (HTTP 400).
 var ErrInvalid = errors.New("invalid steps")
 
+// Error is a refused step list; its text is the message for the user, and it matches ErrInvalid.
+type Error struct{ Msg string }
+
+func (e *Error) Error() string { return e.Msg }
+
+// Unwrap makes the error match ErrInvalid.
+func (e *Error) Unwrap() error { return ErrInvalid }
+
+func invalid(format string, a ...any) error { return &Error{Msg: fmt.Sprintf(format, a...)} }
+
 // ArgInfo describes one argument a step accepts (Ironic's argsinfo entry).
 type ArgInfo struct {
 	Description string `json:"description,omitempty"`
@@ -144,7 +154,7 @@ func Parse(kind Kind, field string, raw []map[string]any) ([]Step, error) {
 	out := make([]Step, 0, len(raw))
 	for i, m := range raw {
 		bad := func(format string, a ...any) error {
-			return fmt.Errorf("Invalid %s[%d]: %s: %w", field, i, fmt.Sprintf(format, a...), ErrInvalid)
+			return invalid("Invalid %s[%d]: %s", field, i, fmt.Sprintf(format, a...))
 		}
 		iface, ok := m["interface"].(string)
 		if !ok || iface == "" {

@@ -76,8 +76,7 @@ func ValidateUser(kind Kind, user, offered []Step) ([]Step, error) {
 		out = append(out, d)
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("%s (the node's interfaces offer these %s steps: %s): %w", strings.Join(errs, "; "), kind,
-			Offered(offered), ErrInvalid)
+		return nil, invalid("%s (the node's interfaces offer these %s steps: %s)", strings.Join(errs, "; "), kind, Offered(offered))
 	}
 	return out, nil
 }
@@ -137,7 +136,7 @@ func MergeDeploy(offered, user, templates []Step) ([]Step, error) {
 	add("user", user, true)
 	add("template", templates, false)
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("%s (the node's interfaces offer these deploy steps: %s): %w", strings.Join(errs, "; "), Offered(offered), ErrInvalid)
+		return nil, invalid("%s (the node's interfaces offer these deploy steps: %s)", strings.Join(errs, "; "), Offered(offered))
 	}
 	var out []Step
 	for _, s := range offered {
