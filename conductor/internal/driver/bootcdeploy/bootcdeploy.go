@@ -489,4 +489,6 @@ func (d *Deploy) TearDown(ctx context.Context, t *driver.Task) error {
 }
 
 // Clean is not used for this interface: the engine runs its clean steps (Steps, ExecuteStep) instead.
-func (d *Deploy) Clean(context.Context, *driver.Task) (driver.Outcome, error) { return driver.Done, nil }
+func (d *Deploy) Clean(context.Context, *driver.Task) (driver.Outcome, error) {
+	return driver.Done, nil
+}
