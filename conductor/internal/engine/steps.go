@@ -45,11 +45,13 @@ func stepKind(st fsm.State) (steps.Kind, bool) {
 func listKey(k steps.Kind) string  { return string(k) + "_steps" }
 func indexKey(k steps.Kind) string { return string(k) + "_step_index" }
 
-// setCurrent records s as the node's current step of kind (nil: none, shown as {}).
+// setCurrent records s as the node's current step of kind (nil: none, shown as {}). The field shows Ironic's
+// keys only: whether the agent runs the step stays in the plan.
 func setCurrent(n *store.Node, k steps.Kind, s map[string]any) {
 	if s == nil {
 		s = map[string]any{}
 	}
+	delete(s, "in_band")
 	switch k {
 	case steps.Clean:
 		n.CleanStep = s

@@ -148,8 +148,8 @@ func Automated(offered []Step, overrides map[string]int) []Step {
 }
 
 // Parse checks the shape of the steps a provision request carries (clean_steps, service_steps, deploy_steps) and
-// returns them; field is the request's field name, used in the errors. Deploy steps need a priority (Ironic's
-// schema); clean and service steps run in the order given.
+// returns them; field is the request's field name, used in the errors. Deploy steps need args and a priority
+// (Ironic's schema); clean and service steps run in the order given.
 func Parse(kind Kind, field string, raw []map[string]any) ([]Step, error) {
 	out := make([]Step, 0, len(raw))
 	for i, m := range raw {
@@ -168,6 +168,9 @@ func Parse(kind Kind, field string, raw []map[string]any) ([]Step, error) {
 			return nil, bad("'step' is a required property (the step's name, e.g. erase_devices)")
 		}
 		s := Step{Interface: iface, Step: name, Args: map[string]any{}}
+		if _, present := m["args"]; !present && kind == Deploy {
+			return nil, bad("'args' is a required property (use {} for none)")
+		}
 		if a, present := m["args"]; present && a != nil {
 			args, ok := a.(map[string]any)
 			if !ok {

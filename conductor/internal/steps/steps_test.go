@@ -78,8 +78,9 @@ func TestParse(t *testing.T) {
 		{"bad interface", Service, []map[string]any{{"interface": "disk", "step": "x"}}, "Invalid service_steps[0]: 'disk' is not one of"},
 		{"missing step", Clean, []map[string]any{{"interface": "deploy"}}, "'step' is a required property"},
 		{"args not a dict", Clean, []map[string]any{{"interface": "deploy", "step": "x", "args": []any{1}}}, "'args' must be a dictionary"},
-		{"deploy needs priority", Deploy, []map[string]any{{"interface": "deploy", "step": "x"}}, "Invalid deploy_steps[0]: 'priority' is a required property"},
-		{"negative priority", Deploy, []map[string]any{{"interface": "deploy", "step": "x", "priority": -1.0}}, "'priority' must be a non-negative integer"},
+		{"deploy needs priority", Deploy, []map[string]any{{"interface": "deploy", "step": "x", "args": map[string]any{}}}, "Invalid deploy_steps[0]: 'priority' is a required property"},
+		{"deploy needs args", Deploy, []map[string]any{{"interface": "deploy", "step": "x", "priority": 1.0}}, "Invalid deploy_steps[0]: 'args' is a required property"},
+		{"negative priority", Deploy, []map[string]any{{"interface": "deploy", "step": "x", "args": map[string]any{}, "priority": -1.0}}, "'priority' must be a non-negative integer"},
 		{"unknown key", Clean, []map[string]any{{"interface": "deploy", "step": "x", "foo": 1.0}}, "('foo' was unexpected)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
