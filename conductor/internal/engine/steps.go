@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
 	"github.com/ferric-metal/ferric/conductor/internal/steps"
@@ -212,7 +214,11 @@ func (e *Engine) runSteps(ctx context.Context, t *driver.Task, k steps.Kind) boo
 			return false
 		}
 		dii[listKey(k)] = steps.Maps(plan)
-		t.Logf(ctx, "%s steps: %s", k, steps.Offered(plan))
+		if k != steps.Deploy {
+			// A clean or service keeps a log of its own (a deploy's run starts in the core step).
+			dii["deploy_run"] = e.now().UTC().Format("20060102T150405Z") + "-" + string(k) + "-" + uuid.NewString()[:8]
+		}
+		t.Logf(ctx, "%s steps: %s", k, stepList(plan))
 	}
 	list, err := steps.FromAny(dii[listKey(k)])
 	if err != nil {
@@ -301,6 +307,21 @@ func (e *Engine) runStep(ctx context.Context, t *driver.Task, k steps.Kind, s st
 		return driver.Done, fmt.Errorf("no interface of the node offers this step any more (offered: %s)", offeredNames(t, k))
 	}
 	return p.ExecuteStep(ctx, t, k, s)
+}
+
+// stepList names the planned steps in run order, with their priorities.
+func stepList(plan []steps.Step) string {
+	if len(plan) == 0 {
+		return "none"
+	}
+	out := ""
+	for i, s := range plan {
+		if i > 0 {
+			out += ", "
+		}
+		out += fmt.Sprintf("%s (priority %d)", s.ID(), s.Priority)
+	}
+	return out
 }
 
 func offeredNames(t *driver.Task, k steps.Kind) string {

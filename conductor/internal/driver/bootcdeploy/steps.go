@@ -185,7 +185,7 @@ func (d *Deploy) continueInBand(ctx context.Context, t *driver.Task, c *agentcli
 		}
 		n.DriverInternalInfo[keyStepCmd] = r.ID
 		n.DriverInternalInfo[keyOffset] = 0
-		t.Logf(ctx, "agent at %s runs %s step %s (command %s)", n.DriverInternalInfo["agent_url"], kind, s.ID(), r.ID)
+		t.Logf(ctx, "agent at %s runs %s step %s (%s, command %s)", n.DriverInternalInfo["agent_url"], kind, s.ID(), executeCommand(kind), r.ID)
 		return driver.Wait, t.Save(ctx)
 	}
 	r, out, err := d.follow(ctx, t, c, id)
