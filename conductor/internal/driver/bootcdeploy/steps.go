@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/ferric-metal/ferric/conductor/internal/agentclient"
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
@@ -150,6 +151,43 @@ func currentStep(n *store.Node) (steps.Kind, steps.Step) {
 	return kind, s
 }
 
+// getCommand is the agent command that lists the in-band steps of kind.
+func getCommand(kind steps.Kind) string {
+	return map[steps.Kind]string{steps.Clean: deploy.CmdGetCleanSteps, steps.Deploy: deploy.CmdGetDeploySteps,
+		steps.Service: deploy.CmdGetServiceSteps}[kind]
+}
+
+// agentOffers asks the agent which steps of kind it has (get_*_steps, as Ironic does once the agent is up) and
+// refuses s when the agent does not offer it: an agent image older or other than this conductor expects fails
+// here, naming the step and what the agent has, instead of on an unknown command.
+func (d *Deploy) agentOffers(ctx context.Context, t *driver.Task, c *agentclient.Client, kind steps.Kind, s steps.Step) error {
+	n := t.Node
+	r, err := c.Execute(ctx, getCommand(kind), deploy.GetStepsParams{Node: map[string]any{"uuid": n.UUID}, Ports: []any{}}, true)
+	if errors.Is(err, agentclient.ErrIdentity) {
+		return identityError(n, err)
+	}
+	if err != nil {
+		return fmt.Errorf("the agent could not list its %s steps (%v): use an agent ramdisk of this Ferric version", kind, err)
+	}
+	var got map[string]json.RawMessage
+	if err := json.Unmarshal(r.CommandResult, &got); err != nil {
+		return fmt.Errorf("the agent's %s steps are unreadable: %w", kind, err)
+	}
+	var byManager map[string][]deploy.Step
+	_ = json.Unmarshal(got[string(kind)+"_steps"], &byManager) // missing or malformed: the agent offers nothing
+	var names []string
+	for _, list := range byManager {
+		for _, x := range list {
+			if x.Interface == s.Interface && x.Step == s.Step {
+				return nil
+			}
+			names = append(names, x.Interface+"."+x.Step)
+		}
+	}
+	return fmt.Errorf("the agent does not offer %s step %s (it offers: %s); use an agent ramdisk of this Ferric version",
+		kind, s.ID(), strings.Join(names, ", "))
+}
+
 // stepField is the node's field holding its current step of kind (nil when none is recorded).
 func stepField(n *store.Node, kind steps.Kind) map[string]any {
 	return map[steps.Kind]map[string]any{steps.Clean: n.CleanStep, steps.Deploy: n.DeployStep, steps.Service: n.ServiceStep}[kind]
@@ -170,6 +208,9 @@ func (d *Deploy) continueInBand(ctx context.Context, t *driver.Task, c *agentcli
 	}
 	id, _ := n.DriverInternalInfo[keyStepCmd].(string)
 	if id == "" {
+		if err := d.agentOffers(ctx, t, c, kind, s); err != nil {
+			return driver.Done, err
+		}
 		// The agent is told only what it needs: the step, the node's uuid and properties (root device hints).
 		params := deploy.StepParams{Step: deploy.Step{Interface: s.Interface, Step: s.Step, Args: s.Args, Priority: s.Priority,
 			Abortable: s.Abortable, RebootRequired: s.RebootRequested},

@@ -38,6 +38,12 @@ func (a *stepAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Params json.RawMessage `json:"params"`
 		}
 		json.NewDecoder(r.Body).Decode(&req)
+		if req.Name == deploy.CmdGetCleanSteps {
+			json.NewEncoder(w).Encode(deploy.CommandResult{ID: "g", CommandStatus: deploy.StatusSucceeded, CommandResult: json.RawMessage(
+				`{"clean_steps":{"GenericHardwareManager":[{"interface":"deploy","step":"erase_devices","priority":10}]},` +
+					`"hardware_manager_version":{"generic_hardware_manager":"1.2"}}`)})
+			return
+		}
 		if req.Name == deploy.CmdProgress {
 			b, _ := json.Marshal(a.progress)
 			json.NewEncoder(w).Encode(deploy.CommandResult{ID: "p", CommandStatus: deploy.StatusSucceeded, CommandResult: b})
@@ -120,6 +126,14 @@ func TestInBandCleanStep(t *testing.T) {
 	n.ProvisionState = "clean wait"
 	_, err = d.Continue(ctx, task)
 	require.EqualError(t, err, "Error erasing block device /dev/vda: write error")
+
+	// A step the agent does not offer fails before it is sent.
+	other := steps.Step{Interface: "deploy", Step: deploy.StepEraseDevicesMetadata, InBand: true}
+	n.ProvisionState, n.CleanStep = "cleaning", other.Map()
+	out, err = d.ExecuteStep(ctx, task, steps.Clean, other)
+	require.ErrorContains(t, err, "the agent does not offer clean step deploy.erase_devices_metadata (it offers: deploy.erase_devices)")
+	assert.Equal(t, driver.Done, out)
+	assert.Len(t, agent.names, 2, "nothing more was sent")
 
 	require.NoError(t, d.FinishSteps(ctx, task, steps.Clean))
 	ps, _ = p.PowerState(ctx, n)
