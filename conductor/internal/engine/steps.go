@@ -214,10 +214,12 @@ func (e *Engine) runSteps(ctx context.Context, t *driver.Task, k steps.Kind) boo
 			return false
 		}
 		dii[listKey(k)] = steps.Maps(plan)
+		// Each deploy, clean or service keeps a log of its own (GET /v1/nodes/{node}/deploy_logs).
+		tag := ""
 		if k != steps.Deploy {
-			// A clean or service keeps a log of its own (a deploy's run starts in the core step).
-			dii["deploy_run"] = e.now().UTC().Format("20060102T150405Z") + "-" + string(k) + "-" + uuid.NewString()[:8]
+			tag = string(k) + "-"
 		}
+		dii["deploy_run"] = e.now().UTC().Format("20060102T150405Z") + "-" + tag + uuid.NewString()[:8]
 		t.Logf(ctx, "%s steps: %s", k, stepList(plan))
 	}
 	list, err := steps.FromAny(dii[listKey(k)])

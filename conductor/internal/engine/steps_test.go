@@ -252,6 +252,8 @@ func TestUserDeployStepsMerged(t *testing.T) {
 	got := f.get(t, n.UUID)
 	assert.Equal(t, "active", got.ProvisionState, got.LastError)
 	assert.Equal(t, []string{"deploy:bios.factory_reset"}, d.steps(), "the core step runs through Deploy, after the user step")
+	assert.Equal(t, "factory_reset", d.current[0]["step"], "deploy_step holds the running step")
+	assert.NotContains(t, d.current[0], "in_band", "the step field shows Ironic's keys only")
 	assert.Equal(t, map[string]any{}, got.DeployStep)
 
 	err := f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: "rebuild", DeploySteps: []map[string]any{

@@ -133,7 +133,10 @@ func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, er
 	for _, k := range []string{keyCommand, keyOffset, keyProgress, keyInstalled, keyPinned, keyDigest, keyTag, keyPlatform} {
 		delete(dii, k)
 	}
-	dii[keyRun] = time.Now().UTC().Format("20060102T150405Z") + "-" + uuid.NewString()[:8]
+	// The step engine started this deploy's log run before its first step; called on its own, Deploy starts one.
+	if cur, _ := n.DeployStep["step"].(string); cur != "deploy" || dii[keyRun] == nil {
+		dii[keyRun] = time.Now().UTC().Format("20060102T150405Z") + "-" + uuid.NewString()[:8]
+	}
 	if err := d.Validate(ctx, n); err != nil {
 		return driver.Done, err
 	}
