@@ -278,3 +278,27 @@ func TestAbortRefusedInNonAbortableStep(t *testing.T) {
 	f.eng.Wait()
 	assert.Equal(t, "clean failed", f.get(t, n.UUID).ProvisionState)
 }
+
+// TestFlowSteps: the conductor's own steps in a manual clean: power_on through the power interface, wait for
+// args.seconds, then the next step.
+func TestFlowSteps(t *testing.T) {
+	ctx := context.Background()
+	f, d := stepFixture(t, Config{})
+	n := f.node(t, "manageable")
+	require.NoError(t, f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: "clean", CleanSteps: []map[string]any{
+		{"interface": "power", "step": "power_on"}, {"interface": "deploy", "step": "wait", "args": map[string]any{"seconds": 0.05}},
+		{"interface": "bios", "step": "factory_reset"}}}))
+	f.eng.Wait()
+	got := f.get(t, n.UUID)
+	assert.Equal(t, "manageable", got.ProvisionState, got.LastError)
+	assert.Equal(t, driver.PowerOn, got.PowerState)
+	assert.Equal(t, []string{"clean:bios.factory_reset"}, d.steps())
+
+	n = f.node(t, "manageable")
+	require.NoError(t, f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: "clean", CleanSteps: []map[string]any{
+		{"interface": "deploy", "step": "wait", "args": map[string]any{"seconds": 7200.0}}}}))
+	f.eng.Wait()
+	got = f.get(t, n.UUID)
+	assert.Equal(t, "clean failed", got.ProvisionState)
+	assert.Contains(t, got.LastError, "failed clean step deploy.wait: wait step: args.seconds must be between 0 and 3600")
+}
