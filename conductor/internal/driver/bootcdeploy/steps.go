@@ -159,32 +159,35 @@ func getCommand(kind steps.Kind) string {
 
 // agentOffers asks the agent which steps of kind it has (get_*_steps, as Ironic does once the agent is up) and
 // refuses s when the agent does not offer it: an agent image older or other than this conductor expects fails
-// here, naming the step and what the agent has, instead of on an unknown command.
-func (d *Deploy) agentOffers(ctx context.Context, t *driver.Task, c *agentclient.Client, kind steps.Kind, s steps.Step) error {
+// here, naming the step and what the agent has, instead of on an unknown command. It returns the agent's
+// hardware manager versions.
+func (d *Deploy) agentOffers(ctx context.Context, t *driver.Task, c *agentclient.Client, kind steps.Kind, s steps.Step) (map[string]string, error) {
 	n := t.Node
 	r, err := c.Execute(ctx, getCommand(kind), deploy.GetStepsParams{Node: map[string]any{"uuid": n.UUID}, Ports: []any{}}, true)
 	if errors.Is(err, agentclient.ErrIdentity) {
-		return identityError(n, err)
+		return nil, identityError(n, err)
 	}
 	if err != nil {
-		return fmt.Errorf("the agent could not list its %s steps (%v): use an agent ramdisk of this Ferric version", kind, err)
+		return nil, fmt.Errorf("the agent could not list its %s steps (%v): use an agent ramdisk of this Ferric version", kind, err)
 	}
 	var got map[string]json.RawMessage
 	if err := json.Unmarshal(r.CommandResult, &got); err != nil {
-		return fmt.Errorf("the agent's %s steps are unreadable: %w", kind, err)
+		return nil, fmt.Errorf("the agent's %s steps are unreadable: %w", kind, err)
 	}
 	var byManager map[string][]deploy.Step
 	_ = json.Unmarshal(got[string(kind)+"_steps"], &byManager) // missing or malformed: the agent offers nothing
+	var version map[string]string
+	_ = json.Unmarshal(got["hardware_manager_version"], &version) // optional: sent back as it came
 	var names []string
 	for _, list := range byManager {
 		for _, x := range list {
 			if x.Interface == s.Interface && x.Step == s.Step {
-				return nil
+				return version, nil
 			}
 			names = append(names, x.Interface+"."+x.Step)
 		}
 	}
-	return fmt.Errorf("the agent does not offer %s step %s (it offers: %s); use an agent ramdisk of this Ferric version",
+	return nil, fmt.Errorf("the agent does not offer %s step %s (it offers: %s); use an agent ramdisk of this Ferric version",
 		kind, s.ID(), strings.Join(names, ", "))
 }
 
@@ -208,13 +211,23 @@ func (d *Deploy) continueInBand(ctx context.Context, t *driver.Task, c *agentcli
 	}
 	id, _ := n.DriverInternalInfo[keyStepCmd].(string)
 	if id == "" {
-		if err := d.agentOffers(ctx, t, c, kind, s); err != nil {
+		version, err := d.agentOffers(ctx, t, c, kind, s)
+		if err != nil {
 			return driver.Done, err
 		}
 		// The agent is told only what it needs: the step, the node's uuid and properties (root device hints).
 		params := deploy.StepParams{Step: deploy.Step{Interface: s.Interface, Step: s.Step, Args: s.Args, Priority: s.Priority,
 			Abortable: s.Abortable, RebootRequired: s.RebootRequested},
 			Node: map[string]any{"uuid": n.UUID, "properties": n.Properties}, Ports: []any{}}
+		// Ironic hands back the hardware manager versions the agent reported with its steps.
+		switch kind {
+		case steps.Clean:
+			params.CleanVersion = version
+		case steps.Deploy:
+			params.DeployVersion = version
+		case steps.Service:
+			params.ServiceVersion = version
+		}
 		r, err := c.Execute(ctx, executeCommand(kind), params, false)
 		switch {
 		case errors.Is(err, agentclient.ErrBusy):

@@ -104,6 +104,7 @@ func TestInBandCleanStep(t *testing.T) {
 	require.Equal(t, []string{deploy.CmdExecuteCleanStep}, agent.names)
 	assert.Equal(t, deploy.Step{Interface: "deploy", Step: "erase_devices", Priority: 10, Abortable: true}, agent.params[0].Step)
 	assert.Equal(t, map[string]any{"uuid": "n1", "properties": n.Properties}, agent.params[0].Node, "the agent gets the uuid and properties only")
+	assert.Equal(t, map[string]string{"generic_hardware_manager": "1.2"}, agent.params[0].CleanVersion, "the versions the agent reported")
 
 	out, err = d.Continue(ctx, task)
 	require.NoError(t, err)
