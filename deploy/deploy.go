@@ -66,19 +66,50 @@ type BootcInstallParams struct {
 }
 
 // DeployStepParams are the params of deploy.execute_deploy_step (how Ironic calls in-band steps).
-type DeployStepParams struct {
-	Step  Step           `json:"step"`
+type DeployStepParams = StepParams
+
+// StepParams are the params of clean.execute_clean_step, deploy.execute_deploy_step and
+// service.execute_service_step (IPA's shape): the step, the node (Ironic sends it with secrets masked; Ferric's
+// conductor sends only its uuid and properties) and its ports, plus the version map of the hardware managers the
+// conductor saw (IPA refuses a step when they changed; Ferric's agent has one manager and ignores it).
+type StepParams struct {
+	Step           Step              `json:"step"`
+	Node           map[string]any    `json:"node"`
+	Ports          []any             `json:"ports"`
+	CleanVersion   map[string]string `json:"clean_version,omitempty"`
+	DeployVersion  map[string]string `json:"deploy_version,omitempty"`
+	ServiceVersion map[string]string `json:"service_version,omitempty"`
+}
+
+// GetStepsParams are the params of clean.get_clean_steps and friends.
+type GetStepsParams struct {
 	Node  map[string]any `json:"node"`
 	Ports []any          `json:"ports"`
 }
 
-// Step names a deploy step and its arguments.
+// Step names a step and its arguments, as the agent reports it (get_*_steps) and is asked to run it.
 type Step struct {
 	Interface      string         `json:"interface"`
 	Step           string         `json:"step"`
 	Args           map[string]any `json:"args,omitempty"`
 	Priority       int            `json:"priority"`
 	RebootRequired bool           `json:"reboot_requested"`
+	Abortable      bool           `json:"abortable"`
+}
+
+// HardwareManager is the name under which the agent reports its steps, and HardwareManagerVersion its version
+// (IPA's GenericHardwareManager, version 1.2).
+const (
+	HardwareManager        = "GenericHardwareManager"
+	HardwareManagerVersion = "1.2"
+)
+
+// EraseResult is the result of erase_devices: how each device was erased.
+type EraseResult struct {
+	Device  string  `json:"device"`
+	Method  string  `json:"method"`
+	Bytes   int64   `json:"bytes"`
+	Seconds float64 `json:"seconds"`
 }
 
 // Phase is one timed phase of an install.

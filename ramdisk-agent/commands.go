@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -44,48 +43,13 @@ func stepPlatform(node map[string]any, hostArch string) (string, error) {
 }
 
 func (a *Agent) commands() map[string]api.Spec {
-	return map[string]api.Spec{
+	cmds := map[string]api.Spec{
 		deploy.CmdBootcInstall: {Async: true, Handler: func(ctx context.Context, raw json.RawMessage, c *api.Command) (any, error) {
 			var p deploy.BootcInstallParams
 			if err := json.Unmarshal(raw, &p); err != nil {
 				return nil, &api.ClientError{Err: fmt.Errorf("params: %w", err)}
 			}
 			return a.install(ctx, p, c)
-		}},
-		deploy.CmdGetDeploySteps: {Handler: func(context.Context, json.RawMessage, *api.Command) (any, error) {
-			return map[string]any{"deploy_steps": map[string]any{"GenericHardwareManager": []deploy.Step{
-				{Interface: "deploy", Step: deploy.StepBootcInstall, Priority: 0}}}, "hardware_manager_version": map[string]string{"generic_hardware_manager": "1.2"}}, nil
-		}},
-		deploy.CmdExecuteDeployStep: {Async: true, Handler: func(ctx context.Context, raw json.RawMessage, c *api.Command) (any, error) {
-			var p deploy.DeployStepParams
-			if err := json.Unmarshal(raw, &p); err != nil {
-				return nil, &api.ClientError{Err: fmt.Errorf("params: %w", err)}
-			}
-			if p.Step.Step != deploy.StepBootcInstall {
-				return nil, &api.ClientError{Err: fmt.Errorf("deploy step %q is not supported by this agent; it runs %s", p.Step.Step, deploy.StepBootcInstall)}
-			}
-			// Ironic's conductor sends image_source, configdrive and oci_pull_secret as step args.
-			str := func(k string) *string {
-				if s, ok := p.Step.Args[k].(string); ok && s != "" {
-					return &s
-				}
-				return nil
-			}
-			ii, _ := p.Node["instance_info"].(map[string]any)
-			src := ""
-			if s := str("image_source"); s != nil {
-				src = *s
-			}
-			platform, err := stepPlatform(p.Node, runtime.GOARCH)
-			if err != nil {
-				return nil, &api.ClientError{Err: err}
-			}
-			res, err := a.install(ctx, deploy.BootcInstallParams{ImageSource: src, InstanceInfo: ii, PullSecret: str("oci_pull_secret"),
-				ConfigDrive: str("configdrive"), ImagePlatform: platform}, c)
-			if err != nil {
-				return nil, err
-			}
-			return map[string]any{"deploy_result": res, "deploy_step": p.Step}, nil
 		}},
 		deploy.CmdProgress: {Handler: func(_ context.Context, raw json.RawMessage, _ *api.Command) (any, error) {
 			var p struct {
@@ -114,8 +78,9 @@ func (a *Agent) commands() map[string]api.Spec {
 			}()
 			return map[string]string{"result": "powering off"}, nil
 		}},
+		// ferric.wipe_disk is erase_devices_metadata for conductors that predate the clean steps.
 		deploy.CmdWipeDisk: {Async: true, Handler: func(ctx context.Context, raw json.RawMessage, c *api.Command) (any, error) {
-			return a.wipe(c)
+			return a.eraseMetadata(ctx, c)
 		}},
 		// The conductor may ask for the inventory over the command API too (an agent it already knows).
 		deploy.CmdInventory: {Handler: func(ctx context.Context, _ json.RawMessage, _ *api.Command) (any, error) {
@@ -126,6 +91,11 @@ func (a *Agent) commands() map[string]api.Spec {
 			return a.collectLogs()
 		}},
 	}
+	// The clean, deploy and service step extensions (steps.go).
+	for name, spec := range a.stepCommands() {
+		cmds[name] = spec
+	}
+	return cmds
 }
 
 func (a *Agent) hints() map[string]any {
@@ -154,31 +124,6 @@ func (a *Agent) install(ctx context.Context, p deploy.BootcInstallParams, c *api
 	}
 	c.SetPhases(res.Phases)
 	return res, nil
-}
-
-// wipe erases the partition tables and filesystem signatures of the install disk (its first and last MiB),
-// Ironic's "erase_devices_metadata" for automated cleaning.
-func (a *Agent) wipe(c *api.Command) (any, error) {
-	disk, reason, err := a.targetDisk()
-	if err != nil {
-		return nil, clientErr(err)
-	}
-	f, err := os.OpenFile(disk.Name, os.O_WRONLY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	zero := make([]byte, 1<<20)
-	for _, off := range []int64{0, disk.Size - 1<<20} {
-		if _, err := f.WriteAt(zero, off); err != nil {
-			return nil, fmt.Errorf("wipe %s at %d: %w", disk.Name, off, err)
-		}
-	}
-	if err := f.Sync(); err != nil {
-		return nil, err
-	}
-	c.Line(fmt.Sprintf("wiped the metadata of %s (%s)", disk.Name, reason))
-	return map[string]string{"result": "erased metadata of " + disk.Name}, nil
 }
 
 func (a *Agent) targetDisk() (hardware.Disk, string, error) {

@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/ferric-metal/ferric/conductor/internal/engine"
+	"github.com/ferric-metal/ferric/conductor/internal/steps"
 )
 
 func (s *Server) putProvision(w http.ResponseWriter, r *http.Request) {
@@ -39,6 +40,18 @@ func (s *Server) putProvision(w http.ResponseWriter, r *http.Request) {
 	if len(req.DeploySteps) > 0 && version < 69 {
 		s.writeError(w, r, badRequest("deploy_steps requires API version 1.69 or later"))
 		return
+	}
+	// The steps' shape is checked here, before the node is touched; whether the node offers them, by the engine.
+	for _, f := range []struct {
+		kind  steps.Kind
+		field string
+		raw   []map[string]any
+	}{{steps.Clean, "clean_steps", req.CleanSteps}, {steps.Deploy, "deploy_steps", req.DeploySteps},
+		{steps.Service, "service_steps", req.ServiceSteps}} {
+		if _, err := steps.Parse(f.kind, f.field, f.raw); err != nil {
+			s.writeError(w, r, badRequest("%s", err.Error()))
+			return
+		}
 	}
 	cd, err := parseConfigDrive(req.ConfigDrive, req.Target, version)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/ferric-metal/ferric/conductor/internal/steps"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
@@ -141,6 +142,27 @@ type Rescue interface {
 	Validate(ctx context.Context, n *store.Node) error
 	Rescue(ctx context.Context, t *Task) (Outcome, error)
 	Unrescue(ctx context.Context, t *Task) (Outcome, error)
+}
+
+// StepProvider is the optional capability of an interface that offers clean, deploy or service steps (Ironic's
+// get_clean_steps/execute_clean_step and friends). The engine gathers the steps of every interface of a node that
+// implements it, orders them and runs them one at a time through the interface that offered each.
+type StepProvider interface {
+	// Steps lists the steps of kind the interface offers, with their default priorities; in-band steps (run by
+	// the agent ramdisk) have InBand set.
+	Steps(kind steps.Kind) []steps.Step
+	// ExecuteStep runs (or starts) one step on t.Node, whose current step field (clean_step, deploy_step or
+	// service_step) already holds it. Done: the step finished. Wait: the node waits (clean wait, wait call-back,
+	// service wait) and the interface's Continue (AgentDeploy) reports Done once the step finished. An error fails
+	// the step; its text goes into last_error.
+	ExecuteStep(ctx context.Context, t *Task, kind steps.Kind, s steps.Step) (Outcome, error)
+}
+
+// StepFinisher is implemented by step providers that set something up for the steps of a clean or service (the
+// agent ramdisk) and tear it down once the last step finished. Failures tear it down through the engine's
+// failure path instead.
+type StepFinisher interface {
+	FinishSteps(ctx context.Context, t *Task, kind steps.Kind) error
 }
 
 // UnsupportedError is Ironic's UnsupportedDriverExtension: the node's interface of this kind cannot do the

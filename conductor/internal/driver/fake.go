@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferric-metal/ferric/conductor/internal/steps"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
@@ -185,3 +186,31 @@ func (FakeDeploy) TearDown(ctx context.Context, t *Task) error {
 
 // Clean finishes at once.
 func (FakeDeploy) Clean(context.Context, *Task) (Outcome, error) { return Done, nil }
+
+// Steps offers what Ironic's fake interfaces offer: the core deploy step (deploy.deploy, priority 100), and the
+// steps of the fake BIOS and RAID interfaces (priority 0: only when asked for). Ferric has no separate bios and
+// raid interfaces, so the fake deploy interface offers them under those interface names; they do nothing.
+func (FakeDeploy) Steps(kind steps.Kind) []steps.Step {
+	settings := map[string]steps.ArgInfo{"settings": {Required: true, Description: "a list of BIOS settings to apply"}}
+	bios := []steps.Step{{Interface: "bios", Step: "apply_configuration", ArgsInfo: settings}, {Interface: "bios", Step: "factory_reset"}}
+	switch kind {
+	case steps.Deploy:
+		return append([]steps.Step{{Interface: "deploy", Step: "deploy", Priority: 100}}, bios...)
+	case steps.Clean, steps.Service:
+		raid := map[string]steps.ArgInfo{"create_root_volume": {Description: "create the root volume (default true)"},
+			"create_nonroot_volumes": {Description: "create the other volumes (default true)"},
+			"delete_existing":        {Description: "delete the existing configuration first (default true)"}}
+		return append(bios, steps.Step{Interface: "raid", Step: "create_configuration", ArgsInfo: raid},
+			steps.Step{Interface: "raid", Step: "delete_configuration"})
+	}
+	return nil
+}
+
+// ExecuteStep runs the core deploy step as Deploy does; the fake BIOS and RAID steps finish at once.
+func (f FakeDeploy) ExecuteStep(ctx context.Context, t *Task, kind steps.Kind, s steps.Step) (Outcome, error) {
+	if s.ID() == steps.Core {
+		return f.Deploy(ctx, t)
+	}
+	t.Logf(ctx, "fake %s step %s done (fake-hardware changes nothing)", kind, s.ID())
+	return Done, nil
+}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
@@ -45,16 +46,28 @@ func (e *Engine) continueAgent(ctx context.Context, t *driver.Task, ad AgentDepl
 	switch {
 	case err != nil:
 		t.Log.WithError(err).Warn("agent step failed")
-		e.must(e.fail(ctx, n, t, fsm.EvFail, err.Error()))
+		msg := err.Error()
+		if k, ok := stepKind(st); ok {
+			if s := currentStep(n, k); s.Step != "" {
+				t.Logf(ctx, "%s step %s failed: %v", k, s.ID(), err)
+				msg = fmt.Sprintf("Node %s failed %s step %s: %v", n.UUID, k, s.ID(), err)
+			}
+		}
+		e.must(e.fail(ctx, n, t, fsm.EvFail, msg))
 	case out == driver.Done:
 		e.finishWait(ctx, t, st)
 		t.Log.WithField("to", n.ProvisionState).Info("provision state reached")
 	}
 }
 
-// finishWait moves a node whose agent finished its work from wait state st to the state the operation ends in.
+// finishWait moves a node whose agent finished its work out of wait state st: a node running steps goes on with
+// the next step, any other to the state its operation ends in.
 func (e *Engine) finishWait(ctx context.Context, t *driver.Task, st fsm.State) {
 	n := t.Node
+	if e.nextStep(t, st) {
+		e.drive(ctx, t)
+		return
+	}
 	e.must(e.transition(n, fsm.EvResume, ""))
 	switch st {
 	case fsm.DeployWait:

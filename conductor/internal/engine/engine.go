@@ -47,6 +47,10 @@ type Config struct {
 	AgentPollInterval time.Duration
 	// NoDeleteAvailable refuses DELETE of available nodes (Ironic's allow_deleting_available_nodes=false).
 	NoDeleteAvailable bool
+	// StepPriorities overrides step priorities by "<interface>.<step>" for automated cleaning (Ironic's
+	// [conductor]clean_step_priority_override, [deploy]erase_devices_priority and erase_devices_metadata_priority);
+	// nil means DefaultStepPriorities (metadata wipe yes, full erase no).
+	StepPriorities map[string]int
 }
 
 func (c *Config) defaults() {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
+	"github.com/ferric-metal/ferric/conductor/internal/steps"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
@@ -77,6 +78,13 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 	if err := validateVerbInterface(ctx, t, verb.Event); err != nil {
 		return err
 	}
+	// Steps nobody offers are refused before anything changes (Ironic fails the clean later, in clean failed).
+	if err := validateRequestSteps(t, verb.Event, req); err != nil {
+		return err
+	}
+	if err := checkAbortable(n, verb.Event); err != nil {
+		return err
+	}
 
 	// Record the request for the drivers.
 	switch verb.Event {
@@ -93,13 +101,21 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 		if err != nil {
 			return fmt.Errorf("keep the config drive of node %s: %w", n.UUID, err)
 		}
+		resetSteps(n, steps.Deploy)
 		setOrDelete(n.DriverInternalInfo, "user_deploy_steps", req.DeploySteps)
 	case fsm.EvClean:
+		// The requested steps wait under clean_steps until the clean plans them (validated, with the offered
+		// steps' priority and abortable), as Ironic keeps them.
+		resetSteps(n, steps.Clean)
 		n.DriverInternalInfo["clean_steps"] = req.CleanSteps
 		n.DriverInternalInfo["manual_clean"] = true
 	case fsm.EvService:
+		resetSteps(n, steps.Service)
 		setOrDelete(n.DriverInternalInfo, "service_steps", req.ServiceSteps)
+	case fsm.EvDelete:
+		resetSteps(n, steps.Clean)
 	case fsm.EvProvide:
+		resetSteps(n, steps.Clean)
 		delete(n.DriverInternalInfo, "manual_clean")
 	}
 
@@ -115,7 +131,24 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 		return nil // e.g. available -> manageable: nothing more to do
 	}
 	handedOff = true
+	if verb.Event == fsm.EvUnhold {
+		e.async(n, "unhold", func(ctx context.Context, n *store.Node) { e.unhold(ctx, t) })
+		return nil
+	}
 	e.async(n, "provision "+req.Target, func(ctx context.Context, n *store.Node) { e.drive(ctx, t) })
+	return nil
+}
+
+// checkAbortable refuses an abort while the node runs a step that cannot be aborted (Ironic: only abortable clean
+// steps may be interrupted in clean wait).
+func checkAbortable(n *store.Node, ev fsm.Event) error {
+	if ev != fsm.EvAbort || fsm.State(n.ProvisionState) != fsm.CleanWait {
+		return nil
+	}
+	if s := currentStep(n, steps.Clean); s.Step != "" && !s.Abortable {
+		return fmt.Errorf("Node %s is currently in the middle of clean step %s which is not abortable; wait until it finishes: %w",
+			n.UUID, s.ID(), ErrInvalidInput)
+	}
 	return nil
 }
 

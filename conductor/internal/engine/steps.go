@@ -2,18 +2,345 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
+	"github.com/ferric-metal/ferric/conductor/internal/steps"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
-// clean runs automated cleaning (provide, undeploy) or a manual clean through the node's deploy interface.
+// The step engine: clean, deploy and service run the same way. When the operation starts, its steps are planned
+// (gathered from the node's interfaces, chosen and ordered by the steps package) into driver_internal_info
+// <kind>_steps; then they run one at a time, the current one in the node's clean_step/deploy_step/service_step
+// and its index in <kind>_step_index. A step that waits (the agent runs it, or the agent must boot first) moves
+// the node to the wait state; the agent-driven interface's Continue reports it done and finishWait resumes with
+// the next step. The first failure ends the operation in its failure state, naming the step.
+
+// DefaultStepPriorities are the priority overrides applied when Config.StepPriorities is nil: Ferric's automated
+// cleaning wipes disk metadata (the agent's erase_devices_metadata, priority 99) but does not erase whole disks
+// (erase_devices: the agent offers it at 10, as IPA does; Ferric runs it only when asked, in a manual clean).
+func DefaultStepPriorities() map[string]int {
+	return map[string]int{"deploy.erase_devices": 0}
+}
+
+// stepKind is the step kind of a provision state, if it runs steps.
+func stepKind(st fsm.State) (steps.Kind, bool) {
+	switch st {
+	case fsm.Cleaning, fsm.CleanWait, fsm.CleanHold:
+		return steps.Clean, true
+	case fsm.Deploying, fsm.DeployWait, fsm.DeployHold:
+		return steps.Deploy, true
+	case fsm.Servicing, fsm.ServiceWait, fsm.ServiceHold:
+		return steps.Service, true
+	}
+	return "", false
+}
+
+// Keys in driver_internal_info: the planned steps (Ironic's clean_steps, deploy_steps, service_steps; the
+// request's steps are kept under the same key until planned, except deploy's: user_deploy_steps) and the index
+// of the current one.
+func listKey(k steps.Kind) string  { return string(k) + "_steps" }
+func indexKey(k steps.Kind) string { return string(k) + "_step_index" }
+
+// setCurrent records s as the node's current step of kind (nil: none, shown as {}). The field shows Ironic's
+// keys only: whether the agent runs the step stays in the plan.
+func setCurrent(n *store.Node, k steps.Kind, s map[string]any) {
+	if s == nil {
+		s = map[string]any{}
+	}
+	delete(s, "in_band")
+	switch k {
+	case steps.Clean:
+		n.CleanStep = s
+	case steps.Deploy:
+		n.DeployStep = s
+	case steps.Service:
+		n.ServiceStep = s
+	}
+}
+
+// currentStep returns the node's current step of kind ("" step when none).
+func currentStep(n *store.Node, k steps.Kind) steps.Step {
+	m := map[steps.Kind]map[string]any{steps.Clean: n.CleanStep, steps.Deploy: n.DeployStep, steps.Service: n.ServiceStep}[k]
+	if len(m) == 0 {
+		return steps.Step{}
+	}
+	list, err := steps.FromAny([]any{m})
+	if err != nil || len(list) == 0 {
+		return steps.Step{}
+	}
+	return list[0]
+}
+
+// resetSteps forgets the plan and the current step of kind.
+func resetSteps(n *store.Node, k steps.Kind) {
+	delete(n.DriverInternalInfo, listKey(k))
+	delete(n.DriverInternalInfo, indexKey(k))
+	setCurrent(n, k, nil)
+}
+
+// providers returns the node's interfaces that offer steps, deploy first (its steps win a name clash).
+func providers(t *driver.Task) []driver.StepProvider {
+	var out []driver.StepProvider
+	seen := map[any]bool{}
+	for _, x := range []any{t.Deploy, t.Management, t.Power, t.Boot} {
+		if p, ok := x.(driver.StepProvider); ok && !seen[x] {
+			seen[x] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// offered gathers the steps of kind the node's interfaces offer, and which interface runs each.
+func offered(t *driver.Task, k steps.Kind) ([]steps.Step, map[string]driver.StepProvider) {
+	var list []steps.Step
+	by := map[string]driver.StepProvider{}
+	for _, p := range providers(t) {
+		for _, s := range p.Steps(k) {
+			if _, dup := by[s.ID()]; !dup {
+				by[s.ID()] = p
+				list = append(list, s)
+			}
+		}
+	}
+	return list, by
+}
+
+// stepOverrides returns the operator's priority overrides.
+func (e *Engine) stepOverrides() map[string]int {
+	if e.cfg.StepPriorities != nil {
+		return e.cfg.StepPriorities
+	}
+	return DefaultStepPriorities()
+}
+
+// planSteps chooses the steps of the operation the node starts: automated clean takes the enabled steps,
+// manual clean and service exactly the requested ones, deploy merges the user's deploy_steps into the driver's.
+func (e *Engine) planSteps(t *driver.Task, k steps.Kind) ([]steps.Step, error) {
+	n := t.Node
+	offer, _ := offered(t, k)
+	switch k {
+	case steps.Clean:
+		if manual, _ := n.DriverInternalInfo["manual_clean"].(bool); !manual {
+			return steps.Automated(offer, e.stepOverrides()), nil
+		}
+		user, err := steps.FromAny(n.DriverInternalInfo[listKey(k)])
+		if err != nil {
+			return nil, err
+		}
+		return steps.ValidateUser(k, user, offer)
+	case steps.Service:
+		user, err := steps.FromAny(n.DriverInternalInfo[listKey(k)])
+		if err != nil {
+			return nil, err
+		}
+		return steps.ValidateUser(k, user, offer)
+	}
+	user, err := steps.FromAny(n.DriverInternalInfo["user_deploy_steps"])
+	if err != nil {
+		return nil, err
+	}
+	// Deploy templates (the steps of templates matching the node's instance traits) are issue 15's: none yet.
+	return steps.MergeDeploy(offer, user, nil)
+}
+
+// validateRequestSteps checks the steps a clean, service or deploy request names against what the node's
+// interfaces offer, before any state changes (Ironic's 400 wording, with the offered steps named). A deploy
+// interface without steps runs its own Clean and Deploy, which take no steps: nothing is checked then.
+func validateRequestSteps(t *driver.Task, ev fsm.Event, req ProvisionRequest) error {
+	if !isStepProvider(t.Deploy) {
+		return nil
+	}
+	var err error
+	switch ev {
+	case fsm.EvClean, fsm.EvService:
+		k, raw := steps.Clean, req.CleanSteps
+		if ev == fsm.EvService {
+			k, raw = steps.Service, req.ServiceSteps
+		}
+		var user []steps.Step
+		if user, err = steps.Parse(k, listKey(k), raw); err == nil {
+			offer, _ := offered(t, k)
+			_, err = steps.ValidateUser(k, user, offer)
+		}
+	case fsm.EvDeploy, fsm.EvRebuild:
+		if len(req.DeploySteps) == 0 {
+			return nil
+		}
+		var user []steps.Step
+		if user, err = steps.Parse(steps.Deploy, "deploy_steps", req.DeploySteps); err == nil {
+			offer, _ := offered(t, steps.Deploy)
+			_, err = steps.MergeDeploy(offer, user, nil)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%v: %w", err, ErrInvalidInput)
+	}
+	return nil
+}
+
+func isStepProvider(x any) bool { _, ok := x.(driver.StepProvider); return ok }
+
+// intOf reads an index stored in driver_internal_info (an int in this process, a float64 after a reload).
+func intOf(v any) (int, bool) {
+	switch x := v.(type) {
+	case int:
+		return x, true
+	case float64:
+		return int(x), true
+	}
+	return 0, false
+}
+
+// errHeld is runStep's way of saying the step put the node on hold.
+var errHeld = errors.New("held")
+
+// runSteps runs the planned steps of kind from the current index. It reports true when all are done (the caller
+// ends the operation), false when the node waits, holds or failed.
+func (e *Engine) runSteps(ctx context.Context, t *driver.Task, k steps.Kind) bool {
+	n := t.Node
+	dii := n.DriverInternalInfo
+	idx, started := intOf(dii[indexKey(k)])
+	if !started {
+		plan, err := e.planSteps(t, k)
+		if err != nil {
+			e.failTask(ctx, t, fmt.Errorf("Node %s has invalid %s steps: %v", n.UUID, k, err))
+			return false
+		}
+		dii[listKey(k)] = steps.Maps(plan)
+		// Each deploy, clean or service keeps a log of its own (GET /v1/nodes/{node}/deploy_logs).
+		tag := ""
+		if k != steps.Deploy {
+			tag = string(k) + "-"
+		}
+		dii["deploy_run"] = e.now().UTC().Format("20060102T150405Z") + "-" + tag + uuid.NewString()[:8]
+		t.Logf(ctx, "%s steps: %s", k, stepList(plan))
+	}
+	list, err := steps.FromAny(dii[listKey(k)])
+	if err != nil {
+		e.failTask(ctx, t, err)
+		return false
+	}
+	_, by := offered(t, k)
+	for ; idx < len(list); idx++ {
+		s := list[idx]
+		dii[indexKey(k)] = idx
+		setCurrent(n, k, s.Map())
+		t.Logf(ctx, "%s step %s started (%d of %d)", k, s.ID(), idx+1, len(list))
+		out, err := e.runStep(ctx, t, k, s, by[s.ID()])
+		if errors.Is(err, errHeld) {
+			e.must(e.transition(n, fsm.EvHold, ""))
+			t.Logf(ctx, "%s held at step %s: resume with the unhold verb", k, s.ID())
+			return false
+		}
+		if err != nil {
+			e.failStep(ctx, t, k, s, err)
+			return false
+		}
+		if out == driver.Wait {
+			e.must(e.transition(n, fsm.EvWait, ""))
+			return false
+		}
+		t.Logf(ctx, "%s step %s done", k, s.ID())
+	}
+	resetSteps(n, k)
+	if fin, ok := t.Deploy.(driver.StepFinisher); ok && k != steps.Deploy {
+		if err := fin.FinishSteps(ctx, t, k); err != nil {
+			e.failTask(ctx, t, fmt.Errorf("Failed to tear down after the %s steps of node %s: %v", k, n.UUID, err))
+			return false
+		}
+	}
+	return true
+}
+
+// failStep ends the operation with the failed step named, as Ironic words it.
+func (e *Engine) failStep(ctx context.Context, t *driver.Task, k steps.Kind, s steps.Step, err error) {
+	t.Logf(ctx, "%s step %s failed: %v", k, s.ID(), err)
+	e.failTask(ctx, t, fmt.Errorf("Node %s failed %s step %s: %v", t.Node.UUID, k, s.ID(), err))
+}
+
+// maxWaitStep bounds the wait step: it holds the node's lock while it waits.
+const maxWaitStep = time.Hour
+
+// runStep runs one step: the conductor's own flow steps (hold, wait, power actions), the core deploy step through
+// the deploy interface's Deploy, any other through the interface that offered it.
+func (e *Engine) runStep(ctx context.Context, t *driver.Task, k steps.Kind, s steps.Step, p driver.StepProvider) (driver.Outcome, error) {
+	n := t.Node
+	switch s.Step {
+	case "hold":
+		return driver.Done, errHeld
+	case "wait":
+		secs, ok := s.Args["seconds"].(float64)
+		if !ok {
+			if i, isInt := s.Args["seconds"].(int); isInt {
+				secs, ok = float64(i), true
+			}
+		}
+		if !ok {
+			return driver.Done, errHeld // without a duration, wait holds the node until unhold
+		}
+		d := time.Duration(secs * float64(time.Second))
+		if d < 0 || d > maxWaitStep {
+			return driver.Done, fmt.Errorf("wait step: args.seconds must be between 0 and %d", int(maxWaitStep.Seconds()))
+		}
+		select {
+		case <-time.After(d):
+			return driver.Done, nil
+		case <-ctx.Done():
+			return driver.Done, ctx.Err()
+		}
+	case "power_on", "power_off", "reboot":
+		target := map[string]string{"power_on": driver.PowerOn, "power_off": driver.PowerOff, "reboot": driver.Rebooting}[s.Step]
+		err := t.Power.SetPowerState(ctx, n, target, 0)
+		WipeAgentToken(n) // as for every power action of the conductor
+		e.refreshPower(ctx, t)
+		return driver.Done, err
+	}
+	if k == steps.Deploy && s.ID() == steps.Core {
+		return t.Deploy.Deploy(ctx, t)
+	}
+	if p == nil {
+		return driver.Done, fmt.Errorf("no interface of the node offers this step any more (offered: %s)", offeredNames(t, k))
+	}
+	return p.ExecuteStep(ctx, t, k, s)
+}
+
+// stepList names the planned steps in run order, with their priorities.
+func stepList(plan []steps.Step) string {
+	if len(plan) == 0 {
+		return "none"
+	}
+	out := ""
+	for i, s := range plan {
+		if i > 0 {
+			out += ", "
+		}
+		out += fmt.Sprintf("%s (priority %d)", s.ID(), s.Priority)
+	}
+	return out
+}
+
+func offeredNames(t *driver.Task, k steps.Kind) string {
+	list, _ := offered(t, k)
+	return steps.Offered(list)
+}
+
+// clean runs automated cleaning (provide, undeploy) or a manual clean: the node's clean steps, or the deploy
+// interface's Clean when it offers no steps.
 func (e *Engine) clean(ctx context.Context, t *driver.Task) bool {
 	n := t.Node
 	manual, _ := n.DriverInternalInfo["manual_clean"].(bool)
-	if manual || !e.cfg.NoAutomatedClean {
+	if !manual && (e.cfg.NoAutomatedClean || (n.AutomatedClean != nil && !*n.AutomatedClean)) {
+		e.finishClean(n)
+		return true
+	}
+	if !isStepProvider(t.Deploy) {
 		out, err := t.Deploy.Clean(ctx, t)
 		if err != nil {
 			e.failTask(ctx, t, fmt.Errorf("Failed to clean node %s: %v", n.UUID, err))
@@ -23,14 +350,27 @@ func (e *Engine) clean(ctx context.Context, t *driver.Task) bool {
 			e.must(e.transition(n, fsm.EvWait, ""))
 			return false
 		}
+		e.finishClean(n)
+		return true
+	}
+	if !e.runSteps(ctx, t, steps.Clean) {
+		return false
 	}
 	e.finishClean(n)
 	return true
 }
 
-// deployNode runs (or starts) the deploy through the node's deploy interface.
+// deployNode runs the deploy steps, or the deploy interface's Deploy when it offers no steps.
 func (e *Engine) deployNode(ctx context.Context, t *driver.Task) bool {
 	n := t.Node
+	if isStepProvider(t.Deploy) {
+		if !e.runSteps(ctx, t, steps.Deploy) {
+			return false
+		}
+		e.refreshPower(ctx, t)
+		e.must(e.transition(n, fsm.EvDone, ""))
+		return true
+	}
 	out, err := t.Deploy.Deploy(ctx, t)
 	if err != nil {
 		e.failTask(ctx, t, err) // tears the agent boot down: the deploy may have failed after booting it
@@ -45,8 +385,11 @@ func (e *Engine) deployNode(ctx context.Context, t *driver.Task) bool {
 	return true
 }
 
-// service runs the service steps of an active node.
-func (e *Engine) service(_ context.Context, t *driver.Task) bool {
+// service runs the requested service steps of an active node.
+func (e *Engine) service(ctx context.Context, t *driver.Task) bool {
+	if !e.runSteps(ctx, t, steps.Service) {
+		return false
+	}
 	e.must(e.transition(t.Node, fsm.EvDone, ""))
 	return true
 }
@@ -54,10 +397,34 @@ func (e *Engine) service(_ context.Context, t *driver.Task) bool {
 // finishClean ends a cleaning that finished: a manual clean returns to manageable, automated cleaning makes the
 // node available.
 func (e *Engine) finishClean(n *store.Node) {
+	resetSteps(n, steps.Clean)
 	if manual, _ := n.DriverInternalInfo["manual_clean"].(bool); manual {
-		delete(n.DriverInternalInfo, "clean_steps")
 		e.must(e.transition(n, fsm.EvManage, ""))
 		return
 	}
 	e.must(e.transition(n, fsm.EvDone, ""))
+}
+
+// nextStep moves a node whose current step finished in its wait state back to the transient state and past that
+// step; drive then runs the rest. It reports false when the node runs no steps of that kind (a legacy wait).
+func (e *Engine) nextStep(t *driver.Task, st fsm.State) bool {
+	n := t.Node
+	k, ok := stepKind(st)
+	if !ok {
+		return false
+	}
+	idx, started := intOf(n.DriverInternalInfo[indexKey(k)])
+	if !started {
+		return false
+	}
+	n.DriverInternalInfo[indexKey(k)] = idx + 1
+	e.must(e.transition(n, fsm.EvResume, ""))
+	return true
+}
+
+// unhold resumes a held node (the unhold verb moved it to its wait state) with the step after the hold.
+func (e *Engine) unhold(ctx context.Context, t *driver.Task) {
+	if e.nextStep(t, fsm.State(t.Node.ProvisionState)) {
+		e.drive(ctx, t)
+	}
 }

@@ -1,7 +1,8 @@
 // Package bootcdeploy owns the conductor's `bootc` deploy interface: validation of bootc_* options at deploy
-// time, digest pinning, booting the agent, driving `standby.execute_bootc_install` on it while copying its
-// progress and log into the node, then booting the installed disk. Cleaning wipes the disk's metadata through
-// the agent.
+// time, digest pinning, and the interface's steps: the deploy steps of Ironic's bootc interface (boot the agent,
+// drive `standby.execute_bootc_install` on it while copying its progress and log into the node, boot the installed
+// disk) and the agent's in-band clean and service steps (erase_devices_metadata, erase_devices), which it boots
+// the agent for and runs through clean.execute_clean_step and friends.
 package bootcdeploy
 
 import (
@@ -17,6 +18,7 @@ import (
 
 	"github.com/ferric-metal/ferric/conductor/internal/agentclient"
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/steps"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 	"github.com/ferric-metal/ferric/configdrive"
 	"github.com/ferric-metal/ferric/deploy"
@@ -62,7 +64,10 @@ const (
 	keyOffset    = "bootc_log_offset"
 	keyProgress  = "deploy_progress"
 	keyInstalled = "bootc_installed"
-	keyCleanCmd  = "bootc_clean_command_id"
+	// keyStepCmd is the agent command of the running in-band step; keyStepAgent marks an agent booted for the
+	// steps of a clean or service (FinishSteps stops it).
+	keyStepCmd   = "agent_step_command_id"
+	keyStepAgent = "agent_booted_for_steps"
 	// keyPlatform is the OCI platform the pinned digest was resolved for (from properties.cpu_arch).
 	keyPlatform = "bootc_image_platform"
 )
@@ -128,7 +133,10 @@ func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, er
 	for _, k := range []string{keyCommand, keyOffset, keyProgress, keyInstalled, keyPinned, keyDigest, keyTag, keyPlatform} {
 		delete(dii, k)
 	}
-	dii[keyRun] = time.Now().UTC().Format("20060102T150405Z") + "-" + uuid.NewString()[:8]
+	// The step engine started this deploy's log run before its first step; called on its own, Deploy starts one.
+	if cur, _ := n.DeployStep["step"].(string); cur != "deploy" || dii[keyRun] == nil {
+		dii[keyRun] = time.Now().UTC().Format("20060102T150405Z") + "-" + uuid.NewString()[:8]
+	}
 	if err := d.Validate(ctx, n); err != nil {
 		return driver.Done, err
 	}
@@ -224,18 +232,29 @@ func (d *Deploy) client(n *store.Node) (*agentclient.Client, error) {
 	return agentclient.New(agentclient.Config{URL: u, Token: tok, VerifyCA: ca, Timeout: d.cfg.AgentTimeout})
 }
 
-// Continue advances a node waiting for its agent (called on heartbeats and polls, with the node locked).
+// Continue advances a node waiting for its agent (called on heartbeats and polls, with the node locked): it
+// reports Done once the node's current step (clean_step, deploy_step or service_step) finished on the agent.
 func (d *Deploy) Continue(ctx context.Context, t *driver.Task) (driver.Outcome, error) {
-	if t.Node.ProvisionState == "clean wait" {
-		return d.continueClean(ctx, t)
-	}
-	n := t.Node
-	dii := n.DriverInternalInfo
-	c, err := d.client(n)
+	kind, cur := currentStep(t.Node)
+	c, err := d.client(t.Node)
 	if err != nil {
-		return driver.Wait, nil
+		return driver.Wait, nil // the agent has not called back yet
 	}
 	defer c.Close()
+	switch {
+	case kind == steps.Deploy && cur.ID() == steps.Core:
+		return driver.Done, nil // the agent booted and called back: the core step is done
+	case kind == steps.Deploy && cur.ID() == "deploy."+deploy.StepBootcInstall:
+		return d.continueInstall(ctx, t, c)
+	}
+	return d.continueInBand(ctx, t, c, kind, cur)
+}
+
+// continueInstall starts standby.execute_bootc_install on the agent, or follows it, copying its progress and log;
+// Done once the agent installed the pinned digest.
+func (d *Deploy) continueInstall(ctx context.Context, t *driver.Task, c *agentclient.Client) (driver.Outcome, error) {
+	n := t.Node
+	dii := n.DriverInternalInfo
 	id, _ := dii[keyCommand].(string)
 	if id == "" {
 		params, err := d.installParams(ctx, t)
@@ -256,22 +275,12 @@ func (d *Deploy) Continue(ctx context.Context, t *driver.Task) (driver.Outcome, 
 		t.Logf(ctx, "agent at %s is installing %s", dii["agent_url"], dii[keyPinned])
 		return driver.Wait, t.Save(ctx)
 	}
-	if err := d.copyProgress(ctx, t, c); errors.Is(err, agentclient.ErrIdentity) {
-		return driver.Done, identityError(n, err)
-	} else if errors.Is(err, agentclient.ErrUnreachable) {
-		// One silent call is enough: asking again would only hold the node's lock for another deadline.
-		t.Log.WithError(err).Debug("the agent did not answer; retrying on the next poll")
-		return driver.Wait, t.Save(ctx)
+	r, out, err := d.follow(ctx, t, c, id)
+	if out != driver.Done || err != nil {
+		return out, err
 	}
-	r, err := c.Command(ctx, id)
-	if err != nil {
-		t.Log.WithError(err).Debug("could not read the install command; retrying on the next poll")
-		return driver.Wait, t.Save(ctx)
-	}
-	switch r.CommandStatus {
-	case deploy.StatusRunning:
-		return driver.Wait, t.Save(ctx)
-	case deploy.StatusFailed:
+	delete(dii, keyCommand)
+	if r.CommandStatus == deploy.StatusFailed {
 		msg := r.Failure()
 		t.Logf(ctx, "bootc install failed on the node: %s", msg)
 		d.stopAgent(ctx, t, c)
@@ -294,21 +303,31 @@ func (d *Deploy) Continue(ctx context.Context, t *driver.Task) (driver.Outcome, 
 		"device_reason": res.DeviceReason, "root_size_mib": res.RootSizeMiB, "configdrive": res.ConfigDrive, "phases": phases}
 	t.Logf(ctx, "installed %s on %s (%s)", res.ImageDigest, res.Device, strings.Join(summary, ", "))
 	setProgress(n, deploy.Progress{Phase: "booting instance", Percent: 100})
-	// Boot the disk from now on, stop the agent, boot the instance.
-	if err := t.Management.SetBootDevice(ctx, n, driver.BootDisk, true); err != nil {
-		return driver.Done, fmt.Errorf("set the boot device to disk: %w", err)
-	}
-	d.stopAgent(ctx, t, c)
-	if err := t.Boot.PrepareInstance(ctx, t); err != nil {
-		return driver.Done, fmt.Errorf("prepare the instance boot: %w", err)
-	}
-	if err := t.Power.SetPowerState(ctx, n, driver.PowerOn, 0); err != nil {
-		return driver.Done, fmt.Errorf("power on the instance: %w", err)
-	}
-	setProgress(n, deploy.Progress{Phase: "done", Percent: 100})
-	t.Logf(ctx, "deploy %s finished", dii[keyRun])
-	delete(dii, keyCommand)
 	return driver.Done, nil
+}
+
+// follow copies a running agent command's progress and reads its status: Wait while it runs (or the agent did
+// not answer this time), Done with the finished result.
+func (d *Deploy) follow(ctx context.Context, t *driver.Task, c *agentclient.Client, id string) (*agentclient.Result, driver.Outcome, error) {
+	if err := d.copyProgress(ctx, t, c); errors.Is(err, agentclient.ErrIdentity) {
+		return nil, driver.Done, identityError(t.Node, err)
+	} else if errors.Is(err, agentclient.ErrUnreachable) {
+		// One silent call is enough: asking again would only hold the node's lock for another deadline.
+		t.Log.WithError(err).Debug("the agent did not answer; retrying on the next poll")
+		return nil, driver.Wait, t.Save(ctx)
+	}
+	r, err := c.Command(ctx, id)
+	if errors.Is(err, agentclient.ErrIdentity) {
+		return nil, driver.Done, identityError(t.Node, err)
+	}
+	if err != nil {
+		t.Log.WithError(err).Debug("could not read the agent's command; retrying on the next poll")
+		return nil, driver.Wait, t.Save(ctx)
+	}
+	if r.CommandStatus == deploy.StatusRunning {
+		return r, driver.Wait, t.Save(ctx)
+	}
+	return r, driver.Done, nil
 }
 
 // identityError is the last_error of a node whose agent stopped presenting the certificate its first heartbeat
@@ -472,52 +491,7 @@ func (d *Deploy) TearDown(ctx context.Context, t *driver.Task) error {
 	return t.Boot.CleanUpInstance(ctx, t)
 }
 
-// Clean boots the agent to wipe the disk's metadata (unless disabled or automated_clean is false).
-func (d *Deploy) Clean(ctx context.Context, t *driver.Task) (driver.Outcome, error) {
-	if d.cfg.NoCleaning || (t.Node.AutomatedClean != nil && !*t.Node.AutomatedClean) {
-		return driver.Done, nil
-	}
-	delete(t.Node.DriverInternalInfo, keyCleanCmd)
-	if err := d.bootAgent(ctx, t); err != nil {
-		return driver.Done, err
-	}
-	return driver.Wait, nil
-}
-
-func (d *Deploy) continueClean(ctx context.Context, t *driver.Task) (driver.Outcome, error) {
-	n := t.Node
-	c, err := d.client(n)
-	if err != nil {
-		return driver.Wait, nil
-	}
-	defer c.Close()
-	id, _ := n.DriverInternalInfo[keyCleanCmd].(string)
-	if id == "" {
-		r, err := c.Execute(ctx, deploy.CmdWipeDisk, nil, false)
-		if errors.Is(err, agentclient.ErrBusy) {
-			return driver.Wait, nil
-		}
-		if errors.Is(err, agentclient.ErrIdentity) {
-			return driver.Done, identityError(n, err)
-		}
-		if err != nil {
-			return driver.Done, fmt.Errorf("start cleaning on the agent: %w", err)
-		}
-		n.DriverInternalInfo[keyCleanCmd] = r.ID
-		return driver.Wait, t.Save(ctx)
-	}
-	r, err := c.Command(ctx, id)
-	if errors.Is(err, agentclient.ErrIdentity) {
-		return driver.Done, identityError(n, err)
-	}
-	if err != nil || r.CommandStatus == deploy.StatusRunning {
-		return driver.Wait, nil
-	}
-	delete(n.DriverInternalInfo, keyCleanCmd)
-	d.stopAgent(ctx, t, c)
-	if r.CommandStatus == deploy.StatusFailed {
-		return driver.Done, fmt.Errorf("cleaning failed on node %s: %s", n.UUID, r.Failure())
-	}
-	t.Log.Info("disk metadata wiped by the agent")
+// Clean is not used for this interface: the engine runs its clean steps (Steps, ExecuteStep) instead.
+func (d *Deploy) Clean(context.Context, *driver.Task) (driver.Outcome, error) {
 	return driver.Done, nil
 }
