@@ -26,23 +26,14 @@ import (
 	"github.com/sirupsen/logrus/hooks/test"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// needTool skips loudly when a system tool is missing, and fails in CI, where .ci/run installs it.
-func needTool(t *testing.T, tool, pkg string) {
-	t.Helper()
-	if _, err := exec.LookPath(tool); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing in CI: .ci/run installs %s", tool, pkg)
-		}
-		t.Skipf("!!! SKIPPING: %s is missing (apt-get install %s)", tool, pkg)
-	}
-}
+	"github.com/ferric-metal/ferric/test/testenv"
+)
 
 // fakeDeb builds a Debian package named pkg holding files (path -> content; content "->TARGET" is a symlink).
 func fakeDeb(t *testing.T, dir, pkg string, files map[string]string) string {
 	t.Helper()
-	needTool(t, "dpkg-deb", "dpkg")
+	testenv.Tool(t, "dpkg-deb", "dpkg")
 	root := filepath.Join(t.TempDir(), pkg)
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "DEBIAN"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(root, "DEBIAN", "control"), []byte("Package: "+pkg+
@@ -250,10 +241,7 @@ func kernelDeb(t *testing.T) string {
 			return m[0]
 		}
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("no Debian kernel package in CI: .ci/run downloads it and sets FERRIC_TEST_KERNEL_DEB")
-	}
-	t.Skip("!!! SKIPPING: no Debian kernel package: set FERRIC_TEST_KERNEL_DEB or run make kernel-deb")
+	testenv.Missing(t, "no Debian kernel package: set FERRIC_TEST_KERNEL_DEB or run make kernel-deb (.ci/run downloads it)")
 	return ""
 }
 

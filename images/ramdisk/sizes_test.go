@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ferric-metal/ferric/test/testenv"
 )
 
 // TestBuildProfiles builds both profiles from the Debian kernel package with the real agent, init and podman
@@ -18,7 +20,7 @@ import (
 // drivers and their firmware, the operator's CA in the bundle, and an unknown --module refused by name.
 func TestBuildProfiles(t *testing.T) {
 	deb := kernelDeb(t)
-	needTool(t, "dpkg-deb", "dpkg")
+	testenv.Tool(t, "dpkg-deb", "dpkg")
 	for _, p := range append(DefaultBinaries(), RescueBinaries()...) {
 		if _, err := os.Stat(p); err != nil {
 			t.Fatalf("%s missing: .ci/run installs podman conmon runc iproute2 dropbear-bin busybox-static", p)
