@@ -29,6 +29,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/ferric-metal/ferric/test/testenv"
 )
 
 const (
@@ -228,16 +230,6 @@ func (s *fakeServer) serve(t *testing.T, ns, dev string) {
 	t.Cleanup(func() { _ = server.Close() })
 }
 
-// loudSkip skips a test that needs a system tool or privilege this machine lacks; under CI=1 it fails instead.
-func loudSkip(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s (CI=1: this test must run)", why)
-	}
-	fmt.Fprintf(os.Stderr, "!!! SKIPPING %s: %s\n", t.Name(), why)
-	t.Skip("!!! SKIPPING: " + why)
-}
-
 func ipCmd(t *testing.T, args ...string) {
 	t.Helper()
 	out, err := exec.Command("ip", args...).CombinedOutput()
@@ -274,12 +266,8 @@ func inNetns(name string, fn func() error) error {
 // the server one; vc, MAC clientMAC, unconfigured, in the client one); cleanup deletes them.
 func namespaces(t *testing.T) (srv, cli string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		loudSkip(t, "needs root to create network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		loudSkip(t, "needs ip(8) from iproute2")
-	}
+	testenv.Root(t, "creating network namespaces")
+	testenv.Tool(t, "ip", "iproute2")
 	srv, cli = fmt.Sprintf("fnc%d-srv", os.Getpid()), fmt.Sprintf("fnc%d-cli", os.Getpid())
 	ipCmd(t, "netns", "add", srv)
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", srv).Run() })
