@@ -15,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ferric-metal/ferric/test/testenv"
 )
 
 func typicalDrive() Drive {
@@ -118,7 +120,7 @@ func TestVFAT(t *testing.T) {
 	_, err = BuildVFAT(typicalDrive(), node, 64<<20)
 	assert.ErrorContains(t, err, "not exactly 64 MiB")
 
-	fsck := requireTool(t, "fsck.fat", "dosfstools")
+	fsck := testenv.Tool(t, "fsck.fat", "dosfstools")
 	p := filepath.Join(t.TempDir(), "v.img")
 	require.NoError(t, os.WriteFile(p, img, 0o600))
 	out, err := exec.Command(fsck, "-n", p).CombinedOutput()

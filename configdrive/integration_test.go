@@ -18,30 +18,9 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ferric-metal/ferric/test/testenv"
 )
-
-// requireTool skips (loudly) without a tool outside CI; in CI (where .ci/run installs it) it fails.
-func requireTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s missing in CI: .ci/run must install %s", name, pkg)
-		}
-		t.Skipf("!!! SKIPPING: %s is not installed (apt-get install %s; .ci/run does)", name, pkg)
-	}
-	return p
-}
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("loop-device tests need root in CI")
-		}
-		t.Skip("!!! SKIPPING: loop-device tests need root")
-	}
-}
 
 func testLog() *logrus.Entry {
 	l := logrus.New()
@@ -96,7 +75,7 @@ func hashRange(t *testing.T, p string, from, to int64) [32]byte {
 }
 
 func TestWriteGPTImage(t *testing.T) {
-	sgdisk := requireTool(t, "sgdisk", "gdisk")
+	sgdisk := testenv.Tool(t, "sgdisk", "gdisk")
 	const size = 3 << 30
 	disk := bootcDisk(t, size, 768<<20, 512)
 	iso, err := Build(typicalDrive(), node)
@@ -129,7 +108,7 @@ func TestWriteGPTImage(t *testing.T) {
 }
 
 func TestWriteGrownDisk(t *testing.T) {
-	sgdisk := requireTool(t, "sgdisk", "gdisk")
+	sgdisk := testenv.Tool(t, "sgdisk", "gdisk")
 	disk := bootcDisk(t, 3<<30, 768<<20, 512)
 	require.NoError(t, os.Truncate(disk, 4<<30)) // the image was written to a bigger disk
 	iso, err := Build(typicalDrive(), node)
@@ -212,10 +191,10 @@ func losetup(t *testing.T, args ...string) string {
 }
 
 func TestLoopDevices(t *testing.T) {
-	requireRoot(t)
-	blkid := requireTool(t, "blkid", "util-linux")
-	fsck := requireTool(t, "fsck.fat", "dosfstools")
-	sgdisk := requireTool(t, "sgdisk", "gdisk")
+	testenv.Root(t, "attaching loop devices")
+	blkid := testenv.Tool(t, "blkid", "util-linux")
+	fsck := testenv.Tool(t, "fsck.fat", "dosfstools")
+	sgdisk := testenv.Tool(t, "sgdisk", "gdisk")
 	iso, err := Build(typicalDrive(), node)
 	require.NoError(t, err)
 	tests := []struct {
@@ -258,12 +237,7 @@ func TestLoopDevices(t *testing.T) {
 // TestCloudInitReads hands the drive to Debian's cloud-init ConfigDrive reader, as a booted machine would.
 func TestCloudInitReads(t *testing.T) {
 	py := "/usr/bin/python3"
-	if _, err := os.Stat("/usr/lib/python3/dist-packages/cloudinit"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("cloud-init missing in CI: .ci/run must install cloud-init")
-		}
-		t.Skip("!!! SKIPPING: cloud-init is not installed (apt-get install --no-install-recommends cloud-init; .ci/run does)")
-	}
+	testenv.File(t, "/usr/lib/python3/dist-packages/cloudinit", "--no-install-recommends cloud-init")
 	disk := bootcDisk(t, 2<<30, 768<<20, 512)
 	iso, err := Build(typicalDrive(), node)
 	require.NoError(t, err)
