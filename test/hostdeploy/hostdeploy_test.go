@@ -32,6 +32,7 @@ import (
 	"github.com/ferric-metal/ferric/test/bootcimage"
 	"github.com/ferric-metal/ferric/test/conductortest"
 	"github.com/ferric-metal/ferric/test/registrytest"
+	"github.com/ferric-metal/ferric/test/testenv"
 )
 
 const (
@@ -41,21 +42,12 @@ const (
 	tags   = "remote exclude_graphdriver_btrfs exclude_graphdriver_devicemapper containers_image_openpgp"
 )
 
+// need requires what a host-level deploy uses: root (loop devices, podman) and podman, runc and losetup.
 func need(t testing.TB) {
 	t.Helper()
-	fail := func(msg string) {
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip("!!! SKIPPING: " + msg)
-	}
-	if os.Geteuid() != 0 {
-		fail("host-level deploys need root (loop devices, podman)")
-	}
+	testenv.Root(t, "a host-level deploy (loop devices, podman)")
 	for _, tool := range []string{"podman", "runc", "losetup"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			fail(tool + " is not installed (.ci/run installs podman runc)")
-		}
+		testenv.Tool(t, tool, "podman runc")
 	}
 }
 

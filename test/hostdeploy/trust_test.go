@@ -25,19 +25,8 @@ import (
 	"github.com/ferric-metal/ferric/test/bootcimage"
 	"github.com/ferric-metal/ferric/test/certtest"
 	"github.com/ferric-metal/ferric/test/registrytest"
+	"github.com/ferric-metal/ferric/test/testenv"
 )
-
-// needTools fails in CI, and skips loudly elsewhere, without a tool .ci/run installs.
-func needTools(t testing.TB, tools ...string) {
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatal(tool + " is not installed (.ci/run installs skopeo and gnupg)")
-			}
-			t.Skip("!!! SKIPPING: " + tool + " is not installed (apt-get install skopeo gnupg)")
-		}
-	}
-}
 
 // diskEnds is the first and last MiB of a disk image: what any install or partitioning writes.
 func diskEnds(t testing.TB, file string) []byte {
@@ -90,7 +79,8 @@ func signImage(t *testing.T, host, src, dst string) (pub []byte, sigs string) {
 
 func TestDeploySiteRegistries(t *testing.T) {
 	need(t)
-	needTools(t, "skopeo", "gpg")
+	testenv.Tool(t, "skopeo", "skopeo")
+	testenv.Tool(t, "gpg", "gnupg")
 	ca := certtest.SelfSigned(t, certtest.Options{CN: "ferric test registry CA"})
 	secure := registrytest.Start(t, registrytest.WithBasicAuth(user, pass), registrytest.WithTLS(ca.TLS))
 	bootcimage.Push(t, secure.PlainHost, "ferric/os", "v1", bootcimage.Options{Marker: "tls", Username: user, Password: pass})
