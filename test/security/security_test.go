@@ -35,6 +35,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ferric-metal/ferric/test/certtest"
+	"github.com/ferric-metal/ferric/test/testenv"
 
 	"github.com/ferric-metal/ferric/conductor"
 	"github.com/ferric-metal/ferric/test/conductortest"
@@ -195,12 +196,7 @@ type env struct {
 }
 
 func setup(t *testing.T) *env {
-	if _, err := os.Stat("/usr/lib/systemd/boot/efi/systemd-bootx64.efi"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("systemd-boot-efi is missing in CI (.ci/run installs it)")
-		}
-		t.Skip("!!! SKIPPING the security tests: systemd-boot-efi is not installed (.ci/run installs it)")
-	}
+	testenv.File(t, "/usr/lib/systemd/boot/efi/systemd-bootx64.efi", "systemd-boot-efi")
 	dir := t.TempDir()
 	e := &env{runner: &recordingRunner{}, artifacts: filepath.Join(dir, "artifacts"), mediaDir: filepath.Join(dir, "media"),
 		secretFile: filepath.Join(dir, "conductor-secret")}

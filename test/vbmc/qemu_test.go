@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferric-metal/ferric/images/ramdisk"
+	"github.com/ferric-metal/ferric/test/testenv"
 )
 
 // efiISO builds a UEFI-bootable El Torito ISO whose EFI image holds efi as EFI/BOOT/BOOTX64.EFI plus extra files.
@@ -53,14 +54,8 @@ func waitSerial(t *testing.T, log, needle string, start time.Time, timeout time.
 // TestQEMUBoots powers on a real QEMU/OVMF VM (TCG) through the BMC, sees the firmware on its serial console,
 // then inserts a UEFI ISO, sets a one-time boot from CD and sees the firmware boot it.
 func TestQEMUBoots(t *testing.T) {
-	for _, p := range []string{"/usr/bin/qemu-system-x86_64", "/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"} {
-		if _, err := os.Stat(p); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s missing in CI: .ci/run must install qemu-system-x86, ovmf and systemd-boot-efi", p)
-			}
-			t.Skipf("!!! SKIPPING: %s is not installed (apt-get install qemu-system-x86 ovmf systemd-boot-efi; .ci/run does)", p)
-		}
-	}
+	needQEMU(t)
+	testenv.File(t, "/usr/lib/systemd/boot/efi/systemd-bootx64.efi", "systemd-boot-efi")
 	efi, err := os.ReadFile("/usr/lib/systemd/boot/efi/systemd-bootx64.efi")
 	require.NoError(t, err)
 	iso := efiISO(t, efi, nil)
@@ -140,16 +135,11 @@ func TestQEMUKernel(t *testing.T) {
 	}, 60*time.Second, 200*time.Millisecond, "the guest powered itself off and the BMC shows Off")
 }
 
-// needQEMU skips (loudly; fails under CI=1) when QEMU or OVMF is missing.
+// needQEMU requires QEMU and OVMF's firmware.
 func needQEMU(t *testing.T) {
-	for _, p := range []string{"/usr/bin/qemu-system-x86_64", "/usr/share/OVMF/OVMF_CODE_4M.fd"} {
-		if _, err := os.Stat(p); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s missing in CI: .ci/run must install qemu-system-x86 and ovmf", p)
-			}
-			t.Skipf("!!! SKIPPING: %s is not installed (apt-get install qemu-system-x86 ovmf; .ci/run does)", p)
-		}
-	}
+	t.Helper()
+	testenv.File(t, "/usr/bin/qemu-system-x86_64", "qemu-system-x86")
+	testenv.File(t, "/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf")
 }
 
 // TestQEMUExitReason: a real QEMU reports why it exits on the BMC's events socket, read before the process is
@@ -245,10 +235,7 @@ func TestQEMUAdoptedAfterBMCKill(t *testing.T) {
 func kernelISO(t *testing.T, options string) []byte {
 	deb := os.Getenv("FERRIC_TEST_KERNEL_DEB")
 	if deb == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("FERRIC_TEST_KERNEL_DEB is not set in CI: .ci/run downloads the Debian kernel package")
-		}
-		t.Skip("!!! SKIPPING: set FERRIC_TEST_KERNEL_DEB to a linux-image-*-amd64 .deb (apt-get download; .ci/run does)")
+		testenv.Missing(t, "set FERRIC_TEST_KERNEL_DEB to a linux-image-*-amd64 .deb (apt-get download; .ci/run does)")
 	}
 	for _, p := range []string{"/usr/bin/qemu-system-x86_64", "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"} {
 		if _, err := os.Stat(p); err != nil {

@@ -19,6 +19,8 @@ import (
 	"github.com/stmcginnis/gofish/schemas"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ferric-metal/ferric/test/testenv"
 )
 
 // fakeRunner stands in for QEMU in the protocol tests: each "VM" is a process record that stays up until it is
@@ -213,10 +215,7 @@ func TestGofishConformance(t *testing.T) {
 // TestSushyConformance drives the BMC with OpenStack's own Redfish library (Debian's python3-sushy).
 func TestSushyConformance(t *testing.T) {
 	if _, err := exec.Command("/usr/bin/python3", "-c", "import sushy").CombinedOutput(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("python3-sushy missing in CI: .ci/run must install it")
-		}
-		t.Skip("!!! SKIPPING: python3-sushy is not installed (apt-get install python3-sushy; .ci/run does)")
+		testenv.Missing(t, "python3-sushy is not installed (apt-get install python3-sushy; .ci/run does)")
 	}
 	runner := &fakeRunner{}
 	url, _ := startBMC(t, runner, t.TempDir())
