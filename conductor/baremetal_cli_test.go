@@ -12,17 +12,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferric-metal/ferric/test/conductortest"
+	"github.com/ferric-metal/ferric/test/testenv"
 )
 
 // TestBaremetalCLI drives the conductor with OpenStack's own client (Debian's python3-ironicclient).
 func TestBaremetalCLI(t *testing.T) {
-	bin, err := exec.LookPath("baremetal")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("baremetal CLI missing in CI: .ci/run must install python3-ironicclient")
-		}
-		t.Skip("!!! SKIPPING: the baremetal CLI is not installed (apt-get install python3-ironicclient; .ci/run does)")
-	}
+	bin := testenv.Tool(t, "baremetal", "python3-ironicclient")
 	c := conductortest.Start(t)
 	bm := func(args ...string) string {
 		t.Helper()

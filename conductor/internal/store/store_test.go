@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferric-metal/ferric/conductor/internal/store"
+	"github.com/ferric-metal/ferric/test/testenv"
 )
 
 // opener opens an empty store of one backend with the given limits (zero = defaults).
@@ -25,7 +26,7 @@ type opener func(t *testing.T, lim store.Limits) store.Store
 func postgresDSN(t *testing.T) string {
 	dsn := os.Getenv("FERRIC_TEST_POSTGRES")
 	if dsn == "" {
-		if os.Getenv("CI") != "" {
+		if testenv.InCI() {
 			t.Fatal("FERRIC_TEST_POSTGRES is not set in CI: .ci/run must start PostgreSQL")
 		}
 		t.Log("!!! SKIPPING the PostgreSQL store backend: set FERRIC_TEST_POSTGRES=postgres://... (as .ci/run does) to run it")

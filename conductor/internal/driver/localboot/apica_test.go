@@ -17,6 +17,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/localboot"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
+	"github.com/ferric-metal/ferric/test/testenv"
 )
 
 // blockDevice returns a block device node the interface's validation accepts (nothing opens it here).
@@ -30,10 +31,7 @@ func blockDevice(t *testing.T) string {
 			return d
 		}
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("cannot make a block device node in CI (the tests run as root there)")
-	}
-	t.Skip("!!! SKIPPING: cannot make a block device node (not root) and /dev has none to name")
+	testenv.Missing(t, "cannot make a block device node (not root) and /dev has none to name")
 	return ""
 }
 

@@ -19,23 +19,14 @@ import (
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
+	"github.com/ferric-metal/ferric/test/testenv"
 )
 
-// needRoot skips loudly where loop devices and device nodes cannot be made (CI runs these tests as root).
+// needRoot requires what the local-agent tests make: loop devices (root, losetup) and device nodes (root).
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("the local-agent tests need root in CI (loop devices, device nodes)")
-		}
-		t.Skip("!!! SKIPPING: needs root for losetup and mknod")
-	}
-	if _, err := exec.LookPath("losetup"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("losetup is missing in CI (.ci/run installs util-linux and mount)")
-		}
-		t.Skip("!!! SKIPPING: losetup is not installed (apt-get install mount)")
-	}
+	testenv.Root(t, "making loop devices and device nodes")
+	testenv.Tool(t, "losetup", "mount")
 }
 
 // newLoop attaches a small temporary file as a loop device, detached when the test ends.

@@ -21,6 +21,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/redfish"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
+	"github.com/ferric-metal/ferric/test/testenv"
 	"github.com/ferric-metal/ferric/test/vbmc"
 )
 
@@ -60,12 +61,7 @@ func (r *recordingRunner) Start(_ context.Context, s vbmc.StartSpec) (vbmc.Proce
 // once from CD, and holds the node's agent.json; tear-down ejects it and stops serving it.
 func TestVirtualMediaBoot(t *testing.T) {
 	loader := "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
-	if _, err := os.Stat(loader); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("systemd-boot-efi missing in CI")
-		}
-		t.Skip("!!! SKIPPING: systemd-boot-efi is not installed (.ci/run installs it)")
-	}
+	testenv.File(t, loader, "systemd-boot-efi")
 	dir := t.TempDir()
 	kernel, initrd := filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initrd")
 	require.NoError(t, os.WriteFile(kernel, []byte("KERNEL"), 0o600))
