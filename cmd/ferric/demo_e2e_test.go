@@ -19,26 +19,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferric-metal/ferric/hostsweep"
+	"github.com/ferric-metal/ferric/test/testenv"
 )
 
 const demoBuildTags = "remote exclude_graphdriver_btrfs exclude_graphdriver_devicemapper containers_image_openpgp"
 
-// needDemoHost skips loudly unless this is root with the demo's tools, and fails under CI (.ci/run provides both).
+// needDemoHost requires what the demo runs with: root (loop devices, podman) and its tools (.ci/run provides both).
 func needDemoHost(t *testing.T) {
 	t.Helper()
-	fail := func(msg string) {
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip("!!! SKIPPING: " + msg)
-	}
-	if os.Geteuid() != 0 {
-		fail("the demo runs as root (loop devices, podman)")
-	}
+	testenv.Root(t, "the demo (loop devices, podman)")
 	for _, tool := range []string{"podman", "runc", "conmon", "losetup", "sgdisk"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			fail(tool + " is not installed (.ci/run installs podman runc conmon util-linux gdisk)")
-		}
+		testenv.Tool(t, tool, "podman runc conmon util-linux gdisk")
 	}
 }
 

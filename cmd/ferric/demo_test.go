@@ -25,18 +25,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferric-metal/ferric/hostsweep"
+	"github.com/ferric-metal/ferric/test/testenv"
 )
-
-// requireTool skips loudly without a system tool, and fails under CI (which installs it).
-func requireTool(t *testing.T, tool, pkg string) {
-	t.Helper()
-	if _, err := exec.LookPath(tool); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed (apt-get install %s; .ci/run installs it)", tool, pkg)
-		}
-		t.Skipf("!!! SKIPPING: %s is not installed (apt-get install %s)", tool, pkg)
-	}
-}
 
 // TestDemoRegistryTLS: the TLS demo registry is served with a certificate that chains to the run's CA for
 // 127.0.0.1; a client given the CA pushes and reads the image back, a client without it is refused; containers/image
@@ -94,7 +84,7 @@ func TestDemoRegistryTLS(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 
 	// containers/image, as podman uses it: a cert dir holding the CA file is all it needs.
-	requireTool(t, "skopeo", "skopeo")
+	testenv.Tool(t, "skopeo", "skopeo")
 	certDir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(certDir, "ca.crt"), readFile(t, reg.tls.CAFile), 0o644))
 	src := "docker://" + reg.srv.Host + "/" + demoRepo
