@@ -25,6 +25,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/ferric-metal/ferric/deploy"
+	"github.com/ferric-metal/ferric/test/testenv"
 )
 
 // shadowHash returns the rescue user's hash in root's etc/shadow.
@@ -241,20 +242,9 @@ func chrootRamdisk(t *testing.T) string {
 // the agent's flags, in a chroot laid out like the ramdisk; a wrong password and root are refused. It fails if
 // the hash format, the account entries or the flags do not suit dropbear and libcrypt.
 func TestRescueLogin(t *testing.T) {
-	need := func(msg string) {
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip("!!! SKIPPING: " + msg)
-	}
-	if os.Geteuid() != 0 {
-		need("the rescue login test needs root (chroot, device nodes)")
-	}
-	for _, f := range []string{defaultDropbear, "/bin/busybox"} {
-		if _, err := os.Stat(f); err != nil {
-			need(f + " is missing (.ci/run installs dropbear-bin busybox-static)")
-		}
-	}
+	testenv.Root(t, "the rescue login test (chroot, device nodes)")
+	testenv.File(t, defaultDropbear, "dropbear-bin")
+	testenv.File(t, "/bin/busybox", "busybox-static")
 	root := chrootRamdisk(t)
 	const pw = "Let-me-in-2-rescue"
 	hash, err := sha512_crypt.New().Generate([]byte(pw), nil)

@@ -25,6 +25,7 @@ import (
 	"github.com/ferric-metal/ferric/test/bootcimage"
 	"github.com/ferric-metal/ferric/test/certtest"
 	"github.com/ferric-metal/ferric/test/registrytest"
+	"github.com/ferric-metal/ferric/test/testenv"
 )
 
 func TestWrite(t *testing.T) {
@@ -60,22 +61,12 @@ func TestWrite(t *testing.T) {
 	assert.ErrorContains(t, err, "unknown requirement type")
 }
 
-// need skips loudly (or fails in CI) without root or a tool .ci/run installs.
+// need requires root and the tools, which .ci/run installs.
 func need(t testing.TB, tools ...string) {
 	t.Helper()
-	fail := func(msg string) {
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip("!!! SKIPPING: " + msg)
-	}
-	if os.Geteuid() != 0 {
-		fail("the podman pull tests need root (podman service, mount namespace)")
-	}
+	testenv.Root(t, "a podman pull test (podman service, mount namespace)")
 	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			fail(tool + " is not installed (apt-get install podman runc skopeo gnupg; .ci/run does)")
-		}
+		testenv.Tool(t, tool, "podman runc skopeo gnupg")
 	}
 }
 

@@ -16,30 +16,20 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/ferric-metal/ferric/test/testenv"
 )
 
 const mib = 1 << 20
 
-// loudSkip skips a test that needs root or a system tool this machine lacks; under CI=1 it fails instead.
-func loudSkip(t testing.TB, why string) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s (CI=1: this test must run; .ci/run installs the tools)", why)
-	}
-	fmt.Fprintf(os.Stderr, "!!! SKIPPING %s: %s\n", t.Name(), why)
-	t.Skip("!!! SKIPPING: " + why)
-}
-
-// need skips (loudly) without the tools, and without root when root is true.
+// need requires the tools, and root when root is true (loop devices).
 func need(t testing.TB, root bool, tools ...string) {
 	t.Helper()
-	if root && os.Geteuid() != 0 {
-		loudSkip(t, "loop devices need root")
+	if root {
+		testenv.Root(t, "a loop device")
 	}
 	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			loudSkip(t, tool+" is missing (apt-get install util-linux gdisk e2fsprogs)")
-		}
+		testenv.Tool(t, tool, "util-linux gdisk e2fsprogs")
 	}
 }
 

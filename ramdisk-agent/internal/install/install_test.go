@@ -24,26 +24,17 @@ import (
 	"github.com/ferric-metal/ferric/ramdisk-agent/internal/podman"
 	"github.com/ferric-metal/ferric/test/bootcimage"
 	"github.com/ferric-metal/ferric/test/registrytest"
+	"github.com/ferric-metal/ferric/test/testenv"
 )
 
 const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG1ho5E6l5kGJ8WQ2yF8k8h2QvQ0tQ2vQ3w2yF8k8h2Q ferric@test"
 
-// need skips loudly (or fails in CI) without root or a tool .ci/run installs.
+// need requires root and the tools, which .ci/run installs.
 func need(t testing.TB, tools ...string) {
 	t.Helper()
-	fail := func(msg string) {
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip("!!! SKIPPING: " + msg)
-	}
-	if os.Geteuid() != 0 {
-		fail("the install integration test needs root (loop devices, tmpfs, podman)")
-	}
+	testenv.Root(t, "the install integration test (loop devices, tmpfs, podman)")
 	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			fail(tool + " is not installed (apt-get install podman runc skopeo; .ci/run does)")
-		}
+		testenv.Tool(t, tool, "podman runc skopeo")
 	}
 }
 
