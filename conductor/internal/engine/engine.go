@@ -47,6 +47,11 @@ type Config struct {
 	AgentPollInterval time.Duration
 	// NoDeleteAvailable refuses DELETE of available nodes (Ironic's allow_deleting_available_nodes=false).
 	NoDeleteAvailable bool
+	// InspectWaitTimeout limits "inspect wait", counted from the inspection's start (Ironic's [conductor]
+	// inspect_wait_timeout: 1800 s; negative: unlimited, Ironic's 0).
+	InspectWaitTimeout time.Duration
+	// InspectKeepPowerOn leaves a node on after in-band inspection (Ironic's [inspector]power_off=false).
+	InspectKeepPowerOn bool
 }
 
 func (c *Config) defaults() {

@@ -83,9 +83,21 @@ type AgentConfig struct {
 	InsecureRegistries []string `json:"insecure_registries,omitempty"`
 	NoPivotRoot        bool     `json:"no_pivot_root"`
 	APICA              string   `json:"api_ca,omitempty"` // PEM CA certificates the agent verifies an https api_url with
+	// Inspect makes the agent post its inventory to /v1/continue_inspection before its lookup (in-band
+	// inspection); the kernel command line says so too (ipa-inspection-callback-url), but a deploy_iso's is not ours.
+	Inspect bool `json:"inspect,omitempty"`
 	// Site is the registry CAs, proxies (credentials included: agent.json is on the node's own boot media, served
 	// only by its unguessable URL while the node boots its agent), mirrors, image policy and signature lookaside.
 	images.Site
+}
+
+// InspectionCallback is the continue_inspection URL of an API base URL (Ironic's get_inspection_callback).
+func InspectionCallback(apiURL string) string {
+	u := strings.TrimRight(apiURL, "/")
+	if strings.HasSuffix(u, "/v1") {
+		return u + "/continue_inspection"
+	}
+	return u + "/v1/continue_inspection"
 }
 
 // BuildISO makes the boot ISO: an El Torito EFI image with the loader, its entry, the kernel and initramfs, and
@@ -155,6 +167,8 @@ func (v *VirtualMedia) PrepareRamdisk(ctx context.Context, t *driver.Task) error
 	if v.APICA != nil {
 		acfg.APICA = v.APICA()
 	}
+	inspect := driver.InspectionBoot(n)
+	acfg.Inspect = inspect
 	var iso []byte
 	if src := str(n.DriverInfo["deploy_iso"]); src != "" {
 		given, err := v.Artifacts.Read(ctx, "driver_info.deploy_iso", src)
@@ -182,6 +196,10 @@ func (v *VirtualMedia) PrepareRamdisk(ctx context.Context, t *driver.Task) error
 			return err
 		}
 		cmdline := strings.TrimSpace("console=ttyS0,115200 " + v.KernelArgs + " " + str(n.DriverInfo["kernel_append_params"]))
+		if inspect {
+			// Ironic's parameter for an agent booted for inspection (IPA and ferric-agent both read it).
+			cmdline += " ipa-inspection-callback-url=" + InspectionCallback(v.APIURL)
+		}
 		if iso, err = BuildISO(loader, kernel, initrd, cmdline, acfg, n.NetworkData); err != nil {
 			return fmt.Errorf("build the boot ISO: %w", err)
 		}
