@@ -60,7 +60,12 @@ func (s *Server) continueInspection(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusAccepted, out)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, s.agentNodeBody(res, version))
+	out := s.agentNodeBody(res, version)
+	if cfg, ok := out.vals["config"].(*ordered); ok {
+		// Ferric's agent powers off at once when the conductor will (IPA ignores the key).
+		cfg.set("ferric_inspection_power_off", s.eng.InspectionPowersOff(res.Node))
+	}
+	writeJSON(w, http.StatusAccepted, out)
 }
 
 // inspectionData checks a continue_inspection body against Ironic's minimal inventory schema, plus what the

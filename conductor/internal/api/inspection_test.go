@@ -143,6 +143,7 @@ func TestContinueInspectionAccepted(t *testing.T) {
 				assert.Equal(t, inspUUID, node["uuid"])
 				cfg := out["config"].(map[string]any)
 				assert.Equal(t, "******", cfg["agent_token"], "the pre-generated token is never shown")
+				assert.Equal(t, true, cfg["ferric_inspection_power_off"], "the agent may power off: the conductor will")
 				for k := range node["driver_internal_info"].(map[string]any) {
 					assert.Contains(t, agentReadableKeys(), k)
 				}

@@ -232,7 +232,7 @@ func (e *Engine) finishInspection(ctx context.Context, t *driver.Task, ic Invent
 		e.failTask(ctx, t, fmt.Errorf("Failed to finish inspection: could not clean up the agent boot: %v", err))
 		return
 	}
-	if !e.cfg.InspectKeepPowerOn && !n.DisablePowerOff {
+	if e.InspectionPowersOff(n) {
 		if err := t.Power.SetPowerState(ctx, n, driver.PowerOff, 0); err != nil {
 			e.failTask(ctx, t, fmt.Errorf("Failed to finish inspection: could not power the node off: %v", err))
 			return
@@ -247,9 +247,17 @@ func (e *Engine) finishInspection(ctx context.Context, t *driver.Task, ic Invent
 	t.Log.WithField("to", n.ProvisionState).Info("in-band inspection finished")
 }
 
+// InspectionPowersOff tells whether finishing an in-band inspection of n powers it off (Ironic's
+// [inspector]power_off, not for nodes with disable_power_off). The continue_inspection answer tells the agent so
+// (ferric_inspection_power_off), and Ferric's agent then powers off at once: the power-off that follows finds
+// the machine off instead of waiting out a graceful shutdown the ramdisk does not act on.
+func (e *Engine) InspectionPowersOff(n *store.Node) bool {
+	return !e.cfg.InspectKeepPowerOn && !n.DisablePowerOff
+}
+
 // snapshot copies what a lookup-shaped answer shows of n (uuid, properties, instance_info, driver_internal_info).
 func snapshot(n *store.Node) *store.Node {
-	c := &store.Node{UUID: n.UUID, Name: n.Name, ProvisionState: n.ProvisionState}
+	c := &store.Node{UUID: n.UUID, Name: n.Name, ProvisionState: n.ProvisionState, DisablePowerOff: n.DisablePowerOff}
 	c.Properties, c.InstanceInfo, c.DriverInternalInfo = cloneMap(n.Properties), cloneMap(n.InstanceInfo),
 		cloneMap(n.DriverInternalInfo)
 	return c
