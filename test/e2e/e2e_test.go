@@ -207,6 +207,9 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	defer func() {
 		if t.Failed() {
 			for _, vm := range []string{"vm1", "vm2"} {
+				if b, err := os.ReadFile(filepath.Join(state, vm, "serial-inspect.log")); err == nil {
+					t.Logf("%s serial console of the inspection boot:\n%s", vm, consoleDigest(b))
+				}
 				b, _ := os.ReadFile(filepath.Join(state, vm, "serial.log"))
 				t.Logf("%s serial console (init, agent and kernel warnings):\n%s", vm, consoleDigest(b))
 				t.Logf("%s serial console (tail):\n%s", vm, tail(b, 6000))
@@ -267,6 +270,8 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	require.NoError(t, nodes.ChangeProvisionState(bg, cl, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetManage}).ExtractErr())
 	wait("manageable", 2*time.Minute)
 	inspectInband(t, bg, cl, c.URL, n.UUID, mac, wait, phases)
+	// The inspection boot's console goes aside: the deploy's phases below are timed by what appears on it next.
+	require.NoError(t, os.Rename(serial, strings.TrimSuffix(serial, ".log")+"-inspect.log"))
 	calledBack = time.Time{} // the inspection agent may have looked up too; the deploy's agent is timed below
 	require.NoError(t, nodes.ChangeProvisionState(bg, cl, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetProvide}).ExtractErr())
 	wait("available", 2*time.Minute)
