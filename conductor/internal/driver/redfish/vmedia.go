@@ -91,6 +91,17 @@ type AgentConfig struct {
 	images.Site
 }
 
+// agentCmdline is the agent kernel's command line for n: the serial console, the conductor's KernelArgs,
+// driver_info.kernel_append_params and, when the agent boots for in-band inspection, Ironic's
+// ipa-inspection-callback-url (IPA and ferric-agent both read it).
+func (v *VirtualMedia) agentCmdline(n *store.Node) string {
+	cmdline := strings.TrimSpace("console=ttyS0,115200 " + v.KernelArgs + " " + str(n.DriverInfo["kernel_append_params"]))
+	if driver.InspectionBoot(n) {
+		cmdline += " ipa-inspection-callback-url=" + InspectionCallback(v.APIURL)
+	}
+	return cmdline
+}
+
 // InspectionCallback is the continue_inspection URL of an API base URL (Ironic's get_inspection_callback).
 func InspectionCallback(apiURL string) string {
 	u := strings.TrimRight(apiURL, "/")
@@ -167,8 +178,7 @@ func (v *VirtualMedia) PrepareRamdisk(ctx context.Context, t *driver.Task) error
 	if v.APICA != nil {
 		acfg.APICA = v.APICA()
 	}
-	inspect := driver.InspectionBoot(n)
-	acfg.Inspect = inspect
+	acfg.Inspect = driver.InspectionBoot(n) // also for a deploy_iso, whose command line is not ours
 	var iso []byte
 	if src := str(n.DriverInfo["deploy_iso"]); src != "" {
 		given, err := v.Artifacts.Read(ctx, "driver_info.deploy_iso", src)
@@ -195,12 +205,7 @@ func (v *VirtualMedia) PrepareRamdisk(ctx context.Context, t *driver.Task) error
 		if err != nil {
 			return err
 		}
-		cmdline := strings.TrimSpace("console=ttyS0,115200 " + v.KernelArgs + " " + str(n.DriverInfo["kernel_append_params"]))
-		if inspect {
-			// Ironic's parameter for an agent booted for inspection (IPA and ferric-agent both read it).
-			cmdline += " ipa-inspection-callback-url=" + InspectionCallback(v.APIURL)
-		}
-		if iso, err = BuildISO(loader, kernel, initrd, cmdline, acfg, n.NetworkData); err != nil {
+		if iso, err = BuildISO(loader, kernel, initrd, v.agentCmdline(n), acfg, n.NetworkData); err != nil {
 			return fmt.Errorf("build the boot ISO: %w", err)
 		}
 	}
