@@ -269,7 +269,7 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	}
 	require.NoError(t, nodes.ChangeProvisionState(bg, cl, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetManage}).ExtractErr())
 	wait("manageable", 2*time.Minute)
-	inspectInband(t, bg, cl, c.URL, n.UUID, mac, wait, phases)
+	inspectInband(t, bg, cl, c.URL, n.UUID, mac, serial, wait, phases)
 	// The inspection boot's console goes aside: the deploy's phases below are timed by what appears on it next.
 	require.NoError(t, os.Rename(serial, strings.TrimSuffix(serial, ".log")+"-inspect.log"))
 	calledBack = time.Time{} // the inspection agent may have looked up too; the deploy's agent is timed below
@@ -382,13 +382,22 @@ func TestVirtualMachineDeploy(t *testing.T) {
 // from virtual media (ipa-inspection-callback-url on its command line), the agent posts its inventory, and the
 // node comes back to manageable, powered off, with properties from the VM's configuration (2 GiB, 4 GiB disk),
 // a port with its MAC and the inventory served at /v1/nodes/{id}/inventory.
-func inspectInband(t *testing.T, bg context.Context, cl *gophercloud.ServiceClient, api, id, mac string,
+func inspectInband(t *testing.T, bg context.Context, cl *gophercloud.ServiceClient, api, id, mac, serial string,
 	wait func(string, time.Duration) *nodes.Node, phases map[string]time.Duration) {
 	start := time.Now()
 	require.NoError(t, nodes.ChangeProvisionState(bg, cl, id, nodes.ProvisionStateOpts{Target: nodes.TargetInspect}).ExtractErr())
+	waitSerial(t, serial, "ferric-init: up", 3*time.Minute)
+	phases["inspection agent boot (request to /init)"] = time.Since(start)
 	got := wait("manageable", 5*time.Minute)
 	phases["in-band inspection (request to manageable)"] = time.Since(start)
 	t.Logf("in-band inspection took %s", time.Since(start).Round(100*time.Millisecond))
+	if b, err := os.ReadFile(serial); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "inspection") || strings.Contains(l, "ferric-init") {
+				t.Logf("inspection boot: %s", l)
+			}
+		}
+	}
 	assert.Equal(t, "power off", got.PowerState, "the VM is powered off after inspection")
 	assert.Equal(t, "x86_64", got.Properties["cpu_arch"])
 	assert.Equal(t, float64(3), got.Properties["local_gb"], "4 GiB disk, minus 1 GiB as Ironic counts")
