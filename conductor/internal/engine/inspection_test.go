@@ -124,7 +124,10 @@ func TestContinueInspectionRefusals(t *testing.T) {
 	ctx := context.Background()
 	waiting := inspectingNode(t, f, "52:54:00:bb:00:01")
 	bare := inspectingNode(t, f) // no ports yet
-	idle := f.node(t, "manageable")
+	// A node that could inspect in-band but is not inspecting: only its state keeps the data out.
+	idle := &store.Node{UUID: uuid.NewString(), Driver: "fake-hardware", ProvisionState: "manageable",
+		Interfaces: map[string]string{"inspect": "agent"}}
+	require.NoError(t, f.eng.CreateNode(ctx, idle))
 	require.NoError(t, f.st.CreatePort(ctx, &store.Port{UUID: uuid.NewString(), Address: "52:54:00:cc:00:01",
 		NodeUUID: idle.UUID, CreatedAt: time.Now()}))
 	strangers := []string{"52:54:00:dd:00:01", "52:54:00:dd:00:02"}
@@ -152,10 +155,10 @@ func TestContinueInspectionRefusals(t *testing.T) {
 		})
 	}
 	f.eng.Wait()
-	for _, id := range []string{waiting.UUID, bare.UUID} {
+	for _, id := range []string{waiting.UUID, bare.UUID, idle.UUID} {
 		got, err := f.st.GetNode(ctx, id)
 		require.NoError(t, err)
-		assert.Equal(t, "inspect wait", got.ProvisionState)
+		assert.Contains(t, []string{"inspect wait", "manageable"}, got.ProvisionState)
 		assert.NotContains(t, got.Properties, "cpus")
 		_, err = f.st.Inventory(ctx, id)
 		assert.ErrorIs(t, err, store.ErrNotFound)
