@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferric-metal/ferric/conductor/internal/fsm"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
@@ -116,7 +117,7 @@ func (a AgentInspect) Continue(ctx context.Context, t *Task, inv, plugin map[str
 // InspectionBoot tells a boot interface that the agent it prepares is booted for in-band inspection (the node is
 // "inspecting" while PrepareRamdisk runs): it must tell the agent to post its inventory (Ironic's
 // ipa-inspection-callback-url kernel parameter, the agent's --inspect flag or agent.json "inspect").
-func InspectionBoot(n *store.Node) bool { return n.ProvisionState == "inspecting" }
+func InspectionBoot(n *store.Node) bool { return fsm.State(n.ProvisionState) == fsm.Inspecting }
 
 // FakeInspect is Ironic's fake inspect interface: inspection succeeds at once and changes nothing, which is what
 // a fake-hardware node (no hardware behind it) can honestly do.

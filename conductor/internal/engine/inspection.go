@@ -105,7 +105,7 @@ func (e *Engine) inspectionNode(ctx context.Context, d InspectionData) (*store.N
 	if d.NodeUUID != "" {
 		n, err := e.store.GetNode(ctx, d.NodeUUID)
 		if errors.Is(err, store.ErrNotFound) {
-			log.Warn("inspection data refused: no such node")
+			log.Info("inspection data refused: no such node")
 			return nil, notFoundForInspection()
 		}
 		if err != nil {
@@ -155,7 +155,8 @@ func (e *Engine) inspectionNode(ctx context.Context, d InspectionData) (*store.N
 		node = known
 	}
 	if node == nil {
-		log.Warn("inspection data refused: no node matches")
+		// The usual answer to a stranger: info, not a warning (conflicts above are an operator's business).
+		log.Info("inspection data refused: no node matches")
 		return nil, notFoundForInspection()
 	}
 	if fsm.State(node.ProvisionState) != fsm.InspectWait {
