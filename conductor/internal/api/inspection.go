@@ -54,6 +54,7 @@ func (s *Server) continueInspection(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// ironic-inspector's ramdisks (no version header) only read the UUID.
 	if version < continueInspectionVersion {
 		out := newOrdered()
 		out.set("uuid", res.Node.UUID)
@@ -95,10 +96,14 @@ func inspectionData(body map[string]any) (engine.InspectionData, error) {
 		if !ok {
 			return d, badRequest("Invalid inspection data: \"inventory.interfaces[%d].mac_address\" is a required string", i)
 		}
+		// A malformed MAC is skipped for the look-up (Ironic's get_valid_mac_addresses), not refused: real
+		// inventories carry InfiniBand and other odd link addresses.
 		if m, err := normalizeMAC(mac); err == nil {
 			d.MACs = append(d.MACs, m)
 		}
 	}
+	// Ironic's schema stops at the interfaces; Ferric also needs what the node's properties come from. Refusing
+	// here answers the agent with the field it lacks, instead of an inspection that fails later on the conductor.
 	if err := requireNumbers(inv, "cpu", [][]string{{"count"}}); err != nil {
 		return d, err
 	}
@@ -120,6 +125,7 @@ func inspectionData(body map[string]any) (engine.InspectionData, error) {
 		}
 	}
 	d.Inventory = inv
+	// Everything beside the inventory is plugin data, as in Ironic (root_disk, boot_interface, error, ...).
 	d.PluginData = map[string]any{}
 	for k, v := range body {
 		if k != "inventory" {

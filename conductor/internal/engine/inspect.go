@@ -32,6 +32,8 @@ func (e *Engine) inspect(ctx context.Context, t *driver.Task) bool {
 		return false
 	}
 	if out == driver.Wait {
+		// Cached while the node waits, as Ironic does: an agent that reads its BMC's address (IPMI) finds its
+		// node by it even before the node has ports, without a DNS look-up per request.
 		if addrs := bmcAddresses(ctx, n); len(addrs) > 0 {
 			n.DriverInternalInfo[lookupBMCKey] = addrs
 		}
@@ -63,6 +65,8 @@ func (e *Engine) waitExpired(st fsm.State, n *store.Node) bool {
 	if limit < 0 {
 		return false
 	}
+	// From the start, not from the last heartbeat: an agent that heartbeats but never posts its inventory (its
+	// data was refused) must not keep the node waiting for ever.
 	since := n.InspectionStartedAt
 	if since == nil {
 		since = n.ProvisionUpdatedAt
