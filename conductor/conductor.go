@@ -71,7 +71,7 @@ type Config struct {
 	AgentUlimits []string
 	// LocalAgentDevices are block devices besides loop devices that local agents may wipe (--local-agent-devices).
 	LocalAgentDevices []string
-	// InspectAddPorts says which NICs out-of-band inspection makes ports for: all, pxe (default; for Redfish the
+	// InspectAddPorts says which NICs inspection (out-of-band and in-band) makes ports for: all, pxe (default; for Redfish the
 	// PXE NIC is unknown, so every enabled NIC, as Ironic) or none (--inspect-add-ports).
 	InspectAddPorts string
 	// InsecureRegistries are reached over plain http by the conductor and the agents.
@@ -280,7 +280,8 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 	agentCA func() string) *driver.Registry {
 	reg := driver.NewRegistry()
 	driver.AddInspectRescue(reg)
-	reg.AddHardware(driver.EnableAgentRescue(driver.FakeHardware([]string{"bootc"}, []string{"local-agent"})))
+	reg.AddInspect(driver.InspectAgent, driver.AgentInspect{Store: st, AddPorts: cfg.InspectAddPorts})
+		reg.AddHardware(driver.EnableAgentRescue(driver.FakeHardware([]string{"bootc"}, []string{"local-agent"})))
 	reg.AddPower("fake", driver.NewFakePower())
 	reg.AddManagement("fake", driver.NewFakeManagement())
 	reg.AddBoot("fake", driver.NewFakeBoot())

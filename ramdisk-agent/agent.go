@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -228,7 +229,12 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	cl := &ironic.Client{Base: cfg.APIURL, HTTP: conductorHTTP, Log: log.WithField("component", "lookup")}
 	nodeUUID := cfg.NodeUUID
 	if cfg.Inspect {
-		if uuid := a.inspect(ctx, cl); uuid != "" {
+		uuid, powerOff := a.inspect(ctx, cl)
+		if powerOff {
+			a.powerOff()
+			return nil
+		}
+		if uuid != "" {
 			nodeUUID = uuid
 		}
 	}
@@ -287,22 +293,33 @@ func (a *Agent) takeToken(lr *ironic.LookupResult) {
 }
 
 // inspect collects the inventory and posts it to the conductor; it returns the node's UUID from the answer, or ""
-// when inspection failed. A failure is logged and the agent goes on with its lookup, as IPA does: the conductor's
+// when inspection failed, and whether the conductor asked the agent to power off (ferric_inspection_power_off). A failure is logged and the agent goes on with its lookup, as IPA does: the conductor's
 // "inspect wait" timeout then fails the inspection with its own last_error.
-func (a *Agent) inspect(ctx context.Context, cl *ironic.Client) string {
+func (a *Agent) inspect(ctx context.Context, cl *ironic.Client) (string, bool) {
 	data, err := a.inventory(ctx)
 	if err != nil {
 		a.log.WithError(err).Error("inspection: inventory not collected")
-		return ""
+		return "", false
 	}
 	res, err := cl.ContinueInspection(ctx, data, a.cfg.NodeUUID, a.cfg.InspectTimeout)
 	if err != nil {
 		a.log.WithError(err).Error("inspection failed; going on with the lookup")
-		return ""
+		return "", false
 	}
 	a.takeToken(res)
 	a.log.WithField("node", res.Node.UUID).Info("inspection data accepted by the conductor")
-	return res.Node.UUID
+	return res.Node.UUID, res.Config.InspectionPowerOff
+}
+
+// powerOff ends the agent after an inspection the conductor finishes by powering the node off: the machine
+// powers off (PowerOff "system"), or the process ends (local agents).
+func (a *Agent) powerOff() {
+	syscall.Sync()
+	a.log.Info("inspection done and the conductor powers the node off: powering off now")
+	if a.cfg.PowerOff == "system" {
+		syscall.Reboot(syscall.LINUX_REBOOT_CMD_POWER_OFF)
+	}
+	a.quit()
 }
 
 // inventory collects what inspection reports, bounded by a minute (sysfs reads can stall on a sick device).

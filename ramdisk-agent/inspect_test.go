@@ -51,6 +51,7 @@ type conductor struct {
 	body        map[string]any
 	lookupQuery string
 	beatToken   chan string
+	powerOff    bool // answer continue_inspection with ferric_inspection_power_off
 }
 
 func (c *conductor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -70,7 +71,8 @@ func (c *conductor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.WriteHeader(http.StatusAccepted)
-		w.Write([]byte(`{"node": {"uuid": "` + inspNode + `"}, "config": {"heartbeat_timeout": 300, "agent_token": "` + inspToken + `"}}`))
+		w.Write([]byte(`{"node": {"uuid": "` + inspNode + `"}, "config": {"heartbeat_timeout": 300, "agent_token": "` + inspToken +
+			`", "ferric_inspection_power_off": ` + map[bool]string{true: "true", false: "false"}[c.powerOff] + `}}`))
 	case r.URL.Path == "/v1/lookup":
 		c.calls = append(c.calls, "lookup")
 		c.lookupQuery = r.URL.RawQuery
@@ -162,6 +164,31 @@ func TestInspectBeforeLookup(t *testing.T) {
 			assert.Equal(t, 1.0, inv["cpu"].(map[string]any)["count"])
 		})
 	}
+}
+
+// TestInspectPowerOff: when the conductor answers that it powers the node off after inspection, the agent ends
+// at once (a local agent exits; in the ramdisk the machine powers off) instead of looking up and heartbeating.
+func TestInspectPowerOff(t *testing.T) {
+	cond := &conductor{inspectCode: http.StatusAccepted, beatToken: make(chan string, 1), powerOff: true}
+	srv := httptest.NewServer(cond)
+	defer srv.Close()
+	dir := t.TempDir()
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	cfg := Config{APIURL: srv.URL, Listen: "127.0.0.1:0", Advertise: "127.0.0.1:9", InsecureHTTP: true,
+		PodmanSocket: "unix://" + filepath.Join(dir, "none.sock"), StateDir: filepath.Join(dir, "state"),
+		LookupTimeout: time.Millisecond, InspectTimeout: time.Millisecond, PowerOff: "exit", SysRoot: machine(t), Inspect: true}
+	done := make(chan error, 1)
+	go func() { done <- Run(context.Background(), cfg, logrus.NewEntry(log)) }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the agent did not end after an inspection the conductor powers off")
+	}
+	cond.mu.Lock()
+	defer cond.mu.Unlock()
+	assert.Equal(t, []string{"continue_inspection"}, cond.calls)
 }
 
 func TestInventoryCommand(t *testing.T) {

@@ -62,6 +62,8 @@ func run(args []string) error {
 		stateDir = fs.String("state-dir", defaultStateDir(), "directory for the embedded SQLite database and other state")
 		logLevel = fs.String("log-level", "info", "log level: debug, info, warn, error")
 		cbTO     = fs.Duration("deploy-callback-timeout", 1800*time.Second, "how long a node may wait for its agent")
+		inspTO   = fs.Duration("inspect-wait-timeout", 1800*time.Second, "how long in-band inspection may wait for the agent's inventory, from the start (0: unlimited; Ironic's [conductor]inspect_wait_timeout)")
+		inspOff  = fs.Bool("inspect-power-off", true, "power nodes off when in-band inspection finishes (Ironic's [inspector]power_off)")
 	)
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:6385", "API listen address")
 	fs.StringVar(&cfg.DB, "db", "", "database: sqlite:///abs/path.db or postgres://user:pass@host/db (default: SQLite in --state-dir)")
@@ -88,8 +90,8 @@ func run(args []string) error {
 	fs.StringVar(&cfg.AgentStateDir, "agent-state-dir", "", "state and logs of local agents (default /run/ferric-agents)")
 	fs.StringVar(&cfg.AgentRuntime, "agent-runtime", "", "OCI runtime for local agents' podman (e.g. runc)")
 	fs.Var(&listFlag{&cfg.AgentUlimits}, "agent-ulimit", "default container ulimit for local agents, e.g. nofile=1024:1024 (repeatable)")
-	fs.StringVar(&cfg.InspectAddPorts, "inspect-add-ports", "pxe", "ports out-of-band inspection creates: all, pxe "+
-		"(the boot NIC; Redfish cannot tell it, so every enabled NIC, as Ironic) or none")
+	fs.StringVar(&cfg.InspectAddPorts, "inspect-add-ports", "pxe", "ports inspection creates: all, pxe "+
+		"(the NIC the agent booted from; every NIC when unknown, as with Redfish, as Ironic) or none")
 	fs.Var(&listFlag{&cfg.LocalAgentDevices}, "local-agent-devices", "block device besides /dev/loopN that local agents may wipe (repeatable)")
 	fs.Var(&listFlag{&cfg.InsecureRegistries}, "insecure-registry", "registry reached over plain http (repeatable)")
 	fs.StringVar(&cfg.ArtifactsDir, "artifacts-dir", "", "the only directory local deploy_kernel/deploy_ramdisk/deploy_iso paths may name (default: local paths refused)")
@@ -161,6 +163,14 @@ func run(args []string) error {
 		}
 	}
 	cfg.Engine.CallbackTimeout = *cbTO
+	if *inspTO < 0 {
+		return fmt.Errorf("--inspect-wait-timeout %s: give a duration, 0 for unlimited", *inspTO)
+	}
+	cfg.Engine.InspectWaitTimeout = *inspTO
+	if *inspTO == 0 {
+		cfg.Engine.InspectWaitTimeout = -1 // the engine's "unlimited"
+	}
+	cfg.Engine.InspectKeepPowerOn = !*inspOff
 	if *artMiB <= 0 {
 		return fmt.Errorf("--artifact-max-mib %d: give a positive size in MiB", *artMiB)
 	}

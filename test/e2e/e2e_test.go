@@ -8,8 +8,10 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/ports"
 	"github.com/sirupsen/logrus"
@@ -204,6 +207,9 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	defer func() {
 		if t.Failed() {
 			for _, vm := range []string{"vm1", "vm2"} {
+				if b, err := os.ReadFile(filepath.Join(state, vm, "serial-inspect.log")); err == nil {
+					t.Logf("%s serial console of the inspection boot:\n%s", vm, consoleDigest(b))
+				}
 				b, _ := os.ReadFile(filepath.Join(state, vm, "serial.log"))
 				t.Logf("%s serial console (init, agent and kernel warnings):\n%s", vm, consoleDigest(b))
 				t.Logf("%s serial console (tail):\n%s", vm, tail(b, 6000))
@@ -228,9 +234,10 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	cl := c.Client("1.89")
 	bg := context.Background()
 
-	// Enroll through gophercloud: redfish driver, virtual media boot, bootc deploy, the VM's MAC as a port.
+	// Enroll through gophercloud as Metal3 does: redfish driver, virtual media boot, bootc deploy, in-band (agent)
+	// inspection, the VM's MAC as a port.
 	n, err := nodes.Create(bg, cl, nodes.CreateOpts{Name: "vm1", Driver: "redfish", BootInterface: "redfish-virtual-media",
-		DeployInterface: "bootc", Properties: map[string]any{"capabilities": "boot_mode:uefi"},
+		DeployInterface: "bootc", InspectInterface: "agent", Properties: map[string]any{"capabilities": "boot_mode:uefi"},
 		DriverInfo: map[string]any{"redfish_address": bmcURL, "redfish_system_id": "/redfish/v1/Systems/vm1",
 			"redfish_username": "admin", "redfish_password": "pw", "deploy_kernel": rd.Kernel, "deploy_ramdisk": rd.Initramfs,
 			"agent_advertise": "127.0.0.1:" + strconv.Itoa(agentPort), "kernel_append_params": "ferric.dns=10.0.2.2"}}).Extract()
@@ -262,6 +269,10 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	}
 	require.NoError(t, nodes.ChangeProvisionState(bg, cl, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetManage}).ExtractErr())
 	wait("manageable", 2*time.Minute)
+	inspectInband(t, bg, cl, c.URL, n.UUID, mac, serial, wait, phases)
+	// The inspection boot's console goes aside: the deploy's phases below are timed by what appears on it next.
+	require.NoError(t, os.Rename(serial, strings.TrimSuffix(serial, ".log")+"-inspect.log"))
+	calledBack = time.Time{} // the inspection agent may have looked up too; the deploy's agent is timed below
 	require.NoError(t, nodes.ChangeProvisionState(bg, cl, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetProvide}).ExtractErr())
 	wait("available", 2*time.Minute)
 
@@ -365,6 +376,68 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	if ph, ok := inst["phases"].(map[string]any); ok {
 		t.Logf("agent phases: %v", ph)
 	}
+}
+
+// inspectInband inspects the node in-band, as Metal3 does before it uses a host: the VM boots the agent ramdisk
+// from virtual media (ipa-inspection-callback-url on its command line), the agent posts its inventory, and the
+// node comes back to manageable, powered off, with properties from the VM's configuration (2 GiB, 4 GiB disk),
+// a port with its MAC and the inventory served at /v1/nodes/{id}/inventory.
+func inspectInband(t *testing.T, bg context.Context, cl *gophercloud.ServiceClient, api, id, mac, serial string,
+	wait func(string, time.Duration) *nodes.Node, phases map[string]time.Duration) {
+	start := time.Now()
+	require.NoError(t, nodes.ChangeProvisionState(bg, cl, id, nodes.ProvisionStateOpts{Target: nodes.TargetInspect}).ExtractErr())
+	waitSerial(t, serial, "ferric-init: up", 3*time.Minute)
+	phases["inspection agent boot (request to /init)"] = time.Since(start)
+	got := wait("manageable", 5*time.Minute)
+	phases["in-band inspection (request to manageable)"] = time.Since(start)
+	t.Logf("in-band inspection took %s", time.Since(start).Round(100*time.Millisecond))
+	if b, err := os.ReadFile(serial); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "inspection") || strings.Contains(l, "ferric-init") {
+				t.Logf("inspection boot: %s", l)
+			}
+		}
+	}
+	assert.Equal(t, "power off", got.PowerState, "the VM is powered off after inspection")
+	assert.Equal(t, "x86_64", got.Properties["cpu_arch"])
+	assert.Equal(t, float64(3), got.Properties["local_gb"], "4 GiB disk, minus 1 GiB as Ironic counts")
+	assert.Positive(t, got.Properties["cpus"])
+	mem, _ := got.Properties["memory_mb"].(float64)
+	assert.InDelta(t, 2048, mem, 256, "memory_mb of a 2 GiB VM")
+	assert.NotNil(t, got.InspectionFinishedAt)
+
+	pages, err := ports.List(cl, ports.ListOpts{NodeUUID: id}).AllPages(bg)
+	require.NoError(t, err)
+	list, err := ports.ExtractPorts(pages)
+	require.NoError(t, err)
+	var addrs []string
+	for _, p := range list {
+		addrs = append(addrs, p.Address)
+	}
+	assert.Contains(t, addrs, mac)
+
+	req, err := http.NewRequest(http.MethodGet, api+"/v1/nodes/"+id+"/inventory", nil)
+	require.NoError(t, err)
+	req.Header.Set("X-OpenStack-Ironic-API-Version", "1.81")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var inv struct {
+		Inventory struct {
+			Interfaces []struct {
+				MAC string `json:"mac_address"`
+			} `json:"interfaces"`
+			Boot map[string]any `json:"boot"`
+		} `json:"inventory"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&inv))
+	var macs []string
+	for _, i := range inv.Inventory.Interfaces {
+		macs = append(macs, i.MAC)
+	}
+	assert.Contains(t, macs, mac)
+	assert.Equal(t, "uefi", inv.Inventory.Boot["current_boot_mode"])
 }
 
 // testLog sends a logger's lines to the test output (kept with the test's result).

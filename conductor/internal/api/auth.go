@@ -369,7 +369,7 @@ func (l *failLimiter) makeRoom(now time.Time) {
 // publicPath reports routes that never need credentials (Ironic's acl_public_routes).
 func publicPath(p string) bool {
 	switch {
-	case p == "/", p == "/v1", p == "/v1/", p == "/v1/lookup", p == "/v1/lookup/":
+	case p == "/", p == "/v1", p == "/v1/", p == "/v1/lookup", p == "/v1/lookup/", p == "/v1/continue_inspection":
 		return true
 	case strings.HasPrefix(p, "/v1/heartbeat/"), strings.HasPrefix(p, "/v1/boot-media/"):
 		return true

@@ -54,6 +54,12 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, s.agentNodeBody(res, version))
+}
+
+// agentNodeBody is what a lookup (and a continue_inspection at 1.84+) answers an agent: the node as the agent may
+// see it (see lookupInternalInfo and maskSecrets) and the agent configuration, the token included at 1.62+.
+func (s *Server) agentNodeBody(res *engine.LookupResult, version int) *ordered {
 	n := res.Node
 	node := newOrdered()
 	node.set("uuid", n.UUID)
@@ -84,7 +90,7 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
 	out := newOrdered()
 	out.set("node", node)
 	out.set("config", cfg)
-	writeJSON(w, http.StatusOK, out)
+	return out
 }
 
 // agentReadableKeys are the driver_internal_info keys an agent may learn from the public lookup: the ones IPA's

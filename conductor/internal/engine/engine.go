@@ -51,6 +51,11 @@ type Config struct {
 	// [conductor]clean_step_priority_override, [deploy]erase_devices_priority and erase_devices_metadata_priority);
 	// nil means DefaultStepPriorities (metadata wipe yes, full erase no).
 	StepPriorities map[string]int
+	// InspectWaitTimeout limits "inspect wait", counted from the inspection's start (Ironic's [conductor]
+	// inspect_wait_timeout: 1800 s; negative: unlimited, Ironic's 0).
+	InspectWaitTimeout time.Duration
+	// InspectKeepPowerOn leaves a node on after in-band inspection (Ironic's [inspector]power_off=false).
+	InspectKeepPowerOn bool
 }
 
 func (c *Config) defaults() {

@@ -62,10 +62,10 @@ func (e *Engine) checkTimeouts(ctx context.Context) {
 			return
 		}
 		for _, n := range nodes {
-			if !e.callbackExpired(n) {
+			if !e.waitExpired(st, n) {
 				continue
 			}
-			e.FailWaiting(ctx, n.UUID, st, timeoutMessage(n))
+			e.FailWaiting(ctx, n.UUID, st, waitTimeoutMessage(st, n))
 		}
 	}
 }

@@ -58,6 +58,10 @@ type LookupResult struct {
 	Config struct {
 		HeartbeatTimeout float64 `json:"heartbeat_timeout"`
 		AgentToken       *string `json:"agent_token"`
+		// InspectionPowerOff is Ferric's: in a continue_inspection answer it says the conductor will power the
+		// node off once it has processed the data, so the agent powers off now (Ferric's ramdisk does not act on
+		// the BMC's ACPI shutdown, which would otherwise wait out the BMC driver's graceful timeout). IPA ignores it.
+		InspectionPowerOff bool `json:"ferric_inspection_power_off"`
 	} `json:"config"`
 }
 

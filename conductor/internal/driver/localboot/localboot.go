@@ -95,7 +95,8 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// PrepareRamdisk starts the agent for the node with a fresh token (pre-generated, as virtual media does).
+// PrepareRamdisk starts the agent for the node with a fresh token (pre-generated, as virtual media does), with
+// --inspect when the node is being inspected in-band (driver.InspectionBoot).
 func (b *Boot) PrepareRamdisk(ctx context.Context, t *driver.Task) error {
 	n := t.Node
 	if err := b.Validate(ctx, n); err != nil {
@@ -128,6 +129,10 @@ func (b *Boot) PrepareRamdisk(ctx context.Context, t *driver.Task) error {
 	args := []string{"--api-url", b.cfg.APIURL, "--node-uuid", n.UUID, "--listen", addr, "--advertise", addr,
 		"--target-device", dev, "--state-dir", run, "--graph-root", filepath.Join(dir, "graph"),
 		"--power-off", "exit", "--log-level", "debug"}
+	if driver.InspectionBoot(n) {
+		// In-band inspection: the agent posts its inventory to /v1/continue_inspection before its lookup.
+		args = append(args, "--inspect")
+	}
 	if b.cfg.Runtime != "" {
 		args = append(args, "--runtime", b.cfg.Runtime)
 	}

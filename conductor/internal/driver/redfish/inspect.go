@@ -2,45 +2,29 @@ package redfish
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/stmcginnis/gofish/schemas"
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
-// Port policies of --inspect-add-ports, after Ironic's [inspector]add_ports.
+// Port policies of --inspect-add-ports: the shared ones of the driver package (both inspect interfaces use them).
 const (
-	AddPortsAll  = "all"
-	AddPortsPXE  = "pxe"
-	AddPortsNone = "none"
+	AddPortsAll  = driver.AddPortsAll
+	AddPortsPXE  = driver.AddPortsPXE
+	AddPortsNone = driver.AddPortsNone
 )
 
-// ParseAddPorts checks an --inspect-add-ports value.
-func ParseAddPorts(v string) (string, error) {
-	switch v {
-	case AddPortsAll, AddPortsPXE, AddPortsNone:
-		return v, nil
-	case "":
-		return AddPortsPXE, nil
-	}
-	return "", fmt.Errorf("--inspect-add-ports %q is not one of all, pxe, none", v)
-}
+// ParseAddPorts checks an --inspect-add-ports value (driver.ParseAddPorts).
+func ParseAddPorts(v string) (string, error) { return driver.ParseAddPorts(v) }
 
-// InspectStore is what inspection writes besides the node: ports and the inventory. The engine holds the node's
-// reservation while Inspect runs, so these writes happen under it.
-type InspectStore interface {
-	CreatePort(ctx context.Context, p *store.Port) error
-	ListPorts(ctx context.Context, f store.PortFilter, o store.ListOptions) ([]*store.Port, error)
-	PutInventory(ctx context.Context, nodeUUID string, inv store.Inventory) error
-}
+// InspectStore is what inspection writes besides the node: ports and the inventory (driver.InventoryStore).
+type InspectStore = driver.InventoryStore
 
 // Inspector is the redfish inspect interface: out-of-band inspection through the BMC (Ironic's RedfishInspect).
 //
@@ -59,7 +43,7 @@ type Inspector struct {
 
 // maxListed caps the disks and NICs one inspection takes from the BMC, so that a broken or hostile BMC cannot
 // make the conductor create thousands of ports or store an unbounded inventory.
-const maxListed = 256
+const maxListed = driver.MaxInventoryItems
 
 // Validate checks driver_info (as Ironic's RedfishInspect.validate does, without calling the BMC).
 func (i *Inspector) Validate(_ context.Context, n *store.Node) error {
@@ -84,76 +68,30 @@ func (i *Inspector) Inspect(ctx context.Context, t *driver.Task) (driver.Outcome
 	defer s.close()
 	// Everything is read before anything is written: a BMC that fails half-way leaves the node, its ports and
 	// its previous inventory as they were.
-	inv, props, err := collect(s)
+	inv, err := collect(s)
 	if err != nil {
 		return driver.Done, err
 	}
-	var missing []string
-	for _, k := range []string{"cpus", "memory_mb", "cpu_arch"} {
-		if _, ok := props[k]; !ok {
-			missing = append(missing, k)
-		}
+	props, missing, err := driver.InventoryProperties(inv, nil)
+	if err != nil {
+		return driver.Done, err
 	}
 	if len(missing) > 0 {
 		return driver.Done, fmt.Errorf("Failed to discover the following properties: %s on node %s: the BMC at %s "+
 			"does not report them (ProcessorSummary/Processors, MemorySummary/Memory); set them in properties and "+
 			"use inspect_interface=no-inspect, or inspect in-band", strings.Join(missing, ", "), t.Node.UUID, s.info.Address)
 	}
-	// Properties are merged, not replaced: capabilities, root_device and the operator's own keys stay.
-	for k, v := range props {
-		t.Node.Properties[k] = v
+	now := i.Now
+	if now == nil {
+		now = time.Now
 	}
-	if err := i.Store.PutInventory(ctx, t.Node.UUID, store.Inventory{Inventory: inv}); err != nil {
-		return driver.Done, fmt.Errorf("keep the inventory of node %s: %w", t.Node.UUID, err)
-	}
-	if err := i.createPorts(ctx, t, inv); err != nil {
+	// Properties, the inventory and the ports go through the code in-band inspection uses too.
+	if err := driver.ApplyInventory(ctx, i.Store, t, inv, nil, props, i.AddPorts, now); err != nil {
 		return driver.Done, err
-	}
-	// Save writes the node under the reservation the engine holds (a write after losing it fails with 409);
-	// the engine saves again when the state moves to manageable.
-	if t.Save != nil {
-		if err := t.Save(ctx); err != nil {
-			return driver.Done, err
-		}
 	}
 	t.Logf(ctx, "inspected through Redfish BMC %s: %v CPUs (%v), %v MiB memory, local_gb %v", s.info.Address,
 		props["cpus"], props["cpu_arch"], props["memory_mb"], props["local_gb"])
 	return driver.Done, nil
-}
-
-// createPorts adds a port for each enabled NIC whose MAC no port has yet (on any node: MACs are unique).
-func (i *Inspector) createPorts(ctx context.Context, t *driver.Task, inv map[string]any) error {
-	if i.AddPorts == AddPortsNone {
-		return nil
-	}
-	ifaces, _ := inv["interfaces"].([]map[string]any)
-	now := time.Now
-	if i.Now != nil {
-		now = i.Now
-	}
-	for _, ifc := range ifaces {
-		mac, _ := ifc["mac_address"].(string)
-		if enabled, _ := ifc["enabled"].(bool); !enabled || mac == "" {
-			continue
-		}
-		// A MAC that is already a port (the operator's, another node's, or a previous inspection's) is left
-		// alone: re-inspection is idempotent and never moves a port between nodes.
-		existing, err := i.Store.ListPorts(ctx, store.PortFilter{Address: mac}, store.ListOptions{Limit: 1})
-		if err != nil {
-			return fmt.Errorf("look up port %s of node %s: %w", mac, t.Node.UUID, err)
-		}
-		if len(existing) > 0 {
-			continue
-		}
-		p := &store.Port{UUID: uuid.NewString(), Address: mac, NodeUUID: t.Node.UUID, PXEEnabled: true,
-			CreatedAt: now().UTC()}
-		// ErrDuplicate: someone created the port between the look-up and here, which is what we wanted.
-		if err := i.Store.CreatePort(ctx, p); err != nil && !errors.Is(err, store.ErrDuplicate) {
-			return fmt.Errorf("create port %s for node %s: %w", mac, t.Node.UUID, err)
-		}
-		t.Logf(ctx, "inspection created port %s (%s)", p.UUID, mac)
-	}
-	return nil
 }
 
 // cpuArch spells a Redfish processor architecture / instruction set as Ironic's cpu_arch does.
@@ -175,21 +113,21 @@ func cpuArch(p *schemas.Processor) string {
 	return ""
 }
 
-// collect reads the hardware into an IPA-shaped inventory and the node properties Ironic sets from it.
-func collect(s *session) (map[string]any, map[string]any, error) {
+// collect reads the hardware into an IPA-shaped inventory (driver.InventoryProperties derives the properties).
+func collect(s *session) (map[string]any, error) {
 	sys := s.system
-	inv, props := map[string]any{}, map[string]any{}
-	if err := collectCPU(s, inv, props); err != nil {
-		return nil, nil, err
+	inv := map[string]any{}
+	if err := collectCPU(s, inv); err != nil {
+		return nil, err
 	}
-	if err := collectMemory(s, inv, props); err != nil {
-		return nil, nil, err
+	if err := collectMemory(s, inv); err != nil {
+		return nil, err
 	}
-	if err := collectDisks(s, inv, props); err != nil {
-		return nil, nil, err
+	if err := collectDisks(s, inv); err != nil {
+		return nil, err
 	}
 	if err := collectNICs(s, inv); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	vendor := map[string]any{}
 	for k, v := range map[string]string{"product_name": sys.Model, "serial_number": sys.SerialNumber,
@@ -206,10 +144,10 @@ func collect(s *session) (map[string]any, map[string]any, error) {
 		mode = "bios"
 	}
 	inv["boot"] = map[string]any{"current_boot_mode": mode}
-	return inv, props, nil
+	return inv, nil
 }
 
-func collectCPU(s *session, inv, props map[string]any) error {
+func collectCPU(s *session, inv map[string]any) error {
 	cpu := map[string]any{}
 	// ProcessorSummary.Count is the socket count Ironic reports as cpus; the members give the architecture
 	// (the summary has none) and the count when a BMC leaves the summary out.
@@ -242,17 +180,11 @@ func collectCPU(s *session, inv, props map[string]any) error {
 	if _, ok := cpu["count"]; !ok && count > 0 {
 		cpu["count"] = count
 	}
-	if c, ok := cpu["count"]; ok {
-		props["cpus"] = c
-	}
-	if a, ok := cpu["architecture"]; ok {
-		props["cpu_arch"] = a
-	}
 	inv["cpu"] = cpu
 	return nil
 }
 
-func collectMemory(s *session, inv, props map[string]any) error {
+func collectMemory(s *session, inv map[string]any) error {
 	// TotalSystemMemoryGiB first (one request less); DIMM capacities summed when a BMC leaves it out.
 	mb := 0
 	if g := s.system.MemorySummary.TotalSystemMemoryGiB; g != nil && *g > 0 {
@@ -269,15 +201,14 @@ func collectMemory(s *session, inv, props map[string]any) error {
 		}
 	}
 	if mb > 0 {
-		props["memory_mb"] = mb
 		inv["memory"] = map[string]any{"physical_mb": mb, "total": int64(mb) << 20}
 	}
 	return nil
 }
 
-// collectDisks lists Storage drives, else SimpleStorage devices. local_gb is the biggest disk's size in GiB minus 1
-// (Ironic's convention, which leaves room for partitioning), 0 for a diskless node.
-func collectDisks(s *session, inv, props map[string]any) error {
+// collectDisks lists Storage drives, else SimpleStorage devices (local_gb comes from them: see
+// driver.InventoryProperties).
+func collectDisks(s *session, inv map[string]any) error {
 	var disks []map[string]any
 	storages, err := s.system.Storage()
 	if err != nil {
@@ -311,18 +242,6 @@ func collectDisks(s *session, inv, props map[string]any) error {
 			}
 		}
 	}
-	// Ironic takes the first disk of at least 4 GiB; Ferric installs on the disk root device hints pick, which by
-	// default is the biggest, so local_gb says what a deploy there can use.
-	var biggest int64
-	for _, d := range disks {
-		if sz := d["size"].(int64); sz > biggest {
-			biggest = sz
-		}
-	}
-	props["local_gb"] = 0
-	if gb := biggest>>30 - 1; gb > 0 {
-		props["local_gb"] = int(gb)
-	}
 	if disks == nil {
 		disks = []map[string]any{}
 	}
@@ -342,9 +261,9 @@ func collectNICs(s *session, inv map[string]any) error {
 		if len(ifaces) == maxListed {
 			break
 		}
-		mac := normalMAC(e.MACAddress)
+		mac := driver.NormalMAC(e.MACAddress)
 		if mac == "" {
-			mac = normalMAC(e.PermanentMACAddress)
+			mac = driver.NormalMAC(e.PermanentMACAddress)
 		}
 		if mac == "" {
 			continue // no MAC, or not one a port could hold
@@ -355,13 +274,4 @@ func collectNICs(s *session, inv map[string]any) error {
 	sort.Slice(ifaces, func(a, b int) bool { return ifaces[a]["mac_address"].(string) < ifaces[b]["mac_address"].(string) })
 	inv["interfaces"] = ifaces
 	return nil
-}
-
-// normalMAC returns a MAC address as ports store it (lower case, colons), "" when v is not an EUI-48 or EUI-64.
-func normalMAC(v string) string {
-	hw, err := net.ParseMAC(strings.TrimSpace(v))
-	if err != nil || (len(hw) != 6 && len(hw) != 8) {
-		return ""
-	}
-	return hw.String()
 }

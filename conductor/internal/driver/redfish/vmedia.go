@@ -83,9 +83,32 @@ type AgentConfig struct {
 	InsecureRegistries []string `json:"insecure_registries,omitempty"`
 	NoPivotRoot        bool     `json:"no_pivot_root"`
 	APICA              string   `json:"api_ca,omitempty"` // PEM CA certificates the agent verifies an https api_url with
+	// Inspect makes the agent post its inventory to /v1/continue_inspection before its lookup (in-band
+	// inspection); the kernel command line says so too (ipa-inspection-callback-url), but a deploy_iso's is not ours.
+	Inspect bool `json:"inspect,omitempty"`
 	// Site is the registry CAs, proxies (credentials included: agent.json is on the node's own boot media, served
 	// only by its unguessable URL while the node boots its agent), mirrors, image policy and signature lookaside.
 	images.Site
+}
+
+// agentCmdline is the agent kernel's command line for n: the serial console, the conductor's KernelArgs,
+// driver_info.kernel_append_params and, when the agent boots for in-band inspection, Ironic's
+// ipa-inspection-callback-url (IPA and ferric-agent both read it).
+func (v *VirtualMedia) agentCmdline(n *store.Node) string {
+	cmdline := strings.TrimSpace("console=ttyS0,115200 " + v.KernelArgs + " " + str(n.DriverInfo["kernel_append_params"]))
+	if driver.InspectionBoot(n) {
+		cmdline += " ipa-inspection-callback-url=" + InspectionCallback(v.APIURL)
+	}
+	return cmdline
+}
+
+// InspectionCallback is the continue_inspection URL of an API base URL (Ironic's get_inspection_callback).
+func InspectionCallback(apiURL string) string {
+	u := strings.TrimRight(apiURL, "/")
+	if strings.HasSuffix(u, "/v1") {
+		return u + "/continue_inspection"
+	}
+	return u + "/v1/continue_inspection"
 }
 
 // BuildISO makes the boot ISO: an El Torito EFI image with the loader, its entry, the kernel and initramfs, and
@@ -155,6 +178,7 @@ func (v *VirtualMedia) PrepareRamdisk(ctx context.Context, t *driver.Task) error
 	if v.APICA != nil {
 		acfg.APICA = v.APICA()
 	}
+	acfg.Inspect = driver.InspectionBoot(n) // also for a deploy_iso, whose command line is not ours
 	var iso []byte
 	if src := str(n.DriverInfo["deploy_iso"]); src != "" {
 		given, err := v.Artifacts.Read(ctx, "driver_info.deploy_iso", src)
@@ -181,8 +205,7 @@ func (v *VirtualMedia) PrepareRamdisk(ctx context.Context, t *driver.Task) error
 		if err != nil {
 			return err
 		}
-		cmdline := strings.TrimSpace("console=ttyS0,115200 " + v.KernelArgs + " " + str(n.DriverInfo["kernel_append_params"]))
-		if iso, err = BuildISO(loader, kernel, initrd, cmdline, acfg, n.NetworkData); err != nil {
+		if iso, err = BuildISO(loader, kernel, initrd, v.agentCmdline(n), acfg, n.NetworkData); err != nil {
 			return fmt.Errorf("build the boot ISO: %w", err)
 		}
 	}
