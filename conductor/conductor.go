@@ -281,7 +281,7 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 	reg := driver.NewRegistry()
 	driver.AddInspectRescue(reg)
 	reg.AddInspect(driver.InspectAgent, driver.AgentInspect{Store: st, AddPorts: cfg.InspectAddPorts})
-		reg.AddHardware(driver.EnableAgentRescue(driver.FakeHardware([]string{"bootc"}, []string{"local-agent"})))
+	reg.AddHardware(driver.EnableAgentRescue(driver.FakeHardware([]string{"bootc"}, []string{"local-agent"})))
 	reg.AddPower("fake", driver.NewFakePower())
 	reg.AddManagement("fake", driver.NewFakeManagement())
 	reg.AddBoot("fake", driver.NewFakeBoot())
