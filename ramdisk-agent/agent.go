@@ -326,7 +326,7 @@ func (a *Agent) powerOff() {
 func (a *Agent) inventory(ctx context.Context) (*inventory.Data, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	return inventory.Collector{Root: a.cfg.SysRoot, Version: Version}.Collect(ctx, a.log.WithField("component", "inventory"))
+	return inventory.Collector{Root: a.cfg.SysRoot, Version: Version, OnlyDisk: a.cfg.TargetDevice}.Collect(ctx, a.log.WithField("component", "inventory"))
 }
 
 func (a *Agent) currentToken() string {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -133,9 +134,19 @@ func (c Collector) machine() string {
 
 // disks converts hardware.Disks (what root device hints match against) to IPA's BlockDevice.
 func (c Collector) disks(r reader) ([]Disk, error) {
-	hds, err := hardware.Source{Root: c.Root}.Disks()
+	src := hardware.Source{Root: c.Root}
+	if c.OnlyDisk != "" {
+		src.IncludeVirtual = []string{c.OnlyDisk}
+	}
+	hds, err := src.Disks()
 	if err != nil {
 		return nil, err
+	}
+	if c.OnlyDisk != "" {
+		hds = slices.DeleteFunc(hds, func(d hardware.Disk) bool { return d.Name != c.OnlyDisk })
+		if len(hds) == 0 {
+			return nil, fmt.Errorf("the configured target device %s is not a disk this machine has", c.OnlyDisk)
+		}
 	}
 	out := make([]Disk, 0, len(hds))
 	// hardware.Disks is what the deploy chooses among with root device hints: the conductor and the operator see

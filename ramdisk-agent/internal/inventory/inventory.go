@@ -138,6 +138,10 @@ type Collector struct {
 	Machine func() string
 	// Version names the agent in configuration.managers.
 	Version string
+	// OnlyDisk, when set, is the one disk reported (a local agent's configured target device, often a loop
+	// device the disk scan skips): an agent that stands in for a machine on a shared host must not report the
+	// host's own disks as the machine's, or local_gb and the root disk would describe the host.
+	OnlyDisk string
 }
 
 // Collect reads the inventory. It fails only when ctx ends; every unreadable field is logged and left empty, and
@@ -178,7 +182,9 @@ func (c Collector) Collect(ctx context.Context, log *logrus.Entry) (*Data, error
 	d := &Data{Inventory: inv, BootInterface: inv.Boot.PXEInterface,
 		Configuration: map[string]any{"collectors": []string{"default"},
 			"managers": []map[string]string{{"name": "generic_hardware_manager", "version": "1.2"}}, "agent": c.Version}}
-	if ch, err := hardware.Choose(toHardware(inv.Disks), nil); err == nil {
+	if c.OnlyDisk != "" && len(inv.Disks) == 1 {
+		d.RootDisk = &inv.Disks[0] // the configured device is the install disk, whatever its size (as targetDisk)
+	} else if ch, err := hardware.Choose(toHardware(inv.Disks), nil); err == nil {
 		for i := range inv.Disks {
 			if inv.Disks[i].Name == ch.Disk.Name {
 				d.RootDisk = &inv.Disks[i]

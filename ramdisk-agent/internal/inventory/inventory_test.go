@@ -252,3 +252,21 @@ func TestCPUArchFallsBackToUname(t *testing.T) {
 	assert.Equal(t, "aarch64", d.Inventory.CPU.Architecture)
 	assert.Equal(t, "2000.000", d.Inventory.CPU.Frequency, "current MHz when cpufreq has no maximum")
 }
+
+// TestCollectOnlyDisk: a local agent standing in for a machine reports its configured device as the machine's only
+// disk (and root disk), never the host's; a device the machine lacks is named in Data.Error.
+func TestCollectOnlyDisk(t *testing.T) {
+	root := fakeTree(t)
+	d, err := Collector{Root: root, Addrs: addrs, OnlyDisk: "/dev/sda"}.Collect(context.Background(), quiet())
+	require.NoError(t, err)
+	require.Len(t, d.Inventory.Disks, 1)
+	assert.Equal(t, "/dev/sda", d.Inventory.Disks[0].Name)
+	require.NotNil(t, d.RootDisk)
+	assert.Equal(t, "/dev/sda", d.RootDisk.Name)
+
+	d, err = Collector{Root: root, Addrs: addrs, OnlyDisk: "/dev/loop9"}.Collect(context.Background(), quiet())
+	require.NoError(t, err)
+	assert.Empty(t, d.Inventory.Disks)
+	require.NotNil(t, d.Error)
+	assert.Contains(t, *d.Error, "the configured target device /dev/loop9 is not a disk this machine has")
+}
