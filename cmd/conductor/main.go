@@ -78,6 +78,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.Host, "host", "", "conductor name (default: the machine's host name)")
 	fs.BoolVar(&cfg.Engine.NoAutomatedClean, "no-automated-clean", false, "skip automated cleaning on provide and undeploy")
 	erasePrio := fs.Int("erase-devices-priority", 0, "priority of the agent's erase_devices (every byte of the install disk) in automated cleaning; 0 = not run (Ironic's [deploy]erase_devices_priority; the agent offers 10)")
+	maxWait := fs.Int("max-wait-step-seconds", 30, "longest wait a wait step may ask for; longer requests wait this long (Ironic's [conductor]max_conductor_wait_step_seconds)")
 	metaPrio := fs.Int("erase-devices-metadata-priority", 99, "priority of the agent's erase_devices_metadata (partition tables and signatures) in automated cleaning; 0 = not run (Ironic's [deploy]erase_devices_metadata_priority)")
 	fs.BoolVar(&cfg.Engine.InsecureAgentHTTP, "insecure-agent-http", false, "accept agents calling back over plain http (development only)")
 	fs.DurationVar(&cfg.Engine.HeartbeatTimeout, "heartbeat-timeout", 300*time.Second, "agent heartbeat timeout sent to agents (they heartbeat every 30-60 % of it)")
@@ -115,10 +116,14 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *maxWait < 1 {
+		return fmt.Errorf("--max-wait-step-seconds must be 1 or more")
+	}
 	if *erasePrio < 0 || *metaPrio < 0 {
 		return fmt.Errorf("--erase-devices-priority and --erase-devices-metadata-priority must be 0 (off) or more")
 	}
 	cfg.Engine.StepPriorities = map[string]int{"deploy.erase_devices": *erasePrio, "deploy.erase_devices_metadata": *metaPrio}
+	cfg.Engine.MaxWaitStep = time.Duration(*maxWait) * time.Second
 	for _, p := range [][2]string{{"http-proxy", "FERRIC_HTTP_PROXY"}, {"https-proxy", "FERRIC_HTTPS_PROXY"}} {
 		if err := images.ProxyCredentialsInArgs(args, p[0], p[1]); err != nil {
 			return err

@@ -51,6 +51,8 @@ type Config struct {
 	// [conductor]clean_step_priority_override, [deploy]erase_devices_priority and erase_devices_metadata_priority);
 	// nil means DefaultStepPriorities (metadata wipe yes, full erase no).
 	StepPriorities map[string]int
+	// MaxWaitStep caps the wait step's args.seconds (Ironic's max_conductor_wait_step_seconds: 30 s).
+	MaxWaitStep time.Duration
 	// InspectWaitTimeout limits "inspect wait", counted from the inspection's start (Ironic's [conductor]
 	// inspect_wait_timeout: 1800 s; negative: unlimited, Ironic's 0).
 	InspectWaitTimeout time.Duration
@@ -82,6 +84,9 @@ func (c *Config) defaults() {
 	}
 	if c.AgentPollInterval == 0 {
 		c.AgentPollInterval = agentPollEvery
+	}
+	if c.MaxWaitStep == 0 {
+		c.MaxWaitStep = 30 * time.Second
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 60 * time.Second

@@ -265,9 +265,6 @@ func (e *Engine) failStep(ctx context.Context, t *driver.Task, k steps.Kind, s s
 	e.failTask(ctx, t, fmt.Errorf("Node %s failed %s step %s: %v", t.Node.UUID, k, s.ID(), err))
 }
 
-// maxWaitStep bounds the wait step: it holds the node's lock while it waits.
-const maxWaitStep = time.Hour
-
 // runStep runs one step: the conductor's own flow steps (hold, wait, power actions), the core deploy step through
 // the deploy interface's Deploy, any other through the interface that offered it.
 func (e *Engine) runStep(ctx context.Context, t *driver.Task, k steps.Kind, s steps.Step, p driver.StepProvider) (driver.Outcome, error) {
@@ -286,8 +283,15 @@ func (e *Engine) runStep(ctx context.Context, t *driver.Task, k steps.Kind, s st
 			return driver.Done, errHeld // without a duration, wait holds the node until unhold
 		}
 		d := time.Duration(secs * float64(time.Second))
-		if d < 0 || d > maxWaitStep {
-			return driver.Done, fmt.Errorf("wait step: args.seconds must be between 0 and %d", int(maxWaitStep.Seconds()))
+		if d < 0 {
+			return driver.Done, fmt.Errorf("wait step: args.seconds must be 0 or more, not %v", s.Args["seconds"])
+		}
+		// As in Ironic, the wait runs in the step's worker with the node locked, so it is capped
+		// (--max-wait-step-seconds, Ironic's [conductor]max_conductor_wait_step_seconds): a longer request
+		// waits the maximum, and the log says so.
+		if d > e.cfg.MaxWaitStep {
+			t.Logf(ctx, "wait step asked for %v; waiting the maximum %v (--max-wait-step-seconds)", d, e.cfg.MaxWaitStep)
+			d = e.cfg.MaxWaitStep
 		}
 		select {
 		case <-time.After(d):

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -294,11 +295,22 @@ func TestFlowSteps(t *testing.T) {
 	assert.Equal(t, driver.PowerOn, got.PowerState)
 	assert.Equal(t, []string{"clean:bios.factory_reset"}, d.steps())
 
+	// A wait longer than the maximum waits the maximum, as in Ironic (MaxWaitStep is 30 s by default).
+	f.eng.cfg.MaxWaitStep = 50 * time.Millisecond
 	n = f.node(t, "manageable")
+	start := time.Now()
 	require.NoError(t, f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: "clean", CleanSteps: []map[string]any{
 		{"interface": "deploy", "step": "wait", "args": map[string]any{"seconds": 7200.0}}}}))
 	f.eng.Wait()
 	got = f.get(t, n.UUID)
+	assert.Equal(t, "manageable", got.ProvisionState, got.LastError)
+	assert.Less(t, time.Since(start), 10*time.Second)
+
+	n = f.node(t, "manageable")
+	require.NoError(t, f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: "clean", CleanSteps: []map[string]any{
+		{"interface": "deploy", "step": "wait", "args": map[string]any{"seconds": -1.0}}}}))
+	f.eng.Wait()
+	got = f.get(t, n.UUID)
 	assert.Equal(t, "clean failed", got.ProvisionState)
-	assert.Contains(t, got.LastError, "failed clean step deploy.wait: wait step: args.seconds must be between 0 and 3600")
+	assert.Contains(t, got.LastError, "failed clean step deploy.wait: wait step: args.seconds must be 0 or more, not -1")
 }
