@@ -77,7 +77,8 @@ func TestContinueInspection(t *testing.T) {
 			stub, cl := newInspection(t, tc.statuses, tc.answer)
 			data := map[string]any{"inventory": map[string]any{"interfaces": []any{map[string]any{"mac_address": "52:54:00:12:34:01"}}},
 				"boot_interface": nil, "error": nil}
-			res, err := cl.ContinueInspection(context.Background(), data, tc.nodeUUID, 200*time.Millisecond)
+			// A budget far above the stub's retry wait: under -race on a loaded machine 200 ms allowed a single attempt.
+			res, err := cl.ContinueInspection(context.Background(), data, tc.nodeUUID, 2*time.Second)
 			if tc.wantCalls > 0 {
 				assert.Equal(t, tc.wantCalls, stub.calls.Load(), "attempts")
 			} else {
