@@ -55,9 +55,12 @@ bench: ## run the benchmarks (medians go in the README)
 	$(GO) test -tags "$(TAGS)" -run XXX -bench . -benchtime 200x -count 5 ./conductor/ ./configdrive/ 2>/dev/null | grep -E '^(Benchmark|ok)'
 	@# erase_devices against blkdiscard and dd on one 1 GiB loop device (root; each run erases 1 GiB, so 1x)
 	$(GO) test -tags "$(TAGS)" -run XXX -bench BenchmarkEraseLoop -benchtime 1x -count 5 ./ramdisk-agent/internal/erase/ 2>/dev/null | grep -E '^(Benchmark|ok)'
+	@# in-band inspection with the real agent as a local process, request -> manageable (root)
+	$(GO) test -tags "$(TAGS)" -run XXX -bench BenchmarkInbandInspection -benchtime 10x -count 3 ./test/hostdeploy/ 2>/dev/null | grep -E '^(Benchmark|ok)'
 
 fuzz: ## run each fuzz target for 30 s
 	$(GO) test -run XXX -fuzz FuzzApplyPatch -fuzztime 30s ./conductor/internal/api/
+	$(GO) test -run XXX -fuzz FuzzContinueInspection -fuzztime 30s ./conductor/internal/api/
 	$(GO) test -run XXX -fuzz FuzzParseNodeQuery -fuzztime 30s ./conductor/internal/api/
 	$(GO) test -run XXX -fuzz FuzzEncodePy -fuzztime 30s ./conductor/internal/api/
 	$(GO) test -run XXX -fuzz FuzzLookup -fuzztime 30s ./conductor/internal/api/
