@@ -20,8 +20,7 @@ func (e *Engine) syncPower(ctx context.Context) {
 		return
 	}
 	for _, n := range nodes {
-		// Enroll nodes have unverified BMC credentials; adopt failed ones may lack a working power
-		// interface; in-band inspection powers the node itself and owns its power.
+		// Enroll: BMC unverified; adopt failed: power may not work; inspect wait: inspection owns the power.
 		switch fsm.State(n.ProvisionState) {
 		case fsm.Enroll, fsm.AdoptFailed, fsm.InspectWait:
 			continue

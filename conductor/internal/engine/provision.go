@@ -15,12 +15,15 @@ import (
 
 // ProvisionRequest is a PUT /v1/nodes/{id}/states/provision body, already checked against the API version.
 type ProvisionRequest struct {
-	Target         string
-	ConfigDrive    any // string (gzip+base64 or URL) or the dict form; nil when absent
-	CleanSteps     []map[string]any
-	DeploySteps    []map[string]any
-	ServiceSteps   []map[string]any
+	Target       string
+	ConfigDrive  any // string (gzip+base64 or URL) or the dict form; nil when absent
+	CleanSteps   []map[string]any
+	DeploySteps  []map[string]any
+	ServiceSteps []map[string]any
+	// RescuePassword is the clear password of the rescue verb; only its hash is kept (recordRescuePassword).
 	RescuePassword string
+	// DisableRamdisk is Ironic's disable_ramdisk (1.70); it is carried but not used: Ferric boots the agent
+	// only for in-band steps anyway.
 	DisableRamdisk bool
 }
 
