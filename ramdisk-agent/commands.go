@@ -22,7 +22,9 @@ import (
 	"github.com/ferric-metal/ferric/ramdisk-agent/internal/install"
 )
 
-// clientErr marks errors caused by the request's content.
+// clientErr marks errors caused by the request's content (a bad image reference, a failed preflight, no disk
+// matching the root device hints) so the command fails with code 400 rather than 500: the conductor then
+// reports the operator's mistake instead of a hardware or agent fault. Other errors pass unchanged.
 func clientErr(err error) error {
 	if errors.Is(err, bootc.ErrInvalid) || errors.Is(err, images.ErrInvalid) || errors.Is(err, install.ErrPreflight) ||
 		errors.Is(err, install.ErrNoBootc) || errors.Is(err, hardware.ErrNoDisk) {
@@ -42,6 +44,9 @@ func stepPlatform(node map[string]any, hostArch string) (string, error) {
 	return "linux/" + hostArch, nil
 }
 
+// commands is the agent's command table, keyed by IPA's "extension.command" names: the conductor posts
+// to /v1/commands/ with that name and, for Async commands, polls the result. Names in the ferric.
+// namespace are Ferric's own; the rest answer as IPA's commands of the same name do.
 func (a *Agent) commands() map[string]api.Spec {
 	cmds := map[string]api.Spec{
 		deploy.CmdBootcInstall: {Async: true, Handler: func(ctx context.Context, raw json.RawMessage, c *api.Command) (any, error) {
@@ -51,6 +56,8 @@ func (a *Agent) commands() map[string]api.Spec {
 			}
 			return a.install(ctx, p, c)
 		}},
+		// ferric.progress: the last command's log lines after index since, for the deploy's
+		// progress in the conductor's log; IPA has no equivalent.
 		deploy.CmdProgress: {Handler: func(_ context.Context, raw json.RawMessage, _ *api.Command) (any, error) {
 			var p struct {
 				Since int `json:"since"`
@@ -62,10 +69,14 @@ func (a *Agent) commands() map[string]api.Spec {
 			}
 			return last.Progress(p.Since), nil
 		}},
+		// standby.sync: synchronous in IPA too; the conductor flushes the disks this way before it
+		// powers the node off out of band, so nothing written is lost.
 		deploy.CmdSync: {Handler: func(context.Context, json.RawMessage, *api.Command) (any, error) {
 			syscall.Sync()
 			return map[string]string{"result": "sync completed"}, nil
 		}},
+		// standby.power_off: asynchronous, as in IPA, so the conductor gets its answer before the
+		// machine goes. A local agent (PowerOff "exit") only ends its process.
 		deploy.CmdPowerOff: {Async: true, Handler: func(context.Context, json.RawMessage, *api.Command) (any, error) {
 			syscall.Sync()
 			go func() {
@@ -86,7 +97,9 @@ func (a *Agent) commands() map[string]api.Spec {
 		deploy.CmdInventory: {Handler: func(ctx context.Context, _ json.RawMessage, _ *api.Command) (any, error) {
 			return a.inventory(ctx)
 		}},
+		// rescue.finalize_rescue: sets the rescue password and hands the machine over (rescue.go).
 		deploy.CmdFinalizeRescue: {Handler: a.finalizeRescue},
+		// log.collect_system_logs: what Ironic keeps under its [agent]deploy_logs_* options.
 		deploy.CmdCollectLogs: {Async: true, Handler: func(context.Context, json.RawMessage, *api.Command) (any, error) {
 			return a.collectLogs()
 		}},
@@ -98,6 +111,8 @@ func (a *Agent) commands() map[string]api.Spec {
 	return cmds
 }
 
+// hints returns the node's properties.root_device as the conductor sent it at lookup, or nil before
+// lookup or when the node has none. The map is the node's: callers must not change it.
 func (a *Agent) hints() map[string]any {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -108,6 +123,9 @@ func (a *Agent) hints() map[string]any {
 	return h
 }
 
+// install runs standby.execute_bootc_install: it waits for podman to be set up (in the background from
+// start-up), then installs p onto the disk the root device hints choose, logging into c. The result's
+// phases are kept on c for ferric.progress. It fails without touching a disk when podman is unavailable.
 func (a *Agent) install(ctx context.Context, p deploy.BootcInstallParams, c *api.Command) (any, error) {
 	select {
 	case <-a.podmanReady:
@@ -126,6 +144,10 @@ func (a *Agent) install(ctx context.Context, p deploy.BootcInstallParams, c *api
 	return res, nil
 }
 
+// targetDisk is the disk steps and installs act on, with the reason it was chosen for the logs. A
+// configured TargetDevice (a local agent's loop device, which disk listing skips as virtual) wins over
+// root device hints and must exist; otherwise hardware.Choose applies Ironic's hint semantics, and
+// no match is an error (ErrNoDisk) rather than a guess: a wrong guess would erase the wrong disk.
 func (a *Agent) targetDisk() (hardware.Disk, string, error) {
 	src := a.hw
 	if a.cfg.TargetDevice != "" {
@@ -171,6 +193,8 @@ func (a *Agent) collectLogs() (any, error) {
 	if err := add("agent-command.log", []byte(strings.Join(lines, "\n")+"\n")); err != nil {
 		return nil, err
 	}
+	// The inventory and cmdline are best effort: logs are collected after a failure, which may be the
+	// reason they cannot be read.
 	if inv, err := a.hw.Inventory(); err == nil {
 		b, _ := json.MarshalIndent(inv, "", "  ")
 		if err := add("inventory.json", b); err != nil {

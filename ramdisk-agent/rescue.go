@@ -4,6 +4,10 @@ package agent
 // password, creates or updates the `rescue` user with it, and the agent stops heartbeating and serving its command
 // API (the node belongs to its tenant now) but keeps a login service running: dropbear, with password logins for
 // the rescue group only and never for root.
+//
+// IPA writes the hash to a file for a ramdisk service to apply after IPA exits; Ferric's agent applies it
+// itself and stays up as the login service's supervisor, but serves nothing to the network but that service:
+// the command API must not be reachable from the tenant's network, as IPA's note on finalize_rescue says.
 
 import (
 	"bufio"
@@ -52,6 +56,7 @@ func (r *rescueState) wait() <-chan struct{} {
 	return r.chLocked()
 }
 
+// chLocked returns the channel, making it on first use; r.mu must be held.
 func (r *rescueState) chLocked() chan struct{} {
 	if r.ch == nil {
 		r.ch = make(chan struct{})
@@ -99,6 +104,7 @@ func (a *Agent) finalizeRescue(_ context.Context, raw json.RawMessage, _ *api.Co
 	if !cryptHash.MatchString(p.RescuePassword) {
 		return nil, &api.ClientError{Err: errors.New("rescue_password is not a SHA-256, SHA-512 or yescrypt crypt(3) hash ($5$, $6$ or $y$)")}
 	}
+	// Checked before any account is written: a failed rescue should leave the ramdisk as it was.
 	root := a.rescueRoot()
 	if root == "/" {
 		for _, f := range []string{a.dropbear(), rescueShell} {
@@ -115,6 +121,8 @@ func (a *Agent) finalizeRescue(_ context.Context, raw json.RawMessage, _ *api.Co
 		a.log.WithError(err).Warn("rescue marker /etc/.rescued not written")
 	}
 	a.log.WithField("root", root).Info("rescue user set up; entering rescue mode")
+	// finalize_rescue is synchronous, as in IPA: its answer must reach the conductor before the command API
+	// closes, or the conductor would see the rescue fail.
 	go func() {
 		time.Sleep(500 * time.Millisecond)
 		a.rescue.enter()
@@ -122,6 +130,7 @@ func (a *Agent) finalizeRescue(_ context.Context, raw json.RawMessage, _ *api.Co
 	return nil, nil
 }
 
+// dropbear is the login server's path: Config.Dropbear (tests, other ramdisk layouts) or the ramdisk's.
 func (a *Agent) dropbear() string {
 	if a.cfg.Dropbear != "" {
 		return a.cfg.Dropbear
@@ -147,6 +156,7 @@ func (a *Agent) serveRescue(ctx context.Context) error {
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		log.Info("rescue mode: dropbear listening on port 22 for user " + RescueUser)
 		err := cmd.Run()
+		// A pause between restarts so a dropbear that dies at once (bad keys, port taken) does not spin.
 		select {
 		case <-ctx.Done():
 			return nil
@@ -183,6 +193,7 @@ func setRescueUser(root, hash string, now time.Time) error {
 	if err != nil {
 		return err
 	}
+	// A second finalize_rescue (the conductor retried) keeps the same ids, so the home stays the user's.
 	uid, gid := entryID(passwd, 2), entryID(group, 2)
 	if uid < 0 || gid < 0 {
 		uid = freeID(passwd, group)
@@ -191,6 +202,8 @@ func setRescueUser(root, hash string, now time.Time) error {
 	home := "/home/" + RescueUser
 	passwd = withEntry(passwd, fmt.Sprintf("%s:x:%d:%d:rescue user:%s:%s", RescueUser, uid, gid, home, rescueShell))
 	group = withEntry(group, fmt.Sprintf("%s:x:%d:", RescueUser, gid))
+	// shadow's last-change field counts days since the epoch; 0:99999:7 are the usual no-ageing values, so
+	// the password never expires while the node is rescued.
 	days := now.Unix() / 86400
 	shadow = withEntry(shadow, fmt.Sprintf("%s:%s:%d:0:99999:7:::", RescueUser, hash, days))
 	for _, f := range []struct {
@@ -206,6 +219,7 @@ func setRescueUser(root, hash string, now time.Time) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	// An unprivileged test or local agent cannot chown; the ramdisk, running as root, always can.
 	if err := os.Chown(dir, uid, gid); err != nil && !errors.Is(err, os.ErrPermission) {
 		return err
 	}
@@ -266,6 +280,7 @@ func freeID(passwd, group []string) int {
 func withEntry(lines []string, entry string) []string {
 	out := make([]string, 0, len(lines)+1)
 	for _, l := range lines {
+		// The trailing ':' matches the rescue entry only, not a user such as rescuer.
 		if !strings.HasPrefix(l, RescueUser+":") {
 			out = append(out, l)
 		}
@@ -281,6 +296,7 @@ func writeAtomic(p string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	defer os.Remove(f.Name())
+	// CreateTemp makes the file 0600; chmod before writing, so shadow never exists with wider rights.
 	if err := f.Chmod(mode); err != nil {
 		f.Close()
 		return err

@@ -20,7 +20,7 @@ import (
 // disk the root device hints choose), where IPA erases every disk: the disk Ferric installs to is the one whose
 // data it answers for, and a local agent must never touch another.
 
-// stepKinds are the step extensions: kind -> the steps offered. IPA's priorities: erase_devices 10,
+// agentSteps returns the steps offered for kind ("clean", "deploy", "service"). IPA's priorities: erase_devices 10,
 // erase_devices_metadata 99 (the conductor's overrides decide what automated cleaning runs);
 // execute_bootc_install 0 (run only when a conductor asks for it).
 func agentSteps(kind string) []deploy.Step {
@@ -45,12 +45,16 @@ func (a *Agent) stepCommands() map[string]api.Spec {
 		"deploy":  {deploy.CmdGetDeploySteps, deploy.CmdExecuteDeployStep},
 		"service": {deploy.CmdGetServiceSteps, deploy.CmdExecuteServiceStep},
 	} {
+		// get_*_steps is synchronous in IPA. As there, the steps are keyed by hardware manager class name and
+		// the versions by manager name; the conductor sends the versions back with execute_*_step.
 		kind := kind
 		out[names[0]] = api.Spec{Handler: func(context.Context, json.RawMessage, *api.Command) (any, error) {
 			return map[string]any{kind + "_steps": map[string]any{deploy.HardwareManager: agentSteps(kind)},
 				"hardware_manager_version": map[string]string{"generic_hardware_manager": deploy.HardwareManagerVersion}}, nil
 		}}
 		out[names[1]] = api.Spec{Async: true, Handler: func(ctx context.Context, raw json.RawMessage, c *api.Command) (any, error) {
+			// The *_version the conductor returns is not compared: this agent has one built-in manager,
+			// whose version cannot change within a boot (IPA checks because its managers are plugins).
 			var p deploy.StepParams
 			if err := json.Unmarshal(raw, &p); err != nil {
 				return nil, &api.ClientError{Err: fmt.Errorf("params: %w", err)}
@@ -59,6 +63,7 @@ func (a *Agent) stepCommands() map[string]api.Spec {
 			if err != nil {
 				return nil, err
 			}
+			// IPA's result shape; Ironic reads <kind>_step back to tell which step the result belongs to.
 			return map[string]any{kind + "_result": res, kind + "_step": p.Step}, nil
 		}}
 	}
@@ -76,6 +81,7 @@ func (a *Agent) runStep(ctx context.Context, kind string, p deploy.StepParams, c
 			found = true
 		}
 	}
+	// The conductor's mistake, not the machine's: naming what is offered shows a version skew at once.
 	if !found {
 		return nil, &api.ClientError{Err: fmt.Errorf("%s step %s.%s is not supported by this agent; it offers: %s",
 			kind, p.Step.Interface, p.Step.Step, strings.Join(names, ", "))}
@@ -128,6 +134,8 @@ func (a *Agent) bootcInstallStep(ctx context.Context, p deploy.StepParams, c *ap
 		}
 		return nil
 	}
+	// The pull secret is a step arg here, where the standby command carries it in its own field; an empty
+	// arg counts as absent.
 	ii, _ := p.Node["instance_info"].(map[string]any)
 	src := ""
 	if s := str("image_source"); s != nil {

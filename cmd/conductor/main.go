@@ -43,6 +43,7 @@ func defaultStateDir() string {
 // listFlag collects repeated (or comma-separated) values.
 type listFlag struct{ dst *[]string }
 
+// String implements flag.Value: the values joined with commas, as they would be passed back.
 func (l *listFlag) String() string {
 	if l.dst == nil {
 		return ""
@@ -50,13 +51,21 @@ func (l *listFlag) String() string {
 	return strings.Join(*l.dst, ",")
 }
 
+// Set implements flag.Value: every occurrence appends, so repeating the flag and listing values
+// with commas are equivalent (as an oslo.config ListOpt/MultiStrOpt would accept either).
 func (l *listFlag) Set(v string) error {
 	*l.dst = append(*l.dst, strings.Split(v, ",")...)
 	return nil
 }
 
+// run parses args (and FERRIC_* environment variables), checks the values the engine cannot check
+// later, and runs the conductor until SIGTERM or SIGINT. Ferric has one process and one flag set where
+// Ironic has ironic.conf sections for its API and conductor services; each group of flags below names
+// the Ironic option it mirrors, where there is one.
 func run(args []string) error {
 	fs := flag.NewFlagSet("ferric-conductor", flag.ContinueOnError)
+	// State and logging; cbTO mirrors [conductor]deploy_callback_timeout, inspTO and inspOff mirror
+	// [conductor]inspect_wait_timeout and [inspector]power_off.
 	var (
 		cfg      conductor.Config
 		stateDir = fs.String("state-dir", defaultStateDir(), "directory for the embedded SQLite database and other state")
@@ -65,40 +74,56 @@ func run(args []string) error {
 		inspTO   = fs.Duration("inspect-wait-timeout", 1800*time.Second, "how long in-band inspection may wait for the agent's inventory, from the start (0: unlimited; Ironic's [conductor]inspect_wait_timeout)")
 		inspOff  = fs.Bool("inspect-power-off", true, "power nodes off when in-band inspection finishes (Ironic's [inspector]power_off)")
 	)
+	// API endpoint and authentication: [api]host_ip/port, [DEFAULT]auth_strategy and
+	// http_basic_auth_user_file. Ferric refuses unauthenticated or cleartext-password service off loopback
+	// unless told, where Ironic leaves that to the deployer.
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:6385", "API listen address")
 	fs.StringVar(&cfg.DB, "db", "", "database: sqlite:///abs/path.db or postgres://user:pass@host/db (default: SQLite in --state-dir)")
 	fs.StringVar(&cfg.Auth, "auth", "noauth", "API authentication: noauth or http_basic")
 	fs.StringVar(&cfg.HTPasswd, "htpasswd", "", "htpasswd file with bcrypt entries for --auth http_basic")
 	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-noauth", false, "allow --auth noauth on a non-loopback address")
+	// TLS: [api]enable_ssl_api with [api]cert_file/key_file; --agent-api-ca is [agent]api_ca_file.
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (then intermediates) for the API: serve HTTPS, TLS 1.2+; reloaded on SIGHUP")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "allow --auth http_basic over plain HTTP on a non-loopback address (passwords in clear)")
 	fs.StringVar(&cfg.AgentAPICA, "agent-api-ca", "", "PEM CA certificates agents verify the API with (default: the certificates of --tls-cert; pass your CA when it signed --tls-cert)")
+	// Names: [api]public_endpoint and [DEFAULT]host.
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients and agents use (default http://<listen>, https:// with --tls-cert)")
 	fs.StringVar(&cfg.Host, "host", "", "conductor name (default: the machine's host name)")
+	// Cleaning: [conductor]automated_clean (inverted) and the [deploy] erase priorities; max-wait-step
+	// is [conductor]max_conductor_wait_step_seconds.
 	fs.BoolVar(&cfg.Engine.NoAutomatedClean, "no-automated-clean", false, "skip automated cleaning on provide and undeploy")
 	erasePrio := fs.Int("erase-devices-priority", 0, "priority of the agent's erase_devices (every byte of the install disk) in automated cleaning; 0 = not run (Ironic's [deploy]erase_devices_priority; the agent offers 10)")
 	maxWait := fs.Int("max-wait-step-seconds", 30, "longest wait a wait step may ask for; longer requests wait this long (Ironic's [conductor]max_conductor_wait_step_seconds)")
 	metaPrio := fs.Int("erase-devices-metadata-priority", 99, "priority of the agent's erase_devices_metadata (partition tables and signatures) in automated cleaning; 0 = not run (Ironic's [deploy]erase_devices_metadata_priority)")
+	// Agent callbacks: the inverse of [agent]require_tls, and [api]ramdisk_heartbeat_timeout.
 	fs.BoolVar(&cfg.Engine.InsecureAgentHTTP, "insecure-agent-http", false, "accept agents calling back over plain http (development only)")
 	fs.DurationVar(&cfg.Engine.HeartbeatTimeout, "heartbeat-timeout", 300*time.Second, "agent heartbeat timeout sent to agents (they heartbeat every 30-60 % of it)")
 	fs.StringVar(&cfg.AgentURL, "agent-url", "", "conductor URL as agents reach it (default --public-url)")
+	// Ferric-only: how agents reach registries the conductor sees under another address.
 	var aliases listFlag
 	aliases.dst = new([]string)
 	fs.Var(&aliases, "registry-alias", "NODE_VIEW=CONDUCTOR_VIEW registry address, e.g. 10.0.2.2:5000=127.0.0.1:5000 (repeatable)")
+	// Ferric-only: agent ISO building and the local-agent boot interface (agents as podman containers).
 	fs.StringVar(&cfg.EFILoader, "efi-loader", "", "UEFI loader for agent ISOs (default /usr/lib/systemd/boot/efi/systemd-bootx64.efi)")
 	fs.StringVar(&cfg.AgentBinary, "agent-binary", "", "ferric-agent binary for the local-agent boot interface")
 	fs.StringVar(&cfg.AgentStateDir, "agent-state-dir", "", "state and logs of local agents (default /run/ferric-agents)")
 	fs.StringVar(&cfg.AgentRuntime, "agent-runtime", "", "OCI runtime for local agents' podman (e.g. runc)")
 	fs.Var(&listFlag{&cfg.AgentUlimits}, "agent-ulimit", "default container ulimit for local agents, e.g. nofile=1024:1024 (repeatable)")
+	// In-band inspection: [inspector]add_ports.
 	fs.StringVar(&cfg.InspectAddPorts, "inspect-add-ports", "pxe", "ports inspection creates: all, pxe "+
 		"(the NIC the agent booted from; every NIC when unknown, as with Redfish, as Ironic) or none")
 	fs.Var(&listFlag{&cfg.LocalAgentDevices}, "local-agent-devices", "block device besides /dev/loopN that local agents may wipe (repeatable)")
 	fs.Var(&listFlag{&cfg.InsecureRegistries}, "insecure-registry", "registry reached over plain http (repeatable)")
+	// Deploy artifacts: --artifacts-dir plays the part of [conductor]file_url_allowed_paths; the size cap
+	// and the host allow-list guard the conductor's own downloads against SSRF and disk exhaustion.
 	fs.StringVar(&cfg.ArtifactsDir, "artifacts-dir", "", "the only directory local deploy_kernel/deploy_ramdisk/deploy_iso paths may name (default: local paths refused)")
 	artMiB := fs.Int64("artifact-max-mib", 2048, "largest deploy artifact the conductor reads or downloads, in MiB")
 	fs.Var(&listFlag{&cfg.ArtifactAllow}, "artifact-allow-host", "host, IP or CIDR that artifact URLs may reach although it is loopback/link-local/metadata (repeatable)")
+	// [conductor]allow_deleting_available_nodes, inverted.
 	fs.BoolVar(&cfg.Engine.NoDeleteAvailable, "no-delete-available", false, "refuse to delete nodes in available (Ironic's allow_deleting_available_nodes=false)")
+	// Ferric-only: registry trust, proxies, mirrors and signature policy for bootc images, shared by the
+	// conductor's digest resolution and the agents' pulls (containers-registries.conf and policy.json).
 	var regCAs, mirrors, lookaside []string
 	fs.Var(&listFlag{&regCAs}, "registry-ca", "PEM CA certificates for registries: FILE (every registry) or REGISTRY=FILE (that one); trusted by digest resolution and agents (repeatable)")
 	fs.StringVar(&cfg.Registries.HTTPProxy, "http-proxy", "", "proxy for http registry calls of the conductor and agents (with credentials: set FERRIC_HTTP_PROXY, never the flag)")
@@ -116,6 +141,7 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// Checks the flag package cannot do; the messages name the flag so a typo in a unit file is obvious.
 	if *maxWait < 1 {
 		return fmt.Errorf("--max-wait-step-seconds must be 1 or more")
 	}
@@ -124,6 +150,7 @@ func run(args []string) error {
 	}
 	cfg.Engine.StepPriorities = map[string]int{"deploy.erase_devices": *erasePrio, "deploy.erase_devices_metadata": *metaPrio}
 	cfg.Engine.MaxWaitStep = time.Duration(*maxWait) * time.Second
+	// A proxy URL with a password on the command line would be visible in ps and /proc; refuse it.
 	for _, p := range [][2]string{{"http-proxy", "FERRIC_HTTP_PROXY"}, {"https-proxy", "FERRIC_HTTPS_PROXY"}} {
 		if err := images.ProxyCredentialsInArgs(args, p[0], p[1]); err != nil {
 			return err

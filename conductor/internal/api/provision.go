@@ -12,6 +12,11 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/steps"
 )
 
+// putProvision serves PUT /v1/nodes/{node}/states/provision, Ironic's provision-state change. It checks
+// only what needs no node (the target's microversion, the steps' shape, the configdrive); the engine
+// takes the node lock, checks the transition against the node's state and starts the work in the
+// background. As in Ironic the answer is 202 with a Location of the node's states; the outcome shows
+// later in provision_state and last_error. A node held by another request gives 409 NodeLocked.
 func (s *Server) putProvision(w http.ResponseWriter, r *http.Request) {
 	ident := mux.Vars(r)["node"]
 	version := versionOf(r)
@@ -29,14 +34,18 @@ func (s *Server) putProvision(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// The wording is that of Ironic's JSON-schema validation, which clients and tests match on.
 	if req.Target == "" {
 		s.writeError(w, r, badRequest("Schema error for provision: 'target' is a required property"))
 		return
 	}
+	// An unknown target and one newer than the requested microversion both give 406, as Ironic answers
+	// NotAcceptable for a verb the negotiated version does not have.
 	if verb, ok := provisionVerbs()[req.Target]; !ok || verb > version {
 		s.writeError(w, r, &httpError{http.StatusNotAcceptable, "The provision target \"" + req.Target + "\" is not supported at this API version"})
 		return
 	}
+	// deploy_steps arrived with 1.69; older clients cannot send them.
 	if len(req.DeploySteps) > 0 && version < 69 {
 		s.writeError(w, r, badRequest("deploy_steps requires API version 1.69 or later"))
 		return
@@ -53,6 +62,7 @@ func (s *Server) putProvision(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Runbook (Ironic 1.92) is decoded but not handed to the engine: Ferric runs no runbooks.
 	cd, err := parseConfigDrive(req.ConfigDrive, req.Target, version)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -61,6 +71,8 @@ func (s *Server) putProvision(w http.ResponseWriter, r *http.Request) {
 	err = s.eng.Provision(r.Context(), ident, engine.ProvisionRequest{Target: req.Target, ConfigDrive: cd,
 		CleanSteps: req.CleanSteps, DeploySteps: req.DeploySteps, ServiceSteps: req.ServiceSteps,
 		RescuePassword: req.RescuePassword, DisableRamdisk: req.DisableRamdisk})
+	// The engine wraps sentinels that status() maps (a held lock or a wrong state: 409, bad input:
+	// 400); a missing node becomes Ironic's "Node X could not be found." 404.
 	if err != nil {
 		s.writeError(w, r, lockedOr404(ident, err))
 		return
@@ -85,6 +97,7 @@ func parseConfigDrive(raw json.RawMessage, target string, version int) (any, err
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return nil, badRequest("Invalid configdrive: %v", err)
 	}
+	// Ironic tests "if not configdrive": "" and {} are no config drive, and are allowed with any target.
 	switch x := v.(type) {
 	case string:
 		if x == "" {
@@ -95,6 +108,7 @@ func parseConfigDrive(raw json.RawMessage, target string, version int) (any, err
 			return nil, nil
 		}
 	}
+	// deploy is the 1.73 spelling of active. Rebuilding with a new config drive came with 1.35.
 	switch target {
 	case "active", "deploy":
 	case "rebuild":
@@ -106,6 +120,8 @@ func parseConfigDrive(raw json.RawMessage, target string, version int) (any, err
 	}
 	switch x := v.(type) {
 	case string:
+		// ':' is not in the base64 alphabet, so "://" marks a URL (Ironic's test too). Only http(s):
+		// the URL is fetched by the conductor or the agent, and file:// or others would read local files.
 		if strings.Contains(x, "://") {
 			u, err := url.Parse(x)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
@@ -113,6 +129,8 @@ func parseConfigDrive(raw json.RawMessage, target string, version int) (any, err
 			}
 			return x, nil
 		}
+		// Not a full base64 decode, like Ironic: it catches JSON that failed to parse being taken for
+		// base64. The image is decoded (and gunzipped) when the config drive is written.
 		for _, c := range x {
 			if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.ContainsRune("+/=\n\r\t ", c)) {
 				return nil, badRequest("Invalid configdrive: it is neither a JSON, nor a URL, nor a base64 string")
@@ -123,6 +141,7 @@ func parseConfigDrive(raw json.RawMessage, target string, version int) (any, err
 		if version < 56 {
 			return nil, badRequest("Providing a config drive as a JSON object requires API version 1.56 or later")
 		}
+		// The keys and types of Ironic's configdrive JSON schema, which has additionalProperties false.
 		for k, val := range x {
 			switch k {
 			case "meta_data", "network_data":

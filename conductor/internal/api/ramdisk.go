@@ -19,6 +19,7 @@ import (
 // answer carries only what an agent needs: see lookupInternalInfo and maskSecrets.
 func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
 	version := versionOf(r)
+	// Before 1.22 the route does not exist in Ironic; answer as for any unknown resource.
 	if version < 22 {
 		s.writeError(w, r, notFound("Resource could not be found."))
 		return
@@ -37,6 +38,7 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
 		}
 		macs = append(macs, mac)
 	}
+	// A node_uuid comes from virtual media, where the conductor wrote it; a malformed one is a broken medium.
 	nodeUUID := q.Get("node_uuid")
 	if nodeUUID != "" && !isUUID(nodeUUID) {
 		s.writeError(w, r, badRequest("Invalid node_uuid %q: expected a UUID", nodeUUID))
@@ -48,6 +50,7 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.eng.Lookup(r.Context(), nodeUUID, macs)
 	if err != nil {
+		// One answer for every miss, so lookup cannot be used to learn which MACs or nodes exist.
 		if errors.Is(err, engine.ErrLookupNotFound) || errors.Is(err, store.ErrNotFound) {
 			err = notFound("Resource could not be found.")
 		}
@@ -68,6 +71,8 @@ func (s *Server) agentNodeBody(res *engine.LookupResult, version int) *ordered {
 	node.set("driver_internal_info", maskSecrets(lookupInternalInfo(n.DriverInternalInfo)))
 	node.set("links", links(s.cfg.PublicURL, "nodes", n.UUID, ""))
 	cfg := newOrdered()
+	// IPA expects Ironic's whole config block and reads metrics settings at start-up; Ferric sends Ironic's
+	// defaults (no metrics backend) so an unmodified IPA works too.
 	metrics := newOrdered()
 	metrics.set("backend", "noop")
 	metrics.set("prepend_host", false)
@@ -80,10 +85,13 @@ func (s *Server) agentNodeBody(res *engine.LookupResult, version int) *ordered {
 	statsd.set("statsd_port", 8125)
 	cfg.set("metrics_statsd", statsd)
 	cfg.set("heartbeat_timeout", int(s.eng.Config().HeartbeatTimeout.Seconds()))
+	// The engine's Lookup decides whether this lookup may receive the token; an agent speaking a version
+	// older than 1.62 cannot use one, and gets none.
 	if version >= 62 {
 		cfg.set("agent_token", res.Token)
 		cfg.set("agent_token_required", true)
 	}
+	// Ironic's defaults for IPA's image handling, so the block has every key an unmodified IPA may read.
 	cfg.set("disable_deep_image_inspection", false)
 	cfg.set("permitted_image_formats", []string{"raw", "qcow2", "iso"})
 	cfg.set("enable_bios_bootloader_install", true)
@@ -130,6 +138,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 	since := map[string]int{"callback_url": 22, "agent_version": 36, "agent_token": 62, "agent_verify_ca": 68,
 		"agent_status": 72, "agent_status_message": 72}
 	fields := map[string]string{}
+	// Unknown fields are refused outright, as Ironic's heartbeat schema does.
 	for k := range body {
 		if _, known := since[k]; !known {
 			s.writeError(w, r, badRequest("Field \"%s\" not recognised", k))
@@ -155,6 +164,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 			fields[k] = *v
 		}
 	}
+	// callback_url must be present (Ironic's "Missing argument"); null or empty passes, and the engine decides.
 	if _, ok := body["callback_url"]; !ok {
 		s.writeError(w, r, badRequest("Missing argument: \"callback_url\""))
 		return
@@ -163,6 +173,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badRequest("Unknown agent status %q: use start, end or error", st))
 		return
 	}
+	// A URL with no host is refused here: the conductor would pin it and later call nowhere.
 	if cu := fields["callback_url"]; cu != "" {
 		if host, _, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(cu, "https://"), "http://")); err != nil || host == "" {
 			s.writeError(w, r, badRequest("Invalid callback_url %q: use https://host:port of the agent", cu))
@@ -170,6 +181,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ident := mux.Vars(r)["node"]
+	// agent_status_message is accepted for IPA's sake but not recorded.
 	err := s.eng.HeartbeatNode(r.Context(), ident, engine.Heartbeat{CallbackURL: fields["callback_url"],
 		AgentVersion: fields["agent_version"], AgentToken: fields["agent_token"], AgentVerifyCA: fields["agent_verify_ca"],
 		AgentStatus: fields["agent_status"]})
@@ -177,5 +189,6 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, lockedOr404(ident, err))
 		return
 	}
+	// 202 and no body, as Ironic: the heartbeat's work (continuing a step) runs in the background.
 	w.WriteHeader(http.StatusAccepted)
 }

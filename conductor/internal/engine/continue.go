@@ -35,10 +35,14 @@ func continuer(t *driver.Task) AgentDeploy {
 	return ad
 }
 
-// continueAgent hands a waiting node to its agent-driven interface and applies the outcome.
+// continueAgent hands a waiting node to its agent-driven interface and applies the outcome. It runs on a
+// heartbeat or a poll with the node's lock held by the caller, which saves the node afterwards. Continue
+// answers Done (the agent finished: move on), anything else (still working: stay in the wait state, and the
+// next heartbeat asks again), or an error (fail the operation).
 func (e *Engine) continueAgent(ctx context.Context, t *driver.Task, ad AgentDeploy) {
 	n := t.Node
 	st := fsm.State(n.ProvisionState)
+	// A heartbeat may race an abort or a timeout that moved the node on; then there is nothing to continue.
 	if !agentWait(st) {
 		return
 	}
@@ -47,6 +51,7 @@ func (e *Engine) continueAgent(ctx context.Context, t *driver.Task, ad AgentDepl
 	case err != nil:
 		t.Log.WithError(err).Warn("agent step failed")
 		msg := err.Error()
+		// Ironic's step failure wording, naming the step, so last_error says which step broke.
 		if k, ok := stepKind(st); ok {
 			if s := currentStep(n, k); s.Step != "" {
 				t.Logf(ctx, "%s step %s failed: %v", k, s.ID(), err)
@@ -61,7 +66,8 @@ func (e *Engine) continueAgent(ctx context.Context, t *driver.Task, ad AgentDepl
 }
 
 // finishWait moves a node whose agent finished its work out of wait state st: a node running steps goes on with
-// the next step, any other to the state its operation ends in.
+// the next step, any other to the state its operation ends in. This follows Ironic's edges: resume leaves the
+// wait state for the matching transient one (deploying, cleaning...), and done (or manage) ends it.
 func (e *Engine) finishWait(ctx context.Context, t *driver.Task, st fsm.State) {
 	n := t.Node
 	if e.nextStep(t, st) {
@@ -70,9 +76,11 @@ func (e *Engine) finishWait(ctx context.Context, t *driver.Task, st fsm.State) {
 	}
 	e.must(e.transition(n, fsm.EvResume, ""))
 	switch st {
+	// The deploy may have rebooted or powered the machine; record the state it ended in.
 	case fsm.DeployWait:
 		e.refreshPower(ctx, t)
 		e.must(e.transition(n, fsm.EvDone, ""))
+	// A manual clean returns to manageable, an automated one makes the node available.
 	case fsm.CleanWait:
 		e.finishClean(n)
 	default:

@@ -9,8 +9,9 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
-// syncPower reads every idle node's power state from its driver and records it (Ironic's power-state sync, with
-// the database following the hardware).
+// syncPower reads every idle node's power state from its driver and records it: Ironic's power-state sync as with
+// force_power_state_during_sync=False (Ferric never powers a machine because the database disagrees). Nodes in
+// maintenance or reserved are skipped, and a lock lost to an operation meanwhile waits for the next round.
 func (e *Engine) syncPower(ctx context.Context) {
 	no := false
 	nodes, err := e.store.ListNodes(ctx, store.NodeFilter{Maintenance: &no, Reserved: &no}, store.ListOptions{})
@@ -19,10 +20,13 @@ func (e *Engine) syncPower(ctx context.Context) {
 		return
 	}
 	for _, n := range nodes {
+		// Enroll: BMC unverified; adopt failed: power may not work; inspect wait: inspection owns the power.
 		switch fsm.State(n.ProvisionState) {
 		case fsm.Enroll, fsm.AdoptFailed, fsm.InspectWait:
 			continue
 		}
+		// As Ironic skips DEPLOYWAIT/CLEANWAIT: the agent may reboot or power the machine off as
+		// part of its work, and that is no change "outside the conductor".
 		if agentWait(fsm.State(n.ProvisionState)) {
 			continue
 		}
@@ -51,9 +55,10 @@ func (e *Engine) syncPower(ctx context.Context) {
 	}
 }
 
-// checkTimeouts fails nodes that waited for an agent call-back longer than the configured timeout. Nodes whose
-// agent has called back are also checked by the agent poll (PollWaiting), which holds their lock most of the
-// time when the agent stops answering.
+// checkTimeouts fails nodes that waited for an agent call-back longer than the configured timeout (Ironic's
+// _check_deploy_timeouts and siblings, with [conductor]deploy_callback_timeout and inspect_wait_timeout). Nodes
+// whose agent has called back are also checked by the agent poll (PollWaiting), which holds their lock most of
+// the time when the agent stops answering. FailWaiting re-checks the state under the lock.
 func (e *Engine) checkTimeouts(ctx context.Context) {
 	for _, st := range append(agentWaits(), fsm.InspectWait) {
 		nodes, err := e.store.ListNodes(ctx, store.NodeFilter{ProvisionState: string(st)}, store.ListOptions{})
@@ -71,12 +76,15 @@ func (e *Engine) checkTimeouts(ctx context.Context) {
 }
 
 // callbackExpired tells whether a waiting node's agent has been silent (no call-back, no heartbeat) for longer
-// than the call-back timeout.
+// than the call-back timeout. Heartbeats refresh provision_updated_at, so the clock measures silence rather than
+// the length of the operation; a node never stamped (nil) does not expire.
 func (e *Engine) callbackExpired(n *store.Node) bool {
 	return n.ProvisionUpdatedAt != nil && e.now().Sub(*n.ProvisionUpdatedAt) >= e.cfg.CallbackTimeout
 }
 
-// timeoutMessage is Ironic's call-back timeout error, with what the conductor knows of the agent.
+// timeoutMessage is Ironic's call-back timeout error ("Timeout reached while waiting for callback for node"),
+// which clients and Metal3 match on, extended with what the conductor knows of the agent so that last_error
+// says whether the agent never came up or went silent.
 func timeoutMessage(n *store.Node) string {
 	msg := fmt.Sprintf("Timeout reached while waiting for callback for node %s", n.UUID)
 	if u, _ := n.DriverInternalInfo["agent_url"].(string); u != "" {
@@ -89,7 +97,9 @@ func timeoutMessage(n *store.Node) string {
 	return msg
 }
 
-// FailWaiting moves a node still in state st to its failure state with msg, tearing down the agent boot.
+// FailWaiting moves a node still in state st to its failure state with msg, tearing down the agent boot. It
+// takes the node's lock without retry: a node held by an operation (a heartbeat being processed) is not
+// waiting any more, and the next round looks again. Errors are logged, not returned.
 func (e *Engine) FailWaiting(ctx context.Context, uuid string, st fsm.State, msg string) {
 	err := e.withLock(ctx, uuid, false, func(n *store.Node) error {
 		if fsm.State(n.ProvisionState) != st {
@@ -102,7 +112,8 @@ func (e *Engine) FailWaiting(ctx context.Context, uuid string, st fsm.State, msg
 	}
 }
 
-// failWaiting moves the reserved node n to its failure state with msg, tearing down the agent boot.
+// failWaiting moves the reserved node n to its failure state with msg, tearing down the agent boot; the caller
+// holds the lock and saves the node.
 func (e *Engine) failWaiting(ctx context.Context, n *store.Node, msg string) error {
 	e.log.WithField("node", n.UUID).Warn(msg)
 	return e.fail(ctx, n, nil, fsm.EvFail, msg)

@@ -15,28 +15,40 @@ import (
 
 // ProvisionRequest is a PUT /v1/nodes/{id}/states/provision body, already checked against the API version.
 type ProvisionRequest struct {
-	Target         string
-	ConfigDrive    any // string (gzip+base64 or URL) or the dict form; nil when absent
-	CleanSteps     []map[string]any
-	DeploySteps    []map[string]any
-	ServiceSteps   []map[string]any
+	Target       string
+	ConfigDrive  any // string (gzip+base64 or URL) or the dict form; nil when absent
+	CleanSteps   []map[string]any
+	DeploySteps  []map[string]any
+	ServiceSteps []map[string]any
+	// RescuePassword is the clear password of the rescue verb; only its hash is kept (recordRescuePassword).
 	RescuePassword string
+	// DisableRamdisk is Ironic's disable_ramdisk (1.70); it is carried but not used: Ferric boots the agent
+	// only for in-band steps anyway.
 	DisableRamdisk bool
 }
 
 // Provision starts the transition a provision verb asks for. It returns once the node is in its new (transient)
 // state; the rest runs asynchronously under the node's lock.
+//
+// The order of the checks is Ironic's split between its API and its conductor: first what needs no node
+// (the verb, required fields), then under the lock the state machine, maintenance, the interfaces' Validate
+// and the requested steps. Every refusal happens before anything is saved, so a refused request leaves
+// the node exactly as it was. On success the node is saved in its new state and the lock passes to the
+// background work (handedOff); on any error return the deferred release frees it.
 func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionRequest) error {
 	verb, ok := fsm.Verbs()[req.Target]
 	if !ok {
 		return fmt.Errorf("%q is not a valid provision target: %w", req.Target, ErrInvalidInput)
 	}
+	// Manual cleaning without steps is refused by Ironic's API too; a rescue password of blanks would
+	// leave a rescue nobody can log in to.
 	if verb.Event == fsm.EvClean && len(req.CleanSteps) == 0 {
 		return fmt.Errorf("\"clean_steps\" is required when setting target provision state to clean: %w", ErrInvalidInput)
 	}
 	if verb.Event == fsm.EvRescue && strings.TrimSpace(req.RescuePassword) == "" {
 		return fmt.Errorf("A non-empty \"rescue_password\" is required when setting target provision state to rescue: %w", ErrInvalidInput)
 	}
+	// The reservation retries briefly, as Ironic's task manager does, before giving NodeLocked (409).
 	n, err := e.reserve(ctx, ident, true)
 	if err != nil {
 		return err
@@ -53,6 +65,8 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 		return fmt.Errorf("The requested action \"%s\" can not be performed on node \"%s\" while it is in state \"%s\".: %w",
 			req.Target, n.UUID, n.ProvisionState, ErrInvalidState)
 	}
+	// Ironic refuses to deploy onto a node in maintenance: nobody should be handed a machine an operator
+	// has taken out of service.
 	if n.Maintenance && (verb.Event == fsm.EvDeploy || verb.Event == fsm.EvRebuild) {
 		return fmt.Errorf("The requested action \"%s\" can not be performed on node \"%s\" while it is in maintenance mode.: %w",
 			req.Target, n.UUID, ErrInvalidInput)
@@ -61,6 +75,8 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 	if err != nil {
 		return err
 	}
+	// Ironic validates power, boot and deploy before it accepts a deploy, so a missing deploy_kernel or
+	// image_source fails the request with 400 instead of later in deploy failed.
 	if verb.Event == fsm.EvDeploy || verb.Event == fsm.EvRebuild {
 		if err := e.validateForDeploy(ctx, t); err != nil {
 			return err
@@ -119,6 +135,7 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 		delete(n.DriverInternalInfo, "manual_clean")
 	}
 
+	// Abort saves its own state change and decides itself whether background work takes the lock.
 	if verb.Event == fsm.EvAbort {
 		handedOff, err = e.abort(ctx, n)
 		return err
@@ -130,6 +147,7 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 	if fsm.IsStable(to) {
 		return nil // e.g. available -> manageable: nothing more to do
 	}
+	// From here the background goroutine owns the lock and saves the node when it ends (async).
 	handedOff = true
 	if verb.Event == fsm.EvUnhold {
 		e.async(n, "unhold", func(ctx context.Context, n *store.Node) { e.unhold(ctx, t) })
@@ -170,6 +188,8 @@ func validateVerbInterface(ctx context.Context, t *driver.Task, ev fsm.Event) er
 	return nil
 }
 
+// setOrDelete stores v under k, or removes k when v is empty, so a request without steps leaves no
+// stale steps of an earlier request behind.
 func setOrDelete(m map[string]any, k string, v []map[string]any) {
 	if len(v) == 0 {
 		delete(m, k)
@@ -178,6 +198,8 @@ func setOrDelete(m map[string]any, k string, v []map[string]any) {
 	m[k] = v
 }
 
+// validateForDeploy runs the power, boot and deploy interfaces' Validate on a reserved node, as Ironic's
+// do_node_deploy does before it starts; the first failure becomes a 400 naming the interface.
 func (e *Engine) validateForDeploy(ctx context.Context, t *driver.Task) error {
 	for name, v := range map[string]func(context.Context, *store.Node) error{
 		"power": t.Power.Validate, "boot": t.Boot.Validate, "deploy": t.Deploy.Validate,
@@ -193,6 +215,8 @@ func (e *Engine) validateForDeploy(ctx context.Context, t *driver.Task) error {
 // ends an agent boot, the tear-down (eject, power off: slow on real BMCs) runs in the background under the lock,
 // and handedOff tells the caller the lock went with it.
 func (e *Engine) abort(ctx context.Context, n *store.Node) (handedOff bool, err error) {
+	// last_error says why the node failed; a state missing here (abort from a state the table allows
+	// but that has no agent wait) leaves last_error empty.
 	msg := map[fsm.State]string{
 		fsm.DeployWait: "Deploy aborted by request", fsm.DeployHold: "Deploy aborted by request",
 		fsm.CleanWait: "Cleaning aborted by request", fsm.CleanHold: "Cleaning aborted by request",
@@ -205,9 +229,13 @@ func (e *Engine) abort(ctx context.Context, n *store.Node) (handedOff bool, err 
 	if err := e.store.UpdateNode(ctx, n); err != nil {
 		return false, err
 	}
+	// A wait ended by abort leaves an agent booted on the node; aborting a hold or a stable-state
+	// change has nothing to tear down.
 	if !endsAgentBoot(fsm.State(n.ProvisionState)) {
 		return false, nil
 	}
+	// Without a task (the driver is gone) nothing can be torn down; forget the agent so that its
+	// token and URL cannot be used against the failed node.
 	t, err := e.task(n)
 	if err != nil {
 		forgetAgent(n)
@@ -223,6 +251,7 @@ func (e *Engine) abort(ctx context.Context, n *store.Node) (handedOff bool, err 
 // should continue with; a method that fails moves the node to its failure state itself (failTask).
 func (e *Engine) drive(ctx context.Context, t *driver.Task) {
 	n := t.Node
+	// The caller holds the node's lock for the whole loop, and async saves the node when it ends.
 	for {
 		var next bool
 		switch fsm.State(n.ProvisionState) {
@@ -245,6 +274,7 @@ func (e *Engine) drive(ctx context.Context, t *driver.Task) {
 		case fsm.Adopting:
 			next = e.adopt(ctx, t)
 		}
+		// false: the node failed, rests, or waits for its agent (a *wait state resumed by Continue).
 		if !next {
 			return
 		}
@@ -263,7 +293,8 @@ func (e *Engine) failTask(ctx context.Context, t *driver.Task, err error) {
 	}
 }
 
-// verify checks the power and management interfaces of an enrolling node and reads its power state.
+// verify checks the power and management interfaces of an enrolling node and reads its power state: Ironic's
+// enroll -> verifying -> manageable. The error wording is Ironic's do_node_verify's, which clients match.
 func (e *Engine) verify(ctx context.Context, t *driver.Task) bool {
 	n := t.Node
 	if err := t.Power.Validate(ctx, n); err != nil {
@@ -292,6 +323,8 @@ func (e *Engine) deleteInstance(ctx context.Context, t *driver.Task) bool {
 		return false
 	}
 	e.refreshPower(ctx, t)
+	// As Ironic's tear-down does: the instance is gone, so are its instance_info and association, and
+	// the agent token of that deploy must not survive into cleaning's agent boot.
 	n.InstanceInfo = map[string]any{}
 	n.InstanceUUID = ""
 	for _, k := range []string{"user_deploy_steps", "deployed_image", "agent_secret_token"} {
@@ -308,13 +341,17 @@ func (e *Engine) must(err error) {
 	}
 }
 
+// refreshPower re-reads the node's power state after an operation that may have changed it. A BMC error
+// keeps the last known state rather than failing an operation that itself succeeded.
 func (e *Engine) refreshPower(ctx context.Context, t *driver.Task) {
 	if ps, err := t.Power.PowerState(ctx, t.Node); err == nil {
 		t.Node.PowerState = ps
 	}
 }
 
-// SetPower changes a node's power state asynchronously (PUT .../states/power).
+// SetPower changes a node's power state asynchronously (PUT .../states/power). It reserves the node, saves
+// target_power_state (the stable state the action aims at: power on for reboots, off for soft power off)
+// and returns; powerAction runs under the lock in the background. The API answers 202.
 func (e *Engine) SetPower(ctx context.Context, ident, target string, timeout time.Duration) error {
 	switch target {
 	case driver.PowerOn, driver.PowerOff, driver.Rebooting, driver.SoftRebooting, driver.SoftPowerOff:
@@ -325,11 +362,14 @@ func (e *Engine) SetPower(ctx context.Context, ident, target string, timeout tim
 	if err != nil {
 		return err
 	}
+	// Ironic's API refuses power changes while cleaning: the clean steps and the agent own the power.
 	switch fsm.State(n.ProvisionState) {
 	case fsm.Cleaning, fsm.CleanWait:
 		e.release(n.UUID)
 		return fmt.Errorf("Can not change power state of node %s while it is in state %s: %w", n.UUID, n.ProvisionState, ErrInvalidInput)
 	}
+	// disable_power_off (Ironic 1.95) marks nodes that must never be powered off; Ironic answers
+	// PowerStateFailure, Ferric a 400 naming the field.
 	if n.DisablePowerOff && (target == driver.PowerOff || target == driver.SoftPowerOff) {
 		e.release(n.UUID)
 		return fmt.Errorf("Powering off node %s is disabled (disable_power_off): %w", n.UUID, ErrInvalidInput)
@@ -359,6 +399,7 @@ func (e *Engine) SetPower(ctx context.Context, ident, target string, timeout tim
 func (e *Engine) powerAction(ctx context.Context, t *driver.Task, target string, timeout time.Duration) {
 	n := t.Node
 	err := t.Power.SetPowerState(ctx, n, target, timeout)
+	// As Ironic's power action does: an agent that may have lost power cannot keep a valid token.
 	WipeAgentToken(n)
 	n.TargetPowerState = ""
 	if err != nil {
@@ -371,6 +412,9 @@ func (e *Engine) powerAction(ctx context.Context, t *driver.Task, target string,
 }
 
 // WipeAgentToken forgets the agent's token, URL and certificate unless the token was baked into the boot media.
+// Ironic wipes them on power changes for the same reason: the next agent boot must register afresh, and a
+// pregenerated token is kept because the media that carries it cannot be changed. The caller holds the
+// node's lock and saves the node.
 func WipeAgentToken(n *store.Node) {
 	if pre, _ := n.DriverInternalInfo["agent_secret_token_pregenerated"].(bool); !pre {
 		delete(n.DriverInternalInfo, "agent_secret_token")
@@ -379,7 +423,8 @@ func WipeAgentToken(n *store.Node) {
 	delete(n.DriverInternalInfo, "agent_verify_ca")
 }
 
-// SetMaintenance turns maintenance on (with a reason) or off.
+// SetMaintenance turns maintenance on (with a reason) or off. Both ways clear fault: a fault names why the
+// conductor itself set maintenance, and an operator's decision replaces it either way.
 func (e *Engine) SetMaintenance(ctx context.Context, ident string, on bool, reason string) error {
 	return e.withLock(ctx, ident, true, func(n *store.Node) error {
 		n.Maintenance = on
@@ -392,7 +437,8 @@ func (e *Engine) SetMaintenance(ctx context.Context, ident string, on bool, reas
 	})
 }
 
-// SetBootDevice sets the node's next boot device through its management interface.
+// SetBootDevice sets the node's next boot device through its management interface, synchronously under the
+// node's lock (Ironic's API waits for this call too). A device the driver does not support is a 400.
 func (e *Engine) SetBootDevice(ctx context.Context, ident, device string, persistent bool) error {
 	n, err := e.reserve(ctx, ident, true)
 	if err != nil {
@@ -412,7 +458,8 @@ func (e *Engine) SetBootDevice(ctx context.Context, ident, device string, persis
 	return nil
 }
 
-// BootDevice returns the node's boot device and the supported ones.
+// BootDevice returns the node's boot device and the supported ones. It takes no lock (Ironic takes a shared
+// one): it only queries the BMC, and may race a running operation that changes the device.
 func (e *Engine) BootDevice(ctx context.Context, ident string) (driver.BootDevice, []string, error) {
 	n, err := e.store.GetNode(ctx, ident)
 	if err != nil {
@@ -436,7 +483,9 @@ type ValidationResult struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// Validate checks every interface of the node, as GET /v1/nodes/{id}/validate.
+// Validate checks every interface of the node, as GET /v1/nodes/{id}/validate. Interfaces Ferric does not
+// check (console, bios, raid...) answer true. It takes no lock, so the answer may be stale by the time a
+// provision request is made; Provision validates what the verb needs again under the lock.
 func (e *Engine) Validate(ctx context.Context, ident string) (map[string]ValidationResult, error) {
 	n, err := e.store.GetNode(ctx, ident)
 	if err != nil {
@@ -446,6 +495,7 @@ func (e *Engine) Validate(ctx context.Context, ident string) (map[string]Validat
 	for _, k := range driver.Kinds() {
 		out[k] = ValidationResult{Result: true}
 	}
+	// A node whose driver or interface cannot be loaded fails the core interfaces with that reason.
 	t, err := e.task(n)
 	if err != nil {
 		for _, k := range []string{"power", "management", "boot", "deploy"} {
@@ -469,11 +519,15 @@ func (e *Engine) Validate(ctx context.Context, ident string) (map[string]Validat
 	return out, nil
 }
 
-// UpdateNode applies fn to the node under its lock (PATCH), refusing while a transition is in progress.
+// UpdateNode applies fn to the node under its lock (PATCH), refusing while a transition is in progress, and
+// saves it. Changed interface fields are resolved against the hardware type afterwards, so a PATCH naming an
+// interface the driver does not have fails with 400 and changes nothing.
 func (e *Engine) UpdateNode(ctx context.Context, ident string, fn func(n *store.Node) error) (*store.Node, error) {
 	var out *store.Node
 	err := e.withLock(ctx, ident, true, func(n *store.Node) error {
 		st := fsm.State(n.ProvisionState)
+		// Ironic's wording and its UPDATE_ALLOWED_STATES: failed states (and inspection, which may be
+		// fed data) accept a PATCH, so an operator can fix what made the node fail.
 		if n.TargetProvisionState != "" && !fsm.UpdateAllowed(st) {
 			return fmt.Errorf("Node %s can not be updated while a state transition is in progress.: %w", n.UUID, ErrConflict)
 		}
@@ -489,7 +543,10 @@ func (e *Engine) UpdateNode(ctx context.Context, ident string, fn func(n *store.
 	return out, err
 }
 
-// DeleteNode removes a node in a state that allows it.
+// DeleteNode removes a node in a state that allows it (Ironic's destroy_node): manageable, enroll, adopt failed
+// and available (unless --no-delete-available). Maintenance allows any state, to recover a node whose BMC is
+// broken; a protected node is never deleted. Failed states must first go through manage or deleted, so a
+// previous tenant's data is cleaned before the node can disappear.
 func (e *Engine) DeleteNode(ctx context.Context, ident string) error {
 	n, err := e.reserve(ctx, ident, true)
 	if err != nil {

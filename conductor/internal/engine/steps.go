@@ -14,12 +14,15 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
-// The step engine: clean, deploy and service run the same way. When the operation starts, its steps are planned
+// The step engine: clean, deploy and service run the same way. Every function here works on a node whose lock the
+// caller holds, and changes it in memory; the node is saved by whoever holds the lock when it is released. When the operation starts, its steps are planned
 // (gathered from the node's interfaces, chosen and ordered by the steps package) into driver_internal_info
 // <kind>_steps; then they run one at a time, the current one in the node's clean_step/deploy_step/service_step
 // and its index in <kind>_step_index. A step that waits (the agent runs it, or the agent must boot first) moves
 // the node to the wait state; the agent-driven interface's Continue reports it done and finishWait resumes with
 // the next step. The first failure ends the operation in its failure state, naming the step.
+// This is Ironic's design, keys included, so tools that read driver_internal_info or clean_step (Metal3, the
+// Ironic client) see what they expect.
 
 // DefaultStepPriorities are the priority overrides applied when Config.StepPriorities is nil: Ferric's automated
 // cleaning wipes disk metadata (the agent's erase_devices_metadata, priority 99) but does not erase whole disks
@@ -53,6 +56,7 @@ func setCurrent(n *store.Node, k steps.Kind, s map[string]any) {
 	if s == nil {
 		s = map[string]any{}
 	}
+	// in_band is Ferric's planning flag; Ironic clients do not know it.
 	delete(s, "in_band")
 	switch k {
 	case steps.Clean:
@@ -70,6 +74,7 @@ func currentStep(n *store.Node, k steps.Kind) steps.Step {
 	if len(m) == 0 {
 		return steps.Step{}
 	}
+	// A malformed stored step (edited by hand, or from an older Ferric) reads as no step rather than failing.
 	list, err := steps.FromAny([]any{m})
 	if err != nil || len(list) == 0 {
 		return steps.Step{}
@@ -87,6 +92,7 @@ func resetSteps(n *store.Node, k steps.Kind) {
 // providers returns the node's interfaces that offer steps, deploy first (its steps win a name clash).
 func providers(t *driver.Task) []driver.StepProvider {
 	var out []driver.StepProvider
+	// One driver object may implement several interfaces; offer its steps once.
 	seen := map[any]bool{}
 	for _, x := range []any{t.Deploy, t.Management, t.Power, t.Boot} {
 		if p, ok := x.(driver.StepProvider); ok && !seen[x] {
@@ -103,6 +109,7 @@ func offered(t *driver.Task, k steps.Kind) ([]steps.Step, map[string]driver.Step
 	by := map[string]driver.StepProvider{}
 	for _, p := range providers(t) {
 		for _, s := range p.Steps(k) {
+			// First provider wins: providers() lists the deploy interface first.
 			if _, dup := by[s.ID()]; !dup {
 				by[s.ID()] = p
 				list = append(list, s)
@@ -112,7 +119,8 @@ func offered(t *driver.Task, k steps.Kind) ([]steps.Step, map[string]driver.Step
 	return list, by
 }
 
-// stepOverrides returns the operator's priority overrides.
+// stepOverrides returns the operator's priority overrides, keyed "interface.step" like Ironic's
+// [conductor]clean_step_priority_override; a priority of 0 leaves the step out of automated cleaning.
 func (e *Engine) stepOverrides() map[string]int {
 	if e.cfg.StepPriorities != nil {
 		return e.cfg.StepPriorities
@@ -146,6 +154,7 @@ func (e *Engine) planSteps(t *driver.Task, k steps.Kind) ([]steps.Step, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The user's deploy_steps add to or re-prioritise the driver's; the core step may only be disabled.
 	// Deploy templates (the steps of templates matching the node's instance traits) are issue 15's: none yet.
 	return steps.MergeDeploy(offer, user, nil)
 }
@@ -154,6 +163,7 @@ func (e *Engine) planSteps(t *driver.Task, k steps.Kind) ([]steps.Step, error) {
 // interfaces offer, before any state changes (Ironic's 400 wording, with the offered steps named). A deploy
 // interface without steps runs its own Clean and Deploy, which take no steps: nothing is checked then.
 func validateRequestSteps(t *driver.Task, ev fsm.Event, req ProvisionRequest) error {
+	// Parse runs again although the API checked the shape: it yields the Step values to validate.
 	if !isStepProvider(t.Deploy) {
 		return nil
 	}
@@ -185,6 +195,8 @@ func validateRequestSteps(t *driver.Task, ev fsm.Event, req ProvisionRequest) er
 	return nil
 }
 
+// isStepProvider reports whether x offers steps; a deploy interface that does not runs its own Deploy and
+// Clean instead of the step engine.
 func isStepProvider(x any) bool { _, ok := x.(driver.StepProvider); return ok }
 
 // intOf reads an index stored in driver_internal_info (an int in this process, a float64 after a reload).
@@ -206,6 +218,8 @@ var errHeld = errors.New("held")
 func (e *Engine) runSteps(ctx context.Context, t *driver.Task, k steps.Kind) bool {
 	n := t.Node
 	dii := n.DriverInternalInfo
+	// No index yet means the operation starts: plan once and keep the plan, so a later heartbeat or a
+	// restart resumes the same list even if the interfaces' offers change meanwhile.
 	idx, started := intOf(dii[indexKey(k)])
 	if !started {
 		plan, err := e.planSteps(t, k)
@@ -227,6 +241,7 @@ func (e *Engine) runSteps(ctx context.Context, t *driver.Task, k steps.Kind) boo
 		e.failTask(ctx, t, err)
 		return false
 	}
+	// The index and current step are recorded before each step runs, so a wait resumes at it.
 	_, by := offered(t, k)
 	for ; idx < len(list); idx++ {
 		s := list[idx]
@@ -249,6 +264,8 @@ func (e *Engine) runSteps(ctx context.Context, t *driver.Task, k steps.Kind) boo
 		}
 		t.Logf(ctx, "%s step %s done", k, s.ID())
 	}
+	// Cleaning and servicing leave an agent booted for their steps; the deploy interface shuts it down
+	// (Ironic's tear_down_cleaning / tear_down_service). A deploy ends in the instance instead.
 	resetSteps(n, k)
 	if fin, ok := t.Deploy.(driver.StepFinisher); ok && k != steps.Deploy {
 		if err := fin.FinishSteps(ctx, t, k); err != nil {
@@ -270,9 +287,12 @@ func (e *Engine) failStep(ctx context.Context, t *driver.Task, k steps.Kind, s s
 func (e *Engine) runStep(ctx context.Context, t *driver.Task, k steps.Kind, s steps.Step, p driver.StepProvider) (driver.Outcome, error) {
 	n := t.Node
 	switch s.Step {
+	// hold, wait and power_on/power_off/reboot are Ironic's conductor flow steps: they belong to no
+	// interface and run in the conductor.
 	case "hold":
 		return driver.Done, errHeld
 	case "wait":
+		// JSON numbers arrive as float64; an int comes from steps built in Go.
 		secs, ok := s.Args["seconds"].(float64)
 		if !ok {
 			if i, isInt := s.Args["seconds"].(int); isInt {
@@ -306,9 +326,12 @@ func (e *Engine) runStep(ctx context.Context, t *driver.Task, k steps.Kind, s st
 		e.refreshPower(ctx, t)
 		return driver.Done, err
 	}
+	// deploy.deploy is the deploy interface's Deploy, as Ironic's core step is the deploy interface's
+	// deploy method; it is not in the provider's ExecuteStep.
 	if k == steps.Deploy && s.ID() == steps.Core {
 		return t.Deploy.Deploy(ctx, t)
 	}
+	// The plan was made earlier (before a wait or a restart); the driver may have changed since.
 	if p == nil {
 		return driver.Done, fmt.Errorf("no interface of the node offers this step any more (offered: %s)", offeredNames(t, k))
 	}
@@ -330,6 +353,7 @@ func stepList(plan []steps.Step) string {
 	return out
 }
 
+// offeredNames lists the steps of kind the node's interfaces offer, for error messages.
 func offeredNames(t *driver.Task, k steps.Kind) string {
 	list, _ := offered(t, k)
 	return steps.Offered(list)
@@ -340,6 +364,7 @@ func offeredNames(t *driver.Task, k steps.Kind) string {
 func (e *Engine) clean(ctx context.Context, t *driver.Task) bool {
 	n := t.Node
 	manual, _ := n.DriverInternalInfo["manual_clean"].(bool)
+	// Automated cleaning can be turned off globally or per node (the node's automated_clean field).
 	if !manual && (e.cfg.NoAutomatedClean || (n.AutomatedClean != nil && !*n.AutomatedClean)) {
 		e.finishClean(n)
 		return true
@@ -421,6 +446,7 @@ func (e *Engine) nextStep(t *driver.Task, st fsm.State) bool {
 	if !started {
 		return false
 	}
+	// The finished step stays in the plan; only the index moves, as Ironic advances clean_step_index.
 	n.DriverInternalInfo[indexKey(k)] = idx + 1
 	e.must(e.transition(n, fsm.EvResume, ""))
 	return true

@@ -30,11 +30,13 @@ var ErrInvalid = errors.New("invalid steps")
 // Error is a refused step list; its text is the message for the user, and it matches ErrInvalid.
 type Error struct{ Msg string }
 
+// Error returns the user-facing message.
 func (e *Error) Error() string { return e.Msg }
 
 // Unwrap makes the error match ErrInvalid.
 func (e *Error) Unwrap() error { return ErrInvalid }
 
+// invalid builds an *Error; the engine wraps it in its ErrInvalidInput, so the API answers 400.
 func invalid(format string, a ...any) error { return &Error{Msg: fmt.Sprintf(format, a...)} }
 
 // ArgInfo describes one argument a step accepts (Ironic's argsinfo entry).
@@ -63,6 +65,7 @@ func (s Step) ID() string { return s.Interface + "." + s.Step }
 func (s Step) Map() map[string]any {
 	m := map[string]any{"interface": s.Interface, "step": s.Step, "priority": s.Priority, "abortable": s.Abortable,
 		"reboot_requested": s.RebootRequested, "args": s.Args}
+	// Ironic always shows args as an object; null would break clients that iterate it.
 	if s.Args == nil {
 		m["args"] = map[string]any{}
 	}
@@ -82,7 +85,8 @@ func Maps(list []Step) []map[string]any {
 }
 
 // FromAny decodes a stored step list (what driver_internal_info holds after a round trip through JSON, or the
-// []map[string]any the engine stored in this process).
+// []map[string]any the engine stored in this process). A JSON round trip makes both forms decode alike, at
+// the cost of speed that step lists (a few entries) do not need.
 func FromAny(v any) ([]Step, error) {
 	if v == nil {
 		return nil, nil
@@ -181,6 +185,7 @@ func Parse(kind Kind, field string, raw []map[string]any) ([]Step, error) {
 		p, present := m["priority"]
 		switch {
 		case present:
+			// Ironic's schema says integer; JSON numbers arrive as float64, so 5.0 passes and 5.5 does not.
 			f, ok := p.(float64)
 			if !ok || f != float64(int(f)) || f < 0 {
 				return nil, bad("'priority' must be a non-negative integer, not %v", p)
@@ -189,6 +194,7 @@ func Parse(kind Kind, field string, raw []map[string]any) ([]Step, error) {
 		case kind == Deploy:
 			return nil, bad("'priority' is a required property (0 disables a driver step)")
 		}
+		// The two child-node keys are Ironic's (steps for a parent's child nodes); Ferric accepts and ignores them.
 		for k := range m {
 			if !contains([]string{"interface", "step", "args", "priority", "execute_on_child_nodes", "limit_child_node_execution"}, k) {
 				return nil, bad("Additional properties are not allowed ('%s' was unexpected)", k)

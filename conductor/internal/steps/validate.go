@@ -6,7 +6,8 @@ import (
 	"strings"
 )
 
-// describe renders a user step as Ironic's messages show it (a Python dict).
+// describe renders a user step as Ironic's messages show it (a Python dict), so that error text matches
+// what Ironic's users and tests expect.
 func describe(s Step) string {
 	return fmt.Sprintf("{'interface': '%s', 'step': '%s'}", s.Interface, s.Step)
 }
@@ -26,6 +27,8 @@ func checkArgs(kind Kind, user, driver Step) []string {
 	if len(unexpected) > 0 {
 		errs = append(errs, fmt.Sprintf("%s step %s has these unexpected arguments: %s", kind, describe(user), strings.Join(unexpected, ", ")))
 	}
+	// A deploy step disabled by priority 0 will not run, so its required arguments do not matter;
+	// unexpected ones are still refused, as they reveal a typo.
 	if kind == Deploy && user.Priority == 0 {
 		return errs
 	}
@@ -57,6 +60,7 @@ func ValidateUser(kind Kind, user, offered []Step) ([]Step, error) {
 	}
 	var errs []string
 	out := make([]Step, 0, len(user))
+	// Every user step is checked before any error is returned, so one request shows every mistake.
 	for _, u := range user {
 		if Reserved(u.Step) {
 			out = append(out, u)
@@ -68,10 +72,12 @@ func ValidateUser(kind Kind, user, offered []Step) ([]Step, error) {
 			continue
 		}
 		errs = append(errs, checkArgs(kind, u, d)...)
+		// The offered step is the base: a user cannot make a step abortable or change what reboots.
 		d.Args = u.Args
 		if d.Args == nil {
 			d.Args = map[string]any{}
 		}
+		// argsinfo describes the driver's step; it is not stored in the plan.
 		d.ArgsInfo = nil
 		out = append(out, d)
 	}
@@ -82,7 +88,8 @@ func ValidateUser(kind Kind, user, offered []Step) ([]Step, error) {
 }
 
 // Core is the deploy step no user step may re-prioritise (it boots the agent or writes the image); priority 0
-// disables it.
+// disables it. Ironic's rule: the other deploy steps are ordered around the core step by their priorities, so
+// moving it would change the meaning of every other priority.
 const Core = "deploy.deploy"
 
 // MergeDeploy returns the deploy steps of a deploy in run order, as Ironic's _get_all_deployment_steps builds
@@ -97,6 +104,8 @@ func MergeDeploy(offered, user, templates []Step) ([]Step, error) {
 		byID[s.ID()] = s
 	}
 	var errs []string
+	// seen finds duplicate user steps; chosen holds the winning user or template step per ID, and order
+	// the IDs in first-seen order, which Sort keeps for equal priorities.
 	seen := map[string]bool{}
 	chosen := map[string]Step{}
 	var order []string
@@ -125,6 +134,7 @@ func MergeDeploy(offered, user, templates []Step) ([]Step, error) {
 					errs = append(errs, fmt.Sprintf("deploy step %s on interface %s is a core step and cannot be overridden by user steps. It may be disabled by setting the priority to 0", u.Step, u.Interface))
 					continue
 				}
+				// Flags come from the driver's step; the user chooses only args and priority.
 				u.Abortable, u.RebootRequested, u.InBand = d.Abortable, d.RebootRequested, d.InBand
 			}
 			if _, ok := chosen[id]; !ok {
@@ -138,6 +148,7 @@ func MergeDeploy(offered, user, templates []Step) ([]Step, error) {
 	if len(errs) > 0 {
 		return nil, invalid("%s (the node's interfaces offer these deploy steps: %s)", strings.Join(errs, "; "), Offered(offered))
 	}
+	// The driver's enabled steps nobody overrode, then the chosen ones; priority 0 drops a step either way.
 	var out []Step
 	for _, s := range offered {
 		if _, overridden := chosen[s.ID()]; !overridden && s.Priority > 0 {

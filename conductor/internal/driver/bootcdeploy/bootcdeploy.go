@@ -54,7 +54,8 @@ func New(cfg Config) *Deploy {
 	return &Deploy{cfg: cfg}
 }
 
-// Keys in driver_internal_info.
+// Keys in driver_internal_info. They live only as long as one deploy (TearDown and the next Deploy delete
+// them) except keyInstalled, which records what the instance runs until it is torn down.
 const (
 	keyRun       = "deploy_run"
 	keyPinned    = "bootc_image_pinned"
@@ -88,12 +89,14 @@ func (d *Deploy) Validate(_ context.Context, n *store.Node) error {
 	if _, err := nodePlatform(n); err != nil {
 		return fmt.Errorf("%v: %w", err, driver.ErrInvalid)
 	}
+	// bootc installs an EFI system partition and a UEFI boot entry only; a BIOS node would not boot it.
 	if caps, _ := n.Properties["capabilities"].(string); strings.Contains(caps, "boot_mode:bios") {
 		return fmt.Errorf("bootc deploys need UEFI; properties.capabilities says boot_mode:bios: %w", driver.ErrInvalid)
 	}
 	return nil
 }
 
+// insecure reports whether registry was named by --insecure-registry (plain http, no TLS checks).
 func (d *Deploy) insecure(registry string) bool {
 	for _, r := range d.cfg.Insecure {
 		if r == registry {
@@ -116,7 +119,8 @@ func nodePlatform(n *store.Node) (string, error) {
 	return images.PlatformForCPUArch(s)
 }
 
-// pullSecret returns the node's registry secret (instance_info, then driver_info), "" when none.
+// pullSecret returns the node's registry secret (instance_info, then driver_info), "" when none. This is
+// Ironic's order for image_pull_secret: an instance's own secret wins over the node's standing one.
 func pullSecret(n *store.Node) string {
 	for _, m := range []map[string]any{n.InstanceInfo, n.DriverInfo} {
 		if s, _ := m["image_pull_secret"].(string); s != "" {
@@ -126,10 +130,15 @@ func pullSecret(n *store.Node) string {
 	return ""
 }
 
-// Deploy pins the image digest and boots the agent; the node then waits for its call-back.
+// Deploy pins the image digest and boots the agent; the node then waits for its call-back. It is the core
+// deploy step (deploy.deploy). Pinning here, in the conductor, means the agent installs exactly the image the
+// operator's tag named when the deploy began, even if the tag moves while the agent boots, and that a missing
+// image or a rejected policy fails before any machine is powered. The node is saved before the power cycle,
+// so a crash during it leaves the pinned digest recorded.
 func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, error) {
 	n := t.Node
 	dii := n.DriverInternalInfo
+	// A rebuild or a retried deploy must not reuse the previous pin, command or progress.
 	for _, k := range []string{keyCommand, keyOffset, keyProgress, keyInstalled, keyPinned, keyDigest, keyTag, keyPlatform} {
 		delete(dii, k)
 	}
@@ -156,6 +165,7 @@ func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, er
 		return driver.Done, err
 	}
 	t.Logf(ctx, "deploy %s started: resolving %s", dii[keyRun], ref)
+	// --registry-alias: the conductor may reach the registry under another address than the nodes do.
 	lookup := ref
 	if alias, ok := d.cfg.Aliases[ref.Registry]; ok {
 		if lookup, err = images.Parse(alias+strings.TrimPrefix(refStr, ref.Registry), d.insecure(alias) || d.insecure(ref.Registry)); err != nil {
@@ -190,7 +200,9 @@ func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, er
 	return driver.Wait, nil
 }
 
-// bootAgent prepares the agent boot and power-cycles the node into it.
+// bootAgent prepares the agent boot and power-cycles the node into it. Powering off before the media are
+// prepared makes sure the machine boots them afresh rather than carrying on with whatever ran; the old
+// agent's URL and token are forgotten so only the new agent can call back.
 func (d *Deploy) bootAgent(ctx context.Context, t *driver.Task) error {
 	n := t.Node
 	if err := t.Power.SetPowerState(ctx, n, driver.PowerOff, 0); err != nil {
@@ -216,12 +228,15 @@ func wipeAgent(n *store.Node) {
 	}
 }
 
+// setProgress records p under deploy_progress, stamped with the time, for the API and the deploy log.
 func setProgress(n *store.Node, p deploy.Progress) {
 	m := map[string]any{"phase": p.Phase, "percent": p.Percent, "bytes_done": p.BytesDone, "bytes_total": p.BytesTotal,
 		"updated_at": time.Now().UTC().Format(time.RFC3339)}
 	n.DriverInternalInfo[keyProgress] = m
 }
 
+// client builds an agent client from what the agent's heartbeat recorded: its URL, the token it was given and
+// the certificate its first heartbeat pinned. No URL or token means the agent has not called back yet.
 func (d *Deploy) client(n *store.Node) (*agentclient.Client, error) {
 	u, _ := n.DriverInternalInfo["agent_url"].(string)
 	tok, _ := n.DriverInternalInfo["agent_secret_token"].(string)
@@ -242,6 +257,7 @@ func (d *Deploy) Continue(ctx context.Context, t *driver.Task) (driver.Outcome, 
 	}
 	defer c.Close()
 	switch {
+	// Ironic's agent deploys treat the core step as done once the agent heartbeats.
 	case kind == steps.Deploy && cur.ID() == steps.Core:
 		return driver.Done, nil // the agent booted and called back: the core step is done
 	case kind == steps.Deploy && cur.ID() == "deploy."+deploy.StepBootcInstall:
@@ -290,6 +306,7 @@ func (d *Deploy) continueInstall(ctx context.Context, t *driver.Task, c *agentcl
 	if err := json.Unmarshal(r.CommandResult, &res); err != nil {
 		return driver.Done, fmt.Errorf("the agent's install result is unreadable: %w", err)
 	}
+	// The agent reports what it actually installed; anything but the pinned digest is a failure, not a warning.
 	if want, _ := dii[keyDigest].(string); res.ImageDigest != want {
 		return driver.Done, fmt.Errorf("the agent installed %s but %s was pinned", res.ImageDigest, want)
 	}
@@ -338,6 +355,7 @@ func identityError(n *store.Node, err error) error {
 		"another host may hold the agent's address, or the agent restarted with a new key; stopped before sending it anything", u, err)
 }
 
+// round keeps one decimal of a phase's seconds for driver_internal_info.
 func round(f float64) float64 { return float64(int(f*10+0.5)) / 10 }
 
 // copyProgress copies the agent's progress and new log lines into the node and its deploy log. Its errors only
@@ -411,6 +429,7 @@ func truncateLine(s string, max int) string {
 // stopAgent asks the agent to power off, then makes sure through the power interface, and cleans up its boot.
 func (d *Deploy) stopAgent(ctx context.Context, t *driver.Task, c *agentclient.Client) {
 	n := t.Node
+	// The agent's own power off syncs its disks first; the out-of-band power off below is the guarantee.
 	if c != nil {
 		if _, err := c.Execute(ctx, deploy.CmdPowerOff, nil, false); err != nil {
 			t.Log.WithError(err).Debug("agent power off request failed; powering off out of band")
@@ -431,11 +450,13 @@ func (d *Deploy) installParams(ctx context.Context, t *driver.Task) (deploy.Boot
 	n := t.Node
 	pinned, _ := n.DriverInternalInfo[keyPinned].(string)
 	ii := map[string]any{}
+	// Only the bootc_* options go to the agent; the rest of instance_info (image_source, secrets) does not.
 	for k, v := range n.InstanceInfo {
 		if strings.HasPrefix(k, "bootc_") {
 			ii[k] = v
 		}
 	}
+	// The installed system tracks the tag (bootc upgrade) while the install uses the digest.
 	if tag, _ := n.DriverInternalInfo[keyTag].(string); tag != "" {
 		if _, set := ii["bootc_target_imgref"]; !set {
 			ii["bootc_target_imgref"] = tag
@@ -460,6 +481,8 @@ func (d *Deploy) installParams(ctx context.Context, t *driver.Task) (deploy.Boot
 		if cd != "" {
 			p.ConfigDrive = &cd
 		}
+	// The dict form (API 1.56) is built into an ISO here, as Ironic's conductor builds it, so the agent only
+	// ever writes an image.
 	case map[string]any:
 		drive, err := configdrive.FromMap(cd)
 		if err != nil {
@@ -480,7 +503,8 @@ func (d *Deploy) installParams(ctx context.Context, t *driver.Task) (deploy.Boot
 	return p, nil
 }
 
-// TearDown powers the node off and forgets the instance boot.
+// TearDown powers the node off and forgets the instance boot (undeploy). The disk is left as it is: automated
+// cleaning, which follows unless disabled, wipes it.
 func (d *Deploy) TearDown(ctx context.Context, t *driver.Task) error {
 	if err := t.Power.SetPowerState(ctx, t.Node, driver.PowerOff, 0); err != nil {
 		return err

@@ -45,6 +45,8 @@ func (d *Deploy) Steps(kind steps.Kind) []steps.Step {
 			{Interface: "deploy", Step: stepBootInstance, Priority: 20},
 		}
 	case steps.Clean:
+		// The steps are offered with IPA's own priorities; the engine applies the operator's overrides, so
+		// these numbers are what get_clean_steps reports, not what automated cleaning runs.
 		meta := agentEraseMetadataPriority
 		if d.cfg.NoCleaning {
 			meta = 0
@@ -67,8 +69,10 @@ func (d *Deploy) ExecuteStep(ctx context.Context, t *driver.Task, kind steps.Kin
 		switch s.Step {
 		case stepDeploy:
 			return d.Deploy(ctx, t)
+		// Start afresh: a command id left from an earlier attempt names a command of another agent boot.
 		case deploy.StepBootcInstall:
 			delete(n.DriverInternalInfo, keyCommand)
+			// No agent yet (it has not called back): wait, and Continue starts the install on its heartbeat.
 			c, err := d.client(n)
 			if err != nil {
 				return driver.Wait, nil
@@ -92,6 +96,7 @@ func (d *Deploy) ExecuteStep(ctx context.Context, t *driver.Task, kind steps.Kin
 			}
 			d.stopAgent(ctx, t, c)
 			return driver.Done, nil
+		// Ironic's boot_instance (priority 20) powers the node on into the installed disk.
 		case stepBootInstance:
 			if err := t.Power.SetPowerState(ctx, n, driver.PowerOn, 0); err != nil {
 				return driver.Done, fmt.Errorf("power on the instance: %w", err)
@@ -102,6 +107,8 @@ func (d *Deploy) ExecuteStep(ctx context.Context, t *driver.Task, kind steps.Kin
 		}
 		return driver.Done, fmt.Errorf("the bootc deploy interface has no deploy step %s: %w", s.ID(), driver.ErrInvalid)
 	}
+	// In-band steps. A deploy's agent is already up (the core step booted it); a clean or service boots one
+	// for its first in-band step and keeps it for the rest, as Ironic's prepare_cleaning does once.
 	delete(n.DriverInternalInfo, keyStepCmd)
 	if booted, _ := n.DriverInternalInfo[keyStepAgent].(bool); !booted && kind != steps.Deploy {
 		n.DriverInternalInfo[keyStepAgent] = true
@@ -118,7 +125,9 @@ func (d *Deploy) ExecuteStep(ctx context.Context, t *driver.Task, kind steps.Kin
 	return d.continueInBand(ctx, t, c, kind, s)
 }
 
-// FinishSteps stops the agent booted for the steps of a clean or service.
+// FinishSteps stops the agent booted for the steps of a clean or service (Ironic's tear_down_cleaning and
+// tear_down_service). It runs only when every step succeeded; a failure is torn down by the engine instead.
+// It never fails: an agent that cannot be reached is powered off out of band.
 func (d *Deploy) FinishSteps(ctx context.Context, t *driver.Task, _ steps.Kind) error {
 	n := t.Node
 	delete(n.DriverInternalInfo, keyStepCmd)
@@ -174,6 +183,7 @@ func (d *Deploy) agentOffers(ctx context.Context, t *driver.Task, c *agentclient
 	if err := json.Unmarshal(r.CommandResult, &got); err != nil {
 		return nil, fmt.Errorf("the agent's %s steps are unreadable: %w", kind, err)
 	}
+	// IPA's answer: {"<kind>_steps": {"<hardware manager>": [steps]}, "hardware_manager_version": {...}}.
 	var byManager map[string][]deploy.Step
 	_ = json.Unmarshal(got[string(kind)+"_steps"], &byManager) // missing or malformed: the agent offers nothing
 	var version map[string]string
@@ -210,6 +220,8 @@ func (d *Deploy) continueInBand(ctx context.Context, t *driver.Task, c *agentcli
 		return driver.Wait, nil // no step is running (a heartbeat between steps)
 	}
 	id, _ := n.DriverInternalInfo[keyStepCmd].(string)
+	// No command yet: ask what the agent offers, then start the step. The command id is saved at once so a
+	// later heartbeat follows that command instead of starting the step a second time.
 	if id == "" {
 		version, err := d.agentOffers(ctx, t, c, kind, s)
 		if err != nil {
@@ -219,7 +231,8 @@ func (d *Deploy) continueInBand(ctx context.Context, t *driver.Task, c *agentcli
 		params := deploy.StepParams{Step: deploy.Step{Interface: s.Interface, Step: s.Step, Args: s.Args, Priority: s.Priority,
 			Abortable: s.Abortable, RebootRequired: s.RebootRequested},
 			Node: map[string]any{"uuid": n.UUID, "properties": n.Properties}, Ports: []any{}}
-		// Ironic hands back the hardware manager versions the agent reported with its steps.
+		// Ironic hands back the hardware manager versions the agent reported with its steps (clean_version and
+		// friends); IPA refuses the step if its managers changed since, rather than run a different step.
 		switch kind {
 		case steps.Clean:
 			params.CleanVersion = version
@@ -230,6 +243,7 @@ func (d *Deploy) continueInBand(ctx context.Context, t *driver.Task, c *agentcli
 		}
 		r, err := c.Execute(ctx, executeCommand(kind), params, false)
 		switch {
+		// Busy: the agent still runs a previous command (IPA's 409); the next heartbeat tries again.
 		case errors.Is(err, agentclient.ErrBusy):
 			return driver.Wait, nil
 		case errors.Is(err, agentclient.ErrIdentity):
@@ -249,6 +263,7 @@ func (d *Deploy) continueInBand(ctx context.Context, t *driver.Task, c *agentcli
 	if out != driver.Done || err != nil {
 		return out, err
 	}
+	// The step is over either way; the next step starts its own command.
 	delete(n.DriverInternalInfo, keyStepCmd)
 	if r.CommandStatus == deploy.StatusFailed {
 		return driver.Done, errors.New(r.Failure())

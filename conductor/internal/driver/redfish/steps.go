@@ -16,7 +16,8 @@ import (
 // asked for), as Ironic's Redfish management offers it.
 const stepSetBootMode = "set_boot_mode"
 
-// Steps offers management.set_boot_mode for every kind.
+// Steps offers management.set_boot_mode for every kind. Priority 0 keeps it out of automated cleaning; argsinfo
+// makes the steps package refuse a request without mode before the node is touched.
 func (d *Driver) Steps(steps.Kind) []steps.Step {
 	return []steps.Step{{Interface: "management", Step: stepSetBootMode, ArgsInfo: map[string]steps.ArgInfo{
 		"mode": {Required: true, Description: "the boot mode to set: uefi or bios"}}}}
@@ -34,6 +35,7 @@ func (d *Driver) ExecuteStep(ctx context.Context, t *driver.Task, _ steps.Kind, 
 	if want == "" {
 		return driver.Done, fmt.Errorf("set_boot_mode: args.mode must be uefi or bios, not %q: %w", mode, driver.ErrInvalid)
 	}
+	// Checked again although argsinfo required mode: the value itself is only known here.
 	sess, err := d.connect(ctx, t.Node)
 	if err != nil {
 		return driver.Done, err
@@ -46,6 +48,7 @@ func (d *Driver) ExecuteStep(ctx context.Context, t *driver.Task, _ steps.Kind, 
 	if err := sess.system.SetBoot(boot); err != nil {
 		return driver.Done, bmcError(sess.info, "set the boot mode to "+mode, err)
 	}
+	// As Ironic records the mode it set: boot interfaces read boot_mode from the capabilities.
 	setCapability(t.Node, "boot_mode", mode)
 	t.Logf(ctx, "boot mode set to %s through the BMC", mode)
 	return driver.Done, nil
@@ -56,6 +59,7 @@ func setCapability(n *store.Node, key, value string) {
 	caps, _ := n.Properties["capabilities"].(string)
 	var out []string
 	for _, kv := range strings.Split(caps, ",") {
+		// Empty items come from a trailing or doubled comma; they are dropped rather than kept.
 		if kv != "" && !strings.HasPrefix(kv, key+":") {
 			out = append(out, kv)
 		}
