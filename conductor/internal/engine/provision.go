@@ -82,7 +82,10 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 			return err
 		}
 	}
-	if op := map[fsm.Event]string{fsm.EvRescue: "rescuing", fsm.EvUnrescue: "unrescuing"}[verb.Event]; op != "" && n.Maintenance {
+	// Ironic's NodeInMaintenance: these verbs would act on hardware an operator has taken out of service
+	// (provide too: Ironic's allow_provisioning_in_maintenance is false by default).
+	if op := map[fsm.Event]string{fsm.EvRescue: "rescuing", fsm.EvUnrescue: "unrescuing", fsm.EvClean: "cleaning",
+		fsm.EvProvide: "providing", fsm.EvService: "service"}[verb.Event]; op != "" && n.Maintenance {
 		return fmt.Errorf("The %s operation can't be performed on node %s because it's in maintenance mode.: %w", op, n.UUID, ErrInvalidInput)
 	}
 	if verb.Event == fsm.EvRescue {
@@ -201,11 +204,13 @@ func setOrDelete(m map[string]any, k string, v []map[string]any) {
 // validateForDeploy runs the power, boot and deploy interfaces' Validate on a reserved node, as Ironic's
 // do_node_deploy does before it starts; the first failure becomes a 400 naming the interface.
 func (e *Engine) validateForDeploy(ctx context.Context, t *driver.Task) error {
-	for name, v := range map[string]func(context.Context, *store.Node) error{
-		"power": t.Power.Validate, "boot": t.Boot.Validate, "deploy": t.Deploy.Validate,
-	} {
-		if err := v(ctx, t.Node); err != nil {
-			return fmt.Errorf("Failed to validate %s interface of node %s: %v: %w", name, t.Node.UUID, err, ErrInvalidInput)
+	// A fixed order (Ironic's: power, boot, deploy), so the 400 names the same interface on every try.
+	for _, v := range []struct {
+		name  string
+		check func(context.Context, *store.Node) error
+	}{{"power", t.Power.Validate}, {"boot", t.Boot.Validate}, {"deploy", t.Deploy.Validate}} {
+		if err := v.check(ctx, t.Node); err != nil {
+			return fmt.Errorf("Failed to validate %s interface of node %s: %v: %w", v.name, t.Node.UUID, err, ErrInvalidInput)
 		}
 	}
 	return nil

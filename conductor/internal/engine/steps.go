@@ -302,16 +302,17 @@ func (e *Engine) runStep(ctx context.Context, t *driver.Task, k steps.Kind, s st
 		if !ok {
 			return driver.Done, errHeld // without a duration, wait holds the node until unhold
 		}
-		d := time.Duration(secs * float64(time.Second))
-		if d < 0 {
+		if secs < 0 || secs != secs { // NaN too
 			return driver.Done, fmt.Errorf("wait step: args.seconds must be 0 or more, not %v", s.Args["seconds"])
 		}
 		// As in Ironic, the wait runs in the step's worker with the node locked, so it is capped
 		// (--max-wait-step-seconds, Ironic's [conductor]max_conductor_wait_step_seconds): a longer request
-		// waits the maximum, and the log says so.
-		if d > e.cfg.MaxWaitStep {
-			t.Logf(ctx, "wait step asked for %v; waiting the maximum %v (--max-wait-step-seconds)", d, e.cfg.MaxWaitStep)
-			d = e.cfg.MaxWaitStep
+		// waits the maximum, and the log says so. Compared in seconds: a huge value would overflow a Duration.
+		d := e.cfg.MaxWaitStep
+		if secs <= e.cfg.MaxWaitStep.Seconds() {
+			d = time.Duration(secs * float64(time.Second))
+		} else {
+			t.Logf(ctx, "wait step asked for %v s; waiting the maximum %v (--max-wait-step-seconds)", s.Args["seconds"], e.cfg.MaxWaitStep)
 		}
 		select {
 		case <-time.After(d):
@@ -364,8 +365,13 @@ func offeredNames(t *driver.Task, k steps.Kind) string {
 func (e *Engine) clean(ctx context.Context, t *driver.Task) bool {
 	n := t.Node
 	manual, _ := n.DriverInternalInfo["manual_clean"].(bool)
-	// Automated cleaning can be turned off globally or per node (the node's automated_clean field).
-	if !manual && (e.cfg.NoAutomatedClean || (n.AutomatedClean != nil && !*n.AutomatedClean)) {
+	// Automated cleaning is skipped as Ironic's skip_automated_cleaning decides: the node's automated_clean wins
+	// when set (true forces cleaning even under --no-automated-clean), else the conductor's setting.
+	skip := e.cfg.NoAutomatedClean
+	if n.AutomatedClean != nil {
+		skip = !*n.AutomatedClean
+	}
+	if !manual && skip {
 		e.finishClean(n)
 		return true
 	}

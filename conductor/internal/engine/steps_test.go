@@ -300,7 +300,8 @@ func TestFlowSteps(t *testing.T) {
 	n = f.node(t, "manageable")
 	start := time.Now()
 	require.NoError(t, f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: "clean", CleanSteps: []map[string]any{
-		{"interface": "deploy", "step": "wait", "args": map[string]any{"seconds": 7200.0}}}}))
+		{"interface": "deploy", "step": "wait", "args": map[string]any{"seconds": 7200.0}},
+		{"interface": "deploy", "step": "wait", "args": map[string]any{"seconds": 1e12}}}})) // would overflow a Duration
 	f.eng.Wait()
 	got = f.get(t, n.UUID)
 	assert.Equal(t, "manageable", got.ProvisionState, got.LastError)
@@ -313,4 +314,42 @@ func TestFlowSteps(t *testing.T) {
 	got = f.get(t, n.UUID)
 	assert.Equal(t, "clean failed", got.ProvisionState)
 	assert.Contains(t, got.LastError, "failed clean step deploy.wait: wait step: args.seconds must be 0 or more, not -1")
+}
+
+// TestAutomatedCleanSkip: whether provide cleans follows Ironic's skip_automated_cleaning: the node's
+// automated_clean wins when set (true cleans even under --no-automated-clean), else the conductor's setting.
+func TestAutomatedCleanSkip(t *testing.T) {
+	ctx := context.Background()
+	yes, no := true, false
+	for _, tc := range []struct {
+		name     string
+		global   bool // NoAutomatedClean
+		node     *bool
+		cleaning bool
+	}{
+		{"defaults clean", false, nil, true},
+		{"conductor off", true, nil, false},
+		{"node off", false, &no, false},
+		{"node on wins over conductor off", true, &yes, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, d := stepFixture(t, Config{NoAutomatedClean: tc.global})
+			n := f.node(t, "manageable")
+			writeNode(t, f.st, n.UUID, func(n *store.Node) { n.AutomatedClean = tc.node })
+			require.NoError(t, f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: "provide"}))
+			f.eng.Wait()
+			f.agentCalledBack(t, n.UUID)
+			for i := 0; i < 3 && f.get(t, n.UUID).ProvisionState != "available"; i++ {
+				f.eng.PollWaiting(ctx)
+				f.eng.Wait()
+			}
+			got := f.get(t, n.UUID)
+			assert.Equal(t, "available", got.ProvisionState, got.LastError)
+			if tc.cleaning {
+				assert.Equal(t, []string{"clean:deploy.erase_devices_metadata"}, d.steps())
+			} else {
+				assert.Empty(t, d.steps())
+			}
+		})
+	}
 }

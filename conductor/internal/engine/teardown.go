@@ -22,8 +22,10 @@ func endsAgentBoot(s fsm.State) bool {
 
 // agentKeys are the driver_internal_info keys that let someone act as, or reach, the node's agent.
 func agentKeys() []string {
+	// agent_booted_for_steps and agent_step_command_id belong to the step runner of agent-driven deploy
+	// interfaces: left behind after a failure, the next clean would believe an agent is up and never boot one.
 	return []string{"agent_secret_token", "agent_secret_token_pregenerated", "agent_url", "agent_verify_ca",
-		"agent_version", "agent_status"}
+		"agent_version", "agent_status", "agent_booted_for_steps", "agent_step_command_id"}
 }
 
 // forgetAgent wipes every credential and address of the node's agent, pre-generated tokens included (WipeAgentToken

@@ -119,7 +119,8 @@ func (f *teardownFixture) node(t *testing.T, state, fail string) *store.Node {
 		now := time.Now()
 		n.ProvisionUpdatedAt = &now
 		for k, v := range map[string]any{"agent_secret_token": "pregenerated-token", "agent_secret_token_pregenerated": true,
-			"agent_url": "https://192.0.2.10:9999", "agent_verify_ca": "PEM"} {
+			"agent_url": "https://192.0.2.10:9999", "agent_verify_ca": "PEM", "agent_booted_for_steps": true,
+			"agent_step_command_id": "cmd-1"} {
 			n.DriverInternalInfo[k] = v
 		}
 	})
@@ -191,8 +192,10 @@ func TestEveryFailurePathTearsTheAgentDown(t *testing.T) {
 			assert.NotEmpty(t, got.LastError)
 			assert.GreaterOrEqual(t, f.boot.count(n.UUID), 1, "the agent boot is cleaned up (media ejected and deleted)")
 			assert.Equal(t, driver.PowerOff, got.PowerState, "the node is powered off")
-			for _, k := range agentKeys() {
-				assert.NotContains(t, got.DriverInternalInfo, k, "agent credentials and addresses are forgotten")
+			// Every key the fixture planted (not agentKeys(), which would make the check follow the code).
+			for _, k := range []string{"agent_secret_token", "agent_secret_token_pregenerated", "agent_url",
+				"agent_verify_ca", "agent_booted_for_steps", "agent_step_command_id"} {
+				assert.NotContains(t, got.DriverInternalInfo, k, "agent credentials, addresses and step state are forgotten")
 			}
 			assert.Empty(t, got.Reservation)
 		})

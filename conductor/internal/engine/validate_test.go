@@ -41,3 +41,27 @@ func TestValidateInspectRescue(t *testing.T) {
 		})
 	}
 }
+
+// TestMaintenanceRefusesVerbs: clean, provide and service are refused on a node in maintenance with Ironic's
+// NodeInMaintenance wording, and the node does not move.
+func TestMaintenanceRefusesVerbs(t *testing.T) {
+	for _, tc := range []struct{ from, target, op string }{
+		{"manageable", "clean", "cleaning"},
+		{"manageable", "provide", "providing"},
+		{"active", "service", "service"},
+	} {
+		t.Run(tc.target, func(t *testing.T) {
+			f := newFixture(t, Config{})
+			ctx := context.Background()
+			n := &store.Node{UUID: uuid.NewString(), Driver: "fake-hardware", ProvisionState: tc.from, Maintenance: true}
+			require.NoError(t, f.eng.CreateNode(ctx, n))
+			err := f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: tc.target,
+				CleanSteps: []map[string]any{{"interface": "deploy", "step": "erase_devices_metadata"}}})
+			require.ErrorIs(t, err, ErrInvalidInput)
+			assert.Contains(t, err.Error(), "The "+tc.op+" operation can't be performed on node "+n.UUID+" because it's in maintenance mode.")
+			got, err := f.st.GetNode(ctx, n.UUID)
+			require.NoError(t, err)
+			assert.Equal(t, tc.from, got.ProvisionState)
+		})
+	}
+}
