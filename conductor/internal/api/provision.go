@@ -27,7 +27,7 @@ func (s *Server) putProvision(w http.ResponseWriter, r *http.Request) {
 		DeploySteps    []map[string]any `json:"deploy_steps"`
 		ServiceSteps   []map[string]any `json:"service_steps"`
 		RescuePassword string           `json:"rescue_password"`
-		DisableRamdisk bool             `json:"disable_ramdisk"`
+		DisableRamdisk *bool            `json:"disable_ramdisk"`
 		Runbook        string           `json:"runbook"`
 	}
 	if err := decodeBody(w, r, maxProvisionBody, &req); err != nil {
@@ -62,7 +62,16 @@ func (s *Server) putProvision(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// Runbook (Ironic 1.92) is decoded but not handed to the engine: Ferric runs no runbooks.
+	// Runbooks (Ironic 1.92) are not implemented: a request naming one is refused rather than accepted and
+	// ignored (a verb does its work or refuses).
+	if req.Runbook != "" {
+		s.writeError(w, r, badRequest("Runbooks are not supported by this conductor yet: send the steps as clean_steps or service_steps"))
+		return
+	}
+	if err := checkDisableRamdisk(req.Target, req.DisableRamdisk, version); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	cd, err := parseConfigDrive(req.ConfigDrive, req.Target, version)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -70,7 +79,7 @@ func (s *Server) putProvision(w http.ResponseWriter, r *http.Request) {
 	}
 	err = s.eng.Provision(r.Context(), ident, engine.ProvisionRequest{Target: req.Target, ConfigDrive: cd,
 		CleanSteps: req.CleanSteps, DeploySteps: req.DeploySteps, ServiceSteps: req.ServiceSteps,
-		RescuePassword: req.RescuePassword, DisableRamdisk: req.DisableRamdisk})
+		RescuePassword: req.RescuePassword, DisableRamdisk: req.DisableRamdisk != nil && *req.DisableRamdisk})
 	// The engine wraps sentinels that status() maps (a held lock or a wrong state: 409, bad input:
 	// 400); a missing node becomes Ironic's "Node X could not be found." 404.
 	if err != nil {
@@ -168,4 +177,20 @@ func parseConfigDrive(raw json.RawMessage, target string, version int) (any, err
 		return x, nil
 	}
 	return nil, badRequest("Invalid configdrive: it is neither a JSON, nor a URL, nor a base64 string")
+}
+
+// checkDisableRamdisk applies Ironic's check_allow_disable_ramdisk: disable_ramdisk (present, whatever its value)
+// belongs to manual cleaning from 1.70 and to servicing from 1.108 (beyond what Ferric advertises, so always
+// 406 there); with any other target it is a 400.
+func checkDisableRamdisk(target string, v *bool, version int) error {
+	if v == nil {
+		return nil
+	}
+	switch {
+	case target == "clean" && version >= 70:
+		return nil
+	case target == "clean" || target == "service":
+		return &httpError{http.StatusNotAcceptable, "disable_ramdisk is not acceptable in this API version"}
+	}
+	return badRequest("disable_ramdisk is supported only with manual cleaning or servicing")
 }

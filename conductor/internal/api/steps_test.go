@@ -23,23 +23,8 @@ import (
 // field and the fix, before the node is touched; steps nobody offers are a 400 naming the step and the offered
 // steps; a node in manageable stays there.
 func TestProvisionStepShapes(t *testing.T) {
+	srv, st, n := stepServer(t)
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "s.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
-	reg := driver.NewRegistry()
-	driver.AddInspectRescue(reg)
-	reg.AddHardware(driver.FakeHardware(nil, nil))
-	reg.AddPower("fake", driver.NewFakePower())
-	reg.AddManagement("fake", driver.NewFakeManagement())
-	reg.AddBoot("fake", driver.NewFakeBoot())
-	reg.AddDeploy("fake", driver.FakeDeploy{})
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	eng := engine.New(engine.Config{Host: "t"}, st, reg, logrus.NewEntry(l))
-	srv := New(Config{PublicURL: "http://127.0.0.1:6385"}, eng, logrus.NewEntry(l))
-	n := &store.Node{UUID: "6a9a5a36-1c1e-4a8f-9a43-0d6f7f4b2c11", Driver: "fake-hardware", ProvisionState: "manageable"}
-	require.NoError(t, eng.CreateNode(ctx, n))
 
 	for _, tc := range []struct {
 		name, body, want string
@@ -71,6 +56,61 @@ func TestProvisionStepShapes(t *testing.T) {
 			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &fault))
 			assert.Contains(t, fault.ErrorMessage, tc.want)
 			got, err := st.GetNode(ctx, n.UUID)
+			require.NoError(t, err)
+			assert.Equal(t, "manageable", got.ProvisionState)
+		})
+	}
+}
+
+// stepServer is an API server on a fresh store with one manageable fake-hardware node.
+func stepServer(t *testing.T) (*Server, store.Store, *store.Node) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "s.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	reg := driver.NewRegistry()
+	driver.AddInspectRescue(reg)
+	reg.AddHardware(driver.FakeHardware(nil, nil))
+	reg.AddPower("fake", driver.NewFakePower())
+	reg.AddManagement("fake", driver.NewFakeManagement())
+	reg.AddBoot("fake", driver.NewFakeBoot())
+	reg.AddDeploy("fake", driver.FakeDeploy{})
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	eng := engine.New(engine.Config{Host: "t"}, st, reg, logrus.NewEntry(l))
+	srv := New(Config{PublicURL: "http://127.0.0.1:6385"}, eng, logrus.NewEntry(l))
+	n := &store.Node{UUID: "6a9a5a36-1c1e-4a8f-9a43-0d6f7f4b2c11", Driver: "fake-hardware", ProvisionState: "manageable"}
+	require.NoError(t, eng.CreateNode(ctx, n))
+	return srv, st, n
+}
+
+// TestProvisionRunbookAndDisableRamdisk: a runbook is refused (Ferric runs none: never accepted and ignored);
+// disable_ramdisk follows Ironic's check_allow_disable_ramdisk (clean from 1.70, service from 1.108, 400 for
+// other targets).
+func TestProvisionRunbookAndDisableRamdisk(t *testing.T) {
+	srv, st, n := stepServer(t)
+	for _, tc := range []struct {
+		name, version, body string
+		code                int
+		want                string
+	}{
+		{"runbook", "1.92", `{"target":"clean","runbook":"rb-1"}`, 400, "Runbooks are not supported by this conductor yet"},
+		{"disable_ramdisk on deploy", "1.89", `{"target":"active","disable_ramdisk":true}`, 400,
+			"disable_ramdisk is supported only with manual cleaning or servicing"},
+		{"disable_ramdisk before 1.70", "1.69", `{"target":"clean","disable_ramdisk":false,"clean_steps":[{"interface":"bios","step":"factory_reset"}]}`,
+			406, "disable_ramdisk is not acceptable in this API version"},
+		{"disable_ramdisk on service", "1.89", `{"target":"service","disable_ramdisk":true,"service_steps":[]}`, 406,
+			"disable_ramdisk is not acceptable in this API version"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPut, "/v1/nodes/"+n.UUID+"/states/provision", strings.NewReader(tc.body))
+			req.Header.Set(headerVersion, tc.version)
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			srv.ServeHTTP(rec, req)
+			require.Equal(t, tc.code, rec.Code, rec.Body.String())
+			assert.Contains(t, rec.Body.String(), tc.want)
+			got, err := st.GetNode(context.Background(), n.UUID)
 			require.NoError(t, err)
 			assert.Equal(t, "manageable", got.ProvisionState)
 		})

@@ -22,8 +22,9 @@ type ProvisionRequest struct {
 	ServiceSteps []map[string]any
 	// RescuePassword is the clear password of the rescue verb; only its hash is kept (recordRescuePassword).
 	RescuePassword string
-	// DisableRamdisk is Ironic's disable_ramdisk (1.70); it is carried but not used: Ferric boots the agent
-	// only for in-band steps anyway.
+	// DisableRamdisk is Ironic's disable_ramdisk (manual clean, 1.70): only out-of-band steps may run, an
+	// in-band one is refused before anything changes (validateRequestSteps). The agent boots for in-band steps
+	// only, so out-of-band steps never boot it.
 	DisableRamdisk bool
 }
 

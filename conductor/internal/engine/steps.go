@@ -174,10 +174,16 @@ func validateRequestSteps(t *driver.Task, ev fsm.Event, req ProvisionRequest) er
 		if ev == fsm.EvService {
 			k, raw = steps.Service, req.ServiceSteps
 		}
-		var user []steps.Step
+		var user, valid []steps.Step
 		if user, err = steps.Parse(k, listKey(k), raw); err == nil {
 			offer, _ := offered(t, k)
-			_, err = steps.ValidateUser(k, user, offer)
+			valid, err = steps.ValidateUser(k, user, offer)
+		}
+		// disable_ramdisk runs out-of-band steps only (Ironic: a step that requires_ramdisk is refused).
+		for _, s := range valid {
+			if req.DisableRamdisk && s.InBand && err == nil {
+				err = fmt.Errorf("%s step %s requires booting a ramdisk, but disable_ramdisk is set: drop the step or disable_ramdisk", k, s.ID())
+			}
 		}
 	case fsm.EvDeploy, fsm.EvRebuild:
 		if len(req.DeploySteps) == 0 {

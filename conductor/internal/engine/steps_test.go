@@ -353,3 +353,22 @@ func TestAutomatedCleanSkip(t *testing.T) {
 		})
 	}
 }
+
+// TestDisableRamdiskRefusesInBandSteps: with disable_ramdisk a manual clean may run out-of-band steps only; an
+// in-band one is refused (400) before the node changes, as Ironic refuses a step that requires a ramdisk.
+func TestDisableRamdiskRefusesInBandSteps(t *testing.T) {
+	ctx := context.Background()
+	f, d := stepFixture(t, Config{})
+	n := f.node(t, "manageable")
+	err := f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: "clean", DisableRamdisk: true,
+		CleanSteps: []map[string]any{{"interface": "deploy", "step": "erase_devices_metadata"}}})
+	require.ErrorIs(t, err, ErrInvalidInput)
+	assert.Contains(t, err.Error(), "clean step deploy.erase_devices_metadata requires booting a ramdisk, but disable_ramdisk is set")
+	assert.Equal(t, "manageable", f.get(t, n.UUID).ProvisionState)
+
+	require.NoError(t, f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: "clean", DisableRamdisk: true,
+		CleanSteps: []map[string]any{{"interface": "bios", "step": "factory_reset"}}}))
+	f.eng.Wait()
+	assert.Equal(t, "manageable", f.get(t, n.UUID).ProvisionState)
+	assert.Equal(t, []string{"clean:bios.factory_reset"}, d.steps())
+}
