@@ -559,6 +559,11 @@ func (e *Engine) DeleteNode(ctx context.Context, ident string) error {
 		return err
 	}
 	defer e.release(n.UUID)
+	// Ironic's NodeAssociated: a node still bound to an instance is not deleted, unless in maintenance (where
+	// Ironic lets operators remove broken nodes whatever they hold).
+	if !n.Maintenance && n.InstanceUUID != "" {
+		return fmt.Errorf("Node %s is associated with instance %s.: %w", n.UUID, n.InstanceUUID, ErrConflict)
+	}
 	allowed := []string{"manageable", "enroll", "adopt failed"}
 	if !e.cfg.NoDeleteAvailable {
 		allowed = append(allowed, "available")

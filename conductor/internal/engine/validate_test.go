@@ -65,3 +65,17 @@ func TestMaintenanceRefusesVerbs(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteAssociatedNode: a node bound to an instance is not deleted (Ironic's NodeAssociated, 409) unless it
+// is in maintenance.
+func TestDeleteAssociatedNode(t *testing.T) {
+	f := newFixture(t, Config{})
+	ctx := context.Background()
+	n := &store.Node{UUID: uuid.NewString(), Driver: "fake-hardware", ProvisionState: "manageable", InstanceUUID: uuid.NewString()}
+	require.NoError(t, f.eng.CreateNode(ctx, n))
+	err := f.eng.DeleteNode(ctx, n.UUID)
+	require.ErrorIs(t, err, ErrConflict)
+	assert.Contains(t, err.Error(), "Node "+n.UUID+" is associated with instance "+n.InstanceUUID+".")
+	require.NoError(t, f.eng.SetMaintenance(ctx, n.UUID, true, "broken"))
+	require.NoError(t, f.eng.DeleteNode(ctx, n.UUID))
+}
