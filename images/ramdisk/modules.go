@@ -42,7 +42,9 @@ func vmModules() []string {
 	return []string{"crc32c_generic", "crc32c_intel", "libcrc32c", "nls_ascii", "virtio_pci", "virtio_net", "e1000", "e1000e",
 		"virtio_blk", "virtio_scsi", "ahci", "ata_piix", "sd_mod", "sr_mod", "nvme", "isofs", "vfat", "nls_cp437",
 		"nls_iso8859_1", "nls_utf8", "ext4", "xfs", "overlay", "loop", "dm_crypt", "xts", "aesni_intel", "efivarfs",
-		"tpm_tis", "tpm_crb"}
+		"tpm_tis", "tpm_crb",
+		// The ACPI power button as an input device: /init powers off when a BMC's graceful power off presses it.
+		"button", "evdev"}
 }
 
 // serverModules are the drivers of common server hardware. Debian 12's kernel does not build ionic (AMD

@@ -144,5 +144,18 @@ func TestRamdiskBootsAgent(t *testing.T) {
 			t.Log(strings.TrimSpace(line))
 		}
 	}
-	systems[0].Reset(schemas.ForceOffResetType)
+
+	// A graceful power off (the BMC presses the ACPI power button) powers the ramdisk off in seconds: /init
+	// watches the button. Without it the VM would stay on and a BMC driver would wait out its timeout.
+	defer systems[0].Reset(schemas.ForceOffResetType)
+	pressed := time.Now()
+	_, err = systems[0].Reset(schemas.GracefulShutdownResetType)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		sys, err := c.Service.Systems()
+		return err == nil && len(sys) > 0 && sys[0].PowerState == schemas.OffPowerState
+	}, 30*time.Second, 250*time.Millisecond, "the ramdisk powers off when the power button is pressed")
+	t.Logf("TCG: graceful power off -> off %s", time.Since(pressed))
+	b, _ = os.ReadFile(serial)
+	assert.Contains(t, string(b), "power button pressed: stopping the agent")
 }

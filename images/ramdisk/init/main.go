@@ -73,7 +73,18 @@ func main() {
 	cmd := exec.Command("/usr/bin/ferric-agent", "--no-pivot-root", "--runtime", "runc", "--state-dir", "/run/ferric",
 		"--graph-root", "/var/lib/containers/storage")
 	cmd.Stdout, cmd.Stderr = console, console
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		// A press of the power button (a BMC's graceful power off) stops the agent and powers off in order.
+		if werr := watchPowerButton("/", func() {
+			say("power button pressed: stopping the agent")
+			cmd.Process.Signal(unix.SIGTERM)
+			time.AfterFunc(5*time.Second, func() { cmd.Process.Kill() })
+		}); werr != nil {
+			say("%v; a BMC's graceful power off will time out", werr)
+		}
+		err = cmd.Wait()
+	}
 	say("agent ended (%v); powering off", err)
 	time.Sleep(2 * time.Second)
 	unix.Sync()
