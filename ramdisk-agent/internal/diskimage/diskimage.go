@@ -102,7 +102,9 @@ type Result struct {
 // Write streams the image read from src onto dev (a block device, or a regular file in tests), devSize bytes
 // long, verifying opts.Checksum on the fly. After a successful write the device is flushed and its partition
 // table re-read. When the write fails after touching the device (bad checksum, truncated download, too large,
-// cancelled), the first and last MiB of the device are zeroed so it cannot boot a partial image.
+// cancelled), the first and last MiB of the device are zeroed so it cannot boot a partial image. src should end
+// when ctx does (the body of a request made with ctx does); when Write gives up early it closes src if src is an
+// io.Closer, and it returns only after its last read of src and its last Progress call.
 func Write(ctx context.Context, src io.Reader, dev string, devSize int64, opts Options) (Result, error) {
 	start := time.Now()
 	res, err := write(ctx, src, dev, devSize, opts)

@@ -44,7 +44,7 @@ func writeRaw(ctx context.Context, h head, in *counter, sum *verifier, compressi
 	}
 	defer d.close()
 	opts.phase("download and write")
-	err = d.pump(ctx, h, compression, sum)
+	err = d.pump(ctx, h, compression, sum, abort(in.r))
 	res.Downloaded, res.Written = in.n, d.off
 	res.Checksum = sum.algo + ":" + sum.got()
 	if err == nil {
@@ -63,16 +63,24 @@ func writeRaw(ctx context.Context, h head, in *counter, sum *verifier, compressi
 }
 
 // pump runs the reader goroutine and writes what it fills until the end of the stream or the first error.
-func (d *device) pump(ctx context.Context, h head, compression string, sum *verifier) error {
+// It returns only once the reader goroutine has stopped, so no progress call or read of src outlives Write;
+// abort unblocks a reader stuck in src when pump gives up early.
+func (d *device) pump(ctx context.Context, h head, compression string, sum *verifier, abort func()) (err error) {
 	free, full := make(chan []byte, 2), make(chan chunk, 2)
 	free <- alignedBuffer(chunkBytes)
 	free <- alignedBuffer(chunkBytes)
-	stop := make(chan struct{})
-	// The reader goroutine owns src and the decompressor. It is not waited for: a read blocked in src ends
-	// when the caller cancels the request src comes from; its buffers are garbage-collected memory, so an
-	// abandoned goroutine touches nothing that is freed.
-	defer close(stop)
-	go read(h, compression, sum, free, full, stop)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		read(h, compression, sum, free, full, stop)
+	}()
+	defer func() {
+		close(stop)
+		if err != nil {
+			abort()
+		}
+		<-done
+	}()
 	for {
 		var c chunk
 		select {
@@ -93,6 +101,16 @@ func (d *device) pump(ctx context.Context, h head, compression string, sum *veri
 		}
 		free <- c.buf
 	}
+}
+
+// abort returns what unblocks a read of src stuck when the write gives up: closing it when it can be closed
+// (an HTTP body's Read returns at once), else nothing (the caller's ctx must end the read: make src from a
+// request bound to ctx).
+func abort(src io.Reader) func() {
+	if c, ok := src.(io.Closer); ok {
+		return func() { c.Close() }
+	}
+	return func() {}
 }
 
 // read fills free buffers with the raw image and sends them on full; the last chunk carries io.EOF when the
