@@ -3,6 +3,7 @@ package diskimage
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/md5"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -172,6 +173,7 @@ func (v *verifier) check() error {
 // counter is the download side of every write: it hashes and counts the bytes as they arrive, reports
 // progress, and turns a short download into ErrTruncated.
 type counter struct {
+	ctx      context.Context // checked before each read: a reader that ignores ctx still stops between reads
 	r        io.Reader
 	sum      *verifier
 	n, total int64
@@ -179,6 +181,9 @@ type counter struct {
 }
 
 func (c *counter) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, fmt.Errorf("stopped after downloading %d bytes: %w", c.n, err)
+	}
 	n, err := c.r.Read(p)
 	if n > 0 {
 		c.sum.h.Write(p[:n])

@@ -123,7 +123,7 @@ func write(ctx context.Context, src io.Reader, dev string, devSize int64, opts O
 	if err != nil {
 		return Result{}, err
 	}
-	in := &counter{r: src, sum: sum, total: opts.SourceSize, progress: opts.Progress}
+	in := &counter{ctx: ctx, r: src, sum: sum, total: opts.SourceSize, progress: opts.Progress}
 	head, err := sniff(in)
 	if err != nil {
 		return Result{}, err
