@@ -14,11 +14,12 @@
 // measured on qemu-img 7.2: (b) qemu-img reading a FIFO fails at once for both a plain and a
 // preallocation=metadata image ("'file' driver requires 'f' to be a regular file"), so it is out; (a) qemu-img
 // reading the URL itself through qemu's curl block driver (qemu-block-extra), with HTTP range requests, works
-// and holds only qemu-img's own bounded memory (about 30-50 MB RSS measured). Its default 8 parallel requests
-// hang the curl driver (2 hung too, 1 and 4 finished), so it runs with -m 1 and a deadline from ctx. The
-// trade-off: the image is downloaded twice. The first pass streams the body through the checksum (and reads
-// the qcow2 header: virtual size, no backing or external data file) and writes nothing; only a matching sum
-// lets qemu-img start. A server that changes the file between the passes is not caught: serve the image from
+// and holds only qemu-img's own bounded memory (18 MB peak RSS converting a 1 GiB image). Its default 8
+// parallel requests hang the curl driver (2 hung too, 1 and 4 finished), so it runs with -m 1 and a deadline
+// from ctx. The trade-off: the image is downloaded twice. The first pass streams the body through the checksum
+// (and reads the qcow2 header: virtual size, no backing or external data file) and writes nothing; only a
+// matching sum lets qemu-img start. On a local server a 1 GiB image wrote at about 160 MB/s as qcow2 against
+// 370 MB/s streamed as raw (BenchmarkWrite). A server that changes the file between the passes is not caught: serve the image from
 // a store that does not change in place (the conductor's cache). qemu-img's argv is visible to every process,
 // so a URL with credentials (userinfo) or a query (often a token) is refused rather than passed to it; qemu's
 // curl driver verifies TLS against the system roots only.
