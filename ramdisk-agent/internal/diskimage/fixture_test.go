@@ -125,7 +125,10 @@ func get(t testing.TB, url string) (io.ReadCloser, int64) {
 var pattern = bytes.Repeat([]byte("ferric old disk \xa5\x5a"), mib/18+1)[:mib]
 
 // loopDevice makes a loop device over a file of size bytes filled with pattern, detached at cleanup.
-func loopDevice(t testing.TB, size int64) string {
+func loopDevice(t testing.TB, size int64) string { return loopDeviceScan(t, size, false) }
+
+// loopDeviceScan is loopDevice, with partition scanning when partscan (so BLKRRPART has partitions to show).
+func loopDeviceScan(t testing.TB, size int64, partscan bool) string {
 	t.Helper()
 	img := filepath.Join(t.TempDir(), "target.img")
 	f, err := os.Create(img)
@@ -135,7 +138,11 @@ func loopDevice(t testing.TB, size int64) string {
 		require.NoError(t, err)
 	}
 	require.NoError(t, f.Close())
-	dev := strings.TrimSpace(run(t, "losetup", "-f", "--show", img))
+	args := []string{"-f", "--show", img}
+	if partscan {
+		args = append(args, "-P")
+	}
+	dev := strings.TrimSpace(run(t, "losetup", args...))
 	t.Cleanup(func() {
 		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
 			t.Logf("losetup -d %s: %v: %s", dev, err, out)
