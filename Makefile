@@ -57,6 +57,9 @@ bench: ## run the benchmarks (medians go in the README)
 	$(GO) test -tags "$(TAGS)" -run XXX -bench BenchmarkEraseLoop -benchtime 1x -count 5 ./ramdisk-agent/internal/erase/ 2>/dev/null | grep -E '^(Benchmark|ok)'
 	@# in-band inspection with the real agent as a local process, request -> manageable (root)
 	$(GO) test -tags "$(TAGS)" -run XXX -bench BenchmarkInbandInspection -benchtime 10x -count 3 ./test/hostdeploy/ 2>/dev/null | grep -E '^(Benchmark|ok)'
+	@# direct deploy's image writer: Write over HTTP against dd and curl|dd on one loop device, qcow2 through qemu-img,
+	@# and the peak RSS (MiB) of a child writing a 2 GiB image (root; each run writes 1-2 GiB, so 1x)
+	$(GO) test -tags "$(TAGS)" -run XXX -bench BenchmarkWrite -benchtime 1x -count 5 ./ramdisk-agent/internal/diskimage/ 2>/dev/null | grep -E '^(Benchmark|ok)'
 
 fuzz: ## run each fuzz target for 30 s
 	$(GO) test -run XXX -fuzz FuzzApplyPatch -fuzztime 30s ./conductor/internal/api/
