@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ferric-metal/ferric/ramdisk-agent/internal/hardware"
 )
 
 // directAlign is the alignment of O_DIRECT offsets, lengths and buffers: 4 KiB covers every logical block
@@ -104,7 +105,13 @@ func (d *device) finish(ctx context.Context) error {
 	if err := d.sync(); err != nil {
 		return err
 	}
-	return rereadPartitions(ctx, d.f, d.path, d.block)
+	if !d.block {
+		return nil // a regular file has no partition table for the kernel to read
+	}
+	if err := hardware.RereadPartitions(ctx, d.f, d.path); err != nil {
+		return fmt.Errorf("%w; the image is written but the kernel still shows the old partitions", err)
+	}
+	return nil
 }
 
 func (d *device) sync() error {
@@ -136,35 +143,4 @@ func alignedBuffer(n int) []byte {
 	b := make([]byte, n+directAlign)
 	skip := (directAlign - int(uintptr(unsafe.Pointer(&b[0]))%directAlign)) % directAlign
 	return b[skip : skip+n : skip+n]
-}
-
-// rereadWait bounds how long rereadPartitions retries while a partition is busy: udev's blkid opens the new
-// partitions for a moment after a write to the disk closes.
-const rereadWait = 5 * time.Second
-
-// rereadPartitions asks the kernel to re-read the partition table (BLKRRPART), so the image's partitions
-// appear. A regular file has none to read, and a device without partition support (a loop device without
-// partscan) answers EINVAL: nothing to do for either.
-func rereadPartitions(ctx context.Context, f *os.File, path string, block bool) error {
-	if !block {
-		return nil
-	}
-	deadline := time.Now().Add(rereadWait)
-	for {
-		err := unix.IoctlSetInt(int(f.Fd()), unix.BLKRRPART, 0)
-		switch {
-		case err == nil, errors.Is(err, unix.EINVAL):
-			return nil
-		case errors.Is(err, unix.EBUSY) && time.Now().Before(deadline):
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("re-read the partition table of %s: %w", path, ctx.Err())
-			case <-time.After(100 * time.Millisecond):
-			}
-		default:
-			return fmt.Errorf("re-read the partition table of %s (BLKRRPART): %w: a partition is still open "+
-				"(mounted, or held by md RAID, LVM or device-mapper): stop what uses it; the image is written "+
-				"but the kernel still shows the old partitions", path, err)
-		}
-	}
 }

@@ -2,13 +2,12 @@ package erase
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/diskfs/go-diskfs/partition"
-	"golang.org/x/sys/unix"
+
+	"github.com/ferric-metal/ferric/ramdisk-agent/internal/hardware"
 )
 
 // metadataBytes is how much of each end of the disk and of each partition Metadata zeroes. At the start it
@@ -63,7 +62,10 @@ func Metadata(ctx context.Context, path string, size int64) error {
 	if !wholeDisk {
 		return nil
 	}
-	return rereadPartitions(ctx, f, path)
+	if err := hardware.RereadPartitions(ctx, f, path); err != nil {
+		return fmt.Errorf("%w; the metadata is wiped, but the kernel still shows the old partitions", err)
+	}
+	return nil
 }
 
 // metadataRegions lists the disk itself and every partition found, clipped to the disk, and says whether path is
@@ -123,32 +125,4 @@ func wipeSpans(r span) []span {
 		}
 	}
 	return out
-}
-
-// rereadWait bounds how long rereadPartitions retries while a partition is busy: udev's blkid opens the
-// partitions for a moment after a write to the disk closes.
-const rereadWait = 5 * time.Second
-
-// rereadPartitions asks the kernel to re-read the (now empty) partition table, so the old partitions
-// disappear. A device without partition support (a loop device without partscan) answers EINVAL: it has
-// nothing to forget.
-func rereadPartitions(ctx context.Context, f *os.File, path string) error {
-	deadline := time.Now().Add(rereadWait)
-	for {
-		err := unix.IoctlSetInt(int(f.Fd()), unix.BLKRRPART, 0)
-		switch {
-		case err == nil, errors.Is(err, unix.EINVAL):
-			return nil
-		case errors.Is(err, unix.EBUSY) && time.Now().Before(deadline):
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("re-read the partition table of %s: %w", path, ctx.Err())
-			case <-time.After(100 * time.Millisecond):
-			}
-		default:
-			return fmt.Errorf("re-read the partition table of %s (BLKRRPART): %w: a partition is still open "+
-				"(mounted, or held by md RAID, LVM or device-mapper): stop what uses it; the metadata is "+
-				"wiped, but the kernel still shows the old partitions", path, err)
-		}
-	}
 }
