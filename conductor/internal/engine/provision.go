@@ -66,19 +66,53 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 		return fmt.Errorf("The requested action \"%s\" can not be performed on node \"%s\" while it is in state \"%s\".: %w",
 			req.Target, n.UUID, n.ProvisionState, ErrInvalidState)
 	}
-	// Ironic refuses to deploy onto a node in maintenance: nobody should be handed a machine an operator
-	// has taken out of service.
-	if n.Maintenance && (verb.Event == fsm.EvDeploy || verb.Event == fsm.EvRebuild) {
-		return fmt.Errorf("The requested action \"%s\" can not be performed on node \"%s\" while it is in maintenance mode.: %w",
-			req.Target, n.UUID, ErrInvalidInput)
-	}
 	t, err := e.task(n)
 	if err != nil {
 		return err
 	}
+	if err := e.checkRequest(ctx, t, verb.Event, req); err != nil {
+		return err
+	}
+	if err := e.recordRequest(ctx, n, verb.Event, req); err != nil {
+		return err
+	}
+
+	// Abort saves its own state change and decides itself whether background work takes the lock.
+	if verb.Event == fsm.EvAbort {
+		handedOff, err = e.abort(ctx, n)
+		return err
+	}
+	e.setState(n, to, "")
+	if err := e.store.UpdateNode(ctx, n); err != nil {
+		return err
+	}
+	if fsm.IsStable(to) {
+		return nil // e.g. available -> manageable: nothing more to do
+	}
+	// From here the background goroutine owns the lock and saves the node when it ends (async).
+	handedOff = true
+	if verb.Event == fsm.EvUnhold {
+		e.async(n, "unhold", func(ctx context.Context, n *store.Node) { e.unhold(ctx, t) })
+		return nil
+	}
+	e.async(n, "provision "+req.Target, func(ctx context.Context, n *store.Node) { e.drive(ctx, t) })
+	return nil
+}
+
+// checkRequest applies every check Ironic makes before it accepts a provision request on the reserved node
+// (maintenance, interface validation, the verb's interface, requested steps, abortable step); nothing is saved
+// when one fails. The rescue password's hash is put on the node here, since the rescue interface validates it.
+func (e *Engine) checkRequest(ctx context.Context, t *driver.Task, ev fsm.Event, req ProvisionRequest) error {
+	n := t.Node
+	// Ironic refuses to deploy onto a node in maintenance: nobody should be handed a machine an operator
+	// has taken out of service.
+	if n.Maintenance && (ev == fsm.EvDeploy || ev == fsm.EvRebuild) {
+		return fmt.Errorf("The requested action \"%s\" can not be performed on node \"%s\" while it is in maintenance mode.: %w",
+			req.Target, n.UUID, ErrInvalidInput)
+	}
 	// Ironic validates power, boot and deploy before it accepts a deploy, so a missing deploy_kernel or
 	// image_source fails the request with 400 instead of later in deploy failed.
-	if verb.Event == fsm.EvDeploy || verb.Event == fsm.EvRebuild {
+	if ev == fsm.EvDeploy || ev == fsm.EvRebuild {
 		if err := e.validateForDeploy(ctx, t); err != nil {
 			return err
 		}
@@ -86,28 +120,33 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 	// Ironic's NodeInMaintenance: these verbs would act on hardware an operator has taken out of service
 	// (provide too: Ironic's allow_provisioning_in_maintenance is false by default).
 	if op := map[fsm.Event]string{fsm.EvRescue: "rescuing", fsm.EvUnrescue: "unrescuing", fsm.EvClean: "cleaning",
-		fsm.EvProvide: "providing", fsm.EvService: "service"}[verb.Event]; op != "" && n.Maintenance {
+		fsm.EvProvide: "providing", fsm.EvService: "service"}[ev]; op != "" && n.Maintenance {
 		return fmt.Errorf("The %s operation can't be performed on node %s because it's in maintenance mode.: %w", op, n.UUID, ErrInvalidInput)
 	}
-	if verb.Event == fsm.EvRescue {
+	if ev == fsm.EvRescue {
 		if err := recordRescuePassword(n, req.RescuePassword); err != nil { // only its hash, checked by Validate
 			return err
 		}
 	}
 	// An interface that cannot do the verb (no-inspect, no-rescue) refuses it here, with Ironic's 400.
-	if err := validateVerbInterface(ctx, t, verb.Event); err != nil {
+	if err := validateVerbInterface(ctx, t, ev); err != nil {
 		return err
 	}
 	// Steps nobody offers are refused before anything changes (Ironic fails the clean later, in clean failed).
-	if err := validateRequestSteps(t, verb.Event, req); err != nil {
+	if err := validateRequestSteps(t, ev, req); err != nil {
 		return err
 	}
-	if err := checkAbortable(n, verb.Event); err != nil {
+	if err := checkAbortable(n, ev); err != nil {
 		return err
 	}
+	return nil
+}
 
-	// Record the request for the drivers.
-	switch verb.Event {
+// recordRequest records on the reserved node what the drivers need of the request: the config drive (kept apart
+// from the node), the requested steps, and the flags of a manual clean.
+func (e *Engine) recordRequest(ctx context.Context, n *store.Node, ev fsm.Event, req ProvisionRequest) error {
+	var err error
+	switch ev {
 	case fsm.EvDeploy, fsm.EvRebuild:
 		// The config drive is kept apart from the node, for the deploy interface (Task.ConfigDrive) only; the
 		// store deletes it when the deploy ends. A rebuild without one installs none (Ironic would reuse the
@@ -138,26 +177,6 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 		resetSteps(n, steps.Clean)
 		delete(n.DriverInternalInfo, "manual_clean")
 	}
-
-	// Abort saves its own state change and decides itself whether background work takes the lock.
-	if verb.Event == fsm.EvAbort {
-		handedOff, err = e.abort(ctx, n)
-		return err
-	}
-	e.setState(n, to, "")
-	if err := e.store.UpdateNode(ctx, n); err != nil {
-		return err
-	}
-	if fsm.IsStable(to) {
-		return nil // e.g. available -> manageable: nothing more to do
-	}
-	// From here the background goroutine owns the lock and saves the node when it ends (async).
-	handedOff = true
-	if verb.Event == fsm.EvUnhold {
-		e.async(n, "unhold", func(ctx context.Context, n *store.Node) { e.unhold(ctx, t) })
-		return nil
-	}
-	e.async(n, "provision "+req.Target, func(ctx context.Context, n *store.Node) { e.drive(ctx, t) })
 	return nil
 }
 
