@@ -24,7 +24,9 @@ const (
 
 var pattern = diskimagetest.Pattern
 
-func run(t testing.TB, name string, args ...string) string { return diskimagetest.Run(t, name, args...) }
+func run(t testing.TB, name string, args ...string) string {
+	return diskimagetest.Run(t, name, args...)
+}
 
 // needDevice requires root and the tools to build images and loop devices.
 func needDevice(t testing.TB) { diskimagetest.NeedDevice(t) }
@@ -66,13 +68,19 @@ func loopDeviceScan(t testing.TB, size int64, partscan bool) string {
 	return diskimagetest.LoopDevice(t, size, partscan)
 }
 
-func readDev(t testing.TB, dev string, off, n int64) []byte { return diskimagetest.ReadDev(t, dev, off, n) }
+func readDev(t testing.TB, dev string, off, n int64) []byte {
+	return diskimagetest.ReadDev(t, dev, off, n)
+}
 
 // requireEndsZeroed checks the first and last MiB of a size-byte device are zeros.
-func requireEndsZeroed(t testing.TB, dev string, size int64) { diskimagetest.RequireEndsZeroed(t, dev, size) }
+func requireEndsZeroed(t testing.TB, dev string, size int64) {
+	diskimagetest.RequireEndsZeroed(t, dev, size)
+}
 
 // requireUntouched checks the device still holds the pattern at both ends.
-func requireUntouched(t testing.TB, dev string, size int64) { diskimagetest.RequireUntouched(t, dev, size) }
+func requireUntouched(t testing.TB, dev string, size int64) {
+	diskimagetest.RequireUntouched(t, dev, size)
+}
 
 // cutReader returns the first n bytes of r, then io.EOF (a connection closed early).
 func cutReader(r io.Reader, n int64) io.Reader { return io.LimitReader(r, n) }
