@@ -170,3 +170,13 @@ func RequireUntouched(t testing.TB, dev string, size int64) {
 	require.Equal(t, Pattern, ReadDev(t, dev, 0, MiB), "%s was written", dev)
 	require.Equal(t, Pattern, ReadDev(t, dev, size-MiB, MiB), "%s was written", dev)
 }
+
+// QCOW2 converts raw to a qcow2 file name next to it with qemu-img and extra options (preallocation=metadata, a
+// backing file, ...), and returns its path.
+func QCOW2(t testing.TB, raw, name string, opts ...string) string {
+	t.Helper()
+	testenv.Tool(t, "qemu-img", "qemu-utils qemu-block-extra")
+	path := filepath.Join(filepath.Dir(raw), name)
+	Run(t, "qemu-img", append(append([]string{"convert", "-O", "qcow2"}, opts...), raw, path)...)
+	return path
+}
