@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -81,10 +82,14 @@ func testDrive(t *testing.T) string {
 	return s
 }
 
-func newTestAgent(t *testing.T, dev string) *Agent {
+// newTestAgent is an agent whose install disk is dev, trusting caPEM (the site's registry_ca) besides the system
+// roots.
+func newTestAgent(t *testing.T, dev, caPEM string) *Agent {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
-	return &Agent{cfg: Config{TargetDevice: dev}, log: logrus.NewEntry(l)}
+	cfg := Config{TargetDevice: dev}
+	cfg.Trust.CAs = caPEM
+	return &Agent{cfg: cfg, log: logrus.NewEntry(l)}
 }
 
 // TestWriteImageStep runs write_image through the command API onto a loop device, with the image served over
@@ -95,27 +100,42 @@ func TestWriteImageStep(t *testing.T) {
 	raw := diskimagetest.RawImage(t, dir)
 	zst := diskimagetest.Compress(t, raw, "zstd")
 	base, _ := imageServer(t, dir)
+	// The same files over https, whose CA the agent knows only from the site's settings (registry_ca).
+	tlsSrv := httptest.NewTLSServer(http.FileServer(http.Dir(dir)))
+	t.Cleanup(tlsSrv.Close)
+	ca := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}))
 	rawPart := diskimagetest.ReadDev(t, raw, diskimagetest.Partition1Start, diskimagetest.Partition1Size)
 	rawSum, zstSum := diskimagetest.Sha256File(t, raw), diskimagetest.Sha256File(t, zst)
 	wrong := strings.Repeat("ab", 32)
+	// A checksum file as Ironic accepts one in image_checksum: sha256sum's output for several files.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "SHA256SUMS"), []byte(zstSum+"  disk.raw.zstd\n"+rawSum+
+		" *disk.raw\n"), 0o644))
 	tests := []struct {
 		name        string
 		info        map[string]any
 		drive       any
 		compression string
+		qcow2       bool     // needs qemu-img and its curl driver
 		wantErr     []string // the command fails with these in its message
 	}{
 		{name: "raw GPT image with a config drive", drive: testDrive(t), info: map[string]any{"id": "disk.raw",
 			"urls": []string{base + "/disk.raw"}, "disk_format": "raw", "checksum": rawSum}},
 		{name: "zstd raw, os_hash_algo and os_hash_value", compression: "zstd", info: map[string]any{"id": "disk.raw.zstd",
 			"urls": []string{base + "/disk.raw.zstd"}, "disk_format": "raw", "os_hash_algo": "sha256", "os_hash_value": zstSum}},
+		{name: "https with the site's CA, checksum file", info: map[string]any{"id": "disk.raw",
+			"urls": []string{tlsSrv.URL + "/disk.raw"}, "checksum": tlsSrv.URL + "/SHA256SUMS"}},
+		{name: "qcow2", qcow2: true, info: map[string]any{"id": "disk.qcow2", "urls": []string{base + "/disk.qcow2"},
+			"disk_format": "qcow2"}},
 		{name: "bad checksum", info: map[string]any{"id": "disk.raw", "urls": []string{base + "/disk.raw"},
 			"disk_format": "raw", "checksum": wrong}, wantErr: []string{"checksum mismatch", wrong, rawSum}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.qcow2 {
+				tc.info["checksum"] = diskimagetest.Sha256File(t, diskimagetest.QCOW2(t, raw, "disk.qcow2"))
+			}
 			dev := diskimagetest.LoopDevice(t, diskSize, false)
-			r := execute(t, commandAPI(t, newTestAgent(t, dev)), deploy.CmdExecuteDeployStep, writeImageParams(tc.info, tc.drive))
+			r := execute(t, commandAPI(t, newTestAgent(t, dev, ca)), deploy.CmdExecuteDeployStep, writeImageParams(tc.info, tc.drive))
 			if tc.wantErr != nil {
 				require.Equal(t, deploy.StatusFailed, r.CommandStatus)
 				for _, s := range tc.wantErr {
@@ -134,7 +154,7 @@ func TestWriteImageStep(t *testing.T) {
 			assert.Equal(t, deploy.StepWriteImage, out.Step.Step)
 			res := out.Result
 			assert.Equal(t, dev, res.Device)
-			assert.Equal(t, "raw", res.Format)
+			assert.Equal(t, map[bool]string{false: "raw", true: "qcow2"}[tc.qcow2], res.Format)
 			assert.Equal(t, tc.compression, res.Compression)
 			assert.Equal(t, int64(diskimagetest.ImageSize), res.Written)
 			assert.Contains(t, res.Checksum, "sha256:")
@@ -194,7 +214,7 @@ func TestWriteImageRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dev := diskimagetest.LoopDevice(t, 4*diskimagetest.MiB, false)
 			before := hits.Load()
-			r := execute(t, commandAPI(t, newTestAgent(t, dev)), deploy.CmdExecuteDeployStep, writeImageParams(tc.info, tc.drive))
+			r := execute(t, commandAPI(t, newTestAgent(t, dev, "")), deploy.CmdExecuteDeployStep, writeImageParams(tc.info, tc.drive))
 			require.Equal(t, deploy.StatusFailed, r.CommandStatus)
 			assert.Contains(t, r.Failure(), tc.want)
 			require.NotNil(t, r.CommandError)

@@ -6,13 +6,11 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferric-metal/ferric/test/diskimagetest"
-	"github.com/ferric-metal/ferric/test/testenv"
 )
 
 // The image fixtures live in test/diskimagetest, shared with the agent's write_image tests; these names keep
@@ -41,11 +39,7 @@ func compress(t testing.TB, raw, compression string) string {
 
 // qcow2 converts raw to qcow2 with qemu-img and extra options (preallocation=metadata, a backing file, ...).
 func qcow2(t testing.TB, raw, name string, opts ...string) string {
-	t.Helper()
-	testenv.Tool(t, "qemu-img", "qemu-utils qemu-block-extra")
-	path := filepath.Join(filepath.Dir(raw), name)
-	run(t, "qemu-img", append(append([]string{"convert", "-O", "qcow2"}, opts...), raw, path)...)
-	return path
+	return diskimagetest.QCOW2(t, raw, name, opts...)
 }
 
 func sha256File(t testing.TB, path string) string { return diskimagetest.Sha256File(t, path) }
