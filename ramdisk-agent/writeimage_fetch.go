@@ -31,6 +31,8 @@ func (a *Agent) imageChecksum(ctx context.Context, info deploy.ImageInfo, image 
 		return diskimage.Checksum{}, &api.ClientError{Err: errors.New("image_info.os_hash_algo and os_hash_value " +
 			"go together (instance_info.image_os_hash_algo and image_os_hash_value): set both, or image_checksum")}
 	}
+	// The algorithm and digest are checked by diskimage before it opens the disk (an unknown algorithm, md5, a
+	// value of the wrong length): one place holds those rules.
 	if info.OSHashAlgo != "" {
 		return diskimage.Checksum{Algo: strings.ToLower(info.OSHashAlgo), Value: info.OSHashValue}, nil
 	}
@@ -40,12 +42,16 @@ func (a *Agent) imageChecksum(ctx context.Context, info deploy.ImageInfo, image 
 			"instance_info.image_checksum, or image_os_hash_algo and image_os_hash_value (sha256 or sha512); " +
 			"an image is never written unverified")}
 	}
+	// A checksum URL is fetched now, in the validation, so a missing or wrong file fails before the image is
+	// requested; IPA does the same before its download.
 	if strings.HasPrefix(value, "http://") || strings.HasPrefix(value, "https://") {
 		var err error
 		if value, err = a.fetchChecksum(ctx, value, path.Base(image.Path)); err != nil {
 			return diskimage.Checksum{}, err
 		}
 	}
+	// IPA's rule: the length names the SHA-2 algorithm; 32 is md5, which diskimage refuses (this agent has no
+	// md5 opt-in, as Ironic's default refuses it).
 	algo := map[int]string{64: "sha256", 128: "sha512", 32: "md5"}[len(value)]
 	if algo == "" {
 		return diskimage.Checksum{}, &api.ClientError{Err: fmt.Errorf("image_info.checksum has %d characters, "+
@@ -79,6 +85,7 @@ func (a *Agent) fetchChecksum(ctx context.Context, raw, file string) (string, er
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("download the checksum file %s: HTTP %d: check instance_info.image_checksum", shown, resp.StatusCode)
 	}
+	// The file is read capped: a wrong URL pointing at the image itself must not be read whole into memory.
 	var lines [][]string
 	sc := bufio.NewScanner(io.LimitReader(resp.Body, checksumFileMax))
 	for sc.Scan() {
@@ -89,6 +96,7 @@ func (a *Agent) fetchChecksum(ctx context.Context, raw, file string) (string, er
 	if err := sc.Err(); err != nil {
 		return "", fmt.Errorf("read the checksum file %s: %w", shown, err)
 	}
+	// A one-line file holds the digest of whatever it was made for (IPA accepts it so), else the image's line.
 	if len(lines) == 1 {
 		return lines[0][0], nil
 	}
@@ -110,6 +118,8 @@ type written struct {
 // downloadAndWrite opens the image at the first URL that answers 200 and streams it onto the disk, the download's
 // bytes as the command's progress. A write that fails leaves the disk's ends zeroed (diskimage does it).
 func (a *Agent) downloadAndWrite(ctx context.Context, req *writeImageReq, c *api.Command, ph *stepPhases) (written, error) {
+	// One deadline for the download and the write: the body's reads end with it, so a stalled server cannot
+	// hold the node in deploy wait for ever (the conductor's own timeout is the other bound).
 	ctx, cancel := context.WithTimeout(ctx, imageTimeout)
 	defer cancel()
 	ph.begin("download")
@@ -120,6 +130,8 @@ func (a *Agent) downloadAndWrite(ctx context.Context, req *writeImageReq, c *api
 	defer body.Close()
 	shown := configdrive.RedactURL(u)
 	c.Line(fmt.Sprintf("downloading %s (%d bytes announced)", shown, size))
+	// Content-Length gives progress its total and lets a raw image too large for the disk fail before the first
+	// write; the URL is for qcow2, which qemu-img reads again (diskimage refuses one with credentials or a query).
 	res, err := diskimage.Write(ctx, body, req.disk.Name, req.disk.Size, diskimage.Options{Format: req.info.DiskFormat,
 		Checksum: req.sum, SourceSize: size, URL: u.String(), Progress: c.Bytes, Phase: ph.begin})
 	if err != nil {
@@ -151,6 +163,7 @@ func (a *Agent) openImage(ctx context.Context, urls []*url.URL) (io.ReadCloser, 
 			errs = append(errs, fmt.Sprintf("%s: %v", shown, err))
 			continue
 		}
+		// Every URL is tried, as IPA tries each before giving up; each failure is kept for the message.
 		resp, err := hc.Do(req)
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("%s: %v", shown, unwrapURLError(err)))

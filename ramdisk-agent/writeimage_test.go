@@ -104,6 +104,8 @@ func TestWriteImageStep(t *testing.T) {
 	tlsSrv := httptest.NewTLSServer(http.FileServer(http.Dir(dir)))
 	t.Cleanup(tlsSrv.Close)
 	ca := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}))
+	// The partition's bytes as the image has them: after the write (and the GPT and config drive changes to the
+	// table) they must be unchanged on the disk.
 	rawPart := diskimagetest.ReadDev(t, raw, diskimagetest.Partition1Start, diskimagetest.Partition1Size)
 	rawSum, zstSum := diskimagetest.Sha256File(t, raw), diskimagetest.Sha256File(t, zst)
 	wrong := strings.Repeat("ab", 32)
@@ -146,6 +148,7 @@ func TestWriteImageStep(t *testing.T) {
 				return
 			}
 			require.Equal(t, deploy.StatusSucceeded, r.CommandStatus, r.Failure())
+			// IPA's result shape: {"deploy_result": ..., "deploy_step": step}, the step echoed for the conductor.
 			var out struct {
 				Result deploy.WriteImageResult `json:"deploy_result"`
 				Step   deploy.Step             `json:"deploy_step"`
@@ -208,11 +211,13 @@ func TestWriteImageRefusals(t *testing.T) {
 			"image_type": "partition"}, nil, "whole-disk images only"},
 		{"config drive not base64", map[string]any{"id": "x", "urls": []string{base + "/disk.raw"}, "checksum": sum},
 			"%%% not base64 %%%", "args.configdrive: config drive is neither a URL nor base64"},
+		// An agent asked for write_image with no args (a conductor running it in-band on its own).
 		{"no image_info", nil, nil, "args.image_info is missing"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dev := diskimagetest.LoopDevice(t, 4*diskimagetest.MiB, false)
+			// A 4 MiB disk: any write at all would show at its ends, which hold the pattern.
 			before := hits.Load()
 			r := execute(t, commandAPI(t, newTestAgent(t, dev, "")), deploy.CmdExecuteDeployStep, writeImageParams(tc.info, tc.drive))
 			require.Equal(t, deploy.StatusFailed, r.CommandStatus)
@@ -225,4 +230,5 @@ func TestWriteImageRefusals(t *testing.T) {
 	}
 }
 
+// itoa formats v as sgdisk prints sector numbers.
 func itoa(v int64) string { b, _ := json.Marshal(v); return string(b) }
