@@ -14,10 +14,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"time"
 
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/partition/gpt"
+	"golang.org/x/sys/unix"
 
 	"github.com/ferric-metal/ferric/configdrive"
 	"github.com/ferric-metal/ferric/deploy"
@@ -68,27 +70,64 @@ func (a *Agent) writeImageStep(ctx context.Context, p deploy.StepParams, c *api.
 	// Ironic's IPA runs fix_gpt_partition (sgdisk -e) after every whole-disk write: an image smaller than the disk
 	// leaves its backup GPT in the middle, which firmware reports as a damaged table. WritePartition would repair
 	// it too, but only when there is a config drive; doing it here covers both cases in one way.
-	ph.begin("fix gpt")
-	if out.GPT, err = fixGPT(req.disk.Name, req.disk.Size); err != nil {
-		return nil, fmt.Errorf("image %s written to %s but its GPT could not be moved to the disk's end: %w; "+
-			"erase the disk and deploy again", req.info.ID, req.disk.Name, err)
-	}
-	c.Line("GPT: " + out.GPT)
-	if req.drive != nil {
-		ph.begin("configdrive")
-		wr, err := configdrive.WritePartition(ctx, req.disk.Name, req.drive, a.log.WithField("component", "configdrive"))
-		if err != nil {
-			return nil, fmt.Errorf("image %s written to %s but the config drive was not: %w; make room at the end "+
-				"of the image's partition table (64 MiB) or deploy without a config drive", req.info.ID, req.disk.Name, err)
+	if err := a.finishDisk(ctx, req, &out, ph); err != nil {
+		// The image is on the disk but the deploy failed: as diskimage does for a failed write, zero the disk's
+		// ends so the machine cannot boot an image without its config drive (wrong network, no SSH keys).
+		if zerr := zeroEnds(req.disk.Name, req.disk.Size); zerr != nil {
+			err = fmt.Errorf("%w (and zeroing the disk's ends afterwards failed: %w: erase the disk before booting it)", err, zerr)
 		}
-		out.ConfigDrive = fmt.Sprintf("partition %d of %s (%s, %d MiB)", wr.Partition, req.disk.Name, wr.Format, wr.Size>>20)
-		c.Line("config drive written to " + out.ConfigDrive)
+		c.Line("error: " + err.Error())
+		return nil, err
 	}
 	out.Phases = ph.done()
 	out.Seconds = time.Since(start).Seconds()
 	out.Message = fmt.Sprintf("image (%s) written to device %s", req.info.ID, req.disk.Name)
 	c.SetPhases(out.Phases)
 	return out, nil
+}
+
+// finishDisk puts the GPT's backup header at the disk's end and writes the config drive partition, if any.
+func (a *Agent) finishDisk(ctx context.Context, req *writeImageReq, out *deploy.WriteImageResult, ph *stepPhases) error {
+	var err error
+	ph.begin("fix gpt")
+	if out.GPT, err = fixGPT(req.disk.Name, req.disk.Size); err != nil {
+		return fmt.Errorf("image %s written to %s but its GPT could not be moved to the disk's end: %w; "+
+			"check the image's partition table", req.info.ID, req.disk.Name, err)
+	}
+	ph.c.Line("GPT: " + out.GPT)
+	if req.drive == nil {
+		return nil
+	}
+	ph.begin("configdrive")
+	wr, err := configdrive.WritePartition(ctx, req.disk.Name, req.drive, a.log.WithField("component", "configdrive"))
+	if err != nil {
+		err = fmt.Errorf("image %s written to %s but the config drive was not: %w; use a disk at least 65 MiB "+
+			"larger than the image, leave 65 MiB free at the end of the image, or deploy without a config drive",
+			req.info.ID, req.disk.Name, err)
+		if errors.Is(err, configdrive.ErrNoSpace) || errors.Is(err, configdrive.ErrInvalid) {
+			return &api.ClientError{Err: err}
+		}
+		return err
+	}
+	out.ConfigDrive = fmt.Sprintf("partition %d of %s (%s, %d MiB)", wr.Partition, req.disk.Name, wr.Format, wr.Size>>20)
+	ph.c.Line("config drive written to " + out.ConfigDrive)
+	return nil
+}
+
+// zeroEnds zeroes the first and last MiB of the disk (the MBR, both GPTs, the boot loader) and flushes them.
+func zeroEnds(dev string, size int64) error {
+	f, err := os.OpenFile(dev, os.O_WRONLY|unix.O_EXCL|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	zero := make([]byte, min(1<<20, size))
+	for _, off := range []int64{0, size - int64(len(zero))} {
+		if _, err := f.WriteAt(zero, off); err != nil {
+			return fmt.Errorf("zero %s at byte %d: %w", dev, off, err)
+		}
+	}
+	return f.Sync()
 }
 
 // validateWriteImage reads and checks the step's args, the checksum (a checksum URL is fetched here), the config

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"encoding/pem"
@@ -117,6 +118,7 @@ func TestWriteImageStep(t *testing.T) {
 		info        map[string]any
 		drive       any
 		compression string
+		disk        int64    // the install disk's size (default diskSize)
 		qcow2       bool     // needs qemu-img and its curl driver
 		wantErr     []string // the command fails with these in its message
 	}{
@@ -128,6 +130,9 @@ func TestWriteImageStep(t *testing.T) {
 			"urls": []string{tlsSrv.URL + "/disk.raw"}, "checksum": tlsSrv.URL + "/SHA256SUMS"}},
 		{name: "qcow2", qcow2: true, info: map[string]any{"id": "disk.qcow2", "urls": []string{base + "/disk.qcow2"},
 			"disk_format": "qcow2"}},
+		{name: "config drive with no room: ends zeroed", disk: diskimagetest.ImageSize, drive: testDrive(t),
+			info:    map[string]any{"id": "disk.raw", "urls": []string{base + "/disk.raw"}, "checksum": rawSum},
+			wantErr: []string{"image disk.raw written to", "but the config drive was not", "no space for the config drive"}},
 		{name: "bad checksum", info: map[string]any{"id": "disk.raw", "urls": []string{base + "/disk.raw"},
 			"disk_format": "raw", "checksum": wrong}, wantErr: []string{"checksum mismatch", wrong, rawSum}},
 	}
@@ -136,7 +141,8 @@ func TestWriteImageStep(t *testing.T) {
 			if tc.qcow2 {
 				tc.info["checksum"] = diskimagetest.Sha256File(t, diskimagetest.QCOW2(t, raw, "disk.qcow2"))
 			}
-			dev := diskimagetest.LoopDevice(t, diskSize, false)
+			size := cmp.Or(tc.disk, diskSize)
+			dev := diskimagetest.LoopDevice(t, size, false)
 			r := execute(t, commandAPI(t, newTestAgent(t, dev, ca)), deploy.CmdExecuteDeployStep, writeImageParams(tc.info, tc.drive))
 			if tc.wantErr != nil {
 				require.Equal(t, deploy.StatusFailed, r.CommandStatus)
@@ -144,7 +150,7 @@ func TestWriteImageStep(t *testing.T) {
 					assert.Contains(t, r.Failure(), s)
 				}
 				// A half-written or unverified image must never boot: both ends of the disk are zeros.
-				diskimagetest.RequireEndsZeroed(t, dev, diskSize)
+				diskimagetest.RequireEndsZeroed(t, dev, size)
 				return
 			}
 			require.Equal(t, deploy.StatusSucceeded, r.CommandStatus, r.Failure())
