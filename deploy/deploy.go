@@ -89,6 +89,18 @@ type ImageInfo struct {
 	ImageType       string `json:"image_type,omitempty"`
 	NodeUUID        string `json:"node_uuid,omitempty"`
 	StreamRawImages bool   `json:"stream_raw_images,omitempty"`
+	// ImageServerAuthStrategy "http_basic" (Ironic's [deploy]image_server_auth_strategy) makes the download use
+	// ImageServerUser and ImageServerPassword. Secrets: never logged.
+	ImageServerAuthStrategy string `json:"image_server_auth_strategy,omitempty"`
+	ImageServerUser         string `json:"image_server_user,omitempty"`
+	ImageServerPassword     string `json:"image_server_password,omitempty"`
+	// ImageRequestAuthorization is base64 of an Authorization header value (instance_info.
+	// image_request_authorization_secret); it wins over the basic credentials, as in IPA. Secret.
+	ImageRequestAuthorization string `json:"image_request_authorization,omitempty"`
+	// Proxies maps "http"/"https" to a proxy URL (driver_info.image_http(s)_proxy), NoProxy is image_no_proxy;
+	// when set they replace the site's proxies for the image download. Proxy URLs may hold credentials.
+	Proxies map[string]string `json:"proxies,omitempty"`
+	NoProxy string            `json:"no_proxy,omitempty"`
 }
 
 // WriteImageResult is deploy_result of a successful write_image step.

@@ -42,6 +42,7 @@ type writeImageReq struct {
 	info  deploy.ImageInfo
 	urls  []*url.URL
 	sum   diskimage.Checksum
+	auth  string // the Authorization header of the image requests, "" for none; secret
 	drive []byte // the decoded config drive image, nil when none
 	disk  hardware.Disk
 	why   string // why the disk was chosen
@@ -144,7 +145,10 @@ func (a *Agent) validateWriteImage(ctx context.Context, args map[string]any) (*w
 	if req.urls, err = checkImageInfo(req.info); err != nil {
 		return nil, &api.ClientError{Err: err}
 	}
-	if req.sum, err = a.imageChecksum(ctx, req.info, req.urls[0]); err != nil {
+	if req.auth, err = imageAuth(req.info); err != nil {
+		return nil, &api.ClientError{Err: err}
+	}
+	if req.sum, err = a.imageChecksum(ctx, req); err != nil {
 		return nil, err
 	}
 	// Ironic sends the config drive in args and, for older agents, in image_info too (IPA takes either).
@@ -157,7 +161,7 @@ func (a *Agent) validateWriteImage(ctx context.Context, args map[string]any) (*w
 		drive = alt.ConfigDrive
 	}
 	if drive != "" {
-		if req.drive, err = a.decodeDrive(ctx, drive); err != nil {
+		if req.drive, err = a.decodeDrive(ctx, req.info, drive); err != nil {
 			return nil, err
 		}
 	}
@@ -202,10 +206,10 @@ func checkImageInfo(info deploy.ImageInfo) ([]*url.URL, error) {
 
 // decodeDrive decodes the config drive string (Ironic's gzip+base64, or a URL downloaded through the site's
 // trust) and checks WritePartition can write it. Its contents are never logged.
-func (a *Agent) decodeDrive(ctx context.Context, value string) ([]byte, error) {
+func (a *Agent) decodeDrive(ctx context.Context, info deploy.ImageInfo, value string) ([]byte, error) {
 	opts := configdrive.DecodeOptions{Timeout: smallFetchTimeout, MaxSize: configdrive.MaxImageSize}
 	if u, err := url.Parse(value); err == nil && u.Host != "" {
-		hc, err := a.siteClient(u.Host, smallFetchTimeout)
+		hc, err := a.imageClient(info, u.Host, smallFetchTimeout)
 		if err != nil {
 			return nil, err
 		}

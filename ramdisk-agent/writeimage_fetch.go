@@ -15,7 +15,6 @@ import (
 	"strings"
 
 	"github.com/ferric-metal/ferric/configdrive"
-	"github.com/ferric-metal/ferric/deploy"
 	"github.com/ferric-metal/ferric/ramdisk-agent/internal/api"
 	"github.com/ferric-metal/ferric/ramdisk-agent/internal/diskimage"
 )
@@ -26,7 +25,8 @@ const checksumFileMax = 1 << 20
 // imageChecksum returns the expected checksum of the image: os_hash_algo + os_hash_value when both are set (they
 // win, as in IPA), else checksum, whose length names the algorithm; a checksum that is an http(s) URL is a
 // checksum file, fetched and searched for the image's file name (the first URL's last path element).
-func (a *Agent) imageChecksum(ctx context.Context, info deploy.ImageInfo, image *url.URL) (diskimage.Checksum, error) {
+func (a *Agent) imageChecksum(ctx context.Context, req *writeImageReq) (diskimage.Checksum, error) {
+	info := req.info
 	if (info.OSHashAlgo == "") != (info.OSHashValue == "") {
 		return diskimage.Checksum{}, &api.ClientError{Err: errors.New("image_info.os_hash_algo and os_hash_value " +
 			"go together (instance_info.image_os_hash_algo and image_os_hash_value): set both, or image_checksum")}
@@ -46,7 +46,7 @@ func (a *Agent) imageChecksum(ctx context.Context, info deploy.ImageInfo, image 
 	// requested; IPA does the same before its download.
 	if strings.HasPrefix(value, "http://") || strings.HasPrefix(value, "https://") {
 		var err error
-		if value, err = a.fetchChecksum(ctx, value, path.Base(image.Path)); err != nil {
+		if value, err = a.fetchChecksum(ctx, req, value, path.Base(req.urls[0].Path)); err != nil {
 			return diskimage.Checksum{}, err
 		}
 	}
@@ -63,13 +63,13 @@ func (a *Agent) imageChecksum(ctx context.Context, info deploy.ImageInfo, image 
 
 // fetchChecksum downloads a checksum file and returns the digest for file: the only digest of a one-line file,
 // else the one on the line naming file (sha256sum's "<hex>  <name>" or "<hex> *<name>").
-func (a *Agent) fetchChecksum(ctx context.Context, raw, file string) (string, error) {
+func (a *Agent) fetchChecksum(ctx context.Context, ir *writeImageReq, raw, file string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "", &api.ClientError{Err: fmt.Errorf("image_info.checksum is not a valid URL: %w", err)}
 	}
 	shown := configdrive.RedactURL(u)
-	hc, err := a.siteClient(u.Host, smallFetchTimeout)
+	hc, err := a.imageClient(ir.info, u.Host, smallFetchTimeout)
 	if err != nil {
 		return "", err
 	}
@@ -77,6 +77,8 @@ func (a *Agent) fetchChecksum(ctx context.Context, raw, file string) (string, er
 	if err != nil {
 		return "", &api.ClientError{Err: fmt.Errorf("image_info.checksum %s: %w", shown, err)}
 	}
+	// IPA sends the image's credentials for the checksum file too (same server, as a rule).
+	setAuth(req, ir.auth)
 	resp, err := hc.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("download the checksum file %s: %w", shown, unwrapURLError(err))
@@ -123,7 +125,7 @@ func (a *Agent) downloadAndWrite(ctx context.Context, req *writeImageReq, c *api
 	ctx, cancel := context.WithTimeout(ctx, imageTimeout)
 	defer cancel()
 	ph.begin("download")
-	body, u, size, err := a.openImage(ctx, req.urls)
+	body, u, size, err := a.openImage(ctx, req)
 	if err != nil {
 		return written{}, fmt.Errorf("image %s: %w", req.info.ID, err)
 	}
@@ -150,11 +152,11 @@ func (a *Agent) downloadAndWrite(ctx context.Context, req *writeImageReq, c *api
 
 // openImage GETs each URL in turn and returns the first body answered with 200, its URL and its Content-Length
 // (0 when unknown). The errors of every URL tried are returned together, without credentials or queries.
-func (a *Agent) openImage(ctx context.Context, urls []*url.URL) (io.ReadCloser, *url.URL, int64, error) {
+func (a *Agent) openImage(ctx context.Context, ir *writeImageReq) (io.ReadCloser, *url.URL, int64, error) {
 	var errs []string
-	for _, u := range urls {
+	for _, u := range ir.urls {
 		shown := configdrive.RedactURL(u)
-		hc, err := a.siteClient(u.Host, 0)
+		hc, err := a.imageClient(ir.info, u.Host, 0)
 		if err != nil {
 			return nil, nil, 0, err
 		}
@@ -163,6 +165,7 @@ func (a *Agent) openImage(ctx context.Context, urls []*url.URL) (io.ReadCloser, 
 			errs = append(errs, fmt.Sprintf("%s: %v", shown, err))
 			continue
 		}
+		setAuth(req, ir.auth)
 		// Every URL is tried, as IPA tries each before giving up; each failure is kept for the message.
 		resp, err := hc.Do(req)
 		if err != nil {
@@ -187,4 +190,11 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
+}
+
+// setAuth sets the Authorization header when there is one. Go's client drops it on a redirect to another host.
+func setAuth(req *http.Request, auth string) {
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
 }

@@ -105,6 +105,15 @@ func TestWriteImageStep(t *testing.T) {
 	tlsSrv := httptest.NewTLSServer(http.FileServer(http.Dir(dir)))
 	t.Cleanup(tlsSrv.Close)
 	ca := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}))
+	// And behind HTTP basic authentication, as Ironic's image_server_auth_strategy http_basic protects them.
+	authSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "img" || p != "s3cret" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		http.FileServer(http.Dir(dir)).ServeHTTP(w, r)
+	}))
+	t.Cleanup(authSrv.Close)
 	// The partition's bytes as the image has them: after the write (and the GPT and config drive changes to the
 	// table) they must be unchanged on the disk.
 	rawPart := diskimagetest.ReadDev(t, raw, diskimagetest.Partition1Start, diskimagetest.Partition1Size)
@@ -128,6 +137,9 @@ func TestWriteImageStep(t *testing.T) {
 			"urls": []string{base + "/disk.raw.zstd"}, "disk_format": "raw", "os_hash_algo": "sha256", "os_hash_value": zstSum}},
 		{name: "https with the site's CA, checksum file", info: map[string]any{"id": "disk.raw",
 			"urls": []string{tlsSrv.URL + "/disk.raw"}, "checksum": tlsSrv.URL + "/SHA256SUMS"}},
+		{name: "http_basic image server", info: map[string]any{"id": "disk.raw", "urls": []string{authSrv.URL + "/disk.raw"},
+			"checksum": rawSum, "image_server_auth_strategy": "http_basic", "image_server_user": "img",
+			"image_server_password": "s3cret"}},
 		{name: "qcow2", qcow2: true, info: map[string]any{"id": "disk.qcow2", "urls": []string{base + "/disk.qcow2"},
 			"disk_format": "qcow2"}},
 		{name: "config drive with no room: ends zeroed", disk: diskimagetest.ImageSize, drive: testDrive(t),
@@ -217,6 +229,10 @@ func TestWriteImageRefusals(t *testing.T) {
 			"image_type": "partition"}, nil, "whole-disk images only"},
 		{"config drive not base64", map[string]any{"id": "x", "urls": []string{base + "/disk.raw"}, "checksum": sum},
 			"%%% not base64 %%%", "args.configdrive: config drive is neither a URL nor base64"},
+		{"qcow2 with credentials", map[string]any{"id": "x", "urls": []string{base + "/disk.raw"}, "checksum": sum,
+			"disk_format": "qcow2", "image_request_authorization": "QmVhcmVyIHQ="}, nil, "qemu-img reads a qcow2 image again"},
+		{"unknown auth strategy", map[string]any{"id": "x", "urls": []string{base + "/disk.raw"}, "checksum": sum,
+			"image_server_auth_strategy": "kerberos"}, nil, `image_server_auth_strategy "kerberos"`},
 		// An agent asked for write_image with no args (a conductor running it in-band on its own).
 		{"no image_info", nil, nil, "args.image_info is missing"},
 	}
