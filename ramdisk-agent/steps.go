@@ -68,8 +68,13 @@ func (a *Agent) stepCommands() map[string]api.Spec {
 			if err != nil {
 				return nil, err
 			}
-			// IPA's result shape; Ironic reads <kind>_step back to tell which step the result belongs to.
-			return map[string]any{kind + "_result": res, kind + "_step": p.Step}, nil
+			// IPA's result shape; Ironic reads <kind>_step back to tell which step the result belongs to, comparing
+			// only interface and step (conductor/steps.py is_equivalent). The args are not echoed: write_image's
+			// carry the image server's credentials and the config drive, which must not sit in the command
+			// results anyone with the token can list.
+			echo := p.Step
+			echo.Args = nil
+			return map[string]any{kind + "_result": res, kind + "_step": echo}, nil
 		}}
 	}
 	return out

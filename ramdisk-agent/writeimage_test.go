@@ -173,6 +173,8 @@ func TestWriteImageStep(t *testing.T) {
 			}
 			require.NoError(t, json.Unmarshal(r.CommandResult, &out))
 			assert.Equal(t, deploy.StepWriteImage, out.Step.Step)
+			assert.Nil(t, out.Step.Args, "image_info (credentials) and the config drive are not echoed")
+			assert.NotContains(t, string(r.CommandResult), "s3cret")
 			res := out.Result
 			assert.Equal(t, dev, res.Device)
 			assert.Equal(t, map[bool]string{false: "raw", true: "qcow2"}[tc.qcow2], res.Format)
