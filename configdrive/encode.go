@@ -106,7 +106,7 @@ func fetch(ctx context.Context, raw string, opts DecodeOptions) ([]byte, error) 
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		shown := "(unparseable)"
 		if u != nil {
-			shown = redactURL(u)
+			shown = RedactURL(u)
 		}
 		return nil, fmt.Errorf("config drive URL %s: use http:// or https://: %w", shown, ErrInvalid)
 	}
@@ -127,19 +127,19 @@ func fetch(ctx context.Context, raw string, opts DecodeOptions) ([]byte, error) 
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("download config drive from %s: %w", redactURL(u), err)
+		return nil, fmt.Errorf("download config drive from %s: %w", RedactURL(u), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 400 {
-		return nil, fmt.Errorf("download config drive from %s: HTTP %d", redactURL(u), resp.StatusCode)
+		return nil, fmt.Errorf("download config drive from %s: HTTP %d", RedactURL(u), resp.StatusCode)
 	}
 	// A gzipped image is at most as big as its content plus a little, so the cap applies to the download too.
 	b, err := io.ReadAll(io.LimitReader(resp.Body, opts.MaxSize+1<<20))
 	if err != nil {
-		return nil, fmt.Errorf("download config drive from %s: %w", redactURL(u), err)
+		return nil, fmt.Errorf("download config drive from %s: %w", RedactURL(u), err)
 	}
 	if int64(len(b)) > opts.MaxSize+1<<20-1 {
-		return nil, fmt.Errorf("config drive at %s is larger than the limit of %d bytes (64 MiB): %w", redactURL(u), opts.MaxSize, ErrInvalid)
+		return nil, fmt.Errorf("config drive at %s is larger than the limit of %d bytes (64 MiB): %w", RedactURL(u), opts.MaxSize, ErrInvalid)
 	}
 	if len(strings.TrimSpace(string(b[:min(len(b), 64)]))) > 0 && isBase64Text(b) {
 		// Some servers hold the string form itself.
@@ -151,9 +151,9 @@ func fetch(ctx context.Context, raw string, opts DecodeOptions) ([]byte, error) 
 	return b, nil
 }
 
-// redactURL shows u in messages without its password, query and fragment: temporary URLs carry their credential
+// RedactURL shows u in messages without its password, query and fragment: temporary URLs carry their credential
 // there (Swift's temp_url_sig, S3's X-Amz-Signature), and errors reach logs and the node's last_error.
-func redactURL(u *url.URL) string {
+func RedactURL(u *url.URL) string {
 	c := *u
 	c.RawQuery, c.ForceQuery, c.Fragment, c.RawFragment = "", false, "", ""
 	s := c.Redacted()
@@ -174,4 +174,19 @@ func isBase64Text(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// CheckImage refuses a decoded config drive image (Decode's result) that WritePartition could not write: neither
+// ISO 9660 nor vfat, or larger than the config-2 partition. Callers check it before touching a disk, so a bad
+// drive never costs the node its disk (Ironic finds out only after writing the image).
+func CheckImage(img []byte) error {
+	if kind, _ := Detect(bytes.NewReader(img)); kind == KindUnknown {
+		return fmt.Errorf("the decoded image (%d bytes) is neither ISO 9660 nor vfat; send gzip+base64 of a config-2 ISO, or the dict form: %w",
+			len(img), ErrInvalid)
+	}
+	if int64(len(img)) > PartitionSize {
+		return fmt.Errorf("the image is %d KiB but the config-2 partition holds %d MiB; make the drive smaller: %w",
+			len(img)>>10, PartitionSize>>20, ErrInvalid)
+	}
+	return nil
 }

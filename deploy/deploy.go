@@ -39,6 +39,9 @@ const (
 	StepEraseDevicesMetadata = "erase_devices_metadata"
 	// StepEraseDevices erases every byte of the node's disks.
 	StepEraseDevices = "erase_devices"
+	// StepWriteImage is the in-band deploy step Ironic's direct (agent) interface calls from its out-of-band
+	// write_image step: it streams a whole-disk image onto the install disk and writes the config drive.
+	StepWriteImage = "write_image"
 )
 
 // Command statuses.
@@ -63,6 +66,62 @@ type BootcInstallParams struct {
 	// ImageSource pins; the agent pulls for it and refuses a machine of another architecture. Ferric's addition:
 	// empty (a conductor that predates it) means linux/amd64, the only platform such a conductor resolved.
 	ImagePlatform string `json:"image_platform,omitempty"`
+}
+
+// ImageInfo is args.image_info of the write_image deploy step, with the names Ironic's agent deploy sends and
+// IPA reads (ironic/drivers/modules/agent.py write_image, ironic_python_agent/extensions/standby.py). Fields
+// this agent does not use (container_format, stream_raw_images: it always streams) are kept for the record.
+type ImageInfo struct {
+	// ID is the image's name for messages (the last path element of image_source).
+	ID string `json:"id"`
+	// URLs are tried in order until one answers 200 (instance_info.image_url).
+	URLs []string `json:"urls"`
+	// DiskFormat is instance_info.image_disk_format: "raw", "qcow2", or empty to detect it.
+	DiskFormat      string `json:"disk_format,omitempty"`
+	ContainerFormat string `json:"container_format,omitempty"`
+	// Checksum is instance_info.image_checksum: a hex digest whose length names the algorithm (64 sha256,
+	// 128 sha512, 32 md5), or an http(s) URL of a checksum file.
+	Checksum string `json:"checksum,omitempty"`
+	// OSHashAlgo and OSHashValue (instance_info.image_os_hash_*) win over Checksum when both are set.
+	OSHashAlgo  string `json:"os_hash_algo,omitempty"`
+	OSHashValue string `json:"os_hash_value,omitempty"`
+	// ImageType is "partition" for partition images (not written by this agent) or empty/"whole-disk".
+	ImageType       string `json:"image_type,omitempty"`
+	NodeUUID        string `json:"node_uuid,omitempty"`
+	StreamRawImages bool   `json:"stream_raw_images,omitempty"`
+	// ImageServerAuthStrategy "http_basic" (Ironic's [deploy]image_server_auth_strategy) makes the download use
+	// ImageServerUser and ImageServerPassword. Secrets: never logged.
+	ImageServerAuthStrategy string `json:"image_server_auth_strategy,omitempty"`
+	ImageServerUser         string `json:"image_server_user,omitempty"`
+	ImageServerPassword     string `json:"image_server_password,omitempty"`
+	// ImageRequestAuthorization is base64 of an Authorization header value (instance_info.
+	// image_request_authorization_secret); it wins over the basic credentials, as in IPA. Secret.
+	ImageRequestAuthorization string `json:"image_request_authorization,omitempty"`
+	// Proxies maps "http"/"https" to a proxy URL (driver_info.image_http(s)_proxy), NoProxy is image_no_proxy;
+	// when set they replace the site's proxies for the image download. Proxy URLs may hold credentials.
+	Proxies map[string]string `json:"proxies,omitempty"`
+	NoProxy string            `json:"no_proxy,omitempty"`
+}
+
+// WriteImageResult is deploy_result of a successful write_image step.
+type WriteImageResult struct {
+	Message      string `json:"result"`
+	Device       string `json:"device"`
+	DeviceReason string `json:"device_reason"`
+	// URL is the URL the image was read from, without credentials or query.
+	URL         string `json:"url"`
+	Format      string `json:"format"`                // "raw" or "qcow2"
+	Compression string `json:"compression,omitempty"` // "gzip", "zstd", "xz" or ""
+	Method      string `json:"method"`                // "stream" or "qemu-img"
+	Downloaded  int64  `json:"downloaded_bytes"`
+	Written     int64  `json:"written_bytes"`
+	Checksum    string `json:"checksum"` // "algo:hex" of the bytes downloaded, verified
+	// GPT says what was done to the image's GPT: "backup header moved to the end of the disk", "valid", or ""
+	// for an MBR disk.
+	GPT         string  `json:"gpt,omitempty"`
+	ConfigDrive string  `json:"configdrive,omitempty"` // where the config drive went
+	Seconds     float64 `json:"seconds"`
+	Phases      []Phase `json:"phases"`
 }
 
 // DeployStepParams are the params of deploy.execute_deploy_step (how Ironic calls in-band steps).

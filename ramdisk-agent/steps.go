@@ -22,7 +22,10 @@ import (
 
 // agentSteps returns the steps offered for kind ("clean", "deploy", "service"). IPA's priorities: erase_devices 10,
 // erase_devices_metadata 99 (the conductor's overrides decide what automated cleaning runs);
-// execute_bootc_install 0 (run only when a conductor asks for it).
+// execute_bootc_install and write_image 0 (run only when a conductor asks for them). write_image is 80 in
+// Ironic only as the conductor's out-of-band step of the same name, which shadows this one and calls it with
+// image_info; IPA reports 0 because an in-band 80 would make a deploy interface without that out-of-band step
+// (bootc, custom-agent) run it on its own, without args.
 func agentSteps(kind string) []deploy.Step {
 	install := deploy.Step{Interface: "deploy", Step: deploy.StepBootcInstall, Priority: 0}
 	switch kind {
@@ -31,7 +34,9 @@ func agentSteps(kind string) []deploy.Step {
 			{Interface: "deploy", Step: deploy.StepEraseDevices, Priority: 10, Abortable: true},
 			{Interface: "deploy", Step: deploy.StepEraseDevicesMetadata, Priority: 99, Abortable: true},
 		}
-	case "deploy", "service":
+	case "deploy":
+		return []deploy.Step{install, {Interface: "deploy", Step: deploy.StepWriteImage, Priority: 0}}
+	case "service":
 		return []deploy.Step{install}
 	}
 	return nil
@@ -63,8 +68,13 @@ func (a *Agent) stepCommands() map[string]api.Spec {
 			if err != nil {
 				return nil, err
 			}
-			// IPA's result shape; Ironic reads <kind>_step back to tell which step the result belongs to.
-			return map[string]any{kind + "_result": res, kind + "_step": p.Step}, nil
+			// IPA's result shape; Ironic reads <kind>_step back to tell which step the result belongs to, comparing
+			// only interface and step (conductor/steps.py is_equivalent). The args are not echoed: write_image's
+			// carry the image server's credentials and the config drive, which must not sit in the command
+			// results anyone with the token can list.
+			echo := p.Step
+			echo.Args = nil
+			return map[string]any{kind + "_result": res, kind + "_step": echo}, nil
 		}}
 	}
 	return out
@@ -91,6 +101,8 @@ func (a *Agent) runStep(ctx context.Context, kind string, p deploy.StepParams, c
 		return a.eraseMetadata(ctx, c)
 	case deploy.StepEraseDevices:
 		return a.eraseDevices(ctx, c)
+	case deploy.StepWriteImage:
+		return a.writeImageStep(ctx, p, c)
 	}
 	return a.bootcInstallStep(ctx, p, c)
 }

@@ -26,7 +26,8 @@ func TestGetStepsShape(t *testing.T) {
 	}{
 		{deploy.CmdGetCleanSteps, "clean_steps", `[{"interface":"deploy","step":"erase_devices","priority":10,"reboot_requested":false,"abortable":true},` +
 			`{"interface":"deploy","step":"erase_devices_metadata","priority":99,"reboot_requested":false,"abortable":true}]`},
-		{deploy.CmdGetDeploySteps, "deploy_steps", `[{"interface":"deploy","step":"execute_bootc_install","priority":0,"reboot_requested":false,"abortable":false}]`},
+		{deploy.CmdGetDeploySteps, "deploy_steps", `[{"interface":"deploy","step":"execute_bootc_install","priority":0,"reboot_requested":false,"abortable":false},` +
+			`{"interface":"deploy","step":"write_image","priority":0,"reboot_requested":false,"abortable":false}]`},
 		{deploy.CmdGetServiceSteps, "service_steps", `[{"interface":"deploy","step":"execute_bootc_install","priority":0,"reboot_requested":false,"abortable":false}]`},
 	} {
 		t.Run(tc.cmd, func(t *testing.T) {

@@ -5,7 +5,6 @@
 package install
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -307,13 +306,8 @@ func (in *Installer) decodeConfigDrive(ctx context.Context, value string, reserv
 	if err != nil {
 		return nil, fmt.Errorf("configdrive: %w; nothing was written to the disk: %w", err, ErrPreflight)
 	}
-	if kind, _ := configdrive.Detect(bytes.NewReader(img)); kind == configdrive.KindUnknown {
-		return nil, fmt.Errorf("configdrive: the decoded image (%d bytes) is neither ISO 9660 nor vfat; send gzip+base64 of a config-2 ISO, or the dict form: %w: %w",
-			len(img), configdrive.ErrInvalid, ErrPreflight)
-	}
-	if int64(len(img)) > configdrive.PartitionSize {
-		return nil, fmt.Errorf("configdrive: the image is %d KiB but the config-2 partition holds %d MiB; make the drive smaller: %w: %w",
-			len(img)>>10, configdrive.PartitionSize>>20, configdrive.ErrInvalid, ErrPreflight)
+	if err := configdrive.CheckImage(img); err != nil {
+		return nil, fmt.Errorf("configdrive: %w: %w", err, ErrPreflight)
 	}
 	if free := max(0, reserveMiB-bootcFrontMiB); free < configDriveNeedMiB {
 		return nil, fmt.Errorf("configdrive: the config-2 partition needs %d MiB at the end of the disk but bootc_root_reserve_mib=%d leaves %d MiB there (the reserve minus bootc's %d MiB of ESP and BIOS-boot partitions); set bootc_root_reserve_mib to at least %d (default %d) or deploy without a config drive: %w",
