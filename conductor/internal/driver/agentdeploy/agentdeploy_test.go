@@ -104,4 +104,3 @@ func TestCopyProgressCapsAgentLines(t *testing.T) {
 	}
 	assert.Contains(t, truncateLine(long, maxLineBytes), "[truncated]")
 }
-

@@ -51,4 +51,3 @@ func (d *Deploy) ExecuteStep(ctx context.Context, t *driver.Task, kind steps.Kin
 	}
 	return d.ExecuteInBand(ctx, t, kind, s)
 }
-
