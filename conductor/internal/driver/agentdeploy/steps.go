@@ -240,9 +240,16 @@ func executeCommand(kind steps.Kind) string {
 // ContinueInBand starts the in-band step s on the agent (IPA's execute_*_step, asynchronous) or follows the
 // command that runs it: Done once it succeeded, an error with the agent's message once it failed.
 func (a *Agent) ContinueInBand(ctx context.Context, t *driver.Task, c *agentclient.Client, kind steps.Kind, s steps.Step) (driver.Outcome, error) {
+	_, out, err := a.ContinueInBandResult(ctx, t, c, kind, s)
+	return out, err
+}
+
+// ContinueInBandResult is ContinueInBand that also returns the agent's finished command (nil until then), for an
+// interface that records what the step reported (the direct interface's write_image).
+func (a *Agent) ContinueInBandResult(ctx context.Context, t *driver.Task, c *agentclient.Client, kind steps.Kind, s steps.Step) (*agentclient.Result, driver.Outcome, error) {
 	n := t.Node
 	if s.Step == "" {
-		return driver.Wait, nil // no step is running (a heartbeat between steps)
+		return nil, driver.Wait, nil // no step is running (a heartbeat between steps)
 	}
 	id, _ := n.DriverInternalInfo[KeyStepCmd].(string)
 	// No command yet: ask what the agent offers, then start the step. The command id is saved at once so a
@@ -250,7 +257,7 @@ func (a *Agent) ContinueInBand(ctx context.Context, t *driver.Task, c *agentclie
 	if id == "" {
 		version, err := a.agentOffers(ctx, t, c, kind, s)
 		if err != nil {
-			return driver.Done, err
+			return nil, driver.Done, err
 		}
 		// The agent is told only what it needs: the step, the node's uuid and properties (root device hints).
 		params := deploy.StepParams{Step: deploy.Step{Interface: s.Interface, Step: s.Step, Args: s.Args, Priority: s.Priority,
@@ -270,29 +277,29 @@ func (a *Agent) ContinueInBand(ctx context.Context, t *driver.Task, c *agentclie
 		switch {
 		// Busy: the agent still runs a previous command (IPA's 409); the next heartbeat tries again.
 		case errors.Is(err, agentclient.ErrBusy):
-			return driver.Wait, nil
+			return nil, driver.Wait, nil
 		case errors.Is(err, agentclient.ErrIdentity):
-			return driver.Done, IdentityError(n, err)
+			return nil, driver.Done, IdentityError(n, err)
 		case err != nil:
-			return driver.Done, fmt.Errorf("the agent refused the step: %w", err)
+			return nil, driver.Done, fmt.Errorf("the agent refused the step: %w", err)
 		}
 		n.DriverInternalInfo[KeyStepCmd] = r.ID
 		n.DriverInternalInfo[KeyOffset] = 0
 		t.Logf(ctx, "agent at %s runs %s step %s (%s, command %s)", n.DriverInternalInfo["agent_url"], kind, s.ID(), executeCommand(kind), r.ID)
-		return driver.Wait, t.Save(ctx)
+		return nil, driver.Wait, t.Save(ctx)
 	}
 	r, out, err := a.Follow(ctx, t, c, id)
 	if field := stepField(n, kind); field != nil && n.DriverInternalInfo[KeyProgress] != nil {
 		field["progress"] = n.DriverInternalInfo[KeyProgress] // bytes and percent of erase_devices, for the API
 	}
 	if out != driver.Done || err != nil {
-		return out, err
+		return nil, out, err
 	}
 	// The step is over either way; the next step starts its own command.
 	delete(n.DriverInternalInfo, KeyStepCmd)
 	if r.CommandStatus == deploy.StatusFailed {
-		return driver.Done, errors.New(r.Failure())
+		return r, driver.Done, errors.New(r.Failure())
 	}
 	t.Logf(ctx, "agent finished %s step %s", kind, s.ID())
-	return driver.Done, nil
+	return r, driver.Done, nil
 }
