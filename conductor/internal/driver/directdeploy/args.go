@@ -37,7 +37,7 @@ func (d *Deploy) writeImageArgs(ctx context.Context, t *driver.Task) (map[string
 		if c, _ := ii["image_checksum"].(string); c != "" && !isURL(c) {
 			info["checksum"] = c
 		}
-	} else if sum["algo"] != "" && sum["algo"] != nil {
+	} else if prefixed, _ := sum["prefixed"].(bool); prefixed {
 		info["checksum"] = fmt.Sprintf("%s:%s", sum["algo"], sum["value"]) // given as algo:digest, kept so
 	} else {
 		info["checksum"] = sum["value"]

@@ -27,10 +27,11 @@ func isURL(s string) bool {
 
 // checksumSpec is the checksum a deploy verifies the image against, as instance_info gives it.
 type checksumSpec struct {
-	algo  string // "" when only a bare image_checksum was given (the agent detects it by length)
-	value string // hex digest, or a URL to a checksum file (URL true)
-	url   bool
-	field string // the instance_info field it came from, for errors
+	algo     string // named or detected by length; "" only for a URL not yet resolved
+	value    string // hex digest, or a URL to a checksum file (url true)
+	url      bool
+	prefixed bool   // image_checksum was given as algo:digest (sent to the agent so, as Ironic does)
+	field    string // the instance_info field it came from, for errors
 }
 
 // readChecksum checks the checksum fields of instance_info as Ironic's AgentDeploy.validate does: image_os_hash_algo
@@ -56,7 +57,7 @@ func readChecksum(ii map[string]any, allowMD5 bool) (checksumSpec, error) {
 	}
 	// Ironic accepts "algo:digest" in image_checksum too.
 	if a, v, ok := strings.Cut(sum, ":"); ok {
-		return checkDigest(checksumSpec{algo: strings.ToLower(a), value: v, field: "image_checksum"}, "image_checksum", allowMD5)
+		return checkDigest(checksumSpec{algo: strings.ToLower(a), value: v, prefixed: true, field: "image_checksum"}, "image_checksum", allowMD5)
 	}
 	return checkDigest(checksumSpec{value: sum, field: "image_checksum"}, "image_checksum", allowMD5)
 }
@@ -83,6 +84,7 @@ func checkDigest(c checksumSpec, algoField string, allowMD5 bool) (checksumSpec,
 	if len(c.value) != n || !hexDigits.MatchString(c.value) {
 		return c, fmt.Errorf("instance_info.%s is not a %s digest (%d hex digits): give the image's %s", c.field, algo, n, algo)
 	}
+	c.algo = algo
 	return c, nil
 }
 
@@ -166,3 +168,8 @@ func redact(s string) string {
 
 // errInvalid marks a validation failure as the engine's 400.
 func errInvalid(err error) error { return fmt.Errorf("%v: %w", err, driver.ErrInvalid) }
+
+// record is the checksum as driver_internal_info keeps it for write_image and direct_installed.
+func (c checksumSpec) record() map[string]any {
+	return map[string]any{"algo": c.algo, "value": c.value, "field": c.field, "prefixed": c.prefixed}
+}

@@ -157,7 +157,7 @@ func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, er
 	if err != nil {
 		return driver.Done, fmt.Errorf("cannot deploy: %w", err)
 	}
-	dii[keyChecksum] = map[string]any{"algo": c.algo, "value": c.value, "field": c.field}
+	dii[keyChecksum] = c.record()
 	agentdeploy.SetProgress(n, deploy.Progress{Phase: "booting agent"})
 	if err := t.Save(ctx); err != nil {
 		return driver.Done, err
