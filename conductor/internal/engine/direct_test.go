@@ -126,6 +126,8 @@ func TestDirectDeployThroughAllSteps(t *testing.T) {
 				ProvisionState: "available", InstanceInfo: map[string]any{"image_source": "https://images.example.com/disk.qcow2",
 					"image_checksum": directSum, "image_disk_format": "qcow2"}}
 			require.NoError(t, f.eng.CreateNode(ctx, n))
+			// The node boots from the network until set_boot_to_disk says otherwise (the fake defaults to disk).
+			require.NoError(t, f.mgmt.SetBootDevice(ctx, n, driver.BootPXE, true))
 			require.NoError(t, f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: "active", ConfigDrive: "H4sIAAAAAAAA/wMAAAAAAAAAAAA="}))
 			f.eng.Wait()
 			got, err := f.st.GetNode(ctx, n.UUID)
