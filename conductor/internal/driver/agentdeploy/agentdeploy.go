@@ -37,16 +37,14 @@ type Agent struct {
 	Timeout time.Duration
 	// NoCleaning skips the agent-driven disk metadata wipe during automated cleaning.
 	NoCleaning bool
-	// Name is the interface's name, for errors (bootc, direct).
-	Name string
 }
 
 // New returns an Agent; timeout 0 means 30 s.
-func New(name string, timeout time.Duration, noCleaning bool) *Agent {
+func New(timeout time.Duration, noCleaning bool) *Agent {
 	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
-	return &Agent{Timeout: timeout, NoCleaning: noCleaning, Name: name}
+	return &Agent{Timeout: timeout, NoCleaning: noCleaning}
 }
 
 // BootAgent prepares the agent boot and power-cycles the node into it. Powering off before the media are

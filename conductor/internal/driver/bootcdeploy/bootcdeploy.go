@@ -54,7 +54,7 @@ func New(cfg Config) *Deploy {
 	if cfg.AgentTimeout == 0 {
 		cfg.AgentTimeout = 30 * time.Second
 	}
-	return &Deploy{Agent: agentdeploy.New("bootc", cfg.AgentTimeout, cfg.NoCleaning), cfg: cfg}
+	return &Deploy{Agent: agentdeploy.New(cfg.AgentTimeout, cfg.NoCleaning), cfg: cfg}
 }
 
 // Keys in driver_internal_info. They live only as long as one deploy (TearDown and the next Deploy delete

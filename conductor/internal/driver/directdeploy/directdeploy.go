@@ -49,7 +49,7 @@ type Deploy struct {
 
 // New returns the direct deploy interface.
 func New(cfg Config) *Deploy {
-	return &Deploy{Agent: agentdeploy.New("direct", cfg.AgentTimeout, cfg.NoCleaning), cfg: cfg}
+	return &Deploy{Agent: agentdeploy.New(cfg.AgentTimeout, cfg.NoCleaning), cfg: cfg}
 }
 
 // Keys in driver_internal_info. keyChecksum (the digest the agent verifies, resolved once at the core step) lives
@@ -202,7 +202,7 @@ func (d *Deploy) continueWrite(ctx context.Context, t *driver.Task, c *agentclie
 	r, out, err := d.ContinueInBandResult(ctx, t, c, steps.Deploy, s)
 	if err != nil {
 		msg := err.Error()
-		t.Logf(ctx, "write_image failed on the node: %s", msg)
+		t.Logf(ctx, "write_image failed: %s", msg)
 		// As a failed bootc install: the agent that failed (checksum, format, size) is powered off.
 		if r != nil {
 			d.StopAgent(ctx, t, c)
