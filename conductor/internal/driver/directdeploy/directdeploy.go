@@ -77,7 +77,7 @@ func (d *Deploy) Validate(ctx context.Context, n *store.Node) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return errInvalid(fmt.Errorf("instance_info.image_source %q is not an http(s) URL: give the http(s) URL of a raw or qcow2 whole-disk image", redact(src)))
 	}
-	if f, set := n.InstanceInfo["image_disk_format"]; set && f != nil {
+	if f, set := n.InstanceInfo["image_disk_format"]; set && f != nil && f != "" {
 		if s, _ := f.(string); !diskFormats[s] {
 			return errInvalid(fmt.Errorf("instance_info.image_disk_format %v is not supported: use raw or qcow2, or unset it to detect the format", f))
 		}

@@ -53,6 +53,7 @@ func TestValidate(t *testing.T) {
 		{"algo:digest image_checksum", map[string]any{"image_source": img, "image_checksum": "sha256:" + sha256Disk}, false, ""},
 		{"os_hash pair", map[string]any{"image_source": img, "image_os_hash_algo": "sha512", "image_os_hash_value": strings.Repeat("a", 128)}, false, ""},
 		{"qcow2 format", map[string]any{"image_source": img, "image_checksum": sha256Disk, "image_disk_format": "qcow2"}, false, ""},
+		{"empty format is unset", map[string]any{"image_source": img, "image_checksum": sha256Disk, "image_disk_format": ""}, false, ""},
 		{"md5 when allowed", map[string]any{"image_source": img, "image_checksum": md5Disk}, true, ""},
 		{"no image_source", map[string]any{"image_checksum": sha256Disk}, false, "instance_info.image_source is missing: set it to the http(s) URL"},
 		{"oci source", map[string]any{"image_source": "oci://quay.io/org/disk:1", "image_checksum": sha256Disk}, false,
