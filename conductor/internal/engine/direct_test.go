@@ -180,3 +180,21 @@ func TestDirectDeployThroughAllSteps(t *testing.T) {
 		})
 	}
 }
+
+// TestDirectDeployRefusedAtRequest: a bad direct field is refused by the deploy request itself (the API's 400),
+// naming the field, and the node stays available.
+func TestDirectDeployRefusedAtRequest(t *testing.T) {
+	f := newDirectFixture(t)
+	ctx := context.Background()
+	n := &store.Node{UUID: uuid.NewString(), Driver: "fake-hardware", Interfaces: map[string]string{"deploy": "direct"},
+		ProvisionState: "available", InstanceInfo: map[string]any{"image_source": "https://images.example.com/disk.qcow2"}}
+	require.NoError(t, f.eng.CreateNode(ctx, n))
+	err := f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: "active"})
+	require.ErrorIs(t, err, ErrInvalidInput)
+	assert.Contains(t, err.Error(), "Failed to validate deploy interface")
+	assert.Contains(t, err.Error(), "instance_info.image_checksum")
+	f.eng.Wait()
+	got, err := f.st.GetNode(ctx, n.UUID)
+	require.NoError(t, err)
+	assert.Equal(t, "available", got.ProvisionState)
+}
