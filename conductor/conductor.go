@@ -21,6 +21,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/artifact"
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/bootcdeploy"
+	"github.com/ferric-metal/ferric/conductor/internal/driver/directdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/localboot"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/redfish"
 	"github.com/ferric-metal/ferric/conductor/internal/engine"
@@ -76,6 +77,9 @@ type Config struct {
 	InspectAddPorts string
 	// InsecureRegistries are reached over plain http by the conductor and the agents.
 	InsecureRegistries []string
+	// AllowMD5Checksum lets the direct deploy interface accept md5 image checksums (--allow-md5-checksum, Ironic's
+	// [agent]allow_md5_checksum; off: md5 proves nothing against a hostile image server).
+	AllowMD5Checksum bool
 	// Registries is the site's registry settings (--registry-ca, --http(s)-proxy, --no-proxy, --registry-mirror,
 	// --image-policy with keys inline, --signature-lookaside): digest resolution uses them and every agent gets them.
 	Registries images.Site
@@ -281,13 +285,15 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 	reg := driver.NewRegistry()
 	driver.AddInspectRescue(reg)
 	reg.AddInspect(driver.InspectAgent, driver.AgentInspect{Store: st, AddPorts: cfg.InspectAddPorts})
-	reg.AddHardware(driver.EnableAgentRescue(driver.FakeHardware([]string{"bootc"}, []string{"local-agent"})))
+	reg.AddHardware(driver.EnableAgentRescue(driver.FakeHardware([]string{"bootc", "direct"}, []string{"local-agent"})))
 	reg.AddPower("fake", driver.NewFakePower())
 	reg.AddManagement("fake", driver.NewFakeManagement())
 	reg.AddBoot("fake", driver.NewFakeBoot())
 	reg.AddDeploy("fake", driver.FakeDeploy{})
 	reg.AddDeploy("bootc", bootcdeploy.New(bootcdeploy.Config{Insecure: cfg.InsecureRegistries, Aliases: cfg.RegistryAliases,
 		Trust: cfg.Registries.Trust, Policy: policy}))
+	// Whole-disk images over http(s); checksum files are fetched under the same rules as deploy artifacts.
+	reg.AddDeploy("direct", directdeploy.New(directdeploy.Config{AllowMD5: cfg.AllowMD5Checksum, Artifacts: arts}))
 	agentURL := cfg.AgentURL
 	if agentURL == "" {
 		agentURL = cfg.PublicURL
@@ -300,7 +306,7 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 		StateDir: stateDir, Runtime: cfg.AgentRuntime, Ulimits: cfg.AgentUlimits, Insecure: cfg.InsecureRegistries,
 		TokenFunc: engine.NewToken, Devices: cfg.LocalAgentDevices, APICA: agentCA, Registries: cfg.Registries}))
 	rf := &redfish.Driver{}
-	reg.AddHardware(driver.EnableAgentRescue(redfish.Hardware([]string{"bootc", "fake"}, []string{"redfish-virtual-media", "fake"})))
+	reg.AddHardware(driver.EnableAgentRescue(redfish.Hardware([]string{"bootc", "direct", "fake"}, []string{"redfish-virtual-media", "fake"})))
 	reg.AddPower("redfish", rf)
 	reg.AddManagement("redfish", rf)
 	reg.AddInspect("redfish", &redfish.Inspector{Driver: rf, Store: st, AddPorts: cfg.InspectAddPorts})

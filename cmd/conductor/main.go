@@ -115,6 +115,8 @@ func run(args []string) error {
 		"(the NIC the agent booted from; every NIC when unknown, as with Redfish, as Ironic) or none")
 	fs.Var(&listFlag{&cfg.LocalAgentDevices}, "local-agent-devices", "block device besides /dev/loopN that local agents may wipe (repeatable)")
 	fs.Var(&listFlag{&cfg.InsecureRegistries}, "insecure-registry", "registry reached over plain http (repeatable)")
+	// Ironic's [agent]allow_md5_checksum: the direct deploy interface refuses md5 image checksums unless set.
+	fs.BoolVar(&cfg.AllowMD5Checksum, "allow-md5-checksum", false, "accept md5 image checksums in the direct deploy interface (refused by default: use sha256 or sha512)")
 	// Deploy artifacts: --artifacts-dir plays the part of [conductor]file_url_allowed_paths; the size cap
 	// and the host allow-list guard the conductor's own downloads against SSRF and disk exhaustion.
 	fs.StringVar(&cfg.ArtifactsDir, "artifacts-dir", "", "the only directory local deploy_kernel/deploy_ramdisk/deploy_iso paths may name (default: local paths refused)")

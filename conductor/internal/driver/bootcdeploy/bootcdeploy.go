@@ -12,15 +12,14 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"github.com/ferric-metal/ferric/conductor/internal/agentclient"
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/driver/agentdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/steps"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
-	"github.com/ferric-metal/ferric/configdrive"
 	"github.com/ferric-metal/ferric/deploy"
 	"github.com/ferric-metal/ferric/deploy/bootc"
 	"github.com/ferric-metal/ferric/images"
@@ -44,31 +43,31 @@ type Config struct {
 }
 
 // Deploy implements driver.Deploy and the engine's agent hand-off.
-type Deploy struct{ cfg Config }
+type Deploy struct {
+	// The shared agent machinery: boot, client, progress, in-band steps, the flow after the install.
+	*agentdeploy.Agent
+	cfg Config
+}
 
 // New returns the bootc deploy interface.
 func New(cfg Config) *Deploy {
 	if cfg.AgentTimeout == 0 {
 		cfg.AgentTimeout = 30 * time.Second
 	}
-	return &Deploy{cfg: cfg}
+	return &Deploy{Agent: agentdeploy.New(cfg.AgentTimeout, cfg.NoCleaning), cfg: cfg}
 }
 
 // Keys in driver_internal_info. They live only as long as one deploy (TearDown and the next Deploy delete
 // them) except keyInstalled, which records what the instance runs until it is torn down.
 const (
-	keyRun       = "deploy_run"
+	keyRun       = agentdeploy.KeyRun
 	keyPinned    = "bootc_image_pinned"
 	keyDigest    = "bootc_image_digest"
 	keyTag       = "bootc_target_imgref"
 	keyCommand   = "bootc_command_id"
-	keyOffset    = "bootc_log_offset"
-	keyProgress  = "deploy_progress"
+	keyOffset    = agentdeploy.KeyOffset
+	keyProgress  = agentdeploy.KeyProgress
 	keyInstalled = "bootc_installed"
-	// keyStepCmd is the agent command of the running in-band step; keyStepAgent marks an agent booted for the
-	// steps of a clean or service (FinishSteps stops it).
-	keyStepCmd   = "agent_step_command_id"
-	keyStepAgent = "agent_booted_for_steps"
 	// keyPlatform is the OCI platform the pinned digest was resolved for (from properties.cpu_arch).
 	keyPlatform = "bootc_image_platform"
 )
@@ -190,68 +189,21 @@ func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, er
 		dii[keyTag] = ref.String()
 	}
 	t.Logf(ctx, "pinned %s to %s for %s (%d layers, %d MiB compressed)", ref, res.Digest, platform, res.Layers, res.CompressedBytes>>20)
-	setProgress(n, deploy.Progress{Phase: "booting agent"})
+	agentdeploy.SetProgress(n, deploy.Progress{Phase: "booting agent"})
 	if err := t.Save(ctx); err != nil {
 		return driver.Done, err
 	}
-	if err := d.bootAgent(ctx, t); err != nil {
+	if err := d.BootAgent(ctx, t); err != nil {
 		return driver.Done, err
 	}
 	return driver.Wait, nil
 }
 
-// bootAgent prepares the agent boot and power-cycles the node into it. Powering off before the media are
-// prepared makes sure the machine boots them afresh rather than carrying on with whatever ran; the old
-// agent's URL and token are forgotten so only the new agent can call back.
-func (d *Deploy) bootAgent(ctx context.Context, t *driver.Task) error {
-	n := t.Node
-	if err := t.Power.SetPowerState(ctx, n, driver.PowerOff, 0); err != nil {
-		return fmt.Errorf("power off before booting the agent: %w", err)
-	}
-	wipeAgent(n)
-	if err := t.Boot.PrepareRamdisk(ctx, t); err != nil {
-		return fmt.Errorf("prepare the agent boot: %w", err)
-	}
-	if err := t.Power.SetPowerState(ctx, n, driver.PowerOn, 0); err != nil {
-		return fmt.Errorf("power on into the agent: %w", err)
-	}
-	t.Logf(ctx, "agent booting; waiting for its call-back")
-	return t.Save(ctx)
-}
-
-// wipeAgent forgets a previous agent's URL and certificate (a pre-generated token stays).
-func wipeAgent(n *store.Node) {
-	delete(n.DriverInternalInfo, "agent_url")
-	delete(n.DriverInternalInfo, "agent_verify_ca")
-	if pre, _ := n.DriverInternalInfo["agent_secret_token_pregenerated"].(bool); !pre {
-		delete(n.DriverInternalInfo, "agent_secret_token")
-	}
-}
-
-// setProgress records p under deploy_progress, stamped with the time, for the API and the deploy log.
-func setProgress(n *store.Node, p deploy.Progress) {
-	m := map[string]any{"phase": p.Phase, "percent": p.Percent, "bytes_done": p.BytesDone, "bytes_total": p.BytesTotal,
-		"updated_at": time.Now().UTC().Format(time.RFC3339)}
-	n.DriverInternalInfo[keyProgress] = m
-}
-
-// client builds an agent client from what the agent's heartbeat recorded: its URL, the token it was given and
-// the certificate its first heartbeat pinned. No URL or token means the agent has not called back yet.
-func (d *Deploy) client(n *store.Node) (*agentclient.Client, error) {
-	u, _ := n.DriverInternalInfo["agent_url"].(string)
-	tok, _ := n.DriverInternalInfo["agent_secret_token"].(string)
-	ca, _ := n.DriverInternalInfo["agent_verify_ca"].(string)
-	if u == "" || tok == "" {
-		return nil, errors.New("the agent has not called back yet")
-	}
-	return agentclient.New(agentclient.Config{URL: u, Token: tok, VerifyCA: ca, Timeout: d.cfg.AgentTimeout})
-}
-
 // Continue advances a node waiting for its agent (called on heartbeats and polls, with the node locked): it
 // reports Done once the node's current step (clean_step, deploy_step or service_step) finished on the agent.
 func (d *Deploy) Continue(ctx context.Context, t *driver.Task) (driver.Outcome, error) {
-	kind, cur := currentStep(t.Node)
-	c, err := d.client(t.Node)
+	kind, cur := agentdeploy.CurrentStep(t.Node)
+	c, err := d.Client(t.Node)
 	if err != nil {
 		return driver.Wait, nil // the agent has not called back yet
 	}
@@ -263,7 +215,7 @@ func (d *Deploy) Continue(ctx context.Context, t *driver.Task) (driver.Outcome, 
 	case kind == steps.Deploy && cur.ID() == "deploy."+deploy.StepBootcInstall:
 		return d.continueInstall(ctx, t, c)
 	}
-	return d.continueInBand(ctx, t, c, kind, cur)
+	return d.ContinueInBand(ctx, t, c, kind, cur)
 }
 
 // continueInstall starts standby.execute_bootc_install on the agent, or follows it, copying its progress and log;
@@ -282,7 +234,7 @@ func (d *Deploy) continueInstall(ctx context.Context, t *driver.Task, c *agentcl
 			return driver.Wait, nil
 		}
 		if errors.Is(err, agentclient.ErrIdentity) {
-			return driver.Done, identityError(n, err)
+			return driver.Done, agentdeploy.IdentityError(n, err)
 		}
 		if err != nil {
 			return driver.Done, fmt.Errorf("start the install on the agent: %w", err)
@@ -291,7 +243,7 @@ func (d *Deploy) continueInstall(ctx context.Context, t *driver.Task, c *agentcl
 		t.Logf(ctx, "agent at %s is installing %s", dii["agent_url"], dii[keyPinned])
 		return driver.Wait, t.Save(ctx)
 	}
-	r, out, err := d.follow(ctx, t, c, id)
+	r, out, err := d.Follow(ctx, t, c, id)
 	if out != driver.Done || err != nil {
 		return out, err
 	}
@@ -299,7 +251,7 @@ func (d *Deploy) continueInstall(ctx context.Context, t *driver.Task, c *agentcl
 	if r.CommandStatus == deploy.StatusFailed {
 		msg := r.Failure()
 		t.Logf(ctx, "bootc install failed on the node: %s", msg)
-		d.stopAgent(ctx, t, c)
+		d.StopAgent(ctx, t, c)
 		return driver.Done, fmt.Errorf("bootc install failed on node %s: %s", n.UUID, msg)
 	}
 	var res deploy.InstallResult
@@ -319,130 +271,12 @@ func (d *Deploy) continueInstall(ctx context.Context, t *driver.Task, c *agentcl
 	dii[keyInstalled] = map[string]any{"image": res.ImageRef, "digest": res.ImageDigest, "device": res.Device,
 		"device_reason": res.DeviceReason, "root_size_mib": res.RootSizeMiB, "configdrive": res.ConfigDrive, "phases": phases}
 	t.Logf(ctx, "installed %s on %s (%s)", res.ImageDigest, res.Device, strings.Join(summary, ", "))
-	setProgress(n, deploy.Progress{Phase: "booting instance", Percent: 100})
+	agentdeploy.SetProgress(n, deploy.Progress{Phase: "booting instance", Percent: 100})
 	return driver.Done, nil
-}
-
-// follow copies a running agent command's progress and reads its status: Wait while it runs (or the agent did
-// not answer this time), Done with the finished result.
-func (d *Deploy) follow(ctx context.Context, t *driver.Task, c *agentclient.Client, id string) (*agentclient.Result, driver.Outcome, error) {
-	if err := d.copyProgress(ctx, t, c); errors.Is(err, agentclient.ErrIdentity) {
-		return nil, driver.Done, identityError(t.Node, err)
-	} else if errors.Is(err, agentclient.ErrUnreachable) {
-		// One silent call is enough: asking again would only hold the node's lock for another deadline.
-		t.Log.WithError(err).Debug("the agent did not answer; retrying on the next poll")
-		return nil, driver.Wait, t.Save(ctx)
-	}
-	r, err := c.Command(ctx, id)
-	if errors.Is(err, agentclient.ErrIdentity) {
-		return nil, driver.Done, identityError(t.Node, err)
-	}
-	if err != nil {
-		t.Log.WithError(err).Debug("could not read the agent's command; retrying on the next poll")
-		return nil, driver.Wait, t.Save(ctx)
-	}
-	if r.CommandStatus == deploy.StatusRunning {
-		return r, driver.Wait, t.Save(ctx)
-	}
-	return r, driver.Done, nil
-}
-
-// identityError is the last_error of a node whose agent stopped presenting the certificate its first heartbeat
-// pinned: the operation stops at once rather than waiting for the call-back timeout.
-func identityError(n *store.Node, err error) error {
-	u, _ := n.DriverInternalInfo["agent_url"].(string)
-	return fmt.Errorf("the agent at %s no longer presents the TLS certificate pinned by its first heartbeat (%v): "+
-		"another host may hold the agent's address, or the agent restarted with a new key; stopped before sending it anything", u, err)
 }
 
 // round keeps one decimal of a phase's seconds for driver_internal_info.
 func round(f float64) float64 { return float64(int(f*10+0.5)) / 10 }
-
-// copyProgress copies the agent's progress and new log lines into the node and its deploy log. Its errors only
-// matter when the agent did not answer at all (an agent without the progress extension still installs).
-func (d *Deploy) copyProgress(ctx context.Context, t *driver.Task, c *agentclient.Client) error {
-	n := t.Node
-	since := 0
-	if f, ok := n.DriverInternalInfo[keyOffset].(float64); ok {
-		since = int(f)
-	} else if i, ok := n.DriverInternalInfo[keyOffset].(int); ok {
-		since = i
-	}
-	r, err := c.Execute(ctx, deploy.CmdProgress, map[string]any{"since": since}, true)
-	if err != nil {
-		return err
-	}
-	var p deploy.Progress
-	if err := json.Unmarshal(r.CommandResult, &p); err != nil {
-		return fmt.Errorf("the agent's progress is unreadable: %w", err)
-	}
-	if len(p.Lines) > 0 && t.DeployLog != nil {
-		t.DeployLog(ctx, "agent", capLines(p.Lines)...)
-	}
-	// The offset advances past dropped lines too: the agent must not send them again.
-	n.DriverInternalInfo[keyOffset] = p.LineOffset
-	p.Phase = truncateLine(p.Phase, maxPhaseBytes)
-	setProgress(n, p)
-	return nil
-}
-
-// Bounds on what one progress poll copies from the agent into the conductor's database: an agent that logs a
-// lot (or lies) costs at most this much per poll, whatever it sends.
-const (
-	maxPollLines  = 1000      // lines per poll, the "dropped" note included
-	maxPollBytes  = 256 << 10 // bytes of lines per poll
-	maxLineBytes  = 4 << 10   // bytes per line; longer lines are cut
-	maxPhaseBytes = 256       // bytes of the phase name kept in deploy_progress
-)
-
-// capLines cuts every line to maxLineBytes and keeps the first lines within maxPollLines and maxPollBytes; when
-// lines are dropped, the last kept line says how many.
-func capLines(lines []string) []string {
-	out := make([]string, 0, min(len(lines), maxPollLines))
-	total := 0
-	for i, l := range lines {
-		l = truncateLine(l, maxLineBytes)
-		if (len(out) == maxPollLines-1 && i < len(lines)-1) || total+len(l) > maxPollBytes {
-			dropped := len(lines) - i
-			return append(out, fmt.Sprintf("%d agent log lines dropped: the agent sent more than %d lines or %d KiB "+
-				"in one poll (its own log on the node has them all)", dropped, maxPollLines, maxPollBytes>>10))
-		}
-		out = append(out, l)
-		total += len(l)
-	}
-	return out
-}
-
-// truncateLine cuts s to at most max bytes on a UTF-8 boundary, marking the cut.
-func truncateLine(s string, max int) string {
-	const mark = " [truncated]"
-	if len(s) <= max {
-		return s
-	}
-	i := max - len(mark)
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + mark
-}
-
-// stopAgent asks the agent to power off, then makes sure through the power interface, and cleans up its boot.
-func (d *Deploy) stopAgent(ctx context.Context, t *driver.Task, c *agentclient.Client) {
-	n := t.Node
-	// The agent's own power off syncs its disks first; the out-of-band power off below is the guarantee.
-	if c != nil {
-		if _, err := c.Execute(ctx, deploy.CmdPowerOff, nil, false); err != nil {
-			t.Log.WithError(err).Debug("agent power off request failed; powering off out of band")
-		}
-	}
-	if err := t.Power.SetPowerState(ctx, n, driver.PowerOff, 0); err != nil {
-		t.Log.WithError(err).Warn("power off after the agent failed")
-	}
-	if err := t.Boot.CleanUpRamdisk(ctx, t); err != nil {
-		t.Log.WithError(err).Warn("could not clean up the agent boot")
-	}
-	wipeAgent(n)
-}
 
 // installParams builds standby.execute_bootc_install's params: the pinned image, the options, the secret in
 // Ironic's transport form, and the config drive (from the task, never from instance_info) as a string.
@@ -468,38 +302,11 @@ func (d *Deploy) installParams(ctx context.Context, t *driver.Task) (deploy.Boot
 		enc := images.EncodeTransportSecret(s)
 		p.PullSecret = &enc
 	}
-	var drive any
-	if t.ConfigDrive != nil {
-		var err error
-		if drive, err = t.ConfigDrive(ctx); err != nil {
-			return p, fmt.Errorf("read the config drive of node %s: %w", n.UUID, err)
-		}
+	cd, err := agentdeploy.ConfigDrive(ctx, t)
+	if err != nil {
+		return p, err
 	}
-	switch cd := drive.(type) {
-	case nil:
-	case string:
-		if cd != "" {
-			p.ConfigDrive = &cd
-		}
-	// The dict form (API 1.56) is built into an ISO here, as Ironic's conductor builds it, so the agent only
-	// ever writes an image.
-	case map[string]any:
-		drive, err := configdrive.FromMap(cd)
-		if err != nil {
-			return p, err
-		}
-		iso, err := configdrive.Build(drive, configdrive.NodeInfo{UUID: n.UUID, Name: n.Name})
-		if err != nil {
-			return p, fmt.Errorf("build the config drive: %w", err)
-		}
-		s, err := configdrive.Encode(iso)
-		if err != nil {
-			return p, err
-		}
-		p.ConfigDrive = &s
-	default:
-		return p, fmt.Errorf("the config drive of node %s has an unexpected type %T; deploy again with a string or a dict", n.UUID, cd)
-	}
+	p.ConfigDrive = cd
 	return p, nil
 }
 
