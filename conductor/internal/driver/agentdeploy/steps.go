@@ -303,3 +303,39 @@ func (a *Agent) ContinueInBandResult(ctx context.Context, t *driver.Task, c *age
 	t.Logf(ctx, "agent finished %s step %s", kind, s.ID())
 	return r, driver.Done, nil
 }
+
+// OwnStep continues a deploy interface's own in-band step (bootc's install, direct's write_image) with the
+// agent's client.
+type OwnStep func(ctx context.Context, t *driver.Task, c *agentclient.Client, cur steps.Step) (driver.Outcome, error)
+
+// ContinueWith advances a node waiting for its agent (heartbeats and polls, node locked), as every agent-driven
+// deploy interface does: Wait until the agent has called back; the core deploy step is then done (Ironic's agent
+// deploys treat it so); the deploy step named own goes to ownStep; any other in-band step to ContinueInBand.
+func (a *Agent) ContinueWith(ctx context.Context, t *driver.Task, own string, ownStep OwnStep) (driver.Outcome, error) {
+	kind, cur := CurrentStep(t.Node)
+	c, err := a.Client(t.Node)
+	if err != nil {
+		return driver.Wait, nil // the agent has not called back yet
+	}
+	defer c.Close()
+	switch {
+	case kind == steps.Deploy && cur.ID() == steps.Core:
+		return driver.Done, nil
+	case kind == steps.Deploy && cur.ID() == "deploy."+own:
+		return ownStep(ctx, t, c, cur)
+	}
+	return a.ContinueInBand(ctx, t, c, kind, cur)
+}
+
+// StartBoot ends both interfaces' core deploy step: progress "booting agent", the node saved (the pinned image
+// or checksum survives a restart), the agent booted; the node then waits for its call-back.
+func (a *Agent) StartBoot(ctx context.Context, t *driver.Task) (driver.Outcome, error) {
+	SetProgress(t.Node, deploy.Progress{Phase: "booting agent"})
+	if err := t.Save(ctx); err != nil {
+		return driver.Done, err
+	}
+	if err := a.BootAgent(ctx, t); err != nil {
+		return driver.Done, err
+	}
+	return driver.Wait, nil
+}

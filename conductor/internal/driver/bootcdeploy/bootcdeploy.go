@@ -189,33 +189,16 @@ func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, er
 		dii[keyTag] = ref.String()
 	}
 	t.Logf(ctx, "pinned %s to %s for %s (%d layers, %d MiB compressed)", ref, res.Digest, platform, res.Layers, res.CompressedBytes>>20)
-	agentdeploy.SetProgress(n, deploy.Progress{Phase: "booting agent"})
-	if err := t.Save(ctx); err != nil {
-		return driver.Done, err
-	}
-	if err := d.BootAgent(ctx, t); err != nil {
-		return driver.Done, err
-	}
-	return driver.Wait, nil
+	return d.StartBoot(ctx, t)
 }
 
 // Continue advances a node waiting for its agent (called on heartbeats and polls, with the node locked): it
 // reports Done once the node's current step (clean_step, deploy_step or service_step) finished on the agent.
 func (d *Deploy) Continue(ctx context.Context, t *driver.Task) (driver.Outcome, error) {
-	kind, cur := agentdeploy.CurrentStep(t.Node)
-	c, err := d.Client(t.Node)
-	if err != nil {
-		return driver.Wait, nil // the agent has not called back yet
-	}
-	defer c.Close()
-	switch {
-	// Ironic's agent deploys treat the core step as done once the agent heartbeats.
-	case kind == steps.Deploy && cur.ID() == steps.Core:
-		return driver.Done, nil // the agent booted and called back: the core step is done
-	case kind == steps.Deploy && cur.ID() == "deploy."+deploy.StepBootcInstall:
-		return d.continueInstall(ctx, t, c)
-	}
-	return d.ContinueInBand(ctx, t, c, kind, cur)
+	return d.ContinueWith(ctx, t, deploy.StepBootcInstall,
+		func(ctx context.Context, t *driver.Task, c *agentclient.Client, _ steps.Step) (driver.Outcome, error) {
+			return d.continueInstall(ctx, t, c)
+		})
 }
 
 // continueInstall starts standby.execute_bootc_install on the agent, or follows it, copying its progress and log;

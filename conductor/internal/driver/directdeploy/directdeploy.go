@@ -158,33 +158,13 @@ func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, er
 		return driver.Done, fmt.Errorf("cannot deploy: %w", err)
 	}
 	dii[keyChecksum] = c.record()
-	agentdeploy.SetProgress(n, deploy.Progress{Phase: "booting agent"})
-	if err := t.Save(ctx); err != nil {
-		return driver.Done, err
-	}
-	if err := d.BootAgent(ctx, t); err != nil {
-		return driver.Done, err
-	}
-	return driver.Wait, nil
+	return d.StartBoot(ctx, t)
 }
 
 // Continue advances a node waiting for its agent (heartbeats and polls, node locked): Done once the node's
 // current step finished on the agent.
 func (d *Deploy) Continue(ctx context.Context, t *driver.Task) (driver.Outcome, error) {
-	kind, cur := agentdeploy.CurrentStep(t.Node)
-	c, err := d.Client(t.Node)
-	if err != nil {
-		return driver.Wait, nil // the agent has not called back yet
-	}
-	defer c.Close()
-	switch {
-	// Ironic's agent deploys treat the core step as done once the agent heartbeats.
-	case kind == steps.Deploy && cur.ID() == steps.Core:
-		return driver.Done, nil
-	case kind == steps.Deploy && cur.ID() == "deploy."+StepWriteImage:
-		return d.continueWrite(ctx, t, c, cur)
-	}
-	return d.ContinueInBand(ctx, t, c, kind, cur)
+	return d.ContinueWith(ctx, t, StepWriteImage, d.continueWrite)
 }
 
 // continueWrite starts IPA's write_image on the agent with Ironic's arguments, or follows it; once it succeeded
