@@ -46,7 +46,7 @@ demo: build ## (root) deploy the bootc stand-in onto a loop device here, with a 
 kernel-deb: # download the Debian kernel package used by the VM tests into out/cache
 	@mkdir -p out/cache && cd out/cache && (ls linux-image-6*.deb >/dev/null 2>&1 || apt-get download -q $$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $$2; exit}'))
 
-e2e: ## run the end-to-end deploy onto a QEMU/OVMF VM behind ferric-vbmc (build tag e2e; root, ~3 min)
+e2e: ## run the end-to-end inspection and deploys onto QEMU/OVMF VMs behind ferric-vbmc (build tag e2e; root, ~4 min)
 	@if [ -z "$(FERRIC_TEST_KERNEL_DEB)" ]; then $(MAKE) --no-print-directory kernel-deb; fi
 	FERRIC_TEST_KERNEL_DEB=$(or $(FERRIC_TEST_KERNEL_DEB),$$(ls $(CURDIR)/out/cache/linux-image-6*.deb | head -n1)) \
 		$(GO) test -tags "$(TAGS) e2e" -count=1 -timeout 60m -v ./test/e2e/
