@@ -247,12 +247,13 @@ func (p *tunnelProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.tunnels.Add(1)
 	w.WriteHeader(http.StatusOK)
-	conn, _, err := w.(http.Hijacker).Hijack()
+	conn, brw, err := w.(http.Hijacker).Hijack()
 	if err != nil {
 		up.Close()
 		return
 	}
-	go func() { io.Copy(up, conn); up.Close() }()
+	// Bytes the client sent right after CONNECT may already sit in the server's read buffer: read through it.
+	go func() { io.Copy(up, brw.Reader); up.Close() }()
 	go func() { io.Copy(conn, up); conn.Close() }()
 }
 
