@@ -6,6 +6,7 @@ package deploy
 import (
 	"encoding/json"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -239,4 +240,45 @@ func (r *CommandResult) Failure() string {
 type FinalizeRescueParams struct {
 	RescuePassword string `json:"rescue_password"`
 	Hashed         bool   `json:"hashed"`
+}
+
+// PhaseTimer times the phases of an agent command for its result (Phases) and reports each phase as it starts
+// (to the command's progress), so the conductor shows the phase while it runs. Safe for concurrent use: a
+// download goroutine may start a phase while the command's own goroutine does.
+type PhaseTimer struct {
+	mu     sync.Mutex
+	report func(name string)
+	list   []Phase
+	cur    string
+	start  time.Time
+}
+
+// NewPhaseTimer returns a timer that reports each phase start to report (nil: reports nothing).
+func NewPhaseTimer(report func(name string)) *PhaseTimer { return &PhaseTimer{report: report} }
+
+// Begin ends the running phase, if any, and starts name.
+func (p *PhaseTimer) Begin(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.endLocked()
+	p.cur, p.start = name, time.Now()
+	if p.report != nil {
+		p.report(name)
+	}
+}
+
+// endLocked records the running phase's duration; p.mu is held.
+func (p *PhaseTimer) endLocked() {
+	if p.cur != "" {
+		p.list = append(p.list, Phase{Name: p.cur, Seconds: time.Since(p.start).Seconds()})
+		p.cur = ""
+	}
+}
+
+// Done ends the last phase and returns them all, in order.
+func (p *PhaseTimer) Done() []Phase {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.endLocked()
+	return p.list
 }

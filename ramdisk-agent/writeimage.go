@@ -52,8 +52,8 @@ type writeImageReq struct {
 // write the image, put the GPT's backup header at the disk's end, then write the config drive partition.
 func (a *Agent) writeImageStep(ctx context.Context, p deploy.StepParams, c *api.Command) (any, error) {
 	start := time.Now()
-	ph := &stepPhases{c: c}
-	ph.begin("validate")
+	ph := deploy.NewPhaseTimer(c.Phase)
+	ph.Begin("validate")
 	req, err := a.validateWriteImage(ctx, p.Step.Args)
 	if err != nil {
 		c.Line("error: " + err.Error())
@@ -71,7 +71,7 @@ func (a *Agent) writeImageStep(ctx context.Context, p deploy.StepParams, c *api.
 	// Ironic's IPA runs fix_gpt_partition (sgdisk -e) after every whole-disk write: an image smaller than the disk
 	// leaves its backup GPT in the middle, which firmware reports as a damaged table. WritePartition would repair
 	// it too, but only when there is a config drive; doing it here covers both cases in one way.
-	if err := a.finishDisk(ctx, req, &out, ph); err != nil {
+	if err := a.finishDisk(ctx, req, &out, c, ph); err != nil {
 		// The image is on the disk but the deploy failed: as diskimage does for a failed write, zero the disk's
 		// ends so the machine cannot boot an image without its config drive (wrong network, no SSH keys).
 		if zerr := zeroEnds(req.disk.Name, req.disk.Size); zerr != nil {
@@ -80,7 +80,7 @@ func (a *Agent) writeImageStep(ctx context.Context, p deploy.StepParams, c *api.
 		c.Line("error: " + err.Error())
 		return nil, err
 	}
-	out.Phases = ph.done()
+	out.Phases = ph.Done()
 	out.Seconds = time.Since(start).Seconds()
 	out.Message = fmt.Sprintf("image (%s) written to device %s", req.info.ID, req.disk.Name)
 	c.SetPhases(out.Phases)
@@ -88,18 +88,18 @@ func (a *Agent) writeImageStep(ctx context.Context, p deploy.StepParams, c *api.
 }
 
 // finishDisk puts the GPT's backup header at the disk's end and writes the config drive partition, if any.
-func (a *Agent) finishDisk(ctx context.Context, req *writeImageReq, out *deploy.WriteImageResult, ph *stepPhases) error {
+func (a *Agent) finishDisk(ctx context.Context, req *writeImageReq, out *deploy.WriteImageResult, c *api.Command, ph *deploy.PhaseTimer) error {
 	var err error
-	ph.begin("fix gpt")
+	ph.Begin("fix gpt")
 	if out.GPT, err = fixGPT(req.disk.Name, req.disk.Size); err != nil {
 		return fmt.Errorf("image %s written to %s but its GPT could not be moved to the disk's end: %w; "+
 			"check the image's partition table", req.info.ID, req.disk.Name, err)
 	}
-	ph.c.Line("GPT: " + out.GPT)
+	c.Line("GPT: " + out.GPT)
 	if req.drive == nil {
 		return nil
 	}
-	ph.begin("configdrive")
+	ph.Begin("configdrive")
 	wr, err := configdrive.WritePartition(ctx, req.disk.Name, req.drive, a.log.WithField("component", "configdrive"))
 	if err != nil {
 		err = fmt.Errorf("image %s written to %s but the config drive was not: %w; use a disk at least 65 MiB "+
@@ -111,7 +111,7 @@ func (a *Agent) finishDisk(ctx context.Context, req *writeImageReq, out *deploy.
 		return err
 	}
 	out.ConfigDrive = fmt.Sprintf("partition %d of %s (%s, %d MiB)", wr.Partition, req.disk.Name, wr.Format, wr.Size>>20)
-	ph.c.Line("config drive written to " + out.ConfigDrive)
+	c.Line("config drive written to " + out.ConfigDrive)
 	return nil
 }
 
@@ -241,32 +241,6 @@ func (a *Agent) siteClient(host string, timeout time.Duration) (*http.Client, er
 		tr.ResponseHeaderTimeout = imageHeaderTimeout
 	}
 	return &http.Client{Transport: rt, Timeout: timeout}, nil
-}
-
-// stepPhases times the step's phases for the result and shows each in the command's progress.
-type stepPhases struct {
-	c     *api.Command
-	list  []deploy.Phase
-	cur   string
-	start time.Time
-}
-
-func (p *stepPhases) begin(name string) {
-	p.end()
-	p.cur, p.start = name, time.Now()
-	p.c.Phase(name)
-}
-
-func (p *stepPhases) end() {
-	if p.cur != "" {
-		p.list = append(p.list, deploy.Phase{Name: p.cur, Seconds: time.Since(p.start).Seconds()})
-		p.cur = ""
-	}
-}
-
-func (p *stepPhases) done() []deploy.Phase {
-	p.end()
-	return p.list
 }
 
 // fixGPT moves a GPT's backup header (and its partition array) to the last sectors of the device when the image

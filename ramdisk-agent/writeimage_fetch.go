@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/ferric-metal/ferric/configdrive"
+	"github.com/ferric-metal/ferric/deploy"
 	"github.com/ferric-metal/ferric/ramdisk-agent/internal/api"
 	"github.com/ferric-metal/ferric/ramdisk-agent/internal/diskimage"
 )
@@ -119,12 +120,12 @@ type written struct {
 
 // downloadAndWrite opens the image at the first URL that answers 200 and streams it onto the disk, the download's
 // bytes as the command's progress. A write that fails leaves the disk's ends zeroed (diskimage does it).
-func (a *Agent) downloadAndWrite(ctx context.Context, req *writeImageReq, c *api.Command, ph *stepPhases) (written, error) {
+func (a *Agent) downloadAndWrite(ctx context.Context, req *writeImageReq, c *api.Command, ph *deploy.PhaseTimer) (written, error) {
 	// One deadline for the download and the write: the body's reads end with it, so a stalled server cannot
 	// hold the node in deploy wait for ever (the conductor's own timeout is the other bound).
 	ctx, cancel := context.WithTimeout(ctx, imageTimeout)
 	defer cancel()
-	ph.begin("download")
+	ph.Begin("download")
 	body, u, size, err := a.openImage(ctx, req)
 	if err != nil {
 		return written{}, fmt.Errorf("image %s: %w", req.info.ID, err)
@@ -135,7 +136,7 @@ func (a *Agent) downloadAndWrite(ctx context.Context, req *writeImageReq, c *api
 	// Content-Length gives progress its total and lets a raw image too large for the disk fail before the first
 	// write; the URL is for qcow2, which qemu-img reads again (diskimage refuses one with credentials or a query).
 	res, err := diskimage.Write(ctx, body, req.disk.Name, req.disk.Size, diskimage.Options{Format: req.info.DiskFormat,
-		Checksum: req.sum, SourceSize: size, URL: u.String(), Progress: c.Bytes, Phase: ph.begin})
+		Checksum: req.sum, SourceSize: size, URL: u.String(), Progress: c.Bytes, Phase: ph.Begin})
 	if err != nil {
 		err = fmt.Errorf("image %s from %s: %w", req.info.ID, shown, err)
 		if errors.Is(err, diskimage.ErrChecksum) || errors.Is(err, diskimage.ErrFormat) ||

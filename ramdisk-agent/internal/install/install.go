@@ -110,41 +110,6 @@ const bootcFrontMiB = 514
 // for its alignment and the backup GPT.
 const configDriveNeedMiB = configdrive.PartitionSize>>20 + 1
 
-// phases times the install's phases for the result (and the conductor's deploy log) and reports each start to
-// the Reporter, so the node's progress shows the phase while it runs.
-type phases struct {
-	mu    sync.Mutex
-	list  []deploy.Phase
-	cur   string
-	start time.Time
-	rep   Reporter
-}
-
-// begin ends the running phase, if any, and starts name.
-func (p *phases) begin(name string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.endLocked()
-	p.cur, p.start = name, time.Now()
-	p.rep.Phase(name)
-}
-
-// endLocked records the running phase's duration; p.mu is held.
-func (p *phases) endLocked() {
-	if p.cur != "" {
-		p.list = append(p.list, deploy.Phase{Name: p.cur, Seconds: time.Since(p.start).Seconds()})
-		p.cur = ""
-	}
-}
-
-// done ends the last phase and returns them all, in order.
-func (p *phases) done() []deploy.Phase {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.endLocked()
-	return p.list
-}
-
 // sayFunc logs a line and reports it to the conductor.
 type sayFunc func(format string, a ...any)
 
@@ -165,7 +130,7 @@ type plan struct {
 
 // Run installs the image of params onto the disk chosen by hints (or the configured target).
 func (in *Installer) Run(ctx context.Context, params deploy.BootcInstallParams, hints map[string]any, rep Reporter) (*deploy.InstallResult, error) {
-	ph := &phases{rep: rep}
+	ph := deploy.NewPhaseTimer(rep.Phase)
 	say := func(format string, a ...any) {
 		msg := fmt.Sprintf(format, a...)
 		in.cfg.Log.Info(msg)
@@ -175,27 +140,27 @@ func (in *Installer) Run(ctx context.Context, params deploy.BootcInstallParams, 
 	// 1. Validate everything before touching anything. The preflight holds every check that can fail on the
 	// request's content, so a bad request never costs the node its disk (Ironic wipes first and checks the
 	// config drive last).
-	ph.begin("preflight")
+	ph.Begin("preflight")
 	p, err := in.preflight(ctx, params, hints, say)
 	if err != nil {
 		return nil, err
 	}
 
 	// 2. Pull by digest; the bytes land in the (tmpfs) storage. The disk is still untouched when this fails.
-	ph.begin("pull")
+	ph.Begin("pull")
 	pulled, err := in.pull(ctx, p, rep, say)
 	if err != nil {
 		return nil, err
 	}
 
 	// 3. bootc install to-disk in a privileged host-PID container: from here on the disk is wiped.
-	ph.begin("install")
+	ph.Begin("install")
 	if err := in.install(ctx, p, pulled.ID, rep, say); err != nil {
 		return nil, err
 	}
 
 	// 4. The disk must now hold a partition table.
-	ph.begin("verify")
+	ph.Begin("verify")
 	nparts, err := countPartitions(p.disk.Name)
 	if err != nil || nparts == 0 {
 		return nil, fmt.Errorf("%s: %v (bootc reported success): %w", p.disk.Name, err, ErrNoPartitions)
@@ -206,7 +171,7 @@ func (in *Installer) Run(ctx context.Context, params deploy.BootcInstallParams, 
 		ImageDigest: p.res.Digest, RootSizeMiB: p.rootMiB}
 	// 5. Config drive: decoded and checked in the preflight; only the write is left.
 	if p.drive != nil {
-		ph.begin("configdrive")
+		ph.Begin("configdrive")
 		wr, err := configdrive.WritePartition(ctx, p.disk.Name, p.drive, in.cfg.Log)
 		if err != nil {
 			return nil, fmt.Errorf("config drive: %w", err)
@@ -214,7 +179,7 @@ func (in *Installer) Run(ctx context.Context, params deploy.BootcInstallParams, 
 		result.ConfigDrive = fmt.Sprintf("partition %d of %s (%s, %d MiB)", wr.Partition, p.disk.Name, wr.Format, wr.Size>>20)
 		say("config drive written to %s", result.ConfigDrive)
 	}
-	result.Phases = ph.done()
+	result.Phases = ph.Done()
 	result.Message = fmt.Sprintf("Container image (%s) written to device %s", params.ImageSource, p.disk.Name)
 	return result, nil
 }
