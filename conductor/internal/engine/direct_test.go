@@ -3,16 +3,13 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -77,23 +74,7 @@ func (a *writeAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // newDirectFixture is the rescue fixture's engine with the direct deploy interface on fake-hardware.
 func newDirectFixture(t *testing.T) *rescueFixture {
-	dir := t.TempDir()
-	st, err := store.Open(context.Background(), "sqlite://"+filepath.Join(dir, "e.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
-	f := &rescueFixture{st: st, dir: dir, boot: driver.NewFakeBoot(), power: driver.NewFakePower(), mgmt: driver.NewFakeManagement()}
-	reg := driver.NewRegistry()
-	driver.AddInspectRescue(reg)
-	reg.AddHardware(driver.FakeHardware([]string{"direct"}, nil))
-	reg.AddPower("fake", f.power)
-	reg.AddManagement("fake", f.mgmt)
-	reg.AddBoot("fake", f.boot)
-	reg.AddDeploy("fake", driver.FakeDeploy{})
-	reg.AddDeploy("direct", directdeploy.New(directdeploy.Config{}))
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	f.eng = New(Config{Host: "h1", InsecureAgentHTTP: true}, st, reg, logrus.NewEntry(l))
-	return f
+	return newAgentFixture(t, driver.FakeHardware([]string{"direct"}, nil), "direct", directdeploy.New(directdeploy.Config{}))
 }
 
 // heartbeat makes the node's agent heartbeat with the fake agent's URL (looking up first for the token).

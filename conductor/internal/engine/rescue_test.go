@@ -38,6 +38,12 @@ type rescueFixture struct {
 }
 
 func newRescueFixture(t *testing.T) *rescueFixture {
+	return newAgentFixture(t, driver.EnableAgentRescue(driver.FakeHardware([]string{"bootc"}, nil)), "bootc",
+		bootcdeploy.New(bootcdeploy.Config{}))
+}
+
+// newAgentFixture builds the fixture around hardware type hw, whose agent-driven deploy interface name is d.
+func newAgentFixture(t *testing.T, hw *driver.HardwareType, name string, d driver.Deploy) *rescueFixture {
 	dir := t.TempDir()
 	st, err := store.Open(context.Background(), "sqlite://"+filepath.Join(dir, "e.db"))
 	require.NoError(t, err)
@@ -45,12 +51,12 @@ func newRescueFixture(t *testing.T) *rescueFixture {
 	f := &rescueFixture{st: st, dir: dir, boot: driver.NewFakeBoot(), power: driver.NewFakePower(), mgmt: driver.NewFakeManagement()}
 	reg := driver.NewRegistry()
 	driver.AddInspectRescue(reg)
-	reg.AddHardware(driver.EnableAgentRescue(driver.FakeHardware([]string{"bootc"}, nil)))
+	reg.AddHardware(hw)
 	reg.AddPower("fake", f.power)
 	reg.AddManagement("fake", f.mgmt)
 	reg.AddBoot("fake", f.boot)
 	reg.AddDeploy("fake", driver.FakeDeploy{})
-	reg.AddDeploy("bootc", bootcdeploy.New(bootcdeploy.Config{}))
+	reg.AddDeploy(name, d)
 	l := logrus.New()
 	l.SetOutput(io.Discard)
 	l.SetLevel(logrus.DebugLevel)
