@@ -125,6 +125,9 @@ func isPrintable(s string) bool {
 // Ref is a parsed image reference.
 type Ref struct {
 	ref name.Reference
+	// insecure: the registry is reached over plain http (BlobURL's scheme). name.Registry.Scheme cannot say it:
+	// it answers http for every loopback or RFC 1918 address, TLS registries included.
+	insecure bool
 	// Registry is host[:port]; Repository the path; Tag or Digest whichever was given.
 	Registry, Repository, Tag, Digest string
 }
@@ -148,7 +151,7 @@ func Parse(s string, insecure bool) (Ref, error) {
 			return Ref{}, fmt.Errorf("image reference %q: %v: %w", s, err, ErrInvalid)
 		}
 	}
-	out := Ref{ref: ref, Registry: ref.Context().RegistryStr(), Repository: ref.Context().RepositoryStr()}
+	out := Ref{ref: ref, insecure: insecure, Registry: ref.Context().RegistryStr(), Repository: ref.Context().RepositoryStr()}
 	switch r := ref.(type) {
 	case name.Tag:
 		out.Tag = r.TagStr()
@@ -193,6 +196,19 @@ type ResolveOptions struct {
 // containers/image pulls; the pinned reference always names the original registry (the digest is the same
 // wherever it is served). Errors name what the operator should check.
 func Resolve(ctx context.Context, ref Ref, o ResolveOptions) (*Resolved, error) {
+	return onRegistry(ctx, ref, o, func(ctx context.Context, at Ref, opts []remote.Option, want v1.Platform) (*Resolved, error) {
+		return resolveAt(ref, at, opts, want)
+	})
+}
+
+// atRegistry is one query of an image at one place (ref itself or a mirror of its registry), with the remote
+// options (context, credentials, the site's transport for that place) and the platform the node needs.
+type atRegistry[T any] func(ctx context.Context, at Ref, opts []remote.Option, want v1.Platform) (*T, error)
+
+// onRegistry runs query under Resolve's rules, shared by Resolve and Identify: defaults, the platform check, the
+// policy's reject scopes, one deadline for everything, the credentials, and mirrors asked first (in order, each
+// failure kept for the final error) with the registry itself last.
+func onRegistry[T any](ctx context.Context, ref Ref, o ResolveOptions, query atRegistry[T]) (*T, error) {
 	if o.Timeout == 0 {
 		o.Timeout = 60 * time.Second
 	}
@@ -210,19 +226,20 @@ func Resolve(ctx context.Context, ref Ref, o ResolveOptions) (*Resolved, error) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	auth := authn.Anonymous
-	if o.Creds != nil {
-		auth = &authn.Basic{Username: o.Creds.Username, Password: o.Creds.Password}
-		if o.Creds.Username == "" {
-			auth = &authn.Bearer{Token: o.Creds.Password}
+	auth := authenticator(o.Creds)
+	queryAt := func(at Ref) (*T, error) {
+		tr, err := o.Trust.Transport(at.Registry)
+		if err != nil {
+			return nil, err
 		}
+		return query(ctx, at, []remote.Option{remote.WithContext(ctx), remote.WithAuth(auth), remote.WithTransport(tr)}, *want)
 	}
 	var mirrorErrs []string
 	for _, m := range o.Trust.Mirrors[ref.Registry] {
 		mref, err := ref.OnMirror(m, slices.Contains(o.Insecure, m))
 		if err == nil {
-			var res *Resolved
-			if res, err = resolveAt(ctx, ref, mref, auth, o.Trust, *want); err == nil {
+			var res *T
+			if res, err = queryAt(mref); err == nil {
 				return res, nil
 			}
 		}
@@ -232,11 +249,22 @@ func Resolve(ctx context.Context, ref Ref, o ResolveOptions) (*Resolved, error) 
 		// A mirror may lag or be down: fall back as containers/image does, but keep why for the final error.
 		mirrorErrs = append(mirrorErrs, fmt.Sprintf("mirror %s: %v", m, err))
 	}
-	res, err := resolveAt(ctx, ref, ref, auth, o.Trust, *want)
+	res, err := queryAt(ref)
 	if err != nil && len(mirrorErrs) > 0 {
 		return nil, fmt.Errorf("%w (after %s)", err, strings.Join(mirrorErrs, "; "))
 	}
 	return res, err
+}
+
+// authenticator is the go-containerregistry form of a pull secret: anonymous, basic, or a bare token as bearer.
+func authenticator(c *Credentials) authn.Authenticator {
+	switch {
+	case c == nil:
+		return authn.Anonymous
+	case c.Username == "":
+		return &authn.Bearer{Token: c.Password}
+	}
+	return &authn.Basic{Username: c.Username, Password: c.Password}
 }
 
 // OnMirror is ref with its registry replaced by mirror (host[:port][/path], a path prefixing the repository),
@@ -251,17 +279,13 @@ func (r Ref) OnMirror(mirror string, insecure bool) (Ref, error) {
 	if err != nil {
 		return Ref{}, fmt.Errorf("mirror %q of %s: %v: %w", mirror, r.Registry, err, ErrInvalid)
 	}
-	out := Ref{ref: ref, Registry: ref.Context().RegistryStr(), Repository: ref.Context().RepositoryStr(), Tag: r.Tag, Digest: r.Digest}
+	out := Ref{ref: ref, insecure: insecure, Registry: ref.Context().RegistryStr(), Repository: ref.Context().RepositoryStr(), Tag: r.Tag,
+		Digest: r.Digest}
 	return out, nil
 }
 
 // resolveAt reads the manifest of at (ref itself or its mirror) and returns it pinned under ref's name.
-func resolveAt(ctx context.Context, ref, at Ref, auth authn.Authenticator, trust Trust, want v1.Platform) (*Resolved, error) {
-	tr, err := trust.Transport(at.Registry)
-	if err != nil {
-		return nil, err
-	}
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuth(auth), remote.WithTransport(tr)}
+func resolveAt(ref, at Ref, opts []remote.Option, want v1.Platform) (*Resolved, error) {
 	desc, err := remote.Get(at.ref, opts...)
 	if err != nil {
 		return nil, registryError(at, err)
@@ -270,6 +294,12 @@ func resolveAt(ctx context.Context, ref, at Ref, auth authn.Authenticator, trust
 	if err != nil {
 		return nil, err
 	}
+	return describe(ref, at, img)
+}
+
+// describe is what Resolve reports of one image manifest: its digest pinned under ref's name (at is where it was
+// read, ref or a mirror), its layer count and compressed size.
+func describe(ref, at Ref, img v1.Image) (*Resolved, error) {
 	digest, err := img.Digest()
 	if err != nil {
 		return nil, err
@@ -299,16 +329,8 @@ func platformImage(ref Ref, desc *remote.Descriptor, want v1.Platform) (v1.Image
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %v: %w", ref, err, ErrInvalid)
 		}
-		cf, err := img.ConfigFile()
-		if err != nil {
-			return nil, fmt.Errorf("image %s config: %v: %w", ref, err, ErrInvalid)
-		}
-		have := cf.Platform()
-		if have != nil && have.Architecture != "" && !have.Satisfies(want) {
-			return nil, fmt.Errorf("image %s is built for %s only but the node needs %s (properties.cpu_arch): push a %s image or a multi-platform index: %w",
-				ref, have, want, want, ErrPlatform)
-		}
-		return img, nil
+		_, err = configFor(ref, img, want)
+		return img, err
 	}
 	idx, err := desc.ImageIndex()
 	if err != nil {
@@ -338,6 +360,20 @@ func platformImage(ref Ref, desc *remote.Descriptor, want v1.Platform) (v1.Image
 	}
 	return nil, fmt.Errorf("image %s has no %s manifest (it has: %s); set properties.cpu_arch to match, or push a %s image to the index: %w",
 		ref, want, strings.Join(have, ", "), want, ErrPlatform)
+}
+
+// configFor reads img's config and checks it is built for want (or says nothing, as some hand-made images do).
+func configFor(ref Ref, img v1.Image, want v1.Platform) (*v1.ConfigFile, error) {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("image %s config: %v: %w", ref, err, ErrInvalid)
+	}
+	have := cf.Platform()
+	if have != nil && have.Architecture != "" && !have.Satisfies(want) {
+		return nil, fmt.Errorf("image %s is built for %s only but the node needs %s (properties.cpu_arch): push a %s image or a multi-platform index: %w",
+			ref, have, want, want, ErrPlatform)
+	}
+	return cf, nil
 }
 
 // registryError maps a registry's answer to ErrUnauthorized or ErrNotFound with the instance_info key to check;
