@@ -293,7 +293,8 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 	reg.AddDeploy("bootc", bootcdeploy.New(bootcdeploy.Config{Insecure: cfg.InsecureRegistries, Aliases: cfg.RegistryAliases,
 		Trust: cfg.Registries.Trust, Policy: policy}))
 	// Whole-disk images over http(s); checksum files are fetched under the same rules as deploy artifacts.
-	reg.AddDeploy("direct", directdeploy.New(directdeploy.Config{AllowMD5: cfg.AllowMD5Checksum, Artifacts: arts}))
+	reg.AddDeploy("direct", directdeploy.New(directdeploy.Config{AllowMD5: cfg.AllowMD5Checksum, Artifacts: arts,
+		Insecure: cfg.InsecureRegistries, Aliases: cfg.RegistryAliases, Trust: cfg.Registries.Trust, Policy: policy}))
 	agentURL := cfg.AgentURL
 	if agentURL == "" {
 		agentURL = cfg.PublicURL

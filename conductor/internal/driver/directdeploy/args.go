@@ -45,6 +45,10 @@ func (d *Deploy) writeImageArgs(ctx context.Context, t *driver.Task) (map[string
 	if secret, _ := ii["image_request_authorization_secret"].(string); secret != "" {
 		info["image_request_authorization"] = base64.StdEncoding.EncodeToString([]byte(secret))
 	}
+	// An oci:// disk artifact: the blob's URL, digest and format, and the registry's authorization (oci.go).
+	if err := d.ociImageInfo(ctx, t, info); err != nil {
+		return nil, err
+	}
 	proxies := map[string]any{}
 	for _, scheme := range []string{"http", "https"} {
 		if p, _ := n.DriverInfo["image_"+scheme+"_proxy"].(string); p != "" {

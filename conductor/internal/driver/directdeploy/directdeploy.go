@@ -1,7 +1,8 @@
 // Package directdeploy owns the conductor's `direct` deploy interface, Ironic's AgentDeploy for whole-disk images:
-// the agent streams a raw or qcow2 image from an http(s) URL onto the node's root device (IPA's write_image deploy
-// step), verifying its checksum on the way, writes the config drive, and the node boots the disk. Validation,
-// the checksum (a digest or a URL to a checksum file, resolved by the conductor) and the write_image arguments
+// the agent streams a raw or qcow2 image from an http(s) URL, or the blob of an oci:// disk image artifact, onto the
+// node's root device (IPA's write_image deploy step), verifying its checksum on the way, writes the config drive,
+// and the node boots the disk. Validation, the checksum (a digest or a URL to a checksum file, resolved by the
+// conductor; an artifact's blob digest), the artifact's identification (oci.go) and the write_image arguments
 // live here; booting the agent, following its command and the steps after the write are agentdeploy's.
 package directdeploy
 
@@ -22,6 +23,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/steps"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 	"github.com/ferric-metal/ferric/deploy"
+	"github.com/ferric-metal/ferric/images"
 )
 
 // StepWriteImage is IPA's deploy step that writes a whole-disk image (standby.py), and Ironic's conductor-side
@@ -38,6 +40,13 @@ type Config struct {
 	AllowMD5 bool
 	// Artifacts fetches checksum files named by URL; nil refuses checksum URLs.
 	Artifacts *artifact.Fetcher
+	// Insecure, Aliases, Trust and Policy are the bootc interface's registry settings, for oci:// disk artifacts:
+	// registries reached over plain http (--insecure-registry), the conductor's address of a registry as nodes
+	// name it (--registry-alias), the site's CAs, proxies and mirrors, and the reject scopes of --image-policy.
+	Insecure []string
+	Aliases  map[string]string
+	Trust    images.Trust
+	Policy   *images.Policy
 }
 
 // Deploy implements driver.Deploy, the step provider and the engine's agent hand-off for the direct interface.
@@ -67,20 +76,17 @@ var diskFormats = map[string]bool{"raw": true, "qcow2": true}
 func (d *Deploy) Validate(ctx context.Context, n *store.Node) error {
 	src, _ := n.InstanceInfo["image_source"].(string)
 	if src == "" {
-		return errInvalid(fmt.Errorf("instance_info.image_source is missing: set it to the http(s) URL of a raw or qcow2 whole-disk image"))
+		return errInvalid(fmt.Errorf("instance_info.image_source is missing: set it to the http(s) URL of a raw or qcow2 whole-disk image, or an oci:// disk image artifact"))
 	}
-	if strings.HasPrefix(src, "oci://") {
-		return errInvalid(fmt.Errorf("instance_info.image_source is an oci:// reference: the direct interface does not deploy OCI " +
-			"disk-image artifacts yet; serve the image over http(s), or use the bootc deploy interface for a bootable container"))
+	if err := checkDiskFormat(n.InstanceInfo); err != nil {
+		return err
+	}
+	if isOCI(src) {
+		return d.validateOCI(n, src)
 	}
 	u, err := url.Parse(src)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return errInvalid(fmt.Errorf("instance_info.image_source %q is not an http(s) URL: give the http(s) URL of a raw or qcow2 whole-disk image", redact(src)))
-	}
-	if f, set := n.InstanceInfo["image_disk_format"]; set && f != nil && f != "" {
-		if s, _ := f.(string); !diskFormats[s] {
-			return errInvalid(fmt.Errorf("instance_info.image_disk_format %v is not supported: use raw or qcow2, or unset it to detect the format", f))
-		}
 	}
 	c, err := readChecksum(n.InstanceInfo, d.cfg.AllowMD5)
 	if err != nil {
@@ -93,6 +99,16 @@ func (d *Deploy) Validate(ctx context.Context, n *store.Node) error {
 		}
 		if err := d.cfg.Artifacts.Check(ctx, "instance_info.image_checksum", c.value); err != nil {
 			return errInvalid(err)
+		}
+	}
+	return nil
+}
+
+// checkDiskFormat refuses an image_disk_format the agent does not write.
+func checkDiskFormat(ii map[string]any) error {
+	if f, set := ii["image_disk_format"]; set && f != nil && f != "" {
+		if s, _ := f.(string); !diskFormats[s] {
+			return errInvalid(fmt.Errorf("instance_info.image_disk_format %v is not supported: use raw or qcow2, or unset it to detect the format", f))
 		}
 	}
 	return nil
@@ -136,12 +152,12 @@ func (d *Deploy) ExecuteStep(ctx context.Context, t *driver.Task, kind steps.Kin
 }
 
 // Deploy is the core deploy step: it validates again, resolves the checksum (fetching a checksum file once, so
-// the agent verifies the digest the deploy began with), and boots the agent; the node then waits for its call-back.
+// the agent verifies the digest the deploy began with) or identifies the oci:// disk artifact, and boots the agent; the node then waits for its call-back.
 func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, error) {
 	n := t.Node
 	dii := n.DriverInternalInfo
 	// A rebuild or a retried deploy must not reuse the previous checksum, command or progress.
-	for _, k := range []string{keyChecksum, keyInstalled, agentdeploy.KeyStepCmd, agentdeploy.KeyOffset, agentdeploy.KeyProgress} {
+	for _, k := range []string{keyChecksum, keyOCI, keyInstalled, agentdeploy.KeyStepCmd, agentdeploy.KeyOffset, agentdeploy.KeyProgress} {
 		delete(dii, k)
 	}
 	// The step engine started this deploy's log run before its first step; called on its own, Deploy starts one.
@@ -153,6 +169,13 @@ func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, er
 	}
 	src, _ := n.InstanceInfo["image_source"].(string)
 	t.Logf(ctx, "deploy %s started: writing %s", dii[agentdeploy.KeyRun], redact(src))
+	// An oci:// source is identified in its registry; its blob's digest is the checksum.
+	if isOCI(src) {
+		if err := d.identifyOCI(ctx, t, src); err != nil {
+			return driver.Done, fmt.Errorf("cannot deploy: %w", err)
+		}
+		return d.StartBoot(ctx, t)
+	}
 	c, err := d.resolveChecksum(ctx, n)
 	if err != nil {
 		return driver.Done, fmt.Errorf("cannot deploy: %w", err)
@@ -227,7 +250,7 @@ func (d *Deploy) TearDown(ctx context.Context, t *driver.Task) error {
 	if err := t.Power.SetPowerState(ctx, t.Node, driver.PowerOff, 0); err != nil {
 		return err
 	}
-	for _, k := range []string{keyInstalled, keyChecksum, agentdeploy.KeyProgress, agentdeploy.KeyStepCmd, agentdeploy.KeyOffset} {
+	for _, k := range []string{keyInstalled, keyChecksum, keyOCI, agentdeploy.KeyProgress, agentdeploy.KeyStepCmd, agentdeploy.KeyOffset} {
 		delete(t.Node.DriverInternalInfo, k)
 	}
 	return t.Boot.CleanUpInstance(ctx, t)

@@ -2,11 +2,14 @@ package directdeploy
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,6 +22,11 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/steps"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 	"github.com/ferric-metal/ferric/deploy"
+	"github.com/ferric-metal/ferric/images"
+	"github.com/ferric-metal/ferric/test/bootcimage"
+	"github.com/ferric-metal/ferric/test/certtest"
+	"github.com/ferric-metal/ferric/test/diskimagetest"
+	"github.com/ferric-metal/ferric/test/registrytest"
 )
 
 const (
@@ -56,8 +64,12 @@ func TestValidate(t *testing.T) {
 		{"empty format is unset", map[string]any{"image_source": img, "image_checksum": sha256Disk, "image_disk_format": ""}, false, ""},
 		{"md5 when allowed", map[string]any{"image_source": img, "image_checksum": md5Disk}, true, ""},
 		{"no image_source", map[string]any{"image_checksum": sha256Disk}, false, "instance_info.image_source is missing: set it to the http(s) URL"},
-		{"oci source", map[string]any{"image_source": "oci://quay.io/org/disk:1", "image_checksum": sha256Disk}, false,
-			"does not deploy OCI disk-image artifacts yet"},
+		{"oci source needs no checksum", map[string]any{"image_source": "oci://quay.io/org/disk:1"}, false, ""},
+		{"oci source by digest", map[string]any{"image_source": "oci://quay.io/org/disk@sha256:" + sha256Disk}, false, ""},
+		{"oci source malformed", map[string]any{"image_source": "oci://quay.io/Org/disk:bad tag"}, false,
+			"is not an OCI reference"},
+		{"oci source, bad format", map[string]any{"image_source": "oci://quay.io/org/disk:1", "image_disk_format": "vmdk"}, false,
+			"image_disk_format vmdk is not supported"},
 		{"file source", map[string]any{"image_source": "file:///srv/disk.raw", "image_checksum": sha256Disk}, false, "is not an http(s) URL"},
 		{"credentials hidden", map[string]any{"image_source": "ftp://u:hunter2@h/disk", "image_checksum": sha256Disk}, false, "ftp://u:xxxxx@h/disk"},
 		{"bad format", map[string]any{"image_source": img, "image_checksum": sha256Disk, "image_disk_format": "vmdk"}, false,
@@ -240,6 +252,140 @@ func TestResolveChecksumURL(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, c.value)
 			assert.Equal(t, "sha256", c.algo)
+		})
+	}
+}
+
+// ociRegistry is a TLS registry with basic auth holding disk artifacts and a bootc image, and the Config that
+// trusts it.
+type ociRegistry struct {
+	reg             *registrytest.Registry
+	cfg             Config
+	zstd, qcow2     diskimagetest.Pushed
+	bootc, multiple string
+}
+
+func newOCIRegistry(t *testing.T) *ociRegistry {
+	pair := certtest.SelfSigned(t, certtest.Options{CN: "registry-ca", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	reg := registrytest.Start(t, registrytest.WithBasicAuth("u", "p"), registrytest.WithTLS(pair.TLS))
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "disk.raw")
+	require.NoError(t, os.WriteFile(raw, []byte("raw disk image bytes"), 0o600))
+	qcow2 := filepath.Join(dir, "disk.qcow2")
+	require.NoError(t, os.WriteFile(qcow2, []byte("QFI\xfb"), 0o600))
+	auth := diskimagetest.Auth("u", "p")
+	r := &ociRegistry{reg: reg, cfg: Config{Trust: images.Trust{RegistryCAs: map[string]string{reg.Host: string(pair.CertPEM)}}}}
+	r.zstd = diskimagetest.PushArtifact(t, reg.PlainHost, "org/disk", "v1", auth, diskimagetest.Artifact{
+		File: diskimagetest.Compress(t, raw, "zstd"), MediaType: diskimagetest.MediaTypeZstd, DiskType: "raw", Title: "os.raw.zst"})
+	r.qcow2 = diskimagetest.PushArtifact(t, reg.PlainHost, "org/qcow2", "v1", auth, diskimagetest.Artifact{File: qcow2, DiskType: "qcow2"})
+	diskimagetest.PushArtifact(t, reg.PlainHost, "org/layers", "v1", auth, diskimagetest.Artifact{File: raw, DiskType: "raw", ExtraLayers: 1})
+	r.bootc = bootcimage.Push(t, reg.PlainHost, "org/os", "v1", bootcimage.Options{Marker: "direct", Username: "u", Password: "p"})
+	return r
+}
+
+func (r *ociRegistry) task(ii map[string]any) *driver.Task {
+	return &driver.Task{Node: node(ii), Log: quietLog(), ConfigDrive: func(context.Context) (any, error) { return nil, nil }}
+}
+
+// TestOCIWriteImageArgs: an oci:// disk artifact is identified at the core step (recorded under direct_oci) and
+// write_image gets the blob's URL as the node sees the registry, its digest as the sha256 to verify, the
+// artifact's format and the registry's Authorization header; the header is never stored in the node.
+func TestOCIWriteImageArgs(t *testing.T) {
+	r := newOCIRegistry(t)
+	ctx := context.Background()
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("u:p"))
+	tests := []struct {
+		name    string
+		aliases map[string]string
+		source  string
+		wantURL string
+	}{
+		{"registry as the conductor reaches it", nil, "oci://" + r.reg.Host + "/org/disk:v1",
+			"https://" + r.reg.Host + "/v2/org/disk/blobs/" + r.zstd.Blob},
+		{"registry alias: the node's name in the URL", map[string]string{"registry.test:5000": r.reg.Host}, "oci://registry.test:5000/org/disk:v1",
+			"https://registry.test:5000/v2/org/disk/blobs/" + r.zstd.Blob},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := r.cfg
+			cfg.Aliases = tc.aliases
+			d := New(cfg)
+			task := r.task(map[string]any{"image_source": tc.source, "image_pull_secret": "u:p"})
+			require.NoError(t, d.Validate(ctx, task.Node))
+			require.NoError(t, d.identifyOCI(ctx, task, tc.source))
+			host := strings.TrimPrefix(strings.Split(tc.source, "/org/")[0], "oci://")
+			assert.Equal(t, map[string]any{"manifest": host + "/org/disk@" + r.zstd.Manifest, "blob": r.zstd.Blob,
+				"media_type": "application/zstd", "disk_format": "raw", "compression": "zstd", "size": r.zstd.BlobSize,
+				"filename": "os.raw.zst", "platform": "linux/amd64"}, task.Node.DriverInternalInfo[keyOCI])
+			args, err := d.writeImageArgs(ctx, task)
+			require.NoError(t, err)
+			info := args["image_info"].(map[string]any)
+			assert.Equal(t, []any{tc.wantURL}, info["urls"])
+			assert.Equal(t, "sha256", info["os_hash_algo"])
+			assert.Equal(t, strings.TrimPrefix(r.zstd.Blob, "sha256:"), info["os_hash_value"])
+			assert.NotContains(t, info, "checksum")
+			assert.Equal(t, "raw", info["disk_format"])
+			assert.Equal(t, "os.raw.zst", info["id"])
+			assert.Equal(t, base64.StdEncoding.EncodeToString([]byte(basic)), info["image_request_authorization"])
+			stored, err := json.Marshal(task.Node)
+			require.NoError(t, err)
+			assert.NotContains(t, string(stored), base64.StdEncoding.EncodeToString([]byte("u:p")), "the header is not stored")
+		})
+	}
+}
+
+// TestOCIInsecureAnonymous: a plain-http registry named by --insecure-registry gets an http:// blob URL, and an
+// anonymous one no authorization.
+func TestOCIInsecureAnonymous(t *testing.T) {
+	reg := registrytest.Start(t)
+	raw := filepath.Join(t.TempDir(), "disk.raw")
+	require.NoError(t, os.WriteFile(raw, []byte("disk"), 0o600))
+	p := diskimagetest.PushArtifact(t, reg.Host, "org/disk", "v1", diskimagetest.Auth("", ""), diskimagetest.Artifact{File: raw})
+	d := New(Config{Insecure: []string{reg.Host}})
+	src := "oci://" + reg.Host + "/org/disk:v1"
+	task := &driver.Task{Node: node(map[string]any{"image_source": src, "image_disk_format": "raw"}), Log: quietLog(),
+		ConfigDrive: func(context.Context) (any, error) { return nil, nil }}
+	require.NoError(t, d.identifyOCI(context.Background(), task, src))
+	args, err := d.writeImageArgs(context.Background(), task)
+	require.NoError(t, err)
+	info := args["image_info"].(map[string]any)
+	assert.Equal(t, []any{"http://" + reg.Host + "/v2/org/disk/blobs/" + p.Blob}, info["urls"])
+	assert.NotContains(t, info, "image_request_authorization")
+	assert.Equal(t, "raw", info["disk_format"], "no disktype: instance_info's image_disk_format stays")
+}
+
+// TestOCIRefusals: the core step refuses, before any agent boots, what direct cannot write: a bootable container
+// image (pointing at the bootc interface), a qcow2 artifact behind credentials, a multi-layer artifact, wrong
+// credentials, a policy's reject scope.
+func TestOCIRefusals(t *testing.T) {
+	r := newOCIRegistry(t)
+	policy, err := images.ParsePolicy([]byte(`{"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker":{"` +
+		r.reg.Host + `/forbidden":[{"type":"reject"}]}}}`))
+	require.NoError(t, err)
+	tests := []struct {
+		name, image, secret string
+		want                []string
+	}{
+		{"bootc image", "org/os:v1", "u:p", []string{"is a bootable container image (manifest " + r.bootc + ")",
+			"set deploy_interface to bootc, or leave it unset so autodetect picks bootc"}},
+		{"qcow2 behind credentials", "org/qcow2:v1", "u:p", []string{"is qcow2 and the registry needs image_pull_secret", "disktype raw"}},
+		{"multi-layer artifact", "org/layers:v1", "u:p", []string{"2 layers (a disk image artifact has one)", "image not found"}},
+		{"wrong credentials", "org/disk:v1", "u:wrong", []string{"check image_pull_secret"}},
+		{"policy reject", "forbidden/disk:v1", "u:p", []string{`requires "reject"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := r.cfg
+			cfg.Policy = policy
+			task := r.task(map[string]any{"image_source": "oci://" + r.reg.Host + "/" + tc.image, "image_pull_secret": tc.secret})
+			out, err := New(cfg).Deploy(context.Background(), task)
+			require.Error(t, err)
+			assert.Equal(t, driver.Done, out)
+			for _, w := range tc.want {
+				assert.Contains(t, err.Error(), w)
+			}
+			assert.NotContains(t, err.Error(), "wrong")
+			assert.NotContains(t, task.Node.DriverInternalInfo, keyOCI)
 		})
 	}
 }
