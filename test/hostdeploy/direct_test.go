@@ -5,12 +5,15 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +23,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferric-metal/ferric/conductor"
+	"github.com/ferric-metal/ferric/test/bootcimage"
+	"github.com/ferric-metal/ferric/test/certtest"
+	"github.com/ferric-metal/ferric/test/diskimagetest"
+	"github.com/ferric-metal/ferric/test/registrytest"
 )
 
 // TestDirectDeploy deploys whole-disk images with the direct interface through a real agent onto a loop device:
@@ -85,4 +92,75 @@ func TestDirectDeploy(t *testing.T) {
 			require.True(t, bytes.Equal(img, head), "the device holds the image's bytes (%s)", fmt.Sprint(rec))
 		})
 	}
+}
+
+// TestDirectDeployOCI deploys a zstd-compressed raw disk packed as an OCI artifact (one layer, disktype raw) from a
+// TLS registry with basic auth, whose CA the conductor and the agent get per registry (--registry-ca
+// REGISTRY=FILE, agent.json registry_cas): the conductor identifies the artifact and the agent streams the blob
+// with the registry's Authorization header, verified against the blob digest. A bootable container image given
+// to direct is refused before any agent boots, naming the interface to use.
+func TestDirectDeployOCI(t *testing.T) {
+	ca := certtest.SelfSigned(t, certtest.Options{CN: "ferric test registry CA"})
+	secure := registrytest.Start(t, registrytest.WithBasicAuth(user, pass), registrytest.WithTLS(ca.TLS))
+	img := make([]byte, 8<<20)
+	_, err := rand.Read(img)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "os.raw")
+	require.NoError(t, os.WriteFile(raw, img, 0o600))
+	pushed := diskimagetest.PushArtifact(t, secure.PlainHost, "ferric/disk", "v1", diskimagetest.Auth(user, pass), diskimagetest.Artifact{
+		File: diskimagetest.Compress(t, raw, "zstd"), MediaType: diskimagetest.MediaTypeZstd, DiskType: "raw",
+		ArtifactType: diskimagetest.ArtifactTypeDisk})
+	bootcimage.Push(t, secure.PlainHost, "ferric/os", "v1", bootcimage.Options{Marker: "direct", Username: user, Password: pass})
+	r := newRig(t, func(cfg *conductor.Config) {
+		caFile := filepath.Join(t.TempDir(), "ca.pem")
+		require.NoError(t, os.WriteFile(caFile, ca.CertPEM, 0o600))
+		require.NoError(t, cfg.Registries.AddCAFile(secure.Host+"="+caFile))
+	})
+	secret := map[string]any{"image_pull_secret": user + ":" + pass}
+	direct := func(t *testing.T, name string) (*nodes.Node, string) {
+		dev, file := loop(t, 64<<20)
+		n := r.enroll(t, name, dev, nil)
+		_, err := nodes.Update(context.Background(), r.cl, n.UUID, nodes.UpdateOpts{nodes.UpdateOperation{Op: nodes.ReplaceOp,
+			Path: "/deploy_interface", Value: "direct"}}).Extract()
+		require.NoError(t, err)
+		return n, file
+	}
+
+	t.Run("zstd raw artifact", func(t *testing.T) {
+		n, file := direct(t, "oci-disk")
+		r.deploy(t, n.UUID, "oci://"+secure.Host+"/ferric/disk:v1", nodes.TargetActive, secret, nil)
+		got := r.wait(t, n.UUID, "active", 3*time.Minute)
+		rec, ok := got.DriverInternalInfo["direct_oci"].(map[string]any)
+		require.True(t, ok, "driver_internal_info.direct_oci: %v", got.DriverInternalInfo)
+		assert.Equal(t, secure.Host+"/ferric/disk@"+pushed.Manifest, rec["manifest"])
+		assert.Equal(t, pushed.Blob, rec["blob"])
+		assert.Equal(t, "zstd", rec["compression"])
+		inst, ok := got.DriverInternalInfo["direct_installed"].(map[string]any)
+		require.True(t, ok, "driver_internal_info.direct_installed: %v", got.DriverInternalInfo)
+		assert.Equal(t, "zstd", inst["compression"], "the agent streamed the compressed blob")
+		f, err := os.Open(file)
+		require.NoError(t, err)
+		defer f.Close()
+		head := make([]byte, len(img))
+		_, err = io.ReadFull(f, head)
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(img, head), "the device holds the image's bytes")
+		logs := r.logText(t, n.UUID)
+		assert.NotContains(t, logs, pass)
+		assert.NotContains(t, logs, base64.StdEncoding.EncodeToString([]byte(user+":"+pass)), "the Authorization header is never logged")
+		assert.NotContains(t, fmt.Sprint(got.DriverInternalInfo), base64.StdEncoding.EncodeToString([]byte(user+":"+pass)))
+	})
+	t.Run("bootc image refused", func(t *testing.T) {
+		n, file := direct(t, "oci-bootc")
+		before := diskEnds(t, file)
+		r.deploy(t, n.UUID, "oci://"+secure.Host+"/ferric/os:v1", nodes.TargetActive, secret, nil)
+		got := r.wait(t, n.UUID, "deploy failed", 3*time.Minute)
+		t.Logf("last_error: %s", got.LastError)
+		assert.Contains(t, got.LastError, "is a bootable container image")
+		assert.Contains(t, got.LastError, "set deploy_interface to bootc, or leave it unset so autodetect picks bootc")
+		assert.Equal(t, "power off", got.PowerState)
+		assert.True(t, bytes.Equal(before, diskEnds(t, file)), "the disk is untouched")
+		assert.False(t, strings.Contains(r.logText(t, n.UUID), "[agent]"), "no agent was booted")
+	})
 }

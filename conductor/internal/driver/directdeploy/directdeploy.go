@@ -235,7 +235,7 @@ func (d *Deploy) recordWritten(ctx context.Context, t *driver.Task, r *agentclie
 		DeployResult map[string]any `json:"deploy_result"`
 	}
 	if err := json.Unmarshal(r.CommandResult, &res); err == nil {
-		for _, k := range []string{"device", "format", "disk_format", "bytes_written", "seconds"} {
+		for _, k := range []string{"device", "format", "disk_format", "compression", "bytes_written", "seconds"} {
 			if v, ok := res.DeployResult[k]; ok && v != nil {
 				rec[strings.TrimPrefix(k, "disk_")] = v
 			}
