@@ -262,6 +262,7 @@ type ociRegistry struct {
 	reg             *registrytest.Registry
 	cfg             Config
 	zstd, qcow2     diskimagetest.Pushed
+	both            []diskimagetest.Pushed // org/both: an index of a raw and a qcow2 disk
 	bootc, multiple string
 }
 
@@ -279,6 +280,8 @@ func newOCIRegistry(t *testing.T) *ociRegistry {
 		File: diskimagetest.Compress(t, raw, "zstd"), MediaType: diskimagetest.MediaTypeZstd, DiskType: "raw", Title: "os.raw.zst"})
 	r.qcow2 = diskimagetest.PushArtifact(t, reg.PlainHost, "org/qcow2", "v1", auth, diskimagetest.Artifact{File: qcow2, DiskType: "qcow2"})
 	diskimagetest.PushArtifact(t, reg.PlainHost, "org/layers", "v1", auth, diskimagetest.Artifact{File: raw, DiskType: "raw", ExtraLayers: 1})
+	r.both = diskimagetest.PushArtifactIndex(t, reg.PlainHost, "org/both", "v1", auth,
+		diskimagetest.Artifact{File: raw, DiskType: "raw"}, diskimagetest.Artifact{File: qcow2, DiskType: "qcow2"})
 	r.bootc = bootcimage.Push(t, reg.PlainHost, "org/os", "v1", bootcimage.Options{Marker: "direct", Username: "u", Password: "p"})
 	return r
 }
@@ -386,6 +389,38 @@ func TestOCIRefusals(t *testing.T) {
 			}
 			assert.NotContains(t, err.Error(), "wrong")
 			assert.NotContains(t, task.Node.DriverInternalInfo, keyOCI)
+		})
+	}
+}
+
+// TestOCIDownloadSource: image_download_source local (instance_info, else driver_info) ranks qcow2 first, as
+// upstream does when the conductor serves the image; otherwise raw, which the agent streams.
+func TestOCIDownloadSource(t *testing.T) {
+	r := newOCIRegistry(t)
+	src := "oci://" + r.reg.Host + "/org/both:v1"
+	tests := []struct {
+		name       string
+		ii, di     map[string]any
+		wantFormat string
+		want       diskimagetest.Pushed
+	}{
+		{"agent download", nil, nil, "raw", r.both[0]},
+		{"local in instance_info", map[string]any{"image_download_source": "local"}, nil, "qcow2", r.both[1]},
+		{"local in driver_info", nil, map[string]any{"image_download_source": "local"}, "qcow2", r.both[1]},
+		{"instance_info wins", map[string]any{"image_download_source": "http"}, map[string]any{"image_download_source": "local"}, "raw", r.both[0]},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ii := map[string]any{"image_source": src, "image_pull_secret": "u:p"}
+			for k, v := range tc.ii {
+				ii[k] = v
+			}
+			task := r.task(ii)
+			task.Node.DriverInfo = tc.di
+			require.NoError(t, New(r.cfg).identifyOCI(context.Background(), task, src))
+			rec := task.Node.DriverInternalInfo[keyOCI].(map[string]any)
+			assert.Equal(t, tc.wantFormat, rec["disk_format"])
+			assert.Equal(t, tc.want.Blob, rec["blob"])
 		})
 	}
 }
