@@ -20,6 +20,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/api"
 	"github.com/ferric-metal/ferric/conductor/internal/artifact"
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/driver/agentdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/bootcdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/directdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/localboot"
@@ -290,11 +291,13 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 	reg.AddManagement("fake", driver.NewFakeManagement())
 	reg.AddBoot("fake", driver.NewFakeBoot())
 	reg.AddDeploy("fake", driver.FakeDeploy{})
-	reg.AddDeploy("bootc", bootcdeploy.New(bootcdeploy.Config{Insecure: cfg.InsecureRegistries, Aliases: cfg.RegistryAliases,
-		Trust: cfg.Registries.Trust, Policy: policy}))
+	// bootc and direct judge and reach registries the same way (oci:// sources).
+	registries := agentdeploy.Registry{Insecure: cfg.InsecureRegistries, Aliases: cfg.RegistryAliases, Trust: cfg.Registries.Trust,
+		Policy: policy}
+	reg.AddDeploy("bootc", bootcdeploy.New(bootcdeploy.Config{Registry: registries}))
 	// Whole-disk images over http(s); checksum files are fetched under the same rules as deploy artifacts.
 	reg.AddDeploy("direct", directdeploy.New(directdeploy.Config{AllowMD5: cfg.AllowMD5Checksum, Artifacts: arts,
-		Insecure: cfg.InsecureRegistries, Aliases: cfg.RegistryAliases, Trust: cfg.Registries.Trust, Policy: policy}))
+		Registry: registries}))
 	agentURL := cfg.AgentURL
 	if agentURL == "" {
 		agentURL = cfg.PublicURL

@@ -27,19 +27,15 @@ import (
 
 // Config tunes the interface.
 type Config struct {
-	// Insecure lists registries reached over plain http (development, CI).
-	Insecure []string
+	// Registry holds the site's registry settings, shared with the direct interface: registries reached over
+	// plain http (--insecure-registry, development and CI), the conductor's address of a registry as nodes see it
+	// (--registry-alias), the site's CAs, proxies and mirrors (agents get the same), and the reject scopes of the
+	// operator's signature policy (--image-policy), checked before the agent boots.
+	agentdeploy.Registry
 	// AgentTimeout bounds each call to the agent (default 30 s).
 	AgentTimeout time.Duration
 	// NoCleaning skips the agent-driven disk metadata wipe during automated cleaning.
 	NoCleaning bool
-	// Aliases maps a registry as nodes see it to the address the conductor resolves it at.
-	Aliases map[string]string
-	// Trust holds the site's registry CAs, proxies and mirrors for digest resolution (agents get the same).
-	Trust images.Trust
-	// Policy is the operator's signature policy (--image-policy); its reject scopes are checked before the agent
-	// boots. Nil: no policy.
-	Policy *images.Policy
 }
 
 // Deploy implements driver.Deploy and the engine's agent hand-off.
@@ -85,7 +81,7 @@ func (d *Deploy) Validate(_ context.Context, n *store.Node) error {
 	if _, err := bootc.ParseOptions(n.InstanceInfo); err != nil {
 		return fmt.Errorf("%v: %w", err, driver.ErrInvalid)
 	}
-	if _, err := nodePlatform(n); err != nil {
+	if _, err := agentdeploy.NodePlatform(n); err != nil {
 		return fmt.Errorf("%v: %w", err, driver.ErrInvalid)
 	}
 	// bootc installs an EFI system partition and a UEFI boot entry only; a BIOS node would not boot it.
@@ -93,40 +89,6 @@ func (d *Deploy) Validate(_ context.Context, n *store.Node) error {
 		return fmt.Errorf("bootc deploys need UEFI; properties.capabilities says boot_mode:bios: %w", driver.ErrInvalid)
 	}
 	return nil
-}
-
-// insecure reports whether registry was named by --insecure-registry (plain http, no TLS checks).
-func (d *Deploy) insecure(registry string) bool {
-	for _, r := range d.cfg.Insecure {
-		if r == registry {
-			return true
-		}
-	}
-	return false
-}
-
-// nodePlatform is the OCI platform of the node's properties.cpu_arch (linux/amd64 when it is unset).
-func nodePlatform(n *store.Node) (string, error) {
-	v, ok := n.Properties["cpu_arch"]
-	if !ok || v == nil {
-		return images.PlatformForCPUArch("")
-	}
-	s, ok := v.(string)
-	if !ok {
-		return "", fmt.Errorf("properties.cpu_arch must be a string such as x86_64 or aarch64, not %v", v)
-	}
-	return images.PlatformForCPUArch(s)
-}
-
-// pullSecret returns the node's registry secret (instance_info, then driver_info), "" when none. This is
-// Ironic's order for image_pull_secret: an instance's own secret wins over the node's standing one.
-func pullSecret(n *store.Node) string {
-	for _, m := range []map[string]any{n.InstanceInfo, n.DriverInfo} {
-		if s, _ := m["image_pull_secret"].(string); s != "" {
-			return s
-		}
-	}
-	return ""
 }
 
 // Deploy pins the image digest and boots the agent; the node then waits for its call-back. It is the core
@@ -149,46 +111,18 @@ func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, er
 		return driver.Done, err
 	}
 	src, _ := n.InstanceInfo["image_source"].(string)
-	refStr, _ := bootc.ValidateImageSource(src)
-	ref, err := images.Parse(refStr, false)
+	t.Logf(ctx, "deploy %s started: resolving %s", dii[keyRun], src)
+	im, err := d.image(ctx, t, src)
 	if err != nil {
-		return driver.Done, err
-	}
-	if d.insecure(ref.Registry) {
-		if ref, err = images.Parse(refStr, true); err != nil {
-			return driver.Done, err
-		}
-	}
-	creds, err := images.ParsePullSecret(pullSecret(n))
-	if err != nil {
-		return driver.Done, err
-	}
-	t.Logf(ctx, "deploy %s started: resolving %s", dii[keyRun], ref)
-	// --registry-alias: the conductor may reach the registry under another address than the nodes do.
-	lookup := ref
-	if alias, ok := d.cfg.Aliases[ref.Registry]; ok {
-		if lookup, err = images.Parse(alias+strings.TrimPrefix(refStr, ref.Registry), d.insecure(alias) || d.insecure(ref.Registry)); err != nil {
-			return driver.Done, err
-		}
-	}
-	platform, _ := nodePlatform(n) // Validate accepted it
-	if d.cfg.Policy != nil {
-		// Checked on the reference as nodes see it (scopes name that registry, not the conductor's alias).
-		if err := d.cfg.Policy.CheckReject(ref); err != nil {
-			return driver.Done, fmt.Errorf("cannot deploy: %w", err)
-		}
-	}
-	res, err := images.Resolve(ctx, lookup, images.ResolveOptions{Creds: creds, Platform: platform, Timeout: time.Minute, Trust: d.cfg.Trust,
-		Insecure: d.cfg.Insecure})
-	if err != nil {
-		return driver.Done, fmt.Errorf("cannot deploy: %v", err)
+		return driver.Done, fmt.Errorf("cannot deploy: %w", err)
 	}
 	// The agent pulls the digest (of the node's platform's manifest) from the registry as the node sees it.
-	dii[keyPinned], dii[keyDigest], dii[keyPlatform] = ref.Registry+"/"+ref.Repository+"@"+res.Digest, res.Digest, platform
-	if ref.Tag != "" {
-		dii[keyTag] = ref.String()
+	dii[keyPinned], dii[keyDigest], dii[keyPlatform] = im.Pinned(), im.Digest, im.Platform
+	if im.Node.Tag != "" {
+		dii[keyTag] = im.Node.String()
 	}
-	t.Logf(ctx, "pinned %s to %s for %s (%d layers, %d MiB compressed)", ref, res.Digest, platform, res.Layers, res.CompressedBytes>>20)
+	t.Logf(ctx, "pinned %s to %s for %s (%d layers, %d MiB compressed)%s", im.Node, im.Digest, im.Platform, im.Layers,
+		im.CompressedBytes>>20, labelNote(im.Labels))
 	return d.StartBoot(ctx, t)
 }
 
@@ -281,7 +215,7 @@ func (d *Deploy) installParams(ctx context.Context, t *driver.Task) (deploy.Boot
 	}
 	platform, _ := n.DriverInternalInfo[keyPlatform].(string)
 	p := deploy.BootcInstallParams{ImageSource: "oci://" + pinned, InstanceInfo: ii, ImagePlatform: platform}
-	if s := pullSecret(n); s != "" {
+	if s := agentdeploy.PullSecret(n); s != "" {
 		enc := images.EncodeTransportSecret(s)
 		p.PullSecret = &enc
 	}

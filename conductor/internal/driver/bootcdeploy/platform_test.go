@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/driver/agentdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
@@ -47,7 +48,7 @@ func TestValidateCPUArch(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			got, err := nodePlatform(n)
+			got, err := agentdeploy.NodePlatform(n)
 			require.NoError(t, err)
 			assert.Equal(t, tc.platform, got)
 		})

@@ -23,7 +23,6 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/steps"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 	"github.com/ferric-metal/ferric/deploy"
-	"github.com/ferric-metal/ferric/images"
 )
 
 // StepWriteImage is IPA's deploy step that writes a whole-disk image (standby.py), and Ironic's conductor-side
@@ -40,13 +39,10 @@ type Config struct {
 	AllowMD5 bool
 	// Artifacts fetches checksum files named by URL; nil refuses checksum URLs.
 	Artifacts *artifact.Fetcher
-	// Insecure, Aliases, Trust and Policy are the bootc interface's registry settings, for oci:// disk artifacts:
-	// registries reached over plain http (--insecure-registry), the conductor's address of a registry as nodes
-	// name it (--registry-alias), the site's CAs, proxies and mirrors, and the reject scopes of --image-policy.
-	Insecure []string
-	Aliases  map[string]string
-	Trust    images.Trust
-	Policy   *images.Policy
+	// Registry holds the registry settings shared with the bootc interface, for oci:// disk artifacts: registries
+	// reached over plain http (--insecure-registry), the conductor's address of a registry as nodes name it
+	// (--registry-alias), the site's CAs, proxies and mirrors, and the reject scopes of --image-policy.
+	agentdeploy.Registry
 }
 
 // Deploy implements driver.Deploy, the step provider and the engine's agent hand-off for the direct interface.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferric-metal/ferric/conductor/internal/artifact"
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/driver/agentdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/steps"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 	"github.com/ferric-metal/ferric/deploy"
@@ -275,7 +276,7 @@ func newOCIRegistry(t *testing.T) *ociRegistry {
 	qcow2 := filepath.Join(dir, "disk.qcow2")
 	require.NoError(t, os.WriteFile(qcow2, []byte("QFI\xfb"), 0o600))
 	auth := diskimagetest.Auth("u", "p")
-	r := &ociRegistry{reg: reg, cfg: Config{Trust: images.Trust{RegistryCAs: map[string]string{reg.Host: string(pair.CertPEM)}}}}
+	r := &ociRegistry{reg: reg, cfg: Config{Registry: agentdeploy.Registry{Trust: images.Trust{RegistryCAs: map[string]string{reg.Host: string(pair.CertPEM)}}}}}
 	r.zstd = diskimagetest.PushArtifact(t, reg.PlainHost, "org/disk", "v1", auth, diskimagetest.Artifact{
 		File: diskimagetest.Compress(t, raw, "zstd"), MediaType: diskimagetest.MediaTypeZstd, DiskType: "raw", Title: "os.raw.zst"})
 	r.qcow2 = diskimagetest.PushArtifact(t, reg.PlainHost, "org/qcow2", "v1", auth, diskimagetest.Artifact{File: qcow2, DiskType: "qcow2"})
@@ -344,7 +345,7 @@ func TestOCIInsecureAnonymous(t *testing.T) {
 	raw := filepath.Join(t.TempDir(), "disk.raw")
 	require.NoError(t, os.WriteFile(raw, []byte("disk"), 0o600))
 	p := diskimagetest.PushArtifact(t, reg.Host, "org/disk", "v1", diskimagetest.Auth("", ""), diskimagetest.Artifact{File: raw})
-	d := New(Config{Insecure: []string{reg.Host}})
+	d := New(Config{Registry: agentdeploy.Registry{Insecure: []string{reg.Host}}})
 	src := "oci://" + reg.Host + "/org/disk:v1"
 	task := &driver.Task{Node: node(map[string]any{"image_source": src, "image_disk_format": "raw"}), Log: quietLog(),
 		ConfigDrive: func(context.Context) (any, error) { return nil, nil }}
