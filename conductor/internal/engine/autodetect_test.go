@@ -20,8 +20,8 @@ import (
 
 // fakeDetector is a fake deploy interface that claims images whose image_source starts with claims, fails its
 // Validate when invalid is set, cannot tell when err is set, and offers one automated clean step
-// (deploy.wipe_marker, priority 50) that fails when the node's driver_info has "fail_clean" (undeploy empties
-// instance_info before cleaning).
+// (deploy.wipe_marker, priority 50, abortable) that fails when the node's driver_info has "fail_clean" and waits
+// (as for an agent) when it has "wait_clean" (undeploy empties instance_info before cleaning).
 type fakeDetector struct {
 	driver.FakeDeploy
 	name, claims string
@@ -51,7 +51,7 @@ func (d *fakeDetector) Validate(context.Context, *store.Node) error {
 func (d *fakeDetector) Steps(k steps.Kind) []steps.Step {
 	out := d.FakeDeploy.Steps(k)
 	if k == steps.Clean {
-		out = append(out, steps.Step{Interface: "deploy", Step: "wipe_marker", Priority: 50})
+		out = append(out, steps.Step{Interface: "deploy", Step: "wipe_marker", Priority: 50, Abortable: true})
 	}
 	return out
 }
@@ -60,6 +60,9 @@ func (d *fakeDetector) ExecuteStep(ctx context.Context, t *driver.Task, k steps.
 	if s.Step == "wipe_marker" {
 		if _, fail := t.Node.DriverInfo["fail_clean"]; fail {
 			return driver.Done, errors.New("wipe_marker failed")
+		}
+		if _, wait := t.Node.DriverInfo["wait_clean"]; wait {
+			return driver.Wait, nil
 		}
 		t.Logf(ctx, "%s wiped the marker", d.name)
 		return driver.Done, nil
@@ -192,8 +195,8 @@ func TestAutodetectCannotTellRefuses(t *testing.T) {
 	assert.Empty(t, got.Reservation)
 }
 
-// TestAutodetectRestores: the original interface comes back when cleaning finishes, is skipped or fails, and an
-// undeployed node detects afresh next time.
+// TestAutodetectRestores: the original interface comes back when the undeploy's cleaning finishes, is skipped,
+// fails or is aborted.
 func TestAutodetectRestores(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -204,6 +207,7 @@ func TestAutodetectRestores(t *testing.T) {
 		{"cleaning done", Config{}, false, "available"},
 		{"cleaning skipped", Config{NoAutomatedClean: true}, false, "available"},
 		{"cleaning failed", Config{}, true, "clean failed"},
+		{"cleaning aborted", Config{}, false, "clean failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img, disk := imgDisk()
@@ -213,14 +217,18 @@ func TestAutodetectRestores(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, "img", got.Interfaces["deploy"])
 			if tc.failClean {
-				ctx := context.Background()
-				rn, err := f.st.Reserve(ctx, n.UUID, "test-setup")
-				require.NoError(t, err)
-				rn.DriverInfo = map[string]any{"fail_clean": true}
-				require.NoError(t, f.st.UpdateNode(ctx, rn))
-				require.NoError(t, f.st.Release(ctx, n.UUID, "test-setup"))
+				setDriverInfo(t, f, n.UUID, "fail_clean")
 			}
-			got, err = f.provision(t, n.UUID, "deleted")
+			if tc.name == "cleaning aborted" {
+				setDriverInfo(t, f, n.UUID, "wait_clean")
+				got, err = f.provision(t, n.UUID, "deleted")
+				require.NoError(t, err)
+				require.Equal(t, "clean wait", got.ProvisionState, got.LastError)
+				require.Equal(t, "img", got.Interfaces["deploy"], "the undeploy cleans with the interface that deployed")
+				got, err = f.provision(t, n.UUID, "abort")
+			} else {
+				got, err = f.provision(t, n.UUID, "deleted")
+			}
 			require.NoError(t, err)
 			assert.Equal(t, tc.wantState, got.ProvisionState, got.LastError)
 			assert.Equal(t, autodetect.Name, got.Interfaces["deploy"])
@@ -239,6 +247,16 @@ func setInstanceInfo(t *testing.T, f *fixture, id, k string, v any) {
 	n, err := f.st.Reserve(ctx, id, "test-setup")
 	require.NoError(t, err)
 	n.InstanceInfo[k] = v
+	require.NoError(t, f.st.UpdateNode(ctx, n))
+	require.NoError(t, f.st.Release(ctx, id, "test-setup"))
+}
+
+// setDriverInfo sets driver_info[k]=true on a resting node.
+func setDriverInfo(t *testing.T, f *fixture, id, k string) {
+	ctx := context.Background()
+	n, err := f.st.Reserve(ctx, id, "test-setup")
+	require.NoError(t, err)
+	n.DriverInfo = map[string]any{k: true}
 	require.NoError(t, f.st.UpdateNode(ctx, n))
 	require.NoError(t, f.st.Release(ctx, id, "test-setup"))
 }
@@ -338,4 +356,39 @@ func TestAutodetectValidate(t *testing.T) {
 			assert.Contains(t, res["deploy"].Reason, tc.wantReason)
 		})
 	}
+}
+
+// TestAutodetectCleanSwitches: a manual clean of an autodetect node checks its steps against the fallback's offer
+// (a step nobody offers is a 400, the node unchanged), and a node that reaches cleaning still on autodetect (set
+// by hand while deployed) cleans with the fallback and comes back on autodetect.
+func TestAutodetectCleanSwitches(t *testing.T) {
+	img, disk := imgDisk()
+	f := autoFixture(t, Config{}, cand("img", img), cand("disk", disk))
+	ctx := context.Background()
+
+	n := f.autoNode(t, "manageable", "")
+	err := f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: "clean",
+		CleanSteps: []map[string]any{{"interface": "deploy", "step": "no_such_step"}}})
+	require.ErrorIs(t, err, ErrInvalidInput)
+	got, err := f.st.GetNode(ctx, n.UUID)
+	require.NoError(t, err)
+	assert.Equal(t, "manageable", got.ProvisionState)
+	assert.Equal(t, autodetect.Name, got.Interfaces["deploy"])
+	assert.NotContains(t, got.DriverInternalInfo, autodetect.KeyOriginal)
+
+	require.NoError(t, f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: "clean",
+		CleanSteps: []map[string]any{{"interface": "deploy", "step": "wipe_marker"}}}))
+	f.eng.Wait()
+	got, err = f.st.GetNode(ctx, n.UUID)
+	require.NoError(t, err)
+	assert.Equal(t, "manageable", got.ProvisionState, got.LastError)
+	assert.Equal(t, autodetect.Name, got.Interfaces["deploy"])
+	assert.Contains(t, f.logText(t, n.UUID), "disk wiped the marker")
+
+	active := f.autoNode(t, "active", "oci://quay.io/x/os:1")
+	got, err = f.provision(t, active.UUID, "deleted")
+	require.NoError(t, err)
+	assert.Equal(t, "available", got.ProvisionState, got.LastError)
+	assert.Equal(t, autodetect.Name, got.Interfaces["deploy"])
+	assert.Contains(t, f.logText(t, active.UUID), "disk wiped the marker")
 }
