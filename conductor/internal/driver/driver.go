@@ -135,7 +135,7 @@ type Detection struct {
 	// Reason is one line for the deploy log saying why (e.g. "oci:// manifest is a container image").
 	Reason string
 	// Record is kept in driver_internal_info.autodetect when the interface is chosen (e.g. the pinned digest and
-	// the labels that confirmed the image kind); nil for nothing.
+	// the labels that confirmed the image kind); nil for nothing. Never secrets: the API shows that field.
 	Record map[string]any
 }
 
