@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/artifact"
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/agentdeploy"
+	"github.com/ferric-metal/ferric/conductor/internal/driver/autodetect"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/bootcdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/directdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/localboot"
@@ -81,6 +83,10 @@ type Config struct {
 	// AllowMD5Checksum lets the direct deploy interface accept md5 image checksums (--allow-md5-checksum, Ironic's
 	// [agent]allow_md5_checksum; off: md5 proves nothing against a hostile image server).
 	AllowMD5Checksum bool
+	// AutodetectDeployInterfaces are the deploy interfaces the autodetect deploy interface chooses from, in the order
+	// it asks them; the last is the fallback (--autodetect-deploy-interfaces, Ironic's autodetect_deploy_interfaces;
+	// nil: bootc, direct). Each must be a concrete deploy interface enabled wherever autodetect is.
+	AutodetectDeployInterfaces []string
 	// Registries is the site's registry settings (--registry-ca, --http(s)-proxy, --no-proxy, --registry-mirror,
 	// --image-policy with keys inline, --signature-lookaside): digest resolution uses them and every agent gets them.
 	Registries images.Site
@@ -179,6 +185,9 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		return err
 	}
 	reg := buildRegistry(cfg, st, policy, media, arts, tlsFiles.AgentCA)
+	if err := addAutodetect(reg, cfg.AutodetectDeployInterfaces, log.WithField("component", "autodetect")); err != nil {
+		return err
+	}
 
 	ecfg := cfg.Engine
 	if cfg.Host != "" {
@@ -286,7 +295,8 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 	reg := driver.NewRegistry()
 	driver.AddInspectRescue(reg)
 	reg.AddInspect(driver.InspectAgent, driver.AgentInspect{Store: st, AddPorts: cfg.InspectAddPorts})
-	reg.AddHardware(driver.EnableAgentRescue(driver.FakeHardware([]string{"bootc", "direct"}, []string{"local-agent"})))
+	// autodetect (registered by addAutodetect) is enabled everywhere, as in Ironic; fake-hardware's default stays fake.
+	reg.AddHardware(driver.EnableAgentRescue(driver.FakeHardware([]string{"bootc", "direct", autodetect.Name}, []string{"local-agent"})))
 	reg.AddPower("fake", driver.NewFakePower())
 	reg.AddManagement("fake", driver.NewFakeManagement())
 	reg.AddBoot("fake", driver.NewFakeBoot())
@@ -310,7 +320,9 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 		StateDir: stateDir, Runtime: cfg.AgentRuntime, Ulimits: cfg.AgentUlimits, Insecure: cfg.InsecureRegistries,
 		TokenFunc: engine.NewToken, Devices: cfg.LocalAgentDevices, APICA: agentCA, Registries: cfg.Registries}))
 	rf := &redfish.Driver{}
-	reg.AddHardware(driver.EnableAgentRescue(redfish.Hardware([]string{"bootc", "direct", "fake"}, []string{"redfish-virtual-media", "fake"})))
+	// autodetect first: redfish's default deploy interface, as Ironic's generic hardware types have it.
+	reg.AddHardware(driver.EnableAgentRescue(redfish.Hardware([]string{autodetect.Name, "bootc", "direct", "fake"},
+		[]string{"redfish-virtual-media", "fake"})))
 	reg.AddPower("redfish", rf)
 	reg.AddManagement("redfish", rf)
 	reg.AddInspect("redfish", &redfish.Inspector{Driver: rf, Store: st, AddPorts: cfg.InspectAddPorts})
@@ -318,6 +330,43 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 		Loader: cfg.EFILoader, Token: engine.NewToken, Insecure: cfg.InsecureRegistries, Artifacts: arts, APICA: agentCA,
 		Registries: cfg.Registries})
 	return reg
+}
+
+// addAutodetect registers the autodetect deploy interface over names (nil: bootc, direct). It refuses, naming the
+// flag, a name that is autodetect itself, named twice, or not a deploy interface enabled on every hardware type that
+// enables autodetect (Ironic checks autodetect_deploy_interfaces against enabled_deploy_interfaces the same way).
+func addAutodetect(reg *driver.Registry, names []string, log *logrus.Entry) error {
+	if names == nil {
+		names = []string{"bootc", "direct"}
+	}
+	const fix = "list concrete deploy interfaces in the order to try them, the fallback last, e.g. --autodetect-deploy-interfaces bootc,direct"
+	seen := map[string]bool{}
+	var cands []autodetect.Candidate
+	for _, name := range names {
+		d, ok := reg.DeployInterface(name)
+		switch {
+		case name == autodetect.Name:
+			return fmt.Errorf("--autodetect-deploy-interfaces names %s itself: %s", name, fix)
+		case seen[name]:
+			return fmt.Errorf("--autodetect-deploy-interfaces names %q twice: %s", name, fix)
+		case !ok:
+			return fmt.Errorf("--autodetect-deploy-interfaces: %q is not a deploy interface of this conductor: %s", name, fix)
+		}
+		for _, h := range reg.HardwareTypes() {
+			if slices.Contains(h.Enabled["deploy"], autodetect.Name) && !slices.Contains(h.Enabled["deploy"], name) {
+				return fmt.Errorf("--autodetect-deploy-interfaces: %q is not enabled for driver %s (enabled: %s): %s",
+					name, h.Name, strings.Join(h.Enabled["deploy"], ", "), fix)
+			}
+		}
+		seen[name] = true
+		cands = append(cands, autodetect.Candidate{Name: name, Deploy: d})
+	}
+	ad, err := autodetect.New(cands, 0, log)
+	if err != nil {
+		return fmt.Errorf("--autodetect-deploy-interfaces: %w: %s", err, fix)
+	}
+	reg.AddDeploy(autodetect.Name, ad)
+	return nil
 }
 
 // redactDSN hides a password in a database URL for logging.

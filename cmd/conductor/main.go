@@ -117,6 +117,9 @@ func run(args []string) error {
 	fs.Var(&listFlag{&cfg.InsecureRegistries}, "insecure-registry", "registry reached over plain http (repeatable)")
 	// Ironic's [agent]allow_md5_checksum: the direct deploy interface refuses md5 image checksums unless set.
 	fs.BoolVar(&cfg.AllowMD5Checksum, "allow-md5-checksum", false, "accept md5 image checksums in the direct deploy interface (refused by default: use sha256 or sha512)")
+	// Ironic's autodetect_deploy_interfaces (its default also starts with ramdisk, which Ferric has not): one
+	// comma-separated value, since order matters and a repeated flag would append to the default.
+	autoIfaces := fs.String("autodetect-deploy-interfaces", "bootc,direct", "deploy interfaces the autodetect deploy interface chooses from, in the order it asks them; the last is the fallback when none claims the image")
 	// Deploy artifacts: --artifacts-dir plays the part of [conductor]file_url_allowed_paths; the size cap
 	// and the host allow-list guard the conductor's own downloads against SSRF and disk exhaustion.
 	fs.StringVar(&cfg.ArtifactsDir, "artifacts-dir", "", "the only directory local deploy_kernel/deploy_ramdisk/deploy_iso paths may name (default: local paths refused)")
@@ -152,6 +155,13 @@ func run(args []string) error {
 	}
 	cfg.Engine.StepPriorities = map[string]int{"deploy.erase_devices": *erasePrio, "deploy.erase_devices_metadata": *metaPrio}
 	cfg.Engine.MaxWaitStep = time.Duration(*maxWait) * time.Second
+	// Not nil even when empty: the conductor refuses an empty list by the flag's name.
+	cfg.AutodetectDeployInterfaces = []string{}
+	for _, name := range strings.Split(*autoIfaces, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			cfg.AutodetectDeployInterfaces = append(cfg.AutodetectDeployInterfaces, name)
+		}
+	}
 	// A proxy URL with a password on the command line would be visible in ps and /proc; refuse it.
 	for _, p := range [][2]string{{"http-proxy", "FERRIC_HTTP_PROXY"}, {"https-proxy", "FERRIC_HTTPS_PROXY"}} {
 		if err := images.ProxyCredentialsInArgs(args, p[0], p[1]); err != nil {

@@ -128,6 +128,26 @@ type Deploy interface {
 	Clean(ctx context.Context, t *Task) (Outcome, error)
 }
 
+// Detection is a deploy interface's answer to "can you deploy this node's image?" (Ironic's supports_deploy).
+type Detection struct {
+	// Supported says the interface can deploy the node's image.
+	Supported bool
+	// Reason is one line for the deploy log saying why (e.g. "oci:// manifest is a container image").
+	Reason string
+	// Record is kept in driver_internal_info.autodetect when the interface is chosen (e.g. the pinned digest and
+	// the labels that confirmed the image kind); nil for nothing. Never secrets: the API shows that field.
+	Record map[string]any
+}
+
+// Detector is the optional capability of a deploy interface that the autodetect deploy interface asks, in the
+// order of --autodetect-deploy-interfaces, whether it can deploy t.Node's image. An error means "could not tell"
+// (registry down, credentials refused): autodetect then refuses the deploy with it instead of guessing. A deploy
+// interface that is not a Detector is chosen only as autodetect's fallback (the last of the list). The task's
+// DeployLog is nil while detecting (the deploy's log run has not started): say what matters in Reason.
+type Detector interface {
+	SupportsDeploy(ctx context.Context, t *Task) (Detection, error)
+}
+
 // Inspect learns a node's hardware: it updates the node's properties (cpus, memory_mb, local_gb, cpu_arch),
 // creates its ports and keeps its inventory. Validate is what create, validate and the inspect verb check; an
 // interface that cannot inspect refuses there (UnsupportedError), so the verb is refused with a 400.
@@ -216,6 +236,12 @@ func (r *Registry) AddBoot(name string, b Boot) { r.boot[name] = b }
 
 // AddDeploy registers a deploy interface implementation under name.
 func (r *Registry) AddDeploy(name string, d Deploy) { r.deploy[name] = d }
+
+// DeployInterface returns the deploy interface implementation registered under name.
+func (r *Registry) DeployInterface(name string) (Deploy, bool) {
+	d, ok := r.deploy[name]
+	return d, ok
+}
 
 // AddInspect registers an inspect interface implementation under name.
 func (r *Registry) AddInspect(name string, i Inspect) { r.inspect[name] = i }

@@ -112,10 +112,19 @@ func (e *Engine) checkRequest(ctx context.Context, t *driver.Task, ev fsm.Event,
 	}
 	// Ironic validates power, boot and deploy before it accepts a deploy, so a missing deploy_kernel or
 	// image_source fails the request with 400 instead of later in deploy failed.
+	// An autodetect node is switched to the interface that can deploy its image first (Ironic's switch_interface),
+	// so that the chosen interface is the one validated; a refused request saves none of it.
 	if ev == fsm.EvDeploy || ev == fsm.EvRebuild {
+		if err := e.detectDeploy(ctx, t, string(steps.Deploy)); err != nil {
+			return err
+		}
 		if err := e.validateForDeploy(ctx, t); err != nil {
 			return err
 		}
+	}
+	// A clean of an autodetect node runs the fallback interface's steps: switched before the steps are checked.
+	if ev == fsm.EvProvide || ev == fsm.EvClean {
+		e.switchForClean(t)
 	}
 	// Ironic's NodeInMaintenance: these verbs would act on hardware an operator has taken out of service
 	// (provide too: Ironic's allow_provisioning_in_maintenance is false by default).
@@ -250,6 +259,9 @@ func (e *Engine) abort(ctx context.Context, n *store.Node) (handedOff bool, err 
 	}[fsm.State(n.ProvisionState)]
 	if err := e.transition(n, fsm.EvAbort, msg); err != nil {
 		return false, err
+	}
+	if fsm.State(n.ProvisionState) == fsm.CleanFailed {
+		e.restoreDeployInterface(n) // as Ironic's clean abort (cleaning_error_handler) does
 	}
 	if err := e.store.UpdateNode(ctx, n); err != nil {
 		return false, err
@@ -536,7 +548,7 @@ func (e *Engine) Validate(ctx context.Context, ident string) (map[string]Validat
 	check("power", t.Power.Validate(ctx, n))
 	check("management", t.Management.Validate(ctx, n))
 	check("boot", t.Boot.Validate(ctx, n))
-	check("deploy", t.Deploy.Validate(ctx, n))
+	check("deploy", validateDeploy(ctx, t))
 	// As in Ironic, an interface that cannot do its verb at all (no-inspect, no-rescue) answers false with
 	// UnsupportedDriverExtension's reason, so clients see before asking that the verb will be refused.
 	check("inspect", t.Inspect.Validate(ctx, n))

@@ -7,6 +7,7 @@ import (
 	"github.com/GehirnInc/crypt/sha512_crypt"
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/driver/autodetect"
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
@@ -90,6 +91,8 @@ func (e *Engine) adopt(ctx context.Context, t *driver.Task) bool {
 	err := t.Boot.Validate(ctx, n)
 	if err != nil {
 		err = fmt.Errorf("boot interface %q: %v", n.Interfaces["boot"], err)
+	} else if err = e.detectDeploy(ctx, t, "adopt"); err != nil { // autodetect resolves before the take-over (Ironic)
+		err = fmt.Errorf("deploy interface %q: %v", autodetect.Name, err)
 	} else if err = t.Deploy.Validate(ctx, n); err != nil {
 		err = fmt.Errorf("deploy interface %q: %v", n.Interfaces["deploy"], err)
 	} else if err = t.Boot.PrepareInstance(ctx, t); err != nil {

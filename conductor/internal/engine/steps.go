@@ -240,6 +240,7 @@ func (e *Engine) runSteps(ctx context.Context, t *driver.Task, k steps.Kind) boo
 			tag = string(k) + "-"
 		}
 		dii["deploy_run"] = e.now().UTC().Format("20060102T150405Z") + "-" + tag + uuid.NewString()[:8]
+		e.logAutodetect(ctx, t, k)
 		t.Logf(ctx, "%s steps: %s", k, stepList(plan))
 	}
 	list, err := steps.FromAny(dii[listKey(k)])
@@ -381,6 +382,9 @@ func (e *Engine) clean(ctx context.Context, t *driver.Task) bool {
 		e.finishClean(n)
 		return true
 	}
+	// A node that reached cleaning still on autodetect (e.g. deploy_interface set by hand while deployed) cleans
+	// with the fallback interface, as provide and manual clean do (Provision switched those already).
+	e.switchForClean(t)
 	if !isStepProvider(t.Deploy) {
 		out, err := t.Deploy.Clean(ctx, t)
 		if err != nil {
@@ -435,10 +439,12 @@ func (e *Engine) service(ctx context.Context, t *driver.Task) bool {
 	return true
 }
 
-// finishClean ends a cleaning that finished: a manual clean returns to manageable, automated cleaning makes the
-// node available.
+// finishClean ends a cleaning that finished or was skipped: a manual clean returns to manageable, automated
+// cleaning makes the node available.
 func (e *Engine) finishClean(n *store.Node) {
 	resetSteps(n, steps.Clean)
+	// Ironic's restore_interface: the node leaves deploy and clean, autodetect chooses again next time.
+	e.restoreDeployInterface(n)
 	if manual, _ := n.DriverInternalInfo["manual_clean"].(bool); manual {
 		e.must(e.transition(n, fsm.EvManage, ""))
 		return

@@ -78,6 +78,10 @@ func (e *Engine) fail(ctx context.Context, n *store.Node, t *driver.Task, ev fsm
 			forgetAgent(n)
 		}
 	}
+	// Ironic restores the deploy interface autodetect switched from when cleaning or adoption fails.
+	if to == fsm.CleanFailed || to == fsm.AdoptFailed {
+		e.restoreDeployInterface(n)
+	}
 	e.setState(n, to, msg)
 	return nil
 }
