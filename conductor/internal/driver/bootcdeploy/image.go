@@ -12,12 +12,46 @@ import (
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/agentdeploy"
+	"github.com/ferric-metal/ferric/conductor/internal/driver/autodetect"
 	"github.com/ferric-metal/ferric/images"
 )
 
-// image identifies the node's image for the core deploy step. A disk-image artifact is refused here, before any
-// agent boots: it is the direct interface's.
+// SupportsDeploy answers autodetect (Ironic's BootcAgentDeploy.supports_deploy): an oci:// image_source whose
+// manifest for the node's platform is a container image, not a disk-image artifact. The identification (the pinned
+// digest, its layers and labels) is recorded, and the core deploy step installs that very digest instead of asking
+// the registry again: the deploy installs what autodetect judged, even if the tag moves in between. An error
+// (registry down, credentials refused) means bootc cannot tell.
+func (d *Deploy) SupportsDeploy(ctx context.Context, t *driver.Task) (driver.Detection, error) {
+	src, _ := t.Node.InstanceInfo["image_source"].(string)
+	if !strings.HasPrefix(src, "oci://") {
+		return driver.Detection{Reason: "bootc installs oci:// container images; image_source is not one"}, nil
+	}
+	im, err := d.cfg.Identify(ctx, t.Node, src, false)
+	if err != nil {
+		return driver.Detection{}, err
+	}
+	if im.Kind != images.KindBootc {
+		return driver.Detection{Reason: fmt.Sprintf("%s is a disk image artifact (blob %s), not a container image", im.Node, im.Blob)}, nil
+	}
+	labels := map[string]any{}
+	for k, v := range im.Labels {
+		labels[k] = v
+	}
+	return driver.Detection{Supported: true,
+		Reason: fmt.Sprintf("%s is a container image (manifest %s for %s%s)", im.Node, im.Digest, im.Platform, labelNote(im.Labels)),
+		Record: map[string]any{"image_source": src, "pinned": im.Pinned(), "digest": im.Digest, "platform": im.Platform,
+			"layers": im.Layers, "compressed_bytes": im.CompressedBytes, "labels": labels}}, nil
+}
+
+// image identifies the node's image for the core deploy step: autodetect's identification of this request when
+// it chose bootc for this image_source, else the registry's answer now. A disk-image artifact is refused here,
+// before any agent boots: it is the direct interface's.
 func (d *Deploy) image(ctx context.Context, t *driver.Task, src string) (*agentdeploy.Image, error) {
+	if im := d.detected(t, src); im != nil {
+		// Used once: a later deploy of this node asks again (autodetect records a fresh pin when it chooses).
+		delete(t.Node.DriverInternalInfo[autodetect.KeyRecord].(map[string]any), "pinned")
+		return im, nil
+	}
 	im, err := d.cfg.Identify(ctx, t.Node, src, false)
 	if err != nil {
 		return nil, err
@@ -26,6 +60,46 @@ func (d *Deploy) image(ctx context.Context, t *driver.Task, src string) (*agentd
 		return nil, notContainer(im)
 	}
 	return im, nil
+}
+
+// detected rebuilds the image autodetect identified for this deploy (its record in driver_internal_info), or nil
+// when autodetect did not choose bootc for this image_source in the current operation.
+func (d *Deploy) detected(t *driver.Task, src string) *agentdeploy.Image {
+	dii := t.Node.DriverInternalInfo
+	rec, _ := dii[autodetect.KeyRecord].(map[string]any)
+	if orig, _ := dii[autodetect.KeyOriginal].(string); orig != autodetect.Name || rec == nil || rec["interface"] != "bootc" ||
+		rec["image_source"] != src || rec["operation"] != "deploy" {
+		return nil
+	}
+	pinned, _ := rec["pinned"].(string)
+	digest, _ := rec["digest"].(string)
+	platform, _ := rec["platform"].(string)
+	node, _, err := d.cfg.Refs(src)
+	if err != nil || pinned == "" || digest == "" || platform == "" {
+		return nil
+	}
+	id := &images.Identified{Kind: images.KindBootc, Labels: map[string]string{}}
+	id.Pinned, id.Digest = pinned, digest
+	id.Layers, id.CompressedBytes = int(number(rec["layers"])), int64(number(rec["compressed_bytes"]))
+	if l, ok := rec["labels"].(map[string]any); ok {
+		for k, v := range l {
+			id.Labels[k] = fmt.Sprint(v)
+		}
+	}
+	return &agentdeploy.Image{Identified: id, Node: node, Platform: platform}
+}
+
+// number reads a count from a record that may have been through JSON (float64) or not (int, int64).
+func number(v any) float64 {
+	switch x := v.(type) {
+	case int:
+		return float64(x)
+	case int64:
+		return float64(x)
+	case float64:
+		return x
+	}
+	return 0
 }
 
 // notContainer is the refusal of a disk-image artifact given to bootc, naming the interface that deploys it.

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -148,4 +149,29 @@ func ociOr(s, none string) string {
 		return none
 	}
 	return s
+}
+
+// SupportsDeploy answers autodetect (Ironic's AgentDeploy is its fallback and supports every image): an http(s)
+// image_source is a whole-disk image; an oci:// one is deployable when its manifest for the node's platform is a
+// disk-image artifact (a bootable container image is bootc's). An error (registry down, credentials refused)
+// means direct cannot tell.
+func (d *Deploy) SupportsDeploy(ctx context.Context, t *driver.Task) (driver.Detection, error) {
+	n := t.Node
+	src, _ := n.InstanceInfo["image_source"].(string)
+	if !isOCI(src) {
+		if u, err := url.Parse(src); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+			return driver.Detection{Supported: true, Reason: "image_source is an http(s) URL: a whole-disk image the agent writes"}, nil
+		}
+		return driver.Detection{Reason: "direct writes whole-disk images from http(s) URLs or oci:// disk artifacts; image_source is neither"}, nil
+	}
+	im, err := d.cfg.Identify(ctx, n, src, ociLocal(n))
+	if err != nil {
+		return driver.Detection{}, err
+	}
+	if err := d.checkArtifact(n, im); err != nil {
+		return driver.Detection{Reason: err.Error()}, nil
+	}
+	return driver.Detection{Supported: true,
+		Reason: fmt.Sprintf("%s is a disk image artifact (manifest %s, blob %s, format %s)", im.Node, im.Digest, im.Blob, ociOr(im.DiskFormat, "detected by the agent")),
+		Record: map[string]any{"image_source": src, "manifest": im.Pinned(), "blob": im.Blob, "disk_format": im.DiskFormat}}, nil
 }
