@@ -151,7 +151,11 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	goBuild(t, osInit, "./test/e2e/verifyos", false)
 	l := logrus.New()
 	l.SetOutput(io.Discard)
-	rd, err := ramdisk.Build(context.Background(), ramdisk.Config{KernelDeb: deb, Agent: agent, Init: agentInit, Profile: ramdisk.ProfileVM, Out: filepath.Join(work, "ramdisk")}, logrus.NewEntry(l))
+	// qemu-img and its curl block driver: the agent converts qcow2 images with them (the direct scenario). The
+	// default ramdisk does not ship them yet, so the test adds them here.
+	bins := append(ramdisk.DefaultBinaries(), "/usr/bin/qemu-img", "/usr/lib/x86_64-linux-gnu/qemu/block-curl.so")
+	rd, err := ramdisk.Build(context.Background(), ramdisk.Config{KernelDeb: deb, Agent: agent, Init: agentInit, Profile: ramdisk.ProfileVM,
+		Binaries: bins, Out: filepath.Join(work, "ramdisk")}, logrus.NewEntry(l))
 	require.NoError(t, err)
 	kernel, osInitrd, err := ramdisk.Minimal(deb, osInit, []string{"virtio_pci", "virtio_blk", "isofs", "vfat", "nls_cp437", "nls_iso8859_1", "nls_ascii", "nls_utf8"})
 	require.NoError(t, err)
@@ -171,14 +175,20 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	regPort := reg.Host[strings.LastIndex(reg.Host, ":")+1:]
 	guestReg := regName + ":" + regPort
 	dnsSrv := dnstest.Start(t, "127.0.0.1:53", map[string]string{regName: "10.0.2.2"})
+	// The test OS's ESP: the bootc stand-in copies it from the image; the direct scenario's whole-disk image holds it.
+	esp := map[string][]byte{
+		"/EFI/BOOT/BOOTX64.EFI":   efi,
+		"/vmlinuz":                kernel,
+		"/initrd":                 osInitrd,
+		"/loader/loader.conf":     []byte("default os.conf\ntimeout 0\n"),
+		"/loader/entries/os.conf": []byte("title Ferric test OS\nlinux /vmlinuz\ninitrd /initrd\noptions console=ttyS0,115200 panic=-1\n"),
+	}
+	imageFiles := map[string][]byte{}
+	for p, b := range esp {
+		imageFiles["/usr/lib/ferric-standin/esp"+p] = b
+	}
 	bootcimage.Push(t, reg.PlainHost, "ferric/os", "stable", bootcimage.Options{Marker: "e2e", Username: "robot", Password: "e2e-secret",
-		Files: map[string][]byte{
-			"/usr/lib/ferric-standin/esp/EFI/BOOT/BOOTX64.EFI":   efi,
-			"/usr/lib/ferric-standin/esp/vmlinuz":                kernel,
-			"/usr/lib/ferric-standin/esp/initrd":                 osInitrd,
-			"/usr/lib/ferric-standin/esp/loader/loader.conf":     []byte("default os.conf\ntimeout 0\n"),
-			"/usr/lib/ferric-standin/esp/loader/entries/os.conf": []byte("title Ferric test OS\nlinux /vmlinuz\ninitrd /initrd\noptions console=ttyS0,115200 panic=-1\n"),
-		}})
+		Files: imageFiles})
 
 	// The virtual BMC with one VM; the agent's port is forwarded to the host.
 	agentPort, agentPort2 := freePort(t), freePort(t)
@@ -331,6 +341,8 @@ func TestVirtualMachineDeploy(t *testing.T) {
 		assert.Contains(t, got.LastError, "has no bootc binary")
 		assert.Equal(t, "power off", got.PowerState, "the VM is left powered off")
 	})
+
+	t.Run("qcow2 whole-disk image through direct", wholeDiskDeploy{cl: cl, api: c.URL, id: n.UUID, serial: serial, esp: esp, phases: phases}.run)
 
 	t.Run("tpm2-luks with a software TPM", func(t *testing.T) {
 		n2, err := nodes.Create(bg, cl, nodes.CreateOpts{Name: "vm2", Driver: "redfish", BootInterface: "redfish-virtual-media",
