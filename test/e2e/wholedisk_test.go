@@ -179,6 +179,7 @@ func (w wholeDiskDeploy) run(t *testing.T) {
 	inst, _ := got.DriverInternalInfo["direct_installed"].(map[string]any)
 	t.Logf("written: %v (%d requests for the image)", inst, requests.Load())
 	assert.Equal(t, "qcow2", inst["format"], "the format was detected from the image's header (image_disk_format unset)")
+	assert.Equal(t, float64(img.RawBytes), inst["written_bytes"], "the qcow2's virtual size was written")
 	log := w.deployLog(t)
 	assert.Contains(t, log, "GPT: backup header moved to the end of the disk", "the image is smaller than the disk")
 	assert.Contains(t, log, "config drive written to partition 3", "after the image's ESP and root partitions")
