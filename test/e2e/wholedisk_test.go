@@ -188,6 +188,9 @@ func (w wholeDiskDeploy) run(t *testing.T) {
 	line := waitSerial(t, w.serial, "FERRIC-VERIFY", 5*time.Minute)
 	w.phases["qcow2 reboot to OS up"] = time.Since(t2)
 	assert.Contains(t, line, "node="+w.id, "the config drive partition at the disk's end was found and read")
+	// The bootc deploy's config drive (same node, host vm1.e2e) may still lie at the disk's end: the host name
+	// shows the partition holds this deploy's drive.
+	assert.Contains(t, line, "host=vm1-qcow2.e2e ", "this deploy's config drive, not the bootc deploy's")
 	assert.Contains(t, line, "key="+strings.Fields(qcow2Key)[2], "the image's own root partition, not the bootc deploy's")
 	if t.Failed() {
 		t.Logf("deploy log:\n%s", log)
