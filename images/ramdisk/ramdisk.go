@@ -20,9 +20,13 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// DefaultBinaries are copied from the host with their shared libraries.
+// DefaultBinaries are copied from the host with their shared libraries: the podman stack the bootc install runs
+// in, ip for the network, and qemu-img with qemu's curl block driver (a module it loads at run time from its
+// module directory), through which the direct interface's write_image converts qcow2 images read from their URL
+// (Debian's qemu-utils and qemu-block-extra).
 func DefaultBinaries() []string {
-	return []string{"/usr/bin/podman", "/usr/bin/conmon", "/usr/sbin/runc", "/sbin/ip"}
+	return []string{"/usr/bin/podman", "/usr/bin/conmon", "/usr/sbin/runc", "/sbin/ip", "/usr/bin/qemu-img",
+		"/usr/lib/x86_64-linux-gnu/qemu/block-curl.so"}
 }
 
 // RescueBinaries are the rescue login (Debian's dropbear-bin and busybox-static), copied from the host with their
@@ -280,7 +284,7 @@ func addBinaries(ctx context.Context, cfg Config, t *tree) error {
 	}
 	for _, bin := range bins {
 		if err := t.copyFile(strings.TrimPrefix(bin, "/"), bin, 0o755); err != nil {
-			return fmt.Errorf("%s is needed in the ramdisk (apt-get install podman conmon runc iproute2 dropbear-bin busybox-static; "+
+			return fmt.Errorf("%s is needed in the ramdisk (apt-get install podman conmon runc iproute2 qemu-utils qemu-block-extra dropbear-bin busybox-static; "+
 				"or build without the rescue login: --no-rescue): %w", bin, err)
 		}
 		deps, err := sharedLibs(ctx, bin)

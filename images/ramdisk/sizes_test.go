@@ -23,7 +23,7 @@ func TestBuildProfiles(t *testing.T) {
 	testenv.Tool(t, "dpkg-deb", "dpkg")
 	for _, p := range append(DefaultBinaries(), RescueBinaries()...) {
 		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("%s missing: .ci/run installs podman conmon runc iproute2 dropbear-bin busybox-static", p)
+			t.Fatalf("%s missing: .ci/run installs podman conmon runc iproute2 qemu-utils qemu-block-extra dropbear-bin busybox-static", p)
 		}
 	}
 	dir := t.TempDir()

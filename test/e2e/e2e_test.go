@@ -151,7 +151,8 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	goBuild(t, osInit, "./test/e2e/verifyos", false)
 	l := logrus.New()
 	l.SetOutput(io.Discard)
-	rd, err := ramdisk.Build(context.Background(), ramdisk.Config{KernelDeb: deb, Agent: agent, Init: agentInit, Profile: ramdisk.ProfileVM, Out: filepath.Join(work, "ramdisk")}, logrus.NewEntry(l))
+	rd, err := ramdisk.Build(context.Background(), ramdisk.Config{KernelDeb: deb, Agent: agent, Init: agentInit, Profile: ramdisk.ProfileVM,
+		Out: filepath.Join(work, "ramdisk")}, logrus.NewEntry(l))
 	require.NoError(t, err)
 	kernel, osInitrd, err := ramdisk.Minimal(deb, osInit, []string{"virtio_pci", "virtio_blk", "isofs", "vfat", "nls_cp437", "nls_iso8859_1", "nls_ascii", "nls_utf8"})
 	require.NoError(t, err)
@@ -171,14 +172,20 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	regPort := reg.Host[strings.LastIndex(reg.Host, ":")+1:]
 	guestReg := regName + ":" + regPort
 	dnsSrv := dnstest.Start(t, "127.0.0.1:53", map[string]string{regName: "10.0.2.2"})
+	// The test OS's ESP: the bootc stand-in copies it from the image; the direct scenario's whole-disk image holds it.
+	esp := map[string][]byte{
+		"/EFI/BOOT/BOOTX64.EFI":   efi,
+		"/vmlinuz":                kernel,
+		"/initrd":                 osInitrd,
+		"/loader/loader.conf":     []byte("default os.conf\ntimeout 0\n"),
+		"/loader/entries/os.conf": []byte("title Ferric test OS\nlinux /vmlinuz\ninitrd /initrd\noptions console=ttyS0,115200 panic=-1\n"),
+	}
+	imageFiles := map[string][]byte{}
+	for p, b := range esp {
+		imageFiles["/usr/lib/ferric-standin/esp"+p] = b
+	}
 	bootcimage.Push(t, reg.PlainHost, "ferric/os", "stable", bootcimage.Options{Marker: "e2e", Username: "robot", Password: "e2e-secret",
-		Files: map[string][]byte{
-			"/usr/lib/ferric-standin/esp/EFI/BOOT/BOOTX64.EFI":   efi,
-			"/usr/lib/ferric-standin/esp/vmlinuz":                kernel,
-			"/usr/lib/ferric-standin/esp/initrd":                 osInitrd,
-			"/usr/lib/ferric-standin/esp/loader/loader.conf":     []byte("default os.conf\ntimeout 0\n"),
-			"/usr/lib/ferric-standin/esp/loader/entries/os.conf": []byte("title Ferric test OS\nlinux /vmlinuz\ninitrd /initrd\noptions console=ttyS0,115200 panic=-1\n"),
-		}})
+		Files: imageFiles})
 
 	// The virtual BMC with one VM; the agent's port is forwarded to the host.
 	agentPort, agentPort2 := freePort(t), freePort(t)
@@ -234,10 +241,11 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	cl := c.Client("1.89")
 	bg := context.Background()
 
-	// Enroll through gophercloud as Metal3 does: redfish driver, virtual media boot, bootc deploy, in-band (agent)
-	// inspection, the VM's MAC as a port.
+	// Enroll through gophercloud as Metal3 does: redfish driver, virtual media boot, in-band (agent) inspection, the
+	// VM's MAC as a port, and no deploy interface: redfish's default, autodetect, picks bootc for the container image
+	// and direct for the qcow2 image below.
 	n, err := nodes.Create(bg, cl, nodes.CreateOpts{Name: "vm1", Driver: "redfish", BootInterface: "redfish-virtual-media",
-		DeployInterface: "bootc", InspectInterface: "agent", Properties: map[string]any{"capabilities": "boot_mode:uefi"},
+		InspectInterface: "agent", Properties: map[string]any{"capabilities": "boot_mode:uefi"},
 		DriverInfo: map[string]any{"redfish_address": bmcURL, "redfish_system_id": "/redfish/v1/Systems/vm1",
 			"redfish_username": "admin", "redfish_password": "pw", "deploy_kernel": rd.Kernel, "deploy_ramdisk": rd.Initramfs,
 			"agent_advertise": "127.0.0.1:" + strconv.Itoa(agentPort), "kernel_append_params": "ferric.dns=10.0.2.2"}}).Extract()
@@ -293,8 +301,10 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	if !calledBack.IsZero() {
 		phases["agent lookup and first heartbeat"] = calledBack.Sub(t1)
 	}
+	assert.Equal(t, "bootc", got.DeployInterface, "autodetect chose bootc for the container image")
+	assert.Equal(t, "autodetect", got.DriverInternalInfo["original_deploy_interface"])
 	inst, _ := got.DriverInternalInfo["bootc_installed"].(map[string]any)
-	t.Logf("installed: %v", inst)
+	t.Logf("installed: %v (autodetect: %v)", inst, got.DriverInternalInfo["autodetect"])
 	assert.Contains(t, inst["image"], guestReg, "the agent pulled from the registry by host name")
 	assert.Positive(t, dnsSrv.Queries(regName), "the agent resolved %s through the DNS server on its kernel command line", regName)
 
@@ -331,6 +341,8 @@ func TestVirtualMachineDeploy(t *testing.T) {
 		assert.Contains(t, got.LastError, "has no bootc binary")
 		assert.Equal(t, "power off", got.PowerState, "the VM is left powered off")
 	})
+
+	t.Run("qcow2 whole-disk image through direct", wholeDiskDeploy{cl: cl, api: c.URL, id: n.UUID, serial: serial, esp: esp, phases: phases}.run)
 
 	t.Run("tpm2-luks with a software TPM", func(t *testing.T) {
 		n2, err := nodes.Create(bg, cl, nodes.CreateOpts{Name: "vm2", Driver: "redfish", BootInterface: "redfish-virtual-media",

@@ -1,7 +1,8 @@
 // Command bootc is a stand-in for bootc used by Ferric's tests: it honours the `bootc install to-disk` contract
 // (it must run under podman, privileged, with host PID; it refuses a partitioned disk without --wipe, needs a
 // root filesystem type, parses --root-size) and writes what a real install leaves: a GPT disk with an EFI system
-// partition and a root partition holding root's authorized_keys and a record of how it was called.
+// partition and a root partition holding root's authorized_keys and a record of how it was called (the layout is
+// package layout's, shared with the e2e test's whole-disk image).
 package main
 
 import (
@@ -15,9 +16,8 @@ import (
 	"time"
 
 	diskfs "github.com/diskfs/go-diskfs"
-	"github.com/diskfs/go-diskfs/disk"
-	"github.com/diskfs/go-diskfs/filesystem"
-	"github.com/diskfs/go-diskfs/partition/gpt"
+
+	"github.com/ferric-metal/ferric/test/bootcimage/layout"
 )
 
 // Record is written to /etc/ferric-standin.json on the root partition.
@@ -152,45 +152,6 @@ func run(args []string) error {
 	if t, err := d.GetPartitionTable(); err == nil && len(t.GetPartitions()) > 0 && !wipe {
 		return fmt.Errorf("detected existing partitions on %s; use --wipe to overwrite them", device)
 	}
-	ss := uint64(d.LogicalBlocksize)
-	mib := uint64(1<<20) / ss
-	espEnd := 513*mib - 1
-	rootStart := 513 * mib
-	total := uint64(d.Size) / ss
-	rootEnd := total - 34
-	if rec.RootSizeMiB > 0 {
-		rootEnd = rootStart + uint64(rec.RootSizeMiB)*mib - 1
-	}
-	if rootEnd > total-34 {
-		return fmt.Errorf("requested root size %d MiB does not fit on %s (%d MiB)", rec.RootSizeMiB, device, d.Size>>20)
-	}
-	fmt.Println("Initializing partitions")
-	tbl := &gpt.Table{LogicalSectorSize: int(ss), PhysicalSectorSize: int(ss), ProtectiveMBR: true, Partitions: []*gpt.Partition{
-		{Index: 1, Start: mib, End: espEnd, Type: gpt.EFISystemPartition, Name: "EFI-SYSTEM"},
-		{Index: 2, Start: rootStart, End: rootEnd, Type: gpt.LinuxRootX86_64, Name: "root"}}}
-	rw, err := d.Backend.Writable()
-	if err != nil {
-		return err
-	}
-	// Clear the old primary and backup GPT and the start of the partitions (like --wipe does), then write ours.
-	zero := make([]byte, 1<<20)
-	for _, off := range []int64{0, int64(total*ss) - 1<<20} {
-		if _, err := rw.WriteAt(zero, off); err != nil {
-			return fmt.Errorf("wiping %s: %w", device, err)
-		}
-	}
-	if err := tbl.Write(rw, d.Size); err != nil {
-		return fmt.Errorf("writing the partition table: %w", err)
-	}
-	d.Table = tbl
-	fmt.Println("Creating ESP filesystem")
-	esp, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 1, FSType: filesystem.TypeFat32, VolumeLabel: "EFI-SYSTEM"})
-	if err != nil {
-		return fmt.Errorf("creating the ESP: %w", err)
-	}
-	if err := esp.Mkdir("/EFI/BOOT"); err != nil {
-		return err
-	}
 	// A bootable payload: everything under /usr/lib/ferric-standin/esp goes to the ESP as is.
 	espFiles := map[string][]byte{}
 	filepath.WalkDir("/usr/lib/ferric-standin/esp", func(p string, de os.DirEntry, err error) error {
@@ -204,62 +165,19 @@ func run(args []string) error {
 	if len(espFiles) == 0 {
 		espFiles["/EFI/BOOT/BOOTX64.EFI"] = []byte("ferric stand-in payload (no EFI program in this image)\n")
 	}
-	made := map[string]bool{"/EFI/BOOT": true, "/EFI": true}
-	for p := range espFiles {
-		for d := filepath.Dir(p); d != "/" && !made[d]; d = filepath.Dir(d) {
-			made[d] = true
-		}
-	}
-	var dirs []string
-	for d := range made {
-		dirs = append(dirs, d)
-	}
-	sortStrings(dirs)
-	for _, d := range dirs {
-		if d != "/EFI/BOOT" && d != "/EFI" {
-			if err := esp.Mkdir(d); err != nil {
-				return fmt.Errorf("mkdir %s on the ESP: %w", d, err)
-			}
-		}
-	}
-	for p, b := range espFiles {
-		if err := writeFile(esp, p, b); err != nil {
-			return err
-		}
-	}
-	fmt.Printf("Installed %d files to the ESP\n", len(espFiles))
-	fmt.Printf("Creating root filesystem (%s requested; the stand-in writes FAT32 labelled root)\n", rec.Filesystem)
-	root, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 2, FSType: filesystem.TypeFat32, VolumeLabel: "root"})
-	if err != nil {
-		return fmt.Errorf("creating the root filesystem: %w", err)
-	}
-	for _, dir := range []string{"/root/.ssh", "/etc"} {
-		if err := root.Mkdir(dir); err != nil {
-			return err
-		}
-	}
+	rootFiles := map[string][]byte{}
 	if rec.AuthorizedKeys != "" {
-		if err := writeFile(root, "/root/.ssh/authorized_keys", []byte(rec.AuthorizedKeys)); err != nil {
-			return err
-		}
+		rootFiles["/root/.ssh/authorized_keys"] = []byte(rec.AuthorizedKeys)
 	}
 	b, _ := json.MarshalIndent(rec, "", "  ")
-	if err := writeFile(root, "/etc/ferric-standin.json", b); err != nil {
-		return err
+	rootFiles["/etc/ferric-standin.json"] = b
+	fmt.Printf("Root filesystem %s requested (the stand-in writes FAT32 labelled root)\n", rec.Filesystem)
+	if err := layout.Write(d, layout.Spec{RootMiB: uint64(rec.RootSizeMiB), ESP: espFiles, Root: rootFiles,
+		Say: func(s string) { fmt.Println(s) }}); err != nil {
+		return fmt.Errorf("%s: %w", device, err)
 	}
 	fmt.Println("Installation complete!")
 	return nil
-}
-
-func writeFile(fs filesystem.FileSystem, p string, b []byte) error {
-	f, err := fs.OpenFile(p, os.O_CREATE|os.O_RDWR)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", p, err)
-	}
-	if _, err := f.Write(b); err != nil {
-		return err
-	}
-	return f.Close()
 }
 
 // configuredFilesystem reads [install.filesystem.root] type from /usr/lib/bootc/install/*.toml, as bootc does.
@@ -294,12 +212,4 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("invalid value '%s' for '--root-size'", s)
 	}
 	return n * mult, nil
-}
-
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }

@@ -1,6 +1,6 @@
 // Command verifyos is the tiny operating system installed by the e2e test image: as /init it loads its modules,
 // finds the config-2 partition and the root partition of its disk, and prints one verification line with the
-// node UUID from the config drive and root's first SSH key, then powers off.
+// node UUID and host name from the config drive and root's first SSH key, then powers off.
 package main
 
 import (
@@ -33,7 +33,7 @@ func main() {
 			}
 		}
 	}
-	uuid, key, luks := "", "", "none"
+	uuid, host, key, luks := "", "", "", "none"
 	for i := 0; i < 50 && (uuid == "" || key == ""); i++ {
 		parts, _ := filepath.Glob("/sys/class/block/*/partition")
 		for _, p := range parts {
@@ -59,6 +59,7 @@ func main() {
 				b, _ := os.ReadFile("/mnt/cfg/openstack/latest/meta_data.json")
 				json.Unmarshal(b, &md)
 				uuid, _ = md["uuid"].(string)
+				host, _ = md["hostname"].(string) // tells two deploys' config drives of one node apart
 			case strings.EqualFold(label, "root") && key == "":
 				os.MkdirAll("/mnt/root", 0o755)
 				if err := unix.Mount(dev, "/mnt/root", "vfat", unix.MS_RDONLY, ""); err != nil {
@@ -86,7 +87,7 @@ func main() {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	say("FERRIC-VERIFY node=%s key=%s luks=%s", uuid, key, luks)
+	say("FERRIC-VERIFY node=%s host=%s key=%s luks=%s", uuid, host, key, luks)
 	time.Sleep(500 * time.Millisecond)
 	unix.Sync()
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)

@@ -226,12 +226,13 @@ func (d *Deploy) recordWritten(ctx context.Context, t *driver.Task, r *agentclie
 		rec["format"] = f
 	}
 	// IPA's execute_deploy_step answers {"deploy_result": ..., "deploy_step": ...}; Ferric's agent puts the
-	// device and the detected format in deploy_result. An older agent's result lacks them: nothing is guessed.
+	// device, the detected format and the bytes written in deploy_result (deploy.WriteImageResult's JSON names).
+	// An older agent's result lacks them: nothing is guessed.
 	var res struct {
 		DeployResult map[string]any `json:"deploy_result"`
 	}
 	if err := json.Unmarshal(r.CommandResult, &res); err == nil {
-		for _, k := range []string{"device", "format", "disk_format", "compression", "bytes_written", "seconds"} {
+		for _, k := range []string{"device", "format", "disk_format", "compression", "written_bytes", "seconds"} {
 			if v, ok := res.DeployResult[k]; ok && v != nil {
 				rec[strings.TrimPrefix(k, "disk_")] = v
 			}
