@@ -185,7 +185,9 @@ func (f *Fetcher) DialContext(ctx context.Context, network, addr string) (net.Co
 }
 
 // CheckRedirect applies the fetcher's redirect rules (below) for another client, such as the image cache's.
-func (f *Fetcher) CheckRedirect(req *http.Request, via []*http.Request) error { return f.checkRedirect(req, via) }
+func (f *Fetcher) CheckRedirect(req *http.Request, via []*http.Request) error {
+	return f.checkRedirect(req, via)
+}
 
 // checkRedirect re-checks every redirect: http(s) only, no downgrade from https, at most 5; the dialer checks the
 // new host's addresses.

@@ -285,7 +285,10 @@ func TestEviction(t *testing.T) {
 		_, err := c.Fetch(context.Background(), Request{URL: srv.URL + p, Want: digestOf(imgs[p]), Holder: holder})
 		return err
 	}
-	cached := func(p string) bool { _, err := os.Stat(filepath.Join(c.cfg.Dir, digestOf(imgs[p]).Key())); return err == nil }
+	cached := func(p string) bool {
+		_, err := os.Stat(filepath.Join(c.cfg.Dir, digestOf(imgs[p]).Key()))
+		return err == nil
+	}
 
 	require.NoError(t, fetch("/a", "n1"))
 	require.NoError(t, fetch("/b", "n2"))
