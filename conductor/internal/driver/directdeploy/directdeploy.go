@@ -38,6 +38,8 @@ type Config struct {
 	AllowMD5 bool
 	// Artifacts fetches checksum files named by URL; nil refuses checksum URLs.
 	Artifacts *artifact.Fetcher
+	// Local is image_download_source: the default and the conductor's image cache (local.go).
+	Local LocalConfig
 }
 
 // Deploy implements driver.Deploy, the step provider and the engine's agent hand-off for the direct interface.
@@ -81,6 +83,9 @@ func (d *Deploy) Validate(ctx context.Context, n *store.Node) error {
 		if s, _ := f.(string); !diskFormats[s] {
 			return errInvalid(fmt.Errorf("instance_info.image_disk_format %v is not supported: use raw or qcow2, or unset it to detect the format", f))
 		}
+	}
+	if err := d.validateSource(ctx, n); err != nil {
+		return errInvalid(err)
 	}
 	c, err := readChecksum(n.InstanceInfo, d.cfg.AllowMD5)
 	if err != nil {
@@ -158,6 +163,9 @@ func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, er
 		return driver.Done, fmt.Errorf("cannot deploy: %w", err)
 	}
 	dii[keyChecksum] = c.record()
+	if err := d.prepareLocal(ctx, t, c); err != nil {
+		return driver.Done, fmt.Errorf("cannot deploy: %w", err)
+	}
 	return d.StartBoot(ctx, t)
 }
 
@@ -193,6 +201,7 @@ func (d *Deploy) continueWrite(ctx context.Context, t *driver.Task, c *agentclie
 		return out, nil
 	}
 	d.recordWritten(ctx, t, r)
+	d.endLocal(n)
 	agentdeploy.SetProgress(n, deploy.Progress{Phase: "booting instance", Percent: 100})
 	return driver.Done, nil
 }
@@ -230,6 +239,7 @@ func (d *Deploy) TearDown(ctx context.Context, t *driver.Task) error {
 	for _, k := range []string{keyInstalled, keyChecksum, agentdeploy.KeyProgress, agentdeploy.KeyStepCmd, agentdeploy.KeyOffset} {
 		delete(t.Node.DriverInternalInfo, k)
 	}
+	d.endLocal(t.Node)
 	return t.Boot.CleanUpInstance(ctx, t)
 }
 
