@@ -187,6 +187,8 @@ func TestFetchSendsHeaderAndHidesSecrets(t *testing.T) {
 func TestFetchConcurrentShareOneDownload(t *testing.T) {
 	img := randBytes(t, 1<<20)
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
 	var gets atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gets.Add(1)
@@ -194,6 +196,7 @@ func TestFetchConcurrentShareOneDownload(t *testing.T) {
 		_, _ = w.Write(img)
 	}))
 	defer srv.Close()
+	defer free() // first: a failing test does not leave the server's handlers blocked in Close
 	c := newCache(t, Config{})
 	const n = 6
 	var wg sync.WaitGroup
@@ -212,7 +215,7 @@ func TestFetchConcurrentShareOneDownload(t *testing.T) {
 		f := c.flights[digestOf(img).Key()]
 		return f != nil && f.waiters == n
 	}, 5*time.Second, 10*time.Millisecond, "every request joins the one flight")
-	close(release)
+	free()
 	wg.Wait()
 	fresh := 0
 	for i := 0; i < n; i++ {
