@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -83,6 +84,8 @@ func TestDirectDeployLocalSource(t *testing.T) {
 	assert.Contains(t, text, "image_download_source local: the conductor caches "+srv.URL+"/os/disk.raw")
 	assert.Contains(t, text, "the agent downloads it from the conductor")
 	assert.NotContains(t, text, "img-secret")
+	assert.Contains(t, text, "/images/"+got.UUID+"/<token>/disk.raw", "the agent downloaded from the conductor")
+	assert.NotRegexp(t, regexp.MustCompile(`/images/[^/]+/[0-9a-f]{64}/`), text, "the token never reaches the deploy log")
 	rec, _ := got.DriverInternalInfo["direct_installed"].(map[string]any)
 	assert.Equal(t, map[string]any{"algo": "sha256", "value": sum, "field": "image_checksum", "prefixed": false}, rec["checksum"])
 	assert.NotContains(t, got.DriverInternalInfo, "direct_image_token", "the download grant ends with the write")

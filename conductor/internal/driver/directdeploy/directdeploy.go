@@ -179,6 +179,7 @@ func (d *Deploy) Continue(ctx context.Context, t *driver.Task) (driver.Outcome, 
 // it records what was written.
 func (d *Deploy) continueWrite(ctx context.Context, t *driver.Task, c *agentclient.Client, s steps.Step) (driver.Outcome, error) {
 	n := t.Node
+	scrub := hideToken(t) // image_download_source local: the agent shows the conductor's URL (local.go)
 	// The arguments (config drive included) are built for the agent only: they are never stored in deploy_step.
 	if id, _ := n.DriverInternalInfo[agentdeploy.KeyStepCmd].(string); id == "" {
 		args, err := d.writeImageArgs(ctx, t)
@@ -189,7 +190,7 @@ func (d *Deploy) continueWrite(ctx context.Context, t *driver.Task, c *agentclie
 	}
 	r, out, err := d.ContinueInBandResult(ctx, t, c, steps.Deploy, s)
 	if err != nil {
-		msg := err.Error()
+		msg := scrub(err.Error())
 		t.Logf(ctx, "write_image failed: %s", msg)
 		// As a failed bootc install: the agent that failed (checksum, format, size) is powered off.
 		if r != nil {

@@ -180,6 +180,27 @@ func (d *Deploy) endLocal(n *store.Node) {
 	}
 }
 
+// hideToken keeps the deploy's image token out of the deploy log and last_error: the agent logs and reports the
+// URL it downloads (it hides credentials and queries, not paths), and both are readable through the API while
+// the token is valid. It wraps t's deploy log and returns the scrubber for messages.
+func hideToken(t *driver.Task) func(string) string {
+	tok, _ := t.Node.DriverInternalInfo[keyImageToken].(string)
+	if tok == "" {
+		return func(s string) string { return s }
+	}
+	scrub := func(s string) string { return strings.ReplaceAll(s, tok, "<token>") }
+	if orig := t.DeployLog; orig != nil {
+		t.DeployLog = func(ctx context.Context, source string, lines ...string) {
+			out := make([]string, len(lines))
+			for i, l := range lines {
+				out[i] = scrub(l)
+			}
+			orig(ctx, source, out...)
+		}
+	}
+	return scrub
+}
+
 // deploying reports the states in which a deploy may download its image.
 func deploying(n *store.Node) bool {
 	s := fsm.State(n.ProvisionState)

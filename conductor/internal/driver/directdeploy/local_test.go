@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -179,4 +180,18 @@ func TestImageName(t *testing.T) {
 	} {
 		assert.Equal(t, want, imageName(src), src)
 	}
+}
+
+// TestHideToken: the agent's lines copied into the deploy log, and messages, never show the deploy's token.
+func TestHideToken(t *testing.T) {
+	tok := strings.Repeat("5e", 32)
+	n := node(map[string]any{})
+	var logged []string
+	task := &driver.Task{Node: n, DeployLog: func(_ context.Context, _ string, lines ...string) { logged = append(logged, lines...) }}
+	assert.Equal(t, "x/"+tok, hideToken(task)("x/"+tok), "no grant: nothing to hide")
+	n.DriverInternalInfo[keyImageToken] = tok
+	scrub := hideToken(task)
+	task.DeployLog(context.Background(), "agent", "downloading http://c/images/u/"+tok+"/disk.raw", "done")
+	assert.Equal(t, []string{"downloading http://c/images/u/<token>/disk.raw", "done"}, logged)
+	assert.Equal(t, "failed at http://c/images/u/<token>/d", scrub("failed at http://c/images/u/"+tok+"/d"))
 }
