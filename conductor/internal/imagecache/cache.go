@@ -229,6 +229,9 @@ func (c *Cache) Fetch(ctx context.Context, r Request) (Entry, error) {
 		c.mu.Lock()
 		if f.waiters--; f.waiters == 0 {
 			f.cancel() // nobody wants it any more; the entry is not kept
+			if c.flights[key] == f {
+				delete(c.flights, key) // a later request starts afresh instead of joining a cancelled download
+			}
 		}
 		c.mu.Unlock()
 		return Entry{}, fmt.Errorf("waiting for the image download: %w", ctx.Err())
@@ -251,7 +254,9 @@ func (c *Cache) run(ctx context.Context, key string, f *flight, r Request) {
 	size, err := c.download(ctx, key, r)
 	c.mu.Lock()
 	f.size, f.err = size, err
-	delete(c.flights, key)
+	if c.flights[key] == f {
+		delete(c.flights, key)
+	}
 	c.mu.Unlock()
 	close(f.done)
 }

@@ -259,6 +259,40 @@ func TestFetchContextCancel(t *testing.T) {
 		5*time.Second, 10*time.Millisecond)
 }
 
+// TestFetchAfterCancelStartsAfresh: a request that comes after every waiter of a download gave up does not join
+// the cancelled download: it downloads again.
+func TestFetchAfterCancelStartsAfresh(t *testing.T) {
+	img := randBytes(t, 1000)
+	var gets atomic.Int32
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if gets.Add(1) == 1 {
+			select { // the first answer never comes; the client gives up
+			case <-r.Context().Done():
+			case <-hang:
+			}
+			return
+		}
+		_, _ = w.Write(img)
+	}))
+	defer srv.Close()
+	defer close(hang)
+	c := newCache(t, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for gets.Load() == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+	}()
+	_, err := c.Fetch(ctx, Request{URL: srv.URL + "/disk.raw", Want: digestOf(img)})
+	require.ErrorIs(t, err, context.Canceled)
+	e, err := c.Fetch(context.Background(), Request{URL: srv.URL + "/disk.raw", Want: digestOf(img)})
+	require.NoError(t, err)
+	assert.Equal(t, int64(len(img)), e.Size)
+	assert.Equal(t, int32(2), gets.Load())
+}
+
 // TestFetchStall: a server that stops sending fails the download after StallTimeout, saying so.
 func TestFetchStall(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
