@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/driver/agentdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
 	"github.com/ferric-metal/ferric/conductor/internal/imagecache"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
@@ -46,7 +47,7 @@ type LocalConfig struct {
 // masks it; the grant is gone once the image is written or the instance torn down.
 const (
 	keyImageToken = "direct_image_token"
-	keyImageCache = "direct_image_cache" // {"key": algo-hex, "name": file name in the URL}
+	keyImageCache = "direct_image_cache" // {"key": algo-hex, "name": file name in the URL, "run": deploy_run}
 )
 
 // tokenBytes is the token's entropy: 256 bits, hex in the URL.
@@ -146,7 +147,10 @@ func (d *Deploy) cacheForAgent(ctx context.Context, t *driver.Task, src string, 
 		return err
 	}
 	n.DriverInternalInfo[keyImageToken] = hex.EncodeToString(b)
-	n.DriverInternalInfo[keyImageCache] = map[string]any{"key": e.Key, "name": name}
+	// The grant is bound to this deploy run: a later deploy (of any interface) never inherits it, even if a failure
+	// path left it behind.
+	run, _ := n.DriverInternalInfo[agentdeploy.KeyRun].(string)
+	n.DriverInternalInfo[keyImageCache] = map[string]any{"key": e.Key, "name": name, "run": run}
 	return nil
 }
 
@@ -207,13 +211,17 @@ func deploying(n *store.Node) bool {
 	return s == fsm.Deploying || s == fsm.DeployWait
 }
 
-// ServedImage is the image the conductor serves to the node's agent now: the grant of its current deploy, only
-// while the node is deploying (a failed, aborted or finished deploy gets nothing, whatever was left behind).
+// ServedImage is the image the conductor serves to the node's agent now: the grant of its current deploy run,
+// only while the node is deploying (a failed, aborted or finished deploy gets nothing, whatever was left behind).
 func ServedImage(n *store.Node) (imagecache.Grant, bool) {
 	tok, _ := n.DriverInternalInfo[keyImageToken].(string)
 	rec, _ := n.DriverInternalInfo[keyImageCache].(map[string]any)
 	key, _ := rec["key"].(string)
 	name, _ := rec["name"].(string)
+	run, _ := rec["run"].(string)
+	if cur, _ := n.DriverInternalInfo[agentdeploy.KeyRun].(string); run != cur {
+		return imagecache.Grant{}, false
+	}
 	if !deploying(n) || tok == "" || key == "" || name == "" {
 		return imagecache.Grant{}, false
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferric-metal/ferric/conductor/internal/artifact"
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/driver/agentdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
 	"github.com/ferric-metal/ferric/conductor/internal/imagecache"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
@@ -131,6 +132,11 @@ func TestLocalDeploy(t *testing.T) {
 	_, ok = ServedImage(n)
 	assert.False(t, ok, "a node that is not deploying is served nothing")
 	n.ProvisionState = string(fsm.DeployWait)
+	run := n.DriverInternalInfo[agentdeploy.KeyRun]
+	n.DriverInternalInfo[agentdeploy.KeyRun] = "a-later-deploy"
+	_, ok = ServedImage(n)
+	assert.False(t, ok, "a later deploy run never inherits the grant")
+	n.DriverInternalInfo[agentdeploy.KeyRun] = run
 
 	// A second deploy reuses the cached copy and gets a new token; the end of the write drops the grant.
 	out, err = d.Deploy(context.Background(), task)
