@@ -202,6 +202,11 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if err != nil {
 		return err
 	}
+	if k, err := directdeploy.RestoreHolds(ctx, st, cache); err != nil {
+		return err
+	} else if k > 0 {
+		log.WithField("count", k).Info("cached images held again for deploys in progress")
+	}
 	reg := buildRegistry(cfg, st, policy, media, arts, tlsFiles.AgentCA, cache)
 
 	ecfg := cfg.Engine

@@ -283,6 +283,18 @@ func (c *Cache) hold(holder, key string) {
 	}
 }
 
+// Hold records that holder uses the cached entry key (a conductor restarting finds its deploys in progress
+// again); false when key is not cached.
+func (c *Cache) Hold(holder, key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.entries[key]; !ok || holder == "" {
+		return false
+	}
+	c.hold(holder, key)
+	return true
+}
+
 // Release drops holder's hold (its deploy ended): the entry stays cached for reuse but may be evicted.
 func (c *Cache) Release(holder string) {
 	c.mu.Lock()

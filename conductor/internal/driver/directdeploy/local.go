@@ -251,6 +251,24 @@ func Holds(st store.Store) func(ctx context.Context, node string) bool {
 	}
 }
 
+// RestoreHolds holds the cached image of every deploy in progress with a download grant, after a conductor
+// restart (holds live in memory): their agents may not have downloaded it yet, so it must not be evicted.
+func RestoreHolds(ctx context.Context, st store.Store, cache *imagecache.Cache) (int, error) {
+	k := 0
+	for _, state := range []fsm.State{fsm.Deploying, fsm.DeployWait} {
+		nodes, err := st.ListNodes(ctx, store.NodeFilter{ProvisionState: string(state)}, store.ListOptions{})
+		if err != nil {
+			return k, fmt.Errorf("list the nodes in %s: %w", state, err)
+		}
+		for _, n := range nodes {
+			if g, ok := ServedImage(n); ok && cache.Hold(n.UUID, g.Key) {
+				k++
+			}
+		}
+	}
+	return k, nil
+}
+
 // safeName keeps a file name to characters that need no escaping in a URL path.
 var safeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 

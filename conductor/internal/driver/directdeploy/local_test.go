@@ -5,13 +5,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -200,4 +204,49 @@ func TestHideToken(t *testing.T) {
 	task.DeployLog(context.Background(), "agent", "downloading http://c/images/u/"+tok+"/disk.raw", "done")
 	assert.Equal(t, []string{"downloading http://c/images/u/<token>/disk.raw", "done"}, logged)
 	assert.Equal(t, "failed at http://c/images/u/<token>/d", scrub("failed at http://c/images/u/"+tok+"/d"))
+}
+
+// TestRestoreHolds: after a restart, the image of a deploy in progress is held again (so eviction spares it);
+// grants of nodes that are not deploying are not.
+func TestRestoreHolds(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "f.db"))
+	require.NoError(t, err)
+	defer st.Close()
+	imgs := [][]byte{bytes.Repeat([]byte("a"), 1000), bytes.Repeat([]byte("b"), 1000)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(imgs[r.URL.Path[1]-'0'])
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	before, err := imagecache.New(imagecache.Config{Dir: dir}, quietLog())
+	require.NoError(t, err)
+	var keys []string
+	for i, b := range imgs {
+		s := sha256.Sum256(b)
+		e, err := before.Fetch(ctx, imagecache.Request{URL: fmt.Sprintf("%s/%d", srv.URL, i), Want: imagecache.Digest{Algo: "sha256", Hex: hex.EncodeToString(s[:])}})
+		require.NoError(t, err)
+		keys = append(keys, e.Key)
+	}
+	for i, state := range []fsm.State{fsm.DeployWait, fsm.Active} {
+		n := &store.Node{UUID: uuid.NewString(), Driver: "fake-hardware", CreatedAt: time.Now(), ProvisionState: string(state), DriverInternalInfo: map[string]any{
+			keyImageToken: strings.Repeat("0", 64), keyImageCache: map[string]any{"key": keys[i], "name": "d", "run": "r1"}, agentdeploy.KeyRun: "r1"}}
+		n.Normalize()
+		require.NoError(t, st.CreateNode(ctx, n))
+	}
+	after, err := imagecache.New(imagecache.Config{Dir: dir, MaxBytes: 2000}, quietLog())
+	require.NoError(t, err)
+	k, err := RestoreHolds(ctx, st, after)
+	require.NoError(t, err)
+	assert.Equal(t, 1, k, "only the deploying node's image is held")
+	// A third image needs room: the free one (of the active node) goes, the held one stays.
+	c := bytes.Repeat([]byte("c"), 1000)
+	imgs = append(imgs, c)
+	s := sha256.Sum256(c)
+	_, err = after.Fetch(ctx, imagecache.Request{URL: srv.URL + "/2", Want: imagecache.Digest{Algo: "sha256", Hex: hex.EncodeToString(s[:])}})
+	require.NoError(t, err)
+	_, err = os.Stat(filepath.Join(dir, keys[0]))
+	assert.NoError(t, err, "the held image stays")
+	_, err = os.Stat(filepath.Join(dir, keys[1]))
+	assert.ErrorIs(t, err, os.ErrNotExist, "the free image was evicted")
 }
