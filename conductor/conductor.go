@@ -220,7 +220,8 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	// net/http's own complaints (TLS handshakes from plain-HTTP clients and scanners) go to our log, not stderr.
 	httpErrs := log.WithField("component", "http").WriterLevel(logrus.DebugLevel)
 	defer httpErrs.Close()
-	hs := &http.Server{Handler: withImages(srv, cache.Handler(directdeploy.Grants(st), log.WithField("component", "imagecache"))), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+	imgs := cache.Handler(directdeploy.Grants(st), log.WithField("component", "imagecache"))
+	hs := &http.Server{Handler: withImages(srv, imgs), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: stdlog.New(httpErrs, "", 0)}
 
 	if err := eng.Recover(ctx); err != nil {
