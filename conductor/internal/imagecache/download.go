@@ -47,6 +47,8 @@ func newClient(cfg Config) (*http.Client, error) {
 	if cfg.Trust.HasProxy() {
 		pc = &httpproxy.Config{HTTPProxy: cfg.Trust.HTTPProxy, HTTPSProxy: cfg.Trust.HTTPSProxy, NoProxy: cfg.Trust.NoProxy}
 	}
+	// The dialer lets through the proxies' own addresses (the operator configured them, maybe on loopback);
+	// every other connection is the image server's and goes through the guard.
 	proxies := map[string]bool{}
 	for _, p := range []string{pc.HTTPProxy, pc.HTTPSProxy} {
 		if addr := proxyAddr(p); addr != "" {
@@ -105,6 +107,7 @@ func newHash(algo string) hash.Hash {
 // the digest matched; any failure deletes the partial file. It returns the entry's size.
 func (c *Cache) download(ctx context.Context, key string, r Request) (int64, error) {
 	src := redact(r.URL)
+	// Checked by name first: with a proxy the guard's dialer never sees the image's host, only the proxy.
 	if c.cfg.Guard != nil {
 		if err := c.cfg.Guard.Check(ctx, "image URL", r.URL); err != nil {
 			return 0, err
@@ -120,6 +123,8 @@ func (c *Cache) download(ctx context.Context, key string, r Request) (int64, err
 	if err != nil {
 		return 0, fmt.Errorf("image URL %s: %w", src, err)
 	}
+	// The caller's header (Authorization) goes only to this request; Go's client drops it on a redirect to
+	// another host, so a registry's token does not follow it to a blob store.
 	for k, v := range r.Header {
 		req.Header[k] = v
 	}
@@ -128,12 +133,16 @@ func (c *Cache) download(ctx context.Context, key string, r Request) (int64, err
 		return 0, fmt.Errorf("download %s: %w", src, c.why(ctx, err))
 	}
 	defer resp.Body.Close()
+	// Only a whole answer is an image: a 206 or a redirect page would be cached under the wrong bytes (and fail
+	// verification), an error page the same.
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("download %s: the server answered HTTP %d", src, resp.StatusCode)
 	}
 	if resp.ContentLength > c.cfg.MaxBytes {
 		return 0, fmt.Errorf("%w: %s has %d bytes, more than --image-cache-max-bytes %d", ErrFull, src, resp.ContentLength, c.cfg.MaxBytes)
 	}
+	// Partial files live apart from the entries (Dir/tmp): only a verified file ever gets an entry's name, so
+	// Open and a restart's scan can never pick up a partial or unverified one.
 	if err := os.MkdirAll(filepath.Join(c.cfg.Dir, "tmp"), 0o700); err != nil {
 		return 0, fmt.Errorf("--image-cache-dir: %w", err)
 	}
@@ -145,6 +154,8 @@ func (c *Cache) download(ctx context.Context, key string, r Request) (int64, err
 		tmp.Close()
 		os.Remove(tmp.Name()) // gone after the rename; removed on every failure
 	}()
+	// Room is reserved ahead of the bytes (all at once when the length is announced, in steps otherwise), so a
+	// download never pushes the cache past MaxBytes and fails early when the room is held by other deploys.
 	w := &reservingWriter{c: c, ctx: ctx, f: tmp, h: newHash(r.Want.Algo), stall: stall, stallAfter: c.cfg.StallTimeout}
 	if resp.ContentLength > 0 {
 		if err := c.reserve(ctx, resp.ContentLength); err != nil {
@@ -163,6 +174,7 @@ func (c *Cache) download(ctx context.Context, key string, r Request) (int64, err
 	if got := hex.EncodeToString(w.h.Sum(nil)); got != r.Want.Hex {
 		return 0, fmt.Errorf("%w: %s has %s %s, the deploy expects %s; the download was deleted", ErrVerify, src, r.Want.Algo, got, r.Want.Hex)
 	}
+	// Synced before the rename: after a crash, a file with an entry's name holds the verified bytes.
 	if err := tmp.Sync(); err != nil {
 		return 0, fmt.Errorf("--image-cache-dir: %w", err)
 	}
