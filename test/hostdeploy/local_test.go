@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferric-metal/ferric/conductor"
+	"github.com/ferric-metal/ferric/test/diskimagetest"
 )
 
 // TestDirectDeployLocalSource deploys a whole-disk image with image_download_source=local through a real agent onto
@@ -95,4 +96,53 @@ func TestDirectDeployLocalSource(t *testing.T) {
 	_, text = deployOn("local-b")
 	assert.Contains(t, text, "already cached")
 	assert.Equal(t, int32(1), gets.Load(), "the second deploy never asked the image server")
+}
+
+// TestDirectDeployLocalQCOW2: a qcow2 image through image_download_source local. The agent's qemu-img reads the
+// image from the conductor's /images/ URL itself (HEAD and Range requests through its curl driver), so this
+// proves the endpoint serves what qemu-img needs; the device then holds the raw bytes.
+func TestDirectDeployLocalQCOW2(t *testing.T) {
+	r := newRig(t, func(cfg *conductor.Config) {
+		cfg.ArtifactAllow = []string{"127.0.0.1"}
+		cfg.ImageCacheDir = t.TempDir()
+		cfg.ImageDownloadSource = "local" // the flag's default this time, not instance_info
+	})
+	dir := t.TempDir()
+	raw := make([]byte, 8<<20)
+	_, err := rand.Read(raw)
+	require.NoError(t, err)
+	rawPath := filepath.Join(dir, "disk.raw")
+	require.NoError(t, os.WriteFile(rawPath, raw, 0o600))
+	qcow := diskimagetest.QCOW2(t, rawPath, "disk.qcow2")
+	img, err := os.ReadFile(qcow)
+	require.NoError(t, err)
+	s := sha256.Sum256(img)
+	var gets atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if gets.Add(1) > 1 {
+			http.Error(w, "only the conductor may download", http.StatusGone)
+			return
+		}
+		http.ServeContent(w, req, "disk.qcow2", time.Time{}, bytes.NewReader(img))
+	}))
+	defer srv.Close()
+
+	dev, file := loop(t, 64<<20)
+	n := r.enroll(t, "local-q", dev, nil)
+	_, err = nodes.Update(context.Background(), r.cl, n.UUID, nodes.UpdateOpts{nodes.UpdateOperation{Op: nodes.ReplaceOp,
+		Path: "/deploy_interface", Value: "direct"}}).Extract()
+	require.NoError(t, err)
+	r.deploy(t, n.UUID, srv.URL+"/disk.qcow2", nodes.TargetActive, map[string]any{"image_checksum": hex.EncodeToString(s[:]),
+		"image_disk_format": "qcow2"}, nil)
+	got := r.wait(t, n.UUID, "active", 3*time.Minute)
+	assert.Equal(t, int32(1), gets.Load(), "only the conductor asked the image server")
+	rec, _ := got.DriverInternalInfo["direct_installed"].(map[string]any)
+	assert.Equal(t, "qcow2", rec["format"])
+	f, err := os.Open(file)
+	require.NoError(t, err)
+	defer f.Close()
+	head := make([]byte, len(raw))
+	_, err = io.ReadFull(f, head)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(raw, head), "the device holds the raw bytes of the qcow2 image")
 }
