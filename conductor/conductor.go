@@ -29,6 +29,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/driver/redfish"
 	"github.com/ferric-metal/ferric/conductor/internal/engine"
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
+	"github.com/ferric-metal/ferric/conductor/internal/imagecache"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 	"github.com/ferric-metal/ferric/conductor/internal/tlsreload"
 	"github.com/ferric-metal/ferric/images"
@@ -108,6 +109,14 @@ type Config struct {
 	// RegistryAliases maps a registry as nodes see it to the address the conductor uses to resolve digests
 	// (e.g. 10.0.2.2:5000 -> 127.0.0.1:5000).
 	RegistryAliases map[string]string
+	// ImageDownloadSource is --image-download-source, Ironic's [agent]image_download_source for the direct
+	// interface: http (default; the agent downloads image_source) or local (the conductor caches and serves it).
+	ImageDownloadSource string
+	// ImageCacheDir holds the image cache of local downloads (default ferric-image-cache in the temp dir).
+	ImageCacheDir string
+	// ImageCacheMaxBytes bounds the cache (default 20 GiB); ImageDownloadTimeout bounds one download (default 1 h).
+	ImageCacheMaxBytes   int64
+	ImageDownloadTimeout time.Duration
 }
 
 // Run serves the API and runs the engine until ctx ends, then shuts down gracefully: in-flight requests finish,
@@ -184,7 +193,28 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if cfg.InspectAddPorts, err = redfish.ParseAddPorts(cfg.InspectAddPorts); err != nil {
 		return err
 	}
-	reg := buildRegistry(cfg, st, policy, media, arts, tlsFiles.AgentCA)
+	if cfg.ImageDownloadSource == "" {
+		cfg.ImageDownloadSource = directdeploy.SourceHTTP
+	}
+	if err := directdeploy.CheckSource(cfg.ImageDownloadSource, "--image-download-source"); err != nil {
+		return err
+	}
+	if cfg.ImageCacheDir == "" {
+		cfg.ImageCacheDir = filepath.Join(os.TempDir(), "ferric-image-cache")
+	}
+	// Instance images the conductor downloads for local obey the artifact rules (arts) and the site's CAs/proxies.
+	cache, err := imagecache.New(imagecache.Config{Dir: cfg.ImageCacheDir, MaxBytes: cfg.ImageCacheMaxBytes,
+		Timeout: cfg.ImageDownloadTimeout, Trust: cfg.Registries.Trust, Guard: arts, Held: directdeploy.Holds(st)},
+		log.WithField("component", "imagecache"))
+	if err != nil {
+		return err
+	}
+	if k, err := directdeploy.RestoreHolds(ctx, st, cache); err != nil {
+		return err
+	} else if k > 0 {
+		log.WithField("count", k).Info("cached images held again for deploys in progress")
+	}
+	reg := buildRegistry(cfg, st, policy, media, arts, tlsFiles.AgentCA, cache)
 	if err := addAutodetect(reg, cfg.AutodetectDeployInterfaces, log.WithField("component", "autodetect")); err != nil {
 		return err
 	}
@@ -200,7 +230,8 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	// net/http's own complaints (TLS handshakes from plain-HTTP clients and scanners) go to our log, not stderr.
 	httpErrs := log.WithField("component", "http").WriterLevel(logrus.DebugLevel)
 	defer httpErrs.Close()
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+	imgs := cache.Handler(directdeploy.Grants(st), log.WithField("component", "imagecache"))
+	hs := &http.Server{Handler: withImages(srv, imgs), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: stdlog.New(httpErrs, "", 0)}
 
 	if err := eng.Recover(ctx); err != nil {
@@ -291,7 +322,7 @@ func checkExposure(addr *net.TCPAddr, auth string, tls, insecureNoAuth, insecure
 // verify the API with (changes on reload, so drivers read it at each boot).
 // policy is cfg.Registries.Policy parsed (nil for none).
 func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *redfish.MediaServer, arts *artifact.Fetcher,
-	agentCA func() string) *driver.Registry {
+	agentCA func() string, cache *imagecache.Cache) *driver.Registry {
 	reg := driver.NewRegistry()
 	driver.AddInspectRescue(reg)
 	reg.AddInspect(driver.InspectAgent, driver.AgentInspect{Store: st, AddPorts: cfg.InspectAddPorts})
@@ -305,13 +336,14 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 	registries := agentdeploy.Registry{Insecure: cfg.InsecureRegistries, Aliases: cfg.RegistryAliases, Trust: cfg.Registries.Trust,
 		Policy: policy}
 	reg.AddDeploy("bootc", bootcdeploy.New(bootcdeploy.Config{Registry: registries}))
-	// Whole-disk images over http(s); checksum files are fetched under the same rules as deploy artifacts.
-	reg.AddDeploy("direct", directdeploy.New(directdeploy.Config{AllowMD5: cfg.AllowMD5Checksum, Artifacts: arts,
-		Registry: registries}))
 	agentURL := cfg.AgentURL
 	if agentURL == "" {
 		agentURL = cfg.PublicURL
 	}
+	// Whole-disk images over http(s); checksum files are fetched under the same rules as deploy artifacts, and
+	// so are images the conductor caches for image_download_source local (served to agents at agentURL).
+	reg.AddDeploy("direct", directdeploy.New(directdeploy.Config{AllowMD5: cfg.AllowMD5Checksum, Artifacts: arts,
+		Registry: registries, Local: directdeploy.LocalConfig{Default: cfg.ImageDownloadSource, Cache: cache, URL: agentURL}}))
 	stateDir := cfg.AgentStateDir
 	if stateDir == "" {
 		stateDir = "/run/ferric-agents"
@@ -367,6 +399,16 @@ func addAutodetect(reg *driver.Registry, names []string, log *logrus.Entry) erro
 	}
 	reg.AddDeploy(autodetect.Name, ad)
 	return nil
+}
+
+// withImages serves the image cache's /images/ in front of the API router: public like the boot media (an agent
+// has no API credentials; the per-deploy token in the path is the capability) and kept out of the API's access
+// log, which would record that token.
+func withImages(api, images http.Handler) http.Handler {
+	r := mux.NewRouter()
+	r.PathPrefix(imagecache.PathPrefix).Handler(images)
+	r.NotFoundHandler = api // everything else is the API's, with its authentication and access log
+	return r
 }
 
 // redactDSN hides a password in a database URL for logging.

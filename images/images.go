@@ -135,6 +135,9 @@ type Ref struct {
 // String is the full reference (registry/repository:tag or @digest).
 func (r Ref) String() string { return r.ref.Name() }
 
+// Insecure reports whether the reference was parsed to be reached over plain http.
+func (r Ref) Insecure() bool { return r.insecure }
+
 // Parse reads "oci://host/repo:tag", "oci://host/repo@sha256:..." or the same without the scheme. insecure marks
 // registries reached over plain http.
 func Parse(s string, insecure bool) (Ref, error) {

@@ -26,6 +26,7 @@ import (
 	"github.com/ferric-metal/ferric/ramdisk-agent/internal/api"
 	"github.com/ferric-metal/ferric/ramdisk-agent/internal/diskimage"
 	"github.com/ferric-metal/ferric/ramdisk-agent/internal/hardware"
+	"github.com/ferric-metal/ferric/ramdisk-agent/internal/ironic"
 )
 
 // Bounds of the step's network calls. The image download has no fixed deadline of its own beyond
@@ -230,9 +231,22 @@ func (a *Agent) decodeDrive(ctx context.Context, info deploy.ImageInfo, value st
 }
 
 // siteClient is the HTTP client for downloads from host: the system roots plus the site's CAs (registry_ca, and
-// registry_cas[host]), and the site's proxies (else the environment's), as the agent's registry calls use.
+// registry_cas[host]), and the site's proxies (else the environment's), as the agent's registry calls use; the
+// conductor's host gets the conductor client's trust instead.
 // timeout bounds a whole request (0: none; the caller's ctx bounds it).
 func (a *Agent) siteClient(host string, timeout time.Duration) (*http.Client, error) {
+	// The conductor's own URLs (image_download_source local: its /images/) are reached as the heartbeats reach
+	// it: trusting the conductor's CA (api_ca), not the registries'.
+	if u, err := url.Parse(a.cfg.APIURL); err == nil && u.Host != "" && u.Host == host {
+		hc, err := ironic.NewHTTPClient(a.cfg.APICA, timeout)
+		if err != nil {
+			return nil, err
+		}
+		if tr, ok := hc.Transport.(*http.Transport); ok {
+			tr.ResponseHeaderTimeout = imageHeaderTimeout
+		}
+		return hc, nil
+	}
 	rt, err := a.cfg.Trust.Transport(host)
 	if err != nil {
 		return nil, err

@@ -6,14 +6,17 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/assert"
@@ -256,3 +259,26 @@ func TestWriteImageRefusals(t *testing.T) {
 
 // itoa formats v as sgdisk prints sector numbers.
 func itoa(v int64) string { b, _ := json.Marshal(v); return string(b) }
+
+// TestSiteClientConductor: a download from the conductor's own host (image_download_source local) trusts the
+// conductor's CA (api_ca), as the heartbeats do; another host signed by that CA is not trusted through it.
+func TestSiteClientConductor(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "image") }))
+	defer srv.Close()
+	caPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	a := newTestAgent(t, "", "")
+	a.cfg.APIURL, a.cfg.APICA = srv.URL, caPEM
+	u, err := url.Parse(srv.URL)
+	require.NoError(t, err)
+	hc, err := a.siteClient(u.Host, 10*time.Second)
+	require.NoError(t, err)
+	resp, err := hc.Get(srv.URL + "/images/n/t/disk.raw")
+	require.NoError(t, err, "the conductor's CA is trusted for the conductor")
+	resp.Body.Close()
+
+	a.cfg.APIURL = "https://conductor.example:6385"
+	hc, err = a.siteClient(u.Host, 10*time.Second)
+	require.NoError(t, err)
+	_, err = hc.Get(srv.URL + "/images/n/t/disk.raw")
+	require.Error(t, err, "api_ca is not trusted for other hosts")
+}

@@ -125,6 +125,12 @@ func run(args []string) error {
 	fs.StringVar(&cfg.ArtifactsDir, "artifacts-dir", "", "the only directory local deploy_kernel/deploy_ramdisk/deploy_iso paths may name (default: local paths refused)")
 	artMiB := fs.Int64("artifact-max-mib", 2048, "largest deploy artifact the conductor reads or downloads, in MiB")
 	fs.Var(&listFlag{&cfg.ArtifactAllow}, "artifact-allow-host", "host, IP or CIDR that artifact URLs may reach although it is loopback/link-local/metadata (repeatable)")
+	// [agent]image_download_source, and the conductor's image cache that local uses (Ironic's [deploy]http_root
+	// image subdir; the cache obeys the artifact address rules above and the registry CAs and proxies below).
+	fs.StringVar(&cfg.ImageDownloadSource, "image-download-source", "http", "where the direct interface's agent downloads http(s) images from: http (image_source itself) or local (the conductor caches the image and serves it); instance_info/driver_info image_download_source override it")
+	imageCacheDir := fs.String("image-cache-dir", "", "directory of the conductor's image cache for image_download_source local (default <state-dir>/image-cache)")
+	fs.Int64Var(&cfg.ImageCacheMaxBytes, "image-cache-max-bytes", 20<<30, "total size of the image cache; least recently used images no deploy holds are evicted")
+	fs.DurationVar(&cfg.ImageDownloadTimeout, "image-download-timeout", time.Hour, "longest one image download into the cache may take")
 	// [conductor]allow_deleting_available_nodes, inverted.
 	fs.BoolVar(&cfg.Engine.NoDeleteAvailable, "no-delete-available", false, "refuse to delete nodes in available (Ironic's allow_deleting_available_nodes=false)")
 	// Ferric-only: registry trust, proxies, mirrors and signature policy for bootc images, shared by the
@@ -201,6 +207,13 @@ func run(args []string) error {
 		cfg.DB = "sqlite://" + filepath.Join(*stateDir, "ferric.db")
 	}
 	cfg.MediaDir = filepath.Join(*stateDir, "media")
+	cfg.ImageCacheDir = *imageCacheDir
+	if cfg.ImageCacheDir == "" {
+		cfg.ImageCacheDir = filepath.Join(*stateDir, "image-cache")
+	}
+	if cfg.ImageCacheMaxBytes <= 0 || cfg.ImageDownloadTimeout <= 0 {
+		return fmt.Errorf("--image-cache-max-bytes and --image-download-timeout must be positive")
+	}
 	if cfg.Host == "" {
 		if h, err := os.Hostname(); err == nil {
 			cfg.Host = h

@@ -112,7 +112,11 @@ func TestDirectDeployOCI(t *testing.T) {
 		File: diskimagetest.Compress(t, raw, "zstd"), MediaType: diskimagetest.MediaTypeZstd, DiskType: "raw",
 		ArtifactType: diskimagetest.ArtifactTypeDisk})
 	bootcimage.Push(t, secure.PlainHost, "ferric/os", "v1", bootcimage.Options{Marker: "direct", Username: user, Password: pass})
+	qcow := diskimagetest.QCOW2(t, raw, "os.qcow2")
+	diskimagetest.PushArtifact(t, secure.PlainHost, "ferric/qcow2", "v1", diskimagetest.Auth(user, pass), diskimagetest.Artifact{
+		File: qcow, DiskType: "qcow2", Title: "os.qcow2"})
 	r := newRig(t, func(cfg *conductor.Config) {
+		cfg.ArtifactAllow = []string{"127.0.0.1"} // image_download_source local: the conductor fetches the blob from loopback
 		caFile := filepath.Join(t.TempDir(), "ca.pem")
 		require.NoError(t, os.WriteFile(caFile, ca.CertPEM, 0o600))
 		require.NoError(t, cfg.Registries.AddCAFile(secure.Host+"="+caFile))
@@ -150,6 +154,24 @@ func TestDirectDeployOCI(t *testing.T) {
 		assert.NotContains(t, logs, pass)
 		assert.NotContains(t, logs, base64.StdEncoding.EncodeToString([]byte(user+":"+pass)), "the Authorization header is never logged")
 		assert.NotContains(t, fmt.Sprint(got.DriverInternalInfo), base64.StdEncoding.EncodeToString([]byte(user+":"+pass)))
+	})
+	// With image_download_source local the conductor fetches the blob with the registry's credentials and the
+	// agent reads it from the conductor: a qcow2 artifact behind credentials (refused for a direct download,
+	// since qemu-img cannot be given them) deploys.
+	t.Run("qcow2 artifact through the conductor", func(t *testing.T) {
+		n, file := direct(t, "oci-local")
+		r.deploy(t, n.UUID, "oci://"+secure.Host+"/ferric/qcow2:v1", nodes.TargetActive,
+			map[string]any{"image_pull_secret": user + ":" + pass, "image_download_source": "local"}, nil)
+		got := r.wait(t, n.UUID, "active", 3*time.Minute)
+		assert.Equal(t, "qcow2", got.DriverInternalInfo["direct_installed"].(map[string]any)["format"])
+		f, err := os.Open(file)
+		require.NoError(t, err)
+		defer f.Close()
+		head := make([]byte, len(img))
+		_, err = io.ReadFull(f, head)
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(img, head), "the device holds the image's bytes")
+		assert.Contains(t, r.logText(t, n.UUID), "/images/"+n.UUID+"/<token>/os.qcow2", "the agent downloaded from the conductor")
 	})
 	t.Run("bootc image refused", func(t *testing.T) {
 		n, file := direct(t, "oci-bootc")

@@ -178,6 +178,17 @@ func (f *Fetcher) dial(ctx context.Context, network, addr string) (net.Conn, err
 	return nil, last
 }
 
+// DialContext connects as the fetcher does: only to checked addresses of the host. The conductor's image cache
+// (imagecache) downloads through it, so instance images obey the same rules as deploy artifacts.
+func (f *Fetcher) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return f.dial(ctx, network, addr)
+}
+
+// CheckRedirect applies the fetcher's redirect rules (below) for another client, such as the image cache's.
+func (f *Fetcher) CheckRedirect(req *http.Request, via []*http.Request) error {
+	return f.checkRedirect(req, via)
+}
+
 // checkRedirect re-checks every redirect: http(s) only, no downgrade from https, at most 5; the dialer checks the
 // new host's addresses.
 func (f *Fetcher) checkRedirect(req *http.Request, via []*http.Request) error {

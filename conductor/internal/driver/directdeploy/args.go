@@ -61,6 +61,9 @@ func (d *Deploy) writeImageArgs(ctx context.Context, t *driver.Task) (map[string
 			info["no_proxy"] = np
 		}
 	}
+	if err := d.localImage(n, info); err != nil { // image_download_source local: the conductor's URL (local.go)
+		return nil, err
+	}
 	cd, err := agentdeploy.ConfigDrive(ctx, t)
 	if err != nil {
 		return nil, err

@@ -43,6 +43,8 @@ type Config struct {
 	// reached over plain http (--insecure-registry), the conductor's address of a registry as nodes name it
 	// (--registry-alias), the site's CAs, proxies and mirrors, and the reject scopes of --image-policy.
 	agentdeploy.Registry
+	// Local is image_download_source: the default and the conductor's image cache (local.go).
+	Local LocalConfig
 }
 
 // Deploy implements driver.Deploy, the step provider and the engine's agent hand-off for the direct interface.
@@ -76,6 +78,9 @@ func (d *Deploy) Validate(ctx context.Context, n *store.Node) error {
 	}
 	if err := checkDiskFormat(n.InstanceInfo); err != nil {
 		return err
+	}
+	if err := d.validateSource(ctx, n); err != nil {
+		return errInvalid(err)
 	}
 	if isOCI(src) {
 		return d.validateOCI(n, src)
@@ -170,6 +175,9 @@ func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, er
 		if err := d.identifyOCI(ctx, t, src); err != nil {
 			return driver.Done, fmt.Errorf("cannot deploy: %w", err)
 		}
+		if err := d.prepareLocalOCI(ctx, t, src); err != nil {
+			return driver.Done, fmt.Errorf("cannot deploy: %w", err)
+		}
 		return d.StartBoot(ctx, t)
 	}
 	c, err := d.resolveChecksum(ctx, n)
@@ -177,6 +185,9 @@ func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, er
 		return driver.Done, fmt.Errorf("cannot deploy: %w", err)
 	}
 	dii[keyChecksum] = c.record()
+	if err := d.prepareLocal(ctx, t, c); err != nil {
+		return driver.Done, fmt.Errorf("cannot deploy: %w", err)
+	}
 	return d.StartBoot(ctx, t)
 }
 
@@ -190,6 +201,7 @@ func (d *Deploy) Continue(ctx context.Context, t *driver.Task) (driver.Outcome, 
 // it records what was written.
 func (d *Deploy) continueWrite(ctx context.Context, t *driver.Task, c *agentclient.Client, s steps.Step) (driver.Outcome, error) {
 	n := t.Node
+	scrub := hideToken(t) // image_download_source local: the agent shows the conductor's URL (local.go)
 	// The arguments (config drive included) are built for the agent only: they are never stored in deploy_step.
 	if id, _ := n.DriverInternalInfo[agentdeploy.KeyStepCmd].(string); id == "" {
 		args, err := d.writeImageArgs(ctx, t)
@@ -200,7 +212,7 @@ func (d *Deploy) continueWrite(ctx context.Context, t *driver.Task, c *agentclie
 	}
 	r, out, err := d.ContinueInBandResult(ctx, t, c, steps.Deploy, s)
 	if err != nil {
-		msg := err.Error()
+		msg := scrub(err.Error())
 		t.Logf(ctx, "write_image failed: %s", msg)
 		// As a failed bootc install: the agent that failed (checksum, format, size) is powered off.
 		if r != nil {
@@ -212,6 +224,7 @@ func (d *Deploy) continueWrite(ctx context.Context, t *driver.Task, c *agentclie
 		return out, nil
 	}
 	d.recordWritten(ctx, t, r)
+	d.endLocal(n)
 	agentdeploy.SetProgress(n, deploy.Progress{Phase: "booting instance", Percent: 100})
 	return driver.Done, nil
 }
@@ -250,6 +263,7 @@ func (d *Deploy) TearDown(ctx context.Context, t *driver.Task) error {
 	for _, k := range []string{keyInstalled, keyChecksum, keyOCI, agentdeploy.KeyProgress, agentdeploy.KeyStepCmd, agentdeploy.KeyOffset} {
 		delete(t.Node.DriverInternalInfo, k)
 	}
+	d.endLocal(t.Node)
 	return t.Boot.CleanUpInstance(ctx, t)
 }
 

@@ -9,12 +9,14 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/agentdeploy"
+	"github.com/ferric-metal/ferric/conductor/internal/imagecache"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 	"github.com/ferric-metal/ferric/images"
 )
@@ -109,22 +111,13 @@ func (d *Deploy) ociImageInfo(ctx context.Context, t *driver.Task, info map[stri
 	if f, _ := rec["filename"].(string); f != "" {
 		info["id"] = f
 	}
-	// The token is asked for the pinned manifest through the conductor's address of the registry; its scope is the
-	// repository, so the node's blob request carries it too. Anonymous registries answer "" (no header).
-	_, digest, _ := strings.Cut(manifest, "@")
-	pinned, err := images.Parse(lookup.Registry+"/"+lookup.Repository+"@"+digest, slices.Contains(d.cfg.Insecure, lookup.Registry) ||
-		slices.Contains(d.cfg.Insecure, node.Registry))
-	if err != nil {
-		return fmt.Errorf("the recorded manifest %q is unreadable: deploy again: %w", manifest, err)
+	// A local download needs no registry credentials on the node: the conductor cached the blob (local.go).
+	if tok, _ := n.DriverInternalInfo[keyImageToken].(string); tok != "" {
+		return nil
 	}
-	creds, err := images.ParsePullSecret(agentdeploy.PullSecret(n))
+	header, err := d.ociAuthorization(ctx, n, lookup, manifest)
 	if err != nil {
 		return err
-	}
-	header, err := images.Authorization(ctx, pinned, images.ResolveOptions{Creds: creds, Timeout: agentdeploy.RegistryTimeout, Trust: d.cfg.Trust,
-		Insecure: d.cfg.Insecure})
-	if err != nil {
-		return fmt.Errorf("authorize the node's download of %s: %w", manifest, err)
 	}
 	if header != "" {
 		info["image_request_authorization"] = base64.StdEncoding.EncodeToString([]byte(header))
@@ -174,4 +167,60 @@ func (d *Deploy) SupportsDeploy(ctx context.Context, t *driver.Task) (driver.Det
 	return driver.Detection{Supported: true,
 		Reason: fmt.Sprintf("%s is a disk image artifact (manifest %s, blob %s, format %s)", im.Node, im.Digest, im.Blob, ociOr(im.DiskFormat, "detected by the agent")),
 		Record: map[string]any{"image_source": src, "manifest": im.Pinned(), "blob": im.Blob, "disk_format": im.DiskFormat}}, nil
+}
+
+// ociAuthorization is the Authorization header a plain HTTP client needs for the blobs of the pinned manifest
+// (registry/repo@digest as recorded), asked through the conductor's address of the registry; its scope is the
+// repository, so a request for the blob through the registry's name as nodes see it carries it too. Anonymous
+// registries answer "" (no header). Fresh each time: bearer tokens are short-lived.
+func (d *Deploy) ociAuthorization(ctx context.Context, n *store.Node, lookup images.Ref, manifest string) (string, error) {
+	_, digest, _ := strings.Cut(manifest, "@")
+	pinned, err := images.Parse(lookup.Registry+"/"+lookup.Repository+"@"+digest, slices.Contains(d.cfg.Insecure, lookup.Registry) ||
+		lookup.Insecure())
+	if err != nil {
+		return "", fmt.Errorf("the recorded manifest %q is unreadable: deploy again: %w", manifest, err)
+	}
+	creds, err := images.ParsePullSecret(agentdeploy.PullSecret(n))
+	if err != nil {
+		return "", err
+	}
+	header, err := images.Authorization(ctx, pinned, images.ResolveOptions{Creds: creds, Timeout: agentdeploy.RegistryTimeout,
+		Trust: d.cfg.Trust, Insecure: d.cfg.Insecure})
+	if err != nil {
+		return "", fmt.Errorf("authorize the download of %s: %w", manifest, err)
+	}
+	return header, nil
+}
+
+// prepareLocalOCI is prepareLocal for an oci:// artifact: with image_download_source local the conductor caches
+// the blob (through its own address of the registry, with the registry's Authorization) and grants this deploy
+// its download; the node then needs no registry credentials at all.
+func (d *Deploy) prepareLocalOCI(ctx context.Context, t *driver.Task, src string) error {
+	n := t.Node
+	d.endLocal(n)
+	if v, _ := d.downloadSource(n); v != SourceLocal {
+		return nil
+	}
+	rec, _ := n.DriverInternalInfo[keyOCI].(map[string]any)
+	blob, _ := rec["blob"].(string)
+	manifest, _ := rec["manifest"].(string)
+	_, lookup, err := d.cfg.Refs(src)
+	if err != nil {
+		return err
+	}
+	header, err := d.ociAuthorization(ctx, n, lookup, manifest)
+	if err != nil {
+		return err
+	}
+	hdr := http.Header{}
+	if header != "" {
+		hdr.Set("Authorization", header)
+	}
+	// The agent sees the artifact's file name (org.opencontainers.image.title), else the blob's digest.
+	name, _ := rec["filename"].(string)
+	if name == "" {
+		name = strings.ReplaceAll(blob, ":", "-")
+	}
+	algo, value, _ := strings.Cut(blob, ":")
+	return d.cacheForAgent(ctx, t, images.BlobURL(lookup, blob), hdr, imagecache.Digest{Algo: algo, Hex: value}, imageName("/"+name))
 }
