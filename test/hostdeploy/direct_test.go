@@ -31,7 +31,8 @@ import (
 
 // TestDirectDeploy deploys whole-disk images with the direct interface through a real agent onto a loop device:
 // a raw and a zstd-compressed raw image served over http with their sha256 (the sum of the file served, as
-// Ironic's), then the same image with a wrong sum, which fails the deploy naming both sums. It needs the agent's
+// Ironic's), then the failures: a wrong sum (naming both sums), an unsupported format, an image larger than the
+// disk and a truncated download, each a deploy failed with last_error and the deploy log naming it, the node off. It needs the agent's
 // write_image deploy step (issue 14): until that lands the agent does not offer the step and the deploy fails
 // with the conductor's "the agent does not offer deploy step deploy.write_image" message.
 func TestDirectDeploy(t *testing.T) {
@@ -45,8 +46,18 @@ func TestDirectDeploy(t *testing.T) {
 	_, err = zw.Write(img)
 	require.NoError(t, err)
 	require.NoError(t, zw.Close())
-	files := map[string][]byte{"/disk.raw": img, "/disk.raw.zst": zst.Bytes()}
+	// The failures the issue names: a qcow2 of an unsupported version, an image larger than the 64 MiB disk, and a
+	// download that stops half-way (the server announces the whole length and closes the connection).
+	badQcow := append([]byte("QFI\xfb\x00\x00\x00\x07"), make([]byte, 4096)...)
+	big := make([]byte, 80<<20)
+	copy(big, img)
+	files := map[string][]byte{"/disk.raw": img, "/disk.raw.zst": zst.Bytes(), "/v7.qcow2": badQcow, "/big.raw": big}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/short.raw" {
+			w.Header().Set("Content-Length", fmt.Sprint(len(img)))
+			w.Write(img[:len(img)/2])
+			panic(http.ErrAbortHandler) // the connection drops before the announced length
+		}
 		b, ok := files[req.URL.Path]
 		if !ok {
 			http.NotFound(w, req)
@@ -58,11 +69,15 @@ func TestDirectDeploy(t *testing.T) {
 	sum := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
 	for _, tc := range []struct {
-		name, path, checksum, wantErr string
+		name, path, checksum string
+		wantErr              []string // in last_error and in the deploy log
 	}{
-		{"raw", "/disk.raw", sum(img), ""},
-		{"zstd raw", "/disk.raw.zst", sum(zst.Bytes()), ""},
-		{"bad checksum", "/disk.raw", sum([]byte("not the image")), sum([]byte("not the image"))},
+		{"raw", "/disk.raw", sum(img), nil},
+		{"zstd raw", "/disk.raw.zst", sum(zst.Bytes()), nil},
+		{"bad checksum", "/disk.raw", sum([]byte("not the image")), []string{"checksum mismatch", sum([]byte("not the image")), sum(img)}},
+		{"unsupported format", "/v7.qcow2", sum(badQcow), []string{"unsupported image format", "qcow2 version 7"}},
+		{"larger than the disk", "/big.raw", sum(big), []string{"image larger than the device"}},
+		{"truncated download", "/short.raw", sum(img), []string{"image download truncated"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dev, file := loop(t, 64<<20)
@@ -72,11 +87,16 @@ func TestDirectDeploy(t *testing.T) {
 				Path: "/deploy_interface", Value: "direct"}}).Extract()
 			require.NoError(t, err)
 			r.deploy(t, n.UUID, srv.URL+tc.path, nodes.TargetActive, map[string]any{"image_checksum": tc.checksum}, nil)
-			if tc.wantErr != "" {
+			if tc.wantErr != nil {
 				got := r.wait(t, n.UUID, "deploy failed", 3*time.Minute)
-				assert.Contains(t, got.LastError, tc.wantErr, "last_error names the expected sum")
-				assert.Contains(t, got.LastError, sum(img), "last_error names the image's actual sum")
+				t.Logf("last_error: %s", got.LastError)
+				logs := r.logText(t, n.UUID)
+				for _, want := range tc.wantErr {
+					assert.Contains(t, got.LastError, want)
+					assert.Contains(t, logs, want, "the deploy log names the failure")
+				}
 				assert.Equal(t, "power off", got.PowerState)
+				diskimagetest.RequireEndsZeroed(t, file, 64<<20)
 				return
 			}
 			got := r.wait(t, n.UUID, "active", 3*time.Minute)
