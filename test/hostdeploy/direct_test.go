@@ -103,13 +103,7 @@ func TestDirectDeploy(t *testing.T) {
 			rec, ok := got.DriverInternalInfo["direct_installed"].(map[string]any)
 			require.True(t, ok, "driver_internal_info.direct_installed: %v", got.DriverInternalInfo)
 			assert.Equal(t, dev, rec["device"])
-			f, err := os.Open(file)
-			require.NoError(t, err)
-			defer f.Close()
-			head := make([]byte, len(img))
-			_, err = io.ReadFull(f, head)
-			require.NoError(t, err)
-			require.True(t, bytes.Equal(img, head), "the device holds the image's bytes (%s)", fmt.Sprint(rec))
+			requireHead(t, file, img)
 		})
 	}
 }
@@ -163,13 +157,7 @@ func TestDirectDeployOCI(t *testing.T) {
 		inst, ok := got.DriverInternalInfo["direct_installed"].(map[string]any)
 		require.True(t, ok, "driver_internal_info.direct_installed: %v", got.DriverInternalInfo)
 		assert.Equal(t, "zstd", inst["compression"], "the agent streamed the compressed blob")
-		f, err := os.Open(file)
-		require.NoError(t, err)
-		defer f.Close()
-		head := make([]byte, len(img))
-		_, err = io.ReadFull(f, head)
-		require.NoError(t, err)
-		require.True(t, bytes.Equal(img, head), "the device holds the image's bytes")
+		requireHead(t, file, img)
 		logs := r.logText(t, n.UUID)
 		assert.NotContains(t, logs, pass)
 		assert.NotContains(t, logs, base64.StdEncoding.EncodeToString([]byte(user+":"+pass)), "the Authorization header is never logged")
@@ -184,13 +172,7 @@ func TestDirectDeployOCI(t *testing.T) {
 			map[string]any{"image_pull_secret": user + ":" + pass, "image_download_source": "local"}, nil)
 		got := r.wait(t, n.UUID, "active", 3*time.Minute)
 		assert.Equal(t, "qcow2", got.DriverInternalInfo["direct_installed"].(map[string]any)["format"])
-		f, err := os.Open(file)
-		require.NoError(t, err)
-		defer f.Close()
-		head := make([]byte, len(img))
-		_, err = io.ReadFull(f, head)
-		require.NoError(t, err)
-		require.True(t, bytes.Equal(img, head), "the device holds the image's bytes")
+		requireHead(t, file, img)
 		assert.Contains(t, r.logText(t, n.UUID), "/images/"+n.UUID+"/<token>/os.qcow2", "the agent downloaded from the conductor")
 	})
 	t.Run("bootc image refused", func(t *testing.T) {
@@ -205,4 +187,16 @@ func TestDirectDeployOCI(t *testing.T) {
 		assert.True(t, bytes.Equal(before, diskEnds(t, file)), "the disk is untouched")
 		assert.False(t, strings.Contains(r.logText(t, n.UUID), "[agent]"), "no agent was booted")
 	})
+}
+
+// requireHead checks the disk image file starts with want (the image's bytes, written as they are).
+func requireHead(t testing.TB, file string, want []byte) {
+	t.Helper()
+	f, err := os.Open(file)
+	require.NoError(t, err)
+	defer f.Close()
+	head := make([]byte, len(want))
+	_, err = io.ReadFull(f, head)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(want, head), "the device holds the image's bytes")
 }

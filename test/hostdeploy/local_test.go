@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -70,13 +69,7 @@ func TestDirectDeployLocalSource(t *testing.T) {
 		r.deploy(t, n.UUID, srv.URL+"/os/disk.raw", nodes.TargetActive, map[string]any{"image_checksum": sum,
 			"image_download_source": "local", "image_request_authorization_secret": "Bearer img-secret"}, nil)
 		got := r.wait(t, n.UUID, "active", 3*time.Minute)
-		f, err := os.Open(file)
-		require.NoError(t, err)
-		defer f.Close()
-		head := make([]byte, len(img))
-		_, err = io.ReadFull(f, head)
-		require.NoError(t, err)
-		require.True(t, bytes.Equal(img, head), "the device holds the image's bytes")
+		requireHead(t, file, img)
 		return got, r.logText(t, n.UUID)
 	}
 
@@ -138,11 +131,5 @@ func TestDirectDeployLocalQCOW2(t *testing.T) {
 	assert.Equal(t, int32(1), gets.Load(), "only the conductor asked the image server")
 	rec, _ := got.DriverInternalInfo["direct_installed"].(map[string]any)
 	assert.Equal(t, "qcow2", rec["format"])
-	f, err := os.Open(file)
-	require.NoError(t, err)
-	defer f.Close()
-	head := make([]byte, len(raw))
-	_, err = io.ReadFull(f, head)
-	require.NoError(t, err)
-	require.True(t, bytes.Equal(raw, head), "the device holds the raw bytes of the qcow2 image")
+	requireHead(t, file, raw)
 }
