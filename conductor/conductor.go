@@ -193,26 +193,9 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if cfg.InspectAddPorts, err = redfish.ParseAddPorts(cfg.InspectAddPorts); err != nil {
 		return err
 	}
-	if cfg.ImageDownloadSource == "" {
-		cfg.ImageDownloadSource = directdeploy.SourceHTTP
-	}
-	if err := directdeploy.CheckSource(cfg.ImageDownloadSource, "--image-download-source"); err != nil {
-		return err
-	}
-	if cfg.ImageCacheDir == "" {
-		cfg.ImageCacheDir = filepath.Join(os.TempDir(), "ferric-image-cache")
-	}
-	// Instance images the conductor downloads for local obey the artifact rules (arts) and the site's CAs/proxies.
-	cache, err := imagecache.New(imagecache.Config{Dir: cfg.ImageCacheDir, MaxBytes: cfg.ImageCacheMaxBytes,
-		Timeout: cfg.ImageDownloadTimeout, Trust: cfg.Registries.Trust, Guard: arts, Held: directdeploy.Holds(st)},
-		log.WithField("component", "imagecache"))
+	cache, err := openImageCache(ctx, &cfg, st, arts, log)
 	if err != nil {
 		return err
-	}
-	if k, err := directdeploy.RestoreHolds(ctx, st, cache); err != nil {
-		return err
-	} else if k > 0 {
-		log.WithField("count", k).Info("cached images held again for deploys in progress")
 	}
 	reg := buildRegistry(cfg, st, policy, media, arts, tlsFiles.AgentCA, cache)
 	if err := addAutodetect(reg, cfg.AutodetectDeployInterfaces, log.WithField("component", "autodetect")); err != nil {
@@ -399,6 +382,33 @@ func addAutodetect(reg *driver.Registry, names []string, log *logrus.Entry) erro
 	}
 	reg.AddDeploy(autodetect.Name, ad)
 	return nil
+}
+
+// openImageCache checks --image-download-source and opens the image cache of image_download_source local,
+// holding again the cached images of deploys in progress (holds live in memory, so a restart forgets them).
+func openImageCache(ctx context.Context, cfg *Config, st store.Store, arts *artifact.Fetcher, log *logrus.Entry) (*imagecache.Cache, error) {
+	if cfg.ImageDownloadSource == "" {
+		cfg.ImageDownloadSource = directdeploy.SourceHTTP
+	}
+	if err := directdeploy.CheckSource(cfg.ImageDownloadSource, "--image-download-source"); err != nil {
+		return nil, err
+	}
+	if cfg.ImageCacheDir == "" {
+		cfg.ImageCacheDir = filepath.Join(os.TempDir(), "ferric-image-cache")
+	}
+	// Instance images the conductor downloads for local obey the artifact rules (arts) and the site's CAs/proxies.
+	cache, err := imagecache.New(imagecache.Config{Dir: cfg.ImageCacheDir, MaxBytes: cfg.ImageCacheMaxBytes,
+		Timeout: cfg.ImageDownloadTimeout, Trust: cfg.Registries.Trust, Guard: arts, Held: directdeploy.Holds(st)},
+		log.WithField("component", "imagecache"))
+	if err != nil {
+		return nil, err
+	}
+	if k, err := directdeploy.RestoreHolds(ctx, st, cache); err != nil {
+		return nil, err
+	} else if k > 0 {
+		log.WithField("count", k).Info("cached images held again for deploys in progress")
+	}
+	return cache, nil
 }
 
 // withImages serves the image cache's /images/ in front of the API router: public like the boot media (an agent
