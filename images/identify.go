@@ -20,13 +20,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
-// Kinds of Identified.
+// Kinds of Identified. KindBootc goes to bootc install to-disk on the node; KindDisk is a blob the agent's
+// write_image streams to the disk (upstream's image_disk_format "bootc" versus the disk's own format).
 const (
 	KindBootc = "bootc"
 	KindDisk  = "disk"
 )
 
-// Identified is the manifest Identify chose and what a deploy needs of it.
+// Identified is the manifest Identify chose and what a deploy needs of it. Everything in it is pinned by digest,
+// so a deploy that records it at the core step deploys those bytes even when the tag moves afterwards.
 type Identified struct {
 	// Kind is KindBootc or KindDisk.
 	Kind string
@@ -63,6 +65,8 @@ const (
 )
 
 // diskTypeRank is upstream's priority of each disktype (lower first) for an agent download and for PreferQcow2.
+// applehv (podman machine's Apple image) is raw and qemu is qcow2, so each ranks just after its format. A
+// disktype missing here is passed over: the agent could not be told its format.
 var diskTypeRank = map[bool]map[string]int{
 	false: {"raw": 1, "applehv": 2, "qcow2": 3, "qemu": 4},
 	true:  {"qcow2": 1, "qemu": 2, "raw": 3, "applehv": 4},
@@ -74,7 +78,8 @@ var archAliases = map[string][]string{
 	"arm64": {"arm64", "aarch64"}, "aarch64": {"arm64", "aarch64"},
 }
 
-// candidate is one manifest of the tag, with what ranking learnt of it.
+// candidate is one manifest of the tag, with what ranking learnt of it. Its desc carries the annotations and
+// platform upstream reads (the index entry's, or a lone manifest's own, see candidates).
 type candidate struct {
 	desc     v1.Descriptor
 	manifest *v1.Manifest // nil for an index entry until fetched
@@ -94,7 +99,10 @@ func Identify(ctx context.Context, ref Ref, o IdentifyOptions) (*Identified, err
 	})
 }
 
-// identifyAt is Identify at one place (ref or a mirror).
+// identifyAt is Identify at one place (ref or a mirror). at is where it asks, ref what it reports: Pinned names
+// the operator's registry, so a deploy is recorded the same whichever mirror answered. Manifests are fetched
+// only as the ranking reaches them, so an index of many disk formats costs one manifest request when the first
+// candidate is usable.
 func identifyAt(ref, at Ref, opts []remote.Option, want v1.Platform, preferQcow2 bool) (*Identified, error) {
 	desc, err := remote.Get(at.ref, opts...)
 	if err != nil {
@@ -159,7 +167,8 @@ func candidates(at Ref, desc *remote.Descriptor) ([]*candidate, error) {
 }
 
 // rank drops the candidates of another architecture or an unknown disktype and sorts the rest (stable: the
-// index's order breaks ties). passed says why each dropped one was.
+// index's order breaks ties, as Python's sorted does upstream). passed says why each dropped one was. A nested
+// index is passed over: it is neither a disk nor a container image, and ORAS and podman never push disks so.
 func rank(all []*candidate, want v1.Platform, preferQcow2 bool) (ranked []*candidate, passed []string) {
 	ranks := diskTypeRank[preferQcow2]
 	for _, c := range all {
@@ -190,6 +199,8 @@ func rank(all []*candidate, want v1.Platform, preferQcow2 bool) (ranked []*candi
 }
 
 // archMatches: a descriptor without an architecture matches every node; otherwise its architecture, or an alias.
+// Only the architecture counts, as upstream: disk artifacts rarely say an OS, and a bootc image's OS is checked
+// against its config later (configFor).
 func archMatches(p *v1.Platform, want v1.Platform) bool {
 	if p == nil || p.Architecture == "" {
 		return true
@@ -216,7 +227,8 @@ func isArtifact(c *candidate) bool {
 	return c.desc.ArtifactType != "" || c.manifest.ArtifactType != "" || c.manifest.Config.MediaType == mediaTypeEmpty
 }
 
-// describeCandidate names a candidate in messages: short digest, disktype and platform when it has them.
+// describeCandidate names a candidate in messages: short digest, and disktype when it has one (rank adds the
+// platform where it is the reason). 19 characters are "sha256:" and 12 hex digits, the short form podman shows.
 func describeCandidate(c *candidate) string {
 	s := c.desc.Digest.String()
 	if len(s) > 19 {
@@ -228,7 +240,8 @@ func describeCandidate(c *candidate) string {
 	return s
 }
 
-// fetchManifest reads an index entry's manifest.
+// fetchManifest reads an index entry's manifest, by digest from the same place and with the same options, so
+// it is the manifest the index named even if the tag moved meanwhile.
 func fetchManifest(at Ref, d v1.Descriptor, opts []remote.Option) (*v1.Manifest, error) {
 	rd, err := remote.Get(at.ref.Context().Digest(d.Digest.String()), opts...)
 	if err != nil {
@@ -339,6 +352,7 @@ type authRecorder struct {
 	header       string
 }
 
+// RoundTrip passes every request on and records the header of a 2xx answer from the repository on its own host.
 func (r *authRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := r.inner.RoundTrip(req)
 	if err == nil && resp.StatusCode < 300 && req.URL.Host == r.host && strings.HasPrefix(req.URL.Path, r.prefix) {
@@ -349,6 +363,7 @@ func (r *authRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
+// value is the recorded header: "" when the registry answered the repository's requests without one.
 func (r *authRecorder) value() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -20,7 +20,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Media types of disk artifacts and of the OCI empty config.
+// Media types of disk artifacts and of the OCI empty config. Identify reads a layer's compression from its media
+// type's suffix (zstd, gzip), so a compressed disk needs one of those. The empty config's type alone marks a
+// manifest as an artifact, to upstream's is_oci_artifact_image and to Identify.
 const (
 	MediaTypeRaw   = "application/octet-stream"
 	MediaTypeZstd  = "application/zstd"
@@ -30,7 +32,8 @@ const (
 	ArtifactTypeDisk = "application/vnd.ferric.disk-image.v1"
 )
 
-// Artifact is one disk image manifest to push.
+// Artifact is one disk image manifest to push. Apart from File, the zero value is a raw disk with no disktype
+// and no artifactType: the empty config alone marks it, and the agent detects its format.
 type Artifact struct {
 	// File is the layer's content (a raw, qcow2 or compressed disk image).
 	File string
@@ -48,7 +51,8 @@ type Artifact struct {
 	ExtraLayers int
 }
 
-// Pushed is what a push wrote.
+// Pushed is what a push wrote: what a test compares with Identified's Digest, Blob and BlobSize, and with the
+// URL and checksum the agent is handed.
 type Pushed struct {
 	// Manifest is the manifest digest, Blob the disk layer's digest ("sha256:...") and BlobSize its size.
 	Manifest, Blob string
@@ -63,7 +67,8 @@ func Auth(user, pass string) authn.Authenticator {
 	return &authn.Basic{Username: user, Password: pass}
 }
 
-// PushArtifact pushes a as host/repo:tag (plain http: a TLS registrytest's PlainHost).
+// PushArtifact pushes a as host/repo:tag (plain http: a TLS registrytest's PlainHost). The blobs go first and
+// the manifest last, as a registry may refuse a manifest naming blobs it lacks. Any failure fails t.
 func PushArtifact(t testing.TB, host, repo, tag string, auth authn.Authenticator, a Artifact) Pushed {
 	t.Helper()
 	ref := parse(t, host+"/"+repo+":"+tag)
@@ -73,7 +78,9 @@ func PushArtifact(t testing.TB, host, repo, tag string, auth authn.Authenticator
 }
 
 // PushArtifactIndex pushes each artifact by digest and an index of them (in order, with their platforms and
-// disktype annotations on the entries) as host/repo:tag; it returns what each push wrote, in order.
+// disktype annotations on the entries) as host/repo:tag; it returns what each push wrote, in order. disktype
+// goes on the entry as well as on the manifest because upstream reads the entry's: an entry without it ranks
+// after every disk type, its format left to the agent. An entry without a Platform matches every architecture.
 func PushArtifactIndex(t testing.TB, host, repo, tag string, auth authn.Authenticator, arts ...Artifact) []Pushed {
 	t.Helper()
 	ref := parse(t, host+"/"+repo+":"+tag)
@@ -99,6 +106,7 @@ func PushArtifactIndex(t testing.TB, host, repo, tag string, auth authn.Authenti
 }
 
 // pushManifest uploads a's blobs (disk, empty config, extra layers) and returns its manifest, not yet pushed.
+// The digest is taken over the exact bytes the caller pushes (rawManifest), so Pushed.Manifest is the registry's.
 func pushManifest(t testing.TB, repo name.Repository, auth authn.Authenticator, a Artifact) (Pushed, []byte) {
 	t.Helper()
 	data, err := os.ReadFile(a.File)
@@ -129,7 +137,8 @@ func pushManifest(t testing.TB, repo name.Repository, auth authn.Authenticator, 
 	return Pushed{Manifest: h.String(), Blob: disk.Digest.String(), BlobSize: disk.Size}, raw
 }
 
-// upload writes one blob and returns its descriptor.
+// upload writes one blob and returns its descriptor. static.NewLayer keeps data as it is (the digest is the
+// sha256 of those bytes), so a compressed disk is not compressed again whatever its media type.
 func upload(t testing.TB, repo name.Repository, auth authn.Authenticator, data []byte, mt string) v1.Descriptor {
 	t.Helper()
 	l := static.NewLayer(data, types.MediaType(mt))
@@ -139,6 +148,7 @@ func upload(t testing.TB, repo name.Repository, auth authn.Authenticator, data [
 	return v1.Descriptor{MediaType: types.MediaType(mt), Size: int64(len(data)), Digest: h}
 }
 
+// parse reads a reference that may be reached over plain http (name.Insecure), as the test registries are.
 func parse(t testing.TB, s string) name.Reference {
 	t.Helper()
 	ref, err := name.ParseReference(s, name.Insecure)
@@ -146,11 +156,13 @@ func parse(t testing.TB, s string) name.Reference {
 	return ref
 }
 
-// rawManifest is a manifest pushed as it is, with its media type.
+// rawManifest is a manifest pushed as it is, with its media type: remote.Put sends these bytes unchanged, so
+// the artifactType and empty config the tests rely on reach the registry exactly as built.
 type rawManifest struct {
 	b  []byte
 	mt types.MediaType
 }
 
+// RawManifest and MediaType make rawManifest a remote.Taggable.
 func (r rawManifest) RawManifest() ([]byte, error)        { return r.b, nil }
 func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }

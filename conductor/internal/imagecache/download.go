@@ -24,12 +24,22 @@ import (
 	"github.com/ferric-metal/ferric/images"
 )
 
-// reserveStep is how many bytes a download reserves at a time when the server announces no length.
+// reserveStep is how many bytes a download reserves at a time when the server announces no length (a chunked
+// answer). 64 MiB keeps the cache's lock and its eviction scan off the per-write path (a 10 GiB image takes 160
+// steps) while the room held ahead of the bytes stays small next to a concurrent deploy's image.
 const reserveStep = 64 << 20
 
 // newClient builds the download client: the site's CAs (the global registry_ca; images.Trust's transport) and
 // proxies (else the environment's), connections only to addresses the guard allows (a proxy is the operator's
 // and is dialled as it is; the image's host is then checked by name before the request and at every redirect).
+// A redirect first gets the guard's redirect rules, then the same check by name as the first URL: through a
+// proxy that is the only check the new host gets. A registry named in --registry-ca REGISTRY=FILE also gets its
+// own CAs (perHostCAs). cfg.Guard nil (tests only) skips the address policy and leaves proxies to the transport.
+//
+// The bounds: 30 s for the response headers, so a server or proxy that accepts and never answers fails the
+// deploy then rather than at Timeout (the body has no deadline of its own beyond StallTimeout and Timeout, as an
+// image may take most of an hour); 10 s to connect to a proxy on the site's network, longer meaning it is down;
+// two idle connections per host (Go's default, said outright), as the downloads are few and long.
 func newClient(cfg Config) (*http.Client, error) {
 	rt, err := cfg.Trust.Transport("")
 	if err != nil {
@@ -75,7 +85,9 @@ func newClient(cfg Config) (*http.Client, error) {
 
 // perHostCAs makes client trust a registry's own CAs (--registry-ca REGISTRY=FILE) for that host only, as the
 // conductor's registry calls and the agents do: an OCI blob the conductor caches for image_download_source local
-// comes from that registry. Every other host keeps base (the global CAs).
+// comes from that registry. Every other host keeps base (the global CAs). The caller must have finished
+// configuring base (dialer, proxies, timeouts): each per-host transport is a clone of it taken here, with only
+// the TLS settings of images.Trust.Transport(host), which always builds an *http.Transport.
 func perHostCAs(client *http.Client, base *http.Transport, trust images.Trust) error {
 	if len(trust.RegistryCAs) == 0 {
 		return nil
@@ -95,11 +107,14 @@ func perHostCAs(client *http.Client, base *http.Transport, trust images.Trust) e
 }
 
 // hostTransport picks the transport of the request's host[:port] (a redirect to another host gets that host's).
+// The key is the URL's Host as written, the spelling --registry-ca uses (registry[:port]), so a registry reached
+// on a non-default port must be named there with that port.
 type hostTransport struct {
 	byHost map[string]http.RoundTripper
 	base   http.RoundTripper
 }
 
+// RoundTrip sends req through its host's transport, or base for a host without its own CAs.
 func (h hostTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if rt, ok := h.byHost[req.URL.Host]; ok {
 		return rt.RoundTrip(req)
@@ -107,7 +122,9 @@ func (h hostTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return h.base.RoundTrip(req)
 }
 
-// proxyAddr is the host:port a proxy URL dials ("" for none).
+// proxyAddr is the host:port a proxy URL dials ("" for none). It reads the URL as httpproxy does (a bare
+// host:port is http) and fills the scheme's default port, so the dialer compares the address the transport
+// actually dials; an unparsable proxy gives "" and its connections then go through the guard.
 func proxyAddr(p string) string {
 	if p == "" {
 		return ""
@@ -129,6 +146,8 @@ func proxyAddr(p string) string {
 	return net.JoinHostPort(u.Hostname(), port)
 }
 
+// newHash is the hash of a checksum algorithm: md5 for Ironic's legacy image_checksum, sha256 and sha512 for
+// os_hash_algo. Digest.check has already refused any other name, so sha256 is never a silent fallback.
 func newHash(algo string) hash.Hash {
 	switch algo {
 	case "md5":
@@ -140,7 +159,14 @@ func newHash(algo string) hash.Hash {
 }
 
 // download streams r.URL into Dir/tmp, hashing and counting on the way, and names the file by its key only once
-// the digest matched; any failure deletes the partial file. It returns the entry's size.
+// the digest matched; any failure deletes the partial file. It returns the entry's size. The caller (run, one
+// flight per key) guarantees that no other download of key runs at once and that ctx carries the Timeout.
+// On success the entry is published and already held for r.Holder; on failure nothing of it stays reserved.
+//
+// A body shorter than its Content-Length is reported as truncated, not as a checksum mismatch: the fix is the
+// server or the network, not image_checksum. A body of unknown length leaves that to the digest. The
+// reservation is given back by a deferred unreserve after the entry counts its own bytes, so for a moment used
+// counts them twice: a concurrent reservation may fail early, never overshoot.
 func (c *Cache) download(ctx context.Context, key string, r Request) (int64, error) {
 	src := redact(r.URL)
 	// Checked by name first: with a proxy the guard's dialer never sees the image's host, only the proxy.
@@ -230,7 +256,9 @@ func (c *Cache) download(ctx context.Context, key string, r Request) (int64, err
 // errStalled is the cause of a download cancelled by the stall timer.
 var errStalled = errors.New("the image server sent nothing")
 
-// why words a failure caused by the stall timer or the download's time limit so an operator sees which.
+// why words a failure caused by the stall timer or the download's time limit so an operator sees which, and
+// which flag to raise (--image-download-timeout) or which server to look at (a stall). Any other cause, such as
+// the last waiter giving up, returns err unchanged.
 func (c *Cache) why(ctx context.Context, err error) error {
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, errStalled):
@@ -242,7 +270,8 @@ func (c *Cache) why(ctx context.Context, err error) error {
 }
 
 // reservingWriter writes the download to its file and its hash, reserving cache room ahead of the bytes and
-// resetting the stall timer on every write.
+// resetting the stall timer on every write. One io.Copy uses it, so it needs no lock of its own; reserve and
+// the Cache's counters take the Cache's lock.
 type reservingWriter struct {
 	c          *Cache
 	ctx        context.Context
@@ -254,6 +283,9 @@ type reservingWriter struct {
 	stallAfter time.Duration
 }
 
+// Write reserves room before the bytes reach the file, so a full cache fails the download before the disk
+// fills. A step never goes past MaxBytes: an image just under the bound still fits once the rest is evicted.
+// The hash sees only the bytes the file took, so a short write cannot verify.
 func (w *reservingWriter) Write(p []byte) (int, error) {
 	w.stall.Reset(w.stallAfter)
 	if need := w.written + int64(len(p)); need > w.reserved {
@@ -273,7 +305,8 @@ func (w *reservingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// redact drops credentials and the query (signed URLs carry secrets there) from a URL for messages.
+// redact drops credentials and the query (signed URLs carry secrets there) from a URL for messages. Errors
+// reach the node's last_error, which any API reader sees; an unparsable URL is not echoed at all.
 func redact(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {

@@ -16,10 +16,13 @@ import (
 	"github.com/diskfs/go-diskfs/partition/gpt"
 )
 
-// DefaultESPMiB is the ESP's size when Spec.ESPMiB is 0: bootc's.
+// DefaultESPMiB is the ESP's size when Spec.ESPMiB is 0: bootc's, so the stand-in's disk has the root partition
+// where a real install puts it.
 const DefaultESPMiB = 512
 
-// gptTailSectors is what the backup GPT takes at the disk's end (its header and a 128-entry array).
+// gptTailSectors is what the backup GPT takes at the disk's end (its header and a 128-entry array). With 512-byte
+// sectors that is 33 sectors (total-33 to total-1), so the last usable sector, where the root may end, is
+// total-34. Larger sectors hold the array in fewer, so 34 is safe for them too.
 const gptTailSectors = 34
 
 // Spec says what goes on the disk.
@@ -36,6 +39,12 @@ type Spec struct {
 
 // Write wipes the ends of d (the old primary and backup GPTs and the start of the first partition, as bootc's
 // --wipe does), writes the GPT and both filesystems with their files. The caller closes d.
+//
+// d must be writable and its Size the whole device or file. Partitions start at 1 MiB, aligned as sgdisk and
+// bootc align them; End is inclusive, as go-diskfs counts it. The root's type is x86-64 root whatever the node:
+// the tests' images are for x86-64 VMs. The root is FAT32 like the ESP, not bootc's ext4 or xfs: the tests
+// only read files back, and go-diskfs makes FAT32 in user space without mkfs. A disk too small for the sizes
+// asked is refused before anything is written, with both fixes named.
 func Write(d *disk.Disk, s Spec) error {
 	say := s.Say
 	if say == nil {
@@ -96,7 +105,8 @@ func Write(d *disk.Disk, s Spec) error {
 }
 
 // writeTree makes dirs and the parent directory of every file (go-diskfs's Mkdir makes missing parents and keeps
-// existing ones, as mkdir -p), then writes the files in a stable order.
+// existing ones, as mkdir -p), then writes the files in a stable order. dirs are made even when no file goes
+// there: /EFI/BOOT and /root/.ssh are where bootc leaves them and where the tests look.
 func writeTree(fs filesystem.FileSystem, dirs []string, files map[string][]byte) error {
 	dirs = append([]string(nil), dirs...)
 	names := make([]string, 0, len(files))
@@ -122,6 +132,7 @@ func writeTree(fs filesystem.FileSystem, dirs []string, files map[string][]byte)
 	return nil
 }
 
+// writeFile creates p in fs (writeTree made its directory) and writes b; the caller names the filesystem.
 func writeFile(fs filesystem.FileSystem, p string, b []byte) error {
 	f, err := fs.OpenFile(p, os.O_CREATE|os.O_RDWR)
 	if err != nil {
