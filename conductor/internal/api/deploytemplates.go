@@ -22,6 +22,7 @@ const templatesVersion = 55
 
 // deployTemplatesRoutes registers the deploy template endpoints.
 func (s *Server) deployTemplatesRoutes(v *mux.Router) {
+	// Both spellings of the collection, as the node and port routes accept them (clients differ on the slash).
 	for _, p := range []string{"/deploy_templates", "/deploy_templates/"} {
 		v.HandleFunc(p, s.templatesGate(s.listTemplates)).Methods(http.MethodGet)
 		v.HandleFunc(p, s.templatesGate(s.createTemplate)).Methods(http.MethodPost)
@@ -65,6 +66,7 @@ func (s *Server) renderTemplate(t *store.DeployTemplate, fields []string) *order
 	}
 	val := map[string]any{"uuid": t.UUID, "created_at": isoTime(t.CreatedAt), "updated_at": timeOrNil(t.UpdatedAt),
 		"name": t.Name, "extra": t.Extra, "links": links(s.cfg.PublicURL, "deploy_templates", t.UUID, ""), "steps": stepsOut}
+	// Ironic's sanitize keeps the requested fields plus links, in the object's own order (not the request's).
 	want := map[string]bool{"links": true}
 	for _, f := range fields {
 		want[f] = true
@@ -117,8 +119,11 @@ func templateError(ident string, err error) error {
 	return err
 }
 
+// listTemplates is GET /v1/deploy_templates: uuid, name and links by default, every field with detail=true, or
+// the fields= asked for; paged by limit/marker (a UUID) and sorted by sort_key/sort_dir like the node listing.
 func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	// Ironic's query schema has additionalProperties false: an unknown filter is a 400, never silently ignored.
 	for k := range q {
 		if !containsStr([]string{"limit", "marker", "sort_key", "sort_dir", "fields", "detail"}, k) {
 			s.writeError(w, r, badRequest("Unknown query parameter %q", k))
@@ -130,6 +135,7 @@ func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// detail has existed since 1.43, older than the templates themselves: no version check of its own.
 	detail := false
 	if d := q.Get("detail"); d != "" {
 		b, err := toBool("detail", d)
@@ -151,6 +157,7 @@ func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
 	if fields == nil && !detail {
 		fields = []string{"uuid", "name"}
 	}
+	// An unknown marker is Ironic's DeployTemplateNotFound (404), unlike the node listing's 400.
 	list, err := s.eng.DeployTemplates(r.Context(), lq.opts)
 	if err != nil {
 		s.writeError(w, r, templateError(lq.opts.Marker, err))
@@ -168,6 +175,7 @@ func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// getTemplate is GET /v1/deploy_templates/{uuid or name}, with fields= (links always come along).
 func (s *Server) getTemplate(w http.ResponseWriter, r *http.Request) {
 	ident := mux.Vars(r)["template"]
 	fields, err := templateFieldSet(r.URL.Query().Get("fields"))
@@ -183,6 +191,8 @@ func (s *Server) getTemplate(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.renderTemplate(t, fields))
 }
 
+// createTemplate is POST /v1/deploy_templates: 201 with the template and its Location. A UUID may be given
+// (Ironic allows it); a name or UUID in use is a 409.
 func (s *Server) createTemplate(w http.ResponseWriter, r *http.Request) {
 	var doc map[string]any
 	if err := decodeBody(w, r, maxBody, &doc); err != nil {
@@ -208,6 +218,9 @@ func (s *Server) createTemplate(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, s.renderTemplate(t, nil))
 }
 
+// patchTemplate is PATCH /v1/deploy_templates/{ident}: a JSON Patch on name, steps and extra (uuid is fixed).
+// The patched document goes through the same shape checks as a create body, then the engine's rules, so a patch
+// cannot store what a create would refuse (e.g. an empty steps list or an extra key inside a step).
 func (s *Server) patchTemplate(w http.ResponseWriter, r *http.Request) {
 	ident := mux.Vars(r)["template"]
 	body, err := readBody(w, r, maxBody)
@@ -234,6 +247,8 @@ func (s *Server) patchTemplate(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.renderTemplate(t, nil))
 }
 
+// deleteTemplate is DELETE /v1/deploy_templates/{ident}: 204. Nodes are not checked: a template only matters when
+// a deploy plans its steps, and a plan already made keeps its copy.
 func (s *Server) deleteTemplate(w http.ResponseWriter, r *http.Request) {
 	ident := mux.Vars(r)["template"]
 	if err := s.eng.DeleteDeployTemplate(r.Context(), ident); err != nil {
@@ -243,7 +258,8 @@ func (s *Server) deleteTemplate(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// stepsDoc is the patchable JSON form of template steps.
+// stepsDoc is the patchable JSON form of template steps. Priorities become float64, as JSON decoding gives them,
+// so that a patched step and a created one go through the same checks.
 func stepsDoc(list []store.TemplateStep) []any {
 	out := make([]any, 0, len(list))
 	for _, st := range list {
@@ -258,12 +274,14 @@ func stepsDoc(list []store.TemplateStep) []any {
 func applyTemplateDoc(t *store.DeployTemplate, doc map[string]any) error {
 	for k, v := range doc {
 		switch k {
+		// Only the JSON types are checked here; what a valid name or step is, the engine decides.
 		case "name":
 			name, ok := v.(string)
 			if !ok {
 				return badRequest("Schema error for template: name: %v is not of type 'string'; use a trait name such as CUSTOM_HYPERTHREADING_ON", v)
 			}
 			t.Name = name
+		// The UUID's format is the engine's check too (a PATCH cannot reach this key: it is not patchable).
 		case "uuid":
 			u, ok := v.(string)
 			if v != nil && !ok {
@@ -315,6 +333,8 @@ func templateStep(i int, raw any) (store.TemplateStep, error) {
 			return store.TemplateStep{}, bad("'%s' is a required property (a step has interface, step, args and priority)", k)
 		}
 	}
+	// Every key is required and none other allowed: Ironic stores exactly these four, so anything else would be
+	// dropped without a word.
 	var st store.TemplateStep
 	for k, v := range m {
 		var ok bool
@@ -340,6 +360,7 @@ func templateStep(i int, raw any) (store.TemplateStep, error) {
 
 // priorityOf reads a priority: a non-negative integer, or a string of digits (Ironic's schema allows both).
 func priorityOf(v any) (int, bool) {
+	// JSON numbers arrive as float64: 5.0 is an integer, 5.5 and -1 are not.
 	switch x := v.(type) {
 	case float64:
 		if x < 0 || x != float64(int(x)) {

@@ -37,6 +37,7 @@ func traitError(ident string, err error) error {
 	return lockedOr404(ident, err)
 }
 
+// getTraits answers {"traits": [...]}, sorted. A read: no lock, so it may miss a change being written.
 func (s *Server) getTraits(w http.ResponseWriter, r *http.Request) {
 	if err := requireVersion(r, traitsVersion); err != nil {
 		s.writeError(w, r, err)
@@ -72,6 +73,8 @@ func (s *Server) putTraits(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// Ironic's two forms are exclusive: a list in the body here, one trait in the path there. A PUT with neither
+	// is told both.
 	if len(strings.TrimSpace(string(body))) == 0 {
 		s.writeError(w, r, errTraitsUsage())
 		return
@@ -81,6 +84,7 @@ func (s *Server) putTraits(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badRequest("Invalid JSON in request body: %v; send {\"traits\": [\"CUSTOM_...\", ...]}", err))
 		return
 	}
+	// Ironic's schema has additionalProperties false: a typo such as "trait" is refused, not ignored.
 	for k := range doc {
 		if k != "traits" {
 			s.writeError(w, r, badRequest("Schema error for body: Additional properties are not allowed ('%s' was unexpected)", k))
@@ -92,11 +96,13 @@ func (s *Server) putTraits(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errTraitsUsage())
 		return
 	}
+	// null is not an empty list: an empty list clears the traits, null is a mistake.
 	var traits []string
 	if err := json.Unmarshal(raw, &traits); err != nil || traits == nil {
 		s.writeError(w, r, badRequest("Schema error for body: 'traits' must be a list of trait names, not %s", abbreviate(string(raw))))
 		return
 	}
+	// The engine checks every name and the limit of 50 before it takes the node's lock; nothing changes on a refusal.
 	if err := s.eng.SetTraits(r.Context(), ident, traits); err != nil {
 		s.writeError(w, r, traitError(ident, err))
 		return
@@ -117,6 +123,7 @@ func (s *Server) putTrait(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// Ironic refuses a body that carries something (it would be ignored otherwise), but lets an empty one through.
 	if b := strings.TrimSpace(string(body)); b != "" {
 		var v any
 		if err := json.Unmarshal(body, &v); err != nil || !emptyJSON(v) {
@@ -128,6 +135,7 @@ func (s *Server) putTrait(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, traitError(ident, err))
 		return
 	}
+	// Ironic sets Location for the single-trait form only, with the node as the client named it.
 	s.location(w, "nodes/"+url.PathEscape(ident)+"/traits/"+url.PathEscape(trait))
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -159,6 +167,8 @@ func (s *Server) deleteTraits(w http.ResponseWriter, r *http.Request) {
 	}
 	vars := mux.Vars(r)
 	ident := vars["node"]
+	// One handler for both routes: the trait path variable exists only on the single-trait route. Removing a
+	// trait the node lacks is a 404 (NodeTraitNotFound); removing all from a node without traits is not.
 	var err error
 	if trait, one := vars["trait"]; one {
 		err = s.eng.RemoveTrait(r.Context(), ident, trait)

@@ -83,6 +83,7 @@ func (s *SQL) CreateDeployTemplate(ctx context.Context, t *DeployTemplate) error
 	if err != nil {
 		return fmt.Errorf("encode deploy template: %w", err)
 	}
+	// The unique columns make a clash the database's answer, so two conductors cannot both create one name.
 	row := s.db.QueryRowContext(ctx, s.rebind(`INSERT INTO deploy_templates (uuid, name, created_at, updated_at, body)
 		VALUES (?,?,?,?,?) RETURNING id`), t.UUID, t.Name, fmtTime(&t.CreatedAt), fmtTime(t.UpdatedAt), string(body))
 	if err := row.Scan(&t.ID); err != nil {
@@ -138,6 +139,8 @@ func (s *SQL) DeployTemplatesByNames(ctx context.Context, names []string) ([]*De
 	if len(names) == 0 {
 		return nil, nil
 	}
+	// One placeholder per name: instance traits are at most the node's 50 traits, well within both databases'
+	// parameter limits.
 	marks := strings.TrimSuffix(strings.Repeat("?,", len(names)), ",")
 	args := make([]any, len(names))
 	for i, n := range names {
@@ -175,6 +178,7 @@ func (s *SQL) UpdateDeployTemplate(ctx context.Context, t *DeployTemplate) error
 	if err != nil {
 		return fmt.Errorf("encode deploy template: %w", err)
 	}
+	// Last writer wins, as in Ironic: a template is not locked between the read of a PATCH and this write.
 	res, err := s.exec(ctx, `UPDATE deploy_templates SET name = ?, updated_at = ?, body = ? WHERE uuid = ?`,
 		t.Name, fmtTime(t.UpdatedAt), string(body), t.UUID)
 	if err != nil {
