@@ -181,3 +181,14 @@ func (s *Server) deleteTraits(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// traitsPatchError refuses a node PATCH that sets /traits, with Ironic's message pointing to the traits API (the
+// generic "cannot patch" answer would not say where traits are set).
+func traitsPatchError(ops []patchOp) error {
+	for _, op := range ops {
+		if op.Path == "/traits" && op.Op != "remove" {
+			return badRequest("Cannot update node traits via node patch. Node traits should be updated via the node traits API.")
+		}
+	}
+	return nil
+}

@@ -127,4 +127,9 @@ func TestNodeTraitsField(t *testing.T) {
 	}
 	rec := call(srv, "GET", "/v1/nodes/"+n.UUID+"?fields=traits", "1.36", "")
 	assert.Equal(t, 400, rec.Code, "fields=traits before 1.37")
+
+	// A node PATCH does not set traits: Ironic points to the traits API.
+	rec = call(srv, "PATCH", "/v1/nodes/"+n.UUID, "1.37", `[{"op": "add", "path": "/traits", "value": ["CUSTOM_Y"]}]`)
+	require.Equal(t, 400, rec.Code, rec.Body.String())
+	assert.Equal(t, "Cannot update node traits via node patch. Node traits should be updated via the node traits API.", faultString(t, rec))
 }
