@@ -299,6 +299,9 @@ func (s *Server) patchNode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ops, err := parsePatch(body)
+	if err == nil {
+		err = traitsPatchError(ops)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

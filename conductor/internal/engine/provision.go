@@ -141,7 +141,7 @@ func (e *Engine) checkRequest(ctx context.Context, t *driver.Task, ev fsm.Event,
 		return err
 	}
 	// Steps nobody offers are refused before anything changes (Ironic fails the clean later, in clean failed).
-	if err := validateRequestSteps(t, ev, req); err != nil {
+	if err := e.validateRequestSteps(ctx, t, ev, req); err != nil {
 		return err
 	}
 	if err := checkAbortable(n, ev); err != nil {

@@ -130,7 +130,7 @@ func (e *Engine) stepOverrides() map[string]int {
 
 // planSteps chooses the steps of the operation the node starts: automated clean takes the enabled steps,
 // manual clean and service exactly the requested ones, deploy merges the user's deploy_steps into the driver's.
-func (e *Engine) planSteps(t *driver.Task, k steps.Kind) ([]steps.Step, error) {
+func (e *Engine) planSteps(ctx context.Context, t *driver.Task, k steps.Kind) ([]steps.Step, error) {
 	n := t.Node
 	offer, _ := offered(t, k)
 	switch k {
@@ -154,15 +154,27 @@ func (e *Engine) planSteps(t *driver.Task, k steps.Kind) ([]steps.Step, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The user's deploy_steps add to or re-prioritise the driver's; the core step may only be disabled.
-	// Deploy templates (the steps of templates matching the node's instance traits) are issue 15's: none yet.
-	return steps.MergeDeploy(offer, user, nil)
+	// The user's deploy_steps add to or re-prioritise the driver's; the core step may only be disabled. The
+	// steps of the deploy templates matching the node's instance traits come between the two (templates.go).
+	tmpl, err := e.templateSteps(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return steps.MergeDeploy(offer, user, tmpl)
 }
 
 // validateRequestSteps checks the steps a clean, service or deploy request names against what the node's
 // interfaces offer, before any state changes (Ironic's 400 wording, with the offered steps named). A deploy
-// interface without steps runs its own Clean and Deploy, which take no steps: nothing is checked then.
-func validateRequestSteps(t *driver.Task, ev fsm.Event, req ProvisionRequest) error {
+// interface without steps runs its own Clean and Deploy, which take no steps: nothing is checked then, except
+// that a deploy has no instance traits naming deploy templates (their steps could not run).
+func (e *Engine) validateRequestSteps(ctx context.Context, t *driver.Task, ev fsm.Event, req ProvisionRequest) error {
+	var tmpl []steps.Step
+	if ev == fsm.EvDeploy || ev == fsm.EvRebuild {
+		var err error
+		if tmpl, err = e.templateSteps(ctx, t); err != nil {
+			return fmt.Errorf("Failed to validate deploy or power info for node %s: %w", t.Node.UUID, err)
+		}
+	}
 	// Parse runs again although the API checked the shape: it yields the Step values to validate.
 	if !isStepProvider(t.Deploy) {
 		return nil
@@ -192,7 +204,7 @@ func validateRequestSteps(t *driver.Task, ev fsm.Event, req ProvisionRequest) er
 		var user []steps.Step
 		if user, err = steps.Parse(steps.Deploy, "deploy_steps", req.DeploySteps); err == nil {
 			offer, _ := offered(t, steps.Deploy)
-			_, err = steps.MergeDeploy(offer, user, nil)
+			_, err = steps.MergeDeploy(offer, user, tmpl)
 		}
 	}
 	if err != nil {
@@ -228,7 +240,7 @@ func (e *Engine) runSteps(ctx context.Context, t *driver.Task, k steps.Kind) boo
 	// restart resumes the same list even if the interfaces' offers change meanwhile.
 	idx, started := intOf(dii[indexKey(k)])
 	if !started {
-		plan, err := e.planSteps(t, k)
+		plan, err := e.planSteps(ctx, t, k)
 		if err != nil {
 			e.failTask(ctx, t, fmt.Errorf("Node %s has invalid %s steps: %v", n.UUID, k, err))
 			return false

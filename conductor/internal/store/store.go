@@ -231,6 +231,20 @@ type Store interface {
 	Inventory(ctx context.Context, nodeUUID string) (*Inventory, error)
 
 	Close() error
+
+	// Deploy templates (issue 15 B; Ironic's deploy_templates, API 1.55). Node traits need no methods of their
+	// own: they are the node's Traits, written with the node under its reservation.
+	// CreateDeployTemplate inserts a template (UUID and CreatedAt set by the caller); a UUID or name in use is a
+	// *DuplicateError (matching ErrDuplicate) naming the field.
+	CreateDeployTemplate(ctx context.Context, t *DeployTemplate) error
+	// GetDeployTemplate finds a template by UUID or name.
+	GetDeployTemplate(ctx context.Context, ident string) (*DeployTemplate, error)
+	ListDeployTemplates(ctx context.Context, o ListOptions) ([]*DeployTemplate, error)
+	// DeployTemplatesByNames returns the templates with these names, in name order (unknown names are skipped).
+	DeployTemplatesByNames(ctx context.Context, names []string) ([]*DeployTemplate, error)
+	// UpdateDeployTemplate writes name, steps and extra of the template with t.UUID and sets UpdatedAt.
+	UpdateDeployTemplate(ctx context.Context, t *DeployTemplate) error
+	DeleteDeployTemplate(ctx context.Context, uuid string) error
 }
 
 // Limits bound what the store keeps of a node's deploy logs, so that a chatty or hostile agent cannot fill the
