@@ -26,6 +26,7 @@ func chassisFieldNames() []string {
 const chassisDescriptionMax = 255
 
 // chassisRoutes registers the chassis endpoints on the v1 router.
+// The fixed paths (/chassis/detail) come before /chassis/{chassis}: gorilla/mux tries routes in order.
 func (s *Server) chassisRoutes(v *mux.Router) {
 	for _, p := range []string{"/chassis", "/chassis/"} {
 		v.HandleFunc(p, s.listChassis).Methods(http.MethodGet)
@@ -46,6 +47,7 @@ func (s *Server) renderChassis(c *store.Chassis, fields []string) *ordered {
 	val := map[string]any{"uuid": c.UUID, "created_at": isoTime(c.CreatedAt), "updated_at": timeOrNil(c.UpdatedAt),
 		"description": strOrNil(c.Description), "extra": c.Extra, "links": links(base, "chassis", c.UUID, ""),
 		"nodes": links(base, "chassis", c.UUID, "nodes")}
+	// Ironic's sanitize_dict keeps links whatever fields= asks, and nothing else unasked (not even uuid).
 	want := map[string]bool{"links": true}
 	for _, f := range fields {
 		want[f] = true
@@ -71,6 +73,7 @@ func chassisFieldSet(raw string, version int) ([]string, error) {
 	for _, f := range chassisFieldNames() {
 		known[f] = true
 	}
+	// Ironic names every unknown field in one message, comma separated.
 	var out, bad []string
 	for _, f := range strings.Split(raw, ",") {
 		f = strings.TrimSpace(f)
@@ -96,10 +99,12 @@ func parseChassisQuery(q url.Values, version int, detailPath bool) (*listQuery, 
 			return nil, badRequest("Unknown query parameter %q", k)
 		}
 	}
+	// passOn collects what the next link repeats (sort, fields, detail); parsePaging adds sort_key/sort_dir.
 	lq := &listQuery{detail: detailPath, passOn: url.Values{}}
 	if err := parsePaging(q, lq, store.ChassisSortKeys()); err != nil {
 		return nil, err
 	}
+	// Ironic checks the version whenever detail= is present, even detail=false.
 	if q.Has("detail") {
 		d := q.Get("detail")
 		if version < 43 {
@@ -123,6 +128,7 @@ func parseChassisQuery(q url.Values, version int, detailPath bool) (*listQuery, 
 		lq.fields = fields
 		lq.passOn.Set("fields", q.Get("fields"))
 	}
+	// Ironic's DEFAULT_RETURN_FIELDS for a chassis list (links come with every rendering).
 	if lq.fields == nil && !lq.detail {
 		lq.fields = []string{"uuid", "description"}
 	}
@@ -143,6 +149,7 @@ func (s *Server) doListChassis(w http.ResponseWriter, r *http.Request, detailPat
 	}
 	list, err := s.eng.ListChassis(r.Context(), lq.opts)
 	if err != nil {
+		// The only lookup that can miss is the marker's: Ironic answers it with ChassisNotFound (404).
 		s.writeError(w, r, chassisOr404(lq.opts.Marker, err))
 		return
 	}
@@ -219,6 +226,7 @@ func applyChassisDoc(c *store.Chassis, doc map[string]any) error {
 				c.UUID = u
 			}
 		case "description":
+			// Ferric keeps null and "" alike (no description), both rendered null; Ironic would echo "" back.
 			d, ok := v.(string)
 			if v != nil && !ok {
 				return badRequest("Schema error for chassis: %s: %v is not of type 'string', 'null'", k, v)
@@ -286,6 +294,7 @@ func (s *Server) patchChassis(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := s.eng.UpdateChassis(r.Context(), id, func(c *store.Chassis) error {
+		// The patchable document: Ironic also allows /uuid, which Ferric refuses (nodes refer to the UUID).
 		doc := map[string]any{"description": strOrNil(c.Description), "extra": copyMap(c.Extra)}
 		if err := applyPatch(doc, ops, []string{"description", "extra"}); err != nil {
 			return err
@@ -328,6 +337,7 @@ func (s *Server) doListChassisNodes(w http.ResponseWriter, r *http.Request, deta
 		s.writeError(w, r, err)
 		return
 	}
+	// The path's chassis overrides any chassis_uuid the query carries; the request is otherwise the node list's.
 	q := r.URL.Query()
 	q.Set("chassis_uuid", id)
 	r2 := r.Clone(r.Context())
@@ -352,6 +362,7 @@ func (s *Server) checkNodeChassis(ctx context.Context, before, after string, ver
 	if before != "" && after == "" && version < 25 {
 		return &httpError{http.StatusNotAcceptable, "Request not acceptable."}
 	}
+	// An unchanged chassis is not looked up again: a PATCH of other fields never fails on it.
 	if after == before {
 		return nil
 	}

@@ -49,6 +49,8 @@ func (s *SQL) CreateChassis(ctx context.Context, c *Chassis) error {
 	return nil
 }
 
+// chassisCols are the columns scanChassis reads, in its order. A chassis has real columns (no JSON body): it is
+// small, and every field but extra is a sort key.
 const chassisCols = `id, uuid, description, extra, created_at, updated_at`
 
 func scanChassis(sc interface{ Scan(...any) error }) (*Chassis, error) {
@@ -142,6 +144,8 @@ func (s *SQL) UpdateChassis(ctx context.Context, c *Chassis) error {
 // DeleteChassis removes a chassis that holds no node: ErrChassisNotEmpty otherwise, ErrNotFound when unknown.
 // The nodes' foreign key decides, so a node joining the chassis at the same moment cannot be left dangling.
 func (s *SQL) DeleteChassis(ctx context.Context, uuid string) error {
+	// No count of nodes first: the DELETE itself fails on the foreign key while a node names the chassis, which
+	// also covers a node written between a count and the DELETE.
 	res, err := s.exec(ctx, `DELETE FROM chassis WHERE uuid = ?`, uuid)
 	if err != nil {
 		if isForeignKey(err) {
@@ -156,6 +160,7 @@ func (s *SQL) DeleteChassis(ctx context.Context, uuid string) error {
 }
 
 // isForeignKey reports a foreign key violation, in SQLite's or PostgreSQL's words.
+// SQLite says "FOREIGN KEY constraint failed", PostgreSQL "violates foreign key constraint".
 func isForeignKey(err error) bool {
 	m := strings.ToLower(err.Error())
 	return strings.Contains(m, "foreign key")
