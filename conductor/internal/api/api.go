@@ -48,7 +48,8 @@ func New(cfg Config, eng *engine.Engine, log *logrus.Entry) *Server {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
 
-// routes builds the router; Config.Extra adds routes owned by other packages (agent endpoints, boot media).
+// routes builds the router; Config.Extra adds routes owned by other packages (agent endpoints, boot media), with a
+// version and without, like every v1 route.
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
 	r.StrictSlash(false)
@@ -66,7 +67,17 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc("/v1", s.v1).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/v1/", s.v1).Methods(http.MethodGet, http.MethodHead)
 
-	v := r.PathPrefix("/v1").Subrouter()
+	// The same routes twice: under /v1, and without a version, which Ironic routes to v1 (GET /nodes is
+	// GET /v1/nodes; gophercloud's noauth client with an endpoint of http://host:6385 relies on it). Paths under
+	// /v1 match first. Ironic's public routes are public under /v1 only (see publicPath): the unversioned
+	// lookup and heartbeat need credentials, as in Ironic.
+	s.v1Routes(r.PathPrefix("/v1").Subrouter())
+	s.v1Routes(r.NewRoute().Subrouter())
+	return r
+}
+
+// v1Routes registers the v1 API on v (the /v1 subrouter or the unversioned one).
+func (s *Server) v1Routes(v *mux.Router) {
 	for _, p := range []string{"/nodes", "/nodes/"} {
 		v.HandleFunc(p, s.listNodes).Methods(http.MethodGet)
 		v.HandleFunc(p, s.createNode).Methods(http.MethodPost)
@@ -109,10 +120,10 @@ func (s *Server) routes() *mux.Router {
 	v.HandleFunc("/continue_inspection", s.continueInspection).Methods(http.MethodPost)
 	s.traitsRoutes(v)
 	s.deployTemplatesRoutes(v)
+	s.chassisRoutes(v)
 	if s.cfg.Extra != nil {
 		s.cfg.Extra(v)
 	}
-	return r
 }
 
 // statusRecorder remembers the status for the access log.

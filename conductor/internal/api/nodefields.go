@@ -412,6 +412,9 @@ func setField(n *store.Node, k string, v any) error {
 			return badRequest("Invalid instance_uuid %q: expected a UUID", n.InstanceUUID)
 		}
 	case "chassis_uuid":
+		if x, ok := v.(string); ok && !isUUID(x) {
+			return badRequest("Expected UUID for chassis_uuid: %s", x)
+		}
 		return str(&n.ChassisUUID, 36)
 	case "instance_name":
 		return str(&n.InstanceName, 255)

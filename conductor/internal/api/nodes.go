@@ -105,6 +105,13 @@ func parseNodeQuery(q url.Values, version int, detailPath bool) (*listQuery, err
 		f.ConductorGroup = &v
 		lq.passOn.Set("conductor_group", v)
 	}
+	if v := q.Get("chassis_uuid"); v != "" {
+		if !isUUID(v) {
+			return nil, badRequest("Expected UUID for chassis_uuid: %s", v)
+		}
+		f.ChassisUUID = v
+		lq.passOn.Set("chassis_uuid", v)
+	}
 	if f.Owner != "" && version < 50 {
 		return nil, badRequest("The owner filter requires API version 1.50 or later")
 	}
@@ -174,6 +181,10 @@ func (s *Server) doListNodes(w http.ResponseWriter, r *http.Request, detailPath 
 	version := versionOf(r)
 	lq, err := parseNodeQuery(r.URL.Query(), version, detailPath)
 	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.nodeChassisFilter(r.Context(), lq); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -265,6 +276,10 @@ func (s *Server) createNode(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if err := s.checkNodeChassis(r.Context(), "", n.ChassisUUID, version); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	if n.UUID == "" {
 		n.UUID = newUUID()
 	}
@@ -318,7 +333,11 @@ func (s *Server) patchNode(w http.ResponseWriter, r *http.Request) {
 				doc[k] = ""
 			}
 		}
-		return applyDoc(n, doc, allowed)
+		chassis := n.ChassisUUID
+		if err := applyDoc(n, doc, allowed); err != nil {
+			return err
+		}
+		return s.checkNodeChassis(r.Context(), chassis, n.ChassisUUID, version)
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrDuplicate) {

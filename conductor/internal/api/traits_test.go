@@ -13,8 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// call sends one request to the in-process API with a microversion ("" = none) and an optional body.
-func call(srv *Server, method, path, version, body string) *httptest.ResponseRecorder {
+// call sends one request to the in-process API (or any handler) with a microversion ("" = none, i.e. 1.1) and an
+// optional body. Every resource's API tests use it.
+func call(srv http.Handler, method, path, version, body string) *httptest.ResponseRecorder {
 	var req *http.Request
 	if body == "" {
 		req = httptest.NewRequest(method, path, nil)

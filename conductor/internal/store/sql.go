@@ -315,6 +315,9 @@ func (s *SQL) ListNodes(ctx context.Context, f NodeFilter, o ListOptions) ([]*No
 	if f.InstanceUUID != "" {
 		eq("instance_uuid", f.InstanceUUID)
 	}
+	if f.ChassisUUID != "" {
+		eq("chassis_uuid", f.ChassisUUID)
+	}
 	if f.Reserved != nil {
 		if *f.Reserved {
 			where = append(where, "reservation IS NOT NULL")

@@ -149,6 +149,7 @@ type NodeFilter struct {
 	Owner          string
 	InstanceUUID   string
 	Reserved       *bool
+	ChassisUUID    string
 }
 
 // ListOptions pages and sorts a listing. Marker is the UUID of the last item of the previous page.
@@ -245,6 +246,13 @@ type Store interface {
 	// UpdateDeployTemplate writes name, steps and extra of the template with t.UUID and sets UpdatedAt.
 	UpdateDeployTemplate(ctx context.Context, t *DeployTemplate) error
 	DeleteDeployTemplate(ctx context.Context, uuid string) error
+	// Chassis (sql_chassis.go). A node names its chassis in Node.ChassisUUID; the store refuses a node naming a
+	// chassis that does not exist and the deletion of a chassis that holds nodes (ErrChassisNotEmpty).
+	CreateChassis(ctx context.Context, c *Chassis) error
+	GetChassis(ctx context.Context, uuid string) (*Chassis, error)
+	ListChassis(ctx context.Context, o ListOptions) ([]*Chassis, error)
+	UpdateChassis(ctx context.Context, c *Chassis) error
+	DeleteChassis(ctx context.Context, uuid string) error
 }
 
 // Limits bound what the store keeps of a node's deploy logs, so that a chatty or hostile agent cannot fill the
