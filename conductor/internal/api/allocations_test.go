@@ -477,3 +477,57 @@ func TestAllocationLockedNodes(t *testing.T) {
 	assert.Equal(t, "active", b["state"], b["last_error"])
 	assert.Positive(t, calls)
 }
+
+// TestAllocationGoesWithInstance: as in Ironic, removing a node's instance drops its allocation: by PATCH (allowed
+// on an available node, refused on an active one unless in maintenance; another instance_uuid is refused) and by
+// undeploy.
+func TestAllocationGoesWithInstance(t *testing.T) {
+	ctx := context.Background()
+	f := newAllocFix(t, func(c *engine.Config) { c.NoAutomatedClean = true })
+	a := f.create(`{"resource_class": "gold", "candidate_nodes": ["gold-a"]}`)
+	b := f.create(`{"node": "gold-active"}`)
+	require.Equal(t, "active", b["state"])
+	goldActive := f.nodes["gold-active"].UUID
+
+	tests := []struct {
+		name, node, body string
+		want             int
+		msg              string
+	}{
+		{"other instance", "gold-a", `[{"op": "replace", "path": "/instance_uuid", "value": "` + instUUID + `"}]`, 409,
+			"Node " + f.nodes["gold-a"].UUID + " is associated with instance " + a["uuid"].(string) + "."},
+		{"remove on an active node", "gold-active", `[{"op": "remove", "path": "/instance_uuid"}]`, 409,
+			"Node " + goldActive + " with an allocation can not have instance_uuid removed unless it is in one of " +
+				"allowed (enroll, inspecting, inspect wait, manageable, available) states or in maintenance mode. " +
+				"Current state is 'active'."},
+		{"remove on an available node", "gold-a", `[{"op": "remove", "path": "/instance_uuid"}]`, 200, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := f.do(http.MethodPatch, "/v1/nodes/"+tc.node, "1.60", tc.body)
+			require.Equal(t, tc.want, rec.Code, rec.Body.String())
+			if tc.msg != "" {
+				assert.Equal(t, tc.msg, faultString(t, rec))
+			}
+		})
+	}
+	assert.Equal(t, http.StatusNotFound, f.do("GET", "/v1/allocations/"+a["uuid"].(string), "1.60", "").Code,
+		"the allocation went with the instance_uuid")
+	assert.Empty(t, f.node("gold-a").AllocationUUID)
+	assert.Equal(t, b["uuid"], f.node("gold-active").AllocationUUID, "a refused PATCH keeps the binding")
+
+	// Undeploy tears the instance down, and the allocation with it.
+	n, err := f.st.Reserve(ctx, "gold-active", "setup")
+	require.NoError(t, err)
+	require.NoError(t, f.srv.eng.Registry().ResolveInterfaces(n))
+	require.NoError(t, f.st.UpdateNode(ctx, n))
+	require.NoError(t, f.st.Release(ctx, n.UUID, "setup"))
+	rec := f.do(http.MethodPut, "/v1/nodes/gold-active/states/provision", "1.60", `{"target": "deleted"}`)
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	f.srv.eng.Wait()
+	got := f.node("gold-active")
+	assert.Equal(t, "available", got.ProvisionState, got.LastError)
+	assert.Empty(t, got.InstanceUUID)
+	assert.Empty(t, got.AllocationUUID)
+	assert.Equal(t, http.StatusNotFound, f.do("GET", "/v1/allocations/"+b["uuid"].(string), "1.60", "").Code)
+}

@@ -424,6 +424,27 @@ func (e *Engine) NodeAllocation(ctx context.Context, nodeIdent string) (*store.A
 // ErrNotFoundAllocation marks a node without an allocation (404 with the message as given).
 var ErrNotFoundAllocation = errors.New("allocation not found")
 
+// allocationOnPatch applies Ironic's rules to a node PATCH that changes the instance_uuid of a node holding an
+// allocation: another instance is refused (NodeAssociated); removing it is refused outside enroll, inspecting,
+// inspect wait, manageable and available unless in maintenance, and otherwise drops the allocation (the node
+// write deletes it, see store.UpdateNode).
+func (e *Engine) allocationOnPatch(n *store.Node, prevInstance string) error {
+	if n.AllocationUUID == "" || n.InstanceUUID == prevInstance {
+		return nil
+	}
+	if n.InstanceUUID != "" {
+		return fmt.Errorf("Node %s is associated with instance %s.: %w", n.UUID, prevInstance, ErrConflict)
+	}
+	allowed := []fsm.State{fsm.Enroll, fsm.Inspecting, fsm.InspectWait, fsm.Manageable, fsm.Available}
+	if !n.Maintenance && !slices.Contains(allowed, fsm.State(n.ProvisionState)) {
+		return fmt.Errorf("Node %s with an allocation can not have instance_uuid removed unless it is in one of "+
+			"allowed (enroll, inspecting, inspect wait, manageable, available) states or in maintenance mode. "+
+			"Current state is '%s'.: %w", n.UUID, n.ProvisionState, ErrConflict)
+	}
+	n.AllocationUUID = ""
+	return nil
+}
+
 // ResumeAllocations processes allocations a previous run left in state allocating (it stopped between storing
 // and binding), as Ironic's conductor resumes them on start.
 func (e *Engine) ResumeAllocations(ctx context.Context) error {

@@ -193,6 +193,19 @@ func (s *SQL) allocTx(ctx context.Context, n *Node, fn func(tx *sql.Tx) error) (
 	return nil
 }
 
+// dropUnboundAllocation keeps UpdateNode's side of the binding: a node written without an allocation_uuid
+// (its instance torn down, or instance_uuid removed by PATCH) loses the allocation bound to it, in the same
+// transaction, as Ironic destroys it.
+func (s *SQL) dropUnboundAllocation(ctx context.Context, tx *sql.Tx, n *Node) error {
+	if n.AllocationUUID != "" {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, s.rebind(`DELETE FROM allocations WHERE node_uuid = ?`), n.UUID); err != nil {
+		return fmt.Errorf("delete the allocation of node %s: %w", n.UUID, err)
+	}
+	return nil
+}
+
 // SetAllocationNode binds a to the reserved node n in one transaction.
 func (s *SQL) SetAllocationNode(ctx context.Context, n *Node, a *Allocation) error {
 	a.NodeUUID = n.UUID

@@ -158,10 +158,24 @@ func testAllocationNode(t *testing.T, s store.Store) {
 	_, err = s.GetAllocation(ctx, a.UUID)
 	assert.ErrorIs(t, err, store.ErrNotFound)
 
-	// The allocation goes with its node.
+	// UpdateNode keeps a bound node's allocation, and deletes it with a node written unbound (tear down, PATCH).
 	rn.AllocationUUID, rn.InstanceUUID = b.UUID, b.UUID
 	require.NoError(t, s.SetAllocationNode(ctx, rn, b))
-	require.NoError(t, s.DeleteNode(ctx, n.UUID))
+	rn.Description = "still bound"
+	require.NoError(t, s.UpdateNode(ctx, rn))
 	_, err = s.GetAllocation(ctx, b.UUID)
+	require.NoError(t, err)
+	rn.AllocationUUID, rn.InstanceUUID = "", ""
+	require.NoError(t, s.UpdateNode(ctx, rn))
+	_, err = s.GetAllocation(ctx, b.UUID)
+	assert.ErrorIs(t, err, store.ErrNotFound)
+
+	// The allocation goes with its node.
+	c := newAllocation("")
+	require.NoError(t, s.CreateAllocation(ctx, c))
+	rn.AllocationUUID, rn.InstanceUUID = c.UUID, c.UUID
+	require.NoError(t, s.SetAllocationNode(ctx, rn, c))
+	require.NoError(t, s.DeleteNode(ctx, n.UUID))
+	_, err = s.GetAllocation(ctx, c.UUID)
 	assert.ErrorIs(t, err, store.ErrNotFound)
 }

@@ -235,7 +235,8 @@ type Store interface {
 
 	// Allocations (API 1.52). An allocation and the node it holds are always written together: the node's
 	// allocation_uuid and instance_uuid and the allocation's node_uuid change in one transaction, fenced by the
-	// node's reservation as UpdateNode is. An allocation goes with its node (DeleteNode).
+	// node's reservation as UpdateNode is. An allocation goes with its node (DeleteNode), and UpdateNode of a
+	// node whose AllocationUUID is "" deletes the allocation bound to it in the same transaction.
 
 	// CreateAllocation inserts an allocation without a node; UUID, State and CreatedAt must be set. A UUID or
 	// name already used is ErrDuplicate (the error names which).
