@@ -83,6 +83,8 @@ func allocationFieldSet(raw string, version int) ([]string, error) {
 	return append(out, "links"), nil
 }
 
+// renderAllocation shows an allocation as Ironic does: every field of the version (null when unset, {} and []
+// for empty extra, traits and candidate nodes), or only the fields asked plus links.
 func (s *Server) renderAllocation(a *store.Allocation, version int, fields []string) *ordered {
 	val := map[string]any{
 		"uuid": a.UUID, "created_at": isoTime(a.CreatedAt), "updated_at": timeOrNil(a.UpdatedAt),
@@ -112,12 +114,16 @@ func allocationOr404(err error, ident string) error {
 	return err
 }
 
+// listAllocations is GET /v1/allocations (1.52): filters node (name or UUID; an unknown one is a 400, as Ironic),
+// resource_class, state and owner (1.60), with limit/marker/sort_key/sort_dir/fields and a next link on a full
+// page. There is no detail form: the list shows whole allocations, as Ironic's does.
 func (s *Server) listAllocations(w http.ResponseWriter, r *http.Request) {
 	if err := s.doListAllocations(w, r); err != nil {
 		s.writeError(w, r, err)
 	}
 }
 
+// doListAllocations answers the list or returns the error to write.
 func (s *Server) doListAllocations(w http.ResponseWriter, r *http.Request) error {
 	if err := requireVersion(r, verAllocations); err != nil {
 		return err
@@ -130,7 +136,9 @@ func (s *Server) doListAllocations(w http.ResponseWriter, r *http.Request) error
 			return badRequest("Unknown query parameter %q", k)
 		}
 	}
+	// The next link repeats every filter; limit and marker are set for the next page.
 	lq := &listQuery{passOn: cloneWithout(q, "limit", "marker")}
+	// Ironic's invalid_sort_key_list comes first, with its own message; other unknown keys get parsePaging's.
 	switch k := q.Get("sort_key"); k {
 	case "extra", "candidate_nodes", "traits":
 		return badRequest("The sort_key value %s is an invalid field for sorting", k)
@@ -177,6 +185,7 @@ func (s *Server) doListAllocations(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
+// getAllocation is GET /v1/allocations/{uuid or name} (1.52).
 func (s *Server) getAllocation(w http.ResponseWriter, r *http.Request) {
 	if err := requireVersion(r, verAllocations); err != nil {
 		s.writeError(w, r, err)
@@ -273,6 +282,7 @@ func applyAllocationDoc(a *store.Allocation, doc map[string]any, version int) (n
 				}
 				a.Name = str
 			case "node":
+				// Backfilling: bind this (active) node rather than match one.
 				if str != "" && version < verAllocationFill {
 					return "", badRequest("Cannot set node when creating an allocation in this API version")
 				}
@@ -300,6 +310,9 @@ func applyAllocationDoc(a *store.Allocation, doc map[string]any, version int) (n
 	return node, nil
 }
 
+// createAllocation is POST /v1/allocations (1.52): the body is checked here (schema, name, traits, version of
+// node and owner), the rest (candidates, backfill, matching) by the engine. A failed match is still a 201 with
+// the allocation in state error, as Ironic answers; a refused backfill is an error answer.
 func (s *Server) createAllocation(w http.ResponseWriter, r *http.Request) {
 	if err := requireWriteVersion(r, verAllocations, "The API version does not allow allocations"); err != nil {
 		s.writeError(w, r, err)
@@ -310,6 +323,7 @@ func (s *Server) createAllocation(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// uuid "" lets the engine choose: the node's instance_uuid when backfilling, a new one otherwise.
 	a := &store.Allocation{}
 	node, err := applyAllocationDoc(a, doc, versionOf(r))
 	if err != nil {
@@ -329,6 +343,8 @@ func (s *Server) createAllocation(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, s.renderAllocation(out, versionOf(r), nil))
 }
 
+// patchAllocation is PATCH /v1/allocations/{ident} (1.57): only name and extra may change; everything else,
+// the node binding included, is fixed for the allocation's life.
 func (s *Server) patchAllocation(w http.ResponseWriter, r *http.Request) {
 	if err := requireWriteVersion(r, verAllocationUpdate, "The API version does not allow updating allocations"); err != nil {
 		s.writeError(w, r, err)
@@ -346,6 +362,7 @@ func (s *Server) patchAllocation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a, err := s.eng.UpdateAllocation(r.Context(), ident, func(a *store.Allocation) error {
+		// The patch applies to the allocation as stored; unset fields are null so "add" and "remove" work on them.
 		doc := map[string]any{"name": strOrNil(a.Name), "extra": copyMap(a.Extra)}
 		if err := applyPatch(doc, ops, []string{"name", "extra"}); err != nil {
 			return err
@@ -371,6 +388,8 @@ func (s *Server) patchAllocation(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.renderAllocation(a, versionOf(r), nil))
 }
 
+// deleteAllocation is DELETE /v1/allocations/{ident} (1.52): the engine frees the node it holds, or refuses (409)
+// while that node is active or in a transition, unless in maintenance.
 func (s *Server) deleteAllocation(w http.ResponseWriter, r *http.Request) {
 	if err := requireWriteVersion(r, verAllocations, "The API version does not allow allocations"); err != nil {
 		s.writeError(w, r, err)
@@ -401,6 +420,7 @@ func (s *Server) nodeAllocation(r *http.Request) (*store.Allocation, error) {
 	return a, err
 }
 
+// getNodeAllocation is GET /v1/nodes/{node}/allocation (1.52).
 func (s *Server) getNodeAllocation(w http.ResponseWriter, r *http.Request) {
 	a, err := s.nodeAllocation(r)
 	if err != nil {
@@ -415,6 +435,7 @@ func (s *Server) getNodeAllocation(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.renderAllocation(a, versionOf(r), fields))
 }
 
+// deleteNodeAllocation is DELETE /v1/nodes/{node}/allocation (1.52), with the same rules as deleteAllocation.
 func (s *Server) deleteNodeAllocation(w http.ResponseWriter, r *http.Request) {
 	a, err := s.nodeAllocation(r)
 	if err != nil {

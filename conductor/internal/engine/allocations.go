@@ -86,6 +86,7 @@ func (e *Engine) CreateAllocation(ctx context.Context, a *store.Allocation, back
 	if a.ResourceClass == "" && node == nil {
 		return nil, fmt.Errorf("The resource_class field is mandatory when not backfilling: %w", ErrInvalidInput)
 	}
+	// A backfill without uuid takes the node's instance_uuid, so an instance and its allocation share one UUID.
 	if a.UUID == "" {
 		a.UUID = uuid.NewString()
 	}
@@ -143,7 +144,7 @@ func (e *Engine) failAllocation(ctx context.Context, a *store.Allocation, reason
 	a.NodeUUID, a.State = "", store.AllocationError
 	a.LastError = fmt.Sprintf("Failed to process allocation %s: %s.", a.UUID, reason)
 	e.log.WithField("allocation", a.UUID).Error(a.LastError)
-	if err := e.store.UpdateAllocation(ctx, a); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := e.store.SetAllocationNode(ctx, nil, a); err != nil && !errors.Is(err, store.ErrNotFound) {
 		e.log.WithError(err).WithField("allocation", a.UUID).Error("could not save the failed allocation")
 	}
 }
@@ -152,6 +153,7 @@ func (e *Engine) failAllocation(ctx context.Context, a *store.Allocation, reason
 // state, the resource class asked, among candidate_nodes if given, owned (or leased) by its owner if set, having
 // every trait asked; shuffled, a node named as the allocation first. reason is Ironic's text when none is left.
 func (e *Engine) candidates(ctx context.Context, a *store.Allocation) (nodes []*store.Node, reason string, err error) {
+	// Ironic's database filters first (state, maintenance, association, class); the rest is checked here.
 	off, free, rc := false, false, a.ResourceClass
 	all, err := e.store.ListNodes(ctx, store.NodeFilter{ProvisionState: string(fsm.Available), Maintenance: &off,
 		Associated: &free, ResourceClass: &rc}, store.ListOptions{})
@@ -257,6 +259,7 @@ func (e *Engine) tryBind(ctx context.Context, a *store.Allocation, nodeUUID stri
 		return false, false, err
 	}
 	defer e.release(n.UUID)
+	// Ironic's _verify_node: what the listing showed may be stale by the time the lock is held.
 	ok := !n.Maintenance && n.InstanceUUID == "" && n.AllocationUUID == "" &&
 		n.ProvisionState == string(fsm.Available) && n.ResourceClass == a.ResourceClass
 	if ok {
@@ -324,6 +327,7 @@ func (e *Engine) backfill(ctx context.Context, a *store.Allocation, nodeIdent st
 		have, _ := e.nodeTraits()(ctx, n.UUID)
 		errs = append(errs, fmt.Sprintf("List of traits %v does not match the requested traits %v", have, a.Traits))
 	}
+	// Ironic gathers every mismatch into one message, so the operator fixes them in one go.
 	if len(a.CandidateNodes) > 0 && !slices.Contains(a.CandidateNodes, n.UUID) {
 		errs = append(errs, fmt.Sprintf("Candidate nodes must be empty or contain the target node, but got %v", a.CandidateNodes))
 	}
@@ -398,6 +402,8 @@ func (e *Engine) DeleteAllocation(ctx context.Context, ident string) error {
 				"mode is off): %w", a.UUID, n.UUID, ErrConflict)
 		}
 	}
+	// Ironic clears instance_uuid only on the node the allocation holds: a node whose binding was already
+	// undone (allocation_uuid gone) keeps what an operator set since.
 	if n.AllocationUUID == a.UUID {
 		n.AllocationUUID, n.InstanceUUID = "", ""
 	}

@@ -31,7 +31,7 @@ func allocationErr(err error, a *Allocation, what string) error {
 // CreateAllocation inserts an allocation; it never holds a node at creation.
 func (s *SQL) CreateAllocation(ctx context.Context, a *Allocation) error {
 	a.Normalize()
-	a.NodeUUID = ""
+	a.NodeUUID = "" // a node is bound only by SetAllocationNode, under the node's reservation
 	body, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("encode allocation: %w", err)
@@ -107,8 +107,8 @@ func (s *SQL) ListAllocations(ctx context.Context, f AllocationFilter, o ListOpt
 	return out, rows.Err()
 }
 
-// writeAllocation updates a's row (node_uuid included) on q, which is the database or a transaction.
-func (s *SQL) writeAllocation(ctx context.Context, q execQuerier, a *Allocation) error {
+// writeAllocation updates a's row (node_uuid included) inside tx.
+func (s *SQL) writeAllocation(ctx context.Context, q *sql.Tx, a *Allocation) error {
 	now := s.now().UTC()
 	a.UpdatedAt = &now
 	a.Normalize()
@@ -128,14 +128,49 @@ func (s *SQL) writeAllocation(ctx context.Context, q execQuerier, a *Allocation)
 	return nil
 }
 
-// UpdateAllocation writes an allocation but keeps the node it holds as stored.
-func (s *SQL) UpdateAllocation(ctx context.Context, a *Allocation) error {
-	cur, err := s.GetAllocation(ctx, a.UUID)
+// mergeAllocation writes a's own fields onto the stored row inside tx, holding the row (FOR UPDATE on
+// PostgreSQL; SQLite's single connection serialises transactions): binding fields (node, state, last_error) when
+// binding is set, else the user's (name, extra). a becomes the allocation as stored.
+func (s *SQL) mergeAllocation(ctx context.Context, tx *sql.Tx, a *Allocation, binding bool) error {
+	q := `SELECT id, body FROM allocations WHERE uuid = ?`
+	if s.dialect == postgres {
+		q += ` FOR UPDATE`
+	}
+	cur, err := scanAllocation(tx.QueryRowContext(ctx, s.rebind(q), a.UUID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("allocation %s: %w", a.UUID, ErrNotFound)
+	}
 	if err != nil {
+		return fmt.Errorf("get allocation %s: %w", a.UUID, err)
+	}
+	if binding {
+		cur.NodeUUID, cur.State, cur.LastError = a.NodeUUID, a.State, a.LastError
+	} else {
+		cur.Name, cur.Extra = a.Name, a.Extra
+	}
+	if err := s.writeAllocation(ctx, tx, cur); err != nil {
 		return err
 	}
-	a.NodeUUID = cur.NodeUUID
-	return s.writeAllocation(ctx, s.db, a)
+	*a = *cur
+	return nil
+}
+
+// inTx runs fn in a transaction.
+func (s *SQL) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback() // no-op after Commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// UpdateAllocation writes an allocation's name and extra.
+func (s *SQL) UpdateAllocation(ctx context.Context, a *Allocation) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error { return s.mergeAllocation(ctx, tx, a, false) })
 }
 
 // writeAllocNode writes the allocation fields of a reserved node (instance_uuid column, body) inside tx, fenced
@@ -206,8 +241,12 @@ func (s *SQL) dropUnboundAllocation(ctx context.Context, tx *sql.Tx, n *Node) er
 	return nil
 }
 
-// SetAllocationNode binds a to the reserved node n in one transaction.
+// SetAllocationNode binds a to the reserved node n in one transaction, or records an outcome without a node.
 func (s *SQL) SetAllocationNode(ctx context.Context, n *Node, a *Allocation) error {
+	if n == nil {
+		a.NodeUUID = ""
+		return s.inTx(ctx, func(tx *sql.Tx) error { return s.mergeAllocation(ctx, tx, a, true) })
+	}
 	a.NodeUUID = n.UUID
 	return s.allocTx(ctx, n, func(tx *sql.Tx) error {
 		// Ironic keeps instance_uuid unique across nodes: an allocation UUID another node already carries as its
@@ -221,7 +260,7 @@ func (s *SQL) SetAllocationNode(ctx context.Context, n *Node, a *Allocation) err
 		case !errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("check instance %s: %w", a.UUID, err)
 		}
-		return s.writeAllocation(ctx, tx, a)
+		return s.mergeAllocation(ctx, tx, a, true)
 	})
 }
 

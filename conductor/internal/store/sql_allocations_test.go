@@ -131,9 +131,29 @@ func testAllocationNode(t *testing.T, s store.Store) {
 	assert.Equal(t, n.UUID, got.NodeUUID)
 	assert.Equal(t, store.AllocationActive, got.State)
 
+	// A PATCH made from a copy read before the bind does not undo it, and keeps its own fields.
+	stale := *got
+	stale.NodeUUID, stale.State, stale.Extra, stale.Name = "", store.AllocationAllocating, map[string]any{"k": "v"}, "patched"
+	require.NoError(t, s.UpdateAllocation(ctx, &stale))
+	assert.Equal(t, n.UUID, stale.NodeUUID, "answered as stored")
+	got, err = s.GetAllocation(ctx, a.UUID)
+	require.NoError(t, err)
+	assert.Equal(t, n.UUID, got.NodeUUID)
+	assert.Equal(t, store.AllocationActive, got.State)
+	assert.Equal(t, map[string]any{"k": "v"}, got.Extra)
+	assert.Equal(t, "patched", got.Name)
+
 	// A second allocation for the same node, or one whose UUID another node carries, is refused.
 	b := newAllocation("")
 	require.NoError(t, s.CreateAllocation(ctx, b))
+	// An outcome without a node (failure) keeps a name set since.
+	b.Name = "renamed"
+	require.NoError(t, s.UpdateAllocation(ctx, b))
+	failed := *b
+	failed.Name, failed.State, failed.LastError = "", store.AllocationError, "no luck"
+	require.NoError(t, s.SetAllocationNode(ctx, nil, &failed))
+	assert.Equal(t, "renamed", failed.Name)
+	assert.Equal(t, "no luck", failed.LastError)
 	rn.AllocationUUID, rn.InstanceUUID = b.UUID, b.UUID
 	assert.ErrorIs(t, s.SetAllocationNode(ctx, rn, b), store.ErrDuplicate)
 	n2 := newNode("n2")

@@ -244,11 +244,14 @@ type Store interface {
 	// GetAllocation finds an allocation by UUID or name.
 	GetAllocation(ctx context.Context, ident string) (*Allocation, error)
 	ListAllocations(ctx context.Context, f AllocationFilter, o ListOptions) ([]*Allocation, error)
-	// UpdateAllocation writes every field of a but its node (name, extra, state, last_error...), sets UpdatedAt.
+	// UpdateAllocation writes a's name and extra (PATCH) onto the allocation as stored, sets UpdatedAt, and
+	// leaves a as stored. Each write of an allocation changes only its own fields, in a transaction that holds
+	// the row, so a PATCH and a concurrent bind or failure never undo each other.
 	UpdateAllocation(ctx context.Context, a *Allocation) error
-	// SetAllocationNode writes a with a.NodeUUID = n.UUID and the reserved node n (whose AllocationUUID and
-	// InstanceUUID the caller set) in one transaction, fenced by n.Reservation (ErrNotHolder, as UpdateNode).
-	// ErrDuplicate when another node already has a.UUID as instance_uuid or another allocation holds n.
+	// SetAllocationNode writes a's state and last_error with a.NodeUUID = n.UUID and the reserved node n (whose
+	// AllocationUUID and InstanceUUID the caller set) in one transaction, fenced by n.Reservation (ErrNotHolder,
+	// as UpdateNode). ErrDuplicate when another node already has a.UUID as instance_uuid or another allocation
+	// holds n. n nil records an outcome without a node (state error): node_uuid cleared. a is left as stored.
 	SetAllocationNode(ctx context.Context, n *Node, a *Allocation) error
 	// DeleteAllocation removes an allocation. When n is not nil (the reserved node it held, with AllocationUUID
 	// and InstanceUUID cleared by the caller), n is written in the same transaction, fenced by its reservation.
