@@ -121,6 +121,7 @@ func (s *Server) v1Routes(v *mux.Router) {
 	s.traitsRoutes(v)
 	s.deployTemplatesRoutes(v)
 	s.chassisRoutes(v)
+	s.allocationsRoutes(v)
 	if s.cfg.Extra != nil {
 		s.cfg.Extra(v)
 	}

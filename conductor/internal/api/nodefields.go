@@ -125,7 +125,7 @@ func nodeFields() []nodeField {
 		{"disable_power_off", 95, func(v *nodeView) any { return v.n.DisablePowerOff }},
 		{"links", 1, func(v *nodeView) any { return links(v.base, "nodes", v.n.UUID, "") }},
 		{"conductor", 49, func(v *nodeView) any { return v.host }},
-		{"allocation_uuid", 52, func(v *nodeView) any { return nil }},
+		{"allocation_uuid", 52, func(v *nodeView) any { return strOrNil(v.n.AllocationUUID) }},
 		{"chassis_uuid", 1, func(v *nodeView) any { return strOrNil(v.n.ChassisUUID) }},
 		{"ports", 1, func(v *nodeView) any { return links(v.base, "nodes", v.n.UUID, "ports") }},
 		{"states", 14, func(v *nodeView) any { return links(v.base, "nodes", v.n.UUID, "states") }},

@@ -58,6 +58,8 @@ type Config struct {
 	InspectWaitTimeout time.Duration
 	// InspectKeepPowerOn leaves a node on after in-band inspection (Ironic's [inspector]power_off=false).
 	InspectKeepPowerOn bool
+	// NodeTraits reads a node's traits for allocation matching; nil reads store.Node.Traits.
+	NodeTraits NodeTraits
 }
 
 func (c *Config) defaults() {
@@ -157,7 +159,7 @@ func (e *Engine) Recover(ctx context.Context) error {
 		}
 		e.log.WithField("node", n.UUID).WithField("state", n.ProvisionState).Warn("failed node left in a transient state")
 	}
-	return nil
+	return e.ResumeAllocations(ctx)
 }
 
 // Run runs periodic tasks until ctx ends; then it waits for in-flight work (up to ShutdownGrace)

@@ -122,7 +122,11 @@ func (e *Engine) UpdateNode(ctx context.Context, ident string, fn func(n *store.
 		if n.TargetProvisionState != "" && !fsm.UpdateAllowed(st) {
 			return fmt.Errorf("Node %s can not be updated while a state transition is in progress.: %w", n.UUID, ErrConflict)
 		}
+		prevInstance := n.InstanceUUID
 		if err := fn(n); err != nil {
+			return err
+		}
+		if err := e.allocationOnPatch(n, prevInstance); err != nil {
 			return err
 		}
 		if err := e.reg.ResolveInterfaces(n); err != nil {

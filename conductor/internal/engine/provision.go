@@ -362,7 +362,7 @@ func (e *Engine) deleteInstance(ctx context.Context, t *driver.Task) bool {
 	// As Ironic's tear-down does: the instance is gone, so are its instance_info and association, and
 	// the agent token of that deploy must not survive into cleaning's agent boot.
 	n.InstanceInfo = map[string]any{}
-	n.InstanceUUID = ""
+	n.InstanceUUID, n.AllocationUUID = "", "" // the allocation goes with the instance, as Ironic
 	for _, k := range []string{"user_deploy_steps", "deployed_image", "agent_secret_token"} {
 		delete(n.DriverInternalInfo, k)
 	}

@@ -390,6 +390,9 @@ func (s *SQL) UpdateNode(ctx context.Context, n *Node) (err error) {
 			return fmt.Errorf("delete the config drive of node %s: %w", n.UUID, err)
 		}
 	}
+	if err := s.dropUnboundAllocation(ctx, tx, n); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("update node %s: %w", n.UUID, err)
 	}

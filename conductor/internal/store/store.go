@@ -79,6 +79,7 @@ type Node struct {
 	Description     string `json:"description,omitempty"`
 	ParentNode      string `json:"parent_node,omitempty"`
 	ChassisUUID     string `json:"chassis_uuid,omitempty"`
+	AllocationUUID  string `json:"allocation_uuid,omitempty"` // written only with its allocation (SetAllocationNode)
 	AutomatedClean  *bool  `json:"automated_clean,omitempty"`
 	Protected       bool   `json:"protected"`
 	ProtectedReason string `json:"protected_reason,omitempty"`
@@ -253,6 +254,29 @@ type Store interface {
 	ListChassis(ctx context.Context, o ListOptions) ([]*Chassis, error)
 	UpdateChassis(ctx context.Context, c *Chassis) error
 	DeleteChassis(ctx context.Context, uuid string) error
+	// Allocations (API 1.52). An allocation and the node it holds are always written together: the node's
+	// allocation_uuid and instance_uuid and the allocation's node_uuid change in one transaction, fenced by the
+	// node's reservation as UpdateNode is. An allocation goes with its node (DeleteNode), and UpdateNode of a
+	// node whose AllocationUUID is "" deletes the allocation bound to it in the same transaction.
+
+	// CreateAllocation inserts an allocation without a node; UUID, State and CreatedAt must be set. A UUID or
+	// name already used is ErrDuplicate (the error names which).
+	CreateAllocation(ctx context.Context, a *Allocation) error
+	// GetAllocation finds an allocation by UUID or name.
+	GetAllocation(ctx context.Context, ident string) (*Allocation, error)
+	ListAllocations(ctx context.Context, f AllocationFilter, o ListOptions) ([]*Allocation, error)
+	// UpdateAllocation writes a's name and extra (PATCH) onto the allocation as stored, sets UpdatedAt, and
+	// leaves a as stored. Each write of an allocation changes only its own fields, in a transaction that holds
+	// the row, so a PATCH and a concurrent bind or failure never undo each other.
+	UpdateAllocation(ctx context.Context, a *Allocation) error
+	// SetAllocationNode writes a's state and last_error with a.NodeUUID = n.UUID and the reserved node n (whose
+	// AllocationUUID and InstanceUUID the caller set) in one transaction, fenced by n.Reservation (ErrNotHolder,
+	// as UpdateNode). ErrDuplicate when another node already has a.UUID as instance_uuid or another allocation
+	// holds n. n nil records an outcome without a node (state error): node_uuid cleared. a is left as stored.
+	SetAllocationNode(ctx context.Context, n *Node, a *Allocation) error
+	// DeleteAllocation removes an allocation. When n is not nil (the reserved node it held, with AllocationUUID
+	// and InstanceUUID cleared by the caller), n is written in the same transaction, fenced by its reservation.
+	DeleteAllocation(ctx context.Context, uuid string, n *Node) error
 }
 
 // Limits bound what the store keeps of a node's deploy logs, so that a chatty or hostile agent cannot fill the
@@ -281,6 +305,57 @@ type Inventory struct {
 	Inventory  map[string]any `json:"inventory"`
 	PluginData map[string]any `json:"plugin_data"`
 	CreatedAt  time.Time      `json:"-"`
+}
+
+// Allocation states (Ironic's).
+const (
+	AllocationAllocating = "allocating"
+	AllocationActive     = "active"
+	AllocationError      = "error"
+)
+
+// Allocation asks for a node matching a resource class, traits, candidate nodes and owner (Ironic's
+// allocation). NodeUUID is set while it holds a node (state active). Maps and slices are never nil once loaded.
+type Allocation struct {
+	ID             int64          `json:"-"`
+	UUID           string         `json:"uuid"`
+	Name           string         `json:"name,omitempty"`
+	NodeUUID       string         `json:"node_uuid,omitempty"`
+	State          string         `json:"state"`
+	LastError      string         `json:"last_error,omitempty"`
+	ResourceClass  string         `json:"resource_class,omitempty"`
+	Traits         []string       `json:"traits"`
+	CandidateNodes []string       `json:"candidate_nodes"` // node UUIDs, in the order asked
+	Extra          map[string]any `json:"extra"`
+	Owner          string         `json:"owner,omitempty"`
+	CreatedAt      time.Time      `json:"created_at"`
+	UpdatedAt      *time.Time     `json:"updated_at,omitempty"`
+}
+
+// Normalize replaces nil maps and slices with empty ones so the API renders {} and [].
+func (a *Allocation) Normalize() {
+	if a.Traits == nil {
+		a.Traits = []string{}
+	}
+	if a.CandidateNodes == nil {
+		a.CandidateNodes = []string{}
+	}
+	if a.Extra == nil {
+		a.Extra = map[string]any{}
+	}
+}
+
+// AllocationFilter selects allocations in ListAllocations. Empty strings mean "any".
+type AllocationFilter struct {
+	NodeUUID      string
+	ResourceClass string
+	State         string
+	Owner         string
+}
+
+// AllocationSortKeys are the allocation fields a listing may be sorted by.
+func AllocationSortKeys() []string {
+	return []string{"id", "uuid", "name", "node_uuid", "state", "resource_class", "owner", "created_at", "updated_at"}
 }
 
 // LogLine is one line of a deploy log.
