@@ -9,6 +9,18 @@ import (
 	"strings"
 )
 
+// portDuplicate names the unique field a failed port write collided on, in Ironic's words.
+func portDuplicate(err error, p *Port) error {
+	m := strings.ToLower(err.Error())
+	switch {
+	case strings.Contains(m, "ports.name") || strings.Contains(m, "ports_name"):
+		return fmt.Errorf("A port with name %s: %w", p.Name, ErrDuplicate)
+	case strings.Contains(m, "ports.uuid") || strings.Contains(m, "ports_uuid"):
+		return fmt.Errorf("A port with UUID %s: %w", p.UUID, ErrDuplicate)
+	}
+	return fmt.Errorf("A port with MAC address %s: %w", p.Address, ErrDuplicate)
+}
+
 // CreatePort inserts a port; UUID and CreatedAt must be set.
 func (s *SQL) CreatePort(ctx context.Context, p *Port) error {
 	p.Normalize()
@@ -16,14 +28,15 @@ func (s *SQL) CreatePort(ctx context.Context, p *Port) error {
 	if err != nil {
 		return fmt.Errorf("encode port: %w", err)
 	}
-	row := s.db.QueryRowContext(ctx, s.rebind(`INSERT INTO ports (uuid, address, node_uuid, created_at, updated_at, body)
-		VALUES (?,?,?,?,?,?) RETURNING id`), p.UUID, p.Address, p.NodeUUID, fmtTime(&p.CreatedAt), fmtTime(p.UpdatedAt), string(body))
+	row := s.db.QueryRowContext(ctx, s.rebind(`INSERT INTO ports (uuid, address, node_uuid, portgroup_uuid, name,
+		created_at, updated_at, body) VALUES (?,?,?,?,?,?,?,?) RETURNING id`), p.UUID, p.Address, p.NodeUUID,
+		nullIfEmpty(p.PortgroupUUID), nullIfEmpty(p.Name), fmtTime(&p.CreatedAt), fmtTime(p.UpdatedAt), string(body))
 	if err := row.Scan(&p.ID); err != nil {
 		if isUnique(err) {
-			return fmt.Errorf("port with MAC address %s: %w", p.Address, ErrDuplicate)
+			return portDuplicate(err, p)
 		}
 		if strings.Contains(strings.ToLower(err.Error()), "foreign key") {
-			return fmt.Errorf("node %s: %w", p.NodeUUID, ErrNotFound)
+			return fmt.Errorf("node %s or portgroup %s: %w", p.NodeUUID, p.PortgroupUUID, ErrNotFound)
 		}
 		return fmt.Errorf("insert port: %w", err)
 	}
@@ -47,9 +60,9 @@ func scanPort(sc interface{ Scan(...any) error }) (*Port, error) {
 	return &p, nil
 }
 
-// GetPort finds a port by UUID.
+// GetPort finds a port by UUID or name.
 func (s *SQL) GetPort(ctx context.Context, uuid string) (*Port, error) {
-	p, err := scanPort(s.db.QueryRowContext(ctx, s.rebind(`SELECT id, body FROM ports WHERE uuid = ?`), uuid))
+	p, err := scanPort(s.db.QueryRowContext(ctx, s.rebind(`SELECT id, body FROM ports WHERE uuid = ? OR name = ?`), uuid, uuid))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("port %s: %w", uuid, ErrNotFound)
 	}
@@ -70,6 +83,9 @@ func (s *SQL) ListPorts(ctx context.Context, f PortFilter, o ListOptions) ([]*Po
 	}
 	if f.Address != "" {
 		where, args = append(where, "address = ?"), append(args, strings.ToLower(f.Address))
+	}
+	if f.PortgroupUUID != "" {
+		where, args = append(where, "portgroup_uuid = ?"), append(args, f.PortgroupUUID)
 	}
 	tail, args, err := s.page(ctx, "ports", PortSortKeys(), o, where, args)
 	if err != nil {
@@ -100,11 +116,15 @@ func (s *SQL) UpdatePort(ctx context.Context, p *Port) error {
 	if err != nil {
 		return fmt.Errorf("encode port: %w", err)
 	}
-	res, err := s.exec(ctx, `UPDATE ports SET address = ?, node_uuid = ?, updated_at = ?, body = ? WHERE uuid = ?`,
-		p.Address, p.NodeUUID, fmtTime(p.UpdatedAt), string(body), p.UUID)
+	res, err := s.exec(ctx, `UPDATE ports SET address = ?, node_uuid = ?, portgroup_uuid = ?, name = ?, updated_at = ?,
+		body = ? WHERE uuid = ?`, p.Address, p.NodeUUID, nullIfEmpty(p.PortgroupUUID), nullIfEmpty(p.Name),
+		fmtTime(p.UpdatedAt), string(body), p.UUID)
 	if err != nil {
 		if isUnique(err) {
-			return fmt.Errorf("port with MAC address %s: %w", p.Address, ErrDuplicate)
+			return portDuplicate(err, p)
+		}
+		if strings.Contains(strings.ToLower(err.Error()), "foreign key") {
+			return fmt.Errorf("node %s or portgroup %s: %w", p.NodeUUID, p.PortgroupUUID, ErrNotFound)
 		}
 		return fmt.Errorf("update port %s: %w", p.UUID, err)
 	}
