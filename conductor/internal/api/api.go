@@ -107,6 +107,7 @@ func (s *Server) routes() *mux.Router {
 	v.HandleFunc("/lookup", s.lookup).Methods(http.MethodGet)
 	v.HandleFunc("/heartbeat/{node}", s.heartbeat).Methods(http.MethodPost)
 	v.HandleFunc("/continue_inspection", s.continueInspection).Methods(http.MethodPost)
+	s.portgroupsRoutes(v)
 	if s.cfg.Extra != nil {
 		s.cfg.Extra(v)
 	}

@@ -4,25 +4,127 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
+	"sort"
 	"strings"
 
 	"github.com/gorilla/mux"
 
+	"github.com/ferric-metal/ferric/conductor/internal/engine"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
-// portFields lists the port fields in Ironic's output order with the version that introduced each.
-func portFields() []struct {
+// fieldDef is one field of a port-like resource, in Ironic's output order, with the microversion that shows it.
+type fieldDef struct {
 	name  string
 	since int
-} {
-	return []struct {
-		name  string
-		since int
-	}{{"uuid", 1}, {"created_at", 1}, {"updated_at", 1}, {"address", 1}, {"extra", 1}, {"internal_info", 18},
-		{"is_smartnic", 53}, {"local_link_connection", 19}, {"physical_network", 34}, {"pxe_enabled", 19},
-		{"node_uuid", 1}, {"links", 1}, {"portgroup_uuid", 24}, {"name", 88}, {"description", 97}}
 }
+
+// notAcceptable is Ironic's NotAcceptable: a field or filter newer than the request's microversion.
+func notAcceptable() error {
+	return &httpError{http.StatusNotAcceptable, "Request not acceptable."}
+}
+
+// checkFields parses ?fields= against defs: fields need 1.8, an unknown name is 400, a name newer than the
+// request 406 (Ironic's check_allow_specify_fields and check_allowed_*_fields). nil means "not given".
+func checkFields(raw string, defs []fieldDef, version int) ([]string, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	if version < 8 {
+		return nil, notAcceptable()
+	}
+	since := map[string]int{}
+	for _, f := range defs {
+		since[f.name] = f.since
+	}
+	var out []string
+	for _, f := range strings.Split(raw, ",") {
+		v, ok := since[f]
+		if !ok {
+			return nil, badRequest("Field(s) \"%s\" are not valid", f)
+		}
+		if v > version {
+			return nil, notAcceptable()
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// renderDefs builds the object of the fields of defs visible at version, in Ironic's order, keeping only fields
+// (plus links) when fields is not nil.
+func renderDefs(defs []fieldDef, vals map[string]any, version int, fields []string) *ordered {
+	keep := map[string]bool{"links": true}
+	for _, f := range fields {
+		keep[f] = true
+	}
+	o := newOrdered()
+	for _, f := range defs {
+		if f.since <= version && (fields == nil || keep[f.name]) {
+			o.set(f.name, vals[f.name])
+		}
+	}
+	return o
+}
+
+// subList describes the list endpoints of one port-like resource for parseSubList.
+type subList struct {
+	defs     []fieldDef
+	defaults []string // fields of a list without detail
+	sortKeys []string
+	filters  []string // resource-specific query parameters
+}
+
+// parseSubList checks the common query of a port or portgroup list: paging, sorting, fields and detail (1.43),
+// as Ironic's get_request_return_fields. It returns the fields to render (nil: all).
+func parseSubList(q url.Values, version int, detailPath bool, d subList) (*listQuery, []string, error) {
+	known := map[string]bool{"fields": true, "detail": true, "limit": true, "marker": true, "sort_key": true,
+		"sort_dir": true}
+	for _, f := range d.filters {
+		known[f] = true
+	}
+	for k := range q {
+		if !known[k] {
+			return nil, nil, badRequest("Unknown query parameter %q", k)
+		}
+	}
+	lq := &listQuery{passOn: cloneWithout(q, "limit", "marker")}
+	if err := parsePaging(q, lq, d.sortKeys); err != nil {
+		return nil, nil, err
+	}
+	detail := detailPath
+	if v := q.Get("detail"); v != "" {
+		if version < 43 {
+			return nil, nil, badRequest("Invalid query parameter ?detail=%s received.", v)
+		}
+		b, err := toBool("detail", v)
+		if err != nil {
+			return nil, nil, err
+		}
+		detail = detail || b
+	}
+	fields, err := checkFields(q.Get("fields"), d.defs, version)
+	if err != nil {
+		return nil, nil, err
+	}
+	if fields != nil && detail {
+		return nil, nil, badRequest("Can not specify ?detail=True and fields in the same request.")
+	}
+	if fields == nil && !detail {
+		fields = d.defaults
+	}
+	return lq, fields, nil
+}
+
+// portDefs lists the port fields in Ironic's output order (convert_with_links) with the version of each.
+var portDefs = []fieldDef{{"uuid", 1}, {"created_at", 1}, {"updated_at", 1}, {"address", 1}, {"extra", 1},
+	{"internal_info", 18}, {"is_smartnic", 53}, {"local_link_connection", 19}, {"physical_network", 34},
+	{"pxe_enabled", 19}, {"node_uuid", 1}, {"name", 88}, {"description", 97}, {"links", 1}, {"portgroup_uuid", 24}}
+
+// portList describes GET /v1/ports.
+var portList = subList{defs: portDefs, defaults: []string{"uuid", "address"}, sortKeys: store.PortSortKeys(),
+	filters: []string{"node", "node_uuid", "address", "portgroup"}}
 
 func (s *Server) renderPort(p *store.Port, version int, fields []string) *ordered {
 	val := map[string]any{
@@ -32,40 +134,7 @@ func (s *Server) renderPort(p *store.Port, version int, fields []string) *ordere
 		"pxe_enabled": p.PXEEnabled, "node_uuid": p.NodeUUID, "links": links(s.cfg.PublicURL, "ports", p.UUID, ""),
 		"portgroup_uuid": strOrNil(p.PortgroupUUID), "name": strOrNil(p.Name), "description": strOrNil(p.Description),
 	}
-	o := newOrdered()
-	if fields != nil {
-		for _, f := range fields {
-			o.set(f, val[f])
-		}
-		return o
-	}
-	for _, f := range portFields() {
-		if f.since <= version {
-			o.set(f.name, val[f.name])
-		}
-	}
-	return o
-}
-
-func portFieldSet(raw string, version int) ([]string, error) {
-	if raw == "" {
-		return nil, nil
-	}
-	known := map[string]int{}
-	for _, f := range portFields() {
-		known[f.name] = f.since
-	}
-	out := []string{"uuid"}
-	for _, f := range strings.Split(raw, ",") {
-		since, ok := known[f]
-		if !ok || since > version {
-			return nil, badRequest("Field(s) \"%s\" are not valid", f)
-		}
-		if f != "uuid" {
-			out = append(out, f)
-		}
-	}
-	return append(out, "links"), nil
+	return renderDefs(portDefs, val, version, fields)
 }
 
 // normalizeMAC validates a MAC address and returns it lower-case with colons.
@@ -77,79 +146,76 @@ func normalizeMAC(s string) (string, error) {
 	return strings.ToLower(hw.String()), nil
 }
 
-func (s *Server) listPorts(w http.ResponseWriter, r *http.Request) { s.doListPorts(w, r, "", false) }
+func (s *Server) listPorts(w http.ResponseWriter, r *http.Request) { s.doListPorts(w, r, "", "", false) }
 func (s *Server) listPortsDetail(w http.ResponseWriter, r *http.Request) {
-	s.doListPorts(w, r, "", true)
+	s.doListPorts(w, r, "", "", true)
 }
 func (s *Server) listNodePorts(w http.ResponseWriter, r *http.Request) {
-	s.doListPorts(w, r, mux.Vars(r)["node"], false)
+	s.doListPorts(w, r, mux.Vars(r)["node"], "", false)
 }
 func (s *Server) listNodePortsDetail(w http.ResponseWriter, r *http.Request) {
-	s.doListPorts(w, r, mux.Vars(r)["node"], true)
+	s.doListPorts(w, r, mux.Vars(r)["node"], "", true)
 }
 
-func (s *Server) doListPorts(w http.ResponseWriter, r *http.Request, nodeIdent string, detail bool) {
+// portFilter resolves the node, portgroup and address filters of a port list. Ironic applies one of them: the
+// portgroup, else the node, else the address; a node and a portgroup together are refused.
+func (s *Server) portFilter(r *http.Request, q url.Values, nodeIdent, groupIdent string) (store.PortFilter, error) {
+	var f store.PortFilter
 	version := versionOf(r)
-	q := r.URL.Query()
-	lq := &listQuery{passOn: q}
-	for k := range q {
-		switch k {
-		case "node", "node_uuid", "address", "fields", "detail", "limit", "marker", "sort_key", "sort_dir", "portgroup":
-		default:
-			s.writeError(w, r, badRequest("Unknown query parameter %q", k))
-			return
-		}
-	}
-	lq.passOn = cloneWithout(q, "limit", "marker")
-	if err := parsePaging(q, lq, store.PortSortKeys()); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if d := q.Get("detail"); d != "" {
-		b, err := toBool("detail", d)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		detail = detail || b
-	}
-	fields, err := portFieldSet(q.Get("fields"), version)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if fields != nil && detail {
-		s.writeError(w, r, badRequest("Can not specify ?detail=True and fields in the same request."))
-		return
-	}
-	for _, k := range []string{"node", "node_uuid"} {
-		if v := q.Get(k); v != "" {
+	for _, k := range []string{"node_uuid", "node"} {
+		if v := q.Get(k); v != "" && nodeIdent == "" {
 			nodeIdent = v
 		}
 	}
-	if nodeIdent != "" {
+	if v := q.Get("portgroup"); v != "" && groupIdent == "" {
+		if version < 24 {
+			return f, notAcceptable()
+		}
+		groupIdent = v
+	}
+	if nodeIdent != "" && groupIdent != "" {
+		return f, &httpError{http.StatusForbidden, "Operation not permitted."}
+	}
+	switch {
+	case groupIdent != "":
+		g, err := s.getPortgroupOr404(r, groupIdent)
+		if err != nil {
+			return f, err
+		}
+		f.PortgroupUUID = g.UUID
+	case nodeIdent != "":
+		if version < 5 && !isUUID(nodeIdent) {
+			return f, notAcceptable()
+		}
 		n, err := s.getNodeOr404(r, nodeIdent)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return f, err
 		}
-		lq.portFilter.NodeUUID = n.UUID
-	}
-	if a := q.Get("address"); a != "" {
-		mac, err := normalizeMAC(a)
+		f.NodeUUID = n.UUID
+	case q.Get("address") != "":
+		mac, err := normalizeMAC(q.Get("address"))
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return f, err
 		}
-		lq.portFilter.Address = mac
+		f.Address = mac
 	}
-	ports, err := s.eng.Store().ListPorts(r.Context(), lq.portFilter, lq.opts)
+	return f, nil
+}
+
+func (s *Server) doListPorts(w http.ResponseWriter, r *http.Request, nodeIdent, groupIdent string, detail bool) {
+	version := versionOf(r)
+	q := r.URL.Query()
+	lq, fields, err := parseSubList(q, version, detail, portList)
+	if err == nil {
+		lq.portFilter, err = s.portFilter(r, q, nodeIdent, groupIdent)
+	}
+	var ports []*store.Port
+	if err == nil {
+		ports, err = s.eng.Store().ListPorts(r.Context(), lq.portFilter, lq.opts)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
-	}
-	if fields == nil && !detail {
-		fields = []string{"uuid", "address", "links"}
 	}
 	items := make([]any, 0, len(ports))
 	for _, p := range ports {
@@ -178,7 +244,19 @@ func cloneWithout(q map[string][]string, drop ...string) map[string][]string {
 	return out
 }
 
+// getPortOr404 finds a port by UUID, MAC address or name, as Ironic's Port.get does.
 func (s *Server) getPortOr404(r *http.Request, id string) (*store.Port, error) {
+	if hw, err := net.ParseMAC(id); err == nil && len(hw) == 6 && !isUUID(id) {
+		ps, err := s.eng.Store().ListPorts(r.Context(), store.PortFilter{Address: strings.ToLower(hw.String())},
+			store.ListOptions{Limit: 1})
+		if err != nil {
+			return nil, err
+		}
+		if len(ps) == 1 {
+			return ps[0], nil
+		}
+		return nil, notFound("Port %s could not be found.", id)
+	}
 	p, err := s.eng.Store().GetPort(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, notFound("Port %s could not be found.", id)
@@ -197,77 +275,12 @@ func (s *Server) getPort(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	fields, err := portFieldSet(r.URL.Query().Get("fields"), versionOf(r))
+	fields, err := checkFields(r.URL.Query().Get("fields"), portDefs, versionOf(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, s.renderPort(p, versionOf(r), fields))
-}
-
-// portDoc holds the settable fields of a port.
-func applyPortDoc(p *store.Port, doc map[string]any) error {
-	for k, v := range doc {
-		switch k {
-		case "address":
-			a, _ := v.(string)
-			mac, err := normalizeMAC(a)
-			if err != nil {
-				return err
-			}
-			p.Address = mac
-		case "node_uuid", "node_ident":
-			u, _ := v.(string)
-			p.NodeUUID = u
-		case "uuid":
-			u, _ := v.(string)
-			if !isUUID(u) {
-				return badRequest("Invalid uuid %q: expected a UUID", u)
-			}
-			p.UUID = u
-		case "extra", "local_link_connection":
-			m, ok := v.(map[string]any)
-			if v != nil && !ok {
-				return badRequest("Invalid %s: %v is not an object", k, v)
-			}
-			if m == nil {
-				m = map[string]any{}
-			}
-			if k == "extra" {
-				p.Extra = m
-			} else {
-				p.LocalLinkConnection = m
-			}
-		case "pxe_enabled", "is_smartnic":
-			b, err := toBool(k, v)
-			if err != nil {
-				return err
-			}
-			if k == "pxe_enabled" {
-				p.PXEEnabled = b
-			} else {
-				p.IsSmartNIC = b
-			}
-		case "physical_network", "name", "description", "portgroup_uuid":
-			str, ok := v.(string)
-			if v != nil && !ok {
-				return badRequest("Invalid %s: %v is not a string", k, v)
-			}
-			switch k {
-			case "physical_network":
-				p.PhysicalNetwork = str
-			case "name":
-				p.Name = str
-			case "description":
-				p.Description = str
-			case "portgroup_uuid":
-				p.PortgroupUUID = str
-			}
-		default:
-			return badRequest("Schema error for port: Additional properties are not allowed ('%s' was unexpected)", k)
-		}
-	}
-	return nil
 }
 
 func (s *Server) createPort(w http.ResponseWriter, r *http.Request) {
@@ -276,40 +289,32 @@ func (s *Server) createPort(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if _, ok := doc["address"]; !ok {
-		s.writeError(w, r, badRequest("Schema error for port: 'address' is a required property"))
-		return
-	}
-	p := &store.Port{PXEEnabled: true, UUID: newUUID()}
-	p.Normalize()
-	if err := applyPortDoc(p, doc); err != nil {
+	p, err := newPortFromDoc(doc, versionOf(r))
+	if err != nil {
 		s.writeError(w, r, err)
-		return
-	}
-	if p.NodeUUID == "" {
-		s.writeError(w, r, badRequest("Schema error for port: 'node_uuid' is a required property"))
 		return
 	}
 	n, err := s.getNodeOr404(r, p.NodeUUID)
 	if err != nil {
-		s.writeError(w, r, badRequest("Node %s could not be found; create the port with the UUID or name of an existing node", p.NodeUUID))
+		s.writeError(w, r, badRequest("Node %s could not be found.", p.NodeUUID))
 		return
 	}
 	p.NodeUUID = n.UUID
-	p.CreatedAt = nowUTC()
-	if err := s.eng.Store().CreatePort(r.Context(), p); err != nil {
-		if errors.Is(err, store.ErrDuplicate) {
-			err = conflict("A port with MAC address %s already exists.", p.Address)
-		}
-		s.writeError(w, r, err)
+	if err := s.eng.CreatePort(r.Context(), p); err != nil {
+		s.writeError(w, r, lockedOr404(n.UUID, err))
 		return
 	}
 	s.location(w, "ports/"+p.UUID)
 	writeJSON(w, http.StatusCreated, s.renderPort(p, versionOf(r), nil))
 }
 
+// portPatchable are the port fields PATCH may change (Ironic's PATCH_ALLOWED_FIELDS up to 1.95).
+var portPatchable = []string{"address", "description", "extra", "is_smartnic", "local_link_connection", "name",
+	"node_uuid", "physical_network", "portgroup_uuid", "pxe_enabled"}
+
 func (s *Server) patchPort(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["port"]
+	version := versionOf(r)
 	body, err := readBody(w, r, maxBody)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -320,49 +325,257 @@ func (s *Server) patchPort(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	p, err := s.getPortOr404(r, id)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	doc := map[string]any{"address": p.Address, "node_uuid": p.NodeUUID, "extra": copyMap(p.Extra),
-		"local_link_connection": copyMap(p.LocalLinkConnection), "pxe_enabled": p.PXEEnabled,
-		"physical_network": strOrNil(p.PhysicalNetwork), "is_smartnic": p.IsSmartNIC, "name": strOrNil(p.Name),
-		"description": strOrNil(p.Description), "portgroup_uuid": strOrNil(p.PortgroupUUID)}
-	allowed := []string{"address", "description", "extra", "is_smartnic", "local_link_connection", "name", "node_uuid",
-		"physical_network", "portgroup_uuid", "pxe_enabled"}
-	if err := applyPatch(doc, ops, allowed); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := applyPortDoc(p, doc); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	n, err := s.getNodeOr404(r, p.NodeUUID)
-	if err != nil {
-		s.writeError(w, r, badRequest("Node %s could not be found", p.NodeUUID))
-		return
-	}
-	p.NodeUUID = n.UUID
-	if err := s.eng.Store().UpdatePort(r.Context(), p); err != nil {
-		if errors.Is(err, store.ErrDuplicate) {
-			err = conflict("A port with MAC address %s already exists.", p.Address)
+	for _, op := range ops {
+		if err := portFieldGate(splitPointer(op.Path)[0], version); err != nil {
+			s.writeError(w, r, err)
+			return
 		}
+	}
+	cur, err := s.getPortOr404(r, id)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.renderPort(p, versionOf(r), nil))
+	p, err := s.eng.UpdatePort(r.Context(), cur.UUID, func(p *store.Port) error {
+		doc := portDoc(p)
+		if err := applyPatch(doc, ops, portPatchable); err != nil {
+			return err
+		}
+		if doc["address"] == nil {
+			return badRequest("Schema error for port: 'address' is a required property")
+		}
+		return applyPortDoc(p, doc, version)
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.renderPort(p, version, nil))
 }
 
 func (s *Server) deletePort(w http.ResponseWriter, r *http.Request) {
-	id := mux.Vars(r)["port"]
-	if err := s.eng.Store().DeletePort(r.Context(), id); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			err = notFound("Port %s could not be found.", id)
+	p, err := s.getPortOr404(r, mux.Vars(r)["port"])
+	if err == nil {
+		err = s.eng.DeletePort(r.Context(), p.UUID)
+	}
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) && !errors.Is(err, engine.ErrInvalidInput) {
+			err = notFound("Port %s could not be found.", mux.Vars(r)["port"])
 		}
 		s.writeError(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// portFieldGate answers 406 for a port field newer than the request (Ironic's _check_allowed_port_fields).
+func portFieldGate(field string, version int) error {
+	since := map[string]int{"pxe_enabled": 19, "local_link_connection": 19, "portgroup_uuid": 24,
+		"physical_network": 34, "is_smartnic": 53, "name": 88, "node_ident": 94, "description": 97}[field]
+	if since > version {
+		return notAcceptable()
+	}
+	return nil
+}
+
+// macArg validates a MAC address argument (Ironic's args.mac_address) and returns it normalized.
+func macArg(name string, v any) (string, error) {
+	s, _ := v.(string)
+	hw, err := net.ParseMAC(s)
+	if err != nil || len(hw) != 6 {
+		return "", badRequest("Expected valid MAC address for %s: %v", name, v)
+	}
+	return strings.ToLower(hw.String()), nil
+}
+
+// uuidArg validates a UUID argument (Ironic's args.uuid); nil and "" give "".
+func uuidArg(name string, v any) (string, error) {
+	if v == nil {
+		return "", nil
+	}
+	s, ok := v.(string)
+	if !ok || (s != "" && !isUUID(s)) {
+		return "", badRequest("Expected UUID for %s: %v", name, v)
+	}
+	return strings.ToLower(s), nil
+}
+
+// objectArg accepts a JSON object or null (an empty object).
+func objectArg(kind, name string, v any) (map[string]any, error) {
+	if v == nil {
+		return map[string]any{}, nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, badRequest("Schema error for %s: %v is not of type 'object' (field %s)", kind, v, name)
+	}
+	return m, nil
+}
+
+// optString accepts a string or null ("") of at most max characters (0: unlimited).
+func optString(kind, name string, v any, max int) (string, error) {
+	if v == nil {
+		return "", nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", badRequest("Schema error for %s: %v is not of type 'string', 'null' (field %s)", kind, v, name)
+	}
+	if max > 0 && len([]rune(s)) > max {
+		return "", badRequest("Schema error for %s: '%s' is too long (field %s: at most %d characters)", kind, s, name, max)
+	}
+	return s, nil
+}
+
+// localLink validates a local_link_connection as Ironic's LOCAL_LINK_CONN_SCHEMA (empty, or port_id with
+// switch_id or hostname, or network_type unmanaged, or port_id with both vtep switches; string values of known
+// keys only; network_type from 1.64, vtep keys from 1.90) and normalizes switch_id (a MAC or an OpenFlow
+// datapath ID).
+func localLink(v any, version int) (map[string]any, error) {
+	m, err := objectArg("port", "local_link_connection", v)
+	if err != nil || len(m) == 0 {
+		return m, err
+	}
+	has := map[string]bool{}
+	for k, x := range m {
+		switch k {
+		case "port_id", "switch_id", "hostname", "switch_info", "network_type", "vtep-logical-switch", "vtep-physical-switch":
+		default:
+			return nil, badRequest("Invalid local_link_connection: additional property '%s' is not allowed; use port_id, "+
+				"switch_id, switch_info, hostname, network_type", k)
+		}
+		if _, ok := x.(string); !ok {
+			return nil, badRequest("Invalid local_link_connection: %s must be a string", k)
+		}
+		has[k] = true
+	}
+	if has["network_type"] && version < 64 || (has["vtep-logical-switch"] || has["vtep-physical-switch"]) && version < 90 {
+		return nil, notAcceptable()
+	}
+	nt, _ := m["network_type"].(string)
+	if has["network_type"] && nt != "managed" && nt != "unmanaged" {
+		return nil, badRequest("Invalid local_link_connection: network_type %q is not one of 'managed', 'unmanaged'", nt)
+	}
+	if has["vtep-logical-switch"] != has["vtep-physical-switch"] {
+		return nil, badRequest("Invalid local_link_connection: vtep-logical-switch and vtep-physical-switch go together")
+	}
+	ok := has["port_id"] && (has["switch_id"] || has["hostname"] || has["vtep-logical-switch"]) || nt == "unmanaged"
+	if !ok {
+		return nil, badRequest("Invalid local_link_connection: it needs port_id with switch_id (or hostname for a "+
+			"Smart NIC), or network_type unmanaged; got %v", sortedKeys(m))
+	}
+	if sw, ok := m["switch_id"].(string); ok {
+		if hw, err := net.ParseMAC(sw); err == nil && len(hw) == 6 {
+			m["switch_id"] = strings.ToLower(hw.String())
+		} else if len(sw) == 16 && strings.Trim(strings.ToLower(sw), "0123456789abcdef") == "" {
+			m["switch_id"] = strings.ToLower(sw)
+		} else {
+			return nil, badRequest("Expected a MAC address or OpenFlow datapath ID but received %s.", sw)
+		}
+	}
+	return m, nil
+}
+
+func sortedKeys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// portDoc is a port as the document a JSON Patch applies to.
+func portDoc(p *store.Port) map[string]any {
+	return map[string]any{"address": p.Address, "node_uuid": p.NodeUUID, "extra": copyMap(p.Extra),
+		"local_link_connection": copyMap(p.LocalLinkConnection), "pxe_enabled": p.PXEEnabled,
+		"physical_network": strOrNil(p.PhysicalNetwork), "is_smartnic": p.IsSmartNIC, "name": strOrNil(p.Name),
+		"description": strOrNil(p.Description), "portgroup_uuid": strOrNil(p.PortgroupUUID)}
+}
+
+// newPortFromDoc checks a POST /v1/ports body at version and returns the port it asks for; NodeUUID holds the
+// node_uuid or node_ident given (the caller resolves it).
+func newPortFromDoc(doc map[string]any, version int) (*store.Port, error) {
+	for k := range doc {
+		if err := portFieldGate(k, version); err != nil {
+			return nil, err
+		}
+	}
+	if _, ok := doc["address"]; !ok {
+		return nil, badRequest("Schema error for port: 'address' is a required property")
+	}
+	_, byUUID := doc["node_uuid"]
+	_, byIdent := doc["node_ident"]
+	if byUUID == byIdent {
+		return nil, badRequest("Schema error for port: exactly one of 'node_uuid' and 'node_ident' is required")
+	}
+	p := &store.Port{PXEEnabled: true, UUID: newUUID()}
+	p.Normalize()
+	if err := applyPortDoc(p, doc, version); err != nil {
+		return nil, err
+	}
+	if p.IsSmartNIC {
+		_, port := p.LocalLinkConnection["port_id"]
+		_, host := p.LocalLinkConnection["hostname"]
+		if !port || !host {
+			return nil, badRequest("Smart NIC port must have port_id and hostname in local_link_connection")
+		}
+	}
+	return p, nil
+}
+
+// applyPortDoc sets the fields of doc on p, validating each as Ironic's PORT_SCHEMA and PORT_VALIDATOR do.
+func applyPortDoc(p *store.Port, doc map[string]any, version int) error {
+	var err error
+	for k, v := range doc {
+		switch k {
+		case "address":
+			p.Address, err = macArg("address", v)
+		case "node_uuid":
+			var u string
+			if u, err = uuidArg("node_uuid", v); err == nil && u == "" {
+				err = badRequest("Schema error for port: 'node_uuid' is a required property")
+			}
+			p.NodeUUID = u
+		case "node_ident":
+			s, ok := v.(string)
+			if !ok || s == "" {
+				err = badRequest("Schema error for port: node_ident must be a node UUID or name")
+			}
+			p.NodeUUID = s
+		case "uuid":
+			var u string
+			if u, err = uuidArg("uuid", v); err == nil && u != "" {
+				p.UUID = u
+			}
+		case "extra":
+			p.Extra, err = objectArg("port", k, v)
+		case "local_link_connection":
+			p.LocalLinkConnection, err = localLink(v, version)
+		case "pxe_enabled":
+			p.PXEEnabled = true
+			if v != nil {
+				p.PXEEnabled, err = toBool(k, v)
+			}
+		case "is_smartnic":
+			p.IsSmartNIC, err = toBool(k, v)
+		case "physical_network":
+			p.PhysicalNetwork, err = optString("port", k, v, 64)
+			if err == nil && v != nil && p.PhysicalNetwork == "" {
+				err = badRequest("A non-empty value is required when setting physical_network")
+			}
+		case "portgroup_uuid":
+			p.PortgroupUUID, err = uuidArg("portgroup_uuid", v)
+		case "name":
+			p.Name, err = optString("port", k, v, 255)
+		case "description":
+			p.Description, err = optString("port", k, v, 255)
+		default:
+			err = badRequest("Schema error for port: Additional properties are not allowed ('%s' was unexpected)", k)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -177,15 +177,19 @@ func (s *SQL) UpdatePortgroup(ctx context.Context, g *Portgroup) error {
 	return nil
 }
 
-// DeletePortgroup removes a portgroup. The ports table refers to it, so a portgroup that still has ports is not
-// deleted (the engine refuses that first, with Ironic's message).
+// DeletePortgroup removes a portgroup that no port refers to; one with ports is kept (callers refuse that first,
+// with Ironic's message, so this only guards against a port joining meanwhile).
 func (s *SQL) DeletePortgroup(ctx context.Context, uuid string) error {
-	res, err := s.exec(ctx, `DELETE FROM portgroups WHERE uuid = ?`, uuid)
+	res, err := s.exec(ctx, `DELETE FROM portgroups WHERE uuid = ? AND NOT EXISTS (SELECT 1 FROM ports WHERE `+
+		s.portBody("portgroup_uuid")+` = ?)`, uuid, uuid)
 	if err != nil {
 		return fmt.Errorf("delete portgroup %s: %w", uuid, err)
 	}
 	if k, _ := res.RowsAffected(); k == 0 {
-		return fmt.Errorf("portgroup %s: %w", uuid, ErrNotFound)
+		if _, err := s.GetPortgroup(ctx, uuid); err != nil {
+			return err
+		}
+		return fmt.Errorf("portgroup %s still has ports: delete them or move them to another portgroup first", uuid)
 	}
 	return nil
 }

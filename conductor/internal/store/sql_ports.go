@@ -9,11 +9,20 @@ import (
 	"strings"
 )
 
+// portBody is the SQL expression of a field of a port's JSON body, as migration 0006 indexes it (name,
+// portgroup_uuid).
+func (s *SQL) portBody(key string) string {
+	if s.dialect == postgres {
+		return "(body::jsonb ->> '" + key + "')"
+	}
+	return "json_extract(body, '$." + key + "')"
+}
+
 // portDuplicate names the unique field a failed port write collided on, in Ironic's words.
 func portDuplicate(err error, p *Port) error {
 	m := strings.ToLower(err.Error())
 	switch {
-	case strings.Contains(m, "ports.name") || strings.Contains(m, "ports_name"):
+	case strings.Contains(m, "ports_name"):
 		return fmt.Errorf("A port with name %s: %w", p.Name, ErrDuplicate)
 	case strings.Contains(m, "ports.uuid") || strings.Contains(m, "ports_uuid"):
 		return fmt.Errorf("A port with UUID %s: %w", p.UUID, ErrDuplicate)
@@ -28,15 +37,14 @@ func (s *SQL) CreatePort(ctx context.Context, p *Port) error {
 	if err != nil {
 		return fmt.Errorf("encode port: %w", err)
 	}
-	row := s.db.QueryRowContext(ctx, s.rebind(`INSERT INTO ports (uuid, address, node_uuid, portgroup_uuid, name,
-		created_at, updated_at, body) VALUES (?,?,?,?,?,?,?,?) RETURNING id`), p.UUID, p.Address, p.NodeUUID,
-		nullIfEmpty(p.PortgroupUUID), nullIfEmpty(p.Name), fmtTime(&p.CreatedAt), fmtTime(p.UpdatedAt), string(body))
+	row := s.db.QueryRowContext(ctx, s.rebind(`INSERT INTO ports (uuid, address, node_uuid, created_at, updated_at, body)
+		VALUES (?,?,?,?,?,?) RETURNING id`), p.UUID, p.Address, p.NodeUUID, fmtTime(&p.CreatedAt), fmtTime(p.UpdatedAt), string(body))
 	if err := row.Scan(&p.ID); err != nil {
 		if isUnique(err) {
 			return portDuplicate(err, p)
 		}
 		if strings.Contains(strings.ToLower(err.Error()), "foreign key") {
-			return fmt.Errorf("node %s or portgroup %s: %w", p.NodeUUID, p.PortgroupUUID, ErrNotFound)
+			return fmt.Errorf("node %s: %w", p.NodeUUID, ErrNotFound)
 		}
 		return fmt.Errorf("insert port: %w", err)
 	}
@@ -62,7 +70,8 @@ func scanPort(sc interface{ Scan(...any) error }) (*Port, error) {
 
 // GetPort finds a port by UUID or name.
 func (s *SQL) GetPort(ctx context.Context, uuid string) (*Port, error) {
-	p, err := scanPort(s.db.QueryRowContext(ctx, s.rebind(`SELECT id, body FROM ports WHERE uuid = ? OR name = ?`), uuid, uuid))
+	p, err := scanPort(s.db.QueryRowContext(ctx, s.rebind(`SELECT id, body FROM ports WHERE uuid = ? OR `+
+		s.portBody("name")+` = ?`), uuid, uuid))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("port %s: %w", uuid, ErrNotFound)
 	}
@@ -85,7 +94,7 @@ func (s *SQL) ListPorts(ctx context.Context, f PortFilter, o ListOptions) ([]*Po
 		where, args = append(where, "address = ?"), append(args, strings.ToLower(f.Address))
 	}
 	if f.PortgroupUUID != "" {
-		where, args = append(where, "portgroup_uuid = ?"), append(args, f.PortgroupUUID)
+		where, args = append(where, s.portBody("portgroup_uuid")+" = ?"), append(args, f.PortgroupUUID)
 	}
 	tail, args, err := s.page(ctx, "ports", PortSortKeys(), o, where, args)
 	if err != nil {
@@ -116,15 +125,11 @@ func (s *SQL) UpdatePort(ctx context.Context, p *Port) error {
 	if err != nil {
 		return fmt.Errorf("encode port: %w", err)
 	}
-	res, err := s.exec(ctx, `UPDATE ports SET address = ?, node_uuid = ?, portgroup_uuid = ?, name = ?, updated_at = ?,
-		body = ? WHERE uuid = ?`, p.Address, p.NodeUUID, nullIfEmpty(p.PortgroupUUID), nullIfEmpty(p.Name),
-		fmtTime(p.UpdatedAt), string(body), p.UUID)
+	res, err := s.exec(ctx, `UPDATE ports SET address = ?, node_uuid = ?, updated_at = ?, body = ? WHERE uuid = ?`,
+		p.Address, p.NodeUUID, fmtTime(p.UpdatedAt), string(body), p.UUID)
 	if err != nil {
 		if isUnique(err) {
 			return portDuplicate(err, p)
-		}
-		if strings.Contains(strings.ToLower(err.Error()), "foreign key") {
-			return fmt.Errorf("node %s or portgroup %s: %w", p.NodeUUID, p.PortgroupUUID, ErrNotFound)
 		}
 		return fmt.Errorf("update port %s: %w", p.UUID, err)
 	}

@@ -235,7 +235,7 @@ type Store interface {
 
 	// Portgroups (issue 15): a node's bonded ports. GetPortgroup takes a UUID or a name; Create and Update
 	// answer ErrDuplicate naming the UUID, name or address that is taken, ErrNotFound for an unknown node;
-	// DeletePortgroup fails while ports still refer to the portgroup (callers refuse that first).
+	// DeletePortgroup refuses while ports still refer to the portgroup (callers refuse that first).
 	CreatePortgroup(ctx context.Context, g *Portgroup) error
 	GetPortgroup(ctx context.Context, ident string) (*Portgroup, error)
 	ListPortgroups(ctx context.Context, f PortgroupFilter, o ListOptions) ([]*Portgroup, error)

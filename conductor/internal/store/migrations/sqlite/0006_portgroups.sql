@@ -1,5 +1,6 @@
--- Portgroups (Ironic 1.23+): a node's bonded NICs. Name and address are unique when set; they go with their node.
-CREATE TABLE portgroups (
+-- Portgroups (Ironic 1.23+): a node's bonded NICs. Name and address are unique when set, and they go with their
+-- node. Every statement is idempotent: a database rolled back to an older schema version migrates again.
+CREATE TABLE IF NOT EXISTS portgroups (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     uuid TEXT NOT NULL UNIQUE,
     name TEXT UNIQUE,
@@ -9,10 +10,7 @@ CREATE TABLE portgroups (
     updated_at TEXT,
     body TEXT NOT NULL
 );
-CREATE INDEX portgroups_node_uuid ON portgroups (node_uuid);
--- A port's portgroup and name (1.88, unique when set) become columns, filled from the port's body.
-ALTER TABLE ports ADD COLUMN portgroup_uuid TEXT REFERENCES portgroups (uuid);
-ALTER TABLE ports ADD COLUMN name TEXT;
-UPDATE ports SET name = NULLIF(json_extract(body, '$.name'), '');
-CREATE UNIQUE INDEX ports_name ON ports (name);
-CREATE INDEX ports_portgroup_uuid ON ports (portgroup_uuid);
+CREATE INDEX IF NOT EXISTS portgroups_node_uuid ON portgroups (node_uuid);
+-- A port's name (1.88) is unique when set, and ports are listed by portgroup: both live in the port's body.
+CREATE UNIQUE INDEX IF NOT EXISTS ports_name ON ports (json_extract(body, '$.name'));
+CREATE INDEX IF NOT EXISTS ports_portgroup_uuid ON ports (json_extract(body, '$.portgroup_uuid'));
