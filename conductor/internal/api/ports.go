@@ -146,7 +146,9 @@ func normalizeMAC(s string) (string, error) {
 	return strings.ToLower(hw.String()), nil
 }
 
-func (s *Server) listPorts(w http.ResponseWriter, r *http.Request) { s.doListPorts(w, r, "", "", false) }
+func (s *Server) listPorts(w http.ResponseWriter, r *http.Request) {
+	s.doListPorts(w, r, "", "", false)
+}
 func (s *Server) listPortsDetail(w http.ResponseWriter, r *http.Request) {
 	s.doListPorts(w, r, "", "", true)
 }
