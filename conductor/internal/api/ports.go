@@ -534,11 +534,15 @@ func applyPortDoc(p *store.Port, doc map[string]any, version int) error {
 		case "address":
 			p.Address, err = macArg("address", v)
 		case "node_uuid":
-			var u string
-			if u, err = uuidArg("node_uuid", v); err == nil && u == "" {
+			// Ironic wants a UUID here. Ferric also takes a node name, as it always has (its CLI sends one).
+			s, _ := v.(string)
+			switch {
+			case v == nil || s == "":
 				err = badRequest("Schema error for port: 'node_uuid' is a required property")
+			case !isUUID(s) && !validName(s):
+				err = badRequest("Expected UUID for node_uuid: %v", v)
 			}
-			p.NodeUUID = u
+			p.NodeUUID = s
 		case "node_ident":
 			s, ok := v.(string)
 			if !ok || s == "" {

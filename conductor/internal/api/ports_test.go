@@ -174,8 +174,12 @@ func TestPortStateRules(t *testing.T) {
 	f.ok(http.StatusAccepted, http.MethodDelete, "/v1/nodes/"+netNode3+"/maintenance", "1.88", "")
 	f.fails(http.StatusConflict, "can not have any connectivity attributes", http.MethodPatch, "/v1/ports/"+manageable,
 		"1.88", `[{"op": "replace", "path": "/node_uuid", "value": "`+netNode3+`"}, {"op": "replace", "path": "/pxe_enabled", "value": false}]`)
-	got = f.ok(http.StatusOK, http.MethodPatch, "/v1/ports/"+manageable, "1.88", replace("node_uuid", `"`+netNode2+`"`))
-	assert.Equal(t, netNode2, got["node_uuid"])
+	got = f.ok(http.StatusOK, http.MethodPatch, "/v1/ports/"+manageable, "1.88", replace("node_uuid", `"node-1"`))
+	assert.Equal(t, netNode1, got["node_uuid"], "a node name names the port's own node")
+	got = f.ok(http.StatusOK, http.MethodPatch, "/v1/ports/"+manageable, "1.88", replace("node_uuid", `"node-2"`))
+	assert.Equal(t, netNode2, got["node_uuid"], "Ferric also takes a node name where Ironic wants a UUID")
+	f.fails(http.StatusBadRequest, "Node node-9 could not be found.", http.MethodPatch, "/v1/ports/"+manageable, "1.88",
+		replace("node_uuid", `"node-9"`))
 	n, err := f.st.Reserve(ctx, netNode2, "t")
 	require.NoError(t, err)
 	n.ProvisionState = "inspecting"

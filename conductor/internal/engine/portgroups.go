@@ -7,7 +7,6 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
@@ -56,13 +55,14 @@ func (e *Engine) UpdatePortgroup(ctx context.Context, ident string, change func(
 			return err
 		}
 		out = g
-		if g.NodeUUID == old.NodeUUID {
+		target, err := e.targetNode(ctx, g.NodeUUID, n)
+		if err != nil {
+			return err
+		}
+		if target == n.UUID {
 			return e.savePortgroup(ctx, n, old, g)
 		}
-		if _, err := e.store.GetNode(ctx, g.NodeUUID); errors.Is(err, store.ErrNotFound) {
-			return inputErr("Node %s could not be found.", g.NodeUUID)
-		}
-		return e.withNodeReserved(ctx, g.NodeUUID, func(to *store.Node) error {
+		return e.withNodeReserved(ctx, target, func(to *store.Node) error {
 			return e.savePortgroup(ctx, to, old, g)
 		})
 	})

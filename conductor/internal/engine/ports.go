@@ -129,16 +129,16 @@ func (e *Engine) UpdatePort(ctx context.Context, ident string, change func(p *st
 		if err := change(p); err != nil {
 			return err
 		}
-		if p.NodeUUID == old.NodeUUID {
-			out = p
+		out = p
+		target, err := e.targetNode(ctx, p.NodeUUID, n)
+		if err != nil {
+			return err
+		}
+		if target == n.UUID {
 			return e.savePort(ctx, n, old, p)
 		}
 		// The port moves: the new node is locked as well, and its state rules apply.
-		if _, err := e.store.GetNode(ctx, p.NodeUUID); errors.Is(err, store.ErrNotFound) {
-			return inputErr("Node %s could not be found.", p.NodeUUID)
-		}
-		return e.withNodeReserved(ctx, p.NodeUUID, func(to *store.Node) error {
-			out = p
+		return e.withNodeReserved(ctx, target, func(to *store.Node) error {
 			return e.savePort(ctx, to, old, p)
 		})
 	})
@@ -146,6 +146,21 @@ func (e *Engine) UpdatePort(ctx context.Context, ident string, change func(p *st
 		return nil, err
 	}
 	return out, nil
+}
+
+// targetNode resolves the node (UUID or name) a port or portgroup is to belong to; n is its current node.
+func (e *Engine) targetNode(ctx context.Context, ident string, n *store.Node) (string, error) {
+	if ident == n.UUID || ident == n.Name {
+		return n.UUID, nil
+	}
+	to, err := e.store.GetNode(ctx, ident)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", inputErr("Node %s could not be found.", ident)
+	}
+	if err != nil {
+		return "", err
+	}
+	return to.UUID, nil
 }
 
 // savePort checks Ironic's update_port rules for port p (changed from old) on node n, then writes it.
