@@ -60,6 +60,7 @@ func (s *Server) portgroupsRoutes(v *mux.Router) {
 	s.vifsRoutes(v)
 }
 
+// renderPortgroup renders a portgroup as Ironic's convert_with_links, with the link to its ports (1.24).
 func (s *Server) renderPortgroup(g *store.Portgroup, version int, fields []string) *ordered {
 	val := map[string]any{"uuid": g.UUID, "created_at": isoTime(g.CreatedAt), "updated_at": timeOrNil(g.UpdatedAt),
 		"address": strOrNil(g.Address), "extra": g.Extra, "internal_info": g.InternalInfo, "mode": g.Mode,
@@ -81,6 +82,7 @@ func (s *Server) getPortgroupOr404(r *http.Request, ident string) (*store.Portgr
 	return g, err
 }
 
+// listPortgroups and listPortgroupsDetail serve /v1/portgroups and /v1/portgroups/detail.
 func (s *Server) listPortgroups(w http.ResponseWriter, r *http.Request) {
 	s.doListPortgroups(w, r, "", false)
 }
@@ -89,6 +91,8 @@ func (s *Server) listPortgroupsDetail(w http.ResponseWriter, r *http.Request) {
 	s.doListPortgroups(w, r, "", true)
 }
 
+// doListPortgroups serves every portgroup list. Ironic applies one filter: a node and an address together are
+// refused rather than combined.
 func (s *Server) doListPortgroups(w http.ResponseWriter, r *http.Request, nodeIdent string, detail bool) {
 	version := versionOf(r)
 	q := r.URL.Query()
@@ -98,6 +102,7 @@ func (s *Server) doListPortgroups(w http.ResponseWriter, r *http.Request, nodeId
 		return
 	}
 	var f store.PortgroupFilter
+	// The path's node (/v1/nodes/{node}/portgroups) wins over ?node=.
 	if nodeIdent == "" {
 		nodeIdent = q.Get("node")
 	}
@@ -140,6 +145,7 @@ func (s *Server) doListPortgroups(w http.ResponseWriter, r *http.Request, nodeId
 	writeJSON(w, http.StatusOK, out)
 }
 
+// getPortgroup serves GET /v1/portgroups/{pg} (UUID or name).
 func (s *Server) getPortgroup(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["pg"]
 	g, err := s.getPortgroupOr404(r, id)
@@ -197,12 +203,17 @@ func applyPortgroupDoc(g *store.Portgroup, doc map[string]any, version int) erro
 			return err
 		}
 	}
-	if (doc["mode"] != nil || doc["properties"] != nil) && version < 26 {
+	// Ironic checks the values, not the keys: a null or empty mode or properties passes before 1.26.
+	mode, _ := doc["mode"].(string)
+	props, _ := doc["properties"].(map[string]any)
+	if (mode != "" || len(props) > 0) && version < 26 {
 		return notAcceptable()
 	}
 	return nil
 }
 
+// createPortgroup serves POST /v1/portgroups: node_uuid is required and must be a UUID (Ironic's validator),
+// mode defaults to active-backup, standalone_ports_supported to true; a name must be a valid logical name.
 func (s *Server) createPortgroup(w http.ResponseWriter, r *http.Request) {
 	version := versionOf(r)
 	var doc map[string]any
@@ -220,6 +231,8 @@ func (s *Server) createPortgroup(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// Ironic fills mode from [DEFAULT]default_portgroup_mode when the body has none (also before 1.26, where the
+	// field is hidden but stored).
 	if g.Mode == "" {
 		g.Mode = defaultPortgroupMode
 	}
@@ -244,6 +257,8 @@ func (s *Server) createPortgroup(w http.ResponseWriter, r *http.Request) {
 var portgroupPatchable = []string{"address", "extra", "mode", "name", "node_uuid", "properties",
 	"standalone_ports_supported"}
 
+// patchPortgroup serves PATCH /v1/portgroups/{pg}; the patch applies to the portgroup as read under its node's
+// reservation. mode may change but not go away.
 func (s *Server) patchPortgroup(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["pg"]
 	version := versionOf(r)
@@ -282,6 +297,7 @@ func (s *Server) patchPortgroup(w http.ResponseWriter, r *http.Request) {
 		if name, _ := doc["name"].(string); name != "" && !validName(name) {
 			return badRequest("Portgroup %s: Cannot change name to invalid name '%s'", id, name)
 		}
+		// The 1.26 gate was checked on the operations: the document holds mode and properties whatever the version.
 		return applyPortgroupDoc(g, doc, MaxVersion)
 	})
 	if err != nil {
@@ -291,6 +307,7 @@ func (s *Server) patchPortgroup(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.renderPortgroup(g, version, nil))
 }
 
+// deletePortgroup serves DELETE /v1/portgroups/{pg}: refused (400, Ironic's PortgroupNotEmpty) while ports belong to it.
 func (s *Server) deletePortgroup(w http.ResponseWriter, r *http.Request) {
 	g, err := s.getPortgroupOr404(r, mux.Vars(r)["pg"])
 	if err == nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/engine"
 )
 
+// vifsRoutes registers the VIF endpoints; portgroupsRoutes calls it (one registration line in api.go per slice).
 func (s *Server) vifsRoutes(v *mux.Router) {
 	v.HandleFunc("/nodes/{node}/vifs", s.since(28, s.listVIFs)).Methods(http.MethodGet)
 	v.HandleFunc("/nodes/{node}/vifs", s.since(28, s.attachVIF)).Methods(http.MethodPost)
@@ -25,6 +26,7 @@ func vifIdent(name, id string) error {
 	return nil
 }
 
+// listVIFs serves GET /v1/nodes/{node}/vifs as {"vifs": [{"id": ...}]}.
 func (s *Server) listVIFs(w http.ResponseWriter, r *http.Request) {
 	ident := mux.Vars(r)["node"]
 	ids, err := s.eng.VIFs(r.Context(), ident)
@@ -39,6 +41,8 @@ func (s *Server) listVIFs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"vifs": vifs})
 }
 
+// attachVIF serves POST /v1/nodes/{node}/vifs (204). The node must exist (404); the engine picks the port or
+// portgroup and refuses with Ironic's 409 (already attached) or 400 (no free port).
 func (s *Server) attachVIF(w http.ResponseWriter, r *http.Request) {
 	ident := mux.Vars(r)["node"]
 	var doc map[string]any
@@ -91,6 +95,7 @@ func vifRequest(doc map[string]any, version int) (engine.VIFRequest, error) {
 	return req, nil
 }
 
+// detachVIF serves DELETE /v1/nodes/{node}/vifs/{vif} (204; 400 when the VIF is not attached to the node).
 func (s *Server) detachVIF(w http.ResponseWriter, r *http.Request) {
 	ident, id := mux.Vars(r)["node"], mux.Vars(r)["vif"]
 	if err := vifIdent("vif_id", id); err != nil {
