@@ -94,30 +94,40 @@ func (e *Engine) AttachVIF(ctx context.Context, ident string, req VIFRequest) er
 		if err != nil {
 			return err
 		}
-		free, err := freeTargets(ports, groups, req)
+		chosen, err := chooseTarget(ports, groups, req)
 		if err != nil {
 			return err
 		}
-		if len(free) == 0 {
-			return inputErr("Unable to attach VIF %s, not enough free physical ports.", req.ID)
-		}
-		rank := func(t vifTarget) int {
-			if t.group != nil {
-				return 2
-			}
-			if t.port.PXEEnabled {
-				return 1
-			}
-			return 0
-		}
-		sort.SliceStable(free, func(i, j int) bool { return rank(free[i]) > rank(free[j]) })
-		chosen := free[0]
 		chosen.internal()[tenantVIFKey] = req.ID
 		if chosen.port != nil {
 			return e.store.UpdatePort(ctx, chosen.port)
 		}
 		return e.store.UpdatePortgroup(ctx, chosen.group)
 	})
+}
+
+// chooseTarget picks the port or portgroup VIF req.ID goes to (Ironic's get_free_port_like_object without
+// physical networks): portgroups first, then PXE-enabled ports, in creation order otherwise.
+func chooseTarget(ports []*store.Port, groups []*store.Portgroup, req VIFRequest) (vifTarget, error) {
+	free, err := freeTargets(ports, groups, req)
+	if err != nil {
+		return vifTarget{}, err
+	}
+	if len(free) == 0 {
+		return vifTarget{}, inputErr("Unable to attach VIF %s, not enough free physical ports.", req.ID)
+	}
+	rank := func(t vifTarget) int {
+		if t.group != nil {
+			return 2
+		}
+		if t.port.PXEEnabled {
+			return 1
+		}
+		return 0
+	}
+	// Stable, as Python's sorted: equal ranks keep the order in which freeTargets found them.
+	sort.SliceStable(free, func(i, j int) bool { return rank(free[i]) > rank(free[j]) })
+	return free[0], nil
 }
 
 // attachedTo returns the tenant VIF of a port-like object and refuses when it is vif already.
