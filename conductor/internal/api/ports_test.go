@@ -117,6 +117,18 @@ func TestPortValidation(t *testing.T) {
 			f.fails(tc.code, tc.msg, http.MethodPost, "/v1/ports", version, tc.body)
 		})
 	}
+	t.Run("physical networks of a portgroup", func(t *testing.T) {
+		bond := f.portgroup("1.34", `{"node_uuid": "`+netNode1+`"}`)
+		first := f.port("1.34", `{"node_uuid": "`+netNode1+`", "address": "52:54:00:00:02:51", "portgroup_uuid": "`+bond+`",
+			"physical_network": "physnet1"}`)
+		f.fails(http.StatusConflict, "Port with physical network None cannot become a member of port group "+bond+
+			" which has ports in physical network physnet1.", http.MethodPost, "/v1/ports", "1.34",
+			`{"node_uuid": "`+netNode1+`", "address": "52:54:00:00:02:52", "portgroup_uuid": "`+bond+`"}`)
+		f.port("1.34", `{"node_uuid": "`+netNode1+`", "address": "52:54:00:00:02:52", "portgroup_uuid": "`+bond+`",
+			"physical_network": "physnet1"}`)
+		f.fails(http.StatusConflict, "Port with physical network physnet2 cannot become a member", http.MethodPatch,
+			"/v1/ports/"+first, "1.34", `[{"op": "replace", "path": "/physical_network", "value": "physnet2"}]`)
+	})
 	t.Run("accepted", func(t *testing.T) {
 		got := f.ok(http.StatusCreated, http.MethodPost, "/v1/ports", "1.88", body(`, "portgroup_uuid": "`+pg+`",
 			"local_link_connection": {"port_id": "Eth1", "switch_id": "00:11:22:AA:BB:CC", "switch_info": "tor1"},

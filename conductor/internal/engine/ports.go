@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
@@ -90,6 +91,46 @@ func (e *Engine) portgroupFor(ctx context.Context, ident string, n *store.Node) 
 	return g, nil
 }
 
+// checkPhysnet is Ironic's validate_port_physnet: every port of a portgroup is on one physical network (none
+// counts as one), so a port joins only with the network of the portgroup's other ports.
+func (e *Engine) checkPhysnet(ctx context.Context, p *store.Port, g *store.Portgroup) error {
+	members, err := e.portgroupPorts(ctx, g.UUID)
+	if err != nil {
+		return err
+	}
+	nets := map[string]bool{}
+	for _, m := range members {
+		if m.UUID != p.UUID {
+			nets[m.PhysicalNetwork] = true
+		}
+	}
+	if len(nets) == 0 {
+		return nil
+	}
+	show := func(n string) string {
+		if n == "" {
+			return "None"
+		}
+		return n
+	}
+	if len(nets) > 1 {
+		var names []string
+		for n := range nets {
+			names = append(names, show(n))
+		}
+		sort.Strings(names)
+		return conflictErr("Port group %s has member ports with inconsistent physical networks (%s). All ports in a "+
+			"port group must have the same physical network.", g.UUID, strings.Join(names, ", "))
+	}
+	for n := range nets {
+		if n != p.PhysicalNetwork {
+			return conflictErr("Port with physical network %s cannot become a member of port group %s which has "+
+				"ports in physical network %s.", show(p.PhysicalNetwork), g.UUID, show(n))
+		}
+	}
+	return nil
+}
+
 // CreatePort stores a new port of node p.NodeUUID (a UUID or name, replaced by the UUID) under the node's
 // reservation. A port joining a portgroup must be on the portgroup's node, and may not boot (pxe_enabled) from a
 // portgroup without standalone ports.
@@ -102,6 +143,9 @@ func (e *Engine) CreatePort(ctx context.Context, p *store.Port) error {
 		}
 		if g != nil {
 			p.PortgroupUUID = g.UUID
+			if err := e.checkPhysnet(ctx, p, g); err != nil {
+				return err
+			}
 			if p.PXEEnabled && !g.StandalonePortsSupported {
 				return conflictErr("Port group %s doesn't support standalone ports. This port cannot be created as a "+
 					"member of that portgroup as the port's 'pxe_enabled' field was set to True.", g.UUID)
@@ -176,6 +220,11 @@ func (e *Engine) savePort(ctx context.Context, n *store.Node, old, p *store.Port
 	}
 	if g != nil {
 		p.PortgroupUUID = g.UUID
+		if p.PortgroupUUID != old.PortgroupUUID || p.PhysicalNetwork != old.PhysicalNetwork {
+			if err := e.checkPhysnet(ctx, p, g); err != nil {
+				return err
+			}
+		}
 	}
 	if p.Address != old.Address && !n.Maintenance &&
 		(n.ProvisionState == string(fsm.Active) || n.InstanceUUID != "") {
