@@ -36,6 +36,11 @@ func (s *Server) renderPort(p *store.Port, version int, fields []string) *ordere
 		"pxe_enabled": p.PXEEnabled, "node_uuid": p.NodeUUID, "links": links(s.cfg.PublicURL, "ports", p.UUID, ""),
 		"portgroup_uuid": strOrNil(p.PortgroupUUID), "name": strOrNil(p.Name), "description": strOrNil(p.Description),
 	}
+	// Before 1.90 a link with OVN VTEP switches is shown empty (the key stays: older clients expect it).
+	_, vtep := p.LocalLinkConnection["vtep-logical-switch"]
+	if _, phys := p.LocalLinkConnection["vtep-physical-switch"]; (vtep || phys) && version < 90 {
+		val["local_link_connection"] = map[string]any{}
+	}
 	return renderDefs(portDefs, val, version, fields)
 }
 

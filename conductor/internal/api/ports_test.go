@@ -142,6 +142,10 @@ func TestPortValidation(t *testing.T) {
 			"local_link_connection": {"port_id": "p", "hostname": "host-1"}}`)
 		f.port("1.64", `{"node_uuid": "`+netNode1+`", "address": "52:54:00:00:02:96",
 			"local_link_connection": {"network_type": "unmanaged"}}`)
+		vtep := f.port("1.90", `{"node_uuid": "`+netNode1+`", "address": "52:54:00:00:02:95", "local_link_connection":
+			{"port_id": "p", "vtep-logical-switch": "ls", "vtep-physical-switch": "ps"}}`)
+		assert.Equal(t, map[string]any{}, f.ok(http.StatusOK, http.MethodGet, "/v1/ports/"+vtep, "1.89", "")["local_link_connection"])
+		assert.Len(t, f.ok(http.StatusOK, http.MethodGet, "/v1/ports/"+vtep, "1.90", "")["local_link_connection"], 3)
 		for _, ident := range []string{"eth1", "52:54:00:00:02:99", got["uuid"].(string)} {
 			byIdent := f.ok(http.StatusOK, http.MethodGet, "/v1/ports/"+ident, "1.88", "")
 			assert.Equal(t, got["uuid"], byIdent["uuid"], ident)
