@@ -232,18 +232,6 @@ func stringList(k string, v any) ([]string, error) {
 	return out, nil
 }
 
-// optString reads a string or null for field k.
-func optString(k string, v any) (string, error) {
-	if v == nil {
-		return "", nil
-	}
-	str, ok := v.(string)
-	if !ok {
-		return "", badRequest("Schema error for allocation: %v is not of type 'string' (field %s)", v, k)
-	}
-	return str, nil
-}
-
 // applyAllocationDoc sets the fields of a creation body on a; node is the backfill target ("" for none).
 func applyAllocationDoc(a *store.Allocation, doc map[string]any, version int) (node string, err error) {
 	for k, v := range doc {
@@ -271,7 +259,7 @@ func applyAllocationDoc(a *store.Allocation, doc map[string]any, version int) (n
 			}
 			a.Extra = m
 		case "name", "node", "owner", "resource_class", "uuid":
-			str, err := optString(k, v)
+			str, err := optString("allocation", k, v, 0)
 			if err != nil {
 				return "", err
 			}
@@ -367,7 +355,7 @@ func (s *Server) patchAllocation(w http.ResponseWriter, r *http.Request) {
 		if err := applyPatch(doc, ops, []string{"name", "extra"}); err != nil {
 			return err
 		}
-		name, err := optString("name", doc["name"])
+		name, err := optString("allocation", "name", doc["name"], 0)
 		if err != nil {
 			return err
 		}

@@ -122,6 +122,7 @@ func (s *Server) v1Routes(v *mux.Router) {
 	s.deployTemplatesRoutes(v)
 	s.chassisRoutes(v)
 	s.allocationsRoutes(v)
+	s.portgroupsRoutes(v)
 	if s.cfg.Extra != nil {
 		s.cfg.Extra(v)
 	}

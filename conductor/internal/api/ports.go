@@ -1,29 +1,33 @@
 package api
 
+// Ports: GET/POST /v1/ports, /v1/ports/detail, GET/PATCH/DELETE /v1/ports/{port} (UUID, MAC address or name),
+// /v1/nodes/{node}/ports and (1.24) /v1/portgroups/{pg}/ports. Reads come from the store; every write goes through
+// the engine, which takes the node's reservation and applies Ironic's state rules (engine/ports.go).
+
 import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/gorilla/mux"
 
+	"github.com/ferric-metal/ferric/conductor/internal/engine"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
-// portFields lists the port fields in Ironic's output order with the version that introduced each.
-func portFields() []struct {
-	name  string
-	since int
-} {
-	return []struct {
-		name  string
-		since int
-	}{{"uuid", 1}, {"created_at", 1}, {"updated_at", 1}, {"address", 1}, {"extra", 1}, {"internal_info", 18},
-		{"is_smartnic", 53}, {"local_link_connection", 19}, {"physical_network", 34}, {"pxe_enabled", 19},
-		{"node_uuid", 1}, {"links", 1}, {"portgroup_uuid", 24}, {"name", 88}, {"description", 97}}
-}
+// portDefs lists the port fields in Ironic's output order (convert_with_links) with the version of each.
+var portDefs = []fieldDef{{"uuid", 1}, {"created_at", 1}, {"updated_at", 1}, {"address", 1}, {"extra", 1},
+	{"internal_info", 18}, {"is_smartnic", 53}, {"local_link_connection", 19}, {"physical_network", 34},
+	{"pxe_enabled", 19}, {"node_uuid", 1}, {"name", 88}, {"description", 97}, {"links", 1}, {"portgroup_uuid", 24}}
 
+// portList describes GET /v1/ports.
+var portList = subList{defs: portDefs, defaults: []string{"uuid", "address"}, sortKeys: store.PortSortKeys(),
+	filters: []string{"node", "node_uuid", "address", "portgroup"}}
+
+// renderPort renders a port as Ironic's convert_with_links: the fields visible at version, or only fields (plus
+// links) when the request named some.
 func (s *Server) renderPort(p *store.Port, version int, fields []string) *ordered {
 	val := map[string]any{
 		"uuid": p.UUID, "created_at": isoTime(p.CreatedAt), "updated_at": timeOrNil(p.UpdatedAt), "address": p.Address,
@@ -32,40 +36,12 @@ func (s *Server) renderPort(p *store.Port, version int, fields []string) *ordere
 		"pxe_enabled": p.PXEEnabled, "node_uuid": p.NodeUUID, "links": links(s.cfg.PublicURL, "ports", p.UUID, ""),
 		"portgroup_uuid": strOrNil(p.PortgroupUUID), "name": strOrNil(p.Name), "description": strOrNil(p.Description),
 	}
-	o := newOrdered()
-	if fields != nil {
-		for _, f := range fields {
-			o.set(f, val[f])
-		}
-		return o
+	// Before 1.90 a link with OVN VTEP switches is shown empty (the key stays: older clients expect it).
+	_, vtep := p.LocalLinkConnection["vtep-logical-switch"]
+	if _, phys := p.LocalLinkConnection["vtep-physical-switch"]; (vtep || phys) && version < 90 {
+		val["local_link_connection"] = map[string]any{}
 	}
-	for _, f := range portFields() {
-		if f.since <= version {
-			o.set(f.name, val[f.name])
-		}
-	}
-	return o
-}
-
-func portFieldSet(raw string, version int) ([]string, error) {
-	if raw == "" {
-		return nil, nil
-	}
-	known := map[string]int{}
-	for _, f := range portFields() {
-		known[f.name] = f.since
-	}
-	out := []string{"uuid"}
-	for _, f := range strings.Split(raw, ",") {
-		since, ok := known[f]
-		if !ok || since > version {
-			return nil, badRequest("Field(s) \"%s\" are not valid", f)
-		}
-		if f != "uuid" {
-			out = append(out, f)
-		}
-	}
-	return append(out, "links"), nil
+	return renderDefs(portDefs, val, version, fields)
 }
 
 // normalizeMAC validates a MAC address and returns it lower-case with colons.
@@ -77,79 +53,81 @@ func normalizeMAC(s string) (string, error) {
 	return strings.ToLower(hw.String()), nil
 }
 
-func (s *Server) listPorts(w http.ResponseWriter, r *http.Request) { s.doListPorts(w, r, "", false) }
+// The four port list routes differ only in the parent they filter by and in detail.
+func (s *Server) listPorts(w http.ResponseWriter, r *http.Request) {
+	s.doListPorts(w, r, "", "", false)
+}
 func (s *Server) listPortsDetail(w http.ResponseWriter, r *http.Request) {
-	s.doListPorts(w, r, "", true)
+	s.doListPorts(w, r, "", "", true)
 }
 func (s *Server) listNodePorts(w http.ResponseWriter, r *http.Request) {
-	s.doListPorts(w, r, mux.Vars(r)["node"], false)
+	s.doListPorts(w, r, mux.Vars(r)["node"], "", false)
 }
 func (s *Server) listNodePortsDetail(w http.ResponseWriter, r *http.Request) {
-	s.doListPorts(w, r, mux.Vars(r)["node"], true)
+	s.doListPorts(w, r, mux.Vars(r)["node"], "", true)
 }
 
-func (s *Server) doListPorts(w http.ResponseWriter, r *http.Request, nodeIdent string, detail bool) {
+// portFilter resolves the node, portgroup and address filters of a port list. Ironic applies one of them: the
+// portgroup, else the node, else the address; a node and a portgroup together are refused.
+func (s *Server) portFilter(r *http.Request, q url.Values, nodeIdent, groupIdent string) (store.PortFilter, error) {
+	var f store.PortFilter
 	version := versionOf(r)
-	q := r.URL.Query()
-	lq := &listQuery{passOn: q}
-	for k := range q {
-		switch k {
-		case "node", "node_uuid", "address", "fields", "detail", "limit", "marker", "sort_key", "sort_dir", "portgroup":
-		default:
-			s.writeError(w, r, badRequest("Unknown query parameter %q", k))
-			return
-		}
-	}
-	lq.passOn = cloneWithout(q, "limit", "marker")
-	if err := parsePaging(q, lq, store.PortSortKeys()); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if d := q.Get("detail"); d != "" {
-		b, err := toBool("detail", d)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		detail = detail || b
-	}
-	fields, err := portFieldSet(q.Get("fields"), version)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if fields != nil && detail {
-		s.writeError(w, r, badRequest("Can not specify ?detail=True and fields in the same request."))
-		return
-	}
-	for _, k := range []string{"node", "node_uuid"} {
-		if v := q.Get(k); v != "" {
+	for _, k := range []string{"node_uuid", "node"} {
+		if v := q.Get(k); v != "" && nodeIdent == "" {
 			nodeIdent = v
 		}
 	}
-	if nodeIdent != "" {
+	if v := q.Get("portgroup"); v != "" && groupIdent == "" {
+		if version < 24 {
+			return f, notAcceptable()
+		}
+		groupIdent = v
+	}
+	if nodeIdent != "" && groupIdent != "" {
+		return f, &httpError{http.StatusForbidden, "Operation not permitted."}
+	}
+	switch {
+	case groupIdent != "":
+		g, err := s.getPortgroupOr404(r, groupIdent)
+		if err != nil {
+			return f, err
+		}
+		f.PortgroupUUID = g.UUID
+	case nodeIdent != "":
+		if version < 5 && !isUUID(nodeIdent) {
+			return f, notAcceptable()
+		}
 		n, err := s.getNodeOr404(r, nodeIdent)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return f, err
 		}
-		lq.portFilter.NodeUUID = n.UUID
-	}
-	if a := q.Get("address"); a != "" {
-		mac, err := normalizeMAC(a)
+		f.NodeUUID = n.UUID
+	case q.Get("address") != "":
+		mac, err := normalizeMAC(q.Get("address"))
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return f, err
 		}
-		lq.portFilter.Address = mac
+		f.Address = mac
 	}
-	ports, err := s.eng.Store().ListPorts(r.Context(), lq.portFilter, lq.opts)
+	return f, nil
+}
+
+// doListPorts serves every port list: the parent node or portgroup of the path (if any) wins over the query's
+// filters, as Ironic's sub-controllers do.
+func (s *Server) doListPorts(w http.ResponseWriter, r *http.Request, nodeIdent, groupIdent string, detail bool) {
+	version := versionOf(r)
+	q := r.URL.Query()
+	lq, fields, err := parseSubList(q, version, detail, portList)
+	if err == nil {
+		lq.portFilter, err = s.portFilter(r, q, nodeIdent, groupIdent)
+	}
+	var ports []*store.Port
+	if err == nil {
+		ports, err = s.eng.Store().ListPorts(r.Context(), lq.portFilter, lq.opts)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
-	}
-	if fields == nil && !detail {
-		fields = []string{"uuid", "address", "links"}
 	}
 	items := make([]any, 0, len(ports))
 	for _, p := range ports {
@@ -167,6 +145,7 @@ func (s *Server) doListPorts(w http.ResponseWriter, r *http.Request, nodeIdent s
 	writeJSON(w, http.StatusOK, out)
 }
 
+// cloneWithout copies a query without the given keys (the next link sets limit and marker itself).
 func cloneWithout(q map[string][]string, drop ...string) map[string][]string {
 	out := map[string][]string{}
 	for k, v := range q {
@@ -178,7 +157,20 @@ func cloneWithout(q map[string][]string, drop ...string) map[string][]string {
 	return out
 }
 
+// getPortOr404 finds a port by UUID, MAC address or name, as Ironic's Port.get does.
 func (s *Server) getPortOr404(r *http.Request, id string) (*store.Port, error) {
+	// Port.get in Ironic tries UUID, then MAC address, then name: a MAC never looks like a UUID or a name clash.
+	if hw, err := net.ParseMAC(id); err == nil && len(hw) == 6 && !isUUID(id) {
+		ps, err := s.eng.Store().ListPorts(r.Context(), store.PortFilter{Address: strings.ToLower(hw.String())},
+			store.ListOptions{Limit: 1})
+		if err != nil {
+			return nil, err
+		}
+		if len(ps) == 1 {
+			return ps[0], nil
+		}
+		return nil, notFound("Port %s could not be found.", id)
+	}
 	p, err := s.eng.Store().GetPort(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, notFound("Port %s could not be found.", id)
@@ -186,6 +178,7 @@ func (s *Server) getPortOr404(r *http.Request, id string) (*store.Port, error) {
 	return p, err
 }
 
+// getPort serves GET /v1/ports/{port}.
 func (s *Server) getPort(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["port"]
 	if id == "detail" {
@@ -197,7 +190,7 @@ func (s *Server) getPort(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	fields, err := portFieldSet(r.URL.Query().Get("fields"), versionOf(r))
+	fields, err := checkFields(r.URL.Query().Get("fields"), portDefs, versionOf(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -205,111 +198,42 @@ func (s *Server) getPort(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.renderPort(p, versionOf(r), fields))
 }
 
-// portDoc holds the settable fields of a port.
-func applyPortDoc(p *store.Port, doc map[string]any) error {
-	for k, v := range doc {
-		switch k {
-		case "address":
-			a, _ := v.(string)
-			mac, err := normalizeMAC(a)
-			if err != nil {
-				return err
-			}
-			p.Address = mac
-		case "node_uuid", "node_ident":
-			u, _ := v.(string)
-			p.NodeUUID = u
-		case "uuid":
-			u, _ := v.(string)
-			if !isUUID(u) {
-				return badRequest("Invalid uuid %q: expected a UUID", u)
-			}
-			p.UUID = u
-		case "extra", "local_link_connection":
-			m, ok := v.(map[string]any)
-			if v != nil && !ok {
-				return badRequest("Invalid %s: %v is not an object", k, v)
-			}
-			if m == nil {
-				m = map[string]any{}
-			}
-			if k == "extra" {
-				p.Extra = m
-			} else {
-				p.LocalLinkConnection = m
-			}
-		case "pxe_enabled", "is_smartnic":
-			b, err := toBool(k, v)
-			if err != nil {
-				return err
-			}
-			if k == "pxe_enabled" {
-				p.PXEEnabled = b
-			} else {
-				p.IsSmartNIC = b
-			}
-		case "physical_network", "name", "description", "portgroup_uuid":
-			str, ok := v.(string)
-			if v != nil && !ok {
-				return badRequest("Invalid %s: %v is not a string", k, v)
-			}
-			switch k {
-			case "physical_network":
-				p.PhysicalNetwork = str
-			case "name":
-				p.Name = str
-			case "description":
-				p.Description = str
-			case "portgroup_uuid":
-				p.PortgroupUUID = str
-			}
-		default:
-			return badRequest("Schema error for port: Additional properties are not allowed ('%s' was unexpected)", k)
-		}
-	}
-	return nil
-}
-
+// createPort serves POST /v1/ports: the body is checked here (schema, microversion gates), the node must exist
+// (400 otherwise, as Ironic), and the engine stores the port under the node's reservation.
 func (s *Server) createPort(w http.ResponseWriter, r *http.Request) {
 	var doc map[string]any
 	if err := decodeBody(w, r, maxBody, &doc); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if _, ok := doc["address"]; !ok {
-		s.writeError(w, r, badRequest("Schema error for port: 'address' is a required property"))
-		return
-	}
-	p := &store.Port{PXEEnabled: true, UUID: newUUID()}
-	p.Normalize()
-	if err := applyPortDoc(p, doc); err != nil {
+	p, err := newPortFromDoc(doc, versionOf(r))
+	if err != nil {
 		s.writeError(w, r, err)
-		return
-	}
-	if p.NodeUUID == "" {
-		s.writeError(w, r, badRequest("Schema error for port: 'node_uuid' is a required property"))
 		return
 	}
 	n, err := s.getNodeOr404(r, p.NodeUUID)
 	if err != nil {
-		s.writeError(w, r, badRequest("Node %s could not be found; create the port with the UUID or name of an existing node", p.NodeUUID))
+		s.writeError(w, r, badRequest("Node %s could not be found.", p.NodeUUID))
 		return
 	}
 	p.NodeUUID = n.UUID
-	p.CreatedAt = nowUTC()
-	if err := s.eng.Store().CreatePort(r.Context(), p); err != nil {
-		if errors.Is(err, store.ErrDuplicate) {
-			err = conflict("A port with MAC address %s already exists.", p.Address)
-		}
-		s.writeError(w, r, err)
+	if err := s.eng.CreatePort(r.Context(), p); err != nil {
+		s.writeError(w, r, lockedOr404(n.UUID, err))
 		return
 	}
 	s.location(w, "ports/"+p.UUID)
 	writeJSON(w, http.StatusCreated, s.renderPort(p, versionOf(r), nil))
 }
 
+// portPatchable are the port fields PATCH may change (Ironic's PATCH_ALLOWED_FIELDS up to 1.95).
+var portPatchable = []string{"address", "description", "extra", "is_smartnic", "local_link_connection", "name",
+	"node_uuid", "physical_network", "portgroup_uuid", "pxe_enabled"}
+
+// patchPort serves PATCH /v1/ports/{port}. The patch is applied inside the engine's update, to the port as read
+// under the node's reservation, so that two concurrent patches cannot lose one another's change.
 func (s *Server) patchPort(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["port"]
+	version := versionOf(r)
 	body, err := readBody(w, r, maxBody)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -320,46 +244,46 @@ func (s *Server) patchPort(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	p, err := s.getPortOr404(r, id)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	doc := map[string]any{"address": p.Address, "node_uuid": p.NodeUUID, "extra": copyMap(p.Extra),
-		"local_link_connection": copyMap(p.LocalLinkConnection), "pxe_enabled": p.PXEEnabled,
-		"physical_network": strOrNil(p.PhysicalNetwork), "is_smartnic": p.IsSmartNIC, "name": strOrNil(p.Name),
-		"description": strOrNil(p.Description), "portgroup_uuid": strOrNil(p.PortgroupUUID)}
-	allowed := []string{"address", "description", "extra", "is_smartnic", "local_link_connection", "name", "node_uuid",
-		"physical_network", "portgroup_uuid", "pxe_enabled"}
-	if err := applyPatch(doc, ops, allowed); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := applyPortDoc(p, doc); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	n, err := s.getNodeOr404(r, p.NodeUUID)
-	if err != nil {
-		s.writeError(w, r, badRequest("Node %s could not be found", p.NodeUUID))
-		return
-	}
-	p.NodeUUID = n.UUID
-	if err := s.eng.Store().UpdatePort(r.Context(), p); err != nil {
-		if errors.Is(err, store.ErrDuplicate) {
-			err = conflict("A port with MAC address %s already exists.", p.Address)
+	// Gates first, as Ironic: a field newer than the request is 406 whatever the port's state.
+	for _, op := range ops {
+		if err := portFieldGate(splitPointer(op.Path)[0], version); err != nil {
+			s.writeError(w, r, err)
+			return
 		}
+	}
+	cur, err := s.getPortOr404(r, id)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.renderPort(p, versionOf(r), nil))
+	p, err := s.eng.UpdatePort(r.Context(), cur.UUID, func(p *store.Port) error {
+		doc := portDoc(p)
+		if err := applyPatch(doc, ops, portPatchable); err != nil {
+			return err
+		}
+		// A root "remove" leaves null; address is the one port field that cannot be unset.
+		if doc["address"] == nil {
+			return badRequest("Schema error for port: 'address' is a required property")
+		}
+		return applyPortDoc(p, doc, version)
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.renderPort(p, version, nil))
 }
 
+// deletePort serves DELETE /v1/ports/{port}: refused while the port carries a VIF (unless the node is in
+// maintenance), 404 for an unknown port.
 func (s *Server) deletePort(w http.ResponseWriter, r *http.Request) {
-	id := mux.Vars(r)["port"]
-	if err := s.eng.Store().DeletePort(r.Context(), id); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			err = notFound("Port %s could not be found.", id)
+	p, err := s.getPortOr404(r, mux.Vars(r)["port"])
+	if err == nil {
+		err = s.eng.DeletePort(r.Context(), p.UUID)
+	}
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) && !errors.Is(err, engine.ErrInvalidInput) {
+			err = notFound("Port %s could not be found.", mux.Vars(r)["port"])
 		}
 		s.writeError(w, r, err)
 		return

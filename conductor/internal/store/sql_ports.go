@@ -9,6 +9,27 @@ import (
 	"strings"
 )
 
+// portBody is the SQL expression of a field of a port's JSON body, as migration 0006 indexes it (name,
+// portgroup_uuid).
+func (s *SQL) portBody(key string) string {
+	if s.dialect == postgres {
+		return "(body::jsonb ->> '" + key + "')"
+	}
+	return "json_extract(body, '$." + key + "')"
+}
+
+// portDuplicate names the unique field a failed port write collided on, in Ironic's words.
+func portDuplicate(err error, p *Port) error {
+	m := strings.ToLower(err.Error())
+	switch {
+	case strings.Contains(m, "ports_name"):
+		return fmt.Errorf("A port with name %s: %w", p.Name, ErrDuplicate)
+	case strings.Contains(m, "ports.uuid") || strings.Contains(m, "ports_uuid"):
+		return fmt.Errorf("A port with UUID %s: %w", p.UUID, ErrDuplicate)
+	}
+	return fmt.Errorf("A port with MAC address %s: %w", p.Address, ErrDuplicate)
+}
+
 // CreatePort inserts a port; UUID and CreatedAt must be set.
 func (s *SQL) CreatePort(ctx context.Context, p *Port) error {
 	p.Normalize()
@@ -20,7 +41,7 @@ func (s *SQL) CreatePort(ctx context.Context, p *Port) error {
 		VALUES (?,?,?,?,?,?) RETURNING id`), p.UUID, p.Address, p.NodeUUID, fmtTime(&p.CreatedAt), fmtTime(p.UpdatedAt), string(body))
 	if err := row.Scan(&p.ID); err != nil {
 		if isUnique(err) {
-			return fmt.Errorf("port with MAC address %s: %w", p.Address, ErrDuplicate)
+			return portDuplicate(err, p)
 		}
 		if strings.Contains(strings.ToLower(err.Error()), "foreign key") {
 			return fmt.Errorf("node %s: %w", p.NodeUUID, ErrNotFound)
@@ -47,9 +68,10 @@ func scanPort(sc interface{ Scan(...any) error }) (*Port, error) {
 	return &p, nil
 }
 
-// GetPort finds a port by UUID.
+// GetPort finds a port by UUID or name.
 func (s *SQL) GetPort(ctx context.Context, uuid string) (*Port, error) {
-	p, err := scanPort(s.db.QueryRowContext(ctx, s.rebind(`SELECT id, body FROM ports WHERE uuid = ?`), uuid))
+	p, err := scanPort(s.db.QueryRowContext(ctx, s.rebind(`SELECT id, body FROM ports WHERE uuid = ? OR `+
+		s.portBody("name")+` = ?`), uuid, uuid))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("port %s: %w", uuid, ErrNotFound)
 	}
@@ -70,6 +92,9 @@ func (s *SQL) ListPorts(ctx context.Context, f PortFilter, o ListOptions) ([]*Po
 	}
 	if f.Address != "" {
 		where, args = append(where, "address = ?"), append(args, strings.ToLower(f.Address))
+	}
+	if f.PortgroupUUID != "" {
+		where, args = append(where, s.portBody("portgroup_uuid")+" = ?"), append(args, f.PortgroupUUID)
 	}
 	tail, args, err := s.page(ctx, "ports", PortSortKeys(), o, where, args)
 	if err != nil {
@@ -104,7 +129,7 @@ func (s *SQL) UpdatePort(ctx context.Context, p *Port) error {
 		p.Address, p.NodeUUID, fmtTime(p.UpdatedAt), string(body), p.UUID)
 	if err != nil {
 		if isUnique(err) {
-			return fmt.Errorf("port with MAC address %s: %w", p.Address, ErrDuplicate)
+			return portDuplicate(err, p)
 		}
 		return fmt.Errorf("update port %s: %w", p.UUID, err)
 	}

@@ -174,8 +174,9 @@ func PortSortKeys() []string {
 
 // PortFilter selects ports in ListPorts.
 type PortFilter struct {
-	NodeUUID string
-	Address  string
+	NodeUUID      string
+	Address       string
+	PortgroupUUID string
 }
 
 // Store is the conductor's persistence.
@@ -277,6 +278,14 @@ type Store interface {
 	// DeleteAllocation removes an allocation. When n is not nil (the reserved node it held, with AllocationUUID
 	// and InstanceUUID cleared by the caller), n is written in the same transaction, fenced by its reservation.
 	DeleteAllocation(ctx context.Context, uuid string, n *Node) error
+	// Portgroups (issue 15): a node's bonded ports. GetPortgroup takes a UUID or a name; Create and Update
+	// answer ErrDuplicate naming the UUID, name or address that is taken, ErrNotFound for an unknown node;
+	// DeletePortgroup refuses while ports still refer to the portgroup (callers refuse that first).
+	CreatePortgroup(ctx context.Context, g *Portgroup) error
+	GetPortgroup(ctx context.Context, ident string) (*Portgroup, error)
+	ListPortgroups(ctx context.Context, f PortgroupFilter, o ListOptions) ([]*Portgroup, error)
+	UpdatePortgroup(ctx context.Context, g *Portgroup) error
+	DeletePortgroup(ctx context.Context, uuid string) error
 }
 
 // Limits bound what the store keeps of a node's deploy logs, so that a chatty or hostile agent cannot fill the

@@ -1,0 +1,195 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Portgroup is a group of a node's ports bonded together (Ironic's portgroup, API 1.23+). Address (a MAC) and Name
+// are optional and unique when set. InternalInfo holds what the conductor records, such as an attached VIF.
+type Portgroup struct {
+	ID                       int64          `json:"-"`
+	UUID                     string         `json:"uuid"`
+	Name                     string         `json:"name,omitempty"`
+	Address                  string         `json:"address,omitempty"`
+	NodeUUID                 string         `json:"node_uuid"`
+	StandalonePortsSupported bool           `json:"standalone_ports_supported"`
+	Mode                     string         `json:"mode"`
+	Properties               map[string]any `json:"properties"`
+	Extra                    map[string]any `json:"extra"`
+	InternalInfo             map[string]any `json:"internal_info"`
+	CreatedAt                time.Time      `json:"created_at"`
+	UpdatedAt                *time.Time     `json:"updated_at,omitempty"`
+}
+
+// Normalize replaces nil maps with empty ones so the API renders {}.
+func (g *Portgroup) Normalize() {
+	for _, m := range []*map[string]any{&g.Properties, &g.Extra, &g.InternalInfo} {
+		if *m == nil {
+			*m = map[string]any{}
+		}
+	}
+}
+
+// PortgroupFilter selects portgroups in ListPortgroups; empty fields mean "any".
+type PortgroupFilter struct {
+	NodeUUID string
+	Address  string
+}
+
+// PortgroupSortKeys are the portgroup fields a listing may be sorted by.
+func PortgroupSortKeys() []string {
+	return []string{"id", "uuid", "name", "address", "node_uuid", "created_at", "updated_at"}
+}
+
+// nullIfEmpty stores "" as NULL, so that unique columns allow any number of unset values.
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// portgroupDuplicate names the unique field a failed write collided on.
+func portgroupDuplicate(err error, g *Portgroup) error {
+	m := strings.ToLower(err.Error())
+	switch {
+	case strings.Contains(m, "name"):
+		return fmt.Errorf("A portgroup with name %s: %w", g.Name, ErrDuplicate)
+	case strings.Contains(m, "address"):
+		return fmt.Errorf("A portgroup with MAC address %s: %w", g.Address, ErrDuplicate)
+	}
+	return fmt.Errorf("A portgroup with UUID %s: %w", g.UUID, ErrDuplicate)
+}
+
+// CreatePortgroup inserts a portgroup; UUID and CreatedAt must be set, NodeUUID must name an existing node.
+func (s *SQL) CreatePortgroup(ctx context.Context, g *Portgroup) error {
+	g.Normalize()
+	body, err := json.Marshal(g)
+	if err != nil {
+		return fmt.Errorf("encode portgroup: %w", err)
+	}
+	row := s.db.QueryRowContext(ctx, s.rebind(`INSERT INTO portgroups (uuid, name, address, node_uuid, created_at,
+		updated_at, body) VALUES (?,?,?,?,?,?,?) RETURNING id`), g.UUID, nullIfEmpty(g.Name), nullIfEmpty(g.Address),
+		g.NodeUUID, fmtTime(&g.CreatedAt), fmtTime(g.UpdatedAt), string(body))
+	if err := row.Scan(&g.ID); err != nil {
+		if isUnique(err) {
+			return portgroupDuplicate(err, g)
+		}
+		if strings.Contains(strings.ToLower(err.Error()), "foreign key") {
+			return fmt.Errorf("node %s: %w", g.NodeUUID, ErrNotFound)
+		}
+		return fmt.Errorf("insert portgroup: %w", err)
+	}
+	return nil
+}
+
+func scanPortgroup(sc interface{ Scan(...any) error }) (*Portgroup, error) {
+	var (
+		g    Portgroup
+		id   int64
+		body string
+	)
+	if err := sc.Scan(&id, &body); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(body), &g); err != nil {
+		return nil, fmt.Errorf("decode portgroup %d: %w", id, err)
+	}
+	g.ID = id
+	g.Normalize()
+	return &g, nil
+}
+
+// GetPortgroup finds a portgroup by UUID or name.
+func (s *SQL) GetPortgroup(ctx context.Context, ident string) (*Portgroup, error) {
+	g, err := scanPortgroup(s.db.QueryRowContext(ctx, s.rebind(`SELECT id, body FROM portgroups WHERE uuid = ? OR name = ?`),
+		ident, ident))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("portgroup %s: %w", ident, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get portgroup %s: %w", ident, err)
+	}
+	return g, nil
+}
+
+// ListPortgroups lists portgroups matching f, paged and sorted by o.
+func (s *SQL) ListPortgroups(ctx context.Context, f PortgroupFilter, o ListOptions) ([]*Portgroup, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.NodeUUID != "" {
+		where, args = append(where, "node_uuid = ?"), append(args, f.NodeUUID)
+	}
+	if f.Address != "" {
+		where, args = append(where, "address = ?"), append(args, strings.ToLower(f.Address))
+	}
+	tail, args, err := s.page(ctx, "portgroups", PortgroupSortKeys(), o, where, args)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.query(ctx, `SELECT id, body FROM portgroups`+tail, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list portgroups: %w", err)
+	}
+	defer rows.Close()
+	var out []*Portgroup
+	for rows.Next() {
+		g, err := scanPortgroup(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// UpdatePortgroup writes every field of a portgroup and sets UpdatedAt.
+func (s *SQL) UpdatePortgroup(ctx context.Context, g *Portgroup) error {
+	now := s.now().UTC()
+	g.UpdatedAt = &now
+	g.Normalize()
+	body, err := json.Marshal(g)
+	if err != nil {
+		return fmt.Errorf("encode portgroup: %w", err)
+	}
+	res, err := s.exec(ctx, `UPDATE portgroups SET name = ?, address = ?, node_uuid = ?, updated_at = ?, body = ?
+		WHERE uuid = ?`, nullIfEmpty(g.Name), nullIfEmpty(g.Address), g.NodeUUID, fmtTime(g.UpdatedAt), string(body), g.UUID)
+	if err != nil {
+		if isUnique(err) {
+			return portgroupDuplicate(err, g)
+		}
+		if strings.Contains(strings.ToLower(err.Error()), "foreign key") {
+			return fmt.Errorf("node %s: %w", g.NodeUUID, ErrNotFound)
+		}
+		return fmt.Errorf("update portgroup %s: %w", g.UUID, err)
+	}
+	if k, _ := res.RowsAffected(); k == 0 {
+		return fmt.Errorf("portgroup %s: %w", g.UUID, ErrNotFound)
+	}
+	return nil
+}
+
+// DeletePortgroup removes a portgroup that no port refers to; one with ports is kept (callers refuse that first,
+// with Ironic's message, so this only guards against a port joining meanwhile).
+func (s *SQL) DeletePortgroup(ctx context.Context, uuid string) error {
+	res, err := s.exec(ctx, `DELETE FROM portgroups WHERE uuid = ? AND NOT EXISTS (SELECT 1 FROM ports WHERE `+
+		s.portBody("portgroup_uuid")+` = ?)`, uuid, uuid)
+	if err != nil {
+		return fmt.Errorf("delete portgroup %s: %w", uuid, err)
+	}
+	if k, _ := res.RowsAffected(); k == 0 {
+		if _, err := s.GetPortgroup(ctx, uuid); err != nil {
+			return err
+		}
+		return fmt.Errorf("portgroup %s still has ports: delete them or move them to another portgroup first", uuid)
+	}
+	return nil
+}
