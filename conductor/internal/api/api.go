@@ -164,12 +164,17 @@ func (s *Server) v1(w http.ResponseWriter, r *http.Request) {
 	o.set("links", []map[string]string{{"href": base + "/v1/", "rel": "self"},
 		{"href": "https://docs.openstack.org//ironic/latest/contributor//webapi.html", "rel": "describedby", "type": "text/html"}})
 	o.set("media_types", map[string]string{"base": "application/json", "type": "application/vnd.openstack.ironic.v1+json"})
+	// Ironic's order: the four base resources, then each versioned one from its microversion (volume, events and
+	// the newer ones are not served, so not listed).
 	res := []string{"chassis", "nodes", "ports", "drivers"}
-	if versionOf(r) >= 22 {
-		res = append(res, "lookup", "heartbeat")
-	}
-	if versionOf(r) >= 49 {
-		res = append(res, "conductors")
+	for _, c := range []struct {
+		min   int
+		names []string
+	}{{23, []string{"portgroups"}}, {22, []string{"lookup", "heartbeat"}}, {49, []string{"conductors"}},
+		{52, []string{"allocations"}}, {55, []string{"deploy_templates"}}} {
+		if versionOf(r) >= c.min {
+			res = append(res, c.names...)
+		}
 	}
 	for _, name := range res {
 		o.set(name, []map[string]string{{"href": base + "/v1/" + name + "/", "rel": "self"}, {"href": base + "/" + name + "/", "rel": "bookmark"}})

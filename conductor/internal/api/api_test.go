@@ -70,6 +70,31 @@ func TestUnversionedPathsAreV1(t *testing.T) {
 	assert.Equal(t, "v1", v1["id"])
 }
 
+// TestV1DocumentListsResources: GET /v1 lists each served resource from its microversion, as Ironic's v1().
+func TestV1DocumentListsResources(t *testing.T) {
+	srv, _ := agentServer(t)
+	for _, tc := range []struct {
+		version       string
+		want, missing []string
+	}{
+		{"1.1", []string{"chassis", "nodes", "ports", "drivers"}, []string{"portgroups", "lookup", "allocations", "deploy_templates"}},
+		{"1.23", []string{"portgroups", "lookup", "heartbeat"}, []string{"conductors", "allocations"}},
+		{"1.52", []string{"conductors", "allocations"}, []string{"deploy_templates"}},
+		{"1.55", []string{"portgroups", "conductors", "allocations", "deploy_templates"}, nil},
+	} {
+		var doc map[string]any
+		rec := call(srv, "GET", "/v1", tc.version, "")
+		require.Equal(t, 200, rec.Code)
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &doc))
+		for _, k := range tc.want {
+			assert.Contains(t, doc, k, "at %s", tc.version)
+		}
+		for _, k := range tc.missing {
+			assert.NotContains(t, doc, k, "at %s", tc.version)
+		}
+	}
+}
+
 // TestUnversionedPublicRoutesNeedCredentials: Ironic's public routes (lookup, heartbeat, continue_inspection)
 // are public under /v1 only; without the prefix they are ordinary routes and need credentials, as in Ironic.
 func TestUnversionedPublicRoutesNeedCredentials(t *testing.T) {
