@@ -181,7 +181,7 @@ func (s *SQL) CreateNode(ctx context.Context, n *Node) error {
 
 const nodeCols = `id, reservation, body`
 
-func scanNode(sc interface{ Scan(...any) error }) (*Node, error) {
+func scanNode(sc rowScanner) (*Node, error) {
 	var (
 		n    Node
 		res  sql.NullString
@@ -333,16 +333,7 @@ func (s *SQL) ListNodes(ctx context.Context, f NodeFilter, o ListOptions) ([]*No
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
-	defer rows.Close()
-	var out []*Node
-	for rows.Next() {
-		n, err := scanNode(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return collect(rows, scanNode)
 }
 
 // UpdateNode writes every field but the reservation, fenced by it: the UPDATE matches only while the stored

@@ -45,34 +45,15 @@ func (s *SQL) CreateAllocation(ctx context.Context, a *Allocation) error {
 	return nil
 }
 
-func scanAllocation(sc interface{ Scan(...any) error }) (*Allocation, error) {
-	var (
-		a    Allocation
-		id   int64
-		body string
-	)
-	if err := sc.Scan(&id, &body); err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal([]byte(body), &a); err != nil {
-		return nil, fmt.Errorf("decode allocation %d: %w", id, err)
-	}
-	a.ID = id
-	a.Normalize()
-	return &a, nil
+func scanAllocation(sc rowScanner) (*Allocation, error) {
+	return scanBody[Allocation](sc, "allocation")
 }
 
 // GetAllocation finds an allocation by UUID or name.
 func (s *SQL) GetAllocation(ctx context.Context, ident string) (*Allocation, error) {
-	a, err := scanAllocation(s.db.QueryRowContext(ctx, s.rebind(`SELECT id, body FROM allocations
+	v, err := scanAllocation(s.db.QueryRowContext(ctx, s.rebind(`SELECT id, body FROM allocations
 		WHERE uuid = ? OR name = ?`), ident, ident))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("allocation %s: %w", ident, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get allocation %s: %w", ident, err)
-	}
-	return a, nil
+	return one(v, err, "allocation "+ident)
 }
 
 // ListAllocations lists allocations matching f, paged and sorted by o.
@@ -95,16 +76,7 @@ func (s *SQL) ListAllocations(ctx context.Context, f AllocationFilter, o ListOpt
 	if err != nil {
 		return nil, fmt.Errorf("list allocations: %w", err)
 	}
-	defer rows.Close()
-	var out []*Allocation
-	for rows.Next() {
-		a, err := scanAllocation(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return collect(rows, scanAllocation)
 }
 
 // writeAllocation updates a's row (node_uuid included) inside tx.

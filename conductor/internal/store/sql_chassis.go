@@ -53,7 +53,7 @@ func (s *SQL) CreateChassis(ctx context.Context, c *Chassis) error {
 // small, and every field but extra is a sort key.
 const chassisCols = `id, uuid, description, extra, created_at, updated_at`
 
-func scanChassis(sc interface{ Scan(...any) error }) (*Chassis, error) {
+func scanChassis(sc rowScanner) (*Chassis, error) {
 	var (
 		c                Chassis
 		desc, updated    sql.NullString
@@ -86,14 +86,8 @@ func scanChassis(sc interface{ Scan(...any) error }) (*Chassis, error) {
 
 // GetChassis finds a chassis by UUID.
 func (s *SQL) GetChassis(ctx context.Context, uuid string) (*Chassis, error) {
-	c, err := scanChassis(s.db.QueryRowContext(ctx, s.rebind(`SELECT `+chassisCols+` FROM chassis WHERE uuid = ?`), uuid))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("chassis %s: %w", uuid, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get chassis %s: %w", uuid, err)
-	}
-	return c, nil
+	v, err := scanChassis(s.db.QueryRowContext(ctx, s.rebind(`SELECT `+chassisCols+` FROM chassis WHERE uuid = ?`), uuid))
+	return one(v, err, "chassis "+uuid)
 }
 
 // ListChassis lists chassis, paged and sorted by o (the marker is a chassis UUID; ErrNotFound when unknown).
@@ -106,16 +100,7 @@ func (s *SQL) ListChassis(ctx context.Context, o ListOptions) ([]*Chassis, error
 	if err != nil {
 		return nil, fmt.Errorf("list chassis: %w", err)
 	}
-	defer rows.Close()
-	var out []*Chassis
-	for rows.Next() {
-		c, err := scanChassis(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return collect(rows, scanChassis)
 }
 
 // UpdateChassis writes a chassis's description and extra (the UUID names it and never changes) and sets

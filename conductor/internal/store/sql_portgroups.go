@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -89,34 +87,13 @@ func (s *SQL) CreatePortgroup(ctx context.Context, g *Portgroup) error {
 	return nil
 }
 
-func scanPortgroup(sc interface{ Scan(...any) error }) (*Portgroup, error) {
-	var (
-		g    Portgroup
-		id   int64
-		body string
-	)
-	if err := sc.Scan(&id, &body); err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal([]byte(body), &g); err != nil {
-		return nil, fmt.Errorf("decode portgroup %d: %w", id, err)
-	}
-	g.ID = id
-	g.Normalize()
-	return &g, nil
-}
+func scanPortgroup(sc rowScanner) (*Portgroup, error) { return scanBody[Portgroup](sc, "portgroup") }
 
 // GetPortgroup finds a portgroup by UUID or name.
 func (s *SQL) GetPortgroup(ctx context.Context, ident string) (*Portgroup, error) {
-	g, err := scanPortgroup(s.db.QueryRowContext(ctx, s.rebind(`SELECT id, body FROM portgroups WHERE uuid = ? OR name = ?`),
+	v, err := scanPortgroup(s.db.QueryRowContext(ctx, s.rebind(`SELECT id, body FROM portgroups WHERE uuid = ? OR name = ?`),
 		ident, ident))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("portgroup %s: %w", ident, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get portgroup %s: %w", ident, err)
-	}
-	return g, nil
+	return one(v, err, "portgroup "+ident)
 }
 
 // ListPortgroups lists portgroups matching f, paged and sorted by o.
@@ -139,16 +116,7 @@ func (s *SQL) ListPortgroups(ctx context.Context, f PortgroupFilter, o ListOptio
 	if err != nil {
 		return nil, fmt.Errorf("list portgroups: %w", err)
 	}
-	defer rows.Close()
-	var out []*Portgroup
-	for rows.Next() {
-		g, err := scanPortgroup(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, g)
-	}
-	return out, rows.Err()
+	return collect(rows, scanPortgroup)
 }
 
 // UpdatePortgroup writes every field of a portgroup and sets UpdatedAt.

@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 )
@@ -51,34 +49,13 @@ func (s *SQL) CreatePort(ctx context.Context, p *Port) error {
 	return nil
 }
 
-func scanPort(sc interface{ Scan(...any) error }) (*Port, error) {
-	var (
-		p    Port
-		id   int64
-		body string
-	)
-	if err := sc.Scan(&id, &body); err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal([]byte(body), &p); err != nil {
-		return nil, fmt.Errorf("decode port %d: %w", id, err)
-	}
-	p.ID = id
-	p.Normalize()
-	return &p, nil
-}
+func scanPort(sc rowScanner) (*Port, error) { return scanBody[Port](sc, "port") }
 
 // GetPort finds a port by UUID or name.
 func (s *SQL) GetPort(ctx context.Context, uuid string) (*Port, error) {
-	p, err := scanPort(s.db.QueryRowContext(ctx, s.rebind(`SELECT id, body FROM ports WHERE uuid = ? OR `+
+	v, err := scanPort(s.db.QueryRowContext(ctx, s.rebind(`SELECT id, body FROM ports WHERE uuid = ? OR `+
 		s.portBody("name")+` = ?`), uuid, uuid))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("port %s: %w", uuid, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get port %s: %w", uuid, err)
-	}
-	return p, nil
+	return one(v, err, "port "+uuid)
 }
 
 // ListPorts lists ports matching f.
@@ -104,16 +81,7 @@ func (s *SQL) ListPorts(ctx context.Context, f PortFilter, o ListOptions) ([]*Po
 	if err != nil {
 		return nil, fmt.Errorf("list ports: %w", err)
 	}
-	defer rows.Close()
-	var out []*Port
-	for rows.Next() {
-		p, err := scanPort(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return collect(rows, scanPort)
 }
 
 // UpdatePort writes a port.

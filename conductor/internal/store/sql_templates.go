@@ -6,9 +6,7 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -95,34 +93,15 @@ func (s *SQL) CreateDeployTemplate(ctx context.Context, t *DeployTemplate) error
 	return nil
 }
 
-func scanTemplate(sc interface{ Scan(...any) error }) (*DeployTemplate, error) {
-	var (
-		t    DeployTemplate
-		id   int64
-		body string
-	)
-	if err := sc.Scan(&id, &body); err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal([]byte(body), &t); err != nil {
-		return nil, fmt.Errorf("decode deploy template %d: %w", id, err)
-	}
-	t.ID = id
-	t.Normalize()
-	return &t, nil
+func scanTemplate(sc rowScanner) (*DeployTemplate, error) {
+	return scanBody[DeployTemplate](sc, "deploy template")
 }
 
 // GetDeployTemplate finds a template by UUID or name.
 func (s *SQL) GetDeployTemplate(ctx context.Context, ident string) (*DeployTemplate, error) {
-	t, err := scanTemplate(s.db.QueryRowContext(ctx,
+	v, err := scanTemplate(s.db.QueryRowContext(ctx,
 		s.rebind(`SELECT id, body FROM deploy_templates WHERE uuid = ? OR name = ?`), ident, ident))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("deploy template %s: %w", ident, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get deploy template %s: %w", ident, err)
-	}
-	return t, nil
+	return one(v, err, "deploy template "+ident)
 }
 
 // ListDeployTemplates lists templates, paged and sorted by o.
@@ -154,16 +133,8 @@ func (s *SQL) queryTemplates(ctx context.Context, q string, args ...any) ([]*Dep
 	if err != nil {
 		return nil, fmt.Errorf("list deploy templates: %w", err)
 	}
-	defer rows.Close()
-	var out []*DeployTemplate
-	for rows.Next() {
-		t, err := scanTemplate(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanTemplate)
+	if err != nil {
 		return nil, fmt.Errorf("list deploy templates: %w", err)
 	}
 	return out, nil
