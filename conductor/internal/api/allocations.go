@@ -176,12 +176,11 @@ func (s *Server) doListAllocations(w http.ResponseWriter, r *http.Request) error
 	for _, a := range list {
 		items = append(items, s.renderAllocation(a, version, fields))
 	}
-	out := newOrdered()
-	out.set("allocations", items)
+	last := ""
 	if len(list) > 0 {
-		s.nextLinks(out, "allocations", "allocations", lq, len(list), list[len(list)-1].UUID)
+		last = list[len(list)-1].UUID
 	}
-	writeJSON(w, http.StatusOK, out)
+	s.writeList(w, "allocations", false, lq, items, last)
 	return nil
 }
 
@@ -339,12 +338,7 @@ func (s *Server) patchAllocation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ident := mux.Vars(r)["allocation"]
-	body, err := readBody(w, r, maxBody)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	ops, err := parsePatch(body)
+	ops, err := readPatch(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

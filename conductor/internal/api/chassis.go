@@ -157,16 +157,11 @@ func (s *Server) doListChassis(w http.ResponseWriter, r *http.Request, detailPat
 	for _, c := range list {
 		items = append(items, s.renderChassis(c, lq.fields))
 	}
-	out := newOrdered()
-	out.set("chassis", items)
+	last := ""
 	if len(list) > 0 {
-		path := "chassis"
-		if detailPath {
-			path = "chassis/detail"
-		}
-		s.nextLinks(out, "chassis", path, lq, len(list), list[len(list)-1].UUID)
+		last = list[len(list)-1].UUID
 	}
-	writeJSON(w, http.StatusOK, out)
+	s.writeList(w, "chassis", detailPath, lq, items, last)
 }
 
 // chassisOr404 gives a missing chassis Ironic's ChassisNotFound message.
@@ -283,12 +278,7 @@ func (s *Server) patchChassis(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	body, err := readBody(w, r, maxBody)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	ops, err := parsePatch(body)
+	ops, err := readPatch(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -167,12 +167,11 @@ func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
 	for _, t := range list {
 		items = append(items, s.renderTemplate(t, fields))
 	}
-	out := newOrdered()
-	out.set("deploy_templates", items)
+	last := ""
 	if len(list) > 0 {
-		s.nextLinks(out, "deploy_templates", "deploy_templates", lq, len(list), list[len(list)-1].UUID)
+		last = list[len(list)-1].UUID
 	}
-	writeJSON(w, http.StatusOK, out)
+	s.writeList(w, "deploy_templates", false, lq, items, last)
 }
 
 // getTemplate is GET /v1/deploy_templates/{uuid or name}, with fields= (links always come along).
@@ -223,12 +222,7 @@ func (s *Server) createTemplate(w http.ResponseWriter, r *http.Request) {
 // cannot store what a create would refuse (e.g. an empty steps list or an extra key inside a step).
 func (s *Server) patchTemplate(w http.ResponseWriter, r *http.Request) {
 	ident := mux.Vars(r)["template"]
-	body, err := readBody(w, r, maxBody)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	ops, err := parsePatch(body)
+	ops, err := readPatch(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -157,6 +157,22 @@ func parsePaging(q url.Values, lq *listQuery, sortKeys []string) error {
 	return nil
 }
 
+// writeList answers a list request: the rendered items under key ("nodes", "ports", ...) and, when the page is
+// full, the next links at key (or key/detail) after last, the UUID of the page's last item. Every resource's
+// list handler ends here.
+func (s *Server) writeList(w http.ResponseWriter, key string, detail bool, lq *listQuery, items []any, last string) {
+	out := newOrdered()
+	out.set(key, items)
+	if len(items) > 0 {
+		path := key
+		if detail {
+			path = key + "/detail"
+		}
+		s.nextLinks(out, key, path, lq, len(items), last)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
 // nextLinks builds Ironic's "next" string and gophercloud's "<kind>_links" when the page is full.
 func (s *Server) nextLinks(out *ordered, kind, path string, lq *listQuery, n int, lastUUID string) {
 	if n == 0 || n < lq.opts.Limit {
@@ -204,16 +220,11 @@ func (s *Server) doListNodes(w http.ResponseWriter, r *http.Request, detailPath 
 	for _, n := range nodes {
 		items = append(items, s.renderNode(n, version, fields))
 	}
-	out := newOrdered()
-	out.set("nodes", items)
-	path := "nodes"
-	if detailPath {
-		path = "nodes/detail"
-	}
+	last := ""
 	if len(nodes) > 0 {
-		s.nextLinks(out, "nodes", path, lq, len(nodes), nodes[len(nodes)-1].UUID)
+		last = nodes[len(nodes)-1].UUID
 	}
-	writeJSON(w, http.StatusOK, out)
+	s.writeList(w, "nodes", detailPath, lq, items, last)
 }
 
 // getNodeOr404 loads a node by UUID or name with Ironic's not-found message.
@@ -308,12 +319,7 @@ func (s *Server) createNode(w http.ResponseWriter, r *http.Request) {
 func (s *Server) patchNode(w http.ResponseWriter, r *http.Request) {
 	ident := mux.Vars(r)["node"]
 	version := versionOf(r)
-	body, err := readBody(w, r, maxBody)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	ops, err := parsePatch(body)
+	ops, err := readPatch(w, r)
 	if err == nil {
 		err = traitsPatchError(ops)
 	}

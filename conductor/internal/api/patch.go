@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 )
@@ -181,4 +182,14 @@ func applyAt(container any, tokens []string, op string, val any) (any, error) {
 		return nil, fmt.Errorf("member '%s' not found", tok)
 	}
 	return nil, fmt.Errorf("'%s' is not an object or a list", tok)
+}
+
+// readPatch reads a PATCH request's body (capped at maxBody) as a JSON Patch document: every resource's PATCH
+// handler starts here.
+func readPatch(w http.ResponseWriter, r *http.Request) ([]patchOp, error) {
+	body, err := readBody(w, r, maxBody)
+	if err != nil {
+		return nil, err
+	}
+	return parsePatch(body)
 }

@@ -133,16 +133,11 @@ func (s *Server) doListPortgroups(w http.ResponseWriter, r *http.Request, nodeId
 	for _, g := range groups {
 		items = append(items, s.renderPortgroup(g, version, fields))
 	}
-	out := newOrdered()
-	out.set("portgroups", items)
+	last := ""
 	if len(groups) > 0 {
-		path := "portgroups"
-		if detail {
-			path = "portgroups/detail"
-		}
-		s.nextLinks(out, "portgroups", path, lq, len(groups), groups[len(groups)-1].UUID)
+		last = groups[len(groups)-1].UUID
 	}
-	writeJSON(w, http.StatusOK, out)
+	s.writeList(w, "portgroups", detail, lq, items, last)
 }
 
 // getPortgroup serves GET /v1/portgroups/{pg} (UUID or name).
@@ -262,12 +257,7 @@ var portgroupPatchable = []string{"address", "extra", "mode", "name", "node_uuid
 func (s *Server) patchPortgroup(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["pg"]
 	version := versionOf(r)
-	body, err := readBody(w, r, maxBody)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	ops, err := parsePatch(body)
+	ops, err := readPatch(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

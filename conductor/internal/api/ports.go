@@ -133,16 +133,11 @@ func (s *Server) doListPorts(w http.ResponseWriter, r *http.Request, nodeIdent, 
 	for _, p := range ports {
 		items = append(items, s.renderPort(p, version, fields))
 	}
-	out := newOrdered()
-	out.set("ports", items)
+	last := ""
 	if len(ports) > 0 {
-		path := "ports"
-		if detail {
-			path = "ports/detail"
-		}
-		s.nextLinks(out, "ports", path, lq, len(ports), ports[len(ports)-1].UUID)
+		last = ports[len(ports)-1].UUID
 	}
-	writeJSON(w, http.StatusOK, out)
+	s.writeList(w, "ports", detail, lq, items, last)
 }
 
 // cloneWithout copies a query without the given keys (the next link sets limit and marker itself).
@@ -234,12 +229,7 @@ var portPatchable = []string{"address", "description", "extra", "is_smartnic", "
 func (s *Server) patchPort(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["port"]
 	version := versionOf(r)
-	body, err := readBody(w, r, maxBody)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	ops, err := parsePatch(body)
+	ops, err := readPatch(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
