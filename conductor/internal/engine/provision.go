@@ -59,6 +59,9 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 			e.release(n.UUID)
 		}
 	}()
+	if err := checkProtectedRetired(n, verb.Event); err != nil {
+		return err
+	}
 	from := fsm.State(n.ProvisionState)
 	to, err := e.fsm.Next(from, verb.Event)
 	if err != nil {
@@ -95,6 +98,19 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 		return nil
 	}
 	e.async(n, "provision "+req.Target, func(ctx context.Context, n *store.Node) { e.drive(ctx, t) })
+	return nil
+}
+
+// checkProtectedRetired is Ironic's NodeProtected for undeploy (do_node_tear_down) and rebuild, checked
+// before the state machine as Ironic's conductor does, and its NodeIsRetired for provide from manageable: a
+// retired node waits in manageable for an operator, never returns to the pool.
+func checkProtectedRetired(n *store.Node, ev fsm.Event) error {
+	if n.Protected && (ev == fsm.EvDelete || ev == fsm.EvRebuild) {
+		return protectedError(n.UUID)
+	}
+	if n.Retired && ev == fsm.EvProvide && n.ProvisionState == string(fsm.Manageable) {
+		return fmt.Errorf("The providing operation can't be performed on node %s because it is retired.: %w", n.UUID, ErrInvalidInput)
+	}
 	return nil
 }
 
