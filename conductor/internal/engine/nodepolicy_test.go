@@ -128,3 +128,18 @@ func TestUpdatePolicyFields(t *testing.T) {
 		})
 	}
 }
+
+// TestMaintenanceRefusesProvisioning: deploy and rebuild of a node in maintenance are Ironic's NodeInMaintenance
+// with the "provisioning" operation, as every other verb's refusal words it.
+func TestMaintenanceRefusesProvisioning(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, Config{})
+	for _, tc := range []struct{ state, target string }{{"available", "active"}, {"active", "rebuild"}} {
+		n := f.node(t, tc.state)
+		f.setFields(t, n.UUID, func(n *store.Node) { n.Maintenance = true })
+		err := f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: tc.target})
+		require.Error(t, err, tc.target)
+		assert.True(t, errors.Is(err, ErrInvalidInput), "%v", err)
+		assert.Contains(t, err.Error(), "The provisioning operation can't be performed on node "+n.UUID+" because it's in maintenance mode.")
+	}
+}

@@ -121,9 +121,10 @@ func (e *Engine) checkRequest(ctx context.Context, t *driver.Task, ev fsm.Event,
 	n := t.Node
 	// Ironic refuses to deploy onto a node in maintenance: nobody should be handed a machine an operator
 	// has taken out of service.
+	// (Ironic's NodeInMaintenance with op "provisioning", from deployments.validate_node.)
 	if n.Maintenance && (ev == fsm.EvDeploy || ev == fsm.EvRebuild) {
-		return fmt.Errorf("The requested action \"%s\" can not be performed on node \"%s\" while it is in maintenance mode.: %w",
-			req.Target, n.UUID, ErrInvalidInput)
+		return fmt.Errorf("The provisioning operation can't be performed on node %s because it's in maintenance mode.: %w",
+			n.UUID, ErrInvalidInput)
 	}
 	// Ironic validates power, boot and deploy before it accepts a deploy, so a missing deploy_kernel or
 	// image_source fails the request with 400 instead of later in deploy failed.
