@@ -29,8 +29,7 @@ func protectedError(uuid string) error {
 // checkPolicyFields applies Ironic's update_node rules for fields whose meaning depends on the node's state
 // (prev is the node before the PATCH, n after): protected only in active or rescue, retired never in
 // available, each reason only with its flag (clearing a flag clears its reason), maintenance off clears its
-// reason and the fault, and interfaces change only in enroll, inspecting, inspect wait, manageable or
-// available, or in maintenance. An interface emptied (reset to the driver's default) is not checked.
+// reason and the fault; then checkStateFields.
 func checkPolicyFields(prev, n *store.Node) error {
 	if n.Protected != prev.Protected {
 		if !n.Protected {
@@ -57,10 +56,30 @@ func checkPolicyFields(prev, n *store.Node) error {
 	if prev.Maintenance && !n.Maintenance {
 		n.MaintenanceReason, n.Fault = "", ""
 	}
+	return checkStateFields(prev, n)
+}
+
+// checkStateFields is the rest of Ironic's update_node: an instance_uuid is not overwritten by another (409),
+// the driver does not change under an enabled console (409), a resource_class already set changes only in the
+// states below, and interfaces change only in those states or in maintenance.
+func checkStateFields(prev, n *store.Node) error {
+	if n.InstanceUUID != prev.InstanceUUID && n.InstanceUUID != "" && prev.InstanceUUID != "" {
+		return fmt.Errorf("Node %s is associated with instance %s.: %w", n.UUID, prev.InstanceUUID, ErrConflict)
+	}
+	if n.Driver != prev.Driver && prev.ConsoleEnabled {
+		return fmt.Errorf("Node %s can not update the driver while the console is enabled. Please stop the console first.: %w",
+			n.UUID, ErrConflict)
+	}
 	allowed := []string{"enroll", "inspecting", "inspect wait", "manageable", "available"}
-	if n.Maintenance || slices.Contains(allowed, n.ProvisionState) {
+	inAllowed := slices.Contains(allowed, n.ProvisionState)
+	if n.ResourceClass != prev.ResourceClass && prev.ResourceClass != "" && !inAllowed {
+		return fmt.Errorf("Node %s can not have resource_class updated unless it is in one of allowed (%s) states. Current state is '%s'.: %w",
+			n.UUID, strings.Join(allowed, ", "), n.ProvisionState, ErrInvalidState)
+	}
+	if n.Maintenance || inAllowed {
 		return nil
 	}
+	// An interface emptied (reset to the driver's default) is not checked.
 	kinds := make([]string, 0, len(n.Interfaces))
 	for k := range n.Interfaces {
 		kinds = append(kinds, k)

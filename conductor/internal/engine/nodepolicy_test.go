@@ -106,6 +106,18 @@ func TestUpdatePolicyFields(t *testing.T) {
 		{name: "interface of an active node in maintenance", state: "active", setup: func(n *store.Node) { n.Maintenance = true },
 			change: func(n *store.Node) { n.Interfaces["deploy"] = "fake" }},
 		{name: "interface of a manageable node", state: "manageable", change: func(n *store.Node) { n.Interfaces["deploy"] = "fake" }},
+		{name: "resource_class of an active node", state: "active", setup: func(n *store.Node) { n.ResourceClass = "gold" },
+			change:  func(n *store.Node) { n.ResourceClass = "silver" },
+			wantErr: "can not have resource_class updated unless it is in one of allowed"},
+		{name: "first resource_class of an active node", state: "active", change: func(n *store.Node) { n.ResourceClass = "gold" }},
+		{name: "resource_class of an available node", state: "available", setup: func(n *store.Node) { n.ResourceClass = "gold" },
+			change: func(n *store.Node) { n.ResourceClass = "silver" }},
+		{name: "another instance_uuid", state: "active", setup: func(n *store.Node) { n.InstanceUUID = "0d6e1b5c-8a3f-4c2e-9b7a-6f5e4d3c2b1a" },
+			change:  func(n *store.Node) { n.InstanceUUID = "1d6e1b5c-8a3f-4c2e-9b7a-6f5e4d3c2b1a" },
+			wantErr: "is associated with instance 0d6e1b5c-8a3f-4c2e-9b7a-6f5e4d3c2b1a"},
+		{name: "driver under a console", state: "manageable", setup: func(n *store.Node) { n.ConsoleEnabled = true },
+			change:  func(n *store.Node) { n.Driver = "other" },
+			wantErr: "can not update the driver while the console is enabled"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := f.node(t, tc.state)
