@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
@@ -439,7 +440,10 @@ func setField(n *store.Node, k string, v any) error {
 	case "shard":
 		return str(&n.Shard, 255)
 	case "description":
-		return str(&n.Description, maxDescription)
+		if d, ok := v.(string); ok && utf8.RuneCountInString(d) > maxDescription { // characters, as Ironic's maxLength
+			return badRequest("Cannot update node with description exceeding %d characters", maxDescription)
+		}
+		return str(&n.Description, 0)
 	case "parent_node":
 		return str(&n.ParentNode, 255)
 	case "protected_reason":
