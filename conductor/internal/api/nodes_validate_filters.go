@@ -39,6 +39,7 @@ func checkFilterGates(q url.Values, version int) error {
 
 // parseBodyFilters sets lq.match from the filters on body fields, and repeats them in the next link.
 func parseBodyFilters(q url.Values, lq *listQuery) error {
+	// Each filter given adds a predicate; a node is listed when all hold (Ironic ANDs its filters).
 	var preds []func(n *store.Node, host string) bool
 	str := func(key string, get func(n *store.Node) string) {
 		if q.Has(key) {
@@ -93,6 +94,8 @@ func (s *Server) listMatching(ctx context.Context, lq *listQuery) ([]*store.Node
 	if lq.match == nil {
 		return s.eng.Store().ListNodes(ctx, lq.nodeFilter, lq.opts)
 	}
+	// Each store page is a full limit of candidates; the loop ends on a short page (the store has no more) or
+	// once the page is full, and the next link's marker is then the last node listed, as without a filter.
 	opts, host := lq.opts, s.eng.Host()
 	var out []*store.Node
 	for {

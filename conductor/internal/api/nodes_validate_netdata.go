@@ -12,6 +12,7 @@ import (
 	"slices"
 )
 
+// macRe is the schema's l2_address: six hex pairs separated by colons or dashes, any case.
 var macRe = regexp.MustCompile(`(?i)^([0-9A-F]{2}[:-]){5}([0-9A-F]{2})$`)
 
 // ndRule describes one kind of item: its required keys and the check of each key it knows.
@@ -20,14 +21,17 @@ type ndRule struct {
 	keys     map[string]func(v any) bool
 }
 
+// The checks of single values; JSON numbers arrive as float64.
 func isStr(v any) bool { _, ok := v.(string); return ok }
 
+// strIn accepts the schema's enumerated strings.
 func strIn(vals ...string) func(any) bool {
 	return func(v any) bool { s, ok := v.(string); return ok && slices.Contains(vals, s) }
 }
 
 func isMAC(v any) bool { s, ok := v.(string); return ok && macRe.MatchString(s) }
 
+// isMTU is l2_mtu: a number from 1 to 65535, or null.
 func isMTU(v any) bool {
 	if v == nil {
 		return true
@@ -36,6 +40,7 @@ func isMTU(v any) bool {
 	return ok && f >= 1 && f <= 65535
 }
 
+// isInt is JSON Schema's integer: a number without a fraction.
 func isInt(v any) bool { f, ok := v.(float64); return ok && f == float64(int64(f)) }
 
 // isIP accepts an address of family 4 or 6 (prefix lengths allowed for IPv6 hosts, as the schema does).
@@ -75,6 +80,7 @@ func isMask(family int) func(any) bool {
 	}
 }
 
+// linkRules are the L2 link kinds, in the schema's order: a physical-like interface, a bond, a VLAN.
 func linkRules() []ndRule {
 	common := func(extra map[string]func(any) bool) map[string]func(any) bool {
 		m := map[string]func(any) bool{"id": isStr, "mtu": isMTU, "vif_id": isStr}
@@ -95,10 +101,12 @@ func linkRules() []ndRule {
 	}
 }
 
+// serviceRule is a DNS server of one address family.
 func serviceRule(family int) ndRule {
 	return ndRule{[]string{"address", "type"}, map[string]func(any) bool{"address": isIP(family), "type": strIn("dns")}}
 }
 
+// networkRule is an L3 network of one family, with its routes (each needing network, netmask and gateway).
 func networkRule(family int, types ...string) ndRule {
 	route := ndRule{[]string{"gateway", "netmask", "network"}, map[string]func(any) bool{
 		"network": isIP(family), "netmask": isMask(family), "gateway": isIP(family),
@@ -131,6 +139,7 @@ func (r ndRule) problem(v any) string {
 	return ""
 }
 
+// listOf reports whether v is a JSON array whose every element passes ok.
 func listOf(v any, ok func(any) bool) bool {
 	l, isList := v.([]any)
 	if !isList {
