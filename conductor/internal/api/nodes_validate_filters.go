@@ -31,6 +31,10 @@ func checkFilterGates(q url.Values, version int) error {
 			}
 		}
 	}
+	// Sorting by a field newer than the request is 406 too (Ironic's check_allowed_fields([sort_key])).
+	if k := q.Get("sort_key"); fieldSince()[k] > version {
+		return notAcceptable()
+	}
 	if f := q.Get("fault"); q.Has("fault") && !slices.Contains(validFaults(), f) {
 		return badRequest("Unrecognized fault \"%s\" is specified, allowed faults are %s", f, fmtList(validFaults()))
 	}

@@ -303,6 +303,12 @@ func TestNodeListFilters(t *testing.T) {
 	assert.Contains(t, faultString(t, rec), `Unrecognized fault "bogus" is specified`)
 	rec = f.do("GET", "/v1/nodes?retired=maybe", "1.61", "")
 	assert.Equal(t, 400, rec.Code)
+	for key, since := range map[string]int{"resource_class": 21, "conductor_group": 46, "owner": 50} {
+		rec = f.do("GET", "/v1/nodes?sort_key="+key, ver(since-1), "")
+		assert.Equal(t, 406, rec.Code, "sort_key=%s before 1.%d", key, since)
+		rec = f.do("GET", "/v1/nodes?sort_key="+key, ver(since), "")
+		assert.Equal(t, 200, rec.Code, "sort_key=%s at 1.%d", key, since)
+	}
 
 	// A body filter pages like a store filter: limit counts matching nodes, next carries the filter on.
 	page1, body := listNames(t, f, "project=p1&limit=1", "1.65")
