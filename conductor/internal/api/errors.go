@@ -79,6 +79,9 @@ func status(err error) (int, string) {
 	case errors.Is(err, driver.ErrInvalid):
 		strip(driver.ErrInvalid)
 		return http.StatusBadRequest, msg
+	case errors.Is(err, engine.ErrProtected):
+		strip(engine.ErrProtected)
+		return http.StatusForbidden, msg
 	case errors.Is(err, engine.ErrConflict):
 		strip(engine.ErrConflict)
 		return http.StatusConflict, msg

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
@@ -149,7 +150,7 @@ func fieldSet(raw string, version int) ([]string, error) {
 		return nil, nil
 	}
 	if version < 8 {
-		return nil, badRequest("The fields parameter requires API version 1.8 or later")
+		return nil, notAcceptable() // Ironic's check_allow_specify_fields
 	}
 	known := map[string]int{}
 	for _, f := range nodeFields() {
@@ -159,8 +160,11 @@ func fieldSet(raw string, version int) ([]string, error) {
 	for _, f := range strings.Split(raw, ",") {
 		f = strings.TrimSpace(f)
 		since, ok := known[f]
-		if !ok || since > version || f == "" {
+		if !ok || f == "" {
 			return nil, badRequest("Field(s) \"%s\" are not valid", f)
+		}
+		if since > version {
+			return nil, notAcceptable() // Ironic's check_allowed_fields
 		}
 		if f != "uuid" {
 			out = append(out, f)
@@ -403,6 +407,9 @@ func setField(n *store.Node, k string, v any) error {
 	case "extra":
 		return dict(&n.Extra)
 	case "network_data":
+		if err := checkNetworkDataField(v); err != nil {
+			return err
+		}
 		return dict(&n.NetworkData)
 	case "instance_uuid":
 		if err := str(&n.InstanceUUID, 36); err != nil {
@@ -425,6 +432,7 @@ func setField(n *store.Node, k string, v any) error {
 			return err
 		}
 		n.ConductorGroup = strings.ToLower(n.ConductorGroup)
+		return checkConductorGroup(n.ConductorGroup)
 	case "owner":
 		return str(&n.Owner, 255)
 	case "lessee":
@@ -432,7 +440,10 @@ func setField(n *store.Node, k string, v any) error {
 	case "shard":
 		return str(&n.Shard, 255)
 	case "description":
-		return str(&n.Description, 4096)
+		if d, ok := v.(string); ok && utf8.RuneCountInString(d) > maxDescription { // characters, as Ironic's maxLength
+			return badRequest("Cannot update node with description exceeding %d characters", maxDescription)
+		}
+		return str(&n.Description, 0)
 	case "parent_node":
 		return str(&n.ParentNode, 255)
 	case "protected_reason":

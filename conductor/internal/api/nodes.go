@@ -28,6 +28,9 @@ type listQuery struct {
 	fields     []string
 	detail     bool
 	passOn     url.Values // arguments repeated in the next link
+	// match, when set, filters on fields the store keeps in the node's body (parseBodyFilters); host is this
+	// conductor's.
+	match func(n *store.Node, host string) bool
 }
 
 // parseNodeQuery checks and parses the query of GET /v1/nodes[/detail].
@@ -43,7 +46,13 @@ func parseNodeQuery(q url.Values, version int, detailPath bool) (*listQuery, err
 			return nil, badRequest("Unknown query parameter %q", k)
 		}
 	}
+	if err := checkFilterGates(q, version); err != nil {
+		return nil, err
+	}
 	if err := parsePaging(q, lq, store.NodeSortKeys()); err != nil {
+		return nil, err
+	}
+	if err := parseBodyFilters(q, lq); err != nil {
 		return nil, err
 	}
 	if d := q.Get("detail"); d != "" {
@@ -90,17 +99,11 @@ func parseNodeQuery(q url.Values, version int, detailPath bool) (*listQuery, err
 		}
 	}
 	if q.Has("resource_class") {
-		if version < 21 {
-			return nil, badRequest("The resource_class filter requires API version 1.21 or later")
-		}
 		v := q.Get("resource_class")
 		f.ResourceClass = &v
 		lq.passOn.Set("resource_class", v)
 	}
 	if q.Has("conductor_group") {
-		if version < 46 {
-			return nil, badRequest("The conductor_group filter requires API version 1.46 or later")
-		}
 		v := q.Get("conductor_group")
 		f.ConductorGroup = &v
 		lq.passOn.Set("conductor_group", v)
@@ -111,9 +114,6 @@ func parseNodeQuery(q url.Values, version int, detailPath bool) (*listQuery, err
 		}
 		f.ChassisUUID = v
 		lq.passOn.Set("chassis_uuid", v)
-	}
-	if f.Owner != "" && version < 50 {
-		return nil, badRequest("The owner filter requires API version 1.50 or later")
 	}
 	return lq, nil
 }
@@ -204,7 +204,7 @@ func (s *Server) doListNodes(w http.ResponseWriter, r *http.Request, detailPath 
 		s.writeError(w, r, err)
 		return
 	}
-	nodes, err := s.eng.Store().ListNodes(r.Context(), lq.nodeFilter, lq.opts)
+	nodes, err := s.listMatching(r.Context(), lq)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			err = badRequest("Invalid marker %s: no such node", lq.opts.Marker)
@@ -274,16 +274,13 @@ func (s *Server) createNode(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badRequest("Schema error for node: 'driver' is a required property"))
 		return
 	}
-	allowed := append(patchableFields(version), "uuid")
-	for i, f := range allowed {
-		if f == "maintenance" {
-			allowed = append(allowed[:i], allowed[i+1:]...)
-			break
-		}
+	if err := rejectNewerBody(doc, version, createFields(maxVersion)); err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	n := &store.Node{}
 	n.Normalize()
-	if err := applyDoc(n, doc, allowed); err != nil {
+	if err := applyDoc(n, doc, createFields(version)); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -319,9 +316,26 @@ func (s *Server) createNode(w http.ResponseWriter, r *http.Request) {
 func (s *Server) patchNode(w http.ResponseWriter, r *http.Request) {
 	ident := mux.Vars(r)["node"]
 	version := versionOf(r)
-	ops, err := readPatch(w, r)
+	body, err := readBody(w, r, maxBody)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	// Ironic's order: reset_interfaces' gate, the patch's own checks (fields too new, traits, description,
+	// network_data), then the node.
+	reset, err := parseResetInterfaces(r.URL.Query(), version)
+	var ops []patchOp
+	if err == nil {
+		ops, err = parsePatch(body)
+	}
+	if err == nil {
+		err = rejectNewerPatch(ops, version, patchableFields(maxVersion))
+	}
 	if err == nil {
 		err = traitsPatchError(ops)
+	}
+	if err == nil {
+		err = checkNodePatch(ops, reset)
 	}
 	if err != nil {
 		s.writeError(w, r, err)
@@ -339,10 +353,11 @@ func (s *Server) patchNode(w http.ResponseWriter, r *http.Request) {
 				doc[k] = ""
 			}
 		}
-		chassis := n.ChassisUUID
+		chassis, driverName := n.ChassisUUID, n.Driver
 		if err := applyDoc(n, doc, allowed); err != nil {
 			return err
 		}
+		resetInterfaces(n, driverName, reset, ops)
 		return s.checkNodeChassis(r.Context(), chassis, n.ChassisUUID, version)
 	})
 	if err != nil {

@@ -127,7 +127,7 @@ func TestNodeTraitsField(t *testing.T) {
 		})
 	}
 	rec := call(srv, "GET", "/v1/nodes/"+n.UUID+"?fields=traits", "1.36", "")
-	assert.Equal(t, 400, rec.Code, "fields=traits before 1.37")
+	assert.Equal(t, 406, rec.Code, "fields=traits before 1.37 (Ironic's check_allowed_fields)")
 
 	// A node PATCH does not set traits: Ironic points to the traits API.
 	rec = call(srv, "PATCH", "/v1/nodes/"+n.UUID, "1.37", `[{"op": "add", "path": "/traits", "value": ["CUSTOM_Y"]}]`)

@@ -279,8 +279,15 @@ func TestAutodetectRebuildDetectsAgain(t *testing.T) {
 	assert.Equal(t, autodetect.Name, got.DriverInternalInfo[autodetect.KeyOriginal])
 	assert.Contains(t, f.logText(t, n.UUID), "autodetect chose deploy interface disk: disk claims https://h/os.qcow2")
 
+	// An active node's interfaces change only in maintenance (Ironic's update_node).
 	_, err = f.eng.UpdateNode(context.Background(), n.UUID, func(n *store.Node) error {
+		n.Maintenance = true
 		n.Interfaces["deploy"] = "fake"
+		return nil
+	})
+	require.NoError(t, err)
+	_, err = f.eng.UpdateNode(context.Background(), n.UUID, func(n *store.Node) error {
+		n.Maintenance = false
 		return nil
 	})
 	require.NoError(t, err)

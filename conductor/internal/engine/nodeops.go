@@ -8,11 +8,91 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
+
+// ErrProtected is Ironic's NodeProtected (403): a protected node is not undeployed, rebuilt or deleted.
+var ErrProtected = errors.New("node protected")
+
+// protectedError is NodeProtected's message.
+func protectedError(uuid string) error {
+	return fmt.Errorf("Node %s is protected and cannot be undeployed, rebuilt or deleted: %w", uuid, ErrProtected)
+}
+
+// checkPolicyFields applies Ironic's update_node rules for fields whose meaning depends on the node's state
+// (prev is the node before the PATCH, n after): protected only in active or rescue, retired never in
+// available, each reason only with its flag (clearing a flag clears its reason), maintenance off clears its
+// reason and the fault; then checkStateFields.
+func checkPolicyFields(prev, n *store.Node) error {
+	if n.Protected != prev.Protected {
+		if !n.Protected {
+			n.ProtectedReason = ""
+		} else if n.ProvisionState != "active" && n.ProvisionState != "rescue" {
+			return fmt.Errorf("Node %s can only be made protected in provision states 'active' or 'rescue', the current state is '%s': %w",
+				n.UUID, n.ProvisionState, ErrInvalidState)
+		}
+	}
+	if n.ProtectedReason != prev.ProtectedReason && n.ProtectedReason != "" && !n.Protected {
+		return fmt.Errorf("The protected_reason field can only be set when protected is True: %w", ErrInvalidInput)
+	}
+	if n.Retired != prev.Retired {
+		if !n.Retired {
+			n.RetiredReason = ""
+		} else if n.ProvisionState == "available" {
+			return fmt.Errorf("Node %s can not have 'retired' set in provision state 'available', the current state is '%s': %w",
+				n.UUID, n.ProvisionState, ErrInvalidState)
+		}
+	}
+	if n.RetiredReason != prev.RetiredReason && n.RetiredReason != "" && !n.Retired {
+		return fmt.Errorf("The retired_reason field can only be set when retired is True: %w", ErrInvalidInput)
+	}
+	if prev.Maintenance && !n.Maintenance {
+		n.MaintenanceReason, n.Fault = "", ""
+	}
+	return checkStateFields(prev, n)
+}
+
+// checkStateFields is the rest of Ironic's update_node: an instance_uuid is not overwritten by another (409),
+// the driver does not change under an enabled console (409), a resource_class already set changes only in the
+// states below, and interfaces change only in those states or in maintenance.
+func checkStateFields(prev, n *store.Node) error {
+	if n.InstanceUUID != prev.InstanceUUID && n.InstanceUUID != "" && prev.InstanceUUID != "" {
+		return fmt.Errorf("Node %s is associated with instance %s.: %w", n.UUID, prev.InstanceUUID, ErrConflict)
+	}
+	if n.Driver != prev.Driver && prev.ConsoleEnabled {
+		return fmt.Errorf("Node %s can not update the driver while the console is enabled. Please stop the console first.: %w",
+			n.UUID, ErrConflict)
+	}
+	allowed := []string{"enroll", "inspecting", "inspect wait", "manageable", "available"}
+	inAllowed := slices.Contains(allowed, n.ProvisionState)
+	if n.ResourceClass != prev.ResourceClass && prev.ResourceClass != "" && !inAllowed {
+		return fmt.Errorf("Node %s can not have resource_class updated unless it is in one of allowed (%s) states. Current state is '%s'.: %w",
+			n.UUID, strings.Join(allowed, ", "), n.ProvisionState, ErrInvalidState)
+	}
+	if n.Maintenance || inAllowed {
+		return nil
+	}
+	// An interface emptied (reset to the driver's default) is not checked.
+	kinds := make([]string, 0, len(n.Interfaces))
+	for k := range n.Interfaces {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		if v := n.Interfaces[k]; v != "" && v != prev.Interfaces[k] {
+			return fmt.Errorf("Node %s can not have %s_interface updated unless it is in one of allowed (%s) states or in maintenance mode. Current state is '%s'.: %w",
+				n.UUID, k, strings.Join(allowed, ", "), n.ProvisionState, ErrInvalidState)
+		}
+	}
+	return nil
+}
 
 // SetMaintenance turns maintenance on (with a reason) or off. Both ways clear fault: a fault names why the
 // conductor itself set maintenance, and an operator's decision replaces it either way.
@@ -123,7 +203,12 @@ func (e *Engine) UpdateNode(ctx context.Context, ident string, fn func(n *store.
 			return fmt.Errorf("Node %s can not be updated while a state transition is in progress.: %w", n.UUID, ErrConflict)
 		}
 		prevInstance := n.InstanceUUID
+		prev := *n
+		prev.Interfaces = maps.Clone(n.Interfaces)
 		if err := fn(n); err != nil {
+			return err
+		}
+		if err := checkPolicyFields(&prev, n); err != nil {
 			return err
 		}
 		if err := e.allocationOnPatch(n, prevInstance); err != nil {
@@ -153,6 +238,10 @@ func (e *Engine) DeleteNode(ctx context.Context, ident string) error {
 	if !n.Maintenance && n.InstanceUUID != "" {
 		return fmt.Errorf("Node %s is associated with instance %s.: %w", n.UUID, n.InstanceUUID, ErrConflict)
 	}
+	// Ironic checks protection before the state, so a protected node is refused even in maintenance.
+	if n.Protected {
+		return protectedError(n.UUID)
+	}
 	allowed := []string{"manageable", "enroll", "adopt failed"}
 	if !e.cfg.NoDeleteAvailable {
 		allowed = append(allowed, "available")
@@ -173,9 +262,6 @@ func (e *Engine) DeleteNode(ctx context.Context, ident string) error {
 		}
 		return fmt.Errorf("Can not delete node \"%s\" while it is in provision state \"%s\". Valid provision states to perform deletion are: \"(%s)\", or set the node into maintenance mode: %w",
 			n.UUID, n.ProvisionState, q, ErrConflict)
-	}
-	if n.Protected {
-		return fmt.Errorf("Node %s is protected and cannot be undeployed, rebuilt or deleted: %w", n.UUID, ErrConflict)
 	}
 	return e.store.DeleteNode(ctx, n.UUID)
 }

@@ -59,6 +59,9 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 			e.release(n.UUID)
 		}
 	}()
+	if err := checkProtectedRetired(n, verb.Event); err != nil {
+		return err
+	}
 	from := fsm.State(n.ProvisionState)
 	to, err := e.fsm.Next(from, verb.Event)
 	if err != nil {
@@ -98,6 +101,19 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 	return nil
 }
 
+// checkProtectedRetired is Ironic's NodeProtected for undeploy (do_node_tear_down) and rebuild, checked
+// before the state machine as Ironic's conductor does, and its NodeIsRetired for provide from manageable: a
+// retired node waits in manageable for an operator, never returns to the pool.
+func checkProtectedRetired(n *store.Node, ev fsm.Event) error {
+	if n.Protected && (ev == fsm.EvDelete || ev == fsm.EvRebuild) {
+		return protectedError(n.UUID)
+	}
+	if n.Retired && ev == fsm.EvProvide && n.ProvisionState == string(fsm.Manageable) {
+		return fmt.Errorf("The providing operation can't be performed on node %s because it is retired.: %w", n.UUID, ErrInvalidInput)
+	}
+	return nil
+}
+
 // checkRequest applies every check Ironic makes before it accepts a provision request on the reserved node
 // (maintenance, interface validation, the verb's interface, requested steps, abortable step); nothing is saved
 // when one fails. The rescue password's hash is put on the node here, since the rescue interface validates it.
@@ -105,9 +121,10 @@ func (e *Engine) checkRequest(ctx context.Context, t *driver.Task, ev fsm.Event,
 	n := t.Node
 	// Ironic refuses to deploy onto a node in maintenance: nobody should be handed a machine an operator
 	// has taken out of service.
+	// (Ironic's NodeInMaintenance with op "provisioning", from deployments.validate_node.)
 	if n.Maintenance && (ev == fsm.EvDeploy || ev == fsm.EvRebuild) {
-		return fmt.Errorf("The requested action \"%s\" can not be performed on node \"%s\" while it is in maintenance mode.: %w",
-			req.Target, n.UUID, ErrInvalidInput)
+		return fmt.Errorf("The provisioning operation can't be performed on node %s because it's in maintenance mode.: %w",
+			n.UUID, ErrInvalidInput)
 	}
 	// Ironic validates power, boot and deploy before it accepts a deploy, so a missing deploy_kernel or
 	// image_source fails the request with 400 instead of later in deploy failed.

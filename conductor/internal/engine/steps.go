@@ -457,7 +457,8 @@ func (e *Engine) finishClean(n *store.Node) {
 	resetSteps(n, steps.Clean)
 	// Ironic's restore_interface: the node leaves deploy and clean, autodetect chooses again next time.
 	e.restoreDeployInterface(n)
-	if manual, _ := n.DriverInternalInfo["manual_clean"].(bool); manual {
+	// A retired node ends an automated clean in manageable too (Ironic's cleaning), out of the pool.
+	if manual, _ := n.DriverInternalInfo["manual_clean"].(bool); manual || n.Retired {
 		e.must(e.transition(n, fsm.EvManage, ""))
 		return
 	}
