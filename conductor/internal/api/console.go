@@ -91,4 +91,5 @@ func (s *Server) nodeExtrasRoutes(v *mux.Router) {
 	s.bootModeRoutes(v)
 	s.indicatorsRoutes(v)
 	s.vendorRoutes(v)
+	s.historyRoutes(v)
 }

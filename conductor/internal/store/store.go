@@ -286,6 +286,12 @@ type Store interface {
 	ListPortgroups(ctx context.Context, f PortgroupFilter, o ListOptions) ([]*Portgroup, error)
 	UpdatePortgroup(ctx context.Context, g *Portgroup) error
 	DeletePortgroup(ctx context.Context, uuid string) error
+	// Node history (issue 15, API 1.78): events recorded about a node, newest kept. AddNodeHistory prunes the
+	// node's oldest records beyond keep in the same transaction (keep <= 0: no limit); ErrNotFound for an unknown
+	// node. GetNodeHistory finds an event of that node only.
+	AddNodeHistory(ctx context.Context, h *HistoryEvent, keep int) error
+	ListNodeHistory(ctx context.Context, nodeUUID string, o ListOptions) ([]*HistoryEvent, error)
+	GetNodeHistory(ctx context.Context, nodeUUID, eventUUID string) (*HistoryEvent, error)
 }
 
 // Limits bound what the store keeps of a node's deploy logs, so that a chatty or hostile agent cannot fill the
