@@ -92,4 +92,5 @@ func (s *Server) nodeExtrasRoutes(v *mux.Router) {
 	s.indicatorsRoutes(v)
 	s.vendorRoutes(v)
 	s.historyRoutes(v)
+	s.childrenRoutes(v)
 }

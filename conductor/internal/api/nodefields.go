@@ -434,7 +434,7 @@ func setField(n *store.Node, k string, v any) error {
 	case "description":
 		return str(&n.Description, 4096)
 	case "parent_node":
-		return str(&n.ParentNode, 255)
+		return str(&n.ParentNode, 36) // Ironic's schema: a UUID or a name of at most 36 characters
 	case "protected_reason":
 		return str(&n.ProtectedReason, 255)
 	case "retired_reason":
