@@ -99,6 +99,8 @@ func TestNodeShards(t *testing.T) {
 	runExtras(t, srv, []extrasCase{
 		{"shards before 1.82", "GET", "/v1/shards", "1.81", "", 404, "The resource could not be found."},
 		{"no shard yet", "GET", "/v1/shards", "1.82", "", 200, `{"shards": [{"name": "None", "count": 2}]}`},
+		{"PATCH shard before 1.82", "PATCH", "/v1/nodes/fake-1", "1.81", `[{"op": "add", "path": "/shard", "value": "east"}]`,
+			400, "Cannot patch /shard"},
 		{"PATCH shard", "PATCH", "/v1/nodes/fake-1", "1.82", `[{"op": "add", "path": "/shard", "value": "east"}]`, 200, "-"},
 		{"create in a shard", "POST", "/v1/nodes", "1.82",
 			`{"uuid": "` + third + `", "driver": "fake-hardware", "shard": "east"}`, 201, "-"},
