@@ -25,6 +25,8 @@ func TestNodeVendorPassthru(t *testing.T) {
 		{"methods no-vendor", "GET", "/v1/nodes/bare-1/vendor_passthru/methods", "", "", 200, `{}`},
 		{"sync true", "POST", base + "?method=third_method_sync", "", `{"bar": "meow"}`, 200, `true`},
 		{"sync false", "POST", base + "?method=third_method_sync", "1.95", `{"bar": "woof"}`, 200, `false`},
+		{"method in the path", "POST", base + "/third_method_sync", "", `{"bar": "meow"}`, 200, `true`},
+		{"unknown method in the path", "PUT", base + "/nope", "", "", 400, "No handler for method nope"},
 		{"async", "POST", base + "?method=second_method", "", `{"bar": "kazoo"}`, 202, ""},
 		{"shared lock", "POST", base + "?method=fourth_method_shared_lock", "", `{"bar": "x"}`, 202, ""},
 		{"no arguments needed", "POST", base + "?method=log_passthrough", "", "", 202, ""},
