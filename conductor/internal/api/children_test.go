@@ -130,6 +130,15 @@ func TestNodeShards(t *testing.T) {
 			assert.Equal(t, want, nodeUUIDsOf(t, rec.Body.Bytes()))
 		})
 	}
+	// GET /v1 links the shards from 1.82, as Ironic's versioned controllers.
+	for version, listed := range map[string]bool{"1.81": false, "1.82": true} {
+		var doc map[string]any
+		rec := call(srv, "GET", "/v1", version, "")
+		require.Equal(t, 200, rec.Code)
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &doc))
+		_, ok := doc["shards"]
+		assert.Equal(t, listed, ok, "shards in GET /v1 at %s", version)
+	}
 	// The next link of a full page keeps the filter.
 	rec := call(srv, "GET", "/v1/nodes?shard=east&limit=1", "1.82", "")
 	require.Equal(t, 200, rec.Code, rec.Body.String())
