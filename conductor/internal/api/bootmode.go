@@ -45,6 +45,7 @@ func (s *Server) putBootMode(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// Anything but a string (missing, null, a number) is an invalid mode; the engine checks the value.
 	target, ok := args["target"].(string)
 	if !ok {
 		s.writeError(w, r, badRequest("Invalid boot mode %s requested for node. Allowed boot modes are: bios, uefi",

@@ -43,6 +43,8 @@ func (s *Server) historyView(nodeUUID string, h *store.HistoryEvent, detail bool
 		event = event[:maxEventSummary-4] + "..."
 	}
 	o.set("event", event)
+	// Ironic gives a history event a self link only (no bookmark), under the node's UUID whatever the client
+	// named it by.
 	o.set("links", links(s.cfg.PublicURL, "nodes", nodeUUID, "history/"+h.UUID)[:1])
 	return o
 }
@@ -97,6 +99,9 @@ func (s *Server) listHistory(w http.ResponseWriter, r *http.Request) {
 	}
 	out := newOrdered()
 	out.set("history", list)
+	// A full page may have a successor: "next" repeats detail and the sort, as nextLinks does for nodes. Ironic's
+	// own next link here also repeats its internal field list and marker object; clients read only limit and
+	// marker from it, so Ferric leaves those out.
 	if n := len(events); n > 0 && n == lq.opts.Limit {
 		v := url.Values{}
 		for k, vals := range lq.passOn {
@@ -118,6 +123,8 @@ func (s *Server) getHistoryEvent(w http.ResponseWriter, r *http.Request) {
 	vars := mux.Vars(r)
 	nodeUUID, h, err := s.eng.HistoryEvent(r.Context(), vars["node"], vars["event"])
 	if err != nil {
+		// The node was found (its UUID came back), so the missing thing is the event: Ironic's
+		// NodeHistoryNotFound message, not the node's.
 		if nodeUUID != "" && errors.Is(err, store.ErrNotFound) {
 			err = notFound("Node history record %s could not be found.", vars["event"])
 		}

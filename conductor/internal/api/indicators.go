@@ -26,6 +26,8 @@ func (s *Server) indicatorsRoutes(v *mux.Router) {
 
 // splitIndicator parses Ironic's unique indicator name "name@component".
 func splitIndicator(unique string) (name, component string, err error) {
+	// The last "@" splits: Redfish drive indicators are named "<storage>:<drive>", never with "@", but a
+	// component name never has one either, so the split is unambiguous.
 	i := strings.LastIndex(unique, "@")
 	if i < 0 {
 		return "", "", badRequest("Malformed indicator name \"%s\"; use <indicator>@<component>, e.g. led@system", unique)
@@ -45,6 +47,8 @@ func (s *Server) listIndicators(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, lockedOr404(ident, err))
 		return
 	}
+	// Ironic lists in the driver's dict order; Ferric sorts, so that a client comparing two answers sees the same
+	// list.
 	components := make([]string, 0, len(all))
 	for c := range all {
 		components = append(components, c)
@@ -114,6 +118,7 @@ func (s *Server) putIndicator(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// The state is validated by the interface (which knows the indicator's states), not here.
 	state, ok := args["state"].(string)
 	if !ok {
 		s.writeError(w, r, badRequest("Missing argument: \"state\"; send {\"state\": \"ON\"}, \"OFF\" or \"BLINKING\""))

@@ -16,6 +16,8 @@ func (e *Engine) indicatorsOf(n *store.Node, what string) (driver.Indicators, er
 	if err != nil {
 		return nil, err
 	}
+	// An optional capability: the management interface implements it or the call is refused, named by the
+	// driver method Ironic would have called (what its error says too).
 	ind, ok := t.Management.(driver.Indicators)
 	if !ok {
 		return nil, &driver.UnsupportedError{Driver: n.Driver, Kind: what}

@@ -55,6 +55,8 @@ func (e *Engine) VendorPassthru(ctx context.Context, ident, method, httpMethod s
 		}
 		return v.Call(ctx, n, method, httpMethod, data)
 	}
+	// Ironic runs a method under an exclusive lock unless it says otherwise; a shared one is a plain read here
+	// (the node as loaded above), so such methods must not change the node.
 	var ret any
 	if m.RequireExclusiveLock {
 		err = e.withLock(ctx, ident, true, func(n *store.Node) error {
@@ -68,6 +70,8 @@ func (e *Engine) VendorPassthru(ctx context.Context, ident, method, httpMethod s
 	if err != nil {
 		return VendorResult{}, err
 	}
+	// Ironic's asynchronous methods run in a worker and their return value is dropped; the fake ones finish at
+	// once, so only the answer differs.
 	if m.Async {
 		return VendorResult{Async: true}, nil
 	}

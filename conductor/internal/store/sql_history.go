@@ -51,6 +51,7 @@ func scanHistory(sc interface{ Scan(...any) error }) (*HistoryEvent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode created_at of history event %s: %w", h.UUID, err)
 	}
+	// A NULL user is the conductor's own work; the API shows it as null again.
 	h.CreatedAt, h.User = t, user.String
 	return &h, nil
 }

@@ -76,6 +76,7 @@ func (d *Driver) SetIndicatorState(ctx context.Context, n *store.Node, component
 		return err
 	}
 	defer s.close()
+	// Update PATCHes only the fields changed since the read, i.e. IndicatorLED alone.
 	s.system.IndicatorLED = led
 	if err := s.system.Update(); err != nil {
 		return bmcError(s.info, "set the indicator LED to "+string(led), err)
@@ -96,6 +97,8 @@ func (d *Driver) SetBootMode(ctx context.Context, n *store.Node, mode string) er
 		return err
 	}
 	defer s.close()
+	// Only the mode changes: a PATCH of the mode alone is refused by some BMCs, and sending the target and its
+	// enablement as read leaves a pending one-time boot override in place.
 	cur := s.system.Boot
 	if err := s.system.SetBoot(&schemas.Boot{BootSourceOverrideTarget: cur.BootSourceOverrideTarget,
 		BootSourceOverrideEnabled: cur.BootSourceOverrideEnabled, BootSourceOverrideMode: want}); err != nil {
