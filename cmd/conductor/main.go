@@ -133,6 +133,7 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.ImageDownloadTimeout, "image-download-timeout", time.Hour, "longest one image download into the cache may take")
 	// [conductor]allow_deleting_available_nodes, inverted.
 	fs.BoolVar(&cfg.Engine.NoDeleteAvailable, "no-delete-available", false, "refuse to delete nodes in available (Ironic's allow_deleting_available_nodes=false)")
+	fs.IntVar(&cfg.Engine.HistoryMaxEntries, "node-history-max-entries", 0, "history records kept per node (Ironic's [conductor]node_history_max_entries; 0 = 300, negative = record none)")
 	// Ferric-only: registry trust, proxies, mirrors and signature policy for bootc images, shared by the
 	// conductor's digest resolution and the agents' pulls (containers-registries.conf and policy.json).
 	var regCAs, mirrors, lookaside []string

@@ -123,6 +123,7 @@ func (s *Server) v1Routes(v *mux.Router) {
 	s.chassisRoutes(v)
 	s.allocationsRoutes(v)
 	s.portgroupsRoutes(v)
+	s.nodeExtrasRoutes(v)
 	if s.cfg.Extra != nil {
 		s.cfg.Extra(v)
 	}
@@ -171,7 +172,7 @@ func (s *Server) v1(w http.ResponseWriter, r *http.Request) {
 		min   int
 		names []string
 	}{{23, []string{"portgroups"}}, {22, []string{"lookup", "heartbeat"}}, {49, []string{"conductors"}},
-		{52, []string{"allocations"}}, {55, []string{"deploy_templates"}}} {
+		{52, []string{"allocations"}}, {55, []string{"deploy_templates"}}, {82, []string{"shards"}}} {
 		if versionOf(r) >= c.min {
 			res = append(res, c.names...)
 		}

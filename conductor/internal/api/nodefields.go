@@ -268,7 +268,10 @@ func patchableFields(version int) []string {
 		"console_interface", "deploy_interface", "description", "driver", "driver_info", "extra", "inspect_interface",
 		"instance_info", "instance_uuid", "lessee", "maintenance", "management_interface", "name", "network_data",
 		"network_interface", "owner", "power_interface", "properties", "protected", "protected_reason", "raid_interface",
-		"rescue_interface", "resource_class", "retired", "retired_reason", "shard", "storage_interface", "vendor_interface"}
+		"rescue_interface", "resource_class", "retired", "retired_reason", "storage_interface", "vendor_interface"}
+	if version >= 82 {
+		f = append(f, "shard")
+	}
 	if version >= 83 {
 		f = append(f, "parent_node")
 	}
@@ -445,7 +448,7 @@ func setField(n *store.Node, k string, v any) error {
 		}
 		return str(&n.Description, 0)
 	case "parent_node":
-		return str(&n.ParentNode, 255)
+		return str(&n.ParentNode, 36) // Ironic's schema: a UUID or a name of at most 36 characters
 	case "protected_reason":
 		return str(&n.ProtectedReason, 255)
 	case "retired_reason":

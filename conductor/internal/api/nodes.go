@@ -40,7 +40,7 @@ func parseNodeQuery(q url.Values, version int, detailPath bool) (*listQuery, err
 		"detail": true, "provision_state": true, "driver": true, "maintenance": true, "associated": true,
 		"resource_class": true, "conductor_group": true, "owner": true, "instance_uuid": true, "fault": true,
 		"chassis_uuid": true, "conductor": true, "lessee": true, "project": true, "shard": true, "retired": true,
-		"description_contains": true, "include_children": true, "parent_node": true}
+		"description_contains": true, "include_children": true, "parent_node": true, "sharded": true}
 	for k := range q {
 		if !known[k] {
 			return nil, badRequest("Unknown query parameter %q", k)
@@ -114,6 +114,9 @@ func parseNodeQuery(q url.Values, version int, detailPath bool) (*listQuery, err
 		}
 		f.ChassisUUID = v
 		lq.passOn.Set("chassis_uuid", v)
+	}
+	if err := parseTreeFilters(q, version, f, lq.passOn); err != nil {
+		return nil, err
 	}
 	return lq, nil
 }
@@ -291,6 +294,10 @@ func (s *Server) createNode(w http.ResponseWriter, r *http.Request) {
 	if n.UUID == "" {
 		n.UUID = newUUID()
 	}
+	if err := s.checkParentNode(r, n, ""); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	n.ProvisionState = "enroll"
 	if version < 11 {
 		n.ProvisionState = "available"
@@ -353,11 +360,14 @@ func (s *Server) patchNode(w http.ResponseWriter, r *http.Request) {
 				doc[k] = ""
 			}
 		}
-		chassis, driverName := n.ChassisUUID, n.Driver
+		chassis, driverName, parent := n.ChassisUUID, n.Driver, n.ParentNode
 		if err := applyDoc(n, doc, allowed); err != nil {
 			return err
 		}
 		resetInterfaces(n, driverName, reset, ops)
+		if err := s.checkParentNode(r, n, parent); err != nil {
+			return err
+		}
 		return s.checkNodeChassis(r.Context(), chassis, n.ChassisUUID, version)
 	})
 	if err != nil {

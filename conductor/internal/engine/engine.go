@@ -60,6 +60,9 @@ type Config struct {
 	InspectKeepPowerOn bool
 	// NodeTraits reads a node's traits for allocation matching; nil reads store.Node.Traits.
 	NodeTraits NodeTraits
+	// HistoryMaxEntries is how many history records each node keeps (Ironic's [conductor]
+	// node_history_max_entries: 300 when 0; negative: no history is recorded).
+	HistoryMaxEntries int
 }
 
 func (c *Config) defaults() {

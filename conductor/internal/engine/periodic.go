@@ -44,6 +44,7 @@ func (e *Engine) syncPower(ctx context.Context) {
 			}
 			if ps != n.PowerState {
 				e.log.WithField("node", n.UUID).WithField("from", n.PowerState).WithField("to", ps).Info("power state changed outside the conductor")
+				e.recordPowerChange(ctx, n, n.PowerState, ps)
 				n.PowerState = ps
 			}
 			return nil

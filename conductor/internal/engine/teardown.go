@@ -83,5 +83,6 @@ func (e *Engine) fail(ctx context.Context, n *store.Node, t *driver.Task, ev fsm
 		e.restoreDeployInterface(n)
 	}
 	e.setState(n, to, msg)
+	e.recordFailure(ctx, n, to, msg)
 	return nil
 }

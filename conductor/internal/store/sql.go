@@ -325,6 +325,7 @@ func (s *SQL) ListNodes(ctx context.Context, f NodeFilter, o ListOptions) ([]*No
 			where = append(where, "reservation IS NULL")
 		}
 	}
+	where, args = s.nodeTreeWhere(f, where, args)
 	tail, args, err := s.page(ctx, "nodes", NodeSortKeys(), o, where, args)
 	if err != nil {
 		return nil, err

@@ -151,6 +151,14 @@ type NodeFilter struct {
 	InstanceUUID   string
 	Reserved       *bool
 	ChassisUUID    string
+	// Shards and children (API 1.82/1.83, sql_shards.go): Shards lists the shards to match, Sharded selects
+	// nodes with (true) or without (false) a shard. ParentNode lists the children of that node UUID; HideChildren
+	// (the API's default) leaves out nodes that have a parent; IncludeChildren overrides both.
+	Shards          []string
+	Sharded         *bool
+	ParentNode      string
+	HideChildren    bool
+	IncludeChildren bool
 }
 
 // ListOptions pages and sorts a listing. Marker is the UUID of the last item of the previous page.
@@ -286,6 +294,14 @@ type Store interface {
 	ListPortgroups(ctx context.Context, f PortgroupFilter, o ListOptions) ([]*Portgroup, error)
 	UpdatePortgroup(ctx context.Context, g *Portgroup) error
 	DeletePortgroup(ctx context.Context, uuid string) error
+	// Node history (issue 15, API 1.78): events recorded about a node, newest kept. AddNodeHistory prunes the
+	// node's oldest records beyond keep in the same transaction (keep <= 0: no limit); ErrNotFound for an unknown
+	// node. GetNodeHistory finds an event of that node only.
+	AddNodeHistory(ctx context.Context, h *HistoryEvent, keep int) error
+	ListNodeHistory(ctx context.Context, nodeUUID string, o ListOptions) ([]*HistoryEvent, error)
+	GetNodeHistory(ctx context.Context, nodeUUID, eventUUID string) (*HistoryEvent, error)
+	// Shards (issue 15, API 1.82): nodes counted per shard, largest first; nodes without one count as "None".
+	ListShards(ctx context.Context) ([]ShardCount, error)
 }
 
 // Limits bound what the store keeps of a node's deploy logs, so that a chatty or hostile agent cannot fill the

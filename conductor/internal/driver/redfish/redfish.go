@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -145,6 +146,12 @@ type session struct {
 
 func (s *session) close() { s.client.Logout() }
 
+// statusCode reports whether msg carries the HTTP status code as a word of its own: the BMC's address is in msg
+// too, and a port such as 34401 must not read as a 401.
+func statusCode(msg, code string) bool {
+	return regexp.MustCompile(`(^|[^0-9:])` + code + `([^0-9]|$)`).MatchString(msg)
+}
+
 // bmcError turns a transport or Redfish error into text naming the BMC and what to check.
 func bmcError(info *Info, what string, err error) error {
 	msg := err.Error()
@@ -152,13 +159,13 @@ func bmcError(info *Info, what string, err error) error {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "Client.Timeout") || strings.Contains(msg, "deadline exceeded"):
 		hint = "the BMC did not answer in time; check that it is reachable from the conductor"
-	case strings.Contains(msg, "401"):
+	case statusCode(msg, "401"):
 		hint = "the BMC refused the credentials; check driver_info.redfish_username and redfish_password"
 	case strings.Contains(msg, "x509") || strings.Contains(msg, "certificate"):
 		hint = "the BMC's TLS certificate is not trusted; set driver_info.redfish_verify_ca to a CA file, or false"
 	case strings.Contains(msg, "connection refused") || strings.Contains(msg, "no such host") || strings.Contains(msg, "no route"):
 		hint = "the BMC cannot be reached; check driver_info.redfish_address"
-	case strings.Contains(msg, "404"):
+	case statusCode(msg, "404"):
 		hint = "the BMC has no such resource; check driver_info.redfish_system_id"
 	}
 	if hint != "" {
