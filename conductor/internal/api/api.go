@@ -123,6 +123,7 @@ func (s *Server) v1Routes(v *mux.Router) {
 	s.chassisRoutes(v)
 	s.allocationsRoutes(v)
 	s.portgroupsRoutes(v)
+	s.biosRoutes(v)
 	if s.cfg.Extra != nil {
 		s.cfg.Extra(v)
 	}

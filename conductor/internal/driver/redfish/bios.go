@@ -79,7 +79,9 @@ func attrText(v any) string {
 type Firmware struct{ Driver *Driver }
 
 // Validate checks driver_info and that the BMC answers.
-func (f *Firmware) Validate(ctx context.Context, n *store.Node) error { return f.Driver.Validate(ctx, n) }
+func (f *Firmware) Validate(ctx context.Context, n *store.Node) error {
+	return f.Driver.Validate(ctx, n)
+}
 
 // Components reads the bios version of the System and the firmware version of the Manager that manages it;
 // either is left out when the BMC does not report it.
