@@ -34,7 +34,7 @@ func newBIOSFix(t *testing.T) *biosFix {
 	t.Cleanup(func() { st.Close() })
 	reg := driver.NewRegistry()
 	driver.AddInspectRescue(reg)
-	driver.AddHardwareInterfaces(reg)
+	driver.AddHardwareInterfaces(reg, st)
 	reg.AddHardware(driver.EnableFakeHardwareInterfaces(driver.FakeHardware(nil, nil)))
 	reg.AddPower("fake", driver.NewFakePower())
 	reg.AddManagement("fake", driver.NewFakeManagement())
@@ -264,4 +264,56 @@ func TestHardwareInterfacesOfDrivers(t *testing.T) {
 	assert.Contains(t, msg, `firmware_interface "redfish" is not enabled for driver fake-hardware; valid interfaces are: fake, no-firmware`)
 	f.want(200, "PATCH", "/v1/nodes/hw", "1.86", `[{"op": "replace", "path": "/bios_interface", "value": "no-bios"}]`)
 	assert.Equal(t, "no-bios", f.node("hw").Interfaces["bios"])
+}
+
+// clean runs a manual clean of node with stepsJSON and waits until it rests; it returns the node.
+func (f *biosFix) clean(node, stepsJSON string) *store.Node {
+	f.want(202, "PUT", "/v1/nodes/"+node+"/states/provision", "1.86", `{"target": "clean", "clean_steps": `+stepsJSON+`}`)
+	var n *store.Node
+	require.Eventually(f.t, func() bool {
+		n = f.node(node)
+		return n.ProvisionState == "manageable" || n.ProvisionState == "clean failed"
+	}, 5*time.Second, 10*time.Millisecond)
+	return n
+}
+
+// TestFakeRAIDAndBIOSCleanSteps: the fake raid interface's create_configuration builds raid_config from
+// target_raid_config (filtered by its arguments) and delete_configuration empties it; the fake bios interface's
+// apply_configuration and factory_reset change the settings the API shows. A no-raid node refuses the step
+// (before, every one of these finished doing nothing).
+func TestFakeRAIDAndBIOSCleanSteps(t *testing.T) {
+	f := newBIOSFix(t)
+	n := f.clean("hw", `[{"interface": "raid", "step": "create_configuration"}]`)
+	assert.Equal(t, "clean failed", n.ProvisionState, "no target_raid_config yet")
+	assert.Contains(t, n.LastError, "has no target RAID configuration")
+	f.want(202, "PUT", "/v1/nodes/hw/states/provision", "1.86", `{"target": "manage"}`)
+	require.Eventually(t, func() bool { return f.node("hw").ProvisionState == "manageable" }, 5*time.Second, 10*time.Millisecond)
+
+	f.want(204, "PUT", "/v1/nodes/hw/states/raid", "1.12", `{"logical_disks": [{"size_gb": 10, "raid_level": "1", "is_root_volume": true},
+		{"size_gb": "MAX", "raid_level": "0"}]}`)
+	n = f.clean("hw", `[{"interface": "raid", "step": "create_configuration", "args": {"create_nonroot_volumes": false}}]`)
+	require.Equal(t, "manageable", n.ProvisionState, n.LastError)
+	disks := n.RAIDConfig["logical_disks"].([]any)
+	require.Len(t, disks, 1)
+	assert.Equal(t, true, disks[0].(map[string]any)["is_root_volume"])
+	n = f.clean("hw", `[{"interface": "raid", "step": "delete_configuration"}]`)
+	require.Equal(t, "manageable", n.ProvisionState, n.LastError)
+	assert.Empty(t, n.RAIDConfig)
+
+	n = f.clean("hw", `[{"interface": "bios", "step": "apply_configuration", "args": {"settings": [{"name": "ProcVirtualization", "value": "Disabled"}]}}]`)
+	require.Equal(t, "manageable", n.ProvisionState, n.LastError)
+	got := f.want(200, "GET", "/v1/nodes/hw/bios/ProcVirtualization", "1.40", "")["ProcVirtualization"].(map[string]any)
+	assert.Equal(t, "Disabled", got["value"])
+	assert.NotNil(t, got["updated_at"])
+	n = f.clean("hw", `[{"interface": "bios", "step": "factory_reset"}]`)
+	require.Equal(t, "manageable", n.ProvisionState, n.LastError)
+	got = f.want(200, "GET", "/v1/nodes/hw/bios/ProcVirtualization", "1.40", "")["ProcVirtualization"].(map[string]any)
+	assert.Equal(t, "Enabled", got["value"])
+	n = f.clean("hw", `[{"interface": "bios", "step": "apply_configuration", "args": {"settings": [{"name": "Nope", "value": "1"}]}}]`)
+	assert.Equal(t, "clean failed", n.ProvisionState)
+	assert.Contains(t, n.LastError, `fake BIOS has no setting "Nope"`)
+
+	n = f.clean("bare", `[{"interface": "raid", "step": "delete_configuration"}]`)
+	assert.Equal(t, "clean failed", n.ProvisionState)
+	assert.Contains(t, n.LastError, "Driver fake-hardware does not support raid")
 }

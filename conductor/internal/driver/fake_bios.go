@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/ferric-metal/ferric/conductor/internal/steps"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
@@ -22,10 +23,13 @@ const (
 	RAIDNone     = "no-raid"
 )
 
-// AddHardwareInterfaces registers the no-* and fake bios, firmware and raid interfaces.
-func AddHardwareInterfaces(r *Registry) {
+// AddHardwareInterfaces registers the no-* and fake bios, firmware and raid interfaces; cache (nil for none)
+// receives the fake BIOS settings its steps change.
+func AddHardwareInterfaces(r *Registry, cache BIOSCache) {
 	r.AddBIOS(BIOSNone, NoBIOS{})
-	r.AddBIOS(BIOSFake, NewFakeBIOS())
+	fb := NewFakeBIOS()
+	fb.Cache = cache
+	r.AddBIOS(BIOSFake, fb)
 	r.AddFirmware(FirmwareNone, NoFirmware{})
 	r.AddFirmware(FirmwareFake, FakeFirmware{})
 	r.AddRAID(RAIDNone, NoRAID{})
@@ -99,6 +103,9 @@ func fakeBIOSDefaults() []store.BIOSSetting {
 
 // FakeBIOS keeps each node's BIOS settings in memory, starting from a fixed set.
 type FakeBIOS struct {
+	// Cache, when set, receives the settings after each step (apply_configuration, factory_reset).
+	Cache BIOSCache
+
 	mu    sync.Mutex
 	nodes map[string][]store.BIOSSetting
 }
@@ -165,3 +172,110 @@ func (FakeRAID) Validate(context.Context, *store.Node) error { return nil }
 
 // ValidateRAIDConfig accepts every configuration (the API checked Ironic's schema already).
 func (FakeRAID) ValidateRAIDConfig(context.Context, *store.Node, map[string]any) error { return nil }
+
+// hwStep runs a bios or raid step of a fake-hardware node (offered by FakeDeploy under those interface names)
+// through the node's bios or raid interface when it runs steps. A no-bios or no-raid node refuses the step; a
+// node whose interface has no step implementation in this registry keeps the old do-nothing behaviour
+// (handled = false).
+func hwStep(ctx context.Context, t *Task, kind steps.Kind, s steps.Step) (out Outcome, handled bool, err error) {
+	var iface any
+	switch s.Interface {
+	case "bios":
+		iface = t.BIOS
+	case "raid":
+		iface = t.RAID
+	default:
+		return Done, false, nil
+	}
+	if p, ok := iface.(StepProvider); ok {
+		out, err := p.ExecuteStep(ctx, t, kind, s)
+		return out, true, err
+	}
+	if name := t.Node.Interfaces[s.Interface]; name == BIOSNone || name == RAIDNone {
+		return Done, true, &UnsupportedError{Driver: t.Node.Driver, Kind: s.Interface}
+	}
+	return Done, false, nil
+}
+
+// BIOSCache stores what a BIOS step changed, so the API shows it at once (the engine's store).
+type BIOSCache interface {
+	SetBIOSSettings(ctx context.Context, nodeUUID string, settings []store.BIOSSetting) error
+}
+
+// Steps: FakeDeploy offers the bios steps already; FakeBIOS only runs them.
+func (f *FakeBIOS) Steps(steps.Kind) []steps.Step { return nil }
+
+// ExecuteStep runs apply_configuration (args.settings: a list of {name, value}; unknown names are refused) and
+// factory_reset (back to the fixed set), then refreshes the cache when one is set, as Ironic's fake bios does.
+func (f *FakeBIOS) ExecuteStep(ctx context.Context, t *Task, _ steps.Kind, s steps.Step) (Outcome, error) {
+	switch s.Step {
+	case "apply_configuration":
+		list, _ := s.Args["settings"].([]any)
+		if len(list) == 0 {
+			return Done, fmt.Errorf("bios.apply_configuration needs args.settings, a list of {\"name\": ..., \"value\": ...}: %w", ErrInvalid)
+		}
+		for _, item := range list {
+			m, _ := item.(map[string]any)
+			name, _ := m["name"].(string)
+			if err := f.Set(t.Node, name, fmt.Sprint(m["value"])); err != nil {
+				return Done, err
+			}
+		}
+	case "factory_reset":
+		f.mu.Lock()
+		delete(f.nodes, t.Node.UUID)
+		f.mu.Unlock()
+	default:
+		return Done, fmt.Errorf("fake bios has no step %s: %w", s.Step, ErrInvalid)
+	}
+	if f.Cache != nil {
+		settings, err := f.Settings(ctx, t.Node)
+		if err != nil {
+			return Done, err
+		}
+		if err := f.Cache.SetBIOSSettings(ctx, t.Node.UUID, settings); err != nil {
+			return Done, fmt.Errorf("store the BIOS settings of node %s: %w", t.Node.UUID, err)
+		}
+	}
+	t.Logf(ctx, "fake bios step %s done", s.Step)
+	return Done, nil
+}
+
+// Steps: FakeDeploy offers the raid steps already; FakeRAID only runs them.
+func (FakeRAID) Steps(steps.Kind) []steps.Step { return nil }
+
+// ExecuteStep runs create_configuration (raid_config becomes the target's logical disks, filtered by
+// create_root_volume / create_nonroot_volumes; a node without target_raid_config is refused, as Ironic) and
+// delete_configuration (raid_config emptied).
+func (FakeRAID) ExecuteStep(ctx context.Context, t *Task, _ steps.Kind, s steps.Step) (Outcome, error) {
+	n := t.Node
+	switch s.Step {
+	case "create_configuration":
+		disks, _ := n.TargetRAIDConfig["logical_disks"].([]any)
+		if len(disks) == 0 {
+			return Done, fmt.Errorf("Node %s has no target RAID configuration: set one with PUT /v1/nodes/%s/states/raid: %w",
+				n.UUID, n.UUID, ErrInvalid)
+		}
+		root, nonroot := boolArg(s.Args, "create_root_volume"), boolArg(s.Args, "create_nonroot_volumes")
+		var built []any
+		for _, d := range disks {
+			isRoot, _ := d.(map[string]any)["is_root_volume"].(bool)
+			if (isRoot && root) || (!isRoot && nonroot) {
+				built = append(built, d)
+			}
+		}
+		n.RAIDConfig = map[string]any{"logical_disks": built}
+	case "delete_configuration":
+		n.RAIDConfig = map[string]any{}
+	default:
+		return Done, fmt.Errorf("fake raid has no step %s: %w", s.Step, ErrInvalid)
+	}
+	t.Logf(ctx, "fake raid step %s done", s.Step)
+	return Done, nil
+}
+
+// boolArg reads a step's boolean argument, true when absent (Ironic's defaults for the RAID steps).
+func boolArg(args map[string]any, key string) bool {
+	v, ok := args[key].(bool)
+	return !ok || v
+}
