@@ -2,9 +2,13 @@ package conductor_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferric-metal/ferric/test/conductortest"
+	"github.com/ferric-metal/ferric/test/testenv"
 	"github.com/ferric-metal/ferric/test/vbmc"
 )
 
@@ -112,4 +117,30 @@ func TestMetal3RedfishNode(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, gophercloud.ResponseCodeIs(err, 404), "%v", err)
 	assert.Contains(t, err.Error(), "Redfish RAID configuration is not implemented")
+}
+
+// TestBaremetalBIOSCLI reads a managed fake-hardware node's BIOS settings with OpenStack's own client (Debian's
+// python3-ironicclient): list (with registry fields) and show of one setting.
+func TestBaremetalBIOSCLI(t *testing.T) {
+	bin := testenv.Tool(t, "baremetal", "python3-ironicclient")
+	c := conductortest.Start(t)
+	bm := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"--os-endpoint", c.URL, "--os-auth-type", "none"}, args...)...)
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "baremetal %s: %s", strings.Join(args, " "), out)
+		return string(out)
+	}
+	bm("node", "create", "--driver", "fake-hardware", "--name", "cli-bios")
+	bm("node", "manage", "cli-bios", "--wait", "30")
+	var list []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(bm("node", "bios", "setting", "list", "cli-bios", "--long", "-f", "json")), &list))
+	require.Len(t, list, 4)
+	assert.Equal(t, "BootMode", list[0]["Name"])
+	assert.Equal(t, "Uefi", list[0]["Value"])
+	assert.Equal(t, "Enumeration", list[0]["Attribute Type"])
+	var one map[string]any
+	require.NoError(t, json.Unmarshal([]byte(bm("node", "bios", "setting", "show", "cli-bios", "NumCores", "-f", "json")), &one))
+	assert.Equal(t, "8", one["value"])
 }
