@@ -207,7 +207,7 @@ func (f *FakeBIOS) Steps(steps.Kind) []steps.Step { return nil }
 
 // ExecuteStep runs apply_configuration (args.settings: a list of {name, value}; unknown names are refused) and
 // factory_reset (back to the fixed set), then refreshes the cache when one is set, as Ironic's fake bios does.
-func (f *FakeBIOS) ExecuteStep(ctx context.Context, t *Task, _ steps.Kind, s steps.Step) (Outcome, error) {
+func (f *FakeBIOS) ExecuteStep(ctx context.Context, t *Task, kind steps.Kind, s steps.Step) (Outcome, error) {
 	switch s.Step {
 	case "apply_configuration":
 		list, _ := s.Args["settings"].([]any)
@@ -237,7 +237,7 @@ func (f *FakeBIOS) ExecuteStep(ctx context.Context, t *Task, _ steps.Kind, s ste
 			return Done, fmt.Errorf("store the BIOS settings of node %s: %w", t.Node.UUID, err)
 		}
 	}
-	t.Logf(ctx, "fake bios step %s done", s.Step)
+	t.Logf(ctx, "fake %s step %s done", kind, s.ID()) // the wording of FakeDeploy's other steps
 	return Done, nil
 }
 
@@ -247,7 +247,7 @@ func (FakeRAID) Steps(steps.Kind) []steps.Step { return nil }
 // ExecuteStep runs create_configuration (raid_config becomes the target's logical disks, filtered by
 // create_root_volume / create_nonroot_volumes; a node without target_raid_config is refused, as Ironic) and
 // delete_configuration (raid_config emptied).
-func (FakeRAID) ExecuteStep(ctx context.Context, t *Task, _ steps.Kind, s steps.Step) (Outcome, error) {
+func (FakeRAID) ExecuteStep(ctx context.Context, t *Task, kind steps.Kind, s steps.Step) (Outcome, error) {
 	n := t.Node
 	switch s.Step {
 	case "create_configuration":
@@ -270,7 +270,7 @@ func (FakeRAID) ExecuteStep(ctx context.Context, t *Task, _ steps.Kind, s steps.
 	default:
 		return Done, fmt.Errorf("fake raid has no step %s: %w", s.Step, ErrInvalid)
 	}
-	t.Logf(ctx, "fake raid step %s done", s.Step)
+	t.Logf(ctx, "fake %s step %s done", kind, s.ID())
 	return Done, nil
 }
 
