@@ -59,24 +59,6 @@ func (e *Engine) BIOSSettings(ctx context.Context, ident string) ([]store.BIOSSe
 	return e.store.BIOSSettings(ctx, n.UUID)
 }
 
-// BIOSSetting returns one cached setting; an unknown name is ErrNotFound with Ironic's wording.
-func (e *Engine) BIOSSetting(ctx context.Context, ident, name string) (*store.BIOSSetting, error) {
-	n, err := e.store.GetNode(ctx, ident)
-	if err != nil {
-		return nil, err
-	}
-	list, err := e.store.BIOSSettings(ctx, n.UUID)
-	if err != nil {
-		return nil, err
-	}
-	for i := range list {
-		if list[i].Name == name {
-			return &list[i], nil
-		}
-	}
-	return nil, fmt.Errorf("The BIOS setting %s for node %s: %w", name, n.UUID, store.ErrNotFound)
-}
-
 // FirmwareComponents returns the node's cached firmware components (a read: no lock).
 func (e *Engine) FirmwareComponents(ctx context.Context, ident string) ([]store.FirmwareComponent, error) {
 	n, err := e.store.GetNode(ctx, ident)
