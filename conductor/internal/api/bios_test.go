@@ -317,3 +317,18 @@ func TestFakeRAIDAndBIOSCleanSteps(t *testing.T) {
 	assert.Equal(t, "clean failed", n.ProvisionState)
 	assert.Contains(t, n.LastError, "Driver fake-hardware does not support raid")
 }
+
+// TestValidateShowsHardwareInterfaces: GET /validate answers false with the reason for no-bios and no-firmware
+// (so clients see before asking that those verbs are refused) and true for the fake ones; no-raid validates, as
+// Ironic's (only a RAID configuration is refused). Before, all three were always true.
+func TestValidateShowsHardwareInterfaces(t *testing.T) {
+	f := newBIOSFix(t)
+	bare := f.want(200, "GET", "/v1/nodes/bare/validate", "1.86", "")
+	assert.Equal(t, map[string]any{"result": false, "reason": "Driver fake-hardware does not support bios (disabled or not implemented)."}, bare["bios"])
+	assert.Equal(t, map[string]any{"result": false, "reason": "Driver fake-hardware does not support firmware (disabled or not implemented)."}, bare["firmware"])
+	assert.Equal(t, true, bare["raid"].(map[string]any)["result"])
+	hw := f.want(200, "GET", "/v1/nodes/hw/validate", "1.86", "")
+	for _, k := range []string{"bios", "firmware", "raid"} {
+		assert.Equal(t, true, hw[k].(map[string]any)["result"], k)
+	}
+}
