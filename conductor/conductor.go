@@ -308,9 +308,10 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 	agentCA func() string, cache *imagecache.Cache) *driver.Registry {
 	reg := driver.NewRegistry()
 	driver.AddInspectRescue(reg)
+	driver.AddHardwareInterfaces(reg, st)
 	reg.AddInspect(driver.InspectAgent, driver.AgentInspect{Store: st, AddPorts: cfg.InspectAddPorts})
 	// autodetect (registered by addAutodetect) is enabled everywhere, as in Ironic; fake-hardware's default stays fake.
-	reg.AddHardware(driver.EnableAgentRescue(driver.FakeHardware([]string{"bootc", "direct", autodetect.Name}, []string{"local-agent"})))
+	reg.AddHardware(driver.EnableFakeHardwareInterfaces(driver.EnableAgentRescue(driver.FakeHardware([]string{"bootc", "direct", autodetect.Name}, []string{"local-agent"}))))
 	reg.AddPower("fake", driver.NewFakePower())
 	reg.AddManagement("fake", driver.NewFakeManagement())
 	reg.AddBoot("fake", driver.NewFakeBoot())
@@ -336,8 +337,11 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 		TokenFunc: engine.NewToken, Devices: cfg.LocalAgentDevices, APICA: agentCA, Registries: cfg.Registries}))
 	rf := &redfish.Driver{}
 	// autodetect first: redfish's default deploy interface, as Ironic's generic hardware types have it.
-	reg.AddHardware(driver.EnableAgentRescue(redfish.Hardware([]string{autodetect.Name, "bootc", "direct", "fake"},
-		[]string{"redfish-virtual-media", "fake"})))
+	reg.AddHardware(redfish.EnableHardwareInterfaces(driver.EnableAgentRescue(redfish.Hardware([]string{autodetect.Name, "bootc", "direct", "fake"},
+		[]string{"redfish-virtual-media", "fake"}))))
+	reg.AddBIOS("redfish", &redfish.BIOS{Driver: rf})
+	reg.AddFirmware("redfish", &redfish.Firmware{Driver: rf})
+	reg.AddRAID("redfish", redfish.RAID{})
 	reg.AddPower("redfish", rf)
 	reg.AddManagement("redfish", rf)
 	reg.AddInspect("redfish", &redfish.Inspector{Driver: rf, Store: st, AddPorts: cfg.InspectAddPorts})

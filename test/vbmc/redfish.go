@@ -48,6 +48,7 @@ func (b *BMC) system(m *vm) map[string]any {
 		"Actions": map[string]any{"#ComputerSystem.Reset": map[string]any{"target": id + "/Actions/ComputerSystem.Reset",
 			"ResetType@Redfish.AllowableValues": []string{"On", "ForceOff", "GracefulShutdown", "ForceRestart", "GracefulRestart"}}},
 		"VirtualMedia": odata("/redfish/v1/Managers/" + m.cfg.Name + "/VirtualMedia"),
+		"Bios":         odata(id + "/Bios"), "BiosVersion": biosVersion,
 		"Links": map[string]any{"ManagedBy": []any{odata("/redfish/v1/Managers/" + m.cfg.Name)},
 			"Chassis": []any{odata("/redfish/v1/Chassis/" + m.cfg.Name)}},
 	}
@@ -105,10 +106,12 @@ func (b *BMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"@odata.id": "/redfish/v1/", "@odata.type": "#ServiceRoot.v1_5_0.ServiceRoot",
 			"Id": "RootService", "Name": "Ferric virtual BMC", "RedfishVersion": "1.11.0", "UUID": "00000000-0000-0000-0000-00000000f3c1",
 			"Systems": odata("/redfish/v1/Systems"), "Managers": odata("/redfish/v1/Managers"), "Chassis": odata("/redfish/v1/Chassis"),
-			"SessionService": odata("/redfish/v1/SessionService"),
-			"Links":          map[string]any{"Sessions": odata(sessionsPath)}})
+			"SessionService": odata("/redfish/v1/SessionService"), "UpdateService": odata(updateServicePath),
+			"Links": map[string]any{"Sessions": odata(sessionsPath)}})
 	case len(parts) >= 2 && parts[1] == "SessionService":
 		b.sessionService(w, r, path)
+	case len(parts) >= 2 && parts[1] == "UpdateService" && get:
+		b.updateService(w, path)
 	case len(parts) == 2 && get:
 		var ms []string
 		for _, n := range b.names() {
@@ -159,6 +162,8 @@ func (b *BMC) resource(w http.ResponseWriter, r *http.Request, m *vm, kind strin
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	case kind == "Systems" && strings.HasPrefix(sub, "Bios"):
+		b.bios(w, r, m, sub)
 	case kind == "Systems" && get:
 		res, ok := b.hardware(m, sub)
 		if !ok {
@@ -168,7 +173,7 @@ func (b *BMC) resource(w http.ResponseWriter, r *http.Request, m *vm, kind strin
 		writeJSON(w, 200, res)
 	case kind == "Managers" && sub == "" && get:
 		writeJSON(w, 200, map[string]any{"@odata.id": "/redfish/v1/Managers/" + m.cfg.Name, "@odata.type": "#Manager.v1_10_0.Manager",
-			"Id": m.cfg.Name, "Name": "Virtual BMC of " + m.cfg.Name, "ManagerType": "BMC", "Status": map[string]string{"State": "Enabled", "Health": "OK"},
+			"Id": m.cfg.Name, "Name": "Virtual BMC of " + m.cfg.Name, "ManagerType": "BMC", "FirmwareVersion": bmcVersion, "Status": map[string]string{"State": "Enabled", "Health": "OK"},
 			"VirtualMedia": odata("/redfish/v1/Managers/" + m.cfg.Name + "/VirtualMedia"),
 			"Links":        map[string]any{"ManagerForServers": []any{odata("/redfish/v1/Systems/" + m.cfg.Name)}}})
 	case kind == "Managers" && sub == "VirtualMedia" && get:

@@ -199,6 +199,7 @@ func (b *BMC) start(m *vm) error {
 	if m.running() {
 		return nil
 	}
+	applyPendingBIOS(m)
 	boot := ""
 	if m.state.BootEnabled == "Once" || m.state.BootEnabled == "Continuous" {
 		boot = m.state.BootTarget

@@ -40,6 +40,10 @@ type State struct {
 	MediaImage   string `json:"media_image"`
 	MediaFile    string `json:"media_file"`
 	MediaPresent bool   `json:"media_inserted"`
+	// BIOSPending holds BIOS attribute values PATCHed to Bios/Settings; the next start applies them over the
+	// defaults into BIOS (as a real BMC applies settings at the next reset). Both persist with the VM's state.
+	BIOS        map[string]any `json:"bios,omitempty"`
+	BIOSPending map[string]any `json:"bios_pending,omitempty"`
 }
 
 // StartSpec is what a runner needs to start a VM once.

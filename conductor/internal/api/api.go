@@ -124,6 +124,7 @@ func (s *Server) v1Routes(v *mux.Router) {
 	s.allocationsRoutes(v)
 	s.portgroupsRoutes(v)
 	s.nodeExtrasRoutes(v)
+	s.biosRoutes(v)
 	if s.cfg.Extra != nil {
 		s.cfg.Extra(v)
 	}

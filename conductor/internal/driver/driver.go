@@ -55,6 +55,9 @@ type Task struct {
 	Deploy     Deploy
 	Inspect    Inspect
 	Rescue     Rescue
+	BIOS       BIOS
+	Firmware   Firmware
+	RAID       RAID
 	Log        *logrus.Entry
 	Save       func(ctx context.Context) error
 	// DeployLog appends lines to the node's kept deploy log (the run in driver_internal_info.deploy_run);
@@ -198,6 +201,78 @@ func (e *UnsupportedError) Error() string {
 // Unwrap makes the error match ErrInvalid.
 func (e *UnsupportedError) Unwrap() error { return ErrInvalid }
 
+// BIOS, firmware and RAID interfaces (issue 15 E). An interface that cannot act on a node (no-bios, no-firmware,
+// no-raid, or one missing from the registry) refuses every verb with an UnsupportedError, never a silent success.
+
+// BIOS reads a node's BIOS settings (Ironic's bios interface; the engine caches what Settings returns at manage
+// and clean, as Ironic's cache_bios_settings).
+type BIOS interface {
+	Validate(ctx context.Context, n *store.Node) error
+	// Settings reads the node's current BIOS settings, with their registry data when the BMC has it.
+	Settings(ctx context.Context, n *store.Node) ([]store.BIOSSetting, error)
+}
+
+// Firmware reads a node's firmware versions (Ironic's firmware interface, API 1.86).
+type Firmware interface {
+	Validate(ctx context.Context, n *store.Node) error
+	// Components reads the node's firmware components (bios, bmc) with their current versions.
+	Components(ctx context.Context, n *store.Node) ([]store.FirmwareComponent, error)
+}
+
+// RAID checks a node's target RAID configuration (Ironic's raid interface).
+type RAID interface {
+	Validate(ctx context.Context, n *store.Node) error
+	// ValidateRAIDConfig checks a target_raid_config (already checked against Ironic's RAID schema) against
+	// what the interface can build; an interface that cannot build RAID refuses with an UnsupportedError.
+	ValidateRAIDConfig(ctx context.Context, n *store.Node, cfg map[string]any) error
+}
+
+// hwInterfaces holds the registered bios, firmware and raid implementations by name.
+type hwInterfaces struct {
+	bios     map[string]BIOS
+	firmware map[string]Firmware
+	raid     map[string]RAID
+}
+
+// AddBIOS registers a bios interface implementation under name.
+func (r *Registry) AddBIOS(name string, b BIOS) {
+	if r.hw.bios == nil {
+		r.hw.bios = map[string]BIOS{}
+	}
+	r.hw.bios[name] = b
+}
+
+// AddFirmware registers a firmware interface implementation under name.
+func (r *Registry) AddFirmware(name string, f Firmware) {
+	if r.hw.firmware == nil {
+		r.hw.firmware = map[string]Firmware{}
+	}
+	r.hw.firmware[name] = f
+}
+
+// AddRAID registers a raid interface implementation under name.
+func (r *Registry) AddRAID(name string, x RAID) {
+	if r.hw.raid == nil {
+		r.hw.raid = map[string]RAID{}
+	}
+	r.hw.raid[name] = x
+}
+
+// hwTask fills the task's bios, firmware and raid interfaces, falling back to the refusing no-* implementations
+// (a registry built without them, a node stored before they existed).
+func (r *Registry) hwTask(t *Task) {
+	var ok bool
+	if t.BIOS, ok = r.hw.bios[t.Node.Interfaces["bios"]]; !ok {
+		t.BIOS = NoBIOS{}
+	}
+	if t.Firmware, ok = r.hw.firmware[t.Node.Interfaces["firmware"]]; !ok {
+		t.Firmware = NoFirmware{}
+	}
+	if t.RAID, ok = r.hw.raid[t.Node.Interfaces["raid"]]; !ok {
+		t.RAID = NoRAID{}
+	}
+}
+
 // HardwareType is a driver as the API shows it: its enabled interfaces per kind and the default of each.
 type HardwareType struct {
 	Name     string
@@ -214,6 +289,7 @@ type Registry struct {
 	deploy     map[string]Deploy
 	inspect    map[string]Inspect
 	rescue     map[string]Rescue
+	hw         hwInterfaces // bios, firmware, raid
 }
 
 // NewRegistry returns an empty registry.
@@ -330,5 +406,6 @@ func (r *Registry) Task(n *store.Node, log *logrus.Entry, save func(ctx context.
 	if t.Rescue, ok = r.rescue[n.Interfaces["rescue"]]; !ok {
 		t.Rescue = NoRescue{}
 	}
+	r.hwTask(t)
 	return t, nil
 }

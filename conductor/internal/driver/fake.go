@@ -211,6 +211,9 @@ func (f FakeDeploy) ExecuteStep(ctx context.Context, t *Task, kind steps.Kind, s
 	if s.ID() == steps.Core {
 		return f.Deploy(ctx, t)
 	}
+	if out, handled, err := hwStep(ctx, t, kind, s); handled { // the node's bios/raid interface (fake_bios.go)
+		return out, err
+	}
 	t.Logf(ctx, "fake %s step %s done (fake-hardware changes nothing)", kind, s.ID())
 	return Done, nil
 }

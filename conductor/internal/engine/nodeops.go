@@ -187,6 +187,9 @@ func (e *Engine) Validate(ctx context.Context, ident string) (map[string]Validat
 	// UnsupportedDriverExtension's reason, so clients see before asking that the verb will be refused.
 	check("inspect", t.Inspect.Validate(ctx, n))
 	check("rescue", t.Rescue.Validate(ctx, n))
+	check("bios", t.BIOS.Validate(ctx, n)) // no-bios, no-firmware: false with the reason, as Ironic (bios.go)
+	check("firmware", t.Firmware.Validate(ctx, n))
+	check("raid", t.RAID.Validate(ctx, n))
 	return out, nil
 }
 

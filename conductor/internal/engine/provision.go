@@ -364,6 +364,7 @@ func (e *Engine) verify(ctx context.Context, t *driver.Task) bool {
 		return false
 	}
 	n.PowerState = ps
+	e.cacheHardware(ctx, t) // BIOS settings and firmware versions, as Ironic's do_node_verify (bios.go)
 	e.must(e.transition(n, fsm.EvDone, ""))
 	return true
 }

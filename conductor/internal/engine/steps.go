@@ -397,6 +397,7 @@ func (e *Engine) clean(ctx context.Context, t *driver.Task) bool {
 	// A node that reached cleaning still on autodetect (e.g. deploy_interface set by hand while deployed) cleans
 	// with the fallback interface, as provide and manual clean do (Provision switched those already).
 	e.switchForClean(t)
+	e.cacheHardware(ctx, t) // as Ironic's do_node_clean (bios.go)
 	if !isStepProvider(t.Deploy) {
 		out, err := t.Deploy.Clean(ctx, t)
 		if err != nil {

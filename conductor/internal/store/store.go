@@ -302,6 +302,13 @@ type Store interface {
 	GetNodeHistory(ctx context.Context, nodeUUID, eventUUID string) (*HistoryEvent, error)
 	// Shards (issue 15, API 1.82): nodes counted per shard, largest first; nodes without one count as "None".
 	ListShards(ctx context.Context) ([]ShardCount, error)
+	// BIOS settings and firmware components (issue 15 E, sql_bios.go): what a node's bios and firmware interfaces
+	// last reported, cached at manage and clean as Ironic does; both go with the node. ErrNotFound for an unknown
+	// node. SetBIOSSettings replaces the whole set; SetFirmwareComponents keeps initial_version of known components.
+	SetBIOSSettings(ctx context.Context, nodeUUID string, settings []BIOSSetting) error
+	BIOSSettings(ctx context.Context, nodeUUID string) ([]BIOSSetting, error)
+	SetFirmwareComponents(ctx context.Context, nodeUUID string, comps []FirmwareComponent) error
+	FirmwareComponents(ctx context.Context, nodeUUID string) ([]FirmwareComponent, error)
 }
 
 // Limits bound what the store keeps of a node's deploy logs, so that a chatty or hostile agent cannot fill the
