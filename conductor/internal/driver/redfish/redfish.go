@@ -149,7 +149,13 @@ func (s *session) close() { s.client.Logout() }
 // statusCode reports whether msg carries the HTTP status code as a word of its own: the BMC's address is in msg
 // too, and a port such as 34401 must not read as a 401.
 func statusCode(msg, code string) bool {
-	return regexp.MustCompile(`(^|[^0-9:])` + code + `([^0-9]|$)`).MatchString(msg)
+	return statusPatterns[code].MatchString(msg)
+}
+
+// statusPatterns are compiled once: bmcError runs on every failed BMC call.
+var statusPatterns = map[string]*regexp.Regexp{
+	"401": regexp.MustCompile(`(^|[^0-9:])401([^0-9]|$)`),
+	"404": regexp.MustCompile(`(^|[^0-9:])404([^0-9]|$)`),
 }
 
 // bmcError turns a transport or Redfish error into text naming the BMC and what to check.
