@@ -8,11 +8,13 @@ package agentdeploy
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 	"github.com/ferric-metal/ferric/images"
 )
@@ -65,8 +67,21 @@ func (r Registry) Refs(src string) (node, lookup images.Ref, err error) {
 // Identify asks the registry what src names for node n: the manifest of the node's platform, and whether it is a
 // bootable container image or a disk-image artifact (preferQcow2 ranks qcow2 disks first, for
 // image_download_source local). The policy's reject scopes are checked on the reference as nodes see it (scopes
-// name that registry, not the conductor's alias) before anything is asked.
+// name that registry, not the conductor's alias) before anything is asked. Within a driver.WithMemo context (one
+// autodetect choice) the registry is asked once per reference, platform, ranking and pull secret.
 func (r Registry) Identify(ctx context.Context, n *store.Node, src string, preferQcow2 bool) (*Image, error) {
+	// The key holds a digest of the pull secret, never the secret: the memo is in-process, but keys show in dumps.
+	key := fmt.Sprintf("agentdeploy.Identify\x00%s\x00%v\x00%v\x00%x", src, n.Properties["cpu_arch"], preferQcow2,
+		sha256.Sum256([]byte(PullSecret(n))))
+	v, err := driver.Memoize(ctx, key, func() (any, error) { return r.identify(ctx, n, src, preferQcow2) })
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Image), nil
+}
+
+// identify is Identify without the memo.
+func (r Registry) identify(ctx context.Context, n *store.Node, src string, preferQcow2 bool) (*Image, error) {
 	node, lookup, err := r.Refs(src)
 	if err != nil {
 		return nil, err
@@ -119,4 +134,18 @@ func PullSecret(n *store.Node) string {
 		}
 	}
 	return ""
+}
+
+// Number reads a count from a record in driver_internal_info, which may have been through JSON (float64) or not
+// (int, int64); anything else is 0.
+func Number(v any) float64 {
+	switch x := v.(type) {
+	case int:
+		return float64(x)
+	case int64:
+		return float64(x)
+	case float64:
+		return x
+	}
+	return 0
 }

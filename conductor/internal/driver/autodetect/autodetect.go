@@ -105,6 +105,8 @@ func (a *Interface) Fallback() Candidate { return a.cands[len(a.cands)-1] }
 // Fallback set. A candidate that is not a Detector is skipped (it can only be the fallback). The first candidate
 // that cannot tell ends the detection with a *DetectError.
 func (a *Interface) Choose(ctx context.Context, t *driver.Task) (Choice, error) {
+	// The candidates share one memo: bootc and direct both identify an oci:// image, and ask the registry once.
+	ctx = driver.WithMemo(ctx)
 	var notes []string
 	var last driver.Detection
 	for i, c := range a.cands {
@@ -183,3 +185,16 @@ func (a *Interface) Clean(context.Context, *driver.Task) (driver.Outcome, error)
 
 // TearDown does nothing: autodetect deployed nothing (the concrete interface it chose tears its own deploy down).
 func (a *Interface) TearDown(context.Context, *driver.Task) error { return nil }
+
+// DeployRecord returns the record of the detection that chose iface for the node's current deploy of src
+// (driver_internal_info.autodetect), for the chosen interface to use what it judged; nil when autodetect did not
+// choose iface for src in a deploy. The record is the node's own map: an interface removes what it uses once.
+func DeployRecord(n *store.Node, iface, src string) map[string]any {
+	dii := n.DriverInternalInfo
+	rec, _ := dii[KeyRecord].(map[string]any)
+	if orig, _ := dii[KeyOriginal].(string); orig != Name || rec == nil || rec["interface"] != iface ||
+		rec["image_source"] != src || rec["operation"] != "deploy" {
+		return nil
+	}
+	return rec
+}

@@ -65,12 +65,7 @@ func (d *Deploy) image(ctx context.Context, t *driver.Task, src string) (*agentd
 // detected rebuilds the image autodetect identified for this deploy (its record in driver_internal_info), or nil
 // when autodetect did not choose bootc for this image_source in the current operation.
 func (d *Deploy) detected(t *driver.Task, src string) *agentdeploy.Image {
-	dii := t.Node.DriverInternalInfo
-	rec, _ := dii[autodetect.KeyRecord].(map[string]any)
-	if orig, _ := dii[autodetect.KeyOriginal].(string); orig != autodetect.Name || rec == nil || rec["interface"] != "bootc" ||
-		rec["image_source"] != src || rec["operation"] != "deploy" {
-		return nil
-	}
+	rec := autodetect.DeployRecord(t.Node, "bootc", src)
 	pinned, _ := rec["pinned"].(string)
 	digest, _ := rec["digest"].(string)
 	platform, _ := rec["platform"].(string)
@@ -80,26 +75,13 @@ func (d *Deploy) detected(t *driver.Task, src string) *agentdeploy.Image {
 	}
 	id := &images.Identified{Kind: images.KindBootc, Labels: map[string]string{}}
 	id.Pinned, id.Digest = pinned, digest
-	id.Layers, id.CompressedBytes = int(number(rec["layers"])), int64(number(rec["compressed_bytes"]))
+	id.Layers, id.CompressedBytes = int(agentdeploy.Number(rec["layers"])), int64(agentdeploy.Number(rec["compressed_bytes"]))
 	if l, ok := rec["labels"].(map[string]any); ok {
 		for k, v := range l {
 			id.Labels[k] = fmt.Sprint(v)
 		}
 	}
 	return &agentdeploy.Image{Identified: id, Node: node, Platform: platform}
-}
-
-// number reads a count from a record that may have been through JSON (float64) or not (int, int64).
-func number(v any) float64 {
-	switch x := v.(type) {
-	case int:
-		return float64(x)
-	case int64:
-		return float64(x)
-	case float64:
-		return x
-	}
-	return 0
 }
 
 // notContainer is the refusal of a disk-image artifact given to bootc, naming the interface that deploys it.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/agentdeploy"
+	"github.com/ferric-metal/ferric/conductor/internal/driver/autodetect"
 	"github.com/ferric-metal/ferric/conductor/internal/imagecache"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 	"github.com/ferric-metal/ferric/images"
@@ -45,23 +46,49 @@ func (d *Deploy) validateOCI(n *store.Node, src string) error {
 
 // identifyOCI is the core step's part for oci:// sources: it picks the node's disk artifact, refuses a bootable
 // container image (the bootc interface's), and records the choice under direct_oci and the blob's digest as the
-// checksum the agent verifies.
+// checksum the agent verifies. When autodetect chose direct for this very image_source in this deploy, its
+// identification is used (once) instead of asking the registry again: the blob written is the one judged, even if
+// the tag moved in between (bootc does the same with its pin).
 func (d *Deploy) identifyOCI(ctx context.Context, t *driver.Task, src string) error {
 	n := t.Node
-	im, err := d.cfg.Identify(ctx, n, src, ociLocal(n))
-	if err != nil {
-		return err
+	rec := detectedOCI(n, src)
+	if rec == nil {
+		im, err := d.cfg.Identify(ctx, n, src, ociLocal(n))
+		if err != nil {
+			return err
+		}
+		if err := d.checkArtifact(n, im); err != nil {
+			return err
+		}
+		rec = ociRecord(im)
 	}
-	if err := d.checkArtifact(n, im); err != nil {
-		return err
-	}
-	algo, value, _ := strings.Cut(im.Blob, ":")
-	n.DriverInternalInfo[keyOCI] = map[string]any{"manifest": im.Pinned(), "blob": im.Blob, "media_type": im.MediaType,
-		"disk_format": im.DiskFormat, "compression": im.Compression, "size": im.BlobSize, "filename": im.Filename, "platform": im.Platform}
+	blob, _ := rec["blob"].(string)
+	algo, value, _ := strings.Cut(blob, ":")
+	n.DriverInternalInfo[keyOCI] = rec
 	n.DriverInternalInfo[keyChecksum] = checksumSpec{algo: algo, value: value, field: "oci blob"}.record()
-	t.Logf(ctx, "chose disk image %s of %s for %s: blob %s (%d MiB, format %s, compression %s)", im.Pinned(), im.Node, im.Platform,
-		im.Blob, im.BlobSize>>20, ociOr(im.DiskFormat, "detected by the agent"), ociOr(im.Compression, "none"))
+	format, _ := rec["disk_format"].(string)
+	compression, _ := rec["compression"].(string)
+	t.Logf(ctx, "chose disk image %v of %s for %v: blob %s (%d MiB, format %s, compression %s)", rec["manifest"], src, rec["platform"],
+		blob, int64(agentdeploy.Number(rec["size"]))>>20, ociOr(format, "detected by the agent"), ociOr(compression, "none"))
 	return nil
+}
+
+// ociRecord is what direct_oci keeps of an identified artifact.
+func ociRecord(im *agentdeploy.Image) map[string]any {
+	return map[string]any{"manifest": im.Pinned(), "blob": im.Blob, "media_type": im.MediaType, "disk_format": im.DiskFormat,
+		"compression": im.Compression, "size": im.BlobSize, "filename": im.Filename, "platform": im.Platform}
+}
+
+// detectedOCI takes the artifact autodetect identified for this deploy of src (its record's "oci"), removing it
+// so that it serves one deploy only; nil when autodetect did not choose direct for src in a deploy.
+func detectedOCI(n *store.Node, src string) map[string]any {
+	rec := autodetect.DeployRecord(n, "direct", src)
+	oci, ok := rec["oci"].(map[string]any)
+	if !ok {
+		return nil
+	}
+	delete(rec, "oci")
+	return oci
 }
 
 // checkArtifact refuses what the direct interface cannot deploy of an identified oci:// image: a bootable
@@ -166,7 +193,8 @@ func (d *Deploy) SupportsDeploy(ctx context.Context, t *driver.Task) (driver.Det
 	}
 	return driver.Detection{Supported: true,
 		Reason: fmt.Sprintf("%s is a disk image artifact (manifest %s, blob %s, format %s)", im.Node, im.Digest, im.Blob, ociOr(im.DiskFormat, "detected by the agent")),
-		Record: map[string]any{"image_source": src, "manifest": im.Pinned(), "blob": im.Blob, "disk_format": im.DiskFormat}}, nil
+		Record: map[string]any{"image_source": src, "manifest": im.Pinned(), "blob": im.Blob, "disk_format": im.DiskFormat,
+			"oci": ociRecord(im)}}, nil
 }
 
 // ociAuthorization is the Authorization header a plain HTTP client needs for the blobs of the pinned manifest
