@@ -208,7 +208,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	}
 	eng := engine.New(ecfg, st, reg, log.WithField("component", "engine"))
 	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth, Extra: func(r *mux.Router) {
-		r.PathPrefix("/boot-media/").Handler(media).Methods(http.MethodGet, http.MethodHead)
+		media.Register(r)
 	}}, eng, log.WithField("component", "api"))
 	// net/http's own complaints (TLS handshakes from plain-HTTP clients and scanners) go to our log, not stderr.
 	httpErrs := log.WithField("component", "http").WriterLevel(logrus.DebugLevel)

@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/subtle"
 	"net/http"
-	"strings"
 
 	"github.com/google/uuid"
+	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
 )
 
@@ -27,10 +27,14 @@ const minTokenLen = 64
 // Handler serves GET and HEAD /images/<node-uuid>/<token>/<name> to agents, with Range requests. The endpoint is
 // public (an agent holds no API credentials), so the token is the capability: grant returns the node's current
 // grant only while the node is deploying, the token is compared in constant time, and every refusal (unknown
-// node, wrong token or name, node not deploying, entry gone, another method, any other path) is the same 404.
-// Nothing is listed. Requests are logged without the token.
+// node, wrong token or name, node not deploying, entry gone, another method, any other path) is the same plain
+// 404: the router's own not-found and method answers are that 404 too, and it does not clean paths (a cleaning
+// redirect would answer differently). Nothing is listed. Requests are logged at debug level, without the token.
 func (c *Cache) Handler(grant func(ctx context.Context, node string) (Grant, bool), log *logrus.Entry) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	r := mux.NewRouter().SkipClean(true)
+	notFound := http.HandlerFunc(http.NotFound)
+	r.NotFoundHandler, r.MethodNotAllowedHandler = notFound, notFound
+	r.HandleFunc(PathPrefix+"{node}/{token}/{name}", func(w http.ResponseWriter, r *http.Request) {
 		node, g, ok := c.authorize(r, grant)
 		if !ok {
 			http.NotFound(w, r)
@@ -48,26 +52,24 @@ func (c *Cache) Handler(grant func(ctx context.Context, node string) (Grant, boo
 			http.NotFound(w, r)
 			return
 		}
+		// Debug: an agent's download is one request per range it reads (qemu-img reads thousands).
 		log.WithFields(logrus.Fields{"node": node, "image": g.Key, "method": r.Method, "range": r.Header.Get("Range")}).
-			Info("agent downloads a cached image")
+			Debug("agent downloads a cached image")
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Cache-Control", "no-store")
 		http.ServeContent(w, r, g.Name, st.ModTime(), f)
-	})
+	}).Methods(http.MethodGet, http.MethodHead)
+	return r
 }
 
-// authorize checks the request against the node's grant: the method, the path's shape, the node, the token and
-// the name. It returns the node and its grant when all match.
+// authorize checks the request's path variables against the node's grant: the node, the token and the name. It
+// returns the node and its grant when all match.
 func (c *Cache) authorize(r *http.Request, grant func(ctx context.Context, node string) (Grant, bool)) (string, Grant, bool) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+	vars := mux.Vars(r)
+	node, token, name := vars["node"], vars["token"], vars["name"]
+	if len(token) < minTokenLen {
 		return "", Grant{}, false
 	}
-	rest, ok := strings.CutPrefix(r.URL.Path, PathPrefix)
-	parts := strings.Split(rest, "/")
-	if !ok || len(parts) != 3 || len(parts[1]) < minTokenLen || parts[2] == "" {
-		return "", Grant{}, false
-	}
-	node, token, name := parts[0], parts[1], parts[2]
 	if _, err := uuid.Parse(node); err != nil {
 		return "", Grant{}, false
 	}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/gorilla/mux"
 )
 
 // MediaServer serves per-node boot ISOs at /v1/boot-media/{id}.iso for BMCs to fetch. The endpoint is public (a
@@ -130,10 +132,15 @@ func (m *MediaServer) Prune(ctx context.Context) int {
 	return k
 }
 
-// ServeHTTP serves GET/HEAD /v1/boot-media/{id}.iso. Every refusal is the same 404, so that a guess learns
-// nothing (neither whether the identifier exists nor the node's state).
+// Register mounts the media on r (the API's /v1 router, and its unversioned twin) at boot-media/{file}.
+func (m *MediaServer) Register(r *mux.Router) {
+	r.Handle("/boot-media/{file}", m).Methods(http.MethodGet, http.MethodHead)
+}
+
+// ServeHTTP serves GET/HEAD /v1/boot-media/{id}.iso (routed by Register). Every refusal is the same 404, so that
+// a guess learns nothing (neither whether the identifier exists nor the node's state).
 func (m *MediaServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id, ok := strings.CutSuffix(filepath.Base(r.URL.Path), ".iso")
+	id, ok := strings.CutSuffix(mux.Vars(r)["file"], ".iso")
 	if !ok || !validID(id) {
 		http.NotFound(w, r)
 		return

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -69,9 +70,9 @@ func TestVirtualMediaBoot(t *testing.T) {
 
 	booting := true // the node's state allows its media to be served
 	media := redfish.NewMediaServer(filepath.Join(dir, "media"), func(context.Context, string) bool { return booting })
-	mux := http.NewServeMux()
-	mux.Handle("/v1/boot-media/", media)
-	conductor := httptest.NewServer(mux)
+	router := mux.NewRouter()
+	media.Register(router.PathPrefix("/v1").Subrouter())
+	conductor := httptest.NewServer(router)
 	defer conductor.Close()
 
 	runner := &recordingRunner{}
@@ -140,6 +141,10 @@ func TestVirtualMediaBoot(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, 200, resp.StatusCode)
+	resp, err = http.Get(conductor.URL + "/v1/boot-media/x/" + id + ".iso")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 404, resp.StatusCode, "only the media's own path serves it")
 	booting = false
 	resp, err = http.Get(url)
 	require.NoError(t, err)
