@@ -176,13 +176,20 @@ func (e *Engine) Validate(ctx context.Context, ident string) (map[string]Validat
 	}
 	check := func(kind string, err error) {
 		if err != nil {
-			out[kind] = ValidationResult{Reason: err.Error()}
+			out[kind] = ValidationResult{Reason: validationReason(err)}
 		}
 	}
 	check("power", t.Power.Validate(ctx, n))
 	check("management", t.Management.Validate(ctx, n))
 	check("boot", t.Boot.Validate(ctx, n))
 	check("deploy", validateDeploy(ctx, t))
+	if out["deploy"].Result {
+		// As Ironic's validate_driver_interfaces: a deploy interface that validates is also checked against the
+		// instance's traits (they must be node traits) and the deploy templates they match (steps offered, no
+		// step twice), so that a deploy the provision request would refuse shows false here first.
+		_, err := e.templateSteps(ctx, t)
+		check("deploy", err)
+	}
 	// As in Ironic, an interface that cannot do its verb at all (no-inspect, no-rescue) answers false with
 	// UnsupportedDriverExtension's reason, so clients see before asking that the verb will be refused.
 	check("inspect", t.Inspect.Validate(ctx, n))
@@ -191,6 +198,16 @@ func (e *Engine) Validate(ctx context.Context, ident string) (map[string]Validat
 	check("firmware", t.Firmware.Validate(ctx, n))
 	check("raid", t.RAID.Validate(ctx, n))
 	return out, nil
+}
+
+// validationReason is an error as a validate reason: the message, without the sentinel the engine and the
+// drivers wrap it with for the API's status mapping (": invalid input").
+func validationReason(err error) string {
+	msg := err.Error()
+	for _, sentinel := range []error{ErrInvalidInput, driver.ErrInvalid} {
+		msg = strings.TrimSuffix(msg, ": "+sentinel.Error())
+	}
+	return msg
 }
 
 // UpdateNode applies fn to the node under its lock (PATCH), refusing while a transition is in progress, and

@@ -81,6 +81,9 @@ func TestDeployTemplateApplied(t *testing.T) {
 	require.NoError(t, f.eng.CreateDeployTemplate(ctx, &store.DeployTemplate{Name: "CUSTOM_X", Steps: []store.TemplateStep{
 		{Interface: "bios", Step: "factory_reset", Args: map[string]any{}, Priority: 150}}}))
 	writeNode(t, f.st, n.UUID, func(n *store.Node) { n.InstanceInfo["traits"] = []any{"CUSTOM_X"} })
+	res, err := f.eng.Validate(ctx, n.UUID)
+	require.NoError(t, err)
+	assert.True(t, res["deploy"].Result, res["deploy"].Reason)
 
 	require.NoError(t, f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: "active"}))
 	f.eng.Wait()
@@ -131,7 +134,13 @@ func TestDeployTemplateRefusals(t *testing.T) {
 			n := f.node(t, "available")
 			require.NoError(t, f.eng.SetTraits(ctx, n.UUID, []string{"CUSTOM_A", "CUSTOM_B", "CUSTOM_UNKNOWN_STEP"}))
 			writeNode(t, f.st, n.UUID, func(n *store.Node) { n.InstanceInfo["traits"] = tc.traits })
-			err := f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: "active"})
+			// GET /validate shows the refusal first, as Ironic's validate_driver_interfaces does.
+			res, err := f.eng.Validate(ctx, n.UUID)
+			require.NoError(t, err)
+			assert.False(t, res["deploy"].Result)
+			assert.Contains(t, res["deploy"].Reason, tc.want)
+			assert.NotContains(t, res["deploy"].Reason, ErrInvalidInput.Error(), "no sentinel in the reason")
+			err = f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: "active"})
 			require.ErrorIs(t, err, ErrInvalidInput)
 			assert.Contains(t, err.Error(), tc.want)
 			assert.Equal(t, "available", f.get(t, n.UUID).ProvisionState)
