@@ -2,9 +2,6 @@ package conductor_test
 
 import (
 	"encoding/json"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -17,17 +14,8 @@ import (
 // TestBaremetalCLIAllocations drives allocations with OpenStack's own client (Debian's python3-ironicclient):
 // a failed match, create with --wait, set, list, the node's allocation_uuid, delete.
 func TestBaremetalCLIAllocations(t *testing.T) {
-	bin := testenv.Tool(t, "baremetal", "python3-ironicclient")
 	c := conductortest.Start(t)
-	bm := func(args ...string) string {
-		t.Helper()
-		full := append([]string{"--os-endpoint", c.URL, "--os-auth-type", "none"}, args...)
-		cmd := exec.Command(bin, full...)
-		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "baremetal %s: %s", strings.Join(args, " "), out)
-		return string(out)
-	}
+	bm := testenv.Baremetal(t, c.URL).Run
 	obj := func(args ...string) map[string]any {
 		t.Helper()
 		var m map[string]any

@@ -2,8 +2,6 @@ package conductor_test
 
 import (
 	"encoding/json"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -17,17 +15,8 @@ import (
 
 // TestBaremetalCLI drives the conductor with OpenStack's own client (Debian's python3-ironicclient).
 func TestBaremetalCLI(t *testing.T) {
-	bin := testenv.Tool(t, "baremetal", "python3-ironicclient")
 	c := conductortest.Start(t)
-	bm := func(args ...string) string {
-		t.Helper()
-		full := append([]string{"--os-endpoint", c.URL, "--os-auth-type", "none"}, args...)
-		cmd := exec.Command(bin, full...)
-		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "baremetal %s: %s", strings.Join(args, " "), out)
-		return string(out)
-	}
+	bm := testenv.Baremetal(t, c.URL).Run
 	var created map[string]any
 	require.NoError(t, json.Unmarshal([]byte(bm("node", "create", "--driver", "fake-hardware", "--name", "bm-1", "-f", "json")), &created))
 	assert.Equal(t, "enroll", created["provision_state"])

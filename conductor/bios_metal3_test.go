@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -122,16 +119,8 @@ func TestMetal3RedfishNode(t *testing.T) {
 // TestBaremetalBIOSCLI reads a managed fake-hardware node's BIOS settings with OpenStack's own client (Debian's
 // python3-ironicclient): list (with registry fields) and show of one setting.
 func TestBaremetalBIOSCLI(t *testing.T) {
-	bin := testenv.Tool(t, "baremetal", "python3-ironicclient")
 	c := conductortest.Start(t)
-	bm := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(bin, append([]string{"--os-endpoint", c.URL, "--os-auth-type", "none"}, args...)...)
-		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "baremetal %s: %s", strings.Join(args, " "), out)
-		return string(out)
-	}
+	bm := testenv.Baremetal(t, c.URL).Run
 	bm("node", "create", "--driver", "fake-hardware", "--name", "cli-bios")
 	bm("node", "manage", "cli-bios", "--wait", "30")
 	var list []map[string]any

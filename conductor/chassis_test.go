@@ -3,9 +3,6 @@ package conductor_test
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/noauth"
@@ -42,22 +39,9 @@ func TestGophercloudUnversionedEndpoint(t *testing.T) {
 // TestBaremetalChassisCLI drives chassis with OpenStack's own client (Debian's python3-ironicclient): create,
 // list, show, a node in the chassis, the refused delete while it holds the node, and the delete once empty.
 func TestBaremetalChassisCLI(t *testing.T) {
-	bin := testenv.Tool(t, "baremetal", "python3-ironicclient")
 	c := conductortest.Start(t)
-	run := func(args ...string) (string, error) {
-		t.Helper()
-		full := append([]string{"--os-endpoint", c.URL, "--os-auth-type", "none"}, args...)
-		cmd := exec.Command(bin, full...)
-		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	bm := func(args ...string) string {
-		t.Helper()
-		out, err := run(args...)
-		require.NoError(t, err, "baremetal %s: %s", strings.Join(args, " "), out)
-		return out
-	}
+	cli := testenv.Baremetal(t, c.URL)
+	run, bm := cli.Try, cli.Run
 	var ch map[string]any
 	require.NoError(t, json.Unmarshal([]byte(bm("chassis", "create", "--description", "rack 7", "--extra", "row=b", "-f", "json")), &ch))
 	id, _ := ch["uuid"].(string)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -62,17 +60,8 @@ func TestTraitsWithGophercloud(t *testing.T) {
 
 // TestTraitsAndTemplatesWithBaremetalCLI: OpenStack's own client manages traits and deploy templates.
 func TestTraitsAndTemplatesWithBaremetalCLI(t *testing.T) {
-	bin := testenv.Tool(t, "baremetal", "python3-ironicclient")
 	c := conductortest.Start(t)
-	bm := func(args ...string) string {
-		t.Helper()
-		full := append([]string{"--os-endpoint", c.URL, "--os-auth-type", "none"}, args...)
-		cmd := exec.Command(bin, full...)
-		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "baremetal %s: %s", strings.Join(args, " "), out)
-		return string(out)
-	}
+	bm := testenv.Baremetal(t, c.URL).Run
 	bm("node", "create", "--driver", "fake-hardware", "--name", "bm-t")
 	bm("node", "add", "trait", "bm-t", "CUSTOM_X", "CUSTOM_Y")
 	bm("node", "remove", "trait", "bm-t", "CUSTOM_Y")

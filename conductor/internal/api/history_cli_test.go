@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,22 +17,11 @@ import (
 // TestBaremetalCLINodeExtras drives node history, indicators, boot mode, console and vendor passthru with
 // OpenStack's own client (python3-ironicclient), which negotiates the highest microversion both sides know.
 func TestBaremetalCLINodeExtras(t *testing.T) {
-	bin := testenv.Tool(t, "baremetal", "python3-ironicclient")
 	srv, st, fake, _ := extrasServer(t)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	srv.cfg.PublicURL = ts.URL
-	bm := func(args ...string) string {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		full := append([]string{"--os-endpoint", ts.URL, "--os-auth-type", "none"}, args...)
-		cmd := exec.CommandContext(ctx, bin, full...)
-		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "baremetal %s: %s", strings.Join(args, " "), out)
-		return string(out)
-	}
+	bm := testenv.Baremetal(t, ts.URL).Run
 	require.NoError(t, st.AddNodeHistory(context.Background(), &store.HistoryEvent{UUID: "11111111-1111-4111-8111-111111111111",
 		NodeUUID: fake.UUID, CreatedAt: time.Now().UTC(), Severity: store.SeverityError, EventType: "deploying",
 		Event: "disk on fire", Conductor: "t"}, 0))

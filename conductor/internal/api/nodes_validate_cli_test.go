@@ -1,14 +1,10 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -19,24 +15,18 @@ import (
 // TestBaremetalCLINodeFields sets protected and retired with OpenStack's own client, filters the list by them,
 // and meets NodeProtected as the CLI shows it. Few calls: each costs seconds of Python start-up.
 func TestBaremetalCLINodeFields(t *testing.T) {
-	bin := testenv.Tool(t, "baremetal", "python3-ironicclient")
 	f := newAllocFix(t, nil)
 	ts := httptest.NewServer(f.srv)
 	t.Cleanup(ts.Close)
+	cli := testenv.Baremetal(t, ts.URL)
 	bm := func(wantOK bool, args ...string) string {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		full := append([]string{"--os-endpoint", ts.URL, "--os-auth-type", "none"}, args...)
-		cmd := exec.CommandContext(ctx, bin, full...)
-		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-		out, err := cmd.CombinedOutput()
 		if wantOK {
-			require.NoError(t, err, "baremetal %s: %s", strings.Join(args, " "), out)
-		} else {
-			require.Error(t, err, "baremetal %s: %s", strings.Join(args, " "), out)
+			return cli.Run(args...)
 		}
-		return string(out)
+		out, err := cli.Try(args...)
+		require.Error(t, err, "baremetal %s: %s", strings.Join(args, " "), out)
+		return out
 	}
 	bm(true, "node", "set", "gold-active", "--protected", "--protected-reason", "database", "--lessee", "l7")
 	bm(true, "node", "set", "gold-managed", "--retired", "--retired-reason", "end of life")

@@ -1,14 +1,9 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -20,21 +15,10 @@ import (
 // python3-ironicclient), which negotiates the highest microversion both sides know. Each call costs seconds of
 // Python start-up: the other cases are in the table tests.
 func TestBaremetalCLIPortgroups(t *testing.T) {
-	bin := testenv.Tool(t, "baremetal", "python3-ironicclient")
 	f := newNetFixture(t)
 	ts := httptest.NewServer(f.srv)
 	t.Cleanup(ts.Close)
-	bm := func(args ...string) string {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		full := append([]string{"--os-endpoint", ts.URL, "--os-auth-type", "none"}, args...)
-		cmd := exec.CommandContext(ctx, bin, full...)
-		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "baremetal %s: %s", strings.Join(args, " "), out)
-		return string(out)
-	}
+	bm := testenv.Baremetal(t, ts.URL).Run
 	var pg map[string]any
 	require.NoError(t, json.Unmarshal([]byte(bm("port", "group", "create", "--node", netNode1, "--name", "bond0",
 		"--address", "52:54:00:00:07:01", "--mode", "802.3ad", "--property", "miimon=100", "-f", "json")), &pg))
