@@ -175,6 +175,7 @@ func (s *Server) patchVolumeTarget(w http.ResponseWriter, r *http.Request, scope
 			node = v.NodeUUID
 		}
 		doc["node_uuid"] = node
+		dropRemoved(doc)
 		if err := applyTargetDoc(v, doc, "patch"); err != nil {
 			return err
 		}

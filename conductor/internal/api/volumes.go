@@ -251,6 +251,16 @@ func volumePatchChecks(ops []patchOp, allowed []string) (string, error) {
 	return node, nil
 }
 
+// dropRemoved deletes the fields a patch removed (applyPatch leaves them null), so that a removed required field
+// is reported missing, as Ironic's patched document is.
+func dropRemoved(doc map[string]any) {
+	for k, v := range doc {
+		if v == nil {
+			delete(doc, k)
+		}
+	}
+}
+
 // renderVolumeConnector renders a connector as Ironic's convert_with_links.
 func (s *Server) renderVolumeConnector(c *store.VolumeConnector, version int, fields []string) *ordered {
 	val := map[string]any{"uuid": c.UUID, "created_at": isoTime(c.CreatedAt), "updated_at": timeOrNil(c.UpdatedAt),
@@ -391,6 +401,7 @@ func (s *Server) patchVolumeConnector(w http.ResponseWriter, r *http.Request, sc
 			node = c.NodeUUID
 		}
 		doc["node_uuid"] = node
+		dropRemoved(doc)
 		if err := applyConnectorDoc(c, doc, "patch"); err != nil {
 			return err
 		}
