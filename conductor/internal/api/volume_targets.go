@@ -90,6 +90,8 @@ func applyTargetDoc(v *store.VolumeTarget, doc map[string]any, kind string) erro
 	if v.BootIndex, err = intField(kind, "boot_index", doc["boot_index"]); err != nil {
 		return err
 	}
+	// The widths of Ironic's columns (volume_id 36, volume_type 64): its database refuses longer values with a
+	// 500, Ferric with a 400 that names the field.
 	if v.VolumeID, err = reqString(kind, "volume_id", doc["volume_id"], 36); err != nil {
 		return err
 	}
@@ -117,6 +119,7 @@ func (s *Server) createVolumeTarget(w http.ResponseWriter, r *http.Request, scop
 		s.writeError(w, r, err)
 		return
 	}
+	// The same order of checks as a connector's create (createVolumeConnector).
 	v := &store.VolumeTarget{UUID: newUUID()}
 	err := applyTargetDoc(v, doc, "target")
 	var n *store.Node
@@ -165,6 +168,7 @@ func (s *Server) patchVolumeTarget(w http.ResponseWriter, r *http.Request, scope
 		return
 	}
 	v, err := s.eng.UpdateVolumeTarget(r.Context(), cur.UUID, func(v *store.VolumeTarget) error {
+		// JSON numbers decode as float64: boot_index starts as one so that intField checks every value alike.
 		doc := map[string]any{"boot_index": float64(v.BootIndex), "extra": copyMap(v.Extra),
 			"properties": copyMap(v.Properties), "volume_id": v.VolumeID, "volume_type": v.VolumeType,
 			"node_uuid": nil}

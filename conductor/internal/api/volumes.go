@@ -94,6 +94,7 @@ func (s *Server) volumeRoot(w http.ResponseWriter, r *http.Request) {
 // detail (a boolean argument from 1.32, not the /detail path nor 1.43's gate of the other resources). It returns
 // the node filter asked by ?node= and the fields to render (nil: all).
 func parseVolumeList(q url.Values, version int, k volumeKind) (*listQuery, []string, error) {
+	// Ironic's query schema has additionalProperties false: an unknown parameter is a 400, not ignored.
 	for key := range q {
 		switch key {
 		case "node", "detail", "fields", "limit", "marker", "sort_key", "sort_dir":
@@ -154,6 +155,7 @@ func listVolumes[T any](s *Server, w http.ResponseWriter, r *http.Request, k vol
 		nodeUUID = n.UUID
 	}
 	items, err := list(nodeUUID, lq.opts)
+	// The node was found above, so a missing record can only be the marker (Ironic loads it first: 404).
 	if errors.Is(err, store.ErrNotFound) {
 		err = notFound("%s %s could not be found.", what, lq.opts.Marker)
 	}
@@ -165,6 +167,8 @@ func listVolumes[T any](s *Server, w http.ResponseWriter, r *http.Request, k vol
 	for _, it := range items {
 		out = append(out, render(it, fields))
 	}
+	// The next link names /v1/volume/<plural> even for a node's list, as Ironic's; the node filter goes with the
+	// other arguments.
 	doc := newOrdered()
 	doc.set(k.plural, out)
 	if len(items) > 0 {
@@ -288,6 +292,7 @@ func (s *Server) volumeConnectorOr404(r *http.Request, scoped bool) (*store.Volu
 		return nil, err
 	}
 	c, err := s.eng.Store().GetVolumeConnector(r.Context(), id)
+	// Ironic looks the connector up before it refuses the path, so an unknown one stays a 404 there too.
 	if err == nil && scoped {
 		return nil, errMalformedURI
 	}
@@ -343,6 +348,8 @@ func (s *Server) createVolumeConnector(w http.ResponseWriter, r *http.Request, s
 		s.writeError(w, r, err)
 		return
 	}
+	// Ironic's order of checks: the schema (required, unknown and typed fields), the UUID validators, the node
+	// (an unknown one is a 400, the body being wrong rather than the path), then the node-scoped path.
 	c := &store.VolumeConnector{UUID: newUUID()}
 	err := applyConnectorDoc(c, doc, "connector")
 	var n *store.Node
@@ -391,6 +398,8 @@ func (s *Server) patchVolumeConnector(w http.ResponseWriter, r *http.Request, sc
 		return
 	}
 	c, err := s.eng.UpdateVolumeConnector(r.Context(), cur.UUID, func(c *store.VolumeConnector) error {
+		// The document Ironic patches: the connector's fields with node_uuid null, so that an add of node_uuid
+		// applies; the uuid is not patchable and not part of it.
 		doc := map[string]any{"connector_id": c.ConnectorID, "extra": copyMap(c.Extra), "type": c.Type,
 			"node_uuid": nil}
 		if err := applyPatch(doc, ops, connectorPatchable); err != nil {

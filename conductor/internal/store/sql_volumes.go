@@ -75,6 +75,8 @@ func VolumeTargetSortKeys() []string {
 // volumeWriteErr maps a failed write to Ironic's errors: a taken unique key is ErrDuplicate with the message of
 // Ironic's *AlreadyExists exception (the API adds " already exists."), a missing node ErrNotFound.
 func volumeWriteErr(err error, kind, uuid, nodeUUID, uniqueCol, uniqueMsg string) error {
+	// SQLite names the columns of the failed constraint, PostgreSQL the constraint (volume_connectors_type_
+	// connector_id_key): both contain the distinguishing column name.
 	m := strings.ToLower(err.Error())
 	switch {
 	case isUnique(err) && strings.Contains(m, uniqueCol):
