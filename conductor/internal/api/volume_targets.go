@@ -75,7 +75,11 @@ var targetFields = []string{"boot_index", "extra", "node_uuid", "properties", "v
 func intField(kind, name string, v any) (int, error) {
 	f, ok := v.(float64)
 	if !ok || f != math.Trunc(f) || math.Abs(f) > math.MaxInt32 {
-		return 0, badRequest("Schema error for %s: %v is not of type 'integer' (field %s)", kind, v, name)
+		shown := pyRepr(v)
+		if s, isStr := v.(string); isStr {
+			shown = "'" + s + "'" // jsonschema shows the Python repr: a string quoted
+		}
+		return 0, badRequest("Schema error for %s: %s is not of type 'integer' (field %s)", kind, shown, name)
 	}
 	return int(f), nil
 }
@@ -125,7 +129,7 @@ func (s *Server) createVolumeTarget(w http.ResponseWriter, r *http.Request, scop
 	var n *store.Node
 	if err == nil {
 		if _, ok := doc["node_uuid"].(string); !ok {
-			err = badRequest("Schema error for target: %v is not of type 'string' (field node_uuid)", doc["node_uuid"])
+			err = badRequest("Schema error for target: %s is not of type 'string' (field node_uuid)", pyRepr(doc["node_uuid"]))
 		}
 	}
 	if err == nil {

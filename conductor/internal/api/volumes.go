@@ -191,7 +191,7 @@ func volumeIdent(r *http.Request, arg string) (string, error) {
 func reqString(kind, name string, v any, max int) (string, error) {
 	s, ok := v.(string)
 	if !ok {
-		return "", badRequest("Schema error for %s: %v is not of type 'string' (field %s)", kind, v, name)
+		return "", badRequest("Schema error for %s: %s is not of type 'string' (field %s)", kind, pyRepr(v), name)
 	}
 	if len([]rune(s)) > max {
 		return "", badRequest("Schema error for %s: '%s' is too long (field %s: at most %d characters)", kind, s, name, max)
@@ -355,7 +355,7 @@ func (s *Server) createVolumeConnector(w http.ResponseWriter, r *http.Request, s
 	var n *store.Node
 	if err == nil {
 		if _, ok := doc["node_uuid"].(string); !ok {
-			err = badRequest("Schema error for connector: %v is not of type 'string' (field node_uuid)", doc["node_uuid"])
+			err = badRequest("Schema error for connector: %s is not of type 'string' (field node_uuid)", pyRepr(doc["node_uuid"]))
 		}
 	}
 	if err == nil {
