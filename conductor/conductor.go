@@ -309,6 +309,7 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 	reg := driver.NewRegistry()
 	driver.AddInspectRescue(reg)
 	driver.AddHardwareInterfaces(reg, st)
+	driver.AddStorageInterfaces(reg)
 	reg.AddInspect(driver.InspectAgent, driver.AgentInspect{Store: st, AddPorts: cfg.InspectAddPorts})
 	// autodetect (registered by addAutodetect) is enabled everywhere, as in Ironic; fake-hardware's default stays fake.
 	reg.AddHardware(driver.EnableFakeHardwareInterfaces(driver.EnableAgentRescue(driver.FakeHardware([]string{"bootc", "direct", autodetect.Name}, []string{"local-agent"}))))

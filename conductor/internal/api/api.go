@@ -125,6 +125,7 @@ func (s *Server) v1Routes(v *mux.Router) {
 	s.portgroupsRoutes(v)
 	s.nodeExtrasRoutes(v)
 	s.biosRoutes(v)
+	s.volumeRoutes(v)
 	if s.cfg.Extra != nil {
 		s.cfg.Extra(v)
 	}
@@ -166,13 +167,13 @@ func (s *Server) v1(w http.ResponseWriter, r *http.Request) {
 	o.set("links", []map[string]string{{"href": base + "/v1/", "rel": "self"},
 		{"href": "https://docs.openstack.org//ironic/latest/contributor//webapi.html", "rel": "describedby", "type": "text/html"}})
 	o.set("media_types", map[string]string{"base": "application/json", "type": "application/vnd.openstack.ironic.v1+json"})
-	// Ironic's order: the four base resources, then each versioned one from its microversion (volume, events and
-	// the newer ones are not served, so not listed).
+	// Ironic's order: the four base resources, then each versioned one from its microversion (events and the
+	// newer ones are not served, so not listed).
 	res := []string{"chassis", "nodes", "ports", "drivers"}
 	for _, c := range []struct {
 		min   int
 		names []string
-	}{{23, []string{"portgroups"}}, {22, []string{"lookup", "heartbeat"}}, {49, []string{"conductors"}},
+	}{{23, []string{"portgroups"}}, {32, []string{"volume"}}, {22, []string{"lookup", "heartbeat"}}, {49, []string{"conductors"}},
 		{52, []string{"allocations"}}, {55, []string{"deploy_templates"}}, {82, []string{"shards"}}} {
 		if versionOf(r) >= c.min {
 			res = append(res, c.names...)

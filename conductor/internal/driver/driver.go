@@ -58,6 +58,7 @@ type Task struct {
 	BIOS       BIOS
 	Firmware   Firmware
 	RAID       RAID
+	Storage    Storage
 	Log        *logrus.Entry
 	Save       func(ctx context.Context) error
 	// DeployLog appends lines to the node's kept deploy log (the run in driver_internal_info.deploy_run);
@@ -232,6 +233,7 @@ type hwInterfaces struct {
 	bios     map[string]BIOS
 	firmware map[string]Firmware
 	raid     map[string]RAID
+	storage  map[string]Storage
 }
 
 // AddBIOS registers a bios interface implementation under name.
@@ -271,6 +273,7 @@ func (r *Registry) hwTask(t *Task) {
 	if t.RAID, ok = r.hw.raid[t.Node.Interfaces["raid"]]; !ok {
 		t.RAID = NoRAID{}
 	}
+	r.storageTask(t)
 }
 
 // HardwareType is a driver as the API shows it: its enabled interfaces per kind and the default of each.
@@ -289,7 +292,7 @@ type Registry struct {
 	deploy     map[string]Deploy
 	inspect    map[string]Inspect
 	rescue     map[string]Rescue
-	hw         hwInterfaces // bios, firmware, raid
+	hw         hwInterfaces // bios, firmware, raid, storage
 }
 
 // NewRegistry returns an empty registry.

@@ -12,7 +12,7 @@ import (
 
 // FakeHardware returns the fake-hardware type: every interface "fake" (network and storage "noop"), plus the
 // given extra deploy and boot interfaces. Inspect offers fake, agent and no-inspect (agent because Metal3 sets
-// it on every node); rescue offers fake and no-rescue (no agent rescue exists yet).
+// it on every node); rescue offers fake and no-rescue (no agent rescue exists yet); storage offers fake too.
 func FakeHardware(extraDeploy, extraBoot []string) *HardwareType {
 	h := &HardwareType{Name: "fake-hardware", Enabled: map[string][]string{}, Defaults: map[string]string{}}
 	for _, k := range Kinds() {
@@ -26,6 +26,8 @@ func FakeHardware(extraDeploy, extraBoot []string) *HardwareType {
 	}
 	h.Enabled["inspect"] = []string{InspectFake, InspectAgent, InspectNone}
 	h.Enabled["rescue"] = []string{RescueFake, RescueNone}
+	// Storage: noop stays the default (Ironic's enabled_storage_interfaces has no fake); fake may be chosen.
+	h.Enabled["storage"] = []string{StorageNoop, StorageFake}
 	h.Enabled["deploy"] = append(h.Enabled["deploy"], extraDeploy...)
 	h.Enabled["boot"] = append(h.Enabled["boot"], extraBoot...)
 	return h

@@ -197,6 +197,7 @@ func (e *Engine) Validate(ctx context.Context, ident string) (map[string]Validat
 	check("bios", t.BIOS.Validate(ctx, n)) // no-bios, no-firmware: false with the reason, as Ironic (bios.go)
 	check("firmware", t.Firmware.Validate(ctx, n))
 	check("raid", t.RAID.Validate(ctx, n))
+	check("storage", t.Storage.Validate(ctx, n))
 	return out, nil
 }
 

@@ -220,7 +220,7 @@ func sortExpr(key string, allowed []string) (string, error) {
 	for _, k := range allowed {
 		if k == key {
 			switch key {
-			case "id", "maintenance":
+			case "id", "maintenance", "boot_index": // not text, never NULL
 				return key, nil
 			}
 			return "COALESCE(" + key + ", '')", nil

@@ -309,6 +309,19 @@ type Store interface {
 	BIOSSettings(ctx context.Context, nodeUUID string) ([]BIOSSetting, error)
 	SetFirmwareComponents(ctx context.Context, nodeUUID string, comps []FirmwareComponent) error
 	FirmwareComponents(ctx context.Context, nodeUUID string) ([]FirmwareComponent, error)
+	// Volume connectors and targets (issue 15 H, API 1.32, sql_volumes.go): both go with their node. Get takes a
+	// UUID; List takes a node UUID ("" for all). Create and Update answer ErrDuplicate with Ironic's message for a
+	// taken (type, connector_id) or (node, boot_index) and for a taken UUID, ErrNotFound for an unknown node.
+	CreateVolumeConnector(ctx context.Context, c *VolumeConnector) error
+	GetVolumeConnector(ctx context.Context, uuid string) (*VolumeConnector, error)
+	ListVolumeConnectors(ctx context.Context, nodeUUID string, o ListOptions) ([]*VolumeConnector, error)
+	UpdateVolumeConnector(ctx context.Context, c *VolumeConnector) error
+	DeleteVolumeConnector(ctx context.Context, uuid string) error
+	CreateVolumeTarget(ctx context.Context, v *VolumeTarget) error
+	GetVolumeTarget(ctx context.Context, uuid string) (*VolumeTarget, error)
+	ListVolumeTargets(ctx context.Context, nodeUUID string, o ListOptions) ([]*VolumeTarget, error)
+	UpdateVolumeTarget(ctx context.Context, v *VolumeTarget) error
+	DeleteVolumeTarget(ctx context.Context, uuid string) error
 }
 
 // Limits bound what the store keeps of a node's deploy logs, so that a chatty or hostile agent cannot fill the
