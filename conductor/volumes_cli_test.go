@@ -2,8 +2,6 @@ package conductor_test
 
 import (
 	"encoding/json"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -17,21 +15,9 @@ import (
 // TestVolumesWithBaremetalCLI: OpenStack's own client manages a node's volume connectors and targets, and sees the
 // conductor refuse a change while the node is powered on.
 func TestVolumesWithBaremetalCLI(t *testing.T) {
-	bin := testenv.Tool(t, "baremetal", "python3-ironicclient")
 	c := conductortest.Start(t)
-	run := func(args ...string) (string, error) {
-		full := append([]string{"--os-endpoint", c.URL, "--os-auth-type", "none"}, args...)
-		cmd := exec.Command(bin, full...)
-		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	bm := func(args ...string) string {
-		t.Helper()
-		out, err := run(args...)
-		require.NoError(t, err, "baremetal %s: %s", strings.Join(args, " "), out)
-		return out
-	}
+	cli := testenv.Baremetal(t, c.URL)
+	run, bm := cli.Try, cli.Run
 	node := strings.TrimSpace(bm("node", "create", "--driver", "fake-hardware", "--name", "bm-v",
 		"--storage-interface", "fake", "-f", "value", "-c", "uuid"))
 	bm("node", "power", "off", "bm-v")
