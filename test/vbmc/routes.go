@@ -7,7 +7,9 @@ package vbmc
 //   - /redfish, the service root and the session login are public; anything else, an unknown path too, needs
 //     credentials first (401 with WWW-Authenticate), so that nothing is revealed before authentication;
 //   - an unknown path and a wrong method are both a 404 with a Redfish error body, as before; only a session
-//     and ResetBios answer 405 (their handlers say which method to use);
+//     and ResetBios answer 405 (their handlers say which method to use), from routes of their own that take
+//     any method: mux may report a wrong method as not found once a later route's prefix matched, harmless
+//     here since both answers are the same 404;
 //   - a request about a VM holds that VM's lock only (lockVM), and an unknown VM is named in the 404.
 
 import (
