@@ -78,6 +78,12 @@ func (b *BMC) hardwareSummary(m *vm, sys map[string]any) {
 	}
 }
 
+// hardwarePaths are the routes of the hardware resources under a System; hardware answers them.
+func hardwarePaths() []string {
+	return []string{"/Processors", "/Processors/CPU0", "/Memory", "/Memory/{dimm:DIMM[0-9]+}", "/Storage", "/Storage/1",
+		"/Storage/1/Drives/Disk0", "/SimpleStorage", "/SimpleStorage/1", "/EthernetInterfaces", "/EthernetInterfaces/nic0"}
+}
+
 // hardware serves the System's hardware resources (sub is the path under the System); false when sub is none.
 func (b *BMC) hardware(m *vm, sub string) (map[string]any, bool) {
 	id := "/redfish/v1/Systems/" + m.cfg.Name

@@ -5,7 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"sort"
-	"strings"
+
+	"github.com/gorilla/mux"
 )
 
 func odata(id string) map[string]string { return map[string]string{"@odata.id": id} }
@@ -84,128 +85,110 @@ func collection(id, name string, members []string) map[string]any {
 	return map[string]any{"@odata.id": id, "Name": name, "Members": ms, "Members@odata.count": len(ms)}
 }
 
-// ServeHTTP routes the Redfish API. The service root and session login are public; everything else needs HTTP
-// Basic credentials or a session's X-Auth-Token. Requests about a VM hold that VM's lock only.
-func (b *BMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path := strings.TrimSuffix(r.URL.Path, "/")
-	if path == sessionsPath && r.Method == http.MethodPost {
-		b.login(w, r)
-		return
-	}
-	if path != "/redfish/v1" && path != "/redfish" && !b.authenticated(r) {
-		w.Header().Set("WWW-Authenticate", `Basic realm="ferric-vbmc"`)
-		redfishError(w, http.StatusUnauthorized, "authentication required: HTTP Basic, or X-Auth-Token of a live session (POST "+sessionsPath+")")
-		return
-	}
-	parts := strings.Split(strings.TrimPrefix(path, "/redfish/v1"), "/")
-	get := r.Method == http.MethodGet || r.Method == http.MethodHead
-	switch {
-	case path == "/redfish":
-		writeJSON(w, 200, map[string]string{"v1": "/redfish/v1/"})
-	case path == "/redfish/v1" && get:
-		writeJSON(w, 200, map[string]any{"@odata.id": "/redfish/v1/", "@odata.type": "#ServiceRoot.v1_5_0.ServiceRoot",
-			"Id": "RootService", "Name": "Ferric virtual BMC", "RedfishVersion": "1.11.0", "UUID": "00000000-0000-0000-0000-00000000f3c1",
-			"Systems": odata("/redfish/v1/Systems"), "Managers": odata("/redfish/v1/Managers"), "Chassis": odata("/redfish/v1/Chassis"),
-			"SessionService": odata("/redfish/v1/SessionService"), "UpdateService": odata(updateServicePath),
-			"Links": map[string]any{"Sessions": odata(sessionsPath)}})
-	case len(parts) >= 2 && parts[1] == "SessionService":
-		b.sessionService(w, r, path)
-	case len(parts) >= 2 && parts[1] == "UpdateService" && get:
-		b.updateService(w, path)
-	case len(parts) == 2 && get:
-		var ms []string
-		for _, n := range b.names() {
-			ms = append(ms, "/redfish/v1/"+parts[1]+"/"+n)
-		}
-		switch parts[1] {
-		case "Systems", "Managers", "Chassis":
-			writeJSON(w, 200, collection("/redfish/v1/"+parts[1], parts[1], ms))
-		default:
-			redfishError(w, 404, "no such resource")
-		}
-	default:
-		if len(parts) < 3 {
-			redfishError(w, 404, "no such resource")
-			return
-		}
-		m, ok := b.vms[parts[2]]
-		if !ok {
-			redfishError(w, 404, "no such resource: "+parts[2])
-			return
-		}
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		b.resource(w, r, m, parts[1], parts[3:], get)
-	}
+// ServeHTTP serves the Redfish API through the router that Run builds (routes.go).
+func (b *BMC) ServeHTTP(w http.ResponseWriter, r *http.Request) { b.router.ServeHTTP(w, r) }
+
+// versions serves /redfish (any method, public): the protocol versions document.
+func (b *BMC) versions(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, 200, map[string]string{"v1": "/redfish/v1/"})
 }
 
-func (b *BMC) resource(w http.ResponseWriter, r *http.Request, m *vm, kind string, rest []string, get bool) {
-	sub := strings.Join(rest, "/")
-	switch {
-	case kind == "Systems" && sub == "" && get:
-		writeJSON(w, 200, b.system(m))
-	case kind == "Systems" && sub == "" && r.Method == http.MethodPatch:
-		b.patchBoot(w, r, m)
-	case kind == "Systems" && sub == "Actions/ComputerSystem.Reset" && r.Method == http.MethodPost:
-		var body struct{ ResetType string }
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			redfishError(w, 400, "malformed JSON: "+err.Error())
-			return
-		}
-		if err := b.reset(m, body.ResetType); err != nil {
-			code := http.StatusInternalServerError // the VM did not start, or QEMU did not take the power button
-			if errors.Is(err, errBadRequest) {
-				code = http.StatusBadRequest
-			}
-			b.log.WithError(err).WithField("vm", m.cfg.Name).WithField("reset", body.ResetType).Warn("reset failed")
-			redfishError(w, code, err.Error())
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	case kind == "Systems" && strings.HasPrefix(sub, "Bios"):
-		b.bios(w, r, m, sub)
-	case kind == "Systems" && get:
-		res, ok := b.hardware(m, sub)
-		if !ok {
-			redfishError(w, 404, "no such resource")
-			return
-		}
-		writeJSON(w, 200, res)
-	case kind == "Managers" && sub == "" && get:
-		writeJSON(w, 200, map[string]any{"@odata.id": "/redfish/v1/Managers/" + m.cfg.Name, "@odata.type": "#Manager.v1_10_0.Manager",
-			"Id": m.cfg.Name, "Name": "Virtual BMC of " + m.cfg.Name, "ManagerType": "BMC", "FirmwareVersion": bmcVersion, "Status": map[string]string{"State": "Enabled", "Health": "OK"},
-			"VirtualMedia": odata("/redfish/v1/Managers/" + m.cfg.Name + "/VirtualMedia"),
-			"Links":        map[string]any{"ManagerForServers": []any{odata("/redfish/v1/Systems/" + m.cfg.Name)}}})
-	case kind == "Managers" && sub == "VirtualMedia" && get:
-		writeJSON(w, 200, collection("/redfish/v1/Managers/"+m.cfg.Name+"/VirtualMedia", "Virtual Media", []string{"/redfish/v1/Managers/" + m.cfg.Name + "/VirtualMedia/Cd"}))
-	case kind == "Managers" && sub == "VirtualMedia/Cd" && get:
-		writeJSON(w, 200, b.media(m))
-	case kind == "Managers" && sub == "VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia" && r.Method == http.MethodPost:
-		var body struct{ Image string }
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			redfishError(w, 400, "malformed JSON: "+err.Error())
-			return
-		}
-		if code, msg := b.insertMedia(r, m, body.Image); code != 0 {
-			redfishError(w, code, msg)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	case kind == "Managers" && sub == "VirtualMedia/Cd/Actions/VirtualMedia.EjectMedia" && r.Method == http.MethodPost:
-		m.state.MediaPresent, m.state.MediaImage = false, ""
-		b.save(m)
-		w.WriteHeader(http.StatusNoContent)
-	case kind == "Chassis" && sub == "" && get:
-		writeJSON(w, 200, map[string]any{"@odata.id": "/redfish/v1/Chassis/" + m.cfg.Name, "@odata.type": "#Chassis.v1_10_0.Chassis",
-			"Id": m.cfg.Name, "Name": m.cfg.Name, "ChassisType": "RackMount",
-			"Links": map[string]any{"ComputerSystems": []any{odata("/redfish/v1/Systems/" + m.cfg.Name)}}})
-	default:
-		redfishError(w, 404, "no such resource")
+// serviceRoot serves GET /redfish/v1 (public, as Redfish requires: clients discover the service before login).
+func (b *BMC) serviceRoot(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, 200, map[string]any{"@odata.id": "/redfish/v1/", "@odata.type": "#ServiceRoot.v1_5_0.ServiceRoot",
+		"Id": "RootService", "Name": "Ferric virtual BMC", "RedfishVersion": "1.11.0", "UUID": "00000000-0000-0000-0000-00000000f3c1",
+		"Systems": odata("/redfish/v1/Systems"), "Managers": odata("/redfish/v1/Managers"), "Chassis": odata("/redfish/v1/Chassis"),
+		"SessionService": odata("/redfish/v1/SessionService"), "UpdateService": odata(updateServicePath),
+		"Links": map[string]any{"Sessions": odata(sessionsPath)}})
+}
+
+// vmCollection serves the Systems, Managers and Chassis collections: one member per VM, whatever the kind.
+func (b *BMC) vmCollection(w http.ResponseWriter, r *http.Request) {
+	kind := mux.Vars(r)["kind"]
+	var ms []string
+	for _, n := range b.names() {
+		ms = append(ms, "/redfish/v1/"+kind+"/"+n)
 	}
+	writeJSON(w, 200, collection("/redfish/v1/"+kind, kind, ms))
+}
+
+func (b *BMC) getSystem(w http.ResponseWriter, _ *http.Request, m *vm, _ string) {
+	writeJSON(w, 200, b.system(m))
+}
+
+// resetSystem runs ComputerSystem.Reset: 400 for a ResetType it does not know, 500 when the VM did not start or
+// QEMU did not take the power button.
+func (b *BMC) resetSystem(w http.ResponseWriter, r *http.Request, m *vm, _ string) {
+	var body struct{ ResetType string }
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		redfishError(w, 400, "malformed JSON: "+err.Error())
+		return
+	}
+	if err := b.reset(m, body.ResetType); err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, errBadRequest) {
+			code = http.StatusBadRequest
+		}
+		b.log.WithError(err).WithField("vm", m.cfg.Name).WithField("reset", body.ResetType).Warn("reset failed")
+		redfishError(w, code, err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// getHardware serves the System's hardware resources (hardware.go); a path it does not know is a 404.
+func (b *BMC) getHardware(w http.ResponseWriter, _ *http.Request, m *vm, sub string) {
+	res, ok := b.hardware(m, sub)
+	if !ok {
+		redfishError(w, 404, "no such resource")
+		return
+	}
+	writeJSON(w, 200, res)
+}
+
+func (b *BMC) getManager(w http.ResponseWriter, _ *http.Request, m *vm, _ string) {
+	writeJSON(w, 200, map[string]any{"@odata.id": "/redfish/v1/Managers/" + m.cfg.Name, "@odata.type": "#Manager.v1_10_0.Manager",
+		"Id": m.cfg.Name, "Name": "Virtual BMC of " + m.cfg.Name, "ManagerType": "BMC", "FirmwareVersion": bmcVersion, "Status": map[string]string{"State": "Enabled", "Health": "OK"},
+		"VirtualMedia": odata("/redfish/v1/Managers/" + m.cfg.Name + "/VirtualMedia"),
+		"Links":        map[string]any{"ManagerForServers": []any{odata("/redfish/v1/Systems/" + m.cfg.Name)}}})
+}
+
+func (b *BMC) listVirtualMedia(w http.ResponseWriter, _ *http.Request, m *vm, _ string) {
+	writeJSON(w, 200, collection("/redfish/v1/Managers/"+m.cfg.Name+"/VirtualMedia", "Virtual Media", []string{"/redfish/v1/Managers/" + m.cfg.Name + "/VirtualMedia/Cd"}))
+}
+
+func (b *BMC) getVirtualMedia(w http.ResponseWriter, _ *http.Request, m *vm, _ string) {
+	writeJSON(w, 200, b.media(m))
+}
+
+// insertMediaAction runs VirtualMedia.InsertMedia (media.go downloads the image, releasing the VM's lock meanwhile).
+func (b *BMC) insertMediaAction(w http.ResponseWriter, r *http.Request, m *vm, _ string) {
+	var body struct{ Image string }
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		redfishError(w, 400, "malformed JSON: "+err.Error())
+		return
+	}
+	if code, msg := b.insertMedia(r, m, body.Image); code != 0 {
+		redfishError(w, code, msg)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (b *BMC) ejectMedia(w http.ResponseWriter, _ *http.Request, m *vm, _ string) {
+	m.state.MediaPresent, m.state.MediaImage = false, ""
+	b.save(m)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (b *BMC) getChassis(w http.ResponseWriter, _ *http.Request, m *vm, _ string) {
+	writeJSON(w, 200, map[string]any{"@odata.id": "/redfish/v1/Chassis/" + m.cfg.Name, "@odata.type": "#Chassis.v1_10_0.Chassis",
+		"Id": m.cfg.Name, "Name": m.cfg.Name, "ChassisType": "RackMount",
+		"Links": map[string]any{"ComputerSystems": []any{odata("/redfish/v1/Systems/" + m.cfg.Name)}}})
 }
 
 // patchBoot applies a PATCH of the System's Boot override (target, enabled, mode). Called with m.mu held.
-func (b *BMC) patchBoot(w http.ResponseWriter, r *http.Request, m *vm) {
+func (b *BMC) patchBoot(w http.ResponseWriter, r *http.Request, m *vm, _ string) {
 	var body struct {
 		Boot map[string]string
 	}

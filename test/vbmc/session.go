@@ -7,9 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/gorilla/mux"
 )
 
 // The Redfish SessionService, as BMCs serve it and as sushy (whose default auth tries a session first) and gofish
@@ -155,31 +156,43 @@ func (b *BMC) login(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, sessionResource(sess))
 }
 
-// sessionService serves the authenticated SessionService resources (path without the /redfish/v1 prefix).
-func (b *BMC) sessionService(w http.ResponseWriter, r *http.Request, path string) {
-	get := r.Method == http.MethodGet || r.Method == http.MethodHead
-	rest := strings.TrimPrefix(path, "/redfish/v1/SessionService")
-	switch {
-	case rest == "" && get:
-		writeJSON(w, 200, map[string]any{"@odata.id": "/redfish/v1/SessionService", "@odata.type": "#SessionService.v1_1_8.SessionService",
-			"Id": "SessionService", "Name": "Session Service", "ServiceEnabled": true,
-			"SessionTimeout": int(b.cfg.SessionTimeout / time.Second), "Sessions": odata(sessionsPath)})
-	case rest == "/Sessions" && get:
-		writeJSON(w, 200, collection(sessionsPath, "Sessions", b.sessions.ids()))
-	case strings.HasPrefix(rest, "/Sessions/"):
-		sess, h := b.sessions.byID(strings.TrimPrefix(rest, "/Sessions/"))
-		switch {
-		case sess == nil:
-			redfishError(w, 404, "no such session (it ended, or expired after session_timeout idle)")
-		case get:
-			writeJSON(w, 200, sessionResource(sess))
-		case r.Method == http.MethodDelete:
-			b.sessions.remove(h)
-			w.WriteHeader(http.StatusNoContent)
-		default:
-			redfishError(w, http.StatusMethodNotAllowed, "use GET or DELETE on a session")
-		}
-	default:
-		redfishError(w, 404, "no such resource")
+// sessionService serves GET of the SessionService.
+func (b *BMC) sessionService(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, 200, map[string]any{"@odata.id": "/redfish/v1/SessionService", "@odata.type": "#SessionService.v1_1_8.SessionService",
+		"Id": "SessionService", "Name": "Session Service", "ServiceEnabled": true,
+		"SessionTimeout": int(b.cfg.SessionTimeout / time.Second), "Sessions": odata(sessionsPath)})
+}
+
+func (b *BMC) listSessions(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, 200, collection(sessionsPath, "Sessions", b.sessions.ids()))
+}
+
+// liveSession returns the route's live session, or answers 404 and returns nil.
+func (b *BMC) liveSession(w http.ResponseWriter, r *http.Request) (*session, [32]byte) {
+	sess, h := b.sessions.byID(mux.Vars(r)["id"])
+	if sess == nil {
+		redfishError(w, 404, "no such session (it ended, or expired after session_timeout idle)")
+	}
+	return sess, h
+}
+
+func (b *BMC) getSession(w http.ResponseWriter, r *http.Request) {
+	if sess, _ := b.liveSession(w, r); sess != nil {
+		writeJSON(w, 200, sessionResource(sess))
+	}
+}
+
+// deleteSession logs the session out: its token is refused from now on.
+func (b *BMC) deleteSession(w http.ResponseWriter, r *http.Request) {
+	if sess, h := b.liveSession(w, r); sess != nil {
+		b.sessions.remove(h)
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// sessionOtherMethod answers any other method on a session: 405 naming the methods, 404 if the session is gone.
+func (b *BMC) sessionOtherMethod(w http.ResponseWriter, r *http.Request) {
+	if sess, _ := b.liveSession(w, r); sess != nil {
+		redfishError(w, http.StatusMethodNotAllowed, "use GET or DELETE on a session")
 	}
 }

@@ -98,6 +98,8 @@ type BMC struct {
 	// downloads counts running InsertMedia downloads; Run waits for them (cancelled with ctx) before returning,
 	// so that no partial file is left behind.
 	downloads sync.WaitGroup
+	// router serves the Redfish API (routes.go); built once in Run.
+	router http.Handler
 }
 
 // Run serves until ctx ends; running VMs are stopped then (their power intent is kept). A VM whose QEMU an
@@ -138,6 +140,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		return err
 	}
 	b := &BMC{cfg: cfg, log: log, vms: map[string]*vm{}, ctx: ctx, sessions: newSessions(cfg.SessionTimeout)}
+	b.router = b.newRouter()
 	for _, v := range cfg.VMs {
 		if err := b.addVM(v); err != nil {
 			return err

@@ -4,7 +4,6 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
 
 	"github.com/ferric-metal/ferric/deploy"
@@ -155,11 +155,15 @@ type Server struct {
 
 	mu      sync.Mutex
 	history []*Command
+	// router serves the API (routes.go); built once in New.
+	router http.Handler
 }
 
 // New returns a server; ctx bounds every command's run.
 func New(ctx context.Context, cfg Config, commands map[string]Spec) *Server {
-	return &Server{cfg: cfg, commands: commands, started: time.Now(), ctx: ctx}
+	s := &Server{cfg: cfg, commands: commands, started: time.Now(), ctx: ctx}
+	s.router = s.newRouter()
+	return s
 }
 
 type fault struct {
@@ -181,66 +185,51 @@ func writeFault(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, fault{fc, msg})
 }
 
-// ServeHTTP routes the API (with and without the /v1 prefix, as IPA).
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path := strings.TrimSuffix(r.URL.Path, "/")
-	switch {
-	case path == "":
-		v1 := map[string]any{"id": "v1", "links": []map[string]string{{"href": "/v1/", "rel": "self"}}}
-		writeJSON(w, 200, map[string]any{"name": "OpenStack Ironic Python Agent API", "description": "Ferric agent (IPA-compatible)",
-			"versions": []any{v1}, "default_version": v1})
+// ServeHTTP serves the API through the router built in New (routes.go).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+// root serves the versions document (any method, no token).
+func (s *Server) root(w http.ResponseWriter, _ *http.Request) {
+	v1 := map[string]any{"id": "v1", "links": []map[string]string{{"href": "/v1/", "rel": "self"}}}
+	writeJSON(w, 200, map[string]any{"name": "OpenStack Ironic Python Agent API", "description": "Ferric agent (IPA-compatible)",
+		"versions": []any{v1}, "default_version": v1})
+}
+
+// v1 serves the v1 document (any method, no token).
+func (s *Server) v1(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, 200, map[string]any{"id": "v1", "commands": []map[string]string{{"href": "/v1/commands/", "rel": "self"}},
+		"status":      []map[string]string{{"href": "/v1/status/", "rel": "self"}},
+		"media_types": []map[string]string{{"base": "application/json", "type": "application/vnd.openstack.ironic-python-agent.v1+json"}}})
+}
+
+// status serves the agent's start time and version (any method, no token).
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, 200, map[string]any{"started_at": float64(s.started.UnixNano()) / 1e9, "version": s.cfg.Version})
+}
+
+// listCommands serves GET /commands: every command run so far, oldest first.
+func (s *Server) listCommands(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	out := make([]deploy.CommandResult, 0, len(s.history))
+	for _, c := range s.history {
+		out = append(out, c.view())
+	}
+	s.mu.Unlock()
+	writeJSON(w, 200, map[string]any{"commands": out})
+}
+
+// getCommand serves GET /commands/{id}; with wait=true it answers when the command has finished.
+func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) {
+	id := mux.Vars(r)["id"]
+	c := s.find(id)
+	if c == nil {
+		writeFault(w, 404, "Command "+id+" not found")
 		return
-	case path == "/v1":
-		writeJSON(w, 200, map[string]any{"id": "v1", "commands": []map[string]string{{"href": "/v1/commands/", "rel": "self"}},
-			"status":      []map[string]string{{"href": "/v1/status/", "rel": "self"}},
-			"media_types": []map[string]string{{"base": "application/json", "type": "application/vnd.openstack.ironic-python-agent.v1+json"}}})
-		return
-	case path == "/v1/status" || path == "/status":
-		writeJSON(w, 200, map[string]any{"started_at": float64(s.started.UnixNano()) / 1e9, "version": s.cfg.Version})
-		return
 	}
-	rest, ok := strings.CutPrefix(path, "/v1")
-	if !ok {
-		rest = path
+	if r.URL.Query().Get("wait") == "true" {
+		s.wait(r.Context(), c)
 	}
-	if rest != "/commands" && !strings.HasPrefix(rest, "/commands/") {
-		writeFault(w, 404, "Resource not found")
-		return
-	}
-	want := ""
-	if s.cfg.Token != nil {
-		want = s.cfg.Token()
-	}
-	got := r.URL.Query().Get("agent_token")
-	if want == "" || subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 {
-		writeFault(w, 401, "Token invalid.")
-		return
-	}
-	id := strings.TrimPrefix(strings.TrimPrefix(rest, "/commands"), "/")
-	switch {
-	case r.Method == http.MethodGet && id == "":
-		s.mu.Lock()
-		out := make([]deploy.CommandResult, 0, len(s.history))
-		for _, c := range s.history {
-			out = append(out, c.view())
-		}
-		s.mu.Unlock()
-		writeJSON(w, 200, map[string]any{"commands": out})
-	case r.Method == http.MethodGet:
-		c := s.find(id)
-		if c == nil {
-			writeFault(w, 404, "Command "+id+" not found")
-			return
-		}
-		if r.URL.Query().Get("wait") == "true" {
-			s.wait(r.Context(), c)
-		}
-		writeJSON(w, 200, c.view())
-	case r.Method == http.MethodPost && id == "":
-		s.post(w, r)
-	default:
-		writeFault(w, 405, "Method not allowed")
-	}
+	writeJSON(w, 200, c.view())
 }
 
 func (s *Server) find(id string) *Command {
