@@ -128,15 +128,7 @@ func (s *Server) createVolumeTarget(w http.ResponseWriter, r *http.Request, scop
 	err := applyTargetDoc(v, doc, "target")
 	var n *store.Node
 	if err == nil {
-		if _, ok := doc["node_uuid"].(string); !ok {
-			err = badRequest("Schema error for target: %s is not of type 'string' (field node_uuid)", pyRepr(doc["node_uuid"]))
-		}
-	}
-	if err == nil {
-		n, err = s.volumeNode(r, doc["node_uuid"])
-	}
-	if err == nil && scoped {
-		err = errMalformedURI
+		n, err = s.createdVolumeNode(r, doc, "target", scoped)
 	}
 	if err == nil {
 		v.NodeUUID = n.UUID

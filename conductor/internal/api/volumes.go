@@ -354,15 +354,7 @@ func (s *Server) createVolumeConnector(w http.ResponseWriter, r *http.Request, s
 	err := applyConnectorDoc(c, doc, "connector")
 	var n *store.Node
 	if err == nil {
-		if _, ok := doc["node_uuid"].(string); !ok {
-			err = badRequest("Schema error for connector: %s is not of type 'string' (field node_uuid)", pyRepr(doc["node_uuid"]))
-		}
-	}
-	if err == nil {
-		n, err = s.volumeNode(r, doc["node_uuid"])
-	}
-	if err == nil && scoped {
-		err = errMalformedURI
+		n, err = s.createdVolumeNode(r, doc, "connector", scoped)
 	}
 	if err == nil {
 		c.NodeUUID = n.UUID
@@ -374,6 +366,19 @@ func (s *Server) createVolumeConnector(w http.ResponseWriter, r *http.Request, s
 	}
 	s.location(w, "volume/connectors/"+c.UUID)
 	writeJSON(w, http.StatusCreated, s.renderVolumeConnector(c, versionOf(r), nil))
+}
+
+// createdVolumeNode is the node a created connector or target (kind) names in doc's node_uuid, after the schema's
+// type check; a create through a node-scoped path is Ironic's "Malformed request URI" once the body is valid.
+func (s *Server) createdVolumeNode(r *http.Request, doc map[string]any, kind string, scoped bool) (*store.Node, error) {
+	if _, ok := doc["node_uuid"].(string); !ok {
+		return nil, badRequest("Schema error for %s: %s is not of type 'string' (field node_uuid)", kind, pyRepr(doc["node_uuid"]))
+	}
+	n, err := s.volumeNode(r, doc["node_uuid"])
+	if err == nil && scoped {
+		err = errMalformedURI
+	}
+	return n, err
 }
 
 // connectorPatchable are Ironic's PATCH_ALLOWED_FIELDS of a connector.
