@@ -172,14 +172,7 @@ func (s *Server) doListAllocations(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	items := make([]any, 0, len(list))
-	for _, a := range list {
-		items = append(items, s.renderAllocation(a, version, fields))
-	}
-	last := ""
-	if len(list) > 0 {
-		last = list[len(list)-1].UUID
-	}
+	items, last := renderPage(list, func(a *store.Allocation) (any, string) { return s.renderAllocation(a, version, fields), a.UUID })
 	s.writeList(w, "allocations", false, lq, items, last)
 	return nil
 }

@@ -153,14 +153,7 @@ func (s *Server) doListChassis(w http.ResponseWriter, r *http.Request, detailPat
 		s.writeError(w, r, chassisOr404(lq.opts.Marker, err))
 		return
 	}
-	items := make([]any, 0, len(list))
-	for _, c := range list {
-		items = append(items, s.renderChassis(c, lq.fields))
-	}
-	last := ""
-	if len(list) > 0 {
-		last = list[len(list)-1].UUID
-	}
+	items, last := renderPage(list, func(c *store.Chassis) (any, string) { return s.renderChassis(c, lq.fields), c.UUID })
 	s.writeList(w, "chassis", detailPath, lq, items, last)
 }
 

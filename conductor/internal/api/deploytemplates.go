@@ -163,14 +163,7 @@ func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, templateError(lq.opts.Marker, err))
 		return
 	}
-	items := make([]any, 0, len(list))
-	for _, t := range list {
-		items = append(items, s.renderTemplate(t, fields))
-	}
-	last := ""
-	if len(list) > 0 {
-		last = list[len(list)-1].UUID
-	}
+	items, last := renderPage(list, func(t *store.DeployTemplate) (any, string) { return s.renderTemplate(t, fields), t.UUID })
 	s.writeList(w, "deploy_templates", false, lq, items, last)
 }
 

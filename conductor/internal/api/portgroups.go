@@ -129,14 +129,7 @@ func (s *Server) doListPortgroups(w http.ResponseWriter, r *http.Request, nodeId
 		s.writeError(w, r, err)
 		return
 	}
-	items := make([]any, 0, len(groups))
-	for _, g := range groups {
-		items = append(items, s.renderPortgroup(g, version, fields))
-	}
-	last := ""
-	if len(groups) > 0 {
-		last = groups[len(groups)-1].UUID
-	}
+	items, last := renderPage(groups, func(g *store.Portgroup) (any, string) { return s.renderPortgroup(g, version, fields), g.UUID })
 	s.writeList(w, "portgroups", detail, lq, items, last)
 }
 

@@ -129,14 +129,7 @@ func (s *Server) doListPorts(w http.ResponseWriter, r *http.Request, nodeIdent, 
 		s.writeError(w, r, err)
 		return
 	}
-	items := make([]any, 0, len(ports))
-	for _, p := range ports {
-		items = append(items, s.renderPort(p, version, fields))
-	}
-	last := ""
-	if len(ports) > 0 {
-		last = ports[len(ports)-1].UUID
-	}
+	items, last := renderPage(ports, func(p *store.Port) (any, string) { return s.renderPort(p, version, fields), p.UUID })
 	s.writeList(w, "ports", detail, lq, items, last)
 }
 

@@ -163,16 +163,13 @@ func listVolumes[T any](s *Server, w http.ResponseWriter, r *http.Request, k vol
 		s.writeError(w, r, err)
 		return
 	}
-	out := make([]any, 0, len(items))
-	for _, it := range items {
-		out = append(out, render(it, fields))
-	}
+	out, last := renderPage(items, func(it T) (any, string) { return render(it, fields), uuidOf(it) })
 	// The next link names /v1/volume/<plural> even for a node's list, as Ironic's; the node filter goes with the
 	// other arguments.
 	doc := newOrdered()
 	doc.set(k.plural, out)
 	if len(items) > 0 {
-		s.nextLinks(doc, k.plural, "volume/"+k.plural, lq, len(items), uuidOf(items[len(items)-1]))
+		s.nextLinks(doc, k.plural, "volume/"+k.plural, lq, len(items), last)
 	}
 	writeJSON(w, http.StatusOK, doc)
 }
