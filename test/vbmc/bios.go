@@ -59,7 +59,7 @@ func (b *BMC) bios(w http.ResponseWriter, r *http.Request, m *vm, sub string) {
 			"Attributes":                 biosAttributes(m),
 			"@Redfish.Settings":          map[string]any{"SettingsObject": odata(id + "/Settings")},
 			"Actions":                    map[string]any{"#Bios.ResetBios": map[string]string{"target": id + "/Actions/Bios.ResetBios"}},
-			"AttributeRegistry":          "",
+			"AttributeRegistry":          biosRegistryID,
 			"ResetBiosToDefaultsPending": false})
 	case sub == "Bios/Settings" && get:
 		pending := m.state.BIOSPending

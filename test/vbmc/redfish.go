@@ -107,11 +107,13 @@ func (b *BMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"Id": "RootService", "Name": "Ferric virtual BMC", "RedfishVersion": "1.11.0", "UUID": "00000000-0000-0000-0000-00000000f3c1",
 			"Systems": odata("/redfish/v1/Systems"), "Managers": odata("/redfish/v1/Managers"), "Chassis": odata("/redfish/v1/Chassis"),
 			"SessionService": odata("/redfish/v1/SessionService"), "UpdateService": odata(updateServicePath),
-			"Links": map[string]any{"Sessions": odata(sessionsPath)}})
+			"Registries": odata(registriesPath), "Links": map[string]any{"Sessions": odata(sessionsPath)}})
 	case len(parts) >= 2 && parts[1] == "SessionService":
 		b.sessionService(w, r, path)
 	case len(parts) >= 2 && parts[1] == "UpdateService" && get:
 		b.updateService(w, path)
+	case len(parts) >= 2 && parts[1] == "Registries" && get:
+		registries(w, path)
 	case len(parts) == 2 && get:
 		var ms []string
 		for _, n := range b.names() {
@@ -164,6 +166,8 @@ func (b *BMC) resource(w http.ResponseWriter, r *http.Request, m *vm, kind strin
 		w.WriteHeader(http.StatusNoContent)
 	case kind == "Systems" && strings.HasPrefix(sub, "Bios"):
 		b.bios(w, r, m, sub)
+	case kind == "Systems" && strings.HasPrefix(sub, "Storage"):
+		b.storage(w, r, m, sub)
 	case kind == "Systems" && get:
 		res, ok := b.hardware(m, sub)
 		if !ok {
