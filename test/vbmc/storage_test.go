@@ -70,7 +70,7 @@ func TestStorageVolumes(t *testing.T) {
 		"unsupported type": {body("RAID3", nil, "0", "1", "2"), `RAIDType "RAID3" is not supported`},
 		"RAID1 of three":   {body("RAID1", nil, "0", "1", "2"), "RAID1 needs 2 to 2 drives, not 3"},
 		"RAID10 odd":       {body("RAID10", nil, "0", "1", "2"), "RAID10 needs 4 to 32 drives (an even number), not 3"},
-		"too big":          {body("RAID1", 2 << 30, "0", "1"), "does not fit"},
+		"too big":          {body("RAID1", 2<<30, "0", "1"), "does not fit"},
 		"foreign drive":    {body("RAID0", nil, "9"), "is not a drive of this controller"},
 		"drive twice":      {body("RAID1", nil, "0", "0"), "listed twice"},
 	} {
