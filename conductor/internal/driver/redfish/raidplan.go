@@ -92,9 +92,9 @@ func usableDrives(level string, n int) int {
 
 // physDisk is one drive of a RAID-capable controller.
 type physDisk struct {
-	ID, Path, Storage  string // Drive Id, its @odata.id, and the Id of its Storage (the controller)
+	ID, Path, Storage   string // Drive Id, its @odata.id, and the Id of its Storage (the controller)
 	MediaType, Protocol string
-	Capacity           int64
+	Capacity            int64
 }
 
 // kind groups drives a volume may mix: Ironic requires homogeneous drives per logical disk.
