@@ -34,17 +34,26 @@ func (e *Engine) cacheHardware(ctx context.Context, t *driver.Task) {
 			}
 		}
 	}
-	if t.Firmware != nil {
-		comps, err := t.Firmware.Components(ctx, n)
-		switch {
-		case errors.As(err, &unsupported):
-			t.Log.Debug("Firmware components are not supported for this node, skipping")
-		case err != nil:
-			t.Log.WithError(err).Warn("Caching of firmware components failed")
-		default:
-			if err := e.store.SetFirmwareComponents(ctx, n.UUID, comps); err != nil {
-				t.Log.WithError(err).Warn("Storing firmware components failed")
-			}
+	e.cacheFirmware(ctx, t)
+}
+
+// cacheFirmware reads and stores the node's firmware components (Ironic's node_cache_firmware_components), also
+// run when an inspection ends; it never fails the caller.
+func (e *Engine) cacheFirmware(ctx context.Context, t *driver.Task) {
+	if t.Firmware == nil {
+		return
+	}
+	n := t.Node
+	var unsupported *driver.UnsupportedError
+	comps, err := t.Firmware.Components(ctx, n)
+	switch {
+	case errors.As(err, &unsupported):
+		t.Log.Debug("Firmware components are not supported for this node, skipping")
+	case err != nil:
+		t.Log.WithError(err).Warn("Caching of firmware components failed")
+	default:
+		if err := e.store.SetFirmwareComponents(ctx, n.UUID, comps); err != nil {
+			t.Log.WithError(err).Warn("Storing firmware components failed")
 		}
 	}
 }
