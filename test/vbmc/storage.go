@@ -72,6 +72,7 @@ func perDriveBytes(v Volume) int64 {
 	if !ok || len(v.Drives) == 0 {
 		return 0
 	}
+	// Rounded up: a controller never books less than the volume needs.
 	d := int64(r.data(len(v.Drives)))
 	return (v.CapacityBytes + d - 1) / d
 }
@@ -95,6 +96,7 @@ func (b *BMC) storage(w http.ResponseWriter, r *http.Request, m *vm, sub string)
 	get := r.Method == http.MethodGet || r.Method == http.MethodHead
 	raid := m.cfg.RAIDDrives > 0
 	switch {
+	// Without raid_drives every path falls through to hardware(): the System looks as it did before RAID.
 	case sub == "Storage" && get && raid:
 		writeJSON(w, 200, collection(sys+"/Storage", "Storage", []string{sys + "/Storage/1", sys + "/" + ctrl}))
 	case raid && sub == ctrl && get:
@@ -175,6 +177,7 @@ func volumeJSON(m *vm, v Volume) map[string]any {
 
 // volume serves one volume: GET, and DELETE which frees its drives.
 func (b *BMC) volume(w http.ResponseWriter, r *http.Request, m *vm, id string) {
+	// Volumes are few (a handful per VM): a linear search is enough.
 	i := slices.IndexFunc(m.state.Volumes, func(v Volume) bool { return v.ID == id })
 	if i < 0 {
 		redfishError(w, 404, "no such volume: "+id)
@@ -215,6 +218,7 @@ func (b *BMC) createVolume(w http.ResponseWriter, r *http.Request, m *vm) {
 		redfishError(w, 400, msg)
 		return
 	}
+	// Saved at once, as every other BMC state change: a restarted ferric-vbmc still has the volume.
 	m.state.Volumes = append(m.state.Volumes, v)
 	b.save(m)
 	res := volumeJSON(m, v)
@@ -245,6 +249,7 @@ func newVolume(m *vm, req volumeRequest) (Volume, string) {
 		return Volume{}, fmt.Sprintf("%s needs %d to %d drives%s, not %d", req.RAIDType, rule.min, rule.max,
 			map[bool]string{true: " (an even number)", false: ""}[rule.even], n)
 	}
+	// The smallest free space among the drives bounds the volume, as on a real controller.
 	free := raidDriveBytes(m)
 	for _, d := range drives {
 		free = min(free, freeBytes(m, d))
@@ -261,6 +266,7 @@ func newVolume(m *vm, req volumeRequest) (Volume, string) {
 	if v.CapacityBytes <= 0 {
 		return Volume{}, "the drives have no free space left"
 	}
+	// Ironic sends Name only when the logical disk has a volume_name; controllers name the rest themselves.
 	if v.Name == "" {
 		v.Name = v.ID
 	}

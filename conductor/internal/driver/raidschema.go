@@ -19,11 +19,13 @@ func CheckRAIDSchema(cfg map[string]any) error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("RAID config validation error: "+format, a...)
 	}
+	// The schema's top level has one property, and additionalProperties false.
 	for k := range cfg {
 		if k != "logical_disks" {
 			return bad("Additional properties are not allowed ('%s' was unexpected)", k)
 		}
 	}
+	// JSON arrays decode to []any: anything else (an object, a string) is not a list of logical disks.
 	disks, ok := cfg["logical_disks"].([]any)
 	if !ok {
 		return bad("'logical_disks' is a required property and must be a list of logical disks")
@@ -44,6 +46,7 @@ func CheckRAIDSchema(cfg map[string]any) error {
 			roots++
 		}
 	}
+	// Ironic's _check_and_return_root_volumes: the root device can be only one volume.
 	if roots > 1 {
 		return fmt.Errorf("Raid config cannot have more than one root volume. %d root volumes were specified", roots)
 	}
@@ -66,6 +69,7 @@ func validateLogicalDisk(i int, disk map[string]any) error {
 		}
 		return nil
 	}
+	// raid_level and size_gb are the schema's required properties of a logical disk.
 	for _, k := range []string{"raid_level", "size_gb"} {
 		if _, ok := disk[k]; !ok {
 			return fmt.Errorf("logical_disks[%d]: '%s' is a required property", i, k)
@@ -76,6 +80,7 @@ func validateLogicalDisk(i int, disk map[string]any) error {
 		switch k {
 		case "raid_level":
 			err = str(k, RAIDLevels())
+		// size_gb is an integer of GiB, or the string "MAX" for all the space the drives have.
 		case "size_gb":
 			if s, isStr := v.(string); isStr && s == "MAX" {
 				break
@@ -97,6 +102,7 @@ func validateLogicalDisk(i int, disk map[string]any) error {
 			if f, ok := v.(float64); !ok || f <= 0 || f != float64(int64(f)) {
 				err = fmt.Errorf("logical_disks[%d].number_of_physical_disks %v is not an integer above 0", i, v)
 			}
+		// physical_disks names drives of one controller, so the schema makes it depend on controller.
 		case "physical_disks":
 			if _, ok := v.([]any); !ok {
 				err = fmt.Errorf("logical_disks[%d].physical_disks must be a list", i)

@@ -43,6 +43,7 @@ func (r *RAID) ValidateRAIDConfig(_ context.Context, _ *store.Node, cfg map[stri
 	if err := driver.CheckRAIDSchema(cfg); err != nil {
 		return fmt.Errorf("%v: %w", err, driver.ErrInvalid)
 	}
+	// The schema passed, so logical_disks is a list of objects.
 	disks, _ := cfg["logical_disks"].([]any)
 	for i, d := range disks {
 		if it, _ := d.(map[string]any)["interface_type"].(string); it == "scsi" {
@@ -68,9 +69,12 @@ func (r *RAID) Steps(kind steps.Kind) []steps.Step {
 		"create_nonroot_volumes": {Description: "whether to create the other volumes of the RAID configuration"},
 		"delete_existing":        {Description: "whether to delete the existing volumes first (default false)"},
 	}
+	// Priority 0 everywhere: RAID is built only when asked for, never by automated cleaning. Not in band: the BMC
+	// does the work, no agent is booted for these steps.
 	if kind == steps.Clean {
 		return []steps.Step{{Interface: "raid", Step: stepCreateRAID, ArgsInfo: flags}, del}
 	}
+	// Deploy and service steps cannot rely on a target_raid_config set earlier: the configuration is an argument.
 	apply := map[string]steps.ArgInfo{"raid_config": {Required: true, Description: "The RAID configuration to apply."}}
 	for k, v := range flags {
 		apply[k] = v
@@ -78,7 +82,8 @@ func (r *RAID) Steps(kind steps.Kind) []steps.Step {
 	return []steps.Step{{Interface: "raid", Step: stepApplyRAID, ArgsInfo: apply}, del}
 }
 
-// boolArg reads a step's boolean argument, def when absent.
+// boolArg reads a step's boolean argument, def when absent (or not a boolean: the steps package passes JSON
+// values through, and a string "false" is not taken for false).
 func boolArg(args map[string]any, key string, def bool) bool {
 	if v, ok := args[key].(bool); ok {
 		return v
@@ -106,6 +111,7 @@ func (r *RAID) ExecuteStep(ctx context.Context, t *driver.Task, kind steps.Kind,
 		if err := r.ValidateRAIDConfig(ctx, n, cfg); err != nil {
 			return driver.Done, err
 		}
+		// Stored before building, as Ironic saves it first: a failed build still shows what was asked for.
 		n.TargetRAIDConfig = cfg
 		nonroot = false
 	case stepCreateRAID:
@@ -166,6 +172,8 @@ func controllers(s *session) ([]*controller, error) {
 		if err != nil {
 			return nil, bmcError(s.info, "read the drives of controller "+st.ID, err)
 		}
+		// Drives in the order the Storage lists them: Ironic's matching takes drives in that order, so the same
+		// configuration lands on the same drives every time.
 		byPath := map[string]*schemas.Drive{}
 		for _, d := range drives {
 			byPath[d.ODataID] = d
@@ -173,7 +181,7 @@ func controllers(s *session) ([]*controller, error) {
 		for _, l := range links.Drives {
 			d, ok := byPath[l.ODataID]
 			if !ok || d.CapacityBytes == nil {
-				continue
+				continue // a drive without a size cannot be planned on
 			}
 			c.drives = append(c.drives, &physDisk{ID: d.ID, Path: d.ODataID, Storage: st.ID, MediaType: string(d.MediaType),
 				Protocol: string(d.Protocol), Capacity: int64(*d.CapacityBytes)})
@@ -200,6 +208,7 @@ func (c *controller) readVolumes(s *session) ([]*schemas.Volume, error) {
 // update_raid_info): id, name, controller, size_gb and raid_level of each, and when it was read. Volumes without
 // a RAID type are left out.
 func updateRAIDConfig(s *session, n *store.Node, ctrls []*controller) error {
+	// Always a list, also when empty: raid_config {"logical_disks": []} says "read, and nothing is built".
 	disks := []any{}
 	for _, c := range ctrls {
 		vols, err := c.readVolumes(s)
@@ -248,6 +257,7 @@ func deleteVolumes(ctx context.Context, t *driver.Task, s *session, ctrls []*con
 			return err
 		}
 		for _, v := range vols {
+			// A volume without RAID type is not one this interface builds (a pass-through disk): kept.
 			if v.RAIDType == "" {
 				continue
 			}
@@ -284,6 +294,8 @@ func logicalDisks(n *store.Node) ([]*logicalDisk, error) {
 	var out []*logicalDisk
 	for i, item := range list {
 		m, _ := item.(map[string]any)
+		// The schema was checked when the configuration was set: fields are read without re-checking types,
+		// and -1 stands for size_gb "MAX".
 		ld := &logicalDisk{Index: i, Size: -1}
 		ld.Level, _ = m["raid_level"].(string)
 		if gb, ok := m["size_gb"].(float64); ok {
@@ -358,6 +370,8 @@ func (r *RAID) createConfiguration(ctx context.Context, t *driver.Task, root, no
 	if err != nil {
 		return err
 	}
+	// Every drive starts with its whole capacity, as in Ironic: volumes already on the drives are not counted, so
+	// building over them needs delete_existing (or a delete_configuration step first), else the BMC refuses.
 	p := &planner{free: map[*physDisk]int64{}}
 	for _, c := range ctrls {
 		for _, d := range c.drives {
@@ -375,6 +389,7 @@ func (r *RAID) createConfiguration(ctx context.Context, t *driver.Task, root, no
 		return fmt.Errorf("Redfish RAID cannot build the target_raid_config of node %s on %s: %v",
 			n.UUID, describeControllers(ctrls), err)
 	}
+	// Deleted only once the new configuration is known to fit: a plan that fails leaves the node's RAID as it was.
 	if deleteExisting {
 		if err := deleteVolumes(ctx, t, s, ctrls); err != nil {
 			return err
@@ -401,7 +416,8 @@ func (r *RAID) createConfiguration(ctx context.Context, t *driver.Task, root, no
 // createVolume creates one planned logical disk on the controller that holds its drives (Ironic's
 // create_virtual_disk: RAIDType, CapacityBytes unless MAX, the drives' links, and volume_name as Name).
 func createVolume(ctx context.Context, t *driver.Task, s *session, ctrls []*controller, ld *logicalDisk) error {
-	level, _ := raidLevelOf(ld.Level)
+	level, _ := raidLevelOf(ld.Level) // the planner accepted the level
+	// The controller is the one holding the drives (Ironic's _get_storage_controller): a volume never spans two.
 	var c *controller
 	var links []any
 	for _, cc := range ctrls {

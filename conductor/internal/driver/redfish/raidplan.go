@@ -28,10 +28,11 @@ type raidLevel struct {
 // raidLevelOf returns the level; false for the schema's JBOD and 2, which Redfish RAID cannot build.
 func raidLevelOf(level string) (raidLevel, bool) {
 	l, ok := map[string]raidLevel{
-		"0":   {min: 1, max: 1000, raidType: "RAID0"},
-		"1":   {min: 2, max: 2, overhead: 1, raidType: "RAID1"},
-		"5":   {min: 3, max: 1000, overhead: 1, raidType: "RAID5"},
-		"6":   {min: 4, max: 1000, overhead: 2, raidType: "RAID6"},
+		"0": {min: 1, max: 1000, raidType: "RAID0"},
+		"1": {min: 2, max: 2, overhead: 1, raidType: "RAID1"},
+		"5": {min: 3, max: 1000, overhead: 1, raidType: "RAID5"},
+		"6": {min: 4, max: 1000, overhead: 2, raidType: "RAID6"},
+		// Spanned levels: RAID 1+0 is mirrors striped together, 5+0 and 6+0 two parity sets striped.
 		"1+0": {raidType: "RAID10", span: "1"},
 		"5+0": {raidType: "RAID50", span: "5"},
 		"6+0": {raidType: "RAID60", span: "6"},
@@ -151,6 +152,7 @@ func maxVolume(level string, disks []*physDisk, free map[*physDisk]int64, spans 
 		return 0, planErr("the number of physical drives (%d) is too few for the required number of overhead drives (%d)",
 			len(disks), overhead)
 	}
+	// The smallest drive bounds the volume: every drive of a RAID set gives the same space.
 	least := free[disks[0]]
 	for _, d := range disks {
 		least = min(least, free[d])
@@ -195,7 +197,7 @@ func (p *planner) place(ld *logicalDisk, free map[*physDisk]int64) error {
 	case size < 0 && most == 0:
 		return planErr("size set to 'MAX' but could not allocate physical disk space")
 	case size < 0:
-		size = most
+		size = most // MAX: all the drives have left (the BMC sizes it; this only books the space)
 	case most < size:
 		return planErr("the physical disk space (%d bytes) is not enough for the size of the logical disk (%d bytes)", most, size)
 	}
@@ -207,6 +209,7 @@ func (p *planner) place(ld *logicalDisk, free map[*physDisk]int64) error {
 		}
 		free[d] -= use
 	}
+	// An operator's controller is kept as given; otherwise the drives' controller is recorded for grouping.
 	if ld.Controller == "" {
 		ld.Controller = sel[0].Storage
 	}
@@ -284,6 +287,7 @@ func (p *planner) assign(queue *[]*logicalDisk, gs []*group, free map[*physDisk]
 		if err != nil {
 			return fail(err)
 		}
+		// The fewest drives first: RAID sets stay small and leave drives for the logical disks still queued.
 		for n := minDisks; n <= min(maxDisks, len(disks)); n++ {
 			if (ld.Count > 0 && ld.Count != n) || usableDrives(ld.Level, n) != n {
 				continue
@@ -296,6 +300,7 @@ func (p *planner) assign(queue *[]*logicalDisk, gs []*group, free map[*physDisk]
 			if p.place(&cand, candFree) != nil {
 				continue
 			}
+			// The rest of the queue must fit too; if not, the next drive count (or kind) is tried for this disk.
 			if len(*queue) > 0 {
 				ok, rest, err := p.assign(queue, gs, candFree)
 				if err != nil || !ok {
@@ -340,6 +345,8 @@ func (p *planner) plan(lds []*logicalDisk) ([]*logicalDisk, error) {
 			queue = append(queue, ld)
 		}
 	}
+	// Drives reserved by a shared MAX volume are kept out of the first try, so that the MAX volume gets as much
+	// as possible; the second try uses them too.
 	if len(queue) > 0 {
 		gs := groups(p.disks, func(d *physDisk) bool { return reserved[d.ID] || excluded[d.ID] })
 		ok, free, err := p.assign(&queue, gs, p.free)
