@@ -122,11 +122,12 @@ func (r *RAID) ExecuteStep(ctx context.Context, t *driver.Task, kind steps.Kind,
 		boolArg(s.Args, "create_nonroot_volumes", nonroot), boolArg(s.Args, "delete_existing", false))
 }
 
-// controller is one RAID-capable Storage member of the System.
+// controller is one Storage member of the System.
 type controller struct {
 	storage *schemas.Storage
-	volumes string // the Volumes collection's @odata.id, "" when it has none
-	drives  []*physDisk
+	volumes string      // the Volumes collection's @odata.id, "" when it has none
+	raid    bool        // whether it can build RAID (raidCapable)
+	drives  []*physDisk // its drives, read for RAID-capable members only: the others are not planned on
 }
 
 // storageLinks are the links of a Storage resource that gofish keeps private, in the BMC's order.
@@ -139,21 +140,24 @@ type storageLinks struct {
 	}
 }
 
-// raidCapable reports whether a Storage member can build RAID. As Ironic's get_physical_disks: a member whose
-// first controller lists no RAID types is skipped; one without any controller is not.
+// raidCapable reports whether a Storage member can build RAID. As Ironic's get_physical_disks with
+// get_first_controller: the first member of the Controllers collection, else the first embedded
+// StorageControllers entry; a member whose first controller lists no RAID types is skipped, one without any
+// controller is not.
 func raidCapable(st *schemas.Storage) bool {
+	if ctrls, err := st.Controllers(); err == nil && len(ctrls) > 0 {
+		sort.Slice(ctrls, func(i, j int) bool { return ctrls[i].ODataID < ctrls[j].ODataID })
+		return len(ctrls[0].SupportedRAIDTypes) > 0
+	}
 	if len(st.StorageControllers) > 0 {
 		return len(st.StorageControllers[0].SupportedRAIDTypes) > 0
 	}
-	ctrls, err := st.Controllers()
-	if err != nil || len(ctrls) == 0 {
-		return true
-	}
-	return len(ctrls[0].SupportedRAIDTypes) > 0
+	return true
 }
 
-// controllers reads the System's RAID-capable Storage members, sorted by id, with their drives in the BMC's
-// order (gofish fetches them concurrently).
+// controllers reads the System's Storage members, sorted by id, and the drives of the RAID-capable ones in the
+// BMC's order (gofish fetches them concurrently). All members count for deleting volumes and recording
+// raid_config, as in Ironic; only RAID-capable ones are planned on.
 func controllers(s *session) ([]*controller, error) {
 	storages, err := s.system.Storage()
 	if err != nil {
@@ -162,12 +166,13 @@ func controllers(s *session) ([]*controller, error) {
 	sort.Slice(storages, func(i, j int) bool { return storages[i].ODataID < storages[j].ODataID })
 	var out []*controller
 	for _, st := range storages {
-		if !raidCapable(st) {
-			continue
-		}
 		var links storageLinks
 		_ = json.Unmarshal(st.RawData, &links) // RawData is what gofish just parsed
-		c := &controller{storage: st, volumes: links.Volumes.ODataID}
+		c := &controller{storage: st, volumes: links.Volumes.ODataID, raid: raidCapable(st)}
+		out = append(out, c)
+		if !c.raid {
+			continue
+		}
 		drives, err := st.Drives()
 		if err != nil {
 			return nil, bmcError(s.info, "read the drives of controller "+st.ID, err)
@@ -186,12 +191,11 @@ func controllers(s *session) ([]*controller, error) {
 			c.drives = append(c.drives, &physDisk{ID: d.ID, Path: d.ODataID, Storage: st.ID, MediaType: string(d.MediaType),
 				Protocol: string(d.Protocol), Capacity: int64(*d.CapacityBytes)})
 		}
-		out = append(out, c)
 	}
 	return out, nil
 }
 
-// volumes reads a controller's volumes ([] when it has no Volumes collection).
+// readVolumes reads a controller's volumes ([] when it has no Volumes collection).
 func (c *controller) readVolumes(s *session) ([]*schemas.Volume, error) {
 	if c.volumes == "" {
 		return nil, nil
@@ -331,11 +335,11 @@ func asList(v any) []any { l, _ := v.([]any); return l }
 
 // describeControllers names the RAID controllers and their drives, for errors.
 func describeControllers(ctrls []*controller) string {
-	if len(ctrls) == 0 {
-		return "no RAID controller"
-	}
 	var parts []string
 	for _, c := range ctrls {
+		if !c.raid {
+			continue
+		}
 		var types []string
 		if len(c.storage.StorageControllers) > 0 {
 			for _, t := range c.storage.StorageControllers[0].SupportedRAIDTypes {
@@ -348,6 +352,9 @@ func describeControllers(ctrls []*controller) string {
 		}
 		parts = append(parts, fmt.Sprintf("controller %s (RAID types %s; %d drives: %s)", c.storage.ID,
 			strings.Join(types, ", "), len(c.drives), strings.Join(drives, ", ")))
+	}
+	if len(parts) == 0 {
+		return "no RAID controller"
 	}
 	return strings.Join(parts, "; ")
 }
