@@ -56,8 +56,8 @@ func vbmcVolumes(t *testing.T, url string) []string {
 }
 
 // TestRedfishRAIDManualClean builds RAID on a redfish node as Metal3 does, through gophercloud, against a
-// conductor and ferric-vbmc on this host: PUT /states/raid refuses a configuration outside Ironic's schema with a
-// 400 naming the field, takes a valid one, and a manual clean of raid.delete_configuration then
+// conductor and ferric-vbmc on this host: PUT /states/raid refuses a configuration outside Ironic's schema, or with
+// interface_type scsi (Redfish RAID's own rule), with a 400 naming the field, takes a valid one, and a manual clean of raid.delete_configuration then
 // raid.create_configuration creates the volumes on the BMC and records them in raid_config. A configuration the
 // four drives cannot hold passes the schema but fails the clean, with a last_error naming the controller and the
 // logical disks. Before: every target_raid_config of a redfish node was refused.
@@ -89,6 +89,11 @@ func TestRedfishRAIDManualClean(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, gophercloud.ResponseCodeIs(err, 400), "%v", err)
 	assert.Contains(t, err.Error(), "RAID config validation error: logical_disks[0].raid_level 7 is not one of")
+	err = nodes.SetRAIDConfig(ctx, cl, n.UUID, nodes.RAIDConfigOpts{LogicalDisks: []nodes.LogicalDisk{
+		{SizeGB: &size5, RAIDLevel: nodes.RAID1, InterfaceType: nodes.SCSI}}}).ExtractErr()
+	require.Error(t, err)
+	assert.True(t, gophercloud.ResponseCodeIs(err, 400), "%v", err)
+	assert.Contains(t, err.Error(), "logical_disks[0]: interface type `scsi` not supported by Redfish RAID")
 
 	require.NoError(t, nodes.SetRAIDConfig(ctx, cl, n.UUID, nodes.RAIDConfigOpts{LogicalDisks: []nodes.LogicalDisk{
 		{SizeGB: &size5, RAIDLevel: nodes.RAID1, IsRootVolume: gophercloud.Enabled, VolumeName: "root"},
