@@ -42,8 +42,8 @@ func (idleRunner) Start(context.Context, vbmc.StartSpec) (vbmc.Process, error) {
 // TestMetal3RedfishNode creates a node as Metal3's baremetal-operator does for a redfish-virtualmedia BMC
 // (boot redfish-virtual-media, firmware and raid redfish, inspect agent), through gophercloud, against a
 // conductor and ferric-vbmc on this host: the create is accepted (it was refused: "firmware_interface redfish is
-// not enabled"), manage caches the BIOS settings and firmware versions the BMC reports, gophercloud reads them,
-// and a target RAID configuration is refused with a 404 naming the interface instead of being accepted silently.
+// not enabled"), manage caches the BIOS settings (with their attribute registry fields) and firmware versions the
+// BMC reports, gophercloud reads them, and a target RAID configuration is accepted by the redfish raid interface.
 func TestMetal3RedfishNode(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -94,6 +94,18 @@ func TestMetal3RedfishNode(t *testing.T) {
 	}
 	assert.Equal(t, map[string]string{"BootMode": "Uefi", "NumCores": "1", "ProcVirtualization": "Enabled",
 		"SecureBoot": "Disabled"}, values)
+	// With detail (1.74), each setting shows the fields of ferric-vbmc's BIOS attribute registry.
+	detailed, err := nodes.ListBIOSSettings(ctx, cl, n.UUID, nodes.ListBIOSSettingsOpts{Detail: true}).Extract()
+	require.NoError(t, err)
+	registry := map[string]nodes.BIOSSetting{}
+	for _, s := range detailed {
+		registry[s.Name] = s
+	}
+	assert.Equal(t, "Enumeration", registry["BootMode"].AttributeType)
+	assert.Equal(t, []string{"Uefi", "Bios"}, registry["BootMode"].AllowableValues)
+	require.NotNil(t, registry["NumCores"].UpperBound)
+	assert.Equal(t, 64, *registry["NumCores"].UpperBound)
+	assert.True(t, *registry["NumCores"].ReadOnly)
 	// Ironic answers {"<name>": {...}}; gophercloud's Extract expects {"Setting": ...} and finds nothing, so the
 	// answer is read as Ironic writes it.
 	var one map[string]nodes.BIOSSetting
@@ -108,12 +120,13 @@ func TestMetal3RedfishNode(t *testing.T) {
 	assert.Equal(t, "OVMF-ferric-1.0", fw[0].CurrentVersion)
 	assert.Equal(t, "ferric-vbmc-1.0", fw[1].CurrentVersion)
 
+	// The redfish raid interface takes a target configuration (TestRedfishRAIDManualClean builds one).
 	size := 10
-	err = nodes.SetRAIDConfig(ctx, cl, n.UUID, nodes.RAIDConfigOpts{LogicalDisks: []nodes.LogicalDisk{
-		{SizeGB: &size, RAIDLevel: nodes.RAID1, IsRootVolume: gophercloud.Enabled}}}).ExtractErr()
-	require.Error(t, err)
-	assert.True(t, gophercloud.ResponseCodeIs(err, 404), "%v", err)
-	assert.Contains(t, err.Error(), "Redfish RAID configuration is not implemented")
+	require.NoError(t, nodes.SetRAIDConfig(ctx, cl, n.UUID, nodes.RAIDConfigOpts{LogicalDisks: []nodes.LogicalDisk{
+		{SizeGB: &size, RAIDLevel: nodes.RAID1, IsRootVolume: gophercloud.Enabled}}}).ExtractErr())
+	got, err := nodes.Get(ctx, cl, n.UUID).Extract()
+	require.NoError(t, err)
+	assert.Len(t, got.TargetRAIDConfig["logical_disks"], 1)
 }
 
 // TestBaremetalBIOSCLI reads a managed fake-hardware node's BIOS settings with OpenStack's own client (Debian's

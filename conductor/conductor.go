@@ -342,7 +342,7 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 		[]string{"redfish-virtual-media", "fake"}))))
 	reg.AddBIOS("redfish", &redfish.BIOS{Driver: rf})
 	reg.AddFirmware("redfish", &redfish.Firmware{Driver: rf})
-	reg.AddRAID("redfish", redfish.RAID{})
+	reg.AddRAID("redfish", &redfish.RAID{Driver: rf})
 	reg.AddPower("redfish", rf)
 	reg.AddManagement("redfish", rf)
 	reg.AddInspect("redfish", &redfish.Inspector{Driver: rf, Store: st, AddPorts: cfg.InspectAddPorts})

@@ -58,7 +58,7 @@ func (b *BMC) getBios(w http.ResponseWriter, _ *http.Request, m *vm, _ string) {
 		"Attributes":                 biosAttributes(m),
 		"@Redfish.Settings":          map[string]any{"SettingsObject": odata(id + "/Settings")},
 		"Actions":                    map[string]any{"#Bios.ResetBios": map[string]string{"target": id + "/Actions/Bios.ResetBios"}},
-		"AttributeRegistry":          "",
+		"AttributeRegistry":          biosRegistryID,
 		"ResetBiosToDefaultsPending": false})
 }
 

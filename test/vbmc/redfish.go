@@ -99,7 +99,7 @@ func (b *BMC) serviceRoot(w http.ResponseWriter, _ *http.Request) {
 		"Id": "RootService", "Name": "Ferric virtual BMC", "RedfishVersion": "1.11.0", "UUID": "00000000-0000-0000-0000-00000000f3c1",
 		"Systems": odata("/redfish/v1/Systems"), "Managers": odata("/redfish/v1/Managers"), "Chassis": odata("/redfish/v1/Chassis"),
 		"SessionService": odata("/redfish/v1/SessionService"), "UpdateService": odata(updateServicePath),
-		"Links": map[string]any{"Sessions": odata(sessionsPath)}})
+		"Registries": odata(registriesPath), "Links": map[string]any{"Sessions": odata(sessionsPath)}})
 }
 
 // vmCollection serves the Systems, Managers and Chassis collections: one member per VM, whatever the kind.

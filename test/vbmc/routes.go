@@ -65,6 +65,7 @@ func (b *BMC) routes(p *mux.Router, notFound http.Handler) {
 	p.HandleFunc(updateServicePath, b.updateService).Methods(methodsGet...)
 	p.HandleFunc(updateServicePath+"/FirmwareInventory", b.firmwareInventory).Methods(methodsGet...)
 	p.HandleFunc(updateServicePath+"/FirmwareInventory/{id}", b.firmware).Methods(methodsGet...)
+	registryRoutes(p, methodsGet)
 
 	sys := b.vmRouter(p, "Systems", notFound)
 	sys.Handle("", b.onVM(b.getSystem)).Methods(methodsGet...)
@@ -74,6 +75,7 @@ func (b *BMC) routes(p *mux.Router, notFound http.Handler) {
 	sys.Handle("/Bios/Settings", b.onVM(b.getBiosSettings)).Methods(methodsGet...)
 	sys.Handle("/Bios/Settings", b.onVM(b.patchBiosSettings)).Methods(http.MethodPatch)
 	sys.Handle("/Bios/Actions/Bios.ResetBios", b.onVM(b.resetBios)) // any method: a 405 names POST
+	b.storageRoutes(sys, methodsGet)                                // before the hardware paths: /Storage lists the RAID controller too
 	for _, hw := range hardwarePaths() {
 		sys.Handle(hw, b.onVM(b.getHardware)).Methods(methodsGet...)
 	}

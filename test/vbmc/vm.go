@@ -29,6 +29,10 @@ type VMConfig struct {
 	TPM     bool   `yaml:"tpm" json:"tpm"`
 	// AgentPort is the host port (on 127.0.0.1) forwarded to the guest's agent port 9999 (0 = none).
 	AgentPort int `yaml:"agent_port" json:"agent_port"`
+	// RAIDDrives gives the System a RAID controller with this many simulated drives (0 = none; storage.go).
+	RAIDDrives int `yaml:"raid_drives" json:"raid_drives"`
+	// RAIDDriveGiB is the size of each RAID drive (default: the size of the VM's disk).
+	RAIDDriveGiB int `yaml:"raid_drive_gib" json:"raid_drive_gib"`
 }
 
 // State is what the BMC remembers about a VM across restarts.
@@ -44,6 +48,8 @@ type State struct {
 	// defaults into BIOS (as a real BMC applies settings at the next reset). Both persist with the VM's state.
 	BIOS        map[string]any `json:"bios,omitempty"`
 	BIOSPending map[string]any `json:"bios_pending,omitempty"`
+	// Volumes are the RAID volumes created on the VM's RAID controller (storage.go).
+	Volumes []Volume `json:"volumes,omitempty"`
 }
 
 // StartSpec is what a runner needs to start a VM once.

@@ -40,6 +40,8 @@ func (e *Engine) inspect(ctx context.Context, t *driver.Task) bool {
 		e.must(e.transition(n, fsm.EvWait, ""))
 		return false
 	}
+	// As Ironic's inspection: firmware components are cached again once inspection succeeded.
+	e.cacheFirmware(ctx, t)
 	finish := e.now().UTC()
 	n.InspectionFinishedAt = &finish
 	e.must(e.transition(n, fsm.EvDone, ""))

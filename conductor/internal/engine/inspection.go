@@ -229,6 +229,9 @@ func (e *Engine) finishInspection(ctx context.Context, t *driver.Task, ic Invent
 		e.failTask(ctx, t, fmt.Errorf("Failed to finish inspection: %v", err))
 		return
 	}
+	// As Ironic: firmware components are cached again while the node is still powered on (some BMCs report NIC
+	// firmware only then).
+	e.cacheFirmware(ctx, t)
 	if err := t.Boot.CleanUpRamdisk(ctx, t); err != nil {
 		e.failTask(ctx, t, fmt.Errorf("Failed to finish inspection: could not clean up the agent boot: %v", err))
 		return

@@ -89,12 +89,13 @@ func resetSteps(n *store.Node, k steps.Kind) {
 	setCurrent(n, k, nil)
 }
 
-// providers returns the node's interfaces that offer steps, deploy first (its steps win a name clash).
+// providers returns the node's interfaces that offer steps, deploy first (its steps win a name clash). The raid
+// interface comes last: fake-hardware's deploy interface offers the raid steps itself (fake.go).
 func providers(t *driver.Task) []driver.StepProvider {
 	var out []driver.StepProvider
 	// One driver object may implement several interfaces; offer its steps once.
 	seen := map[any]bool{}
-	for _, x := range []any{t.Deploy, t.Management, t.Power, t.Boot} {
+	for _, x := range []any{t.Deploy, t.Management, t.Power, t.Boot, t.RAID} {
 		if p, ok := x.(driver.StepProvider); ok && !seen[x] {
 			seen[x] = true
 			out = append(out, p)

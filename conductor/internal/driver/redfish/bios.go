@@ -2,8 +2,7 @@ package redfish
 
 // Redfish bios, firmware and raid interfaces (issue 15 E), the ones Metal3's baremetal-operator sets on redfish
 // nodes. BIOS settings come from the System's Bios resource, firmware versions from the System's BiosVersion and
-// its Manager's FirmwareVersion (what Ironic's redfish firmware interface reads), and RAID is checked only: no
-// RAID controller is driven yet, so its verbs are refused.
+// its Manager's FirmwareVersion (what Ironic's redfish firmware interface reads). The raid interface is raid.go.
 
 import (
 	"context"
@@ -36,8 +35,9 @@ func (b *BIOS) Validate(_ context.Context, n *store.Node) error {
 }
 
 // Settings reads the System's Bios attributes; values other than strings are given as text, as Ironic stores
-// them. A system without a Bios resource is refused as unsupported (Ironic's MissingAttributeError case). The
-// attribute registry is not read yet: the registry fields stay empty.
+// them. A system without a Bios resource is refused as unsupported (Ironic's MissingAttributeError case). Each
+// setting takes the fields of its BIOS attribute registry entry (biosregistry.go); a BMC whose registry cannot be
+// read gives the settings without them, as Ironic goes on without the registry.
 func (b *BIOS) Settings(ctx context.Context, n *store.Node) ([]store.BIOSSetting, error) {
 	s, err := b.Driver.connect(ctx, n)
 	if err != nil {
@@ -52,12 +52,16 @@ func (b *BIOS) Settings(ctx context.Context, n *store.Node) ([]store.BIOSSetting
 		return nil, fmt.Errorf("Redfish BMC %s: system %s has no Bios resource, BIOS settings are not supported: %w",
 			s.info.Address, s.system.ODataID, &driver.UnsupportedError{Driver: n.Driver, Kind: "bios"})
 	}
+	reg, _ := biosRegistry(s, bios) // a failure leaves the registry fields null (Ironic logs it and goes on)
 	out := make([]store.BIOSSetting, 0, len(bios.Attributes))
 	for name, v := range bios.Attributes {
 		st := store.BIOSSetting{Name: name}
 		if v != nil {
 			text := attrText(v)
 			st.Value = &text
+		}
+		if a, ok := reg[name]; ok {
+			applyRegistry(&st, a)
 		}
 		out = append(out, st)
 	}
@@ -106,19 +110,4 @@ func (f *Firmware) Components(ctx context.Context, n *store.Node) ([]store.Firmw
 		out = append(out, store.FirmwareComponent{Component: "bmc", CurrentVersion: managers[0].FirmwareVersion})
 	}
 	return out, nil
-}
-
-// RAID is the redfish raid interface: it accepts nodes (a node without RAID is valid) but refuses to take a
-// target RAID configuration, because Ferric does not drive Redfish storage controllers yet and ferric-vbmc has
-// none to test against. Refusing at PUT /states/raid beats accepting a configuration no step would ever build.
-type RAID struct{}
-
-// Validate accepts every node.
-func (RAID) Validate(context.Context, *store.Node) error { return nil }
-
-// ValidateRAIDConfig refuses with an UnsupportedError naming the reason and the way out.
-func (RAID) ValidateRAIDConfig(_ context.Context, n *store.Node, _ map[string]any) error {
-	return fmt.Errorf("Redfish RAID configuration is not implemented by Ferric yet (no storage controller "+
-		"support); set raid_interface to no-raid and build RAID before enrolling: %w",
-		&driver.UnsupportedError{Driver: n.Driver, Kind: "raid"})
 }

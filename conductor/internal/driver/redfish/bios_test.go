@@ -2,7 +2,6 @@ package redfish_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"path/filepath"
@@ -22,6 +21,11 @@ import (
 
 // startVBMC runs ferric-vbmc with one VM (no QEMU: the recording runner) and returns its URL.
 func startVBMC(t *testing.T) string {
+	return startVBMCWith(t, vbmc.VMConfig{Name: "vm1", UUID: "6a6ea6a4-4b3b-4a43-9d2f-8f0c2b1a0001", DiskGiB: 1})
+}
+
+// startVBMCWith runs ferric-vbmc with the one VM vm (named vm1, as vbmcNode expects) and returns its URL.
+func startVBMCWith(t *testing.T, vm vbmc.VMConfig) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	l := logrus.New()
@@ -32,7 +36,7 @@ func startVBMC(t *testing.T) string {
 	go func() {
 		done <- vbmc.Run(ctx, vbmc.Config{Username: "admin", Password: "pw", StateDir: filepath.Join(t.TempDir(), "vbmc"),
 			Runner: &recordingRunner{}, Listener: ln, Ready: func(u string) { ready <- u },
-			VMs: []vbmc.VMConfig{{Name: "vm1", UUID: "6a6ea6a4-4b3b-4a43-9d2f-8f0c2b1a0001", DiskGiB: 1}}}, logrus.NewEntry(l))
+			VMs: []vbmc.VMConfig{vm}}, logrus.NewEntry(l))
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	select {
@@ -118,15 +122,4 @@ func TestRedfishFirmwareAgainstVBMC(t *testing.T) {
 		versions[i.ID] = i.Version
 	}
 	assert.Equal(t, map[string]string{"vm1-BIOS": "OVMF-ferric-1.0", "vm1-BMC": "ferric-vbmc-1.0"}, versions)
-}
-
-// TestRedfishRAIDRefuses: redfish RAID takes nodes but refuses a target configuration as unsupported (no
-// storage controller support), never accepting one silently.
-func TestRedfishRAIDRefuses(t *testing.T) {
-	n := &store.Node{Driver: "redfish"}
-	require.NoError(t, redfish.RAID{}.Validate(context.Background(), n))
-	err := redfish.RAID{}.ValidateRAIDConfig(context.Background(), n, map[string]any{"logical_disks": []any{}})
-	var u *driver.UnsupportedError
-	require.True(t, errors.As(err, &u), "%v", err)
-	assert.Contains(t, err.Error(), "set raid_interface to no-raid")
 }
