@@ -125,6 +125,7 @@ func (s *Server) v1Routes(v *mux.Router) {
 	s.portgroupsRoutes(v)
 	s.nodeExtrasRoutes(v)
 	s.biosRoutes(v)
+	s.vmediaRoutes(v)
 	if s.cfg.Extra != nil {
 		s.cfg.Extra(v)
 	}
