@@ -44,7 +44,7 @@ func (s *Server) vmediaRoutes(v *mux.Router) {
 // vmediaGate answers 404 below the endpoint's version, as Ironic does before it looks at the node.
 func vmediaGate(r *http.Request, minor int) error {
 	if versionOf(r) < minor {
-		return notFound("This endpoint is supported starting with the API version 1.%d", minor)
+		return notFound("The resource could not be found.")
 	}
 	return nil
 }
