@@ -177,7 +177,7 @@ func (b *BMC) resource(w http.ResponseWriter, r *http.Request, m *vm, kind strin
 			"VirtualMedia": odata("/redfish/v1/Managers/" + m.cfg.Name + "/VirtualMedia"),
 			"Links":        map[string]any{"ManagerForServers": []any{odata("/redfish/v1/Systems/" + m.cfg.Name)}}})
 	case kind == "Managers" && sub == "VirtualMedia" && get:
-		writeJSON(w, 200, collection("/redfish/v1/Managers/"+m.cfg.Name+"/VirtualMedia", "Virtual Media", []string{"/redfish/v1/Managers/" + m.cfg.Name + "/VirtualMedia/Cd"}))
+		writeJSON(w, 200, collection("/redfish/v1/Managers/"+m.cfg.Name+"/VirtualMedia", "Virtual Media", []string{"/redfish/v1/Managers/" + m.cfg.Name + "/VirtualMedia/Cd", "/redfish/v1/Managers/" + m.cfg.Name + "/VirtualMedia/Usb"}))
 	case kind == "Managers" && sub == "VirtualMedia/Cd" && get:
 		writeJSON(w, 200, b.media(m))
 	case kind == "Managers" && sub == "VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia" && r.Method == http.MethodPost:
@@ -195,6 +195,8 @@ func (b *BMC) resource(w http.ResponseWriter, r *http.Request, m *vm, kind strin
 		m.state.MediaPresent, m.state.MediaImage = false, ""
 		b.save(m)
 		w.WriteHeader(http.StatusNoContent)
+	case kind == "Managers" && strings.HasPrefix(sub, "VirtualMedia/Usb"):
+		b.usbMedia(w, r, m, strings.TrimPrefix(sub, "VirtualMedia/Usb"))
 	case kind == "Chassis" && sub == "" && get:
 		writeJSON(w, 200, map[string]any{"@odata.id": "/redfish/v1/Chassis/" + m.cfg.Name, "@odata.type": "#Chassis.v1_10_0.Chassis",
 			"Id": m.cfg.Name, "Name": m.cfg.Name, "ChassisType": "RackMount",
