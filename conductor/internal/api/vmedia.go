@@ -33,8 +33,10 @@ const (
 // vmediaURLSchemes are the image_url schemes Ironic accepts (image_publisher.VMEDIA_SUPPORTED_URL_SCHEMES).
 func vmediaURLSchemes() []string { return []string{"http", "https", "nfs", "cifs", "smb"} }
 
-// vmediaRoutes registers the endpoints.
+// vmediaRoutes registers the endpoints, and the management's inject_nmi (nmi.go), another optional verb of the
+// management interface.
 func (s *Server) vmediaRoutes(v *mux.Router) {
+	v.HandleFunc("/nodes/{node}/management/inject_nmi", s.putInjectNMI).Methods(http.MethodPut)
 	v.HandleFunc("/nodes/{node}/vmedia", s.getVMedia).Methods(http.MethodGet)
 	v.HandleFunc("/nodes/{node}/vmedia", s.postVMedia).Methods(http.MethodPost)
 	v.HandleFunc("/nodes/{node}/vmedia", s.deleteVMedia).Methods(http.MethodDelete)
