@@ -33,9 +33,11 @@ const (
 // vmediaURLSchemes are the image_url schemes Ironic accepts (image_publisher.VMEDIA_SUPPORTED_URL_SCHEMES).
 func vmediaURLSchemes() []string { return []string{"http", "https", "nfs", "cifs", "smb"} }
 
-// vmediaRoutes registers the endpoints, and the management's inject_nmi (nmi.go), another optional verb of the
-// management interface.
+// vmediaRoutes registers the endpoints, the management's inject_nmi (nmi.go), the conductors (conductors.go) and
+// the drivers' RAID logical disk properties (drivers_raid.go): the calls gophercloud has that Ferric lacked.
 func (s *Server) vmediaRoutes(v *mux.Router) {
+	s.conductorsRoutes(v, nowUTC())
+	v.HandleFunc("/drivers/{driver}/raid/logical_disk_properties", s.getRAIDDiskProperties).Methods(http.MethodGet)
 	v.HandleFunc("/nodes/{node}/management/inject_nmi", s.putInjectNMI).Methods(http.MethodPut)
 	v.HandleFunc("/nodes/{node}/vmedia", s.getVMedia).Methods(http.MethodGet)
 	v.HandleFunc("/nodes/{node}/vmedia", s.postVMedia).Methods(http.MethodPost)
