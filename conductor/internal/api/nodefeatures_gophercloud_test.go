@@ -86,9 +86,9 @@ func TestNodeFeaturesGophercloud(t *testing.T) {
 	assert.False(t, fw[0].CreatedAt.IsZero(), "created_at decodes as a time")
 
 	inv := map[string]any{"cpu": map[string]any{"count": float64(4), "architecture": "x86_64", "model_name": "QEMU"},
-		"memory": map[string]any{"physical_mb": float64(2048), "total": float64(2 << 30)},
+		"memory":     map[string]any{"physical_mb": float64(2048), "total": float64(2 << 30)},
 		"interfaces": []any{map[string]any{"name": "eth0", "mac_address": "52:54:00:aa:bb:cc", "ipv4_address": "192.0.2.5"}},
-		"disks": []any{map[string]any{"name": "/dev/vda", "size": float64(10 << 30), "rotational": false}}}
+		"disks":      []any{map[string]any{"name": "/dev/vda", "size": float64(10 << 30), "rotational": false}}}
 	require.NoError(t, f.st.PutInventory(ctx, hw.UUID, store.Inventory{Inventory: inv,
 		PluginData: map[string]any{"valid_interfaces": map[string]any{"eth0": map[string]any{"name": "eth0"}}}}))
 	data, err := nodes.GetInventory(ctx, c, "hw").Extract()
