@@ -25,8 +25,11 @@ func conductorFields() []string {
 
 // conductorsRoutes registers the collection and the single conductor; started is this API's start time.
 func (s *Server) conductorsRoutes(v *mux.Router, started time.Time) {
-	v.HandleFunc("/conductors", func(w http.ResponseWriter, r *http.Request) { s.listConductors(w, r, started) }).
-		Methods(http.MethodGet)
+	// With and without the trailing slash: python-ironicclient lists GET /v1/conductors/?detail=True.
+	for _, p := range []string{"/conductors", "/conductors/"} {
+		v.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) { s.listConductors(w, r, started) }).
+			Methods(http.MethodGet)
+	}
 	v.HandleFunc("/conductors/{hostname}", func(w http.ResponseWriter, r *http.Request) { s.getConductor(w, r, started) }).
 		Methods(http.MethodGet)
 }

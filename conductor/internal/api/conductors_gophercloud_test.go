@@ -54,6 +54,9 @@ func TestConductorsGophercloud(t *testing.T) {
 	assert.Contains(t, faultString(t, rec), `Field(s) "uuid" are not valid`)
 	rec = call(srv, "GET", "/v1/conductors?sort_key=alive", "1.95", "")
 	require.Equal(t, 400, rec.Code)
+	rec = call(srv, "GET", "/v1/conductors/?detail=True", "1.95", "")
+	require.Equal(t, 200, rec.Code, "the trailing slash python-ironicclient sends")
+	assert.Contains(t, rec.Body.String(), `"drivers"`)
 
 	one, err := conductors.Get(ctx, c, "t").Extract()
 	require.NoError(t, err)
