@@ -61,17 +61,18 @@ func (d *Driver) VirtualMedia(ctx context.Context, n *store.Node) ([]driver.VMed
 }
 
 // AttachVirtualMedia inserts a.ImageURL into the device of a.DeviceType. The BMC downloads the URL itself
-// (image_download_source http); the conductor does not download and re-serve images for virtual media, so local
-// and swift are refused before the BMC is touched.
+// (image_download_source http). Ironic's local (the conductor downloads and re-serves) would go through the
+// conductor's image cache, which keys, verifies and serves only images with a checksum (the deploy's); an attach
+// has none, so local, and swift (no Swift here), are refused before the BMC is touched.
 func (d *Driver) AttachVirtualMedia(ctx context.Context, n *store.Node, a driver.VMediaAttach) error {
 	types := vmediaTypes(a.DeviceType)
 	if types == nil {
 		return driver.CheckVMediaDevices([]string{a.DeviceType})
 	}
 	if a.DownloadSource != driver.DownloadHTTP {
-		return fmt.Errorf("image_download_source %s is not supported for virtual media by Ferric's redfish management: "+
-			"the conductor does not download and re-serve virtual media images; pass image_download_source http so "+
-			"the BMC fetches image_url itself: %w", a.DownloadSource, driver.ErrInvalid)
+		return fmt.Errorf("image_download_source %s is not supported for virtual media: the conductor's image cache "+
+			"serves only checksum-verified deploy images, and a virtual media attach has no checksum; pass "+
+			"image_download_source http so the BMC downloads image_url itself: %w", a.DownloadSource, driver.ErrInvalid)
 	}
 	s, err := d.connect(ctx, n)
 	if err != nil {
