@@ -42,6 +42,7 @@ func (b *BMC) usbMedia(w http.ResponseWriter, r *http.Request, m *vm, sub string
 		}
 		w.WriteHeader(http.StatusNoContent)
 	case sub == "/Actions/VirtualMedia.EjectMedia" && r.Method == http.MethodPost:
+		// The downloaded file stays until the next insert replaces it; the next start no longer attaches it.
 		m.state.UsbPresent, m.state.UsbImage = false, ""
 		b.save(m)
 		w.WriteHeader(http.StatusNoContent)

@@ -40,6 +40,7 @@ func (s *Server) renderConductor(started time.Time, fields []string) *ordered {
 	for _, h := range s.eng.Registry().HardwareTypes() {
 		drivers = append(drivers, h.Name)
 	}
+	// conductor_group is "": Ferric has no conductor groups yet. drivers are the hardware types it serves.
 	values := map[string]any{"hostname": s.eng.Host(), "conductor_group": "", "alive": true, "drivers": drivers,
 		"created_at": started.Format(time.RFC3339), "updated_at": nowUTC().Format(time.RFC3339),
 		"links": links(s.cfg.PublicURL, "conductors", s.eng.Host(), "")}
@@ -59,6 +60,7 @@ func conductorFieldsOf(r *http.Request) ([]string, error) {
 		return nil, nil
 	}
 	var fields []string
+	// Ironic's string_list: repeated or comma-separated, blanks skipped.
 	for _, f := range strings.Split(strings.Join(raw, ","), ",") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
@@ -105,6 +107,7 @@ func (s *Server) listConductors(w http.ResponseWriter, r *http.Request, started 
 	case fields == nil:
 		fields = conductorFields()[:3]
 	}
+	// One member: a page of any limit holds it, and a marker naming it (the last) leaves nothing after it.
 	items := []any{}
 	if q.Get("marker") != s.eng.Host() {
 		items = append(items, s.renderConductor(started, fields))

@@ -1,5 +1,9 @@
 package redfish
 
+// The redfish management's inject_nmi (driver.NMI): a ComputerSystem.Reset with ResetType Nmi, which a BMC
+// delivers to the running host (a kernel typically panics or dumps, as the operator asked); a BMC that does not
+// offer Nmi answers with an error, surfaced with bmcError's hint.
+
 import (
 	"context"
 
