@@ -165,10 +165,10 @@ func (s *Server) deleteVMedia(w http.ResponseWriter, r *http.Request) {
 // /vmedia/{device_type}, or device_types given once as a comma-separated list (trimmed, lower-cased,
 // de-duplicated) or repeated (taken as they are). None means every device.
 func vmediaDeviceTypes(r *http.Request) []string {
-	if d, ok := mux.Vars(r)["device_type"]; ok {
-		return []string{d}
-	}
 	given := r.URL.Query()["device_types"]
+	if d, ok := mux.Vars(r)["device_type"]; ok {
+		given = []string{d} // Ironic passes the path's element as device_types, through the same string_list
+	}
 	if len(given) > 1 {
 		return given
 	}

@@ -59,7 +59,7 @@ func TestNodeVMedia(t *testing.T) {
 			"Invalid device type(s) cat, dog (valid are disk, cdrom, floppy)"},
 		{"DELETE invalid type by path", "DELETE", base + "/usb", "1.89", "", 400, "Invalid device type(s) usb"},
 		{"DELETE cdrom by query", "DELETE", base + "?device_types=CDROM,%20cdrom", "1.89", "", 204, ""},
-		{"DELETE floppy by path", "DELETE", base + "/floppy", "1.89", "", 204, ""},
+		{"DELETE floppy by path", "DELETE", base + "/Floppy", "1.89", "", 204, ""},
 		{"GET disk left", "GET", base, "1.93", "", 200, `[
 		  {"media_types": ["USBStick"], "inserted": true, "image": "nfs://srv/d.img"},
 		  {"media_types": ["CD", "DVD"], "inserted": false, "image": null},
