@@ -42,7 +42,7 @@ func (s *Server) renderConductor(started time.Time, fields []string) *ordered {
 	}
 	// conductor_group is "": Ferric has no conductor groups yet. drivers are the hardware types it serves.
 	values := map[string]any{"hostname": s.eng.Host(), "conductor_group": "", "alive": true, "drivers": drivers,
-		"created_at": started.Format(time.RFC3339), "updated_at": nowUTC().Format(time.RFC3339),
+		"created_at": isoTime(started), "updated_at": isoTime(nowUTC()),
 		"links": links(s.cfg.PublicURL, "conductors", s.eng.Host(), "")}
 	o := newOrdered()
 	for _, k := range conductorFields() {
