@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,6 +115,9 @@ func TestRamdiskBootsAgent(t *testing.T) {
 	managers, _ := c.Service.Managers()
 	vms, err := managers[0].VirtualMedia()
 	require.NoError(t, err)
+	// ferric-vbmc has a CD and a USB stick, listed in no fixed order: boot from the CD.
+	vms = slices.DeleteFunc(vms, func(m *schemas.VirtualMedia) bool { return m.ID != "Cd" })
+	require.Len(t, vms, 1)
 	_, err = vms[0].InsertMedia(&schemas.VirtualMediaInsertMediaParameters{Image: media.URL + "/agent.iso"})
 	require.NoError(t, err)
 	require.NoError(t, systems[0].SetBoot(&schemas.Boot{BootSourceOverrideTarget: schemas.CdBootSource, BootSourceOverrideEnabled: schemas.OnceBootSourceOverrideEnabled}))

@@ -56,6 +56,11 @@ func (b *BMC) insertMedia(r *http.Request, m *vm, image string) (int, string) {
 // only when complete. It is bounded by media_timeout and max_media_bytes, and cancelled when the client goes
 // away (reqCtx) or the BMC shuts down (b.ctx); on any failure the partial file is removed.
 func (b *BMC) download(reqCtx context.Context, m *vm, image string) (string, error) {
+	return b.downloadTo(reqCtx, m, image, "media.iso")
+}
+
+// downloadTo is download into the VM directory's file name (the USB stick's image has its own).
+func (b *BMC) downloadTo(reqCtx context.Context, m *vm, image, name string) (string, error) {
 	if !strings.HasPrefix(image, "http://") && !strings.HasPrefix(image, "https://") {
 		return "", fmt.Errorf("Image %q: give an http(s) URL", redact(image))
 	}
@@ -82,7 +87,7 @@ func (b *BMC) download(reqCtx context.Context, m *vm, image string) (string, err
 	if resp.ContentLength > limit {
 		return "", fmt.Errorf("download %s: %d bytes: %w (%d bytes); raise max_media_bytes in the BMC's config", where, resp.ContentLength, errMediaTooLarge, limit)
 	}
-	file := filepath.Join(m.dir, "media.iso")
+	file := filepath.Join(m.dir, name)
 	tmp := file + ".part"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {

@@ -82,7 +82,7 @@ func TestQEMUBoots(t *testing.T) {
 
 	managers, err := c.Service.Managers()
 	require.NoError(t, err)
-	media, err := managers[0].VirtualMedia()
+	media, err := sortedMedia(managers[0]) // Cd first
 	require.NoError(t, err)
 	_, err = media[0].InsertMedia(&schemas.VirtualMediaInsertMediaParameters{Image: srv.URL + "/boot.iso"})
 	require.NoError(t, err)
@@ -117,7 +117,7 @@ func TestQEMUKernel(t *testing.T) {
 	sys := systems[0]
 	managers, err := c.Service.Managers()
 	require.NoError(t, err)
-	media, err := managers[0].VirtualMedia()
+	media, err := sortedMedia(managers[0]) // Cd first
 	require.NoError(t, err)
 	_, err = media[0].InsertMedia(&schemas.VirtualMediaInsertMediaParameters{Image: srv.URL + "/k.iso"})
 	require.NoError(t, err)

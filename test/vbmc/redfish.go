@@ -154,7 +154,7 @@ func (b *BMC) getManager(w http.ResponseWriter, _ *http.Request, m *vm, _ string
 }
 
 func (b *BMC) listVirtualMedia(w http.ResponseWriter, _ *http.Request, m *vm, _ string) {
-	writeJSON(w, 200, collection("/redfish/v1/Managers/"+m.cfg.Name+"/VirtualMedia", "Virtual Media", []string{"/redfish/v1/Managers/" + m.cfg.Name + "/VirtualMedia/Cd"}))
+	writeJSON(w, 200, collection("/redfish/v1/Managers/"+m.cfg.Name+"/VirtualMedia", "Virtual Media", []string{"/redfish/v1/Managers/" + m.cfg.Name + "/VirtualMedia/Cd", "/redfish/v1/Managers/" + m.cfg.Name + "/VirtualMedia/Usb"}))
 }
 
 func (b *BMC) getVirtualMedia(w http.ResponseWriter, _ *http.Request, m *vm, _ string) {

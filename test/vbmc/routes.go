@@ -86,6 +86,9 @@ func (b *BMC) routes(p *mux.Router, notFound http.Handler) {
 	mgr.Handle("/VirtualMedia/Cd", b.onVM(b.getVirtualMedia)).Methods(methodsGet...)
 	mgr.Handle("/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia", b.onVM(b.insertMediaAction)).Methods(http.MethodPost)
 	mgr.Handle("/VirtualMedia/Cd/Actions/VirtualMedia.EjectMedia", b.onVM(b.ejectMedia)).Methods(http.MethodPost)
+	mgr.Handle("/VirtualMedia/Usb", b.onVM(b.getUsb)).Methods(methodsGet...)
+	mgr.Handle("/VirtualMedia/Usb/Actions/VirtualMedia.InsertMedia", b.onVM(b.insertUsbAction)).Methods(http.MethodPost)
+	mgr.Handle("/VirtualMedia/Usb/Actions/VirtualMedia.EjectMedia", b.onVM(b.ejectUsb)).Methods(http.MethodPost)
 
 	chassis := b.vmRouter(p, "Chassis", notFound)
 	chassis.Handle("", b.onVM(b.getChassis)).Methods(methodsGet...)

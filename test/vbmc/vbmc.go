@@ -211,7 +211,11 @@ func (b *BMC) start(m *vm) error {
 	if m.state.MediaPresent {
 		media = m.state.MediaFile
 	}
-	p, err := b.cfg.Runner.Start(b.ctx, StartSpec{VM: m.cfg, Dir: m.dir, Disk: m.cfg.Disk, BootFrom: boot, MediaFile: media,
+	usb := ""
+	if m.state.UsbPresent {
+		usb = m.state.UsbFile
+	}
+	p, err := b.cfg.Runner.Start(b.ctx, StartSpec{VM: m.cfg, Dir: m.dir, Disk: m.cfg.Disk, BootFrom: boot, MediaFile: media, UsbFile: usb,
 		SerialLog: filepath.Join(m.dir, "serial.log"), QMP: filepath.Join(m.dir, "qmp.sock")})
 	if err != nil {
 		return fmt.Errorf("vm %s did not start: %w", m.cfg.Name, err)

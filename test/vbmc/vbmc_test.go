@@ -148,9 +148,9 @@ func TestGofishConformance(t *testing.T) {
 	defer iso.Close()
 	managers, err := c.Service.Managers()
 	require.NoError(t, err)
-	vms, err := managers[0].VirtualMedia()
+	vms, err := sortedMedia(managers[0])
 	require.NoError(t, err)
-	require.Len(t, vms, 1)
+	require.Len(t, vms, 2) // Cd, then the USB stick (usb.go)
 	_, err = vms[0].InsertMedia(&schemas.VirtualMediaInsertMediaParameters{Image: iso.URL + "/agent.iso"})
 	require.NoError(t, err)
 	require.NoError(t, sys.SetBoot(&schemas.Boot{BootSourceOverrideTarget: schemas.CdBootSource,
@@ -175,13 +175,13 @@ func TestGofishConformance(t *testing.T) {
 	}, 2*time.Second, 20*time.Millisecond, "a guest that powers off shows as Off")
 
 	// Re-insert without eject is refused (as some BMCs do); eject then insert works.
-	vms, _ = managers[0].VirtualMedia()
+	vms, _ = sortedMedia(managers[0])
 	assert.True(t, *vms[0].Inserted)
 	_, err = vms[0].InsertMedia(&schemas.VirtualMediaInsertMediaParameters{Image: iso.URL + "/other.iso"})
 	assert.Error(t, err)
 	_, err = vms[0].EjectMedia()
 	require.NoError(t, err)
-	vms, _ = managers[0].VirtualMedia()
+	vms, _ = sortedMedia(managers[0])
 	assert.False(t, *vms[0].Inserted)
 
 	require.NoError(t, sys.SetBoot(&schemas.Boot{BootSourceOverrideTarget: schemas.HddBootSource, BootSourceOverrideEnabled: schemas.ContinuousBootSourceOverrideEnabled}))

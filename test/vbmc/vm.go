@@ -44,6 +44,10 @@ type State struct {
 	MediaImage   string `json:"media_image"`
 	MediaFile    string `json:"media_file"`
 	MediaPresent bool   `json:"media_inserted"`
+	// The USB stick virtual media (usb.go): what Ironic's "disk" device type attaches.
+	UsbImage   string `json:"usb_image,omitempty"`
+	UsbFile    string `json:"usb_file,omitempty"`
+	UsbPresent bool   `json:"usb_inserted,omitempty"`
 	// BIOSPending holds BIOS attribute values PATCHed to Bios/Settings; the next start applies them over the
 	// defaults into BIOS (as a real BMC applies settings at the next reset). Both persist with the VM's state.
 	BIOS        map[string]any `json:"bios,omitempty"`
@@ -59,6 +63,7 @@ type StartSpec struct {
 	Disk      string
 	BootFrom  string // "Cd", "Hdd", "Pxe" or "" (firmware default)
 	MediaFile string // ISO attached as a CD ("" = none)
+	UsbFile   string // image attached as a USB stick ("" = none)
 	SerialLog string
 	QMP       string // unix socket path
 }
@@ -139,6 +144,10 @@ func (q *QEMU) Argv(s StartSpec, vars string) []string {
 	if s.MediaFile != "" {
 		argv = append(argv, "-drive", "if=none,id=cd0,format=raw,media=cdrom,readonly=on,file="+s.MediaFile,
 			"-device", fmt.Sprintf("ide-cd,drive=cd0,bootindex=%d", cd))
+	}
+	if s.UsbFile != "" {
+		argv = append(argv, "-device", "qemu-xhci,id=xhci", "-drive", "if=none,id=usb0,format=raw,readonly=on,file="+s.UsbFile,
+			"-device", "usb-storage,bus=xhci.0,drive=usb0,removable=on")
 	}
 	return argv
 }

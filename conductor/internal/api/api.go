@@ -114,7 +114,6 @@ func (s *Server) v1Routes(v *mux.Router) {
 	}
 	v.HandleFunc("/drivers/{driver}", s.getDriver).Methods(http.MethodGet)
 	v.HandleFunc("/drivers/{driver}/properties", s.getDriverProperties).Methods(http.MethodGet)
-	v.HandleFunc("/conductors", s.listConductors).Methods(http.MethodGet)
 	v.HandleFunc("/lookup", s.lookup).Methods(http.MethodGet)
 	v.HandleFunc("/heartbeat/{node}", s.heartbeat).Methods(http.MethodPost)
 	v.HandleFunc("/continue_inspection", s.continueInspection).Methods(http.MethodPost)
@@ -126,6 +125,7 @@ func (s *Server) v1Routes(v *mux.Router) {
 	s.nodeExtrasRoutes(v)
 	s.biosRoutes(v)
 	s.volumeRoutes(v)
+	s.vmediaRoutes(v)
 	if s.cfg.Extra != nil {
 		s.cfg.Extra(v)
 	}

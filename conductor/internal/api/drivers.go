@@ -79,17 +79,3 @@ func (s *Server) getDriverProperties(w http.ResponseWriter, r *http.Request) {
 		"redfish_password": "Password for the BMC. Optional.",
 	})
 }
-
-func (s *Server) listConductors(w http.ResponseWriter, r *http.Request) {
-	if err := requireVersion(r, 49); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	base := s.cfg.PublicURL
-	o := newOrdered()
-	o.set("hostname", s.eng.Host())
-	o.set("conductor_group", "")
-	o.set("links", links(base, "conductors", s.eng.Host(), ""))
-	o.set("alive", true)
-	writeJSON(w, http.StatusOK, map[string]any{"conductors": []any{o}})
-}

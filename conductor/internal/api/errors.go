@@ -85,6 +85,9 @@ func status(err error) (int, string) {
 	case errors.Is(err, engine.ErrConflict):
 		strip(engine.ErrConflict)
 		return http.StatusConflict, msg
+	case errors.Is(err, engine.ErrTemporary):
+		strip(engine.ErrTemporary)
+		return http.StatusServiceUnavailable, msg
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable, "The request could not be completed in time; retry"
 	}

@@ -84,6 +84,7 @@ func (b *bmc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			b.system["PowerState"] = "On"
 		case "ForceOff":
 			b.system["PowerState"] = "Off"
+		case "Nmi": // the power state stays
 		case "GracefulShutdown":
 			if !b.ignoreGraceful {
 				b.system["PowerState"] = "Off"

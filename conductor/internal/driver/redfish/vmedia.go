@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/stmcginnis/gofish/schemas"
@@ -140,8 +141,9 @@ func isoWith(esp []byte, cfg AgentConfig, networkData map[string]any) ([]byte, e
 	return ramdisk.BootISO(esp, "ferric-cfg", files)
 }
 
-// cdMedia finds the system's CD virtual media (through its managers).
-func (v *VirtualMedia) cdMedia(s *session) (*schemas.VirtualMedia, error) {
+// systemMedia lists the system's virtual media: the system's own collection, or else its managers' (where most
+// BMCs, ferric-vbmc included, keep them). The boot interface and the management's vmedia verbs share it.
+func systemMedia(s *session) ([]*schemas.VirtualMedia, error) {
 	media, err := s.system.VirtualMedia()
 	if err != nil || len(media) == 0 {
 		managers, merr := s.system.ManagedBy()
@@ -155,14 +157,42 @@ func (v *VirtualMedia) cdMedia(s *session) (*schemas.VirtualMedia, error) {
 			}
 		}
 	}
+	return media, nil
+}
+
+// findMedia returns the first of the system's virtual media that takes one of the given media types.
+func findMedia(s *session, types ...schemas.VirtualMediaType) (*schemas.VirtualMedia, error) {
+	media, err := systemMedia(s)
+	if err != nil {
+		return nil, err
+	}
 	for _, m := range media {
 		for _, t := range m.MediaTypes {
-			if t == schemas.CDVirtualMediaType || t == schemas.DVDVirtualMediaType {
+			if slices.Contains(types, t) {
 				return m, nil
 			}
 		}
 	}
-	return nil, fmt.Errorf("Redfish BMC %s offers no CD virtual media for this system", s.info.Address)
+	return nil, &noMediaError{address: s.info.Address, kind: types[0]}
+}
+
+// noMediaError says the BMC has no virtual media of a kind: the node's hardware, not the conductor, is at fault,
+// so it is an invalid-configuration error (Ironic's InvalidParameterValue, a 400 on the API's vmedia verbs).
+type noMediaError struct {
+	address string
+	kind    schemas.VirtualMediaType
+}
+
+func (e *noMediaError) Error() string {
+	return fmt.Sprintf("Redfish BMC %s offers no %s virtual media for this system", e.address, e.kind)
+}
+
+// Unwrap makes the error match driver.ErrInvalid.
+func (e *noMediaError) Unwrap() error { return driver.ErrInvalid }
+
+// cdMedia finds the system's CD (or DVD) virtual media.
+func (v *VirtualMedia) cdMedia(s *session) (*schemas.VirtualMedia, error) {
+	return findMedia(s, schemas.CDVirtualMediaType, schemas.DVDVirtualMediaType)
 }
 
 // PrepareRamdisk builds and serves the boot ISO, inserts it (ejecting a previous medium first) and sets a

@@ -1,0 +1,60 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferric-metal/ferric/test/testenv"
+)
+
+// TestBaremetalCLIConductors lists and shows the conductor with OpenStack's own client (Debian's
+// python3-ironicclient), lists a driver's RAID logical disk properties, and injects an NMI into a fake-hardware node, which it refuses as Ironic does.
+func TestBaremetalCLIConductors(t *testing.T) {
+	bin := testenv.Tool(t, "baremetal", "python3-ironicclient")
+	srv, _, _, _ := extrasServer(t)
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	srv.cfg.PublicURL = ts.URL
+	bm := func(args ...string) (string, error) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		full := append([]string{"--os-endpoint", ts.URL, "--os-auth-type", "none"}, args...)
+		cmd := exec.CommandContext(ctx, bin, full...)
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := bm("conductor", "list", "--long", "-f", "json")
+	require.NoError(t, err, out)
+	var list []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &list), out)
+	require.Len(t, list, 1)
+	assert.Equal(t, "t", list[0]["Hostname"])
+	assert.Equal(t, true, list[0]["Alive"])
+	assert.Contains(t, list[0]["Drivers"], "fake-hardware")
+
+	out, err = bm("conductor", "show", "t", "-f", "json")
+	require.NoError(t, err, out)
+	var one map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &one), out)
+	assert.Equal(t, "t", one["hostname"])
+	assert.NotEmpty(t, one["created_at"])
+
+	out, err = bm("driver", "raid", "property", "list", "fake-hardware", "-f", "json")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "size_gb")
+
+	out, err = bm("node", "inject", "nmi", "fake-1")
+	require.Error(t, err)
+	assert.True(t, strings.Contains(out, "does not support inject_nmi"), out)
+}
