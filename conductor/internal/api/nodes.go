@@ -28,9 +28,8 @@ type listQuery struct {
 	fields     []string
 	detail     bool
 	passOn     url.Values // arguments repeated in the next link
-	// match, when set, filters on fields the store keeps in the node's body (parseBodyFilters); host is this
-	// conductor's.
-	match func(n *store.Node, host string) bool
+	// conductor is the conductor filter (parseBodyFilters): nil for none.
+	conductor *string
 }
 
 // parseNodeQuery checks and parses the query of GET /v1/nodes[/detail].

@@ -326,6 +326,7 @@ func (s *SQL) ListNodes(ctx context.Context, f NodeFilter, o ListOptions) ([]*No
 		}
 	}
 	where, args = s.nodeTreeWhere(f, where, args)
+	where, args = s.nodeBodyWhere(f, where, args)
 	tail, args, err := s.page(ctx, "nodes", NodeSortKeys(), o, where, args)
 	if err != nil {
 		return nil, err

@@ -159,6 +159,15 @@ type NodeFilter struct {
 	ParentNode      string
 	HideChildren    bool
 	IncludeChildren bool
+	// Filters on fields of the node's JSON body (sql_nodefilters.go), matched in SQL so that limit and marker
+	// pages are exact. Fault and Lessee match the field exactly (an empty value matches nodes without it);
+	// Project matches the owner or the lessee; DescriptionContains is a case-sensitive substring of the
+	// description; Retired matches the retired flag.
+	Fault               *string
+	Lessee              *string
+	Project             *string
+	DescriptionContains *string
+	Retired             *bool
 }
 
 // ListOptions pages and sorts a listing. Marker is the UUID of the last item of the previous page.
