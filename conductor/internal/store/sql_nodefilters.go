@@ -4,8 +4,8 @@ package store
 // they are conditions of the list query itself, so LIMIT and the marker page over the matching nodes only, on
 // SQLite (json_extract) and PostgreSQL (jsonb ->>) alike.
 
-// bodyText is the SQL expression of a body string field, the empty string when the field is absent (the body omits empty
-// strings).
+// bodyText is the SQL expression of a body string field, the empty string when the field is absent (the body
+// omits empty strings).
 func (s *SQL) bodyText(key string) string { return "COALESCE(" + s.bodyField(key) + ", '')" }
 
 // nodeBodyWhere adds the body-field conditions of f to a node query.
