@@ -35,12 +35,14 @@ type Server struct {
 	eng    *engine.Engine
 	log    *logrus.Entry
 	router *mux.Router
+	// nodeEnc writes nodes on the read paths (nodejson.go).
+	nodeEnc *nodeEncoder
 }
 
 // New builds the API server.
 func New(cfg Config, eng *engine.Engine, log *logrus.Entry) *Server {
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	s := &Server{cfg: cfg, eng: eng, log: log}
+	s := &Server{cfg: cfg, eng: eng, log: log, nodeEnc: newNodeEncoder()}
 	s.router = s.routes()
 	return s
 }

@@ -104,6 +104,8 @@ func encodePy(b []byte, v any) []byte {
 		return strconv.AppendFloat(b, x, 'g', -1, 64)
 	case json.Number:
 		return append(b, x...)
+	case pyAppender:
+		return x.appendPy(b)
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -113,6 +115,10 @@ func encodePy(b []byte, v any) []byte {
 	}
 	return append(b, pySeparators(bytes.TrimRight(buf.Bytes(), "\n"))...)
 }
+
+// pyAppender is a value that writes itself in encodePy's format (e.g. a page of nodes, written without building
+// each node's object first).
+type pyAppender interface{ appendPy(b []byte) []byte }
 
 const hexDigits = "0123456789abcdef"
 
