@@ -216,17 +216,17 @@ func (s *Server) doListNodes(w http.ResponseWriter, r *http.Request, detailPath 
 		s.writeError(w, r, err)
 		return
 	}
-	nodes, err := s.listMatching(r.Context(), lq)
+	fields := lq.fields
+	if fields == nil && !lq.detail {
+		fields = defaultListFields(version)
+	}
+	nodes, err := s.listMatching(r.Context(), lq, fields)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			err = badRequest("Invalid marker %s: no such node", lq.opts.Marker)
 		}
 		s.writeError(w, r, err)
 		return
-	}
-	fields := lq.fields
-	if fields == nil && !lq.detail {
-		fields = defaultListFields(version)
 	}
 	items := &nodeList{enc: s.nodeEnc, nodes: nodes, version: version, fields: fields, base: s.cfg.PublicURL,
 		host: s.eng.Host()}

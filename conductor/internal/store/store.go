@@ -318,6 +318,13 @@ type Store interface {
 	BIOSSettings(ctx context.Context, nodeUUID string) ([]BIOSSetting, error)
 	SetFirmwareComponents(ctx context.Context, nodeUUID string, comps []FirmwareComponent) error
 	FirmwareComponents(ctx context.Context, nodeUUID string) ([]FirmwareComponent, error)
+
+	// Node summaries (issue 15's list speed, sql_nodecols.go). ListNodeColumns lists like ListNodes (same
+	// filters, paging and order) but reads only the node's columns, not its JSON body: the nodes it returns
+	// hold ID, UUID, Name, Driver, ProvisionState, PowerState, Maintenance, InstanceUUID, ResourceClass,
+	// ConductorGroup, Owner, Reservation, CreatedAt, UpdatedAt and ProvisionUpdatedAt, every other field empty.
+	// GET /v1/nodes without detail needs nothing else.
+	ListNodeColumns(ctx context.Context, f NodeFilter, o ListOptions) ([]*Node, error)
 }
 
 // Limits bound what the store keeps of a node's deploy logs, so that a chatty or hostile agent cannot fill the
