@@ -69,3 +69,26 @@ func testNodeColumns(t *testing.T, s store.Store) {
 		})
 	}
 }
+
+// TestHideChildrenTextConformance: the default listing's quick test for "no parent" (the body lacks the text
+// "parent_node") falls back to the exact test when the text appears elsewhere in the body.
+func TestHideChildrenTextConformance(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			s, ctx := open(t, store.Limits{}), context.Background()
+			parent, child, tricky := newNode("parent"), newNode("child"), newNode("tricky")
+			child.ParentNode = parent.UUID
+			tricky.Extra = map[string]any{"note": `"parent_node"`, "parent_node": "not the field"}
+			for _, n := range []*store.Node{parent, child, tricky} {
+				require.NoError(t, s.CreateNode(ctx, n))
+			}
+			list, err := s.ListNodeColumns(ctx, store.NodeFilter{HideChildren: true}, store.ListOptions{})
+			require.NoError(t, err)
+			names := []string{}
+			for _, n := range list {
+				names = append(names, n.Name)
+			}
+			assert.Equal(t, []string{"parent", "tricky"}, names)
+		})
+	}
+}
