@@ -36,6 +36,7 @@ type SQL struct {
 	now     func() time.Time
 	limits  Limits
 	stmts   stmtCache // SQLite's prepared node reads (sql_nodecols.go)
+	nodes   nodeCache // decoded node bodies (sql_nodecache.go)
 }
 
 // Open opens (and migrates) the store named by dsn with the default Limits: "sqlite:///abs/path.db",
@@ -185,28 +186,27 @@ func (s *SQL) CreateNode(ctx context.Context, n *Node) error {
 
 const nodeCols = `id, reservation, body`
 
-func scanNode(sc rowScanner) (*Node, error) {
+// scanNode reads a node row (nodeCols), its body decoded through the node cache.
+func (s *SQL) scanNode(sc rowScanner) (*Node, error) {
 	var (
-		n    Node
 		res  sql.NullString
 		body string
+		id   int64
 	)
-	var id int64
 	if err := sc.Scan(&id, &res, &body); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(body), &n); err != nil {
-		return nil, fmt.Errorf("decode node %d: %w", id, err)
+	n, err := s.nodes.decode(id, body)
+	if err != nil {
+		return nil, err
 	}
-	n.ID = id
 	n.Reservation = res.String
-	n.Normalize()
-	return &n, nil
+	return n, nil
 }
 
 // GetNode finds a node by UUID or name.
 func (s *SQL) GetNode(ctx context.Context, ident string) (*Node, error) {
-	n, err := scanNode(s.queryRow(ctx, `SELECT `+nodeCols+` FROM nodes WHERE uuid = ? OR name = ?`, ident, ident))
+	n, err := s.scanNode(s.queryRow(ctx, `SELECT `+nodeCols+` FROM nodes WHERE uuid = ? OR name = ?`, ident, ident))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("node %s: %w", ident, ErrNotFound)
 	}
@@ -294,7 +294,7 @@ func (s *SQL) ListNodes(ctx context.Context, f NodeFilter, o ListOptions) ([]*No
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
-	return collect(rows, scanNode)
+	return collect(rows, s.scanNode)
 }
 
 // nodeListTail is the WHERE, ORDER BY and LIMIT of a node listing.
@@ -458,7 +458,7 @@ func (s *SQL) Reserve(ctx context.Context, ident, holder string) (*Node, error) 
 	if err != nil {
 		return nil, err
 	}
-	got, err := scanNode(s.db.QueryRowContext(ctx, s.rebind(`UPDATE nodes SET reservation = ? WHERE id = ? AND
+	got, err := s.scanNode(s.db.QueryRowContext(ctx, s.rebind(`UPDATE nodes SET reservation = ? WHERE id = ? AND
 		reservation IS NULL RETURNING `+nodeCols), holder, n.ID))
 	if errors.Is(err, sql.ErrNoRows) {
 		cur, err := s.GetNode(ctx, n.UUID)
