@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
@@ -24,19 +23,25 @@ type encField struct {
 	put   func(b []byte, v *nodeView) []byte
 }
 
-// nodeEncoder holds the field table and a pool of response buffers (a detailed page of 1,000 nodes is a few
-// MB: growing a fresh buffer for each request cost more than writing it).
+// nodeEncoder holds the field table and a few response buffers for reuse (a detailed page of 1,000 nodes is
+// a few MB: growing a fresh buffer for each request cost more than writing it). The buffers wait in a channel
+// rather than a sync.Pool, which the garbage collector empties, and large answers collect garbage often.
 type nodeEncoder struct {
 	fields []encField
 	index  map[string]int
-	bufs   sync.Pool
+	bufs   chan *[]byte
 }
+
+// Buffer reuse bounds: how many wait, and the largest kept (larger answers let theirs go).
+const (
+	keptBufs   = 4
+	maxKeptBuf = 8 << 20
+)
 
 // newNodeEncoder builds the table from nodeFields, with direct writers for the values renderNode builds as
 // maps: links (two small maps each) and the masked JSON fields (a copy each).
 func newNodeEncoder() *nodeEncoder {
-	e := &nodeEncoder{index: map[string]int{}}
-	e.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
+	e := &nodeEncoder{index: map[string]int{}, bufs: make(chan *[]byte, keptBufs)}
 	masked := map[string]func(n *store.Node) map[string]any{
 		"driver_info":          func(n *store.Node) map[string]any { return n.DriverInfo },
 		"driver_internal_info": func(n *store.Node) map[string]any { return n.DriverInternalInfo },
@@ -90,14 +95,25 @@ func (e *nodeEncoder) appendNode(b []byte, v *nodeView, version int, fields []st
 }
 
 // getBuf and putBuf lend a response buffer.
-func (e *nodeEncoder) getBuf() *[]byte { return e.bufs.Get().(*[]byte) }
+func (e *nodeEncoder) getBuf() *[]byte {
+	select {
+	case p := <-e.bufs:
+		return p
+	default:
+		b := make([]byte, 0, 4096)
+		return &b
+	}
+}
 
 func (e *nodeEncoder) putBuf(p *[]byte) {
-	if cap(*p) > 16<<20 {
-		return // an unusually large answer: let it go rather than keep it pinned
+	if cap(*p) > maxKeptBuf {
+		return
 	}
 	*p = (*p)[:0]
-	e.bufs.Put(p)
+	select {
+	case e.bufs <- p:
+	default: // enough wait already
+	}
 }
 
 // writeNode answers with one node, as writeJSON(w, code, s.renderNode(n, version, fields)) would.
@@ -136,14 +152,24 @@ func (l *nodeList) appendPy(b []byte) []byte {
 
 // appendNodeLinks writes links(base, "nodes", id, sub) as encodePy would: two objects with keys href and rel.
 func appendNodeLinks(b []byte, base, id, sub string) []byte {
-	p := "nodes/" + id
-	if sub != "" {
-		p += "/" + sub
+	href := func(b []byte, v1 bool) []byte {
+		b = append(b, '"')
+		b = appendEscaped(b, base)
+		if v1 {
+			b = append(b, "/v1"...)
+		}
+		b = append(b, "/nodes/"...)
+		b = appendEscaped(b, id)
+		if sub != "" {
+			b = append(b, '/')
+			b = appendEscaped(b, sub)
+		}
+		return append(b, '"')
 	}
 	b = append(b, `[{"href": `...)
-	b = appendString(b, base+"/v1/"+p)
+	b = href(b, true)
 	b = append(b, `, "rel": "self"}, {"href": `...)
-	b = appendString(b, base+"/"+p)
+	b = href(b, false)
 	return append(b, `, "rel": "bookmark"}]`...)
 }
 

@@ -52,14 +52,11 @@ func (s *SQL) nodeTreeWhere(f NodeFilter, where []string, args []any) ([]string,
 		where = append(where, s.bodyField("parent_node")+" = ?")
 		args = append(args, f.ParentNode)
 	case f.HideChildren:
-		// The API's default, on every listing: a body without the text "parent_node" has no parent (the field
-		// is omitted when empty), and that test is a plain scan where json_extract parses each body (it was a
-		// tenth of GET /v1/nodes/detail). A body holding the text still gets the exact test.
-		fn := "instr"
-		if s.dialect == postgres {
-			fn = "strpos"
-		}
-		where = append(where, "("+fn+"(body, '\"parent_node\"') = 0 OR "+s.bodyField("parent_node")+" IS NULL)")
+		// The API's default, on every listing. Whether any node has a parent is asked once per query (an
+		// uncorrelated subquery, answered by the partial index nodes_children of migration 0012): while none
+		// has, the per-node test, which parses every body, is skipped (it was a tenth of GET /v1/nodes/detail).
+		pn := s.bodyField("parent_node")
+		where = append(where, "(NOT EXISTS (SELECT 1 FROM nodes WHERE "+pn+" IS NOT NULL) OR "+pn+" IS NULL)")
 	}
 	return where, args
 }
