@@ -146,6 +146,9 @@ func (s *Server) logMiddleware(next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		w.Header().Set("Openstack-Request-Id", "req-"+newUUID())
 		next.ServeHTTP(rec, r)
+		if !s.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+			return // the access log is at debug level: build no fields for nothing
+		}
 		// The query may hold an agent token: log the path only.
 		s.log.WithFields(logrus.Fields{"method": r.Method, "path": r.URL.Path, "status": rec.code,
 			"ms": time.Since(start).Milliseconds()}).Debug("request")
