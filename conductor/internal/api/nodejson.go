@@ -79,8 +79,16 @@ func (e *nodeEncoder) appendNode(b []byte, v *nodeView, version int, fields []st
 		b = f.put(b, v)
 	}
 	if fields != nil {
+		// A field asked twice (fields=name,name; fields=links) is written once, at its first place, as
+		// renderNode's ordered object keeps it.
+		var onStack [128]bool
+		seen := onStack[:]
+		if len(e.fields) > len(seen) {
+			seen = make([]bool, len(e.fields))
+		}
 		for _, name := range fields {
-			if i, ok := e.index[name]; ok {
+			if i, ok := e.index[name]; ok && !seen[i] {
+				seen[i] = true
 				put(&e.fields[i])
 			}
 		}

@@ -42,7 +42,8 @@ func TestNodeEncoderBytes(t *testing.T) {
 	empty.Normalize()
 	full.Normalize()
 	fieldSets := [][]string{nil, defaultListFields(89), defaultListFields(4),
-		{"uuid", "driver_info", "links", "name", "ports", "conductor", "instance_info", "states"}}
+		{"uuid", "driver_info", "links", "name", "ports", "conductor", "instance_info", "states"},
+		{"uuid", "name", "links", "name", "links"}}
 	for _, n := range []*store.Node{full, empty} {
 		for version := MinVersion; version <= MaxVersion; version++ {
 			for _, fields := range fieldSets {
