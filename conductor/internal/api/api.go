@@ -35,12 +35,14 @@ type Server struct {
 	eng    *engine.Engine
 	log    *logrus.Entry
 	router *mux.Router
+	// nodeEnc writes nodes on the read paths (nodejson.go).
+	nodeEnc *nodeEncoder
 }
 
 // New builds the API server.
 func New(cfg Config, eng *engine.Engine, log *logrus.Entry) *Server {
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	s := &Server{cfg: cfg, eng: eng, log: log}
+	s := &Server{cfg: cfg, eng: eng, log: log, nodeEnc: newNodeEncoder()}
 	s.router = s.routes()
 	return s
 }
@@ -145,6 +147,9 @@ func (s *Server) logMiddleware(next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		w.Header().Set("Openstack-Request-Id", "req-"+newUUID())
 		next.ServeHTTP(rec, r)
+		if !s.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+			return // the access log is at debug level: build no fields for nothing
+		}
 		// The query may hold an agent token: log the path only.
 		s.log.WithFields(logrus.Fields{"method": r.Method, "path": r.URL.Path, "status": rec.code,
 			"ms": time.Since(start).Milliseconds()}).Debug("request")

@@ -104,6 +104,8 @@ func encodePy(b []byte, v any) []byte {
 		return strconv.AppendFloat(b, x, 'g', -1, 64)
 	case json.Number:
 		return append(b, x...)
+	case pyAppender:
+		return x.appendPy(b)
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -114,11 +116,21 @@ func encodePy(b []byte, v any) []byte {
 	return append(b, pySeparators(bytes.TrimRight(buf.Bytes(), "\n"))...)
 }
 
+// pyAppender is a value that writes itself in encodePy's format (e.g. a page of nodes, written without building
+// each node's object first).
+type pyAppender interface{ appendPy(b []byte) []byte }
+
 const hexDigits = "0123456789abcdef"
 
 // appendString appends s as a JSON string (escaping like encoding/json without HTML escaping).
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
+	b = appendEscaped(b, s)
+	return append(b, '"')
+}
+
+// appendEscaped appends s escaped as inside a JSON string, without the quotes.
+func appendEscaped(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -161,6 +173,5 @@ func appendString(b []byte, s string) []byte {
 		}
 		i += size
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return append(b, s[start:]...)
 }

@@ -28,9 +28,8 @@ type listQuery struct {
 	fields     []string
 	detail     bool
 	passOn     url.Values // arguments repeated in the next link
-	// match, when set, filters on fields the store keeps in the node's body (parseBodyFilters); host is this
-	// conductor's.
-	match func(n *store.Node, host string) bool
+	// conductor is the conductor filter (parseBodyFilters): nil for none.
+	conductor *string
 }
 
 // parseNodeQuery checks and parses the query of GET /v1/nodes[/detail].
@@ -164,16 +163,26 @@ func parsePaging(q url.Values, lq *listQuery, sortKeys []string) error {
 // full, the next links at key (or key/detail) after last, the UUID of the page's last item. Every resource's
 // list handler ends here.
 func (s *Server) writeList(w http.ResponseWriter, key string, detail bool, lq *listQuery, items []any, last string) {
+	s.writeListOf(w, key, detail, lq, items, len(items), last)
+}
+
+// writeListOf is writeList with the items as one value that encodes as the list of n items (a *nodeList).
+func (s *Server) writeListOf(w http.ResponseWriter, key string, detail bool, lq *listQuery, items any, n int, last string) {
 	out := newOrdered()
 	out.set(key, items)
-	if len(items) > 0 {
+	if n > 0 {
 		path := key
 		if detail {
 			path = key + "/detail"
 		}
-		s.nextLinks(out, key, path, lq, len(items), last)
+		s.nextLinks(out, key, path, lq, n, last)
 	}
-	writeJSON(w, http.StatusOK, out)
+	p := s.nodeEnc.getBuf()
+	defer s.nodeEnc.putBuf(p)
+	*p = encodePy(*p, out)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(*p)
 }
 
 // nextLinks builds Ironic's "next" string and gophercloud's "<kind>_links" when the page is full.
@@ -207,7 +216,11 @@ func (s *Server) doListNodes(w http.ResponseWriter, r *http.Request, detailPath 
 		s.writeError(w, r, err)
 		return
 	}
-	nodes, err := s.listMatching(r.Context(), lq)
+	fields := lq.fields
+	if fields == nil && !lq.detail {
+		fields = defaultListFields(version)
+	}
+	nodes, err := s.listMatching(r.Context(), lq, fields)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			err = badRequest("Invalid marker %s: no such node", lq.opts.Marker)
@@ -215,19 +228,13 @@ func (s *Server) doListNodes(w http.ResponseWriter, r *http.Request, detailPath 
 		s.writeError(w, r, err)
 		return
 	}
-	fields := lq.fields
-	if fields == nil && !lq.detail {
-		fields = defaultListFields(version)
-	}
-	items := make([]any, 0, len(nodes))
-	for _, n := range nodes {
-		items = append(items, s.renderNode(n, version, fields))
-	}
+	items := &nodeList{enc: s.nodeEnc, nodes: nodes, version: version, fields: fields, base: s.cfg.PublicURL,
+		host: s.eng.Host()}
 	last := ""
 	if len(nodes) > 0 {
 		last = nodes[len(nodes)-1].UUID
 	}
-	s.writeList(w, "nodes", detailPath, lq, items, last)
+	s.writeListOf(w, "nodes", detailPath, lq, items, len(nodes), last)
 }
 
 // getNodeOr404 loads a node by UUID or name with Ironic's not-found message.
@@ -263,7 +270,7 @@ func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.renderNode(n, versionOf(r), fields))
+	s.writeNode(w, http.StatusOK, n, versionOf(r), fields)
 }
 
 func (s *Server) createNode(w http.ResponseWriter, r *http.Request) {

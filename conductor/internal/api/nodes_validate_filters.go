@@ -2,14 +2,13 @@ package api
 
 // The node list filters of Ironic's get_all with their microversion gates (406 "Request not acceptable. The
 // minimal required API version should be 1.N", as check_allow_filter_by_*), and the filters on fields the
-// store keeps in the node's JSON body (fault, lessee, project, description_contains, retired, conductor): those
-// are matched here, page by page, so the store's query stays the same for both databases.
+// store keeps in the node's JSON body (fault, lessee, project, description_contains, retired): the store matches
+// those in SQL (store.NodeFilter), so pages are exact.
 
 import (
 	"context"
 	"net/url"
 	"slices"
-	"strings"
 
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
@@ -41,33 +40,22 @@ func checkFilterGates(q url.Values, version int) error {
 	return nil
 }
 
-// parseBodyFilters sets lq.match from the filters on body fields, and repeats them in the next link.
+// parseBodyFilters sets the store filters on body fields (the store matches them in SQL, so limit, marker and
+// the next link page over matching nodes only), and repeats them in the next link.
 func parseBodyFilters(q url.Values, lq *listQuery) error {
-	// Each filter given adds a predicate; a node is listed when all hold (Ironic ANDs its filters).
-	var preds []func(n *store.Node, host string) bool
-	str := func(key string, get func(n *store.Node) string) {
+	f := &lq.nodeFilter
+	for key, dst := range map[string]**string{"fault": &f.Fault, "lessee": &f.Lessee, "project": &f.Project,
+		"description_contains": &f.DescriptionContains} {
 		if q.Has(key) {
-			want := q.Get(key)
-			preds = append(preds, func(n *store.Node, _ string) bool { return get(n) == want })
-			lq.passOn.Set(key, want)
+			v := q.Get(key)
+			*dst = &v
+			lq.passOn.Set(key, v)
 		}
 	}
-	str("fault", func(n *store.Node) string { return n.Fault })
-	str("lessee", func(n *store.Node) string { return n.Lessee })
-	if q.Has("project") {
-		p := q.Get("project")
-		preds = append(preds, func(n *store.Node, _ string) bool { return n.Owner == p || n.Lessee == p })
-		lq.passOn.Set("project", p)
-	}
-	if q.Has("description_contains") {
-		d := q.Get("description_contains")
-		preds = append(preds, func(n *store.Node, _ string) bool { return strings.Contains(n.Description, d) })
-		lq.passOn.Set("description_contains", d)
-	}
 	if q.Has("conductor") {
-		// Every node is served by this conductor, which names itself by its host.
+		// Every node is served by this conductor, which names itself by its host: the filter lists all or none.
 		c := q.Get("conductor")
-		preds = append(preds, func(_ *store.Node, host string) bool { return host == c })
+		lq.conductor = &c
 		lq.passOn.Set("conductor", c)
 	}
 	if q.Has("retired") {
@@ -75,49 +63,39 @@ func parseBodyFilters(q url.Values, lq *listQuery) error {
 		if err != nil {
 			return err
 		}
-		preds = append(preds, func(n *store.Node, _ string) bool { return n.Retired == b })
+		f.Retired = &b
 		lq.passOn.Set("retired", q.Get("retired"))
-	}
-	if len(preds) == 0 {
-		return nil
-	}
-	lq.match = func(n *store.Node, host string) bool {
-		for _, p := range preds {
-			if !p(n, host) {
-				return false
-			}
-		}
-		return true
 	}
 	return nil
 }
 
-// listMatching lists the nodes of the store's filter that also match lq.match, filling the page from as many
-// store pages as it takes, so limit, marker and the next link behave as if the store had filtered.
-func (s *Server) listMatching(ctx context.Context, lq *listQuery) ([]*store.Node, error) {
-	if lq.match == nil {
-		return s.eng.Store().ListNodes(ctx, lq.nodeFilter, lq.opts)
+// listMatching lists the nodes of lq: none when the conductor filter names another conductor, else the store's
+// page. An answer showing only fields (nil: all) the store keeps in columns reads the columns alone (the
+// default GET /v1/nodes: decoding each node's JSON body was most of its time).
+func (s *Server) listMatching(ctx context.Context, lq *listQuery, fields []string) ([]*store.Node, error) {
+	if lq.conductor != nil && *lq.conductor != s.eng.Host() {
+		return nil, nil
 	}
-	// Each store page is a full limit of candidates; the loop ends on a short page (the store has no more) or
-	// once the page is full, and the next link's marker is then the last node listed, as without a filter.
-	opts, host := lq.opts, s.eng.Host()
-	var out []*store.Node
-	for {
-		batch, err := s.eng.Store().ListNodes(ctx, lq.nodeFilter, opts)
-		if err != nil {
-			return nil, err
-		}
-		for _, n := range batch {
-			if lq.match(n, host) {
-				out = append(out, n)
-				if len(out) == lq.opts.Limit {
-					return out, nil
-				}
-			}
-		}
-		if len(batch) < opts.Limit || len(batch) == 0 {
-			return out, nil
-		}
-		opts.Marker = batch[len(batch)-1].UUID
+	if columnFieldsOnly(fields) {
+		return s.eng.Store().ListNodeColumns(ctx, lq.nodeFilter, lq.opts)
 	}
+	return s.eng.Store().ListNodes(ctx, lq.nodeFilter, lq.opts)
+}
+
+// columnFieldsOnly reports whether every field is rendered from what store.ListNodeColumns fills (the node's
+// columns, the links, and this conductor's name).
+func columnFieldsOnly(fields []string) bool {
+	if fields == nil {
+		return false
+	}
+	for _, f := range fields {
+		switch f {
+		case "uuid", "name", "driver", "provision_state", "power_state", "maintenance", "instance_uuid",
+			"resource_class", "conductor_group", "owner", "reservation", "created_at", "updated_at",
+			"provision_updated_at", "links", "ports", "states", "portgroups", "volume", "conductor":
+		default:
+			return false
+		}
+	}
+	return true
 }

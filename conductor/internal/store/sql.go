@@ -35,6 +35,8 @@ type SQL struct {
 	dialect dialect
 	now     func() time.Time
 	limits  Limits
+	stmts   stmtCache // SQLite's prepared node reads (sql_nodecols.go)
+	nodes   nodeCache // decoded node bodies (sql_nodecache.go)
 }
 
 // Open opens (and migrates) the store named by dsn with the default Limits: "sqlite:///abs/path.db",
@@ -99,7 +101,10 @@ func openSQLite(ctx context.Context, path string, lim Limits) (*SQL, error) {
 }
 
 // Close closes the database.
-func (s *SQL) Close() error { return s.db.Close() }
+func (s *SQL) Close() error {
+	s.stmts.close()
+	return s.db.Close()
+}
 
 // rebind turns ? placeholders into $n for PostgreSQL.
 func (s *SQL) rebind(q string) string {
@@ -181,28 +186,27 @@ func (s *SQL) CreateNode(ctx context.Context, n *Node) error {
 
 const nodeCols = `id, reservation, body`
 
-func scanNode(sc rowScanner) (*Node, error) {
+// scanNode reads a node row (nodeCols), its body decoded through the node cache.
+func (s *SQL) scanNode(sc rowScanner) (*Node, error) {
 	var (
-		n    Node
 		res  sql.NullString
 		body string
+		id   int64
 	)
-	var id int64
 	if err := sc.Scan(&id, &res, &body); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(body), &n); err != nil {
-		return nil, fmt.Errorf("decode node %d: %w", id, err)
+	n, err := s.nodes.decode(id, body)
+	if err != nil {
+		return nil, err
 	}
-	n.ID = id
 	n.Reservation = res.String
-	n.Normalize()
-	return &n, nil
+	return n, nil
 }
 
 // GetNode finds a node by UUID or name.
 func (s *SQL) GetNode(ctx context.Context, ident string) (*Node, error) {
-	n, err := scanNode(s.db.QueryRowContext(ctx, s.rebind(`SELECT `+nodeCols+` FROM nodes WHERE uuid = ? OR name = ?`), ident, ident))
+	n, err := s.scanNode(s.queryRow(ctx, `SELECT `+nodeCols+` FROM nodes WHERE uuid = ? OR name = ?`, ident, ident))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("node %s: %w", ident, ErrNotFound)
 	}
@@ -251,7 +255,7 @@ func (s *SQL) page(ctx context.Context, table string, allowed []string, o ListOp
 			mv any
 			id int64
 		)
-		err := s.db.QueryRowContext(ctx, s.rebind(`SELECT `+expr+`, id FROM `+table+` WHERE uuid = ?`), o.Marker).Scan(&mv, &id)
+		err := s.queryRow(ctx, `SELECT `+expr+`, id FROM `+table+` WHERE uuid = ?`, o.Marker).Scan(&mv, &id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return "", nil, fmt.Errorf("marker %s: %w", o.Marker, ErrNotFound)
 		}
@@ -282,6 +286,19 @@ func (s *SQL) page(ctx context.Context, table string, allowed []string, o ListOp
 
 // ListNodes lists nodes matching f, paged and sorted by o.
 func (s *SQL) ListNodes(ctx context.Context, f NodeFilter, o ListOptions) ([]*Node, error) {
+	tail, args, err := s.nodeListTail(ctx, f, o)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.queryCached(ctx, `SELECT `+nodeCols+` FROM nodes`+tail, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	return collect(rows, s.scanNode)
+}
+
+// nodeListTail is the WHERE, ORDER BY and LIMIT of a node listing.
+func (s *SQL) nodeListTail(ctx context.Context, f NodeFilter, o ListOptions) (string, []any, error) {
 	var (
 		where []string
 		args  []any
@@ -326,15 +343,8 @@ func (s *SQL) ListNodes(ctx context.Context, f NodeFilter, o ListOptions) ([]*No
 		}
 	}
 	where, args = s.nodeTreeWhere(f, where, args)
-	tail, args, err := s.page(ctx, "nodes", NodeSortKeys(), o, where, args)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.query(ctx, `SELECT `+nodeCols+` FROM nodes`+tail, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list nodes: %w", err)
-	}
-	return collect(rows, scanNode)
+	where, args = s.nodeBodyWhere(f, where, args)
+	return s.page(ctx, "nodes", NodeSortKeys(), o, where, args)
 }
 
 // UpdateNode writes every field but the reservation, fenced by it: the UPDATE matches only while the stored
@@ -448,7 +458,7 @@ func (s *SQL) Reserve(ctx context.Context, ident, holder string) (*Node, error) 
 	if err != nil {
 		return nil, err
 	}
-	got, err := scanNode(s.db.QueryRowContext(ctx, s.rebind(`UPDATE nodes SET reservation = ? WHERE id = ? AND
+	got, err := s.scanNode(s.db.QueryRowContext(ctx, s.rebind(`UPDATE nodes SET reservation = ? WHERE id = ? AND
 		reservation IS NULL RETURNING `+nodeCols), holder, n.ID))
 	if errors.Is(err, sql.ErrNoRows) {
 		cur, err := s.GetNode(ctx, n.UUID)

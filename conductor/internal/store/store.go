@@ -159,6 +159,15 @@ type NodeFilter struct {
 	ParentNode      string
 	HideChildren    bool
 	IncludeChildren bool
+	// Filters on fields of the node's JSON body (sql_nodefilters.go), matched in SQL so that limit and marker
+	// pages are exact. Fault and Lessee match the field exactly (an empty value matches nodes without it);
+	// Project matches the owner or the lessee; DescriptionContains is a case-sensitive substring of the
+	// description; Retired matches the retired flag.
+	Fault               *string
+	Lessee              *string
+	Project             *string
+	DescriptionContains *string
+	Retired             *bool
 }
 
 // ListOptions pages and sorts a listing. Marker is the UUID of the last item of the previous page.
@@ -322,6 +331,13 @@ type Store interface {
 	ListVolumeTargets(ctx context.Context, nodeUUID string, o ListOptions) ([]*VolumeTarget, error)
 	UpdateVolumeTarget(ctx context.Context, v *VolumeTarget) error
 	DeleteVolumeTarget(ctx context.Context, uuid string) error
+
+	// Node summaries (issue 15's list speed, sql_nodecols.go). ListNodeColumns lists like ListNodes (same
+	// filters, paging and order) but reads only the node's columns, not its JSON body: the nodes it returns
+	// hold ID, UUID, Name, Driver, ProvisionState, PowerState, Maintenance, InstanceUUID, ResourceClass,
+	// ConductorGroup, Owner, Reservation, CreatedAt, UpdatedAt and ProvisionUpdatedAt, every other field empty.
+	// GET /v1/nodes without detail needs nothing else.
+	ListNodeColumns(ctx context.Context, f NodeFilter, o ListOptions) ([]*Node, error)
 }
 
 // Limits bound what the store keeps of a node's deploy logs, so that a chatty or hostile agent cannot fill the
