@@ -25,6 +25,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/driver/autodetect"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/bootcdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/directdeploy"
+	"github.com/ferric-metal/ferric/conductor/internal/driver/ipmi"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/localboot"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/redfish"
 	"github.com/ferric-metal/ferric/conductor/internal/engine"
@@ -349,6 +350,13 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 	reg.AddBoot("redfish-virtual-media", &redfish.VirtualMedia{Driver: rf, Media: media, APIURL: agentURL, MediaURL: cfg.PublicURL,
 		Loader: cfg.EFILoader, Token: engine.NewToken, Insecure: cfg.InsecureRegistries, Artifacts: arts, APICA: agentCA,
 		Registries: cfg.Registries})
+	// ipmi: Ironic's most used hardware type. Its boot default is fake until the ipxe boot interface exists (Ironic's
+	// IPMIHardware defaults to ipxe); local-agent may be chosen for machines the conductor host itself reaches.
+	ip := &ipmi.Driver{}
+	reg.AddHardware(driver.EnableAgentRescue(ipmi.Hardware([]string{autodetect.Name, "bootc", "direct", "fake"},
+		[]string{"fake", "local-agent"})))
+	reg.AddPower(ipmi.Name, ip)
+	reg.AddManagement(ipmi.Name, ip)
 	return reg
 }
 

@@ -17,6 +17,7 @@ func TestRescueInterfacesPerHardware(t *testing.T) {
 	}{
 		{"fake-hardware", "fake", []string{"fake", "no-rescue", "agent"}},
 		{"redfish", "no-rescue", []string{"no-rescue", "agent"}},
+		{"ipmi", "no-rescue", []string{"no-rescue", "agent"}},
 	} {
 		h, err := reg.Hardware(tc.hw)
 		require.NoError(t, err)
