@@ -32,7 +32,8 @@ func (d *Driver) PowerState(ctx context.Context, n *store.Node) (string, error) 
 	return driver.PowerOff, nil
 }
 
-// control sends one chassis control command.
+// control sends one chassis control command (Chassis Control, NetFn chassis 0x02) in a session of its own; the
+// BMC acknowledges at once, the state change follows, which is why every caller waits for it.
 func (d *Driver) control(ctx context.Context, n *store.Node, what string, cc chassis.ChassisControl) error {
 	return d.call(ctx, n, what, func(ctx context.Context, c *client.Client) error {
 		_, err := c.ChassisControl(ctx, cc)
@@ -47,6 +48,8 @@ func (d *Driver) control(ctx context.Context, n *store.Node, what string, cc cha
 // power off).
 func (d *Driver) SetPowerState(ctx context.Context, n *store.Node, target string, timeout time.Duration) error {
 	d.defaults()
+	// Ironic counts the caller's timeout once per wait (off, then on, for reboots); without one, hard changes
+	// wait power_state_change_timeout and soft power off soft_power_off_timeout.
 	wait := timeout
 	if wait == 0 {
 		wait = d.PowerTimeout
@@ -88,6 +91,7 @@ func (d *Driver) reboot(ctx context.Context, n *store.Node, wait time.Duration) 
 		}
 		return d.waitPower(ctx, n, driver.PowerOn, wait)
 	}
+	// Some BMCs answer an error to "power off" when the node is off already, so the state is read first.
 	cur, err := d.PowerState(ctx, n)
 	if err != nil {
 		return err
@@ -114,6 +118,8 @@ func (d *Driver) waitPower(ctx context.Context, n *store.Node, want string, wait
 	deadline := time.Now().Add(wait)
 	interval := d.PollInterval
 	for {
+		// The first read comes after a pause (a BMC reports the old state right after the command); the
+		// per-BMC minimum interval may stretch every pause further.
 		if err := sleep(ctx, min(interval, time.Until(deadline))); err != nil {
 			return err
 		}
@@ -125,6 +131,7 @@ func (d *Driver) waitPower(ctx context.Context, n *store.Node, want string, wait
 			return nil
 		}
 		if !time.Now().Before(deadline) {
+			// ParseInfo succeeded in PowerState just now; the error names the BMC as every other does.
 			info, _ := ParseInfo(n)
 			return fmt.Errorf("IPMI BMC %s: the node did not reach %q within %s (it reports %q)", info.target(), want, wait, got)
 		}
