@@ -184,8 +184,9 @@ func retryable(err error) bool {
 // authFailure reports the library's ways of saying the BMC refused the login (its errors are formatted with %v,
 // so the text is all there is).
 func authFailure(err error) bool {
-	msg := err.Error()
-	for _, s := range []string{"RAKP", "unauthorized name", "invalid role", "insufficient privilege", "Insufficient privilege", "invalid password", "unauthorized role"} {
+	msg := strings.ToLower(err.Error())
+	for _, s := range []string{"rakp authentication", "unauthorized name", "invalid role", "insufficient privilege",
+		"invalid password", "unauthorized role", "invalid name length"} {
 		if strings.Contains(msg, s) {
 			return true
 		}

@@ -141,6 +141,12 @@ func TestWrongPassword(t *testing.T) {
 	assert.NotContains(t, msg, "not-the-Passw0rd")
 	assert.NotContains(t, msg, ipmisim.Password)
 	assert.NotContains(t, msg, "\n")
+
+	// An unknown user is refused the same way, naming the same keys.
+	_, err = d.PowerState(context.Background(), simNode(sim, map[string]any{"ipmi_username": "nobody"}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "the BMC refused the login")
+	assert.Less(t, time.Since(start), 20*time.Second, "not retried either")
 }
 
 // TestPrivilegeLevel: a user limited to USER logs in with ipmi_priv_level USER and reads the power state.
