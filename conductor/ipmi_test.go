@@ -31,6 +31,10 @@ func TestIPMINodeGophercloud(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "ipmi", d.DefaultPowerInterface)
 	assert.Equal(t, "ipmi", d.DefaultManagementInterface)
+	props, err := drivers.GetDriverProperties(ctx, cl, "ipmi").Extract()
+	require.NoError(t, err)
+	assert.Contains(t, (*props)["ipmi_address"], "Required.")
+	assert.Contains(t, *props, "ipmi_terminal_port")
 
 	n, err := nodes.Create(ctx, cl, nodes.CreateOpts{Name: "ipmi-0", Driver: "ipmi", DriverInfo: map[string]any{
 		"ipmi_port": strconv.Itoa(sim.Port), "ipmi_username": ipmisim.Username, "ipmi_address": sim.Address,

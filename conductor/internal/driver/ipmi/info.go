@@ -43,7 +43,26 @@ func Hardware(deploy, boot []string) *driver.HardwareType {
 	h.Enabled["inspect"] = []string{driver.InspectAgent, driver.InspectNone}
 	h.Defaults["deploy"], h.Enabled["deploy"] = deploy[0], deploy
 	h.Defaults["boot"], h.Enabled["boot"] = boot[0], boot
+	h.Properties = Properties()
 	return h
+}
+
+// Properties describes the driver_info keys this package reads (Ironic's ipmitool COMMON_PROPERTIES, with what
+// Ferric refuses said).
+func Properties() map[string]string {
+	return map[string]string{
+		"ipmi_address":              "IP address or hostname of the node. Required.",
+		"ipmi_port":                 "remote IPMI RMCP port (623). Optional.",
+		"ipmi_username":             "username; default is NULL user. Optional.",
+		"ipmi_password":             "password. Optional.",
+		"ipmi_priv_level":           "privilege level; default is ADMINISTRATOR. One of ADMINISTRATOR, CALLBACK, OPERATOR, USER. Optional.",
+		"ipmi_cipher_suite":         "The number of a cipher suite to use (17 or 3); unset: 17, then 3. Optional.",
+		"ipmi_protocol_version":     "the version of the IPMI protocol; only \"2.0\" (the default). Optional.",
+		"ipmi_bridging":             "bridging_type; only \"no\" (the default): bridging is not supported. Optional.",
+		"ipmi_terminal_port":        "node's UDP port for the serial console (stored; no console interface yet). Optional.",
+		"ipmi_disable_boot_timeout": "send the BMC \"do not clear the boot flags after 60 s\" with every boot device change (default true). Optional.",
+		"ipmi_force_boot_device":    "only false (the default): not supported. Optional.",
+	}
 }
 
 // Info is a node's parsed ipmi driver_info. Password is never printed: Info has no String method on purpose,
