@@ -2,7 +2,9 @@ package conductor_test
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/ferric-metal/ferric/test/conductortest"
 	"github.com/ferric-metal/ferric/test/ipmisim"
+	"github.com/ferric-metal/ferric/test/testenv"
 )
 
 // TestIPMINodeGophercloud enrolls an ipmi node as gophercloud's acceptance tests do (their CreateNode's
@@ -73,4 +76,31 @@ func TestIPMINodeGophercloud(t *testing.T) {
 	assert.False(t, v.Power.Result)
 	assert.Contains(t, v.Power.Reason, `driver_info.ipmi_bridging "single" is not supported`)
 	assert.NotContains(t, v.Power.Reason, ipmisim.Password)
+}
+
+// TestIPMIWithBaremetalCLI: OpenStack's own client enrolls an ipmi node against ipmi_sim, sees power and management
+// validate, the password masked, and sets and reads the boot device through the BMC.
+func TestIPMIWithBaremetalCLI(t *testing.T) {
+	sim := ipmisim.Start(t)
+	c := conductortest.Start(t)
+	bm := testenv.Baremetal(t, c.URL).Run
+	assert.Contains(t, bm("driver", "property", "list", "ipmi"), "ipmi_priv_level")
+	bm("node", "create", "--driver", "ipmi", "--name", "ipmi-cli", "--driver-info", "ipmi_address="+sim.Address,
+		"--driver-info", "ipmi_port="+strconv.Itoa(sim.Port), "--driver-info", "ipmi_username="+ipmisim.Username,
+		"--driver-info", "ipmi_password="+ipmisim.Password)
+	var rows []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(bm("node", "validate", "ipmi-cli", "-f", "json")), &rows))
+	results := map[string]any{}
+	for _, r := range rows {
+		results[r["Interface"].(string)] = r["Result"]
+	}
+	assert.Equal(t, true, results["power"], rows)
+	assert.Equal(t, true, results["management"], rows)
+	shown := bm("node", "show", "ipmi-cli", "-f", "json", "-c", "driver_info")
+	assert.Contains(t, shown, `"ipmi_password": "******"`)
+	assert.NotContains(t, shown, ipmisim.Password)
+
+	bm("node", "boot", "device", "set", "ipmi-cli", "cdrom")
+	assert.Equal(t, "cdrom", sim.Boot())
+	assert.Equal(t, "cdrom", strings.TrimSpace(bm("node", "boot", "device", "show", "ipmi-cli", "-f", "value", "-c", "boot_device")))
 }
