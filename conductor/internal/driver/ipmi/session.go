@@ -84,6 +84,14 @@ func (d *Driver) Validate(_ context.Context, n *store.Node) error {
 func (d *Driver) throttle(ctx context.Context, info *Info) error {
 	d.mu.Lock()
 	now := time.Now()
+	if len(d.next) > 4096 {
+		// Forget BMCs whose slot has passed, so that a conductor that saw many addresses does not keep them all.
+		for k, t := range d.next {
+			if t.Before(now) {
+				delete(d.next, k)
+			}
+		}
+	}
 	at := d.next[info.target()]
 	if at.Before(now) {
 		at = now
