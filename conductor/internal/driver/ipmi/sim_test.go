@@ -210,3 +210,21 @@ func TestBMCNotAnswering(t *testing.T) {
 	require.Error(t, err)
 	assert.Less(t, time.Since(start), 4*time.Second)
 }
+
+// TestMinCommandInterval: operations on one BMC are spaced by MinCommandInterval, concurrent ones too (Ironic's
+// min_command_interval protects BMCs that crash when polled fast).
+func TestMinCommandInterval(t *testing.T) {
+	sim := ipmisim.Start(t)
+	d := fastDriver()
+	d.MinCommandInterval = 300 * time.Millisecond
+	n := simNode(sim, nil)
+	start := time.Now()
+	errs := make(chan error, 3)
+	for i := 0; i < 3; i++ {
+		go func() { _, err := d.PowerState(context.Background(), n); errs <- err }()
+	}
+	for i := 0; i < 3; i++ {
+		require.NoError(t, <-errs)
+	}
+	assert.GreaterOrEqual(t, time.Since(start), 600*time.Millisecond, "three operations need two intervals")
+}
