@@ -18,14 +18,14 @@ import (
 	"github.com/ferric-metal/ferric/test/conductortest"
 )
 
-// TestAutodetectDrivers: autodetect is enabled on both hardware types and is redfish's default deploy interface (as
+// TestAutodetectDrivers: autodetect is enabled on every hardware type and is redfish's and ipmi's default deploy interface (as
 // Ironic's generic hardware types have it), so a node created as Metal3 creates it (no deploy_interface) gets it;
 // fake-hardware's default stays fake (Ironic's fake-hardware lists FakeDeploy first).
 func TestAutodetectDrivers(t *testing.T) {
 	c := conductortest.Start(t)
 	cl := c.Client("1.89")
 	ctx := context.Background()
-	for _, tc := range []struct{ hw, def string }{{"redfish", "autodetect"}, {"fake-hardware", "fake"}} {
+	for _, tc := range []struct{ hw, def string }{{"redfish", "autodetect"}, {"ipmi", "autodetect"}, {"fake-hardware", "fake"}} {
 		d, err := drivers.GetDriverDetails(ctx, cl, tc.hw).Extract()
 		require.NoError(t, err)
 		assert.Equal(t, tc.def, d.DefaultDeployInterface, tc.hw)

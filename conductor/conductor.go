@@ -25,6 +25,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/driver/autodetect"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/bootcdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/directdeploy"
+	"github.com/ferric-metal/ferric/conductor/internal/driver/ipmi"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/localboot"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/redfish"
 	"github.com/ferric-metal/ferric/conductor/internal/engine"
@@ -197,7 +198,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if err != nil {
 		return err
 	}
-	reg := buildRegistry(cfg, st, policy, media, arts, tlsFiles.AgentCA, cache)
+	reg := buildRegistry(cfg, st, policy, media, arts, tlsFiles.AgentCA, cache, log)
 	if err := addAutodetect(reg, cfg.AutodetectDeployInterfaces, log.WithField("component", "autodetect")); err != nil {
 		return err
 	}
@@ -303,9 +304,9 @@ func checkExposure(addr *net.TCPAddr, auth string, tls, insecureNoAuth, insecure
 
 // buildRegistry registers the hardware types and interfaces this conductor offers. agentCA is the PEM agents
 // verify the API with (changes on reload, so drivers read it at each boot).
-// policy is cfg.Registries.Policy parsed (nil for none).
+// policy is cfg.Registries.Policy parsed (nil for none); log (nil: logrus' standard logger) gets the drivers' warnings.
 func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *redfish.MediaServer, arts *artifact.Fetcher,
-	agentCA func() string, cache *imagecache.Cache) *driver.Registry {
+	agentCA func() string, cache *imagecache.Cache, log *logrus.Entry) *driver.Registry {
 	reg := driver.NewRegistry()
 	driver.AddInspectRescue(reg)
 	driver.AddHardwareInterfaces(reg, st)
@@ -349,6 +350,16 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 	reg.AddBoot("redfish-virtual-media", &redfish.VirtualMedia{Driver: rf, Media: media, APIURL: agentURL, MediaURL: cfg.PublicURL,
 		Loader: cfg.EFILoader, Token: engine.NewToken, Insecure: cfg.InsecureRegistries, Artifacts: arts, APICA: agentCA,
 		Registries: cfg.Registries})
+	// ipmi: Ironic's most used hardware type. Its boot default is fake until the ipxe boot interface exists (Ironic's
+	// IPMIHardware defaults to ipxe); local-agent may be chosen for machines the conductor host itself reaches.
+	ip := &ipmi.Driver{}
+	if log != nil {
+		ip.Log = log.WithField("component", "ipmi")
+	}
+	reg.AddHardware(driver.EnableAgentRescue(ipmi.Hardware([]string{autodetect.Name, "bootc", "direct", "fake"},
+		[]string{"fake", "local-agent"})))
+	reg.AddPower(ipmi.Name, ip)
+	reg.AddManagement(ipmi.Name, ip)
 	return reg
 }
 

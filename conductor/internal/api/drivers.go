@@ -66,16 +66,21 @@ func (s *Server) getDriver(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getDriverProperties(w http.ResponseWriter, r *http.Request) {
 	name := mux.Vars(r)["driver"]
-	if _, err := s.eng.Registry().Hardware(name); err != nil {
+	h, err := s.eng.Registry().Hardware(name)
+	if err != nil {
 		s.writeError(w, r, notFound("Could not find the following driver(s) or hardware type(s): %s.", name))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{
+	props := map[string]string{
 		"deploy_kernel":    "http(s) URL, or path below the conductor's --artifacts-dir, of the agent kernel. Optional.",
 		"deploy_ramdisk":   "http(s) URL, or path below the conductor's --artifacts-dir, of the agent ramdisk. Optional.",
 		"deploy_iso":       "http(s) URL, or path below the conductor's --artifacts-dir, of the agent ISO. Optional.",
 		"redfish_address":  "The URL of the Redfish service of the node's BMC. Required for redfish.",
 		"redfish_username": "User name for the BMC. Optional.",
 		"redfish_password": "Password for the BMC. Optional.",
-	})
+	}
+	for k, v := range h.Properties {
+		props[k] = v
+	}
+	writeJSON(w, http.StatusOK, props)
 }

@@ -281,6 +281,9 @@ type HardwareType struct {
 	Name     string
 	Enabled  map[string][]string // kind -> interface names, default first
 	Defaults map[string]string   // kind -> default interface name
+	// Properties are the driver_info keys the type reads, with their descriptions (GET /v1/drivers/{d}/properties);
+	// nil for none beyond the common ones.
+	Properties map[string]string
 }
 
 // Registry holds the hardware types and interface implementations a conductor offers.
