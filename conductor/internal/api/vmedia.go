@@ -87,8 +87,10 @@ func (s *Server) postVMedia(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// readVMediaAttach decodes and checks the attach body with Ironic's schema and messages; image_download_source
-// defaults to local, as in Ironic.
+// readVMediaAttach decodes and checks the attach body with Ironic's schema and messages. image_download_source
+// defaults to http, where Ironic's default is local: Ferric does not re-serve virtual media images (see the redfish
+// management's AttachVirtualMedia), so a client that leaves the field out (gophercloud omits it when empty) gets
+// the medium the BMC fetches itself rather than a refusal; an explicit local is refused, never quietly changed.
 func readVMediaAttach(w http.ResponseWriter, r *http.Request) (driver.VMediaAttach, error) {
 	body, err := readBody(w, r, maxBody)
 	if err != nil {
@@ -110,7 +112,7 @@ func readVMediaAttach(w http.ResponseWriter, r *http.Request) (driver.VMediaAtta
 	}
 	enums := map[string][]string{"device_type": driver.VMediaDevices(), "image_url": nil,
 		"image_download_source": {driver.DownloadHTTP, driver.DownloadLocal, driver.DownloadSwift}}
-	vals := map[string]string{"image_download_source": driver.DownloadLocal}
+	vals := map[string]string{"image_download_source": driver.DownloadHTTP}
 	for _, k := range []string{"device_type", "image_url", "image_download_source"} {
 		v, ok := doc[k]
 		if !ok {

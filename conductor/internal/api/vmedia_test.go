@@ -87,7 +87,7 @@ func TestNodeVMediaRecordAndPowerFailure(t *testing.T) {
 	require.Equal(t, 204, rec.Code, rec.Body.String())
 	n, err := st.GetNode(ctx, fake.UUID)
 	require.NoError(t, err)
-	assert.Equal(t, map[string]any{"cdrom": map[string]any{"image_url": "http://srv/a.iso", "image_download_source": "local",
+	assert.Equal(t, map[string]any{"cdrom": map[string]any{"image_url": "http://srv/a.iso", "image_download_source": "http",
 		"fake": true}}, n.DriverInternalInfo["fake_vmedia"])
 
 	edit := func(fn func(n *store.Node)) {
