@@ -21,6 +21,10 @@ import (
 // MediaLabel is the label of the filesystem holding agent.json.
 const MediaLabel = "ferric-cfg"
 
+// InitramfsConfig is agent.json as a network (iPXE) boot's configuration initramfs puts it, beside the agent's own
+// initramfs: the same settings virtual media carry on their ferric-cfg volume.
+const InitramfsConfig = "/etc/ferric/agent.json"
+
 // ApplyFile merges a JSON file over cfg.
 func ApplyFile(cfg *Config, path string) error {
 	b, err := os.ReadFile(path)
