@@ -80,7 +80,7 @@ func (b *Boot) cmdline(cfg driver.AgentConfig, base string) string {
 	if len(cfg.InsecureRegistries) > 0 {
 		words = append(words, "ferric.insecure_registries="+strings.Join(cfg.InsecureRegistries, ","))
 	}
-	return strings.TrimSpace(strings.Join(words, " "))
+	return strings.Join(strings.Fields(strings.Join(words, " ")), " ")
 }
 
 // configArchive is the configuration initramfs: agent.json and, when the node has one, its network_data.json
