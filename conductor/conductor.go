@@ -382,8 +382,8 @@ func newIPXEServer(ctx context.Context, cfg Config, st store.Store, log *logrus.
 	return s
 }
 
-// addIPXE registers the ipxe and pxe boot interfaces and enables them on the redfish hardware type (as Ironic's
-// redfish hardware type enables them); another hardware type enables them with ipxe.Enable.
+// addIPXE registers the ipxe and pxe boot interfaces and enables them on the redfish and fake-hardware types (as
+// Ironic's generic hardware types enable them); another hardware type enables them with ipxe.Enable.
 func addIPXE(reg *driver.Registry, cfg Config, st store.Store, s *ipxe.Server, arts *artifact.Fetcher, agentCA func() string) {
 	ports := func(ctx context.Context, node string) (int, error) {
 		ps, err := st.ListPorts(ctx, store.PortFilter{NodeUUID: node}, store.ListOptions{Limit: 1})
@@ -391,8 +391,10 @@ func addIPXE(reg *driver.Registry, cfg Config, st store.Store, s *ipxe.Server, a
 	}
 	ipxe.Register(reg, &ipxe.Boot{Server: s, APIURL: agentURLOf(cfg), Token: engine.NewToken, Artifacts: arts,
 		Insecure: cfg.InsecureRegistries, APICA: agentCA, Registries: cfg.Registries, Ports: ports})
-	if h, err := reg.Hardware("redfish"); err == nil {
-		ipxe.Enable(h)
+	for _, name := range []string{"redfish", "fake-hardware"} {
+		if h, err := reg.Hardware(name); err == nil {
+			ipxe.Enable(h)
+		}
 	}
 }
 
