@@ -29,6 +29,10 @@ type VMConfig struct {
 	TPM     bool   `yaml:"tpm" json:"tpm"`
 	// AgentPort is the host port (on 127.0.0.1) forwarded to the guest's agent port 9999 (0 = none).
 	AgentPort int `yaml:"agent_port" json:"agent_port"`
+	// BootFile is the file name QEMU's DHCP server offers the VM's NIC (DHCP option 67): for a network boot
+	// (BootSourceOverrideTarget Pxe), the NIC's iPXE option ROM (Debian's ipxe-qemu) fetches it, and an http URL
+	// works, e.g. the conductor's boot.ipxe. "" = none.
+	BootFile string `yaml:"boot_file" json:"boot_file"`
 }
 
 // State is what the BMC remembers about a VM across restarts.
@@ -108,6 +112,9 @@ func (q *QEMU) Argv(s StartSpec, vars string) []string {
 	net := "user,id=n0"
 	if s.VM.AgentPort > 0 {
 		net += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:9999", s.VM.AgentPort)
+	}
+	if s.VM.BootFile != "" {
+		net += ",bootfile=" + strings.ReplaceAll(s.VM.BootFile, ",", ",,") // QEMU's option syntax doubles commas
 	}
 	mac := s.VM.MAC
 	if mac == "" {
