@@ -197,7 +197,10 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready := make(chan string, 1)
-	mac := "52:54:00:e2:e0:01"
+	mac, mac2 := "52:54:00:e2:e0:01", "52:54:00:e2:e0:02"
+	// The conductor's port, chosen now: vm2 boots over the network from the conductor's boot.ipxe, which QEMU's
+	// DHCP server offers its NIC (the NIC's iPXE option ROM, from Debian's ipxe-qemu, fetches it over http).
+	cport := freePort(t)
 	vl := logrus.New()
 	vl.SetOutput(testLog{t})
 	vbmcDone := make(chan struct{})
@@ -206,7 +209,8 @@ func TestVirtualMachineDeploy(t *testing.T) {
 		defer close(vbmcDone)
 		vbmc.Run(ctx, vbmc.Config{Username: "admin", Password: "pw", StateDir: state, Runner: &vbmc.QEMU{}, Listener: bmcLn,
 			VMs: []vbmc.VMConfig{{Name: "vm1", UUID: "e2e00000-0000-4000-8000-000000000001", MemoryMiB: 2048, DiskGiB: 4, MAC: mac, AgentPort: agentPort},
-				{Name: "vm2", UUID: "e2e00000-0000-4000-8000-000000000002", MemoryMiB: 2048, DiskGiB: 4, MAC: "52:54:00:e2:e0:02", AgentPort: agentPort2, TPM: true}},
+				{Name: "vm2", UUID: "e2e00000-0000-4000-8000-000000000002", MemoryMiB: 2048, DiskGiB: 4, MAC: mac2, AgentPort: agentPort2, TPM: true,
+					BootFile: "http://10.0.2.2:" + strconv.Itoa(cport) + "/v1/ipxe/boot.ipxe"}},
 			Ready: func(u string) { ready <- u }}, logrus.NewEntry(vl).WithField("component", "vbmc"))
 	}()
 	bmcURL := <-ready
@@ -227,7 +231,6 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	}()
 
 	// The conductor: BMCs use 127.0.0.1, agents 10.0.2.2 (QEMU user networking).
-	cport := freePort(t)
 	c := conductortest.Start(t, func(cfg *conductor.Config) {
 		cfg.Listen = "127.0.0.1:" + strconv.Itoa(cport)
 		cfg.AgentURL = "http://10.0.2.2:" + strconv.Itoa(cport)
@@ -344,12 +347,17 @@ func TestVirtualMachineDeploy(t *testing.T) {
 
 	t.Run("qcow2 whole-disk image through direct", wholeDiskDeploy{cl: cl, api: c.URL, id: n.UUID, serial: serial, esp: esp, phases: phases}.run)
 
-	t.Run("tpm2-luks with a software TPM", func(t *testing.T) {
-		n2, err := nodes.Create(bg, cl, nodes.CreateOpts{Name: "vm2", Driver: "redfish", BootInterface: "redfish-virtual-media",
+	// vm2 boots its agent over the network (ipxe boot interface): QEMU's DHCP hands its iPXE ROM the conductor's
+	// boot.ipxe, which chains to the node's script by MAC (hence the port); the script loads the agent kernel, its
+	// initramfs and the configuration initramfs. The deploy then writes the disk and the VM reboots into it.
+	t.Run("tpm2-luks with a software TPM, agent booted over the network", func(t *testing.T) {
+		n2, err := nodes.Create(bg, cl, nodes.CreateOpts{Name: "vm2", Driver: "redfish", BootInterface: "ipxe",
 			DeployInterface: "bootc", Properties: map[string]any{"capabilities": "boot_mode:uefi"},
 			DriverInfo: map[string]any{"redfish_address": bmcURL, "redfish_system_id": "/redfish/v1/Systems/vm2",
 				"redfish_username": "admin", "redfish_password": "pw", "deploy_kernel": rd.Kernel, "deploy_ramdisk": rd.Initramfs,
 				"agent_advertise": "127.0.0.1:" + strconv.Itoa(agentPort2), "kernel_append_params": "ferric.dns=10.0.2.2"}}).Extract()
+		require.NoError(t, err)
+		_, err = ports.Create(bg, cl, ports.CreateOpts{NodeUUID: n2.UUID, Address: mac2}).Extract()
 		require.NoError(t, err)
 		for _, step := range []nodes.TargetProvisionState{nodes.TargetManage, nodes.TargetProvide} {
 			require.NoError(t, nodes.ChangeProvisionState(bg, cl, n2.UUID, nodes.ProvisionStateOpts{Target: step}).ExtractErr())
@@ -364,12 +372,25 @@ func TestVirtualMachineDeploy(t *testing.T) {
 			nodes.UpdateOperation{Op: nodes.AddOp, Path: "/instance_info/bootc_tpm2_luks", Value: true},
 			nodes.UpdateOperation{Op: nodes.AddOp, Path: "/instance_info/image_pull_secret", Value: "robot:e2e-secret"}}).Extract()
 		require.NoError(t, err)
+		serial2 := filepath.Join(state, "vm2", "serial.log")
+		os.Remove(serial2) // a cleaning boot's console: the deploy's network boot is timed by what appears next
+		t3 := time.Now()
 		require.NoError(t, nodes.ChangeProvisionState(bg, cl, n2.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetActive,
 			ConfigDrive: nodes.ConfigDrive{MetaData: map[string]any{"hostname": "vm2.e2e"}}}).ExtractErr())
+		up := false
 		for deadline := time.Now().Add(15 * time.Minute); ; time.Sleep(time.Second) {
-			failOnGuestTrouble(t, filepath.Join(state, "vm2", "serial.log"))
+			failOnGuestTrouble(t, serial2)
+			if b, _ := os.ReadFile(serial2); !up && strings.Contains(string(b), "ferric-init: up") {
+				up = true
+				phases["ipxe: agent boot (power on to /init)"] = time.Since(t3)
+				// iPXE (on the serial console through OVMF) fetched the node's script by the MAC it booted from.
+				assert.Contains(t, string(b), "/v1/ipxe/52-54-00-e2-e0-02/boot.ipxe", "the agent booted through iPXE")
+			}
 			g, err := nodes.Get(bg, cl, n2.UUID).Extract()
 			require.NoError(t, err)
+			if _, ok := phases["ipxe: agent lookup and first heartbeat"]; !ok && g.DriverInternalInfo["agent_url"] != nil {
+				phases["ipxe: agent lookup and first heartbeat"] = time.Since(t3)
+			}
 			if g.ProvisionState == "deploy failed" {
 				t.Fatalf("deploy failed: %s", g.LastError)
 			}

@@ -102,9 +102,8 @@ func TestNetworkBootAsIPXEDoes(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	base := e.srv.URL + "/v1/ipxe/" + hexhyp + "/"
 	assert.Contains(t, script, "kernel "+base+"kernel console=ttyS0,115200 ferric.dns=10.0.2.2 ipa-api-url=http://10.0.2.2:6385 ferric.node_uuid="+
-		nodeUUID+" ipa-agent-token="+token+" ferric.advertise=127.0.0.1:9999 ferric.insecure_registries=10.0.2.2:5000 BOOTIF=${mac} initrd=ramdisk initrd=config || goto retry\n")
-	assert.Contains(t, script, "initrd "+base+"ramdisk || goto retry\n")
-	assert.Contains(t, script, "initrd "+base+"config || goto retry\n")
+		nodeUUID+" ipa-agent-token="+token+" ferric.advertise=127.0.0.1:9999 ferric.insecure_registries=10.0.2.2:5000 BOOTIF=${mac} initrd=config initrd=ramdisk || goto retry\n"+
+		"initrd "+base+"config || goto retry\ninitrd "+base+"ramdisk || goto retry\nboot || goto retry\n")
 
 	for file, want := range map[string]string{"kernel": "KERNEL-BYTES", "ramdisk": "INITRAMFS-BYTES"} {
 		code, body := e.get(t, "/v1/ipxe/"+hexhyp+"/"+file)

@@ -37,7 +37,8 @@ reboot
 // nodeScript boots the agent: kernel, its initramfs and the configuration initramfs (agent.json), retried with a
 // growing pause as Ironic's deploy script does, then a reboot. initrd= names both images for the kernel's EFI stub,
 // which reads them from iPXE's virtual file system by their names, the last segments of their URLs (newer
-// iPXE also hands them over through LoadFile2).
+// iPXE also hands them over through LoadFile2), and concatenates them. The uncompressed configuration comes
+// first, as early microcode does: after a compressed archive the kernel (6.1, gzip) misses the next one's header.
 const nodeScript = `#!ipxe
 
 set attempts:int32 10
@@ -45,9 +46,9 @@ set i:int32 0
 
 :deploy
 imgfree
-kernel @BASE@kernel @CMDLINE@ BOOTIF=${mac} initrd=ramdisk initrd=config || goto retry
-initrd @BASE@ramdisk || goto retry
+kernel @BASE@kernel @CMDLINE@ BOOTIF=${mac} initrd=config initrd=ramdisk || goto retry
 initrd @BASE@config || goto retry
+initrd @BASE@ramdisk || goto retry
 boot || goto retry
 
 :retry
