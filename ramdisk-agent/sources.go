@@ -1,6 +1,6 @@
 // Configuration sources: where the agent's configuration comes from, later sources winning: built-in defaults, the
-// agent.json file on virtual media (a filesystem labelled ferric-cfg), the kernel command line, then flags and
-// environment (applied by main).
+// agent.json an iPXE boot's configuration initramfs puts at /etc/ferric/agent.json, the agent.json file on virtual
+// media (a filesystem labelled ferric-cfg), the kernel command line, then flags and environment (applied by main).
 
 package agent
 
