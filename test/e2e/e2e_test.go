@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -104,7 +105,7 @@ func failOnTrouble(t *testing.T, serial string, b []byte) {
 	for _, w := range guestTrouble {
 		if i := bytes.Index(b, []byte(w)); i >= 0 {
 			start := max(0, bytes.LastIndexByte(b[:i], '\n')+1)
-			t.Fatalf("the VM's kernel reports %q (%s):\n%s", w, serial, string(b[start:min(len(b), start+4000)]))
+			t.Fatalf("the VM's kernel reports %q (%s):\n%s", w, serial, redactConsole(b[start:min(len(b), start+4000)]))
 		}
 	}
 }
@@ -113,7 +114,7 @@ func failOnTrouble(t *testing.T, serial string, b []byte) {
 // kernel's first warnings, without the boot chatter.
 func consoleDigest(b []byte) string {
 	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, l := range strings.Split(redactConsole(b), "\n") {
 		if strings.Contains(l, "ferric") || strings.Contains(l, "FERRIC") || strings.Contains(l, "INFO") ||
 			strings.Contains(l, "WARN") || strings.Contains(l, "ERRO") || strings.Contains(l, "FATA") || strings.Contains(l, "BUG") {
 			out = append(out, l)
@@ -129,7 +130,15 @@ func tail(b []byte, n int) string {
 	if len(b) > n {
 		b = b[len(b)-n:]
 	}
-	return string(b)
+	return redactConsole(b)
+}
+
+// agentTokenArg is the token on a network-booted agent's kernel command line, which the kernel prints.
+var agentTokenArg = regexp.MustCompile(`ipa-agent-token=\S+`)
+
+// redactConsole is console text fit for the test log: without the agent token.
+func redactConsole(b []byte) string {
+	return agentTokenArg.ReplaceAllString(string(b), "ipa-agent-token=<token>")
 }
 
 func TestVirtualMachineDeploy(t *testing.T) {
