@@ -306,6 +306,8 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	t1 := time.Now()
 	require.NoError(t, nodes.ChangeProvisionState(bg, cl, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetActive,
 		ConfigDrive: nodes.ConfigDrive{MetaData: map[string]any{"hostname": "vm1.e2e"}}}).ExtractErr())
+	waitSerial(t, serial, "Linux version", 3*time.Minute)
+	phases["agent boot (request to kernel running)"] = time.Since(t1) // compare with vm2's network boot
 	waitSerial(t, serial, "ferric-init: up", 3*time.Minute)
 	phases["agent boot (power on to /init)"] = time.Since(t1)
 	got := wait("active", 15*time.Minute)
@@ -386,19 +388,24 @@ func TestVirtualMachineDeploy(t *testing.T) {
 		t3 := time.Now()
 		require.NoError(t, nodes.ChangeProvisionState(bg, cl, n2.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetActive,
 			ConfigDrive: nodes.ConfigDrive{MetaData: map[string]any{"hostname": "vm2.e2e"}}}).ExtractErr())
-		up := false
-		for deadline := time.Now().Add(15 * time.Minute); ; time.Sleep(time.Second) {
+		// Where the network boot spends its time, from the console (iPXE prints through OVMF's serial console).
+		marks := []struct{ text, phase string }{
+			{"/v1/ipxe/52-54-00-e2-e0-02/boot.ipxe... ok", "ipxe: request to node script fetched"},
+			{"Linux version", "ipxe: request to kernel running"},
+			{"ferric-init: up", "ipxe: agent boot (request to /init)"},
+		}
+		for deadline := time.Now().Add(15 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
 			failOnGuestTrouble(t, serial2)
-			if b, _ := os.ReadFile(serial2); !up && strings.Contains(string(b), "ferric-init: up") {
-				up = true
-				phases["ipxe: agent boot (power on to /init)"] = time.Since(t3)
-				// iPXE (on the serial console through OVMF) fetched the node's script by the MAC it booted from.
-				assert.Contains(t, string(b), "/v1/ipxe/52-54-00-e2-e0-02/boot.ipxe", "the agent booted through iPXE")
+			b, _ := os.ReadFile(serial2)
+			for _, m := range marks {
+				if _, seen := phases[m.phase]; !seen && bytes.Contains(b, []byte(m.text)) {
+					phases[m.phase] = time.Since(t3)
+				}
 			}
 			g, err := nodes.Get(bg, cl, n2.UUID).Extract()
 			require.NoError(t, err)
 			if _, ok := phases["ipxe: agent lookup and first heartbeat"]; !ok && g.DriverInternalInfo["agent_url"] != nil {
-				phases["ipxe: agent lookup and first heartbeat"] = time.Since(t3)
+				phases["ipxe: agent lookup and first heartbeat"] = time.Since(t3) // compare: "agent lookup and first heartbeat" (vm1, virtual media)
 			}
 			if g.ProvisionState == "deploy failed" {
 				t.Fatalf("deploy failed: %s", g.LastError)
@@ -407,6 +414,9 @@ func TestVirtualMachineDeploy(t *testing.T) {
 				break
 			}
 			require.True(t, time.Now().Before(deadline), "vm2 still %s after 15 minutes", g.ProvisionState)
+		}
+		for _, m := range marks {
+			assert.Contains(t, phases, m.phase, "the console showed %q: the agent booted through iPXE", m.text)
 		}
 		line := waitSerial(t, filepath.Join(state, "vm2", "serial.log"), "FERRIC-VERIFY", 5*time.Minute)
 		assert.Contains(t, line, "node="+n2.UUID)
