@@ -50,7 +50,6 @@ func TestIPXENetworkBoot(t *testing.T) {
 	c := conductortest.Start(t, func(cfg *conductor.Config) {
 		cfg.Auth, cfg.HTPasswd = "http_basic", ht
 		cfg.ArtifactsDir = arts
-		cfg.IPXEDir = filepath.Join(t.TempDir(), "ipxe")
 	})
 	cl, err := httpbasic.NewBareMetalHTTPBasic(httpbasic.EndpointOpts{IronicEndpoint: c.URL + "/v1", IronicUser: "admin",
 		IronicUserPassword: "s3cret"})
@@ -115,6 +114,12 @@ func TestIPXENetworkBoot(t *testing.T) {
 			assert.Contains(t, body, `"token": "`+token[1]+`"`, "agent.json carries the same token")
 		}
 	}
+	// A restart keeps serving the boot of a node still waiting for its agent.
+	c.Restart()
+	code, again := fetch(t, chain[1]+hexhyp+"/boot.ipxe")
+	require.Equal(t, http.StatusOK, code, "after a restart")
+	assert.Equal(t, script, again)
+
 	// The token was made for this boot: the agent's lookup does not hand out another, its heartbeat needs this one.
 	code, _, body := rawRequest(t, http.MethodGet, c.URL+"/v1/lookup?node_uuid="+n.UUID, "", map[string]string{"X-OpenStack-Ironic-API-Version": "1.68"})
 	require.Equal(t, http.StatusOK, code, body)

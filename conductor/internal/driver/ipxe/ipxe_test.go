@@ -270,3 +270,28 @@ func TestEnable(t *testing.T) {
 	assert.Equal(t, []string{"fake", "ipxe", "pxe"}, h.Enabled["boot"])
 	assert.Equal(t, "fake", h.Defaults["boot"])
 }
+
+// TestPrune: after a restart, the boots of nodes still booting their agent stay served; those of nodes that left
+// that state, or are gone, and interrupted writes are deleted.
+func TestPrune(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	require.NoError(t, e.boot.PrepareRamdisk(ctx, e.task))
+	get := func(_ context.Context, id string) (*store.Node, error) {
+		if id == nodeUUID {
+			return e.node, nil
+		}
+		return nil, store.ErrNotFound
+	}
+	assert.Equal(t, 0, e.boot.Server.Prune(ctx, get), "deploying: kept")
+	assert.True(t, e.boot.Server.Prepared(nodeUUID))
+	e.node.ProvisionState = "active"
+	assert.Equal(t, 1, e.boot.Server.Prune(ctx, get))
+	assert.False(t, e.boot.Server.Prepared(nodeUUID))
+
+	e.node.ProvisionState = "deploying"
+	require.NoError(t, e.boot.PrepareRamdisk(ctx, e.task))
+	assert.Equal(t, 1, e.boot.Server.Prune(ctx, func(context.Context, string) (*store.Node, error) { return nil, store.ErrNotFound }))
+	code, _ := e.get(t, "/v1/ipxe/"+hexhyp+"/kernel")
+	assert.Equal(t, http.StatusNotFound, code)
+}
