@@ -66,9 +66,16 @@ func TestIPXENetworkBoot(t *testing.T) {
 		InspectInterface: "agent", DriverInfo: map[string]any{"deploy_kernel": filepath.Join(arts, "vmlinuz"),
 			"deploy_ramdisk": filepath.Join(arts, "initramfs")}}).Extract()
 	require.NoError(t, err)
+	v, err := nodes.Validate(ctx, cl, n.UUID).Extract()
+	require.NoError(t, err)
+	assert.False(t, v.Boot.Result)
+	assert.Contains(t, v.Boot.Reason, "has no port: create one with the MAC address", "iPXE finds the script by MAC")
 	const mac, hexhyp = "52:54:00:aa:bb:01", "52-54-00-aa-bb-01"
 	_, err = ports.Create(ctx, cl, ports.CreateOpts{NodeUUID: n.UUID, Address: mac}).Extract()
 	require.NoError(t, err)
+	v, err = nodes.Validate(ctx, cl, n.UUID).Extract()
+	require.NoError(t, err)
+	assert.True(t, v.Boot.Result, v.Boot.Reason)
 	base := c.URL + "/v1/ipxe/"
 	code, _ := fetch(t, base+hexhyp+"/boot.ipxe")
 	assert.Equal(t, http.StatusNotFound, code, "enroll: not booting its agent")

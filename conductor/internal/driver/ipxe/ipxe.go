@@ -94,7 +94,7 @@ func (b *Boot) Validate(ctx context.Context, n *store.Node) error {
 	if err := CheckCmdline("driver_info.agent_advertise", str(n.DriverInfo["agent_advertise"])); err != nil {
 		return fmt.Errorf("%v: %w", err, driver.ErrInvalid)
 	}
-	return nil
+	return b.hasPort(ctx, n.UUID)
 }
 
 // bootMode is the node's boot mode as Ironic reads it: instance_info.capabilities, then properties.capabilities,

@@ -31,9 +31,6 @@ func (b *Boot) PrepareRamdisk(ctx context.Context, t *driver.Task) error {
 	if err := b.Validate(ctx, n); err != nil {
 		return err
 	}
-	if err := b.hasPort(ctx, n.UUID); err != nil {
-		return err
-	}
 	kernel, err := b.Artifacts.Read(ctx, "driver_info.deploy_kernel", str(n.DriverInfo["deploy_kernel"]))
 	if err != nil {
 		return err
