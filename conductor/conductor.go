@@ -26,6 +26,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/driver/bootcdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/directdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/ipmi"
+	"github.com/ferric-metal/ferric/conductor/internal/driver/ipxe"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/localboot"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/redfish"
 	"github.com/ferric-metal/ferric/conductor/internal/engine"
@@ -94,6 +95,9 @@ type Config struct {
 	Registries images.Site
 	// MediaDir holds boot ISOs served to BMCs (default /var/lib/ferric/media or a temp dir).
 	MediaDir string
+	// IPXEDir holds the prepared iPXE agent boots (kernel, initramfs, configuration; default ferric-ipxe in the
+	// temp dir).
+	IPXEDir string
 	// EFILoader is the UEFI loader put on agent ISOs (default systemd-boot's).
 	EFILoader string
 	// AgentURL is the conductor URL as agents reach it (default PublicURL), e.g. http://10.0.2.2:6385 from QEMU
@@ -179,6 +183,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if k := media.Prune(ctx); k > 0 {
 		log.WithField("count", k).Info("deleted boot media of nodes no longer booting their agent")
 	}
+	netboot := newIPXEServer(ctx, cfg, st, log)
 	arts, err := artifact.New(artifact.Config{Dir: cfg.ArtifactsDir, MaxBytes: cfg.ArtifactMaxBytes, Allow: cfg.ArtifactAllow})
 	if err != nil {
 		return err
@@ -199,6 +204,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		return err
 	}
 	reg := buildRegistry(cfg, st, policy, media, arts, tlsFiles.AgentCA, cache, log)
+	addIPXE(reg, cfg, st, netboot, arts, tlsFiles.AgentCA)
 	if err := addAutodetect(reg, cfg.AutodetectDeployInterfaces, log.WithField("component", "autodetect")); err != nil {
 		return err
 	}
@@ -210,6 +216,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	eng := engine.New(ecfg, st, reg, log.WithField("component", "engine"))
 	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth, Extra: func(r *mux.Router) {
 		media.Register(r)
+		netboot.Register(r)
 	}}, eng, log.WithField("component", "api"))
 	// net/http's own complaints (TLS handshakes from plain-HTTP clients and scanners) go to our log, not stderr.
 	httpErrs := log.WithField("component", "http").WriterLevel(logrus.DebugLevel)
@@ -350,17 +357,57 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 	reg.AddBoot("redfish-virtual-media", &redfish.VirtualMedia{Driver: rf, Media: media, APIURL: agentURL, MediaURL: cfg.PublicURL,
 		Loader: cfg.EFILoader, Token: engine.NewToken, Insecure: cfg.InsecureRegistries, Artifacts: arts, APICA: agentCA,
 		Registries: cfg.Registries})
-	// ipmi: Ironic's most used hardware type. Its boot default is fake until the ipxe boot interface exists (Ironic's
-	// IPMIHardware defaults to ipxe); local-agent may be chosen for machines the conductor host itself reaches.
+	// ipmi: Ironic's most used hardware type, network-booted by default as Ironic's IPMIHardware (ipxe, registered
+	// by addIPXE with its server); local-agent may be chosen for machines the conductor host itself reaches.
 	ip := &ipmi.Driver{}
 	if log != nil {
 		ip.Log = log.WithField("component", "ipmi")
 	}
 	reg.AddHardware(driver.EnableAgentRescue(ipmi.Hardware([]string{autodetect.Name, "bootc", "direct", "fake"},
-		[]string{"fake", "local-agent"})))
+		[]string{"ipxe", "pxe", "fake", "local-agent"})))
 	reg.AddPower(ipmi.Name, ip)
 	reg.AddManagement(ipmi.Name, ip)
 	return reg
+}
+
+// agentURLOf is the conductor URL as agents reach it.
+func agentURLOf(cfg Config) string {
+	if cfg.AgentURL != "" {
+		return cfg.AgentURL
+	}
+	return cfg.PublicURL
+}
+
+// newIPXEServer makes the server of iPXE agent boots (served at the agents' URL: iPXE runs on the node) and, after
+// a restart, deletes the boots of nodes no longer booting their agent.
+func newIPXEServer(ctx context.Context, cfg Config, st store.Store, log *logrus.Entry) *ipxe.Server {
+	dir := cfg.IPXEDir
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "ferric-ipxe")
+	}
+	byMAC := func(ctx context.Context, mac string) (*store.Node, error) { return st.NodeByMACs(ctx, []string{mac}) }
+	s := ipxe.NewServer(dir, agentURLOf(cfg), byMAC, ipxe.Names()...)
+	if k := s.Prune(ctx, st.GetNode); k > 0 {
+		log.WithField("count", k).Info("deleted iPXE boots of nodes no longer booting their agent")
+	}
+	return s
+}
+
+// addIPXE registers the ipxe and pxe boot interfaces and enables them on the redfish and fake-hardware types (as
+// Ironic's generic hardware types enable them); another hardware type enables them with ipxe.Enable.
+func addIPXE(reg *driver.Registry, cfg Config, st store.Store, s *ipxe.Server, arts *artifact.Fetcher, agentCA func() string) {
+	ports := func(ctx context.Context, node string) (int, error) {
+		ps, err := st.ListPorts(ctx, store.PortFilter{NodeUUID: node}, store.ListOptions{Limit: 1})
+		return len(ps), err
+	}
+	ipxe.Register(reg, &ipxe.Boot{Server: s, APIURL: agentURLOf(cfg), Token: engine.NewToken, Artifacts: arts,
+		Insecure: cfg.InsecureRegistries, APICA: agentCA, Registries: cfg.Registries, Ports: ports})
+	// ipmi enables ipxe itself (its default); the others gain it beside their own boot interfaces.
+	for _, name := range []string{"redfish", "fake-hardware"} {
+		if h, err := reg.Hardware(name); err == nil {
+			ipxe.Enable(h)
+		}
+	}
 }
 
 // addAutodetect registers the autodetect deploy interface over names (nil: bootc, direct). It refuses, naming the

@@ -46,7 +46,7 @@ func TestIPMINodeGophercloud(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "ipmi", n.PowerInterface)
 	assert.Equal(t, "ipmi", n.ManagementInterface)
-	assert.Equal(t, "fake", n.BootInterface, "until the ipxe boot interface exists")
+	assert.Equal(t, "ipxe", n.BootInterface, "network boot by default, as Ironic's ipmi")
 	assert.Equal(t, "******", n.DriverInfo["ipmi_password"])
 
 	v, err := nodes.Validate(ctx, cl, n.UUID).Extract()

@@ -1,6 +1,6 @@
 // Configuration sources: where the agent's configuration comes from, later sources winning: built-in defaults, the
-// agent.json file on virtual media (a filesystem labelled ferric-cfg), the kernel command line, then flags and
-// environment (applied by main).
+// agent.json an iPXE boot's configuration initramfs puts at /etc/ferric/agent.json, the agent.json file on virtual
+// media (a filesystem labelled ferric-cfg), the kernel command line, then flags and environment (applied by main).
 
 package agent
 
@@ -20,6 +20,10 @@ import (
 
 // MediaLabel is the label of the filesystem holding agent.json.
 const MediaLabel = "ferric-cfg"
+
+// InitramfsConfig is agent.json as a network (iPXE) boot's configuration initramfs puts it, beside the agent's own
+// initramfs: the same settings virtual media carry on their ferric-cfg volume.
+const InitramfsConfig = "/etc/ferric/agent.json"
 
 // ApplyFile merges a JSON file over cfg.
 func ApplyFile(cfg *Config, path string) error {

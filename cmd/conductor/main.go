@@ -208,6 +208,7 @@ func run(args []string) error {
 		cfg.DB = "sqlite://" + filepath.Join(*stateDir, "ferric.db")
 	}
 	cfg.MediaDir = filepath.Join(*stateDir, "media")
+	cfg.IPXEDir = filepath.Join(*stateDir, "ipxe") // prepared iPXE agent boots
 	cfg.ImageCacheDir = *imageCacheDir
 	if cfg.ImageCacheDir == "" {
 		cfg.ImageCacheDir = filepath.Join(*stateDir, "image-cache")

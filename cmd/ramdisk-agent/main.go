@@ -32,7 +32,15 @@ func run(args []string) error {
 	var cfg agent.Config
 	log := logrus.New()
 	entry := logrus.NewEntry(log)
-	// 1-3: defaults, virtual media, kernel command line.
+	// 1-3: defaults, agent.json (from an iPXE boot's configuration initramfs, then from virtual media), kernel
+	// command line.
+	if _, err := os.Stat(agent.InitramfsConfig); err == nil {
+		if err := agent.ApplyFile(&cfg, agent.InitramfsConfig); err != nil {
+			entry.WithError(err).Warn("agent configuration in the initramfs is unreadable")
+		} else {
+			entry.Info("read agent.json from the configuration initramfs")
+		}
+	}
 	if found, err := agent.FromMedia(&cfg, "/dev", "/run/ferric-cfg"); err != nil {
 		entry.WithError(err).Warn("agent configuration media found but unreadable")
 	} else if found {

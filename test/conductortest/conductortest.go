@@ -36,7 +36,9 @@ type Conductor struct {
 // Start runs a conductor until the test ends. mutate may adjust the configuration.
 func Start(t testing.TB, mutate ...func(*conductor.Config)) *Conductor {
 	t.Helper()
-	cfg := conductor.Config{DB: "sqlite://" + filepath.Join(t.TempDir(), "ferric.db"), Host: "test-conductor"}
+	// Its own iPXE directory: a conductor deletes, at start, the prepared boots of nodes its store does not know.
+	cfg := conductor.Config{DB: "sqlite://" + filepath.Join(t.TempDir(), "ferric.db"), Host: "test-conductor",
+		IPXEDir: filepath.Join(t.TempDir(), "ipxe")}
 	for _, m := range mutate {
 		m(&cfg)
 	}

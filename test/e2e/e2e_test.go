@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -104,7 +105,7 @@ func failOnTrouble(t *testing.T, serial string, b []byte) {
 	for _, w := range guestTrouble {
 		if i := bytes.Index(b, []byte(w)); i >= 0 {
 			start := max(0, bytes.LastIndexByte(b[:i], '\n')+1)
-			t.Fatalf("the VM's kernel reports %q (%s):\n%s", w, serial, string(b[start:min(len(b), start+4000)]))
+			t.Fatalf("the VM's kernel reports %q (%s):\n%s", w, serial, redactConsole(b[start:min(len(b), start+4000)]))
 		}
 	}
 }
@@ -113,7 +114,7 @@ func failOnTrouble(t *testing.T, serial string, b []byte) {
 // kernel's first warnings, without the boot chatter.
 func consoleDigest(b []byte) string {
 	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, l := range strings.Split(redactConsole(b), "\n") {
 		if strings.Contains(l, "ferric") || strings.Contains(l, "FERRIC") || strings.Contains(l, "INFO") ||
 			strings.Contains(l, "WARN") || strings.Contains(l, "ERRO") || strings.Contains(l, "FATA") || strings.Contains(l, "BUG") {
 			out = append(out, l)
@@ -129,7 +130,15 @@ func tail(b []byte, n int) string {
 	if len(b) > n {
 		b = b[len(b)-n:]
 	}
-	return string(b)
+	return redactConsole(b)
+}
+
+// agentTokenArg is the token on a network-booted agent's kernel command line, which the kernel prints.
+var agentTokenArg = regexp.MustCompile(`ipa-agent-token=\S+`)
+
+// redactConsole is console text fit for the test log: without the agent token.
+func redactConsole(b []byte) string {
+	return agentTokenArg.ReplaceAllString(string(b), "ipa-agent-token=<token>")
 }
 
 func TestVirtualMachineDeploy(t *testing.T) {
@@ -197,7 +206,10 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready := make(chan string, 1)
-	mac := "52:54:00:e2:e0:01"
+	mac, mac2 := "52:54:00:e2:e0:01", "52:54:00:e2:e0:02"
+	// The conductor's port, chosen now: vm2 boots over the network from the conductor's boot.ipxe, which QEMU's
+	// DHCP server offers its NIC (the NIC's iPXE option ROM, from Debian's ipxe-qemu, fetches it over http).
+	cport := freePort(t)
 	vl := logrus.New()
 	vl.SetOutput(testLog{t})
 	vbmcDone := make(chan struct{})
@@ -206,7 +218,8 @@ func TestVirtualMachineDeploy(t *testing.T) {
 		defer close(vbmcDone)
 		vbmc.Run(ctx, vbmc.Config{Username: "admin", Password: "pw", StateDir: state, Runner: &vbmc.QEMU{}, Listener: bmcLn,
 			VMs: []vbmc.VMConfig{{Name: "vm1", UUID: "e2e00000-0000-4000-8000-000000000001", MemoryMiB: 2048, DiskGiB: 4, MAC: mac, AgentPort: agentPort},
-				{Name: "vm2", UUID: "e2e00000-0000-4000-8000-000000000002", MemoryMiB: 2048, DiskGiB: 4, MAC: "52:54:00:e2:e0:02", AgentPort: agentPort2, TPM: true}},
+				{Name: "vm2", UUID: "e2e00000-0000-4000-8000-000000000002", MemoryMiB: 2048, DiskGiB: 4, MAC: mac2, AgentPort: agentPort2, TPM: true,
+					BootFile: "http://10.0.2.2:" + strconv.Itoa(cport) + "/v1/ipxe/boot.ipxe"}},
 			Ready: func(u string) { ready <- u }}, logrus.NewEntry(vl).WithField("component", "vbmc"))
 	}()
 	bmcURL := <-ready
@@ -227,7 +240,6 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	}()
 
 	// The conductor: BMCs use 127.0.0.1, agents 10.0.2.2 (QEMU user networking).
-	cport := freePort(t)
 	c := conductortest.Start(t, func(cfg *conductor.Config) {
 		cfg.Listen = "127.0.0.1:" + strconv.Itoa(cport)
 		cfg.AgentURL = "http://10.0.2.2:" + strconv.Itoa(cport)
@@ -294,6 +306,8 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	t1 := time.Now()
 	require.NoError(t, nodes.ChangeProvisionState(bg, cl, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetActive,
 		ConfigDrive: nodes.ConfigDrive{MetaData: map[string]any{"hostname": "vm1.e2e"}}}).ExtractErr())
+	waitSerial(t, serial, "Linux version", 3*time.Minute)
+	phases["agent boot (request to kernel running)"] = time.Since(t1) // compare with vm2's network boot
 	waitSerial(t, serial, "ferric-init: up", 3*time.Minute)
 	phases["agent boot (power on to /init)"] = time.Since(t1)
 	got := wait("active", 15*time.Minute)
@@ -344,12 +358,17 @@ func TestVirtualMachineDeploy(t *testing.T) {
 
 	t.Run("qcow2 whole-disk image through direct", wholeDiskDeploy{cl: cl, api: c.URL, id: n.UUID, serial: serial, esp: esp, phases: phases}.run)
 
-	t.Run("tpm2-luks with a software TPM", func(t *testing.T) {
-		n2, err := nodes.Create(bg, cl, nodes.CreateOpts{Name: "vm2", Driver: "redfish", BootInterface: "redfish-virtual-media",
+	// vm2 boots its agent over the network (ipxe boot interface): QEMU's DHCP hands its iPXE ROM the conductor's
+	// boot.ipxe, which chains to the node's script by MAC (hence the port); the script loads the agent kernel, its
+	// initramfs and the configuration initramfs. The deploy then writes the disk and the VM reboots into it.
+	t.Run("tpm2-luks with a software TPM, agent booted over the network", func(t *testing.T) {
+		n2, err := nodes.Create(bg, cl, nodes.CreateOpts{Name: "vm2", Driver: "redfish", BootInterface: "ipxe",
 			DeployInterface: "bootc", Properties: map[string]any{"capabilities": "boot_mode:uefi"},
 			DriverInfo: map[string]any{"redfish_address": bmcURL, "redfish_system_id": "/redfish/v1/Systems/vm2",
 				"redfish_username": "admin", "redfish_password": "pw", "deploy_kernel": rd.Kernel, "deploy_ramdisk": rd.Initramfs,
 				"agent_advertise": "127.0.0.1:" + strconv.Itoa(agentPort2), "kernel_append_params": "ferric.dns=10.0.2.2"}}).Extract()
+		require.NoError(t, err)
+		_, err = ports.Create(bg, cl, ports.CreateOpts{NodeUUID: n2.UUID, Address: mac2}).Extract()
 		require.NoError(t, err)
 		for _, step := range []nodes.TargetProvisionState{nodes.TargetManage, nodes.TargetProvide} {
 			require.NoError(t, nodes.ChangeProvisionState(bg, cl, n2.UUID, nodes.ProvisionStateOpts{Target: step}).ExtractErr())
@@ -364,12 +383,30 @@ func TestVirtualMachineDeploy(t *testing.T) {
 			nodes.UpdateOperation{Op: nodes.AddOp, Path: "/instance_info/bootc_tpm2_luks", Value: true},
 			nodes.UpdateOperation{Op: nodes.AddOp, Path: "/instance_info/image_pull_secret", Value: "robot:e2e-secret"}}).Extract()
 		require.NoError(t, err)
+		serial2 := filepath.Join(state, "vm2", "serial.log")
+		os.Remove(serial2) // a cleaning boot's console: the deploy's network boot is timed by what appears next
+		t3 := time.Now()
 		require.NoError(t, nodes.ChangeProvisionState(bg, cl, n2.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetActive,
 			ConfigDrive: nodes.ConfigDrive{MetaData: map[string]any{"hostname": "vm2.e2e"}}}).ExtractErr())
-		for deadline := time.Now().Add(15 * time.Minute); ; time.Sleep(time.Second) {
-			failOnGuestTrouble(t, filepath.Join(state, "vm2", "serial.log"))
+		// Where the network boot spends its time, from the console (iPXE prints through OVMF's serial console).
+		marks := []struct{ text, phase string }{
+			{"/v1/ipxe/52-54-00-e2-e0-02/boot.ipxe... ok", "ipxe: request to node script fetched"},
+			{"Linux version", "ipxe: request to kernel running"},
+			{"ferric-init: up", "ipxe: agent boot (request to /init)"},
+		}
+		for deadline := time.Now().Add(15 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
+			failOnGuestTrouble(t, serial2)
+			b, _ := os.ReadFile(serial2)
+			for _, m := range marks {
+				if _, seen := phases[m.phase]; !seen && bytes.Contains(b, []byte(m.text)) {
+					phases[m.phase] = time.Since(t3)
+				}
+			}
 			g, err := nodes.Get(bg, cl, n2.UUID).Extract()
 			require.NoError(t, err)
+			if _, ok := phases["ipxe: agent lookup and first heartbeat"]; !ok && g.DriverInternalInfo["agent_url"] != nil {
+				phases["ipxe: agent lookup and first heartbeat"] = time.Since(t3) // compare: "agent lookup and first heartbeat" (vm1, virtual media)
+			}
 			if g.ProvisionState == "deploy failed" {
 				t.Fatalf("deploy failed: %s", g.LastError)
 			}
@@ -377,6 +414,9 @@ func TestVirtualMachineDeploy(t *testing.T) {
 				break
 			}
 			require.True(t, time.Now().Before(deadline), "vm2 still %s after 15 minutes", g.ProvisionState)
+		}
+		for _, m := range marks {
+			assert.Contains(t, phases, m.phase, "the console showed %q: the agent booted through iPXE", m.text)
 		}
 		line := waitSerial(t, filepath.Join(state, "vm2", "serial.log"), "FERRIC-VERIFY", 5*time.Minute)
 		assert.Contains(t, line, "node="+n2.UUID)

@@ -297,3 +297,13 @@ func TestQEMUArgvCPUs(t *testing.T) {
 		})
 	}
 }
+
+// TestQEMUArgvBootFile: a network boot gets the NIC first and QEMU's DHCP server offers the boot file (a URL for
+// the NIC's iPXE ROM); commas in it are doubled as QEMU's option syntax needs.
+func TestQEMUArgvBootFile(t *testing.T) {
+	vm := VMConfig{Name: "vm", MAC: "52:54:00:00:00:09", BootFile: "http://10.0.2.2:6385/v1/ipxe/boot.ipxe?a=1,2"}
+	argv := (&QEMU{}).Argv(StartSpec{VM: vm, BootFrom: "Pxe", Disk: "d.img", SerialLog: "s.log", QMP: "q.sock"}, "vars.fd")
+	assert.Contains(t, argv, "user,id=n0,bootfile=http://10.0.2.2:6385/v1/ipxe/boot.ipxe?a=1,,2")
+	assert.Contains(t, argv, "virtio-net-pci,netdev=n0,mac=52:54:00:00:00:09,bootindex=0")
+	assert.Contains(t, argv, "virtio-blk-pci,drive=d0,bootindex=2")
+}

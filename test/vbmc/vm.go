@@ -33,6 +33,10 @@ type VMConfig struct {
 	RAIDDrives int `yaml:"raid_drives" json:"raid_drives"`
 	// RAIDDriveGiB is the size of each RAID drive (default: the size of the VM's disk).
 	RAIDDriveGiB int `yaml:"raid_drive_gib" json:"raid_drive_gib"`
+	// BootFile is the file name QEMU's DHCP server offers the VM's NIC (DHCP option 67): for a network boot
+	// (BootSourceOverrideTarget Pxe), the NIC's iPXE option ROM (Debian's ipxe-qemu) fetches it, and an http URL
+	// works, e.g. the conductor's boot.ipxe. "" = none.
+	BootFile string `yaml:"boot_file" json:"boot_file"`
 }
 
 // State is what the BMC remembers about a VM across restarts.
@@ -119,6 +123,9 @@ func (q *QEMU) Argv(s StartSpec, vars string) []string {
 	net := "user,id=n0"
 	if s.VM.AgentPort > 0 {
 		net += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:9999", s.VM.AgentPort)
+	}
+	if s.VM.BootFile != "" {
+		net += ",bootfile=" + strings.ReplaceAll(s.VM.BootFile, ",", ",,") // QEMU's option syntax doubles commas
 	}
 	mac := s.VM.MAC
 	if mac == "" {

@@ -371,7 +371,7 @@ func publicPath(p string) bool {
 	switch {
 	case p == "/", p == "/v1", p == "/v1/", p == "/v1/lookup", p == "/v1/lookup/", p == "/v1/continue_inspection":
 		return true
-	case strings.HasPrefix(p, "/v1/heartbeat/"), strings.HasPrefix(p, "/v1/boot-media/"):
+	case strings.HasPrefix(p, "/v1/heartbeat/"), strings.HasPrefix(p, "/v1/boot-media/"), strings.HasPrefix(p, "/v1/ipxe/"):
 		return true
 	}
 	return false

@@ -75,42 +75,16 @@ func (v *VirtualMedia) Validate(ctx context.Context, n *store.Node) error {
 	return nil
 }
 
-// AgentConfig is the agent.json written on the boot ISO.
-type AgentConfig struct {
-	APIURL             string   `json:"api_url"`
-	NodeUUID           string   `json:"node_uuid"`
-	Token              string   `json:"token"`
-	Advertise          string   `json:"advertise,omitempty"`
-	InsecureRegistries []string `json:"insecure_registries,omitempty"`
-	NoPivotRoot        bool     `json:"no_pivot_root"`
-	APICA              string   `json:"api_ca,omitempty"` // PEM CA certificates the agent verifies an https api_url with
-	// Inspect makes the agent post its inventory to /v1/continue_inspection before its lookup (in-band
-	// inspection); the kernel command line says so too (ipa-inspection-callback-url), but a deploy_iso's is not ours.
-	Inspect bool `json:"inspect,omitempty"`
-	// Site is the registry CAs, proxies (credentials included: agent.json is on the node's own boot media, served
-	// only by its unguessable URL while the node boots its agent), mirrors, image policy and signature lookaside.
-	images.Site
-}
+// AgentConfig is the agent.json written on the boot ISO (shared with the ipxe boot interface).
+type AgentConfig = driver.AgentConfig
 
-// agentCmdline is the agent kernel's command line for n: the serial console, the conductor's KernelArgs,
-// driver_info.kernel_append_params and, when the agent boots for in-band inspection, Ironic's
-// ipa-inspection-callback-url (IPA and ferric-agent both read it).
+// agentCmdline is the agent kernel's command line for n (the builder the ipxe boot shares).
 func (v *VirtualMedia) agentCmdline(n *store.Node) string {
-	cmdline := strings.TrimSpace("console=ttyS0,115200 " + v.KernelArgs + " " + str(n.DriverInfo["kernel_append_params"]))
-	if driver.InspectionBoot(n) {
-		cmdline += " ipa-inspection-callback-url=" + InspectionCallback(v.APIURL)
-	}
-	return cmdline
+	return driver.AgentCmdline(v.KernelArgs, v.APIURL, n)
 }
 
 // InspectionCallback is the continue_inspection URL of an API base URL (Ironic's get_inspection_callback).
-func InspectionCallback(apiURL string) string {
-	u := strings.TrimRight(apiURL, "/")
-	if strings.HasSuffix(u, "/v1") {
-		return u + "/continue_inspection"
-	}
-	return u + "/v1/continue_inspection"
-}
+func InspectionCallback(apiURL string) string { return driver.InspectionCallback(apiURL) }
 
 // BuildISO makes the boot ISO: an El Torito EFI image with the loader, its entry, the kernel and initramfs, and
 // agent.json at the root of a volume labelled ferric-cfg.
