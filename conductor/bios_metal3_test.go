@@ -3,9 +3,6 @@ package conductor_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,7 +11,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/noauth"
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/drivers"
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
-	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -45,19 +41,8 @@ func (idleRunner) Start(context.Context, vbmc.StartSpec) (vbmc.Process, error) {
 // not enabled"), manage caches the BIOS settings (with their attribute registry fields) and firmware versions the
 // BMC reports, gophercloud reads them, and a target RAID configuration is accepted by the redfish raid interface.
 func TestMetal3RedfishNode(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	ctx, cancel := context.WithCancel(context.Background())
-	done, ready := make(chan error, 1), make(chan string, 1)
-	go func() {
-		done <- vbmc.Run(ctx, vbmc.Config{Username: "admin", Password: "pw", StateDir: filepath.Join(t.TempDir(), "vbmc"),
-			Runner: idleRunner{}, Listener: ln, Ready: func(u string) { ready <- u },
-			VMs: []vbmc.VMConfig{{Name: "vm1", UUID: "6a6ea6a4-4b3b-4a43-9d2f-8f0c2b1a0001", DiskGiB: 1}}}, logrus.NewEntry(l))
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	bmc := <-ready
+	bmc := startHostVBMC(t, vbmc.VMConfig{Name: "vm1", UUID: "6a6ea6a4-4b3b-4a43-9d2f-8f0c2b1a0001", DiskGiB: 1})
+	ctx := context.Background()
 
 	c := conductortest.Start(t)
 	cl, err := noauth.NewBareMetalNoAuth(noauth.EndpointOpts{IronicEndpoint: c.URL + "/v1"})

@@ -2,9 +2,6 @@ package conductor_test
 
 import (
 	"context"
-	"io"
-	"net"
-	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -12,7 +9,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/noauth"
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
-	"github.com/sirupsen/logrus"
 	"github.com/stmcginnis/gofish"
 	"github.com/stmcginnis/gofish/schemas"
 	"github.com/stretchr/testify/assert"
@@ -24,20 +20,7 @@ import (
 
 // startRAIDVBMC runs ferric-vbmc with vm1, which has four simulated 10 GiB RAID drives, and returns its URL.
 func startRAIDVBMC(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	ctx, cancel := context.WithCancel(context.Background())
-	done, ready := make(chan error, 1), make(chan string, 1)
-	go func() {
-		done <- vbmc.Run(ctx, vbmc.Config{Username: "admin", Password: "pw", StateDir: filepath.Join(t.TempDir(), "vbmc"),
-			Runner: idleRunner{}, Listener: ln, Ready: func(u string) { ready <- u },
-			VMs: []vbmc.VMConfig{{Name: "vm1", UUID: "6a6ea6a4-4b3b-4a43-9d2f-8f0c2b1a0001", DiskGiB: 10, RAIDDrives: 4}}},
-			logrus.NewEntry(l))
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	return <-ready
+	return startHostVBMC(t, vbmc.VMConfig{Name: "vm1", UUID: "6a6ea6a4-4b3b-4a43-9d2f-8f0c2b1a0001", DiskGiB: 10, RAIDDrives: 4})
 }
 
 // vbmcVolumes lists the RAID types of vm1's volumes, by volume id.

@@ -2,17 +2,13 @@ package conductor_test
 
 import (
 	"context"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/noauth"
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/v1/nodes"
-	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -26,19 +22,8 @@ import (
 // which the BMC lacks, and an explicit image_download_source local, which the conductor does not serve, are refused with a 400
 // before anything changes; a detach by type leaves the other device attached.
 func TestRedfishVirtualMedia(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	ctx, cancel := context.WithCancel(context.Background())
-	done, ready := make(chan error, 1), make(chan string, 1)
-	go func() {
-		done <- vbmc.Run(ctx, vbmc.Config{Username: "admin", Password: "pw", StateDir: filepath.Join(t.TempDir(), "vbmc"),
-			Runner: idleRunner{}, Listener: ln, Ready: func(u string) { ready <- u },
-			VMs: []vbmc.VMConfig{{Name: "vm1", UUID: "6a6ea6a4-4b3b-4a43-9d2f-8f0c2b1a0002", DiskGiB: 1}}}, logrus.NewEntry(l))
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	bmc := <-ready
+	bmc := startHostVBMC(t, vbmc.VMConfig{Name: "vm1", UUID: "6a6ea6a4-4b3b-4a43-9d2f-8f0c2b1a0002", DiskGiB: 1})
+	ctx := context.Background()
 	images := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("IMAGE")) }))
 	t.Cleanup(images.Close)
 
