@@ -2,6 +2,7 @@ package vbmc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,14 +24,60 @@ const (
 // errMediaTooLarge is returned when an image exceeds max_media_bytes.
 var errMediaTooLarge = errors.New("image exceeds max_media_bytes")
 
-// insertMedia runs InsertMedia for m: it claims the VM's download slot under m.mu, downloads without the lock,
-// and records the medium. It returns the HTTP status and message of a Redfish error, or 0 on success. Called
-// with m.mu held; returns with it held.
+// mediaSlot is one virtual medium of a VM (the CD, the USB stick): its state fields and the file in the VM's
+// directory its image is downloaded into.
+type mediaSlot struct {
+	present     *bool
+	image, file *string
+	name        string
+}
+
+// cdSlot and usbSlot are the VM's two media.
+func cdSlot(m *vm) mediaSlot {
+	return mediaSlot{&m.state.MediaPresent, &m.state.MediaImage, &m.state.MediaFile, "media.iso"}
+}
+
+func usbSlot(m *vm) mediaSlot {
+	return mediaSlot{&m.state.UsbPresent, &m.state.UsbImage, &m.state.UsbFile, "usb.img"}
+}
+
+// insertAction serves VirtualMedia.InsertMedia of the slot: the image is downloaded (insertMedia) and attached at
+// the VM's next start, as a BMC's media shows at the next boot.
+func (b *BMC) insertAction(slot func(*vm) mediaSlot) vmHandler {
+	return func(w http.ResponseWriter, r *http.Request, m *vm, _ string) {
+		var body struct{ Image string }
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			redfishError(w, 400, "malformed JSON: "+err.Error())
+			return
+		}
+		if code, msg := b.insertMedia(r, m, slot(m), body.Image); code != 0 {
+			redfishError(w, code, msg)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// ejectAction serves VirtualMedia.EjectMedia of the slot. The downloaded file stays until the next insert
+// replaces it; the next start no longer attaches it.
+func (b *BMC) ejectAction(slot func(*vm) mediaSlot) vmHandler {
+	return func(w http.ResponseWriter, _ *http.Request, m *vm, _ string) {
+		s := slot(m)
+		*s.present, *s.image = false, ""
+		b.save(m)
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// insertMedia runs InsertMedia for slot s of m: it claims the VM's download slot under m.mu, downloads without
+// the lock, and records the medium. It returns the HTTP status and message of a Redfish error, or 0 on success.
+// Called with m.mu held; returns with it held.
 //
 // Like a real BMC answering "operation in progress", a second InsertMedia while one downloads is refused (409):
-// two downloads into the same file would interleave, and the first to finish would attach the other's bytes.
-func (b *BMC) insertMedia(r *http.Request, m *vm, image string) (int, string) {
-	if m.state.MediaPresent {
+// one download per VM at a time, whatever the medium, and two downloads into one file would interleave. An
+// occupied medium is refused as a real BMC does: eject first.
+func (b *BMC) insertMedia(r *http.Request, m *vm, s mediaSlot, image string) (int, string) {
+	if *s.present {
 		return http.StatusConflict, "a medium is already inserted; eject it first"
 	}
 	if m.downloading {
@@ -39,27 +86,22 @@ func (b *BMC) insertMedia(r *http.Request, m *vm, image string) (int, string) {
 	m.downloading = true
 	b.downloads.Add(1)
 	m.mu.Unlock()
-	file, err := b.download(r.Context(), m, image)
+	file, err := b.downloadTo(r.Context(), m, image, s.name)
 	b.downloads.Done()
 	m.mu.Lock()
 	m.downloading = false
 	if err != nil {
-		b.log.WithError(err).WithField("vm", m.cfg.Name).Warn("InsertMedia failed")
+		b.log.WithError(err).WithField("vm", m.cfg.Name).WithField("medium", s.name).Warn("InsertMedia failed")
 		return http.StatusBadRequest, err.Error()
 	}
-	m.state.MediaImage, m.state.MediaFile, m.state.MediaPresent = image, file, true
+	*s.image, *s.file, *s.present = image, file, true
 	b.save(m)
 	return 0, ""
 }
 
-// download fetches the image URL into the VM's directory, streamed to a temporary file that replaces media.iso
-// only when complete. It is bounded by media_timeout and max_media_bytes, and cancelled when the client goes
+// downloadTo fetches the image URL into the VM's directory under name, streamed to a temporary file that replaces
+// it only when complete. It is bounded by media_timeout and max_media_bytes, and cancelled when the client goes
 // away (reqCtx) or the BMC shuts down (b.ctx); on any failure the partial file is removed.
-func (b *BMC) download(reqCtx context.Context, m *vm, image string) (string, error) {
-	return b.downloadTo(reqCtx, m, image, "media.iso")
-}
-
-// downloadTo is download into the VM directory's file name (the USB stick's image has its own).
 func (b *BMC) downloadTo(reqCtx context.Context, m *vm, image, name string) (string, error) {
 	if !strings.HasPrefix(image, "http://") && !strings.HasPrefix(image, "https://") {
 		return "", fmt.Errorf("Image %q: give an http(s) URL", redact(image))

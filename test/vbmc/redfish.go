@@ -161,26 +161,6 @@ func (b *BMC) getVirtualMedia(w http.ResponseWriter, _ *http.Request, m *vm, _ s
 	writeJSON(w, 200, b.media(m))
 }
 
-// insertMediaAction runs VirtualMedia.InsertMedia (media.go downloads the image, releasing the VM's lock meanwhile).
-func (b *BMC) insertMediaAction(w http.ResponseWriter, r *http.Request, m *vm, _ string) {
-	var body struct{ Image string }
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		redfishError(w, 400, "malformed JSON: "+err.Error())
-		return
-	}
-	if code, msg := b.insertMedia(r, m, body.Image); code != 0 {
-		redfishError(w, code, msg)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (b *BMC) ejectMedia(w http.ResponseWriter, _ *http.Request, m *vm, _ string) {
-	m.state.MediaPresent, m.state.MediaImage = false, ""
-	b.save(m)
-	w.WriteHeader(http.StatusNoContent)
-}
-
 func (b *BMC) getChassis(w http.ResponseWriter, _ *http.Request, m *vm, _ string) {
 	writeJSON(w, 200, map[string]any{"@odata.id": "/redfish/v1/Chassis/" + m.cfg.Name, "@odata.type": "#Chassis.v1_10_0.Chassis",
 		"Id": m.cfg.Name, "Name": m.cfg.Name, "ChassisType": "RackMount",
