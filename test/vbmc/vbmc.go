@@ -51,12 +51,16 @@ type Config struct {
 	Runner Runner `yaml:"-"`
 	// Listener, when set, is used instead of Listen (tests).
 	Listener net.Listener `yaml:"-"`
+	// IPMIConns, when set, gives VMs (by name) a bound UDP socket for their IPMI endpoint instead of ipmi_port
+	// (tests: bind 127.0.0.1:0 for a free port, and the socket's address is the VM's IPMI address). Run closes
+	// them when it stops serving.
+	IPMIConns map[string]*net.UDPConn `yaml:"-"`
 	// Ready is called with the base URL once serving.
 	Ready func(url string) `yaml:"-"`
 }
 
 // LoadConfig reads a YAML file (listen, username, password(_file), state_dir, max_media_bytes, media_timeout,
-// session_timeout, graceful_restart_timeout, vms).
+// session_timeout, graceful_restart_timeout, vms with their ipmi_port).
 func LoadConfig(path string) (Config, error) {
 	var c Config
 	b, err := os.ReadFile(path)
@@ -139,6 +143,9 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if err := checkAuth(cfg.Username, cfg.Password, addr); err != nil {
 		return err
 	}
+	if err := cfg.checkIPMI(); err != nil {
+		return err
+	}
 	b := &BMC{cfg: cfg, log: log, vms: map[string]*vm{}, ctx: ctx, sessions: newSessions(cfg.SessionTimeout)}
 	b.router = b.newRouter()
 	for _, v := range cfg.VMs {
@@ -153,6 +160,11 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 			return fmt.Errorf("vbmc: listen %s: %w", cfg.Listen, err)
 		}
 	}
+	ipmis, err := b.startIPMI(ctx, ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	srv := &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	url := "http://" + ln.Addr().String()
@@ -164,6 +176,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(sctx)
+	stopIPMI(ipmis) // sockets closed before the VMs are stopped (a late command finds ctx done and acts not)
 	b.downloads.Wait() // cancelled with ctx: each removes its partial file
 	for _, m := range b.vms {
 		m.mu.Lock()

@@ -33,6 +33,9 @@ type VMConfig struct {
 	RAIDDrives int `yaml:"raid_drives" json:"raid_drives"`
 	// RAIDDriveGiB is the size of each RAID drive (default: the size of the VM's disk).
 	RAIDDriveGiB int `yaml:"raid_drive_gib" json:"raid_drive_gib"`
+	// IPMIPort is the UDP port of the VM's IPMI 2.0 LAN (lanplus) endpoint on the vbmc's listen host (0 = none;
+	// ipmi.go). Its user is the vbmc's username/password, with ADMINISTRATOR privilege.
+	IPMIPort int `yaml:"ipmi_port" json:"ipmi_port"`
 }
 
 // State is what the BMC remembers about a VM across restarts.
