@@ -196,10 +196,12 @@ func (c *vmChassis) ColdReset(context.Context) error { return c.act("hard reset"
 
 // WarmReset is what go-ipmi's handler calls for "soft shutdown" (chassis control 0x05, the ACPI power button):
 // Redfish GracefulShutdown, the guest powers itself off.
-func (c *vmChassis) WarmReset(context.Context) error { return c.act("soft shutdown", "GracefulShutdown") }
+func (c *vmChassis) WarmReset(context.Context) error {
+	return c.act("soft shutdown", "GracefulShutdown")
+}
 
 // Identify and IntrusionState: a VM has neither an LED nor a lid.
-func (c *vmChassis) Identify(context.Context, uint8) error      { return hal.ErrNotSupported }
+func (c *vmChassis) Identify(context.Context, uint8) error        { return hal.ErrNotSupported }
 func (c *vmChassis) IntrusionState(context.Context) (bool, error) { return false, hal.ErrNotSupported }
 
 // SetBootInfoAcknowledge is accepted and not kept (the HAL contract allows it): ipmitool sends it with bootdev.

@@ -155,9 +155,15 @@ func TestIPMIBootDevice(t *testing.T) {
 
 	// Refused: no BIOS setup or safe mode in OVMF/QEMU here, no legacy boot; the override stays as it was.
 	for _, bad := range []func() error{
-		func() error { return c.SetBootDevice(ctx, types.BootDeviceSelectorForceBIOSSetup, types.BIOSBootTypeEFI, false) },
-		func() error { return c.SetBootDevice(ctx, types.BootDeviceSelectorForceHardDriveSafe, types.BIOSBootTypeEFI, false) },
-		func() error { return c.SetBootDevice(ctx, types.BootDeviceSelectorForceHardDrive, types.BIOSBootTypeLegacy, false) },
+		func() error {
+			return c.SetBootDevice(ctx, types.BootDeviceSelectorForceBIOSSetup, types.BIOSBootTypeEFI, false)
+		},
+		func() error {
+			return c.SetBootDevice(ctx, types.BootDeviceSelectorForceHardDriveSafe, types.BIOSBootTypeEFI, false)
+		},
+		func() error {
+			return c.SetBootDevice(ctx, types.BootDeviceSelectorForceHardDrive, types.BIOSBootTypeLegacy, false)
+		},
 	} {
 		require.Error(t, bad())
 	}

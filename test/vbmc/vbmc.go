@@ -176,7 +176,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(sctx)
-	stopIPMI(ipmis) // sockets closed before the VMs are stopped (a late command finds ctx done and acts not)
+	stopIPMI(ipmis)    // sockets closed before the VMs are stopped (a late command finds ctx done and acts not)
 	b.downloads.Wait() // cancelled with ctx: each removes its partial file
 	for _, m := range b.vms {
 		m.mu.Lock()
