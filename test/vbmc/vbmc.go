@@ -118,20 +118,8 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if err := cfg.resolvePassword(log); err != nil {
 		return err
 	}
-	if cfg.MaxMediaBytes == 0 {
-		cfg.MaxMediaBytes = DefaultMaxMediaBytes
-	}
-	if cfg.MaxMediaBytes < 0 {
-		return fmt.Errorf("vbmc: max_media_bytes %d is negative: give a size in bytes (default %d)", cfg.MaxMediaBytes, int64(DefaultMaxMediaBytes))
-	}
-	if cfg.MediaTimeout <= 0 {
-		cfg.MediaTimeout = DefaultMediaTimeout
-	}
-	if cfg.GracefulRestartTimeout <= 0 {
-		cfg.GracefulRestartTimeout = DefaultGracefulRestartTimeout
-	}
-	if cfg.SessionTimeout <= 0 {
-		cfg.SessionTimeout = DefaultSessionTimeout
+	if err := cfg.setDefaults(); err != nil {
+		return err
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:8000"
@@ -186,6 +174,26 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 			forgetPID(m.dir)
 		}
 		m.mu.Unlock()
+	}
+	return nil
+}
+
+// setDefaults fills the limits and timeouts left unset and refuses a negative max_media_bytes.
+func (c *Config) setDefaults() error {
+	if c.MaxMediaBytes == 0 {
+		c.MaxMediaBytes = DefaultMaxMediaBytes
+	}
+	if c.MaxMediaBytes < 0 {
+		return fmt.Errorf("vbmc: max_media_bytes %d is negative: give a size in bytes (default %d)", c.MaxMediaBytes, int64(DefaultMaxMediaBytes))
+	}
+	if c.MediaTimeout <= 0 {
+		c.MediaTimeout = DefaultMediaTimeout
+	}
+	if c.GracefulRestartTimeout <= 0 {
+		c.GracefulRestartTimeout = DefaultGracefulRestartTimeout
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = DefaultSessionTimeout
 	}
 	return nil
 }
