@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 
 	"github.com/bougou/go-ipmi/pkg/bmc"
@@ -51,6 +52,11 @@ var ipmiTargets = map[types.BootDeviceSelector]string{
 // checkIPMI validates what the IPMI endpoints need before anything is bound: credentials that IPMI can carry.
 func (c *Config) checkIPMI() error {
 	some := len(c.IPMIConns) > 0
+	for name := range c.IPMIConns {
+		if !slices.ContainsFunc(c.VMs, func(v VMConfig) bool { return v.Name == name }) {
+			return fmt.Errorf("vbmc: an IPMI socket is given for vm %q, which is not configured", name)
+		}
+	}
 	for _, v := range c.VMs {
 		if v.IPMIPort < 0 || v.IPMIPort > 65535 {
 			return fmt.Errorf("vm %s: ipmi_port %d is out of range: give a UDP port (1-65535), or 0 for no IPMI endpoint", v.Name, v.IPMIPort)

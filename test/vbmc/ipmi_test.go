@@ -216,6 +216,8 @@ func TestIPMIConfig(t *testing.T) {
 		{"long password", Config{Username: "admin", Password: "123456789012345678901", VMs: vm(6230)}, "at most 20 bytes"},
 		{"long user", Config{Username: "administrator-of-vms", Password: "pw", VMs: vm(6230)}, "at most 16 bytes"},
 		{"bad port", Config{Username: "admin", Password: "pw", VMs: vm(70000)}, "ipmi_port 70000 is out of range"},
+		{"socket for an unknown vm", Config{Username: "admin", Password: "pw", VMs: vm(0),
+			IPMIConns: map[string]*net.UDPConn{"vm2": ipmiSocket(t)}}, `IPMI socket is given for vm "vm2"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.StateDir = t.TempDir()
