@@ -239,3 +239,26 @@ func TestIPMIConfig(t *testing.T) {
 	require.NoError(t, err, "the IPMI socket is closed with the vbmc")
 	again.Close()
 }
+
+// slowRunner is a fakeRunner whose starts take delay (a loaded machine, a VM with a TPM).
+type slowRunner struct {
+	fakeRunner
+	delay time.Duration
+}
+
+func (s *slowRunner) Start(ctx context.Context, spec StartSpec) (Process, error) {
+	time.Sleep(s.delay)
+	return s.fakeRunner.Start(ctx, spec)
+}
+
+// TestIPMISlowStart: a start slower than the client's exchange timeout (1 s, resent) still answers the power up,
+// and the resent request starts no second VM (it finds the VM on, under the same lock).
+func TestIPMISlowStart(t *testing.T) {
+	runner := &slowRunner{delay: 1500 * time.Millisecond}
+	_, addr, _ := startIPMIBMC(t, runner, t.TempDir())
+	c, err := ipmiDial(t, addr, "admin", "pw")
+	require.NoError(t, err)
+	ipmiControl(t, c, chassis.ChassisControlPowerUp)
+	assert.True(t, ipmiPowerOn(t, c))
+	assert.Equal(t, 1, runner.count())
+}
