@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,22 +22,6 @@ import (
 	"github.com/ferric-metal/ferric/test/vbmc"
 )
 
-// idleRunner stands in for QEMU behind ferric-vbmc: a started VM runs until killed.
-type idleRunner struct{}
-
-type idleProc struct {
-	once sync.Once
-	done chan struct{}
-}
-
-func (p *idleProc) Done() <-chan struct{} { return p.done }
-func (p *idleProc) Kill() error           { p.once.Do(func() { close(p.done) }); return nil }
-func (p *idleProc) Powerdown() error      { return p.Kill() }
-
-func (idleRunner) Start(context.Context, vbmc.StartSpec) (vbmc.Process, error) {
-	return &idleProc{done: make(chan struct{})}, nil
-}
-
 // TestMetal3RedfishNode creates a node as Metal3's baremetal-operator does for a redfish-virtualmedia BMC
 // (boot redfish-virtual-media, firmware and raid redfish, inspect agent), through gophercloud, against a
 // conductor and ferric-vbmc on this host: the create is accepted (it was refused: "firmware_interface redfish is
@@ -53,7 +36,7 @@ func TestMetal3RedfishNode(t *testing.T) {
 	done, ready := make(chan error, 1), make(chan string, 1)
 	go func() {
 		done <- vbmc.Run(ctx, vbmc.Config{Username: "admin", Password: "pw", StateDir: filepath.Join(t.TempDir(), "vbmc"),
-			Runner: idleRunner{}, Listener: ln, Ready: func(u string) { ready <- u },
+			Runner: vbmc.IdleRunner{}, Listener: ln, Ready: func(u string) { ready <- u },
 			VMs: []vbmc.VMConfig{{Name: "vm1", UUID: "6a6ea6a4-4b3b-4a43-9d2f-8f0c2b1a0001", DiskGiB: 1}}}, logrus.NewEntry(l))
 	}()
 	t.Cleanup(func() { cancel(); <-done })

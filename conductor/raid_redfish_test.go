@@ -32,7 +32,7 @@ func startRAIDVBMC(t *testing.T) string {
 	done, ready := make(chan error, 1), make(chan string, 1)
 	go func() {
 		done <- vbmc.Run(ctx, vbmc.Config{Username: "admin", Password: "pw", StateDir: filepath.Join(t.TempDir(), "vbmc"),
-			Runner: idleRunner{}, Listener: ln, Ready: func(u string) { ready <- u },
+			Runner: vbmc.IdleRunner{}, Listener: ln, Ready: func(u string) { ready <- u },
 			VMs: []vbmc.VMConfig{{Name: "vm1", UUID: "6a6ea6a4-4b3b-4a43-9d2f-8f0c2b1a0001", DiskGiB: 10, RAIDDrives: 4}}},
 			logrus.NewEntry(l))
 	}()
