@@ -115,7 +115,7 @@ func (b *BMC) serveIPMI(ctx context.Context, m *vm, conn *net.UDPConn) *ipmiEndp
 	if id, err := uuid.Parse(m.cfg.UUID); err == nil {
 		guid = id
 	}
-	info := bmc.DeviceInfo{DeviceID: 0x20, DeviceRevision: 1, FirmwareMajor: 1, IPMIVersion: 0x20, AdditionalDeviceSupport: 0x01}
+	info := bmc.DeviceInfo{DeviceID: 0x20, DeviceRevision: 1, FirmwareMajor: 1, IPMIVersion: 0x20, AdditionalDeviceSupport: 0x80} // a chassis device, nothing else
 	ib := bmc.New(info, guid, &vmHAL{ch: &vmChassis{b: b, m: m}}, bmc.WithV15Disabled())
 	// Upsert before serving: the store hands out copies, and nothing reads it yet.
 	_ = ib.Users.Upsert(2, func(u *bmc.User) error {
