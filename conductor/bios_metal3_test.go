@@ -3,7 +3,6 @@ package conductor_test
 import (
 	"context"
 	"encoding/json"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,22 +17,6 @@ import (
 	"github.com/ferric-metal/ferric/test/testenv"
 	"github.com/ferric-metal/ferric/test/vbmc"
 )
-
-// idleRunner stands in for QEMU behind ferric-vbmc: a started VM runs until killed.
-type idleRunner struct{}
-
-type idleProc struct {
-	once sync.Once
-	done chan struct{}
-}
-
-func (p *idleProc) Done() <-chan struct{} { return p.done }
-func (p *idleProc) Kill() error           { p.once.Do(func() { close(p.done) }); return nil }
-func (p *idleProc) Powerdown() error      { return p.Kill() }
-
-func (idleRunner) Start(context.Context, vbmc.StartSpec) (vbmc.Process, error) {
-	return &idleProc{done: make(chan struct{})}, nil
-}
 
 // TestMetal3RedfishNode creates a node as Metal3's baremetal-operator does for a redfish-virtualmedia BMC
 // (boot redfish-virtual-media, firmware and raid redfish, inspect agent), through gophercloud, against a

@@ -39,7 +39,7 @@ func run(args []string) error {
 // is never taken from argv, where any local user can read it (ps, /proc/PID/cmdline).
 func config(args []string, getenv func(string) string) (vbmc.Config, error) {
 	fs := flag.NewFlagSet("ferric-vbmc", flag.ContinueOnError)
-	cfgPath := fs.String("config", "", "YAML file: listen, username, password_file (or password), state_dir, max_media_bytes, media_timeout, session_timeout (default 30m), graceful_restart_timeout (default 60s), vms [{name, uuid, memory_mib, cpus, disk_gib, mac, tpm, agent_port}]")
+	cfgPath := fs.String("config", "", "YAML file: listen, username, password_file (or password), state_dir, max_media_bytes, media_timeout, session_timeout (default 30m), graceful_restart_timeout (default 60s), vms [{name, uuid, memory_mib, cpus, disk_gib, mac, tpm, agent_port, ipmi_port}]")
 	listen := fs.String("listen", "", "address (overrides the file; default 127.0.0.1:8000)")
 	stateDir := fs.String("state-dir", "", "state directory (overrides the file)")
 	user := fs.String("username", "", "HTTP Basic user (overrides the file)")

@@ -51,12 +51,16 @@ type Config struct {
 	Runner Runner `yaml:"-"`
 	// Listener, when set, is used instead of Listen (tests).
 	Listener net.Listener `yaml:"-"`
+	// IPMIConns, when set, gives VMs (by name) a bound UDP socket for their IPMI endpoint instead of ipmi_port
+	// (tests: bind 127.0.0.1:0 for a free port, and the socket's address is the VM's IPMI address). Run closes
+	// them when it stops serving.
+	IPMIConns map[string]*net.UDPConn `yaml:"-"`
 	// Ready is called with the base URL once serving.
 	Ready func(url string) `yaml:"-"`
 }
 
 // LoadConfig reads a YAML file (listen, username, password(_file), state_dir, max_media_bytes, media_timeout,
-// session_timeout, graceful_restart_timeout, vms).
+// session_timeout, graceful_restart_timeout, vms with their ipmi_port).
 func LoadConfig(path string) (Config, error) {
 	var c Config
 	b, err := os.ReadFile(path)
@@ -114,20 +118,8 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if err := cfg.resolvePassword(log); err != nil {
 		return err
 	}
-	if cfg.MaxMediaBytes == 0 {
-		cfg.MaxMediaBytes = DefaultMaxMediaBytes
-	}
-	if cfg.MaxMediaBytes < 0 {
-		return fmt.Errorf("vbmc: max_media_bytes %d is negative: give a size in bytes (default %d)", cfg.MaxMediaBytes, int64(DefaultMaxMediaBytes))
-	}
-	if cfg.MediaTimeout <= 0 {
-		cfg.MediaTimeout = DefaultMediaTimeout
-	}
-	if cfg.GracefulRestartTimeout <= 0 {
-		cfg.GracefulRestartTimeout = DefaultGracefulRestartTimeout
-	}
-	if cfg.SessionTimeout <= 0 {
-		cfg.SessionTimeout = DefaultSessionTimeout
+	if err := cfg.setDefaults(); err != nil {
+		return err
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:8000"
@@ -137,6 +129,9 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		addr = cfg.Listener.Addr().String()
 	}
 	if err := checkAuth(cfg.Username, cfg.Password, addr); err != nil {
+		return err
+	}
+	if err := cfg.checkIPMI(); err != nil {
 		return err
 	}
 	b := &BMC{cfg: cfg, log: log, vms: map[string]*vm{}, ctx: ctx, sessions: newSessions(cfg.SessionTimeout)}
@@ -153,6 +148,11 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 			return fmt.Errorf("vbmc: listen %s: %w", cfg.Listen, err)
 		}
 	}
+	ipmis, err := b.startIPMI(ctx, ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	srv := &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	url := "http://" + ln.Addr().String()
@@ -164,6 +164,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(sctx)
+	stopIPMI(ipmis)    // sockets closed before the VMs are stopped (a late command finds ctx done and acts not)
 	b.downloads.Wait() // cancelled with ctx: each removes its partial file
 	for _, m := range b.vms {
 		m.mu.Lock()
@@ -173,6 +174,26 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 			forgetPID(m.dir)
 		}
 		m.mu.Unlock()
+	}
+	return nil
+}
+
+// setDefaults fills the limits and timeouts left unset and refuses a negative max_media_bytes.
+func (c *Config) setDefaults() error {
+	if c.MaxMediaBytes == 0 {
+		c.MaxMediaBytes = DefaultMaxMediaBytes
+	}
+	if c.MaxMediaBytes < 0 {
+		return fmt.Errorf("vbmc: max_media_bytes %d is negative: give a size in bytes (default %d)", c.MaxMediaBytes, int64(DefaultMaxMediaBytes))
+	}
+	if c.MediaTimeout <= 0 {
+		c.MediaTimeout = DefaultMediaTimeout
+	}
+	if c.GracefulRestartTimeout <= 0 {
+		c.GracefulRestartTimeout = DefaultGracefulRestartTimeout
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = DefaultSessionTimeout
 	}
 	return nil
 }

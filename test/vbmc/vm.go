@@ -37,6 +37,9 @@ type VMConfig struct {
 	// (BootSourceOverrideTarget Pxe), the NIC's iPXE option ROM (Debian's ipxe-qemu) fetches it, and an http URL
 	// works, e.g. the conductor's boot.ipxe. "" = none.
 	BootFile string `yaml:"boot_file" json:"boot_file"`
+	// IPMIPort is the UDP port of the VM's IPMI 2.0 LAN (lanplus) endpoint on the vbmc's listen host (0 = none;
+	// ipmi.go). Its user is the vbmc's username/password, with ADMINISTRATOR privilege.
+	IPMIPort int `yaml:"ipmi_port" json:"ipmi_port"`
 }
 
 // State is what the BMC remembers about a VM across restarts.
