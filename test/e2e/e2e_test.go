@@ -212,11 +212,16 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	cport := freePort(t)
 	vl := logrus.New()
 	vl.SetOutput(testLog{t})
+	// vm2's BMC speaks IPMI (lanplus) on a UDP port of its own, as most fleets' BMCs do: it is an ipmi node.
+	ipmiConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	ipmiPort := ipmiConn.LocalAddr().(*net.UDPAddr).Port
 	vbmcDone := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-vbmcDone }) // the BMC logs to the test: stop it before the test ends
 	go func() {
 		defer close(vbmcDone)
 		vbmc.Run(ctx, vbmc.Config{Username: "admin", Password: "pw", StateDir: state, Runner: &vbmc.QEMU{}, Listener: bmcLn,
+			IPMIConns: map[string]*net.UDPConn{"vm2": ipmiConn},
 			VMs: []vbmc.VMConfig{{Name: "vm1", UUID: "e2e00000-0000-4000-8000-000000000001", MemoryMiB: 2048, DiskGiB: 4, MAC: mac, AgentPort: agentPort},
 				{Name: "vm2", UUID: "e2e00000-0000-4000-8000-000000000002", MemoryMiB: 2048, DiskGiB: 4, MAC: mac2, AgentPort: agentPort2, TPM: true,
 					BootFile: "http://10.0.2.2:" + strconv.Itoa(cport) + "/v1/ipxe/boot.ipxe"}},
@@ -358,16 +363,20 @@ func TestVirtualMachineDeploy(t *testing.T) {
 
 	t.Run("qcow2 whole-disk image through direct", wholeDiskDeploy{cl: cl, api: c.URL, id: n.UUID, serial: serial, esp: esp, phases: phases}.run)
 
-	// vm2 boots its agent over the network (ipxe boot interface): QEMU's DHCP hands its iPXE ROM the conductor's
-	// boot.ipxe, which chains to the node's script by MAC (hence the port); the script loads the agent kernel, its
-	// initramfs and the configuration initramfs. The deploy then writes the disk and the VM reboots into it.
-	t.Run("tpm2-luks with a software TPM, agent booted over the network", func(t *testing.T) {
-		n2, err := nodes.Create(bg, cl, nodes.CreateOpts{Name: "vm2", Driver: "redfish", BootInterface: "ipxe",
+	// vm2 is an ipmi node (power and boot device over IPMI 2.0 lanplus, Ironic's ipmitool driver_info) booting its
+	// agent over the network with ipmi's default boot interface, ipxe: QEMU's DHCP hands its iPXE ROM the
+	// conductor's boot.ipxe, which chains to the node's script by MAC (hence the port); the script loads the agent
+	// kernel, its initramfs and the configuration initramfs. The deploy then writes the disk, the boot device is set
+	// to disk persistently over IPMI, and the VM reboots into the installed OS.
+	t.Run("tpm2-luks with a software TPM, ipmi node booted over the network", func(t *testing.T) {
+		n2, err := nodes.Create(bg, cl, nodes.CreateOpts{Name: "vm2", Driver: "ipmi",
 			DeployInterface: "bootc", Properties: map[string]any{"capabilities": "boot_mode:uefi"},
-			DriverInfo: map[string]any{"redfish_address": bmcURL, "redfish_system_id": "/redfish/v1/Systems/vm2",
-				"redfish_username": "admin", "redfish_password": "pw", "deploy_kernel": rd.Kernel, "deploy_ramdisk": rd.Initramfs,
+			DriverInfo: map[string]any{"ipmi_address": "127.0.0.1", "ipmi_port": strconv.Itoa(ipmiPort),
+				"ipmi_username": "admin", "ipmi_password": "pw", "deploy_kernel": rd.Kernel, "deploy_ramdisk": rd.Initramfs,
 				"agent_advertise": "127.0.0.1:" + strconv.Itoa(agentPort2), "kernel_append_params": "ferric.dns=10.0.2.2"}}).Extract()
 		require.NoError(t, err)
+		assert.Equal(t, "ipxe", n2.BootInterface, "ipmi's default boot interface, as Ironic's")
+		assert.Equal(t, "******", n2.DriverInfo["ipmi_password"])
 		_, err = ports.Create(bg, cl, ports.CreateOpts{NodeUUID: n2.UUID, Address: mac2}).Extract()
 		require.NoError(t, err)
 		for _, step := range []nodes.TargetProvisionState{nodes.TargetManage, nodes.TargetProvide} {
