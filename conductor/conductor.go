@@ -346,8 +346,8 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 		TokenFunc: engine.NewToken, Devices: cfg.LocalAgentDevices, APICA: agentCA, Registries: cfg.Registries}))
 	rf := &redfish.Driver{}
 	// autodetect first: redfish's default deploy interface, as Ironic's generic hardware types have it.
-	reg.AddHardware(redfish.EnableHardwareInterfaces(driver.EnableAgentRescue(redfish.Hardware([]string{autodetect.Name, "bootc", "direct", "fake"},
-		[]string{"redfish-virtual-media", "fake"}))))
+	reg.AddHardware(driver.EnableAgentRAID(redfish.EnableHardwareInterfaces(driver.EnableAgentRescue(redfish.Hardware([]string{autodetect.Name, "bootc", "direct", "fake"},
+		[]string{"redfish-virtual-media", "fake"})))))
 	reg.AddBIOS("redfish", &redfish.BIOS{Driver: rf})
 	reg.AddFirmware("redfish", &redfish.Firmware{Driver: rf})
 	reg.AddRAID("redfish", &redfish.RAID{Driver: rf})
@@ -363,8 +363,8 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 	if log != nil {
 		ip.Log = log.WithField("component", "ipmi")
 	}
-	reg.AddHardware(driver.EnableAgentRescue(ipmi.Hardware([]string{autodetect.Name, "bootc", "direct", "fake"},
-		[]string{"ipxe", "pxe", "fake", "local-agent"})))
+	reg.AddHardware(driver.EnableAgentRAID(driver.EnableAgentRescue(ipmi.Hardware([]string{autodetect.Name, "bootc", "direct", "fake"},
+		[]string{"ipxe", "pxe", "fake", "local-agent"}))))
 	reg.AddPower(ipmi.Name, ip)
 	reg.AddManagement(ipmi.Name, ip)
 	return reg

@@ -22,7 +22,8 @@ import (
 // driver_info: ipmi_address, ipmi_port as a string, ipmi_username, ipmi_password, deploy_kernel/ramdisk; it was
 // refused with "No conductor service registered which supports driver ipmi"), against ipmi_sim on this host:
 // validate says power and management are fine, the password is masked, and power and boot device go through.
-// (Their CreateNode also asks for boot_interface ipxe and raid_interface agent, which Ferric does not offer yet.)
+// Their CreateNode also asks for boot_interface ipxe and raid_interface agent: both are accepted, and the agent
+// raid interface refuses a target RAID configuration (Ferric's agent builds no RAID) instead of accepting it.
 func TestIPMINodeGophercloud(t *testing.T) {
 	sim := ipmisim.Start(t)
 	c := conductortest.Start(t)
@@ -39,15 +40,26 @@ func TestIPMINodeGophercloud(t *testing.T) {
 	assert.Contains(t, (*props)["ipmi_address"], "Required.")
 	assert.Contains(t, *props, "ipmi_terminal_port")
 
-	n, err := nodes.Create(ctx, cl, nodes.CreateOpts{Name: "ipmi-0", Driver: "ipmi", DriverInfo: map[string]any{
+	n, err := nodes.Create(ctx, cl, nodes.CreateOpts{Name: "ipmi-0", Driver: "ipmi", BootInterface: "ipxe", RAIDInterface: "agent",
+		DriverInfo: map[string]any{
 		"ipmi_port": strconv.Itoa(sim.Port), "ipmi_username": ipmisim.Username, "ipmi_address": sim.Address,
 		"ipmi_password": ipmisim.Password, "deploy_kernel": "http://172.22.0.1/images/tinyipa-stable-rocky.vmlinuz",
 		"deploy_ramdisk": "http://172.22.0.1/images/tinyipa-stable-rocky.gz"}}).Extract()
 	require.NoError(t, err)
 	assert.Equal(t, "ipmi", n.PowerInterface)
 	assert.Equal(t, "ipmi", n.ManagementInterface)
-	assert.Equal(t, "ipxe", n.BootInterface, "network boot by default, as Ironic's ipmi")
+	assert.Equal(t, "ipxe", n.BootInterface)
+	assert.Equal(t, "agent", n.RAIDInterface)
 	assert.Equal(t, "******", n.DriverInfo["ipmi_password"])
+	err = nodes.SetRAIDConfig(ctx, cl, n.UUID, nodes.RAIDConfigOpts{LogicalDisks: []nodes.LogicalDisk{
+		{SizeGB: ptr(100), RAIDLevel: nodes.RAID1, IsRootVolume: ptr(true)}}}).ExtractErr()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Ferric's agent does not build software RAID")
+	d2, err := nodes.Create(ctx, cl, nodes.CreateOpts{Name: "ipmi-defaults", Driver: "ipmi", DriverInfo: map[string]any{
+		"ipmi_address": sim.Address}}).Extract()
+	require.NoError(t, err)
+	assert.Equal(t, "ipxe", d2.BootInterface, "network boot by default, as Ironic's ipmi")
+	assert.Equal(t, "no-raid", d2.RAIDInterface)
 
 	v, err := nodes.Validate(ctx, cl, n.UUID).Extract()
 	require.NoError(t, err)
@@ -104,3 +116,6 @@ func TestIPMIWithBaremetalCLI(t *testing.T) {
 	assert.Equal(t, "cdrom", sim.Boot())
 	assert.Equal(t, "cdrom", strings.TrimSpace(bm("node", "boot", "device", "show", "ipmi-cli", "-f", "value", "-c", "boot_device")))
 }
+
+// ptr returns a pointer to v (gophercloud's optional fields).
+func ptr[T any](v T) *T { return &v }

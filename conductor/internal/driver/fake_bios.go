@@ -23,7 +23,8 @@ const (
 	RAIDNone     = "no-raid"
 )
 
-// AddHardwareInterfaces registers the no-* and fake bios, firmware and raid interfaces; cache (nil for none)
+// AddHardwareInterfaces registers the no-* and fake bios, firmware and raid interfaces and the agent raid
+// interface (agentraid.go); cache (nil for none)
 // receives the fake BIOS settings its steps change.
 func AddHardwareInterfaces(r *Registry, cache BIOSCache) {
 	r.AddBIOS(BIOSNone, NoBIOS{})
@@ -34,6 +35,7 @@ func AddHardwareInterfaces(r *Registry, cache BIOSCache) {
 	r.AddFirmware(FirmwareFake, FakeFirmware{})
 	r.AddRAID(RAIDNone, NoRAID{})
 	r.AddRAID(RAIDFake, FakeRAID{})
+	r.AddRAID(RAIDAgent, AgentRAID{})
 }
 
 // EnableFakeHardwareInterfaces offers fake-hardware's bios, firmware and raid interfaces as Ironic's

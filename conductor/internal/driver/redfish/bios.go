@@ -17,7 +17,8 @@ import (
 // EnableHardwareInterfaces offers the bios, firmware and raid interfaces on the redfish hardware type with
 // Ironic's defaults: bios redfish (enabled_bios_interfaces defaults to no-bios,redfish), firmware no-firmware
 // (Ironic enables only no-firmware unless configured; Metal3 sets redfish on each node), raid redfish (enabled
-// by default, first of the type's supported list). Ironic's agent RAID is not offered: the agent cannot build RAID.
+// by default, first of the type's supported list). Ironic's agent RAID is added beside it (driver.EnableAgentRAID):
+// it refuses every configuration, since Ferric's agent builds no RAID.
 func EnableHardwareInterfaces(h *driver.HardwareType) *driver.HardwareType {
 	h.Defaults["bios"], h.Enabled["bios"] = "redfish", []string{"redfish", driver.BIOSNone}
 	h.Defaults["firmware"], h.Enabled["firmware"] = driver.FirmwareNone, []string{"redfish", driver.FirmwareNone}
