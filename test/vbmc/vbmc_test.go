@@ -1,8 +1,8 @@
 package vbmc
 
 import (
+	"bytes"
 	"context"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -108,8 +108,15 @@ func startBMC(t *testing.T, runner Runner, stateDir string) (string, context.Can
 func startBMCWith(t *testing.T, cfg Config) (string, context.CancelFunc) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	// The BMC's log is kept and shown only when the test fails: why a VM was or was not started again.
 	l := logrus.New()
-	l.SetOutput(io.Discard)
+	logs := &lockedBuffer{}
+	l.SetOutput(logs)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("ferric-vbmc log:\n%s", logs.String())
+		}
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
@@ -128,6 +135,24 @@ func startBMCWith(t *testing.T, cfg Config) (string, context.CancelFunc) {
 	stop := func() { cancel(); <-done }
 	t.Cleanup(func() { cancel() })
 	return url, stop
+}
+
+// lockedBuffer is a bytes.Buffer safe for the BMC's goroutines and the test's reads.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestGofishConformance(t *testing.T) {
