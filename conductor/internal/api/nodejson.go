@@ -57,7 +57,7 @@ func newNodeEncoder() *nodeEncoder {
 			ef.put = func(b []byte, v *nodeView) []byte { return appendMasked(b, m(v.n), 0) }
 		}
 		if sub, ok := subs[f.name]; ok {
-			ef.put = func(b []byte, v *nodeView) []byte { return appendNodeLinks(b, v.base, v.n.UUID, sub) }
+			ef.put = func(b []byte, v *nodeView) []byte { return appendLinks(b, v.base, "nodes", v.n.UUID, sub) }
 		}
 		e.index[f.name] = len(e.fields)
 		e.fields = append(e.fields, ef)
@@ -158,15 +158,17 @@ func (l *nodeList) appendPy(b []byte) []byte {
 	return append(b, ']')
 }
 
-// appendNodeLinks writes links(base, "nodes", id, sub) as encodePy would: two objects with keys href and rel.
-func appendNodeLinks(b []byte, base, id, sub string) []byte {
+// appendLinks writes links(base, kind, id, sub) as encodePy would: two objects with keys href and rel.
+func appendLinks(b []byte, base, kind, id, sub string) []byte {
 	href := func(b []byte, v1 bool) []byte {
 		b = append(b, '"')
 		b = appendEscaped(b, base)
 		if v1 {
 			b = append(b, "/v1"...)
 		}
-		b = append(b, "/nodes/"...)
+		b = append(b, '/')
+		b = appendEscaped(b, kind)
+		b = append(b, '/')
 		b = appendEscaped(b, id)
 		if sub != "" {
 			b = append(b, '/')
