@@ -76,7 +76,7 @@ func (s *SQL) ListAllocations(ctx context.Context, f AllocationFilter, o ListOpt
 	if err != nil {
 		return nil, fmt.Errorf("list allocations: %w", err)
 	}
-	return collect(rows, scanAllocation)
+	return collect(rows, s.bodies.allocs.scan("allocation"))
 }
 
 // writeAllocation updates a's row (node_uuid included) inside tx.

@@ -81,7 +81,7 @@ func (s *SQL) ListPorts(ctx context.Context, f PortFilter, o ListOptions) ([]*Po
 	if err != nil {
 		return nil, fmt.Errorf("list ports: %w", err)
 	}
-	return collect(rows, scanPort)
+	return collect(rows, s.bodies.ports.scan("port"))
 }
 
 // UpdatePort writes a port.

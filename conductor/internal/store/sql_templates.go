@@ -133,7 +133,7 @@ func (s *SQL) queryTemplates(ctx context.Context, q string, args ...any) ([]*Dep
 	if err != nil {
 		return nil, fmt.Errorf("list deploy templates: %w", err)
 	}
-	out, err := collect(rows, scanTemplate)
+	out, err := collect(rows, s.bodies.templates.scan("deploy template"))
 	if err != nil {
 		return nil, fmt.Errorf("list deploy templates: %w", err)
 	}
