@@ -1,14 +1,15 @@
 package api
 
-// The list encoder of the resources next to nodes (ports, portgroups, chassis, deploy templates, allocations,
-// volume connectors and targets; issue 15: no list may cost more per item than the node list). Like the node
-// encoder (nodejson.go) it writes each record straight into the response buffer from a field table built once
-// per server, instead of building a map of every value and an ordered object per item and encoding them
+// The field-table encoder of every resource's read path: nodes (nodejson.go), ports, portgroups, chassis, deploy
+// templates, allocations, volume connectors and targets (recjson_tables.go; issue 15: no list may cost more per
+// item than the node list). It writes each record straight into the response buffer from a field table built
+// once per server, instead of building a map of every value and an ordered object per item and encoding them
 // afterwards. The fields a page shows are chosen once per page, not per item. The bytes are exactly
 // encodePy(render<Resource>(...)): TestRecordEncoderBytes compares the two, and the render functions stay the
 // reference (and the answer of GET one, POST and PATCH).
 
 import (
+	"slices"
 	"time"
 )
 
@@ -23,16 +24,21 @@ type recField[T any] struct {
 	put recPut[T]
 }
 
-// recEncoder writes records of type T. uuid names a record for the next page's marker.
+// recEncoder writes records of type T. uuid names a record for the next page's marker. With askedOrder (nodes,
+// as renderNode does) a fields= answer has the asked fields in the asked order, each once, and links only when
+// asked; otherwise (every other resource, as renderDefs does) it has them in Ironic's order, plus links.
 type recEncoder[T any] struct {
-	fields []recField[T]
-	uuid   func(T) string
+	fields     []recField[T]
+	index      map[string]int
+	uuid       func(T) string
+	askedOrder bool
 }
 
 // newRecEncoder builds the table of defs (Ironic's order); every field of defs needs a writer in puts.
 func newRecEncoder[T any](defs []fieldDef, uuid func(T) string, puts map[string]recPut[T]) *recEncoder[T] {
-	e := &recEncoder[T]{uuid: uuid}
+	e := &recEncoder[T]{uuid: uuid, index: make(map[string]int, len(defs))}
 	for _, d := range defs {
+		e.index[d.name] = len(e.fields)
 		put, ok := puts[d.name]
 		if !ok {
 			panic("recjson: no writer for field " + d.name) // a programming error, caught by every list test
@@ -44,9 +50,18 @@ func newRecEncoder[T any](defs []fieldDef, uuid func(T) string, puts map[string]
 }
 
 // pick returns the fields a page shows, as renderDefs chooses them: those visible at version, in the table's
-// order, and only the asked ones (plus links, which Ironic's sanitize always keeps) when fields is not nil.
+// order, and only the asked ones (plus links, which Ironic's sanitize always keeps) when fields is not nil. With
+// askedOrder the asked fields are taken as asked (the handler has refused those newer than the request).
 func (e *recEncoder[T]) pick(version int, fields []string) []*recField[T] {
 	out := make([]*recField[T], 0, len(e.fields))
+	if fields != nil && e.askedOrder {
+		for _, name := range fields {
+			if i, ok := e.index[name]; ok && !slices.Contains(out, &e.fields[i]) {
+				out = append(out, &e.fields[i])
+			}
+		}
+		return out
+	}
 	for i := range e.fields {
 		f := &e.fields[i]
 		if f.since > version {
