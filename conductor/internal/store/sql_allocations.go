@@ -72,7 +72,7 @@ func (s *SQL) ListAllocations(ctx context.Context, f AllocationFilter, o ListOpt
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.query(ctx, `SELECT id, body FROM allocations`+tail, args...)
+	rows, err := s.queryCached(ctx, `SELECT id, body FROM allocations`+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list allocations: %w", err)
 	}

@@ -112,7 +112,7 @@ func (s *SQL) ListPortgroups(ctx context.Context, f PortgroupFilter, o ListOptio
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.query(ctx, `SELECT id, body FROM portgroups`+tail, args...)
+	rows, err := s.queryCached(ctx, `SELECT id, body FROM portgroups`+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list portgroups: %w", err)
 	}

@@ -144,7 +144,7 @@ func (s *SQL) ListVolumeConnectors(ctx context.Context, nodeUUID string, o ListO
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.query(ctx, `SELECT id, body FROM volume_connectors`+tail, args...)
+	rows, err := s.queryCached(ctx, `SELECT id, body FROM volume_connectors`+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list volume connectors: %w", err)
 	}
@@ -220,7 +220,7 @@ func (s *SQL) ListVolumeTargets(ctx context.Context, nodeUUID string, o ListOpti
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.query(ctx, `SELECT id, body FROM volume_targets`+tail, args...)
+	rows, err := s.queryCached(ctx, `SELECT id, body FROM volume_targets`+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list volume targets: %w", err)
 	}
