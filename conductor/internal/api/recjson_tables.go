@@ -21,6 +21,7 @@ type recEncoders struct {
 	targets    *recEncoder[*store.VolumeTarget]
 }
 
+// newRecEncoders builds every table; base is the public URL the links start with.
 func newRecEncoders(base string) *recEncoders {
 	return &recEncoders{ports: portEncoder(base), portgroups: portgroupEncoder(base), chassis: chassisEncoder(base),
 		templates: templateEncoder(base), allocs: allocationEncoder(base), connectors: connectorEncoder(base),
@@ -28,6 +29,8 @@ func newRecEncoders(base string) *recEncoders {
 }
 
 // common gives the writers of the fields every resource has: uuid, created_at, updated_at, extra and links.
+// extra is shown as stored, as the render functions show it (only nodes' and targets' JSON fields are masked);
+// updated_at is null until the first change.
 func common[T any](puts map[string]recPut[T], base, kind string, uuid func(T) string, created func(T) time.Time,
 	updated func(T) *time.Time, extra func(T) map[string]any) map[string]recPut[T] {
 	puts["uuid"] = putStr(uuid)
@@ -38,6 +41,8 @@ func common[T any](puts map[string]recPut[T], base, kind string, uuid func(T) st
 	return puts
 }
 
+// portEncoder writes renderPort's fields: the optional strings (physical_network, name, description,
+// portgroup_uuid) null when unset, the JSON fields as stored (Ironic does not mask a port's extra).
 func portEncoder(base string) *recEncoder[*store.Port] {
 	uuid := func(p *store.Port) string { return p.UUID }
 	puts := map[string]recPut[*store.Port]{
@@ -64,6 +69,7 @@ func portEncoder(base string) *recEncoder[*store.Port] {
 	return newRecEncoder(portDefs, uuid, puts)
 }
 
+// portgroupEncoder writes renderPortgroup's fields, with the link to the group's ports (1.24).
 func portgroupEncoder(base string) *recEncoder[*store.Portgroup] {
 	uuid := func(g *store.Portgroup) string { return g.UUID }
 	puts := map[string]recPut[*store.Portgroup]{
@@ -93,6 +99,8 @@ func sinceAll(names []string) []fieldDef {
 	return defs
 }
 
+// chassisEncoder writes renderChassis's fields, with the link to the chassis's nodes; a chassis's fields have
+// no microversion of their own.
 func chassisEncoder(base string) *recEncoder[*store.Chassis] {
 	uuid := func(c *store.Chassis) string { return c.UUID }
 	puts := map[string]recPut[*store.Chassis]{
@@ -104,6 +112,7 @@ func chassisEncoder(base string) *recEncoder[*store.Chassis] {
 	return newRecEncoder(sinceAll(chassisFieldNames()), uuid, puts)
 }
 
+// templateEncoder writes renderTemplate's fields (no microversion of their own: the endpoint has one).
 func templateEncoder(base string) *recEncoder[*store.DeployTemplate] {
 	uuid := func(t *store.DeployTemplate) string { return t.UUID }
 	puts := map[string]recPut[*store.DeployTemplate]{
@@ -136,6 +145,8 @@ func putSteps(b []byte, t *store.DeployTemplate, _ int) []byte {
 	return append(b, ']')
 }
 
+// allocationEncoder writes renderAllocation's fields: candidate_nodes and traits as lists ([] when empty),
+// the optional strings null when unset.
 func allocationEncoder(base string) *recEncoder[*store.Allocation] {
 	uuid := func(a *store.Allocation) string { return a.UUID }
 	puts := map[string]recPut[*store.Allocation]{
@@ -161,6 +172,7 @@ func allocationEncoder(base string) *recEncoder[*store.Allocation] {
 	return newRecEncoder(defs, uuid, puts)
 }
 
+// connectorEncoder writes renderVolumeConnector's fields.
 func connectorEncoder(base string) *recEncoder[*store.VolumeConnector] {
 	uuid := func(c *store.VolumeConnector) string { return c.UUID }
 	puts := map[string]recPut[*store.VolumeConnector]{
@@ -174,6 +186,8 @@ func connectorEncoder(base string) *recEncoder[*store.VolumeConnector] {
 	return newRecEncoder(volumeConnectorDefs, uuid, puts)
 }
 
+// targetEncoder writes renderVolumeTarget's fields, the properties with their secrets masked (Ironic's
+// target_sanitize).
 func targetEncoder(base string) *recEncoder[*store.VolumeTarget] {
 	uuid := func(v *store.VolumeTarget) string { return v.UUID }
 	puts := map[string]recPut[*store.VolumeTarget]{

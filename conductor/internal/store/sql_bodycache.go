@@ -83,7 +83,8 @@ func (c *bodyCache[T, P]) scan(kind string) func(rowScanner) (*T, error) {
 	}
 }
 
-// The deep copies (TestBodyCopiesShare checks that none leaves a map, slice or pointer shared).
+// The deep copies (TestBodyCopiesShare checks that none leaves a map, slice or pointer shared). Each copies the
+// struct, then every JSON map deeply (cloneJSONMap, sql_nodecache.go) and every slice and pointer.
 
 func (p *Port) deepCopy() *Port {
 	c := *p
@@ -109,6 +110,7 @@ func (a *Allocation) deepCopy() *Allocation {
 	return &c
 }
 
+// A template's steps are copied one by one: their arguments are JSON maps of their own.
 func (t *DeployTemplate) deepCopy() *DeployTemplate {
 	c := *t
 	if t.Steps != nil {
@@ -137,6 +139,7 @@ func (v *VolumeTarget) deepCopy() *VolumeTarget {
 	return &c
 }
 
+// cloneTime copies a timestamp pointer (nil stays nil: an unset updated_at).
 func cloneTime(t *time.Time) *time.Time {
 	if t == nil {
 		return nil
