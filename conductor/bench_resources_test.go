@@ -26,9 +26,14 @@ func BenchmarkListPerItem(b *testing.B) {
 		do(b, cl, http.MethodPost, c.URL+"/v1/deploy_templates", fmt.Sprintf(`{"name":"CUSTOM_T%d","steps":[{"interface":"bios",`+
 			`"step":"apply_configuration","args":{"settings":[{"name":"LogicalProc","value":"Enabled"}]},"priority":150}]}`, i), 201)
 		do(b, cl, http.MethodPost, c.URL+"/v1/allocations", fmt.Sprintf(`{"name":"alloc-%d","resource_class":"none-such"}`, i), 201)
+		do(b, cl, http.MethodPost, c.URL+"/v1/volume/connectors", fmt.Sprintf(`{"node_uuid":%q,"type":"iqn",`+
+			`"connector_id":"iqn.2026-12.org.example:%d","extra":{"rack":"r1"}}`, id, i), 201)
+		do(b, cl, http.MethodPost, c.URL+"/v1/volume/targets", fmt.Sprintf(`{"node_uuid":%q,"volume_type":"iscsi",`+
+			`"boot_index":0,"volume_id":"vol-%d","properties":{"target_lun":0,"auth_password":"s3cret"}}`, id, i), 201)
 	}
 	for _, path := range []string{"nodes/detail", "ports/detail", "portgroups/detail", "chassis/detail",
-		"deploy_templates?detail=true", "allocations"} {
+		"deploy_templates?detail=true", "allocations",
+		"volume/connectors?detail=true", "volume/targets?detail=true"} {
 		b.Run(path, func(b *testing.B) {
 			sep := "?"
 			if strings.Contains(path, "?") {

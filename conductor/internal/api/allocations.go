@@ -172,8 +172,8 @@ func (s *Server) doListAllocations(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	items, last := renderPage(list, func(a *store.Allocation) (any, string) { return s.renderAllocation(a, version, fields), a.UUID })
-	s.writeList(w, "allocations", false, lq, items, last)
+	items, n, last := s.recs.allocs.page(list, version, fields)
+	s.writeList(w, "allocations", false, lq, items, n, last)
 	return nil
 }
 

@@ -37,12 +37,14 @@ type Server struct {
 	router *mux.Router
 	// nodeEnc writes nodes on the read paths (nodejson.go).
 	nodeEnc *nodeEncoder
+	// recs writes the other resources' lists (recjson.go).
+	recs *recEncoders
 }
 
 // New builds the API server.
 func New(cfg Config, eng *engine.Engine, log *logrus.Entry) *Server {
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	s := &Server{cfg: cfg, eng: eng, log: log, nodeEnc: newNodeEncoder()}
+	s := &Server{cfg: cfg, eng: eng, log: log, nodeEnc: newNodeEncoder(), recs: newRecEncoders(cfg.PublicURL)}
 	s.router = s.routes()
 	return s
 }

@@ -153,8 +153,8 @@ func (s *Server) doListChassis(w http.ResponseWriter, r *http.Request, detailPat
 		s.writeError(w, r, chassisOr404(lq.opts.Marker, err))
 		return
 	}
-	items, last := renderPage(list, func(c *store.Chassis) (any, string) { return s.renderChassis(c, lq.fields), c.UUID })
-	s.writeList(w, "chassis", detailPath, lq, items, last)
+	items, n, last := s.recs.chassis.page(list, versionOf(r), lq.fields)
+	s.writeList(w, "chassis", detailPath, lq, items, n, last)
 }
 
 // chassisOr404 gives a missing chassis Ironic's ChassisNotFound message.

@@ -163,8 +163,8 @@ func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, templateError(lq.opts.Marker, err))
 		return
 	}
-	items, last := renderPage(list, func(t *store.DeployTemplate) (any, string) { return s.renderTemplate(t, fields), t.UUID })
-	s.writeList(w, "deploy_templates", false, lq, items, last)
+	items, n, last := s.recs.templates.page(list, versionOf(r), fields)
+	s.writeList(w, "deploy_templates", false, lq, items, n, last)
 }
 
 // getTemplate is GET /v1/deploy_templates/{uuid or name}, with fields= (links always come along).

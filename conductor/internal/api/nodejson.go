@@ -14,22 +14,13 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
-// encField is one node field: its place in Ironic's order, the microversion that introduced it, its key
-// already encoded with Python's ": " separator, and how to write its value.
-type encField struct {
-	name  string
-	since int
-	key   []byte
-	put   func(b []byte, v *nodeView) []byte
-}
-
-// nodeEncoder holds the field table and a few response buffers for reuse (a detailed page of 1,000 nodes is
-// a few MB: growing a fresh buffer for each request cost more than writing it). The buffers wait in a channel
-// rather than a sync.Pool, which the garbage collector empties, and large answers collect garbage often.
+// nodeEncoder holds the node field table (recjson.go's encoder, in renderNode's asked-order mode) and a few
+// response buffers for reuse (a detailed page of 1,000 nodes is a few MB: growing a fresh buffer for each request
+// cost more than writing it). The buffers wait in a channel rather than a sync.Pool, which the garbage collector
+// empties, and large answers collect garbage often. Every list answer borrows them (lists.go).
 type nodeEncoder struct {
-	fields []encField
-	index  map[string]int
-	bufs   chan *[]byte
+	rec  *recEncoder[*nodeView]
+	bufs chan *[]byte
 }
 
 // Buffer reuse bounds: how many wait, and the largest kept (larger answers let theirs go).
@@ -41,7 +32,6 @@ const (
 // newNodeEncoder builds the table from nodeFields, with direct writers for the values renderNode builds as
 // maps: links (two small maps each) and the masked JSON fields (a copy each).
 func newNodeEncoder() *nodeEncoder {
-	e := &nodeEncoder{index: map[string]int{}, bufs: make(chan *[]byte, keptBufs)}
 	masked := map[string]func(n *store.Node) map[string]any{
 		"driver_info":          func(n *store.Node) map[string]any { return n.DriverInfo },
 		"driver_internal_info": func(n *store.Node) map[string]any { return n.DriverInternalInfo },
@@ -49,57 +39,31 @@ func newNodeEncoder() *nodeEncoder {
 	}
 	subs := map[string]string{"links": "", "ports": "ports", "states": "states", "portgroups": "portgroups",
 		"volume": "volume"}
+	var defs []fieldDef
+	puts := map[string]recPut[*nodeView]{}
 	for _, f := range nodeFields() {
-		ef := encField{name: f.name, since: f.since, key: append(appendString(nil, f.name), ": "...)}
+		defs = append(defs, fieldDef{f.name, f.since})
 		get := f.get
-		ef.put = func(b []byte, v *nodeView) []byte { return encodePy(b, get(v)) }
+		puts[f.name] = func(b []byte, v *nodeView, _ int) []byte { return encodePy(b, get(v)) }
 		if m, ok := masked[f.name]; ok {
-			ef.put = func(b []byte, v *nodeView) []byte { return appendMasked(b, m(v.n), 0) }
+			puts[f.name] = func(b []byte, v *nodeView, _ int) []byte { return appendMasked(b, m(v.n), 0) }
 		}
 		if sub, ok := subs[f.name]; ok {
-			ef.put = func(b []byte, v *nodeView) []byte { return appendNodeLinks(b, v.base, v.n.UUID, sub) }
+			puts[f.name] = func(b []byte, v *nodeView, _ int) []byte {
+				return appendLinks(b, v.base, "nodes", v.n.UUID, sub)
+			}
 		}
-		e.index[f.name] = len(e.fields)
-		e.fields = append(e.fields, ef)
 	}
-	return e
+	rec := newRecEncoder(defs, func(v *nodeView) string { return v.n.UUID }, puts)
+	rec.askedOrder = true
+	return &nodeEncoder{rec: rec, bufs: make(chan *[]byte, keptBufs)}
 }
 
 // appendNode writes the node as renderNode renders it: fields nil means every field of the version, else
-// those fields in the caller's order.
+// those fields in the caller's order (a field asked twice once, at its first place, as renderNode's ordered
+// object keeps it).
 func (e *nodeEncoder) appendNode(b []byte, v *nodeView, version int, fields []string) []byte {
-	b = append(b, '{')
-	first := true
-	put := func(f *encField) {
-		if !first {
-			b = append(b, ", "...)
-		}
-		first = false
-		b = append(b, f.key...)
-		b = f.put(b, v)
-	}
-	if fields != nil {
-		// A field asked twice (fields=name,name; fields=links) is written once, at its first place, as
-		// renderNode's ordered object keeps it.
-		var onStack [128]bool
-		seen := onStack[:]
-		if len(e.fields) > len(seen) {
-			seen = make([]bool, len(e.fields))
-		}
-		for _, name := range fields {
-			if i, ok := e.index[name]; ok && !seen[i] {
-				seen[i] = true
-				put(&e.fields[i])
-			}
-		}
-	} else {
-		for i := range e.fields {
-			if e.fields[i].since <= version {
-				put(&e.fields[i])
-			}
-		}
-	}
-	return append(b, '}')
+	return appendRec(b, v, version, e.rec.pick(version, fields))
 }
 
 // getBuf and putBuf lend a response buffer.
@@ -148,25 +112,28 @@ type nodeList struct {
 func (l *nodeList) appendPy(b []byte) []byte {
 	b = append(b, '[')
 	v := &nodeView{base: l.base, host: l.host}
+	sel := l.enc.rec.pick(l.version, l.fields) // once per page
 	for i, n := range l.nodes {
 		if i > 0 {
 			b = append(b, ", "...)
 		}
 		v.n = n
-		b = l.enc.appendNode(b, v, l.version, l.fields)
+		b = appendRec(b, v, l.version, sel)
 	}
 	return append(b, ']')
 }
 
-// appendNodeLinks writes links(base, "nodes", id, sub) as encodePy would: two objects with keys href and rel.
-func appendNodeLinks(b []byte, base, id, sub string) []byte {
+// appendLinks writes links(base, kind, id, sub) as encodePy would: two objects with keys href and rel.
+func appendLinks(b []byte, base, kind, id, sub string) []byte {
 	href := func(b []byte, v1 bool) []byte {
 		b = append(b, '"')
 		b = appendEscaped(b, base)
 		if v1 {
 			b = append(b, "/v1"...)
 		}
-		b = append(b, "/nodes/"...)
+		b = append(b, '/')
+		b = appendEscaped(b, kind)
+		b = append(b, '/')
 		b = appendEscaped(b, id)
 		if sub != "" {
 			b = append(b, '/')

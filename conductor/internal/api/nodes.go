@@ -159,32 +159,6 @@ func parsePaging(q url.Values, lq *listQuery, sortKeys []string) error {
 	return nil
 }
 
-// writeList answers a list request: the rendered items under key ("nodes", "ports", ...) and, when the page is
-// full, the next links at key (or key/detail) after last, the UUID of the page's last item. Every resource's
-// list handler ends here.
-func (s *Server) writeList(w http.ResponseWriter, key string, detail bool, lq *listQuery, items []any, last string) {
-	s.writeListOf(w, key, detail, lq, items, len(items), last)
-}
-
-// writeListOf is writeList with the items as one value that encodes as the list of n items (a *nodeList).
-func (s *Server) writeListOf(w http.ResponseWriter, key string, detail bool, lq *listQuery, items any, n int, last string) {
-	out := newOrdered()
-	out.set(key, items)
-	if n > 0 {
-		path := key
-		if detail {
-			path = key + "/detail"
-		}
-		s.nextLinks(out, key, path, lq, n, last)
-	}
-	p := s.nodeEnc.getBuf()
-	defer s.nodeEnc.putBuf(p)
-	*p = encodePy(*p, out)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	w.Write(*p)
-}
-
 // nextLinks builds Ironic's "next" string and gophercloud's "<kind>_links" when the page is full.
 func (s *Server) nextLinks(out *ordered, kind, path string, lq *listQuery, n int, lastUUID string) {
 	if n == 0 || n < lq.opts.Limit {
@@ -234,7 +208,7 @@ func (s *Server) doListNodes(w http.ResponseWriter, r *http.Request, detailPath 
 	if len(nodes) > 0 {
 		last = nodes[len(nodes)-1].UUID
 	}
-	s.writeListOf(w, "nodes", detailPath, lq, items, len(nodes), last)
+	s.writeList(w, "nodes", detailPath, lq, items, len(nodes), last)
 }
 
 // getNodeOr404 loads a node by UUID or name with Ironic's not-found message.

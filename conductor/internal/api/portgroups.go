@@ -129,8 +129,8 @@ func (s *Server) doListPortgroups(w http.ResponseWriter, r *http.Request, nodeId
 		s.writeError(w, r, err)
 		return
 	}
-	items, last := renderPage(groups, func(g *store.Portgroup) (any, string) { return s.renderPortgroup(g, version, fields), g.UUID })
-	s.writeList(w, "portgroups", detail, lq, items, last)
+	items, n, last := s.recs.portgroups.page(groups, version, fields)
+	s.writeList(w, "portgroups", detail, lq, items, n, last)
 }
 
 // getPortgroup serves GET /v1/portgroups/{pg} (UUID or name).

@@ -129,8 +129,8 @@ func (s *Server) doListPorts(w http.ResponseWriter, r *http.Request, nodeIdent, 
 		s.writeError(w, r, err)
 		return
 	}
-	items, last := renderPage(ports, func(p *store.Port) (any, string) { return s.renderPort(p, version, fields), p.UUID })
-	s.writeList(w, "ports", detail, lq, items, last)
+	items, n, last := s.recs.ports.page(ports, version, fields)
+	s.writeList(w, "ports", detail, lq, items, n, last)
 }
 
 // cloneWithout copies a query without the given keys (the next link sets limit and marker itself).

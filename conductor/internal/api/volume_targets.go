@@ -30,13 +30,10 @@ func (s *Server) renderVolumeTarget(v *store.VolumeTarget, version int, fields [
 
 // listVolumeTargets serves GET /v1/volume/targets and /v1/nodes/{node}/volume/targets.
 func (s *Server) listVolumeTargets(w http.ResponseWriter, r *http.Request) {
-	version := versionOf(r)
 	listVolumes(s, w, r, targetKind, "Volume target",
 		func(node string, o store.ListOptions) ([]*store.VolumeTarget, error) {
 			return s.eng.Store().ListVolumeTargets(r.Context(), node, o)
-		},
-		func(v *store.VolumeTarget, f []string) *ordered { return s.renderVolumeTarget(v, version, f) },
-		func(v *store.VolumeTarget) string { return v.UUID })
+		}, s.recs.targets)
 }
 
 // volumeTargetOr404 finds the target of the request's path; through a node's path it is Ironic's

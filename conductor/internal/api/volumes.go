@@ -131,10 +131,10 @@ func parseVolumeList(q url.Values, version int, k volumeKind) (*listQuery, []str
 }
 
 // listVolumes serves a connector or target list: the path's node (/v1/nodes/{node}/volume/...) wins over
-// ?node=; a marker that names no record is Ironic's not-found of that record. list reads one page, render shows
-// an item and uuidOf names it for the next link.
+// ?node=; a marker that names no record is Ironic's not-found of that record. list reads one page, enc writes
+// it.
 func listVolumes[T any](s *Server, w http.ResponseWriter, r *http.Request, k volumeKind, what string,
-	list func(node string, o store.ListOptions) ([]T, error), render func(T, []string) *ordered, uuidOf func(T) string) {
+	list func(node string, o store.ListOptions) ([]T, error), enc *recEncoder[T]) {
 	version := versionOf(r)
 	q := r.URL.Query()
 	lq, fields, err := parseVolumeList(q, version, k)
@@ -163,15 +163,10 @@ func listVolumes[T any](s *Server, w http.ResponseWriter, r *http.Request, k vol
 		s.writeError(w, r, err)
 		return
 	}
-	out, last := renderPage(items, func(it T) (any, string) { return render(it, fields), uuidOf(it) })
+	out, n, last := enc.page(items, version, fields)
 	// The next link names /v1/volume/<plural> even for a node's list, as Ironic's; the node filter goes with the
 	// other arguments.
-	doc := newOrdered()
-	doc.set(k.plural, out)
-	if len(items) > 0 {
-		s.nextLinks(doc, k.plural, "volume/"+k.plural, lq, len(items), last)
-	}
-	writeJSON(w, http.StatusOK, doc)
+	s.writeListAt(w, k.plural, "volume/"+k.plural, lq, out, n, last)
 }
 
 // volumeIdent checks the {id} of a connector or target path: Ironic's args.uuid on connector_uuid/target_uuid.
@@ -272,13 +267,10 @@ func (s *Server) renderVolumeConnector(c *store.VolumeConnector, version int, fi
 
 // listVolumeConnectors serves GET /v1/volume/connectors and /v1/nodes/{node}/volume/connectors.
 func (s *Server) listVolumeConnectors(w http.ResponseWriter, r *http.Request) {
-	version := versionOf(r)
 	listVolumes(s, w, r, connectorKind, "Volume connector",
 		func(node string, o store.ListOptions) ([]*store.VolumeConnector, error) {
 			return s.eng.Store().ListVolumeConnectors(r.Context(), node, o)
-		},
-		func(c *store.VolumeConnector, f []string) *ordered { return s.renderVolumeConnector(c, version, f) },
-		func(c *store.VolumeConnector) string { return c.UUID })
+		}, s.recs.connectors)
 }
 
 // volumeConnectorOr404 finds the connector of the request's path; through a node's path it is Ironic's

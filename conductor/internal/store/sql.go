@@ -35,8 +35,9 @@ type SQL struct {
 	dialect dialect
 	now     func() time.Time
 	limits  Limits
-	stmts   stmtCache // SQLite's prepared node reads (sql_nodecols.go)
-	nodes   nodeCache // decoded node bodies (sql_nodecache.go)
+	stmts   stmtCache              // SQLite's prepared node reads (sql_nodecols.go)
+	nodes   bodyCache[Node, *Node] // decoded node bodies (sql_bodycache.go)
+	bodies  bodyCaches             // and those of the other body-stored records
 }
 
 // Open opens (and migrates) the store named by dsn with the default Limits: "sqlite:///abs/path.db",
@@ -196,7 +197,7 @@ func (s *SQL) scanNode(sc rowScanner) (*Node, error) {
 	if err := sc.Scan(&id, &res, &body); err != nil {
 		return nil, err
 	}
-	n, err := s.nodes.decode(id, body)
+	n, err := s.nodes.decode(id, body, "node")
 	if err != nil {
 		return nil, err
 	}

@@ -72,11 +72,11 @@ func (s *SQL) ListAllocations(ctx context.Context, f AllocationFilter, o ListOpt
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.query(ctx, `SELECT id, body FROM allocations`+tail, args...)
+	rows, err := s.queryCached(ctx, `SELECT id, body FROM allocations`+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list allocations: %w", err)
 	}
-	return collect(rows, scanAllocation)
+	return collect(rows, s.bodies.allocs.scan("allocation"))
 }
 
 // writeAllocation updates a's row (node_uuid included) inside tx.

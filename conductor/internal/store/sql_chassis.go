@@ -96,7 +96,7 @@ func (s *SQL) ListChassis(ctx context.Context, o ListOptions) ([]*Chassis, error
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.query(ctx, `SELECT `+chassisCols+` FROM chassis`+tail, args...)
+	rows, err := s.queryCached(ctx, `SELECT `+chassisCols+` FROM chassis`+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list chassis: %w", err)
 	}

@@ -53,18 +53,18 @@ func TestCloneNodeShares(t *testing.T) {
 
 // TestNodeCacheCopies: a node read twice is decoded once, and what a reader changes never reaches the next.
 func TestNodeCacheCopies(t *testing.T) {
-	var c nodeCache
+	var c bodyCache[Node, *Node]
 	body := `{"uuid": "u1", "extra": {"a": {"b": [1, 2]}}, "traits": ["T"]}`
-	first, err := c.decode(7, body)
+	first, err := c.decode(7, body, "node")
 	require.NoError(t, err)
 	first.Extra["a"].(map[string]any)["b"].([]any)[0] = "x"
 	first.Traits[0] = "changed"
-	second, err := c.decode(7, body)
+	second, err := c.decode(7, body, "node")
 	require.NoError(t, err)
 	assert.Equal(t, []any{1.0, 2.0}, second.Extra["a"].(map[string]any)["b"])
 	assert.Equal(t, []string{"T"}, second.Traits)
 	assert.Equal(t, int64(7), second.ID)
-	third, err := c.decode(7, `{"uuid": "u1", "traits": []}`)
+	third, err := c.decode(7, `{"uuid": "u1", "traits": []}`, "node")
 	require.NoError(t, err)
 	assert.Equal(t, []string{}, third.Traits, "a changed body is decoded again")
 	assert.Equal(t, map[string]any{}, third.Extra)

@@ -112,11 +112,11 @@ func (s *SQL) ListPortgroups(ctx context.Context, f PortgroupFilter, o ListOptio
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.query(ctx, `SELECT id, body FROM portgroups`+tail, args...)
+	rows, err := s.queryCached(ctx, `SELECT id, body FROM portgroups`+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list portgroups: %w", err)
 	}
-	return collect(rows, scanPortgroup)
+	return collect(rows, s.bodies.portgroups.scan("portgroup"))
 }
 
 // UpdatePortgroup writes every field of a portgroup and sets UpdatedAt.

@@ -77,11 +77,11 @@ func (s *SQL) ListPorts(ctx context.Context, f PortFilter, o ListOptions) ([]*Po
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.query(ctx, `SELECT id, body FROM ports`+tail, args...)
+	rows, err := s.queryCached(ctx, `SELECT id, body FROM ports`+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list ports: %w", err)
 	}
-	return collect(rows, scanPort)
+	return collect(rows, s.bodies.ports.scan("port"))
 }
 
 // UpdatePort writes a port.

@@ -110,7 +110,7 @@ func (s *SQL) ListDeployTemplates(ctx context.Context, o ListOptions) ([]*Deploy
 	if err != nil {
 		return nil, err
 	}
-	return s.queryTemplates(ctx, `SELECT id, body FROM deploy_templates`+tail, args...)
+	return s.queryTemplates(ctx, true, `SELECT id, body FROM deploy_templates`+tail, args...)
 }
 
 // DeployTemplatesByNames returns the templates with these names, in name order.
@@ -125,15 +125,21 @@ func (s *SQL) DeployTemplatesByNames(ctx context.Context, names []string) ([]*De
 	for i, n := range names {
 		args[i] = n
 	}
-	return s.queryTemplates(ctx, `SELECT id, body FROM deploy_templates WHERE name IN (`+marks+`) ORDER BY name`, args...)
+	return s.queryTemplates(ctx, false, `SELECT id, body FROM deploy_templates WHERE name IN (`+marks+`) ORDER BY name`, args...)
 }
 
-func (s *SQL) queryTemplates(ctx context.Context, q string, args ...any) ([]*DeployTemplate, error) {
-	rows, err := s.query(ctx, q, args...)
+// queryTemplates runs a template query, through the statement cache when prepared (a list page's query; not
+// the IN list by names, whose text varies with their number).
+func (s *SQL) queryTemplates(ctx context.Context, prepared bool, q string, args ...any) ([]*DeployTemplate, error) {
+	query := s.query
+	if prepared {
+		query = s.queryCached
+	}
+	rows, err := query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list deploy templates: %w", err)
 	}
-	out, err := collect(rows, scanTemplate)
+	out, err := collect(rows, s.bodies.templates.scan("deploy template"))
 	if err != nil {
 		return nil, fmt.Errorf("list deploy templates: %w", err)
 	}

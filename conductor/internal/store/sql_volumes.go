@@ -144,11 +144,11 @@ func (s *SQL) ListVolumeConnectors(ctx context.Context, nodeUUID string, o ListO
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.query(ctx, `SELECT id, body FROM volume_connectors`+tail, args...)
+	rows, err := s.queryCached(ctx, `SELECT id, body FROM volume_connectors`+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list volume connectors: %w", err)
 	}
-	return collect(rows, scanVolumeConnector)
+	return collect(rows, s.bodies.connectors.scan("volume connector"))
 }
 
 // UpdateVolumeConnector writes every field of a connector and sets UpdatedAt.
@@ -220,11 +220,11 @@ func (s *SQL) ListVolumeTargets(ctx context.Context, nodeUUID string, o ListOpti
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.query(ctx, `SELECT id, body FROM volume_targets`+tail, args...)
+	rows, err := s.queryCached(ctx, `SELECT id, body FROM volume_targets`+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list volume targets: %w", err)
 	}
-	return collect(rows, scanVolumeTarget)
+	return collect(rows, s.bodies.targets.scan("volume target"))
 }
 
 // UpdateVolumeTarget writes every field of a target and sets UpdatedAt.
