@@ -42,9 +42,9 @@ func TestIPMINodeGophercloud(t *testing.T) {
 
 	n, err := nodes.Create(ctx, cl, nodes.CreateOpts{Name: "ipmi-0", Driver: "ipmi", BootInterface: "ipxe", RAIDInterface: "agent",
 		DriverInfo: map[string]any{
-		"ipmi_port": strconv.Itoa(sim.Port), "ipmi_username": ipmisim.Username, "ipmi_address": sim.Address,
-		"ipmi_password": ipmisim.Password, "deploy_kernel": "http://172.22.0.1/images/tinyipa-stable-rocky.vmlinuz",
-		"deploy_ramdisk": "http://172.22.0.1/images/tinyipa-stable-rocky.gz"}}).Extract()
+			"ipmi_port": strconv.Itoa(sim.Port), "ipmi_username": ipmisim.Username, "ipmi_address": sim.Address,
+			"ipmi_password": ipmisim.Password, "deploy_kernel": "http://172.22.0.1/images/tinyipa-stable-rocky.vmlinuz",
+			"deploy_ramdisk": "http://172.22.0.1/images/tinyipa-stable-rocky.gz"}}).Extract()
 	require.NoError(t, err)
 	assert.Equal(t, "ipmi", n.PowerInterface)
 	assert.Equal(t, "ipmi", n.ManagementInterface)
