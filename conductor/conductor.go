@@ -140,27 +140,11 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		return err
 	}
 
-	ln := cfg.Listener
-	if ln == nil {
-		if cfg.Listen == "" {
-			cfg.Listen = "127.0.0.1:6385"
-		}
-		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-			return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
-		}
-	}
-	defer ln.Close()
-	addr := ln.Addr().(*net.TCPAddr)
-	if err := checkExposure(addr, cfg.Auth, tlsFiles.Enabled(), cfg.InsecureNoAuth, cfg.InsecureHTTP); err != nil {
+	ln, err := listen(&cfg, tlsFiles.Enabled())
+	if err != nil {
 		return err
 	}
-	if cfg.PublicURL == "" {
-		cfg.PublicURL = "http://" + addr.String()
-		if tlsFiles.Enabled() {
-			cfg.PublicURL = "https://" + addr.String()
-		}
-	}
-	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	defer ln.Close()
 	if cfg.DB == "" {
 		return errors.New("no database: pass --db sqlite:///abs/path.db or postgres://...")
 	}
@@ -188,14 +172,10 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if err != nil {
 		return err
 	}
-	var policy *images.Policy
-	if len(cfg.Registries.Policy) > 0 {
-		if policy, err = images.ParsePolicy(cfg.Registries.Policy); err != nil {
-			return fmt.Errorf("--image-policy: %w", err)
-		}
+	policy, err := registryPolicy(cfg, log)
+	if err != nil {
+		return err
 	}
-	log.WithFields(logrus.Fields{"registries": cfg.Registries.Trust.Redacted(), "image_policy": policy != nil,
-		"signature_lookaside": cfg.Registries.Lookaside}).Info("registry settings for resolution and agents")
 	if cfg.InspectAddPorts, err = redfish.ParseAddPorts(cfg.InspectAddPorts); err != nil {
 		return err
 	}
@@ -228,6 +208,13 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if err := eng.Recover(ctx); err != nil {
 		return fmt.Errorf("recover after restart: %w", err)
 	}
+	return serve(ctx, cfg, eng, hs, ln, tlsFiles, log)
+}
+
+// serve runs the engine and the API server on ln until ctx ends or either fails, then shuts both down: the API
+// first (in-flight requests get 30 s), then the engine, whose error is returned if nothing failed before.
+func serve(ctx context.Context, cfg Config, eng *engine.Engine, hs *http.Server, ln net.Listener, tlsFiles *tlsreload.Store,
+	log *logrus.Entry) error {
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	engDone := make(chan error, 1)
 	go func() { engDone <- eng.Run(engCtx) }()
@@ -245,7 +232,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		}
 		srvDone <- hs.Serve(ln)
 	}()
-	log.WithFields(logrus.Fields{"listen": addr.String(), "public_url": cfg.PublicURL, "auth": cfg.Auth,
+	log.WithFields(logrus.Fields{"listen": ln.Addr().String(), "public_url": cfg.PublicURL, "auth": cfg.Auth,
 		"tls": tlsFiles.Enabled(), "db": redactDSN(cfg.DB)}).Info("conductor started")
 	if cfg.Ready != nil {
 		cfg.Ready(cfg.PublicURL)
@@ -274,6 +261,48 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	}
 	log.Info("conductor stopped")
 	return runErr
+}
+
+// registryPolicy parses --image-policy (nil when none) and logs the registry settings, without their secrets.
+func registryPolicy(cfg Config, log *logrus.Entry) (*images.Policy, error) {
+	var policy *images.Policy
+	if len(cfg.Registries.Policy) > 0 {
+		var err error
+		if policy, err = images.ParsePolicy(cfg.Registries.Policy); err != nil {
+			return nil, fmt.Errorf("--image-policy: %w", err)
+		}
+	}
+	log.WithFields(logrus.Fields{"registries": cfg.Registries.Trust.Redacted(), "image_policy": policy != nil,
+		"signature_lookaside": cfg.Registries.Lookaside}).Info("registry settings for resolution and agents")
+	return policy, nil
+}
+
+// listen opens the API listener (cfg.Listener, else --listen, default 127.0.0.1:6385), refuses an exposure the
+// authentication and TLS settings do not allow, and fills in cfg.PublicURL from the bound address when unset.
+func listen(cfg *Config, tls bool) (net.Listener, error) {
+	ln := cfg.Listener
+	if ln == nil {
+		if cfg.Listen == "" {
+			cfg.Listen = "127.0.0.1:6385"
+		}
+		var err error
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+		}
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	if err := checkExposure(addr, cfg.Auth, tls, cfg.InsecureNoAuth, cfg.InsecureHTTP); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "http://" + addr.String()
+		if tls {
+			cfg.PublicURL = "https://" + addr.String()
+		}
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	return ln, nil
 }
 
 // authenticator builds the API's Authenticator for --auth (nil for noauth).
