@@ -31,10 +31,10 @@ const (
 	postgres
 )
 
-// SQL is the Store over database/sql, for SQLite and PostgreSQL. Each record keeps its whole value as JSON in a
-// body column; the other columns copy the fields that listings filter or sort on and that uniqueness is enforced
-// on, written from the same value in the same statement. Readers decode the body; only a node's reservation
-// lives in its column alone (Reserve and Release own it). Safe for concurrent use.
+// SQL is the Store over database/sql, for SQLite and PostgreSQL. Nodes, ports and most other records keep their
+// whole value as JSON in a body column; the other columns copy the fields that listings filter or sort on and
+// that uniqueness is enforced on, written from the same value in the same statement. Readers decode the body;
+// only a node's reservation lives in its column alone (Reserve and Release own it). Safe for concurrent use.
 type SQL struct {
 	db      *sql.DB
 	dialect dialect
@@ -157,8 +157,8 @@ func fmtTime(t *time.Time) any {
 	return t.UTC().Format(timeFormat)
 }
 
-// nullStr stores "" as NULL: unique columns (names, instance_uuid) then admit any number of unset values, and
-// the IS NULL filters (associated=false) see the unset ones.
+// nullStr stores "" as NULL: unique columns (names) then admit any number of unset values, and the IS NULL
+// filters (associated=false) see the unset ones.
 func nullStr(s string) any {
 	if s == "" {
 		return nil
@@ -252,7 +252,7 @@ func sortExpr(key string, allowed []string) (string, error) {
 	}
 	for _, k := range allowed {
 		if k == key {
-			// COALESCE makes NULL sort as "" on both engines (SQLite puts NULLs first, PostgreSQL last) and keeps the
+			// COALESCE makes NULL sort as "" on both engines (ascending, SQLite puts NULLs first, PostgreSQL last) and keeps the
 			// marker comparison in page true or false rather than NULL, which would drop rows from later pages.
 			switch key {
 			case "id", "maintenance", "boot_index": // not text, never NULL
