@@ -140,6 +140,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		return err
 	}
 
+	// Listen before opening the store: an exposure checkExposure refuses fails before any database is created.
 	ln, err := listen(&cfg, tlsFiles.Enabled())
 	if err != nil {
 		return err
@@ -205,6 +206,8 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	hs := &http.Server{Handler: withImages(srv, imgs), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: stdlog.New(httpErrs, "", 0)}
 
+	// Recover before serving: no request may see or reserve a node while a crashed run's stale reservations and
+	// transient states are still in place.
 	if err := eng.Recover(ctx); err != nil {
 		return fmt.Errorf("recover after restart: %w", err)
 	}
@@ -215,6 +218,8 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 // first (in-flight requests get 30 s), then the engine, whose error is returned if nothing failed before.
 func serve(ctx context.Context, cfg Config, eng *engine.Engine, hs *http.Server, ln net.Listener, tlsFiles *tlsreload.Store,
 	log *logrus.Entry) error {
+	// The engine's context is detached from ctx: the API stops taking requests first, and only then is the engine
+	// told to stop, so no request in flight reaches an engine that is already shutting down.
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	engDone := make(chan error, 1)
 	go func() { engDone <- eng.Run(engCtx) }()

@@ -18,6 +18,7 @@ import (
 	"github.com/ferric-metal/ferric/images"
 )
 
+// main is the only place that exits: run returns its errors, so its deferred signal clean-up runs first.
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "ferric-conductor:", err)
@@ -216,6 +217,8 @@ func run(args []string) error {
 	if cfg.ImageCacheMaxBytes <= 0 || cfg.ImageDownloadTimeout <= 0 {
 		return fmt.Errorf("--image-cache-max-bytes and --image-download-timeout must be positive")
 	}
+	// The host name is the holder of node reservations (Ironic's [DEFAULT]host defaults to it too). At start the
+	// engine frees only the locks held under this name, so it must stay the same across restarts.
 	if cfg.Host == "" {
 		if h, err := os.Hostname(); err == nil {
 			cfg.Host = h

@@ -30,6 +30,8 @@ func CheckRAIDSchema(cfg map[string]any) error {
 	if !ok {
 		return bad("'logical_disks' is a required property and must be a list of logical disks")
 	}
+	// The schema's minItems 1. Clearing a target is the empty object, which the engine stores without this check,
+	// as Ironic's set_target_raid_config validates only a non-empty configuration.
 	if len(disks) == 0 {
 		return bad("'logical_disks' must hold at least one logical disk")
 	}
@@ -53,8 +55,11 @@ func CheckRAIDSchema(cfg map[string]any) error {
 	return nil
 }
 
-// validateLogicalDisk checks one logical disk's fields against the schema.
+// validateLogicalDisk checks one logical disk's fields against the schema; i is the disk's index, named in every
+// error so that the user finds the disk. The first bad field found is reported (map order: for a disk with
+// several, which one is not fixed).
 func validateLogicalDisk(i int, disk map[string]any) error {
+	// str checks an optional string property, against enum when it is non-nil; an absent property passes.
 	str := func(k string, enum []string) error {
 		v, present := disk[k]
 		if !present {
@@ -85,6 +90,7 @@ func validateLogicalDisk(i int, disk map[string]any) error {
 			if s, isStr := v.(string); isStr && s == "MAX" {
 				break
 			}
+			// JSON numbers decode to float64: the schema's integer is a float64 without a fraction.
 			if f, isNum := v.(float64); !isNum || f < 0 || f != float64(int64(f)) {
 				err = fmt.Errorf("logical_disks[%d].size_gb %v is neither a non-negative integer nor 'MAX'", i, v)
 			}
@@ -104,6 +110,7 @@ func validateLogicalDisk(i int, disk map[string]any) error {
 			}
 		// physical_disks names drives of one controller, so the schema makes it depend on controller.
 		case "physical_disks":
+			// Only the list is checked here; the schema's item shapes (names, or at least two objects) are not.
 			if _, ok := v.([]any); !ok {
 				err = fmt.Errorf("logical_disks[%d].physical_disks must be a list", i)
 			} else if _, ok := disk["controller"]; !ok {

@@ -70,6 +70,7 @@ func (e *Engine) waitExpired(st fsm.State, n *store.Node) bool {
 	// From the start, not from the last heartbeat: an agent that heartbeats but never posts its inventory (its
 	// data was refused) must not keep the node waiting for ever.
 	since := n.InspectionStartedAt
+	// Without a recorded start, the last provision state change (the entry into inspect wait) stands in.
 	if since == nil {
 		since = n.ProvisionUpdatedAt
 	}
@@ -118,6 +119,7 @@ func bmcAddresses(ctx context.Context, n *store.Node) []string {
 	for a := range set {
 		out = append(out, a)
 	}
+	// Sorted: the list is stored in the node's driver_internal_info, which should not change between identical runs.
 	sort.Strings(out)
 	return out
 }

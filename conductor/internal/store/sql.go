@@ -22,6 +22,8 @@ import (
 // timeFormat is fixed-width so that text columns sort chronologically.
 const timeFormat = "2006-01-02T15:04:05.000000Z07:00"
 
+// dialect selects the few SQL spellings that differ between the two engines: placeholders (rebind), JSON
+// field access (portBody) and row locks (FOR UPDATE, PostgreSQL only).
 type dialect int
 
 const (
@@ -29,7 +31,10 @@ const (
 	postgres
 )
 
-// SQL is the Store over database/sql, for SQLite and PostgreSQL.
+// SQL is the Store over database/sql, for SQLite and PostgreSQL. Nodes, ports and most other records keep their
+// whole value as JSON in a body column; the other columns copy the fields that listings filter or sort on and
+// that uniqueness is enforced on, written from the same value in the same statement. Readers decode the body;
+// only a node's reservation lives in its column alone (Reserve and Release own it). Safe for concurrent use.
 type SQL struct {
 	db      *sql.DB
 	dialect dialect
@@ -49,6 +54,8 @@ func Open(ctx context.Context, dsn string) (*SQL, error) {
 // OpenWithLimits is Open with explicit limits (zero fields take the defaults).
 func OpenWithLimits(ctx context.Context, dsn string, lim Limits) (*SQL, error) {
 	lim.defaults()
+	// The scheme alone picks the engine; anything else is refused before a driver sees the string, so a typo in
+	// --db cannot open an empty database somewhere else.
 	switch {
 	case strings.HasPrefix(dsn, "sqlite://"):
 		path := strings.TrimPrefix(dsn, "sqlite://")
@@ -61,6 +68,8 @@ func OpenWithLimits(ctx context.Context, dsn string, lim Limits) (*SQL, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
+		// A bounded pool: one conductor must not use up the server's max_connections (100 by default), which other
+		// conductors and the operator's tools share.
 		db.SetMaxOpenConns(20)
 		s := &SQL{db: db, dialect: postgres, now: time.Now, limits: lim}
 		if err := s.migrate(ctx); err != nil {
@@ -72,6 +81,9 @@ func OpenWithLimits(ctx context.Context, dsn string, lim Limits) (*SQL, error) {
 	return nil, fmt.Errorf("--db %q: unsupported; use sqlite:///abs/path.db or postgres://user:pass@host/db", dsn)
 }
 
+// openSQLite opens a SQLite file (creating its directory, mode 0700, when missing) or a private in-memory
+// database, and migrates it. A relative path is refused: it would name a different file for each working
+// directory the conductor is started from.
 func openSQLite(ctx context.Context, path string, lim Limits) (*SQL, error) {
 	if path != ":memory:" {
 		if !filepath.IsAbs(path) {
@@ -91,7 +103,8 @@ func openSQLite(ctx context.Context, path string, lim Limits) (*SQL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	// SQLite has one writer; one connection serialises access and removes SQLITE_BUSY.
+	// SQLite has one writer; one connection serialises access and removes SQLITE_BUSY. It also keeps ":memory:"
+	// one database: every new connection to it would open an empty one.
 	db.SetMaxOpenConns(1)
 	s := &SQL{db: db, dialect: sqlite, now: time.Now, limits: lim}
 	if err := s.migrate(ctx); err != nil {
@@ -125,14 +138,18 @@ func (s *SQL) rebind(q string) string {
 	return b.String()
 }
 
+// exec runs one statement outside any transaction, written with ? placeholders on both engines.
 func (s *SQL) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	return s.db.ExecContext(ctx, s.rebind(q), args...)
 }
 
+// query runs a read without the statement cache (queryRow and queryCached serve the hot node and list reads).
 func (s *SQL) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	return s.db.QueryContext(ctx, s.rebind(q), args...)
 }
 
+// fmtTime renders a timestamp for a text column, in UTC and timeFormat so that string order is time order on
+// both engines; nil and zero times store NULL (a record never updated keeps a null updated_at, as in Ironic).
 func fmtTime(t *time.Time) any {
 	if t == nil || t.IsZero() {
 		return nil
@@ -140,6 +157,8 @@ func fmtTime(t *time.Time) any {
 	return t.UTC().Format(timeFormat)
 }
 
+// nullStr stores "" as NULL: unique columns (names) then admit any number of unset values, and the IS NULL
+// filters (associated=false) see the unset ones.
 func nullStr(s string) any {
 	if s == "" {
 		return nil
@@ -147,6 +166,9 @@ func nullStr(s string) any {
 	return s
 }
 
+// isUnique reports a unique-constraint violation from either driver by its message (SQLite "UNIQUE
+// constraint failed", PostgreSQL "duplicate key value"): the drivers share no error type. Callers turn it into
+// ErrDuplicate, which the API answers with 409 Conflict as Ironic does.
 func isUnique(err error) bool {
 	if err == nil {
 		return false
@@ -155,6 +177,9 @@ func isUnique(err error) bool {
 	return strings.Contains(m, "unique") || strings.Contains(m, "duplicate key")
 }
 
+// nodeArgs is a node's column values in the order of CreateNode's INSERT (after uuid and created_at) and of
+// UpdateNode's SET list, ending with the JSON body. The reservation is never among them: only Reserve and
+// Release write it.
 func (s *SQL) nodeArgs(n *Node) ([]any, error) {
 	body, err := json.Marshal(n)
 	if err != nil {
@@ -165,7 +190,8 @@ func (s *SQL) nodeArgs(n *Node) ([]any, error) {
 		fmtTime(n.UpdatedAt), fmtTime(n.ProvisionUpdatedAt), string(body)}, nil
 }
 
-// CreateNode inserts a node; UUID and CreatedAt must be set by the caller.
+// CreateNode inserts a node; UUID and CreatedAt must be set by the caller, and n.ID is set from the new row.
+// A taken UUID or name is ErrDuplicate (Ironic's NodeAlreadyExists / DuplicateName, 409).
 func (s *SQL) CreateNode(ctx context.Context, n *Node) error {
 	n.Normalize()
 	args, err := s.nodeArgs(n)
@@ -185,6 +211,7 @@ func (s *SQL) CreateNode(ctx context.Context, n *Node) error {
 	return nil
 }
 
+// nodeCols is what every node read selects: the reservation from its column, everything else from the body.
 const nodeCols = `id, reservation, body`
 
 // scanNode reads a node row (nodeCols), its body decoded through the node cache.
@@ -205,7 +232,8 @@ func (s *SQL) scanNode(sc rowScanner) (*Node, error) {
 	return n, nil
 }
 
-// GetNode finds a node by UUID or name.
+// GetNode finds a node by UUID or name (both columns are unique, so one query serves either); absence is
+// ErrNotFound. The Reservation it returns is a snapshot: only Reserve hands out a node its caller may write.
 func (s *SQL) GetNode(ctx context.Context, ident string) (*Node, error) {
 	n, err := s.scanNode(s.queryRow(ctx, `SELECT `+nodeCols+` FROM nodes WHERE uuid = ? OR name = ?`, ident, ident))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -224,6 +252,8 @@ func sortExpr(key string, allowed []string) (string, error) {
 	}
 	for _, k := range allowed {
 		if k == key {
+			// COALESCE makes NULL sort as "" on both engines (ascending, SQLite puts NULLs first, PostgreSQL last) and keeps the
+			// marker comparison in page true or false rather than NULL, which would drop rows from later pages.
 			switch key {
 			case "id", "maintenance", "boot_index": // not text, never NULL
 				return key, nil
@@ -237,7 +267,10 @@ func sortExpr(key string, allowed []string) (string, error) {
 // ErrBadQuery marks listing options the store cannot honour.
 var ErrBadQuery = errors.New("bad query")
 
-// page adds ORDER BY, marker and LIMIT clauses for table to where/args.
+// page adds ORDER BY, marker and LIMIT clauses for table to where/args: keyset paging as Ironic's
+// _paginate_query does, sorted by the key and then id so that equal keys still have one order. The marker is
+// the UUID of the last item of the previous page; an unknown one is ErrNotFound, a key outside allowed or a
+// direction other than asc/desc ErrBadQuery (the API's 400).
 func (s *SQL) page(ctx context.Context, table string, allowed []string, o ListOptions, where []string, args []any) (string, []any, error) {
 	expr, err := sortExpr(o.SortKey, allowed)
 	if err != nil {
@@ -263,6 +296,7 @@ func (s *SQL) page(ctx context.Context, table string, allowed []string, o ListOp
 		if err != nil {
 			return "", nil, fmt.Errorf("read marker: %w", err)
 		}
+		// Rows after the marker: a greater (or, descending, smaller) key, or the same key and a later id.
 		if expr == "id" {
 			where = append(where, "id "+cmp+" ?")
 			args = append(args, id)
@@ -285,7 +319,7 @@ func (s *SQL) page(ctx context.Context, table string, allowed []string, o ListOp
 	return q, args, nil
 }
 
-// ListNodes lists nodes matching f, paged and sorted by o.
+// ListNodes lists nodes matching f, paged and sorted by o; no match is an empty list, not an error.
 func (s *SQL) ListNodes(ctx context.Context, f NodeFilter, o ListOptions) ([]*Node, error) {
 	tail, args, err := s.nodeListTail(ctx, f, o)
 	if err != nil {
@@ -314,6 +348,7 @@ func (s *SQL) nodeListTail(ctx context.Context, f NodeFilter, o ListOptions) (st
 	if f.Maintenance != nil {
 		eq("maintenance", *f.Maintenance)
 	}
+	// associated=true/false asks whether a node carries an instance (Ironic filters on instance_uuid the same way).
 	if f.Associated != nil {
 		if *f.Associated {
 			where = append(where, "instance_uuid IS NOT NULL")
@@ -324,6 +359,7 @@ func (s *SQL) nodeListTail(ctx context.Context, f NodeFilter, o ListOptions) (st
 	if f.ResourceClass != nil {
 		eq("COALESCE(resource_class, '')", *f.ResourceClass)
 	}
+	// Groups are stored lowercased (Ironic holds them case-insensitive), so the filter value is lowercased to match.
 	if f.ConductorGroup != nil {
 		eq("conductor_group", strings.ToLower(*f.ConductorGroup))
 	}
@@ -370,6 +406,7 @@ func (s *SQL) UpdateNode(ctx context.Context, n *Node) (err error) {
 		return err
 	}
 	args = append(args, n.UUID, n.Reservation)
+	// One transaction: the node row, the config drive and the allocation change together or not at all.
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("update node %s: %w", n.UUID, err)
@@ -388,6 +425,7 @@ func (s *SQL) UpdateNode(ctx context.Context, n *Node) (err error) {
 		tx.Rollback() // before notHolder reads: SQLite has a single connection
 		return s.notHolder(ctx, n)
 	}
+	// The config drive may carry user data and secrets: it is kept no longer than the deploy that needs it.
 	if !keepsConfigDrive(n.ProvisionState) {
 		if _, err := tx.ExecContext(ctx, s.rebind(`DELETE FROM config_drives WHERE node_uuid = ?`), n.UUID); err != nil {
 			return fmt.Errorf("delete the config drive of node %s: %w", n.UUID, err)
@@ -424,7 +462,10 @@ func keepsConfigDrive(st string) bool {
 	return false
 }
 
-// DeleteNode removes a node with its ports, config drive, inventory and deploy logs, in one transaction.
+// DeleteNode removes a node with its ports, config drive, inventory and deploy logs, in one transaction; the
+// tables added later (portgroups, allocations, BIOS, history, volumes) follow by their ON DELETE CASCADE key, as
+// Ironic's destroy_node deletes the node's dependents with it. It does not check the reservation or the
+// provision state: the engine refuses deletion in states Ironic refuses. An unknown UUID is ErrNotFound.
 func (s *SQL) DeleteNode(ctx context.Context, uuid string) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -455,12 +496,14 @@ func (s *SQL) Reserve(ctx context.Context, ident, holder string) (*Node, error) 
 	if holder == "" {
 		return nil, fmt.Errorf("reserve node %s: the holder name is empty (set the conductor's host name)", ident)
 	}
+	// Resolve a name to the row id first; the lock itself is the conditional UPDATE below.
 	n, err := s.GetNode(ctx, ident)
 	if err != nil {
 		return nil, err
 	}
 	got, err := s.scanNode(s.db.QueryRowContext(ctx, s.rebind(`UPDATE nodes SET reservation = ? WHERE id = ? AND
 		reservation IS NULL RETURNING `+nodeCols), holder, n.ID))
+	// No row updated: someone holds it (Ironic's NodeLocked, 409 naming the holder), or it was deleted meanwhile.
 	if errors.Is(err, sql.ErrNoRows) {
 		cur, err := s.GetNode(ctx, n.UUID)
 		if err != nil {
@@ -474,7 +517,8 @@ func (s *SQL) Reserve(ctx context.Context, ident, holder string) (*Node, error) 
 	return got, nil
 }
 
-// Release drops the lock if holder still holds it.
+// Release drops the lock if holder still holds it, and is a no-op otherwise: unlike Ironic's release_node it
+// never reports NodeNotLocked, since the engine calls it when its work ends, after a broken lock too.
 func (s *SQL) Release(ctx context.Context, uuid, holder string) error {
 	if _, err := s.exec(ctx, `UPDATE nodes SET reservation = NULL WHERE uuid = ? AND reservation = ?`, uuid, holder); err != nil {
 		return fmt.Errorf("release node %s: %w", uuid, err)
@@ -482,7 +526,9 @@ func (s *SQL) Release(ctx context.Context, uuid, holder string) error {
 	return nil
 }
 
-// ReleaseAll drops every lock held by holder.
+// ReleaseAll drops every lock held by holder and returns how many it dropped. The engine calls it with its own
+// host name when starting (locks a crashed run left behind) and when stopping, as Ironic's conductor clears its
+// reservations when it starts and stops.
 func (s *SQL) ReleaseAll(ctx context.Context, holder string) (int, error) {
 	res, err := s.exec(ctx, `UPDATE nodes SET reservation = NULL WHERE reservation = ?`, holder)
 	if err != nil {

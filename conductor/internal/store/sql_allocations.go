@@ -13,7 +13,9 @@ import (
 	"strings"
 )
 
-// allocationErr turns a unique-constraint failure into ErrDuplicate naming what was taken.
+// allocationErr turns a unique-constraint failure into ErrDuplicate naming what was taken (Ironic's
+// AllocationDuplicateName, AllocationAlreadyExists; node_uuid is unique because a node carries one allocation at
+// most), read from the column in the driver's message. Any other error is wrapped with what (insert, update).
 func allocationErr(err error, a *Allocation, what string) error {
 	if !isUnique(err) {
 		return fmt.Errorf("%s allocation %s: %w", what, a.UUID, err)
@@ -28,7 +30,9 @@ func allocationErr(err error, a *Allocation, what string) error {
 	return fmt.Errorf("allocation with UUID %s: %w", a.UUID, ErrDuplicate)
 }
 
-// CreateAllocation inserts an allocation; it never holds a node at creation.
+// CreateAllocation inserts an allocation; UUID, CreatedAt and State must be set. It never holds a node at
+// creation, whatever a.NodeUUID says: binding needs the node's reservation, which an insert cannot check. A taken
+// UUID or name is ErrDuplicate.
 func (s *SQL) CreateAllocation(ctx context.Context, a *Allocation) error {
 	a.Normalize()
 	a.NodeUUID = "" // a node is bound only by SetAllocationNode, under the node's reservation
@@ -45,11 +49,13 @@ func (s *SQL) CreateAllocation(ctx context.Context, a *Allocation) error {
 	return nil
 }
 
+// scanAllocation decodes an allocation row (id, body) without the body cache, for single reads and for the
+// locked read of mergeAllocation.
 func scanAllocation(sc rowScanner) (*Allocation, error) {
 	return scanBody[Allocation](sc, "allocation")
 }
 
-// GetAllocation finds an allocation by UUID or name.
+// GetAllocation finds an allocation by UUID or name (both unique); absence is ErrNotFound.
 func (s *SQL) GetAllocation(ctx context.Context, ident string) (*Allocation, error) {
 	v, err := scanAllocation(s.db.QueryRowContext(ctx, s.rebind(`SELECT id, body FROM allocations
 		WHERE uuid = ? OR name = ?`), ident, ident))
@@ -62,6 +68,7 @@ func (s *SQL) ListAllocations(ctx context.Context, f AllocationFilter, o ListOpt
 		where []string
 		args  []any
 	)
+	// Every filter is a plain column match, ANDed, so the map's random order does not change the result.
 	for col, v := range map[string]string{"node_uuid": f.NodeUUID, "resource_class": f.ResourceClass,
 		"state": f.State, "owner": f.Owner} {
 		if v != "" {
@@ -79,7 +86,8 @@ func (s *SQL) ListAllocations(ctx context.Context, f AllocationFilter, o ListOpt
 	return collect(rows, s.bodies.allocs.scan("allocation"))
 }
 
-// writeAllocation updates a's row (node_uuid included) inside tx.
+// writeAllocation updates a's row (node_uuid included) inside tx, setting UpdatedAt; a missing row is
+// ErrNotFound. It writes a as given: callers go through mergeAllocation, which starts from the stored row.
 func (s *SQL) writeAllocation(ctx context.Context, q *sql.Tx, a *Allocation) error {
 	now := s.now().UTC()
 	a.UpdatedAt = &now
@@ -127,7 +135,8 @@ func (s *SQL) mergeAllocation(ctx context.Context, tx *sql.Tx, a *Allocation, bi
 	return nil
 }
 
-// inTx runs fn in a transaction.
+// inTx runs fn in a transaction, committed when fn returns nil and rolled back otherwise (fn's error is returned
+// unwrapped, so its sentinel reaches the API).
 func (s *SQL) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -140,13 +149,17 @@ func (s *SQL) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// UpdateAllocation writes an allocation's name and extra.
+// UpdateAllocation writes an allocation's name and extra, the only fields Ironic lets a PATCH change
+// (PATCH_ALLOWED_FIELDS); the rest of a is ignored and a becomes the allocation as stored. A name another
+// allocation has is ErrDuplicate.
 func (s *SQL) UpdateAllocation(ctx context.Context, a *Allocation) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error { return s.mergeAllocation(ctx, tx, a, false) })
 }
 
 // writeAllocNode writes the allocation fields of a reserved node (instance_uuid column, body) inside tx, fenced
-// by the reservation; ok=false when the writer no longer holds the node.
+// by the reservation; ok=false when the writer no longer holds the node. Only the instance_uuid column is
+// rewritten: n may differ from the stored node only in body fields without a column (allocation_uuid,
+// instance_info) and in instance_uuid.
 func (s *SQL) writeAllocNode(ctx context.Context, tx *sql.Tx, n *Node) (ok bool, err error) {
 	now := s.now().UTC()
 	n.UpdatedAt = &now
@@ -183,6 +196,7 @@ func (s *SQL) allocTx(ctx context.Context, n *Node, fn func(tx *sql.Tx) error) (
 		return fmt.Errorf("update node %s: %w", n.UUID, err)
 	}
 	defer tx.Rollback() // no-op after Commit
+	// The allocation first, then the node: a failure of either leaves both as they were.
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -214,6 +228,10 @@ func (s *SQL) dropUnboundAllocation(ctx context.Context, tx *sql.Tx, n *Node) er
 }
 
 // SetAllocationNode binds a to the reserved node n in one transaction, or records an outcome without a node.
+// With n, the caller has set n's allocation_uuid and instance_uuid to a.UUID. Only a's binding fields (node,
+// state, last_error) are written, and a becomes the allocation as stored. With n nil (a failed allocation:
+// state error and last_error), only the allocation changes. ErrNotHolder when n's reservation was lost,
+// ErrDuplicate when another node already has a.UUID as its instance.
 func (s *SQL) SetAllocationNode(ctx context.Context, n *Node, a *Allocation) error {
 	if n == nil {
 		a.NodeUUID = ""
@@ -236,7 +254,9 @@ func (s *SQL) SetAllocationNode(ctx context.Context, n *Node, a *Allocation) err
 	})
 }
 
-// DeleteAllocation removes an allocation, and writes the node it held in the same transaction.
+// DeleteAllocation removes an allocation, and writes the node it held in the same transaction, fenced by n's
+// reservation (the caller has cleared n's allocation_uuid and instance_uuid). n is nil for an allocation that
+// holds no node, or whose node is gone. An unknown UUID is ErrNotFound.
 func (s *SQL) DeleteAllocation(ctx context.Context, uuid string, n *Node) error {
 	del := func(q execQuerier) error {
 		res, err := q.ExecContext(ctx, s.rebind(`DELETE FROM allocations WHERE uuid = ?`), uuid)

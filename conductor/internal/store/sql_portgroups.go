@@ -34,13 +34,15 @@ func (g *Portgroup) Normalize() {
 	}
 }
 
-// PortgroupFilter selects portgroups in ListPortgroups; empty fields mean "any".
+// PortgroupFilter selects portgroups in ListPortgroups; empty fields mean "any". NodeUUID must be a UUID (the
+// API resolves a node name first); Address matches case-insensitively, as stored MACs are lowercase.
 type PortgroupFilter struct {
 	NodeUUID string
 	Address  string
 }
 
-// PortgroupSortKeys are the portgroup fields a listing may be sorted by.
+// PortgroupSortKeys are the portgroup fields a listing may be sorted by: the table's columns, since page sorts
+// in SQL; a key outside them is ErrBadQuery.
 func PortgroupSortKeys() []string {
 	return []string{"id", "uuid", "name", "address", "node_uuid", "created_at", "updated_at"}
 }
@@ -53,7 +55,9 @@ func nullIfEmpty(s string) any {
 	return s
 }
 
-// portgroupDuplicate names the unique field a failed write collided on.
+// portgroupDuplicate names the unique field a failed write collided on, in the words of Ironic's
+// PortgroupDuplicateName, PortgroupMACAlreadyExists and PortgroupAlreadyExists. It reads the column out of the
+// driver's message ("portgroups.name" on SQLite, "portgroups_name_key" on PostgreSQL); uuid is what is left.
 func portgroupDuplicate(err error, g *Portgroup) error {
 	m := strings.ToLower(err.Error())
 	switch {
@@ -65,7 +69,9 @@ func portgroupDuplicate(err error, g *Portgroup) error {
 	return fmt.Errorf("A portgroup with UUID %s: %w", g.UUID, ErrDuplicate)
 }
 
-// CreatePortgroup inserts a portgroup; UUID and CreatedAt must be set, NodeUUID must name an existing node.
+// CreatePortgroup inserts a portgroup; UUID and CreatedAt must be set, NodeUUID must name an existing node. The
+// caller (the engine) holds that node reserved. A taken UUID, name or address is ErrDuplicate; a node deleted
+// meanwhile is ErrNotFound through the foreign key.
 func (s *SQL) CreatePortgroup(ctx context.Context, g *Portgroup) error {
 	g.Normalize()
 	body, err := json.Marshal(g)
@@ -87,9 +93,10 @@ func (s *SQL) CreatePortgroup(ctx context.Context, g *Portgroup) error {
 	return nil
 }
 
+// scanPortgroup decodes a portgroup row (id, body) without the body cache, for single reads.
 func scanPortgroup(sc rowScanner) (*Portgroup, error) { return scanBody[Portgroup](sc, "portgroup") }
 
-// GetPortgroup finds a portgroup by UUID or name.
+// GetPortgroup finds a portgroup by UUID or name (both unique); absence is ErrNotFound.
 func (s *SQL) GetPortgroup(ctx context.Context, ident string) (*Portgroup, error) {
 	v, err := scanPortgroup(s.db.QueryRowContext(ctx, s.rebind(`SELECT id, body FROM portgroups WHERE uuid = ? OR name = ?`),
 		ident, ident))
@@ -119,7 +126,9 @@ func (s *SQL) ListPortgroups(ctx context.Context, f PortgroupFilter, o ListOptio
 	return collect(rows, s.bodies.portgroups.scan("portgroup"))
 }
 
-// UpdatePortgroup writes every field of a portgroup and sets UpdatedAt.
+// UpdatePortgroup writes every field of a portgroup and sets UpdatedAt. The caller holds the portgroup's node
+// (and, for a move, the new node) reserved and has applied Ironic's rules for a move; the store only keeps the
+// row consistent: ErrDuplicate for a taken name or address, ErrNotFound for a missing portgroup or new node.
 func (s *SQL) UpdatePortgroup(ctx context.Context, g *Portgroup) error {
 	now := s.now().UTC()
 	g.UpdatedAt = &now
@@ -134,6 +143,7 @@ func (s *SQL) UpdatePortgroup(ctx context.Context, g *Portgroup) error {
 		if isUnique(err) {
 			return portgroupDuplicate(err, g)
 		}
+		// node_uuid references nodes: a move to a node that no longer exists fails here.
 		if strings.Contains(strings.ToLower(err.Error()), "foreign key") {
 			return fmt.Errorf("node %s: %w", g.NodeUUID, ErrNotFound)
 		}
@@ -153,6 +163,7 @@ func (s *SQL) DeletePortgroup(ctx context.Context, uuid string) error {
 	if err != nil {
 		return fmt.Errorf("delete portgroup %s: %w", uuid, err)
 	}
+	// No row deleted: tell a missing portgroup (ErrNotFound) from one a port still refers to.
 	if k, _ := res.RowsAffected(); k == 0 {
 		if _, err := s.GetPortgroup(ctx, uuid); err != nil {
 			return err

@@ -1,5 +1,9 @@
 package store
 
+// Ports: the row keeps the columns lookups need (uuid, address, node_uuid), the body the whole port as JSON.
+// The store does not take node reservations: the engine writes a port under its node's reservation (and that
+// of the node it moves to), so these methods only guard the row itself.
+
 import (
 	"context"
 	"encoding/json"
@@ -8,7 +12,8 @@ import (
 )
 
 // portBody is the SQL expression of a field of a port's JSON body, as migration 0006 indexes it (name,
-// portgroup_uuid).
+// portgroup_uuid). The spelling must stay identical to the index expression, or neither engine uses the index
+// for lookups. key is a constant of the callers, never user input: it is pasted into the SQL.
 func (s *SQL) portBody(key string) string {
 	if s.dialect == postgres {
 		return "(body::jsonb ->> '" + key + "')"
@@ -18,6 +23,9 @@ func (s *SQL) portBody(key string) string {
 
 // portDuplicate names the unique field a failed port write collided on, in Ironic's words.
 func portDuplicate(err error, p *Port) error {
+	// The constraint is recognised by its name in the driver's message: the ports_name index (migration 0006)
+	// or the uuid column ("ports.uuid" on SQLite, "ports_uuid_key" on PostgreSQL); the only other unique
+	// column is the address, Ironic's MACAlreadyExists.
 	m := strings.ToLower(err.Error())
 	switch {
 	case strings.Contains(m, "ports_name"):
@@ -28,7 +36,9 @@ func portDuplicate(err error, p *Port) error {
 	return fmt.Errorf("A port with MAC address %s: %w", p.Address, ErrDuplicate)
 }
 
-// CreatePort inserts a port; UUID and CreatedAt must be set.
+// CreatePort inserts a port; UUID and CreatedAt must be set, the address already lowercased (the API
+// normalises MACs as Ironic does). A taken UUID, name or address is ErrDuplicate; a node that does not exist
+// (deleted since the caller looked) is ErrNotFound through the foreign key.
 func (s *SQL) CreatePort(ctx context.Context, p *Port) error {
 	p.Normalize()
 	body, err := json.Marshal(p)
@@ -49,16 +59,18 @@ func (s *SQL) CreatePort(ctx context.Context, p *Port) error {
 	return nil
 }
 
+// scanPort decodes a port row (id, body) without the body cache; lists go through s.bodies.ports instead.
 func scanPort(sc rowScanner) (*Port, error) { return scanBody[Port](sc, "port") }
 
-// GetPort finds a port by UUID or name.
+// GetPort finds a port by UUID or name (names exist from API 1.88 and are unique when set); absence is
+// ErrNotFound.
 func (s *SQL) GetPort(ctx context.Context, uuid string) (*Port, error) {
 	v, err := scanPort(s.db.QueryRowContext(ctx, s.rebind(`SELECT id, body FROM ports WHERE uuid = ? OR `+
 		s.portBody("name")+` = ?`), uuid, uuid))
 	return one(v, err, "port "+uuid)
 }
 
-// ListPorts lists ports matching f.
+// ListPorts lists ports matching f, paged and sorted by o (see page); no match is an empty list.
 func (s *SQL) ListPorts(ctx context.Context, f PortFilter, o ListOptions) ([]*Port, error) {
 	var (
 		where []string
@@ -67,6 +79,7 @@ func (s *SQL) ListPorts(ctx context.Context, f PortFilter, o ListOptions) ([]*Po
 	if f.NodeUUID != "" {
 		where, args = append(where, "node_uuid = ?"), append(args, f.NodeUUID)
 	}
+	// Addresses are stored lowercased, so a filter typed in upper case still matches.
 	if f.Address != "" {
 		where, args = append(where, "address = ?"), append(args, strings.ToLower(f.Address))
 	}
@@ -84,7 +97,8 @@ func (s *SQL) ListPorts(ctx context.Context, f PortFilter, o ListOptions) ([]*Po
 	return collect(rows, s.bodies.ports.scan("port"))
 }
 
-// UpdatePort writes a port.
+// UpdatePort writes every field of a port and sets UpdatedAt; the caller holds the port's node (and, for a move,
+// the new node) reserved. An unknown UUID is ErrNotFound, a name or address another port has ErrDuplicate.
 func (s *SQL) UpdatePort(ctx context.Context, p *Port) error {
 	now := s.now().UTC()
 	p.UpdatedAt = &now
@@ -107,7 +121,8 @@ func (s *SQL) UpdatePort(ctx context.Context, p *Port) error {
 	return nil
 }
 
-// DeletePort removes a port.
+// DeletePort removes a port; an unknown UUID is ErrNotFound. Refusing a port bound to a VIF is the engine's
+// job (Ironic keeps such a port unless the node is in maintenance).
 func (s *SQL) DeletePort(ctx context.Context, uuid string) error {
 	res, err := s.exec(ctx, `DELETE FROM ports WHERE uuid = ?`, uuid)
 	if err != nil {
@@ -119,7 +134,9 @@ func (s *SQL) DeletePort(ctx context.Context, uuid string) error {
 	return nil
 }
 
-// NodeByMACs returns the node owning a port with one of the addresses.
+// NodeByMACs returns the node owning a port with one of the addresses (matched lowercased): the lookup an agent
+// and inspection data use when they know no node UUID. No address is ErrNotFound. Addresses of several nodes are
+// ErrDuplicate, as Ironic's get_node_by_port_addresses raises DuplicateNodeOnLookup: the caller must not guess.
 func (s *SQL) NodeByMACs(ctx context.Context, macs []string) (*Node, error) {
 	if len(macs) == 0 {
 		return nil, fmt.Errorf("no MAC addresses: %w", ErrNotFound)

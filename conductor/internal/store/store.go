@@ -27,6 +27,8 @@ type LockedError struct {
 	Holder string
 }
 
+// Error words a held node as Ironic's NodeLocked does (the API's 409 body shows it to clients); a lost
+// reservation (Holder "") gets a sentence of its own that names the likely causes.
 func (e *LockedError) Error() string {
 	if e.Holder == "" {
 		return fmt.Sprintf("Node %s lost its reservation during the operation (it was released by another conductor or at a restart), please retry.", e.Node)
@@ -348,6 +350,8 @@ type Limits struct {
 	LogRunsPerNode int // runs kept per node; older ones are pruned when a new one starts (10)
 }
 
+// defaults fills zero and negative fields with the values listed on Limits; OpenWithLimits calls it, so a caller
+// never sees an unbounded store.
 func (l *Limits) defaults() {
 	if l.LogLinesPerRun <= 0 {
 		l.LogLinesPerRun = 20000
