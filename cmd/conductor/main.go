@@ -145,12 +145,20 @@ func run(args []string) error {
 	fs.Var(&listFlag{&mirrors}, "registry-mirror", "REGISTRY=MIRROR: resolve and pull REGISTRY's images through MIRROR first (repeatable, in order)")
 	policyFile := fs.String("image-policy", "", "containers-policy.json enforced by agents' pulls (keyPath keys are sent inline); its reject scopes are checked before an agent boots")
 	fs.Var(&listFlag{&lookaside}, "signature-lookaside", "REGISTRY=URL where REGISTRY's GPG signatures are published, for signedBy policies (repeatable)")
-	// Every flag can come from FERRIC_<FLAG> (dashes as underscores); flags win.
+	// Every flag can come from FERRIC_<FLAG> (dashes as underscores); flags win. A value the flag refuses stops
+	// the start naming the variable (not the value: it may be a secret), instead of being dropped.
+	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		if v, ok := os.LookupEnv("FERRIC_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))); ok {
-			fs.Set(f.Name, v)
+		name := "FERRIC_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("environment variable %s: not a valid value for --%s (%s)", name, f.Name, f.Usage)
+			}
 		}
 	})
+	if envErr != nil {
+		return envErr
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
@@ -106,12 +107,13 @@ func (e *Engine) DeletePortgroup(ctx context.Context, ident string) error {
 	}
 	return e.withNodeReserved(ctx, cur.NodeUUID, func(n *store.Node) error {
 		ports, err := e.portgroupPorts(ctx, cur.UUID)
-		if err != nil {
-			return err
+		// The store checks again in its delete (a port could join between the two): the same refusal.
+		if err == nil && len(ports) == 0 {
+			err = e.store.DeletePortgroup(ctx, cur.UUID)
 		}
-		if len(ports) > 0 {
+		if len(ports) > 0 || errors.Is(err, store.ErrPortgroupNotEmpty) {
 			return inputErr("Cannot complete the requested action because portgroup %s contains ports.", cur.UUID)
 		}
-		return e.store.DeletePortgroup(ctx, cur.UUID)
+		return err
 	})
 }

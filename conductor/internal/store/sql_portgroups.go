@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -47,13 +48,8 @@ func PortgroupSortKeys() []string {
 	return []string{"id", "uuid", "name", "address", "node_uuid", "created_at", "updated_at"}
 }
 
-// nullIfEmpty stores "" as NULL, so that unique columns allow any number of unset values.
-func nullIfEmpty(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
+// ErrPortgroupNotEmpty: ports still refer to the portgroup, so it is not deleted (Ironic's PortgroupNotEmpty).
+var ErrPortgroupNotEmpty = errors.New("portgroup contains ports")
 
 // portgroupDuplicate names the unique field a failed write collided on, in the words of Ironic's
 // PortgroupDuplicateName, PortgroupMACAlreadyExists and PortgroupAlreadyExists. It reads the column out of the
@@ -79,7 +75,7 @@ func (s *SQL) CreatePortgroup(ctx context.Context, g *Portgroup) error {
 		return fmt.Errorf("encode portgroup: %w", err)
 	}
 	row := s.db.QueryRowContext(ctx, s.rebind(`INSERT INTO portgroups (uuid, name, address, node_uuid, created_at,
-		updated_at, body) VALUES (?,?,?,?,?,?,?) RETURNING id`), g.UUID, nullIfEmpty(g.Name), nullIfEmpty(g.Address),
+		updated_at, body) VALUES (?,?,?,?,?,?,?) RETURNING id`), g.UUID, nullStr(g.Name), nullStr(g.Address),
 		g.NodeUUID, fmtTime(&g.CreatedAt), fmtTime(g.UpdatedAt), string(body))
 	if err := row.Scan(&g.ID); err != nil {
 		if isUnique(err) {
@@ -138,7 +134,7 @@ func (s *SQL) UpdatePortgroup(ctx context.Context, g *Portgroup) error {
 		return fmt.Errorf("encode portgroup: %w", err)
 	}
 	res, err := s.exec(ctx, `UPDATE portgroups SET name = ?, address = ?, node_uuid = ?, updated_at = ?, body = ?
-		WHERE uuid = ?`, nullIfEmpty(g.Name), nullIfEmpty(g.Address), g.NodeUUID, fmtTime(g.UpdatedAt), string(body), g.UUID)
+		WHERE uuid = ?`, nullStr(g.Name), nullStr(g.Address), g.NodeUUID, fmtTime(g.UpdatedAt), string(body), g.UUID)
 	if err != nil {
 		if isUnique(err) {
 			return portgroupDuplicate(err, g)
@@ -168,7 +164,7 @@ func (s *SQL) DeletePortgroup(ctx context.Context, uuid string) error {
 		if _, err := s.GetPortgroup(ctx, uuid); err != nil {
 			return err
 		}
-		return fmt.Errorf("portgroup %s still has ports: delete them or move them to another portgroup first", uuid)
+		return fmt.Errorf("portgroup %s: %w", uuid, ErrPortgroupNotEmpty)
 	}
 	return nil
 }

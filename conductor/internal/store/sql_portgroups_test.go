@@ -79,7 +79,7 @@ func testPortgroups(t *testing.T, s store.Store) {
 	p := &store.Port{UUID: uuid.NewString(), Address: "52:54:00:00:00:02", NodeUUID: n.UUID, PortgroupUUID: g.UUID,
 		CreatedAt: time.Now()}
 	require.NoError(t, s.CreatePort(ctx, p))
-	assert.Error(t, s.DeletePortgroup(ctx, g.UUID))
+	assert.ErrorIs(t, s.DeletePortgroup(ctx, g.UUID), store.ErrPortgroupNotEmpty)
 	require.NoError(t, s.DeletePort(ctx, p.UUID))
 	require.NoError(t, s.DeletePortgroup(ctx, g.UUID))
 	assert.ErrorIs(t, s.DeletePortgroup(ctx, g.UUID), store.ErrNotFound)

@@ -1,0 +1,19 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestEnvironmentValueRefused: a FERRIC_* variable the flag refuses stops the start, naming the variable and not
+// its value (a value may be a secret); it used to be dropped without a word.
+func TestEnvironmentValueRefused(t *testing.T) {
+	t.Setenv("FERRIC_INSECURE_HTTP", "maybe-s3cret")
+	err := run(nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "FERRIC_INSECURE_HTTP")
+	assert.Contains(t, err.Error(), "--insecure-http")
+	assert.NotContains(t, err.Error(), "maybe-s3cret")
+}
