@@ -12,9 +12,8 @@ import (
 // odata is a Redfish navigation link: an object holding only the @odata.id of the resource it points at.
 func odata(id string) map[string]string { return map[string]string{"@odata.id": id} }
 
-// writeJSON answers with v as JSON and the OData-Version header Redfish services send (sushy and gofish read the
-// body only; the header is for clients that check the protocol). An encoding error is not reported: the status
-// line is already out.
+// writeJSON answers with v as JSON and the OData-Version header the Redfish specification asks of services.
+// An encoding error is not reported: the status line is already out.
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("OData-Version", "4.0")
@@ -69,8 +68,8 @@ func (b *BMC) system(m *vm) map[string]any {
 	return sys
 }
 
-// media builds the Cd VirtualMedia resource. Image is null while nothing is inserted (not ""), as real BMCs
-// answer and as clients test for an empty slot. Called with m.mu held.
+// media builds the Cd VirtualMedia resource: Image is null (not "") while nothing is inserted, and ConnectedVia
+// says URI once an image is in. Called with m.mu held.
 func (b *BMC) media(m *vm) map[string]any {
 	id := "/redfish/v1/Managers/" + m.cfg.Name + "/VirtualMedia/Cd"
 	via := "NotConnected"

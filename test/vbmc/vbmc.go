@@ -327,7 +327,7 @@ func (b *BMC) reset(m *vm, typ string) error {
 				return nil // another request powered the VM on or off meanwhile: its action stands
 			}
 			if m.running() {
-				// The guest ignored the button within the timeout: cut it, as the Restart escalates.
+				// Still running after the wait (timeout or BMC shutdown): cut it, as a BMC escalates a restart.
 				p.Kill()
 			}
 			forgetPID(m.dir)
@@ -369,7 +369,7 @@ func (b *BMC) addVM(v VMConfig) error {
 	}
 	m := &vm{cfg: v, dir: dir, state: State{BootEnabled: "Disabled", BootTarget: "None", BootMode: "UEFI"}}
 	if data, err := os.ReadFile(filepath.Join(dir, "state.json")); err == nil {
-		// A state.json that does not parse leaves the defaults (off, no override, no media) rather than failing the start.
+		// A damaged state.json is not fatal: the VM keeps what could be read over the defaults (off, no override).
 		json.Unmarshal(data, &m.state)
 	}
 	b.vms[v.Name] = m

@@ -180,7 +180,7 @@ func New(ctx context.Context, cfg Config, commands map[string]Spec) *Server {
 }
 
 // fault is IPA's error body (faultcode, faultstring): Ironic's agent client reads faultstring, and takes a 409
-// or "agent is busy" in it for AgentInProgress and retries later.
+// or "agent is busy" in it for AgentInProgress.
 type fault struct {
 	Faultcode   string `json:"faultcode"`
 	Faultstring string `json:"faultstring"`
