@@ -26,6 +26,8 @@ const MediaLabel = "ferric-cfg"
 const InitramfsConfig = "/etc/ferric/agent.json"
 
 // ApplyFile merges a JSON file over cfg.
+// Only the keys present in the file change: json.Unmarshal leaves the other fields of cfg as they were, which is
+// what makes the sources layer. A missing file is an error (os.ErrNotExist): main stats an optional one first.
 func ApplyFile(cfg *Config, path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -46,6 +48,7 @@ func ApplyCAFile(cfg *Config, path string) error {
 	if !strings.Contains(string(b), "-----BEGIN CERTIFICATE-----") {
 		return fmt.Errorf("--api-ca %s: no PEM certificate in the file; pass the conductor's CA certificate", path)
 	}
+	// Only a marker check here: the PEM is parsed when the agent builds its conductor client (ironic.NewHTTPClient).
 	cfg.APICA = string(b)
 	return nil
 }
@@ -61,9 +64,12 @@ func FromMedia(cfg *Config, devDir, mountDir string) (bool, error) {
 		}
 	}
 	if err := os.MkdirAll(mountDir, 0o700); err != nil {
+		// From here on the media was found: an error means a config that exists but could not be read, which the
+		// caller must not mistake for "no media".
 		return true, err
 	}
 	var lastErr error
+	// The media carries ISO 9660 (a CD) or FAT: the label does not say which, so both are tried, read-only.
 	for _, fs := range []string{"iso9660", "vfat"} {
 		if lastErr = unix.Mount(dev, mountDir, fs, unix.MS_RDONLY, ""); lastErr == nil {
 			break
@@ -81,6 +87,7 @@ func ParseCmdline(s string) map[string]string {
 	out := map[string]string{}
 	for _, w := range strings.Fields(s) {
 		k, v, ok := strings.Cut(w, "=")
+		// Words without "=" (quiet, ro) carry no setting; a repeated key keeps its last value.
 		if ok {
 			out[k] = v
 		}
@@ -98,6 +105,7 @@ func ApplyCmdline(cfg *Config, cmdline string) error {
 			}
 		}
 	}
+	// IPA's argument names come first so that a ferric.* one, when both are given, wins (set keeps the last).
 	set(&cfg.APIURL, "ipa-api-url", "ferric.api_url")
 	set(&cfg.NodeUUID, "ferric.node_uuid")
 	set(&cfg.Token, "ipa-agent-token", "ferric.token")
@@ -105,6 +113,8 @@ func ApplyCmdline(cfg *Config, cmdline string) error {
 	set(&cfg.Advertise, "ferric.advertise")
 	host, port := kv["ipa-advertise-host"], kv["ipa-advertise-port"]
 	if host != "" || port != "" {
+		// IPA's advertise host and port apply unless ferric.advertise names the address itself; a port alone keeps
+		// the host from the earlier sources, and the agent's port 9999 (IPA's default) fills a missing one.
 		if cfg.Advertise == "" || kv["ferric.advertise"] == "" {
 			h, p, _ := net.SplitHostPort(cfg.Advertise)
 			if host != "" {
@@ -133,6 +143,7 @@ func ApplyCmdline(cfg *Config, cmdline string) error {
 			cfg.APIURL = base
 		}
 	}
+	// ferric.inspect comes after the callback URL so that an explicit false turns inspection off again.
 	if v, ok := kv["ferric.inspect"]; ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -148,6 +159,7 @@ func ApplyCmdline(cfg *Config, cmdline string) error {
 
 // findLabel returns the device under devDir whose filesystem carries label, or "".
 func findLabel(devDir, label string) string {
+	// /sys/block lists whole devices (sr0, vda), not partitions: only a filesystem on a whole device is found.
 	entries, err := os.ReadDir("/sys/block")
 	if err != nil {
 		return ""

@@ -23,11 +23,15 @@ func main() {
 	}
 }
 
+// list is a repeatable flag: each use appends, and one use may carry a comma-separated list.
 type list []string
 
 func (l *list) String() string     { return strings.Join(*l, ",") }
 func (l *list) Set(v string) error { *l = append(*l, strings.Split(v, ",")...); return nil }
 
+// run layers the agent's configuration (sources.go: later sources win), validates what the flags name, and runs
+// the agent until SIGTERM or SIGINT. A configuration source that exists but cannot be read is logged and skipped,
+// as later sources may still complete the configuration; a bad kernel argument, flag or --config file is fatal.
 func run(args []string) error {
 	var cfg agent.Config
 	log := logrus.New()
@@ -46,16 +50,20 @@ func run(args []string) error {
 	} else if found {
 		entry.Info("read agent.json from the configuration media")
 	}
+	// The kernel command line carries what Ironic's boot interfaces pass IPA (ipa-api-url, ipa-inspection-callback-url,
+	// and ipa-agent-token from redfish virtual media); a read failure only skips this source.
 	if b, err := os.ReadFile("/proc/cmdline"); err == nil {
 		if err := agent.ApplyCmdline(&cfg, string(b)); err != nil {
 			return err
 		}
 	}
 	// 4: flags and environment (FERRIC_AGENT_<FLAG>), for development.
+	// ContinueOnError: a bad flag comes back as run's error (status 1) instead of the flag package's exit 2.
 	fs := flag.NewFlagSet("ferric-agent", flag.ContinueOnError)
 	cfgFile := fs.String("config", "", "agent.json to read (after the media and kernel command line)")
 	level := fs.String("log-level", "info", "log level")
 	caFile := fs.String("api-ca", "", "PEM CA certificates the conductor's https --api-url is verified with (replaces api_ca of agent.json)")
+	// Repeatable flags are collected apart from cfg and applied after the parses below.
 	var ulimits, insecure, regCAs, mirrors, lookaside list
 	policyFile := fs.String("image-policy", "", "containers-policy.json the agent's pulls must satisfy (replaces image_policy of agent.json)")
 	fs.Var(&regCAs, "registry-ca", "PEM CA for registries: FILE (every registry) or REGISTRY=FILE (repeatable)")
@@ -64,6 +72,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.HTTPProxy, "http-proxy", cfg.HTTPProxy, "proxy for http registries (credentials: use FERRIC_AGENT_HTTP_PROXY, never the flag)")
 	fs.StringVar(&cfg.HTTPSProxy, "https-proxy", cfg.HTTPSProxy, "proxy for https registries (credentials: use FERRIC_AGENT_HTTPS_PROXY, never the flag)")
 	fs.StringVar(&cfg.NoProxy, "no-proxy", cfg.NoProxy, "hosts and domains reached without a proxy (NO_PROXY syntax)")
+	// The defaults of these flags are the values the earlier sources set, so that a flag not given changes nothing.
 	fs.StringVar(&cfg.APIURL, "api-url", cfg.APIURL, "conductor URL")
 	fs.StringVar(&cfg.NodeUUID, "node-uuid", cfg.NodeUUID, "node UUID (lookup by UUID)")
 	fs.StringVar(&cfg.Token, "token", cfg.Token, "pre-generated agent token")
@@ -81,6 +90,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.PowerOff, "power-off", cfg.PowerOff, "system (power the machine off) or exit (stop the process)")
 	fs.Var(&ulimits, "ulimit", "default ulimit for containers, e.g. nofile=1024:1024 (repeatable)")
 	fs.Var(&insecure, "insecure-registry", "registry reached over plain http (repeatable)")
+	// Environment variables go through fs.Set before Parse, so a flag on the command line overrides its variable.
 	fs.VisitAll(func(f *flag.Flag) {
 		if v, ok := os.LookupEnv("FERRIC_AGENT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))); ok {
 			fs.Set(f.Name, v)
@@ -89,6 +99,8 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// Proxy URLs with credentials are refused on the command line (argv is world-readable in /proc): they must come
+	// from the environment variable, which ProxyCredentialsInArgs names in its error.
 	for _, p := range [][2]string{{"http-proxy", "FERRIC_AGENT_HTTP_PROXY"}, {"https-proxy", "FERRIC_AGENT_HTTPS_PROXY"}} {
 		if err := images.ProxyCredentialsInArgs(args, p[0], p[1]); err != nil {
 			return err
@@ -98,6 +110,7 @@ func run(args []string) error {
 		if err := agent.ApplyFile(&cfg, *cfgFile); err != nil {
 			return err
 		}
+		// The second Parse re-applies the command line only, not the environment: the file wins over FERRIC_AGENT_*.
 		fs.Parse(args) // flags still win over the file
 	}
 	if *caFile != "" {
@@ -105,6 +118,8 @@ func run(args []string) error {
 			return err
 		}
 	}
+	// Files named by flags are read now, so that a wrong path stops the agent at start with the flag's name, not at
+	// the first pull.
 	for _, c := range regCAs {
 		if err := cfg.Trust.AddCAFile(c); err != nil {
 			return err
@@ -127,13 +142,16 @@ func run(args []string) error {
 		}
 		cfg.Policy = p.JSON
 	}
+	// Repeatable flags add to what agent.json and the kernel command line gave, they do not replace it.
 	cfg.Ulimits = append(cfg.Ulimits, ulimits...)
 	cfg.InsecureRegistries = append(cfg.InsecureRegistries, insecure...)
+	// The level is set last: the sources read above log at logrus's default (info) whatever --log-level says.
 	lvl, err := logrus.ParseLevel(*level)
 	if err != nil {
 		return fmt.Errorf("--log-level %q: use debug, info, warn or error", *level)
 	}
 	log.SetLevel(lvl)
+	// SIGTERM and SIGINT cancel ctx: agent.Run's command API runs every command under it (api.New).
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return agent.Run(ctx, cfg, entry)

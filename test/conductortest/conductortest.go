@@ -27,6 +27,8 @@ type Conductor struct {
 	// Log collects the conductor's log output.
 	Log *logrus.Logger
 
+	// t is the test that started it: failures to start or stop fail that test. addr is the bound address, kept
+	// across Restart; cancel ends Run (nil once stopped) and done receives Run's error.
 	t      testing.TB
 	addr   string
 	cancel context.CancelFunc
@@ -34,6 +36,9 @@ type Conductor struct {
 }
 
 // Start runs a conductor until the test ends. mutate may adjust the configuration.
+// A failure to start fails the test (t.Fatalf): callers get a serving conductor or never return. Each call has
+// its own database and address, so parallel tests do not share state; mutate runs after the defaults are set,
+// so it may replace DB with a PostgreSQL URL or set Listen.
 func Start(t testing.TB, mutate ...func(*conductor.Config)) *Conductor {
 	t.Helper()
 	// Its own iPXE directory: a conductor deletes, at start, the prepared boots of nodes its store does not know.
@@ -48,6 +53,8 @@ func Start(t testing.TB, mutate ...func(*conductor.Config)) *Conductor {
 	return c
 }
 
+// start listens, runs conductor.Run in a goroutine and waits for its Ready callback, so that the API answers
+// when start returns. It fails the test when Run returns first or stays silent for 30 s.
 func (c *Conductor) start() {
 	c.t.Helper()
 	addr := "127.0.0.1:0"
@@ -61,6 +68,7 @@ func (c *Conductor) start() {
 		ln  net.Listener
 		err error
 	)
+	// A restart (or a fixed Listen) may find the port still held for a moment: retry for up to 5 s.
 	for i := 0; i < 50; i++ {
 		if ln, err = net.Listen("tcp", addr); err == nil {
 			break
@@ -73,14 +81,18 @@ func (c *Conductor) start() {
 	c.addr = ln.Addr().String()
 	cfg := c.Config
 	cfg.Listener = ln
+	// The conductor is given the bound listener itself (no second bind) and the public URL with the port actually
+	// bound: its default, from Listen, could not know it. Clients, agents and BMCs use that URL.
 	cfg.PublicURL = "http://" + c.addr
 	ready := make(chan string, 1)
 	cfg.Ready = func(u string) { ready <- u }
 	c.Log = logrus.New()
+	// Logs go to t.Log only with -v: a failing test then shows the conductor's side next to its own output.
 	c.Log.SetOutput(io.Discard)
 	if testing.Verbose() {
 		c.Log.SetOutput(testWriter{c.t})
 	}
+	// A fresh logger per start: Log of a restarted conductor holds only the new run's output.
 	c.Log.SetLevel(logrus.DebugLevel)
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
@@ -102,10 +114,13 @@ func (c *Conductor) Stop() error {
 		return nil
 	}
 	c.cancel()
+	// cancel is cleared before the wait, so that the t.Cleanup registered by Start finds it stopped after an
+	// explicit Stop or Restart.
 	c.cancel = nil
 	select {
 	case err := <-c.done:
 		return err
+	// A conductor that does not stop within 90 s marks the test failed (t.Error) and is left running.
 	case <-time.After(90 * time.Second):
 		c.t.Error("conductor did not stop within 90 s")
 		return nil
@@ -128,10 +143,13 @@ func (c *Conductor) Client(microversion string) *gophercloud.ServiceClient {
 	if err != nil {
 		c.t.Fatalf("client: %v", err)
 	}
+	// The client sends X-OpenStack-Ironic-API-Version only when microversion is set: "" exercises the API's
+	// default (the minimum version, as Ironic answers a request without the header).
 	cl.Microversion = microversion
 	return cl
 }
 
+// testWriter sends each log line to t.Log; logrus writes one entry per Write, so lines stay whole.
 type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {

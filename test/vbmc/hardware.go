@@ -13,6 +13,8 @@ import (
 
 // vcpus is the VM's vCPU count as its runner starts it.
 func (b *BMC) vcpus(m *vm) int {
+	// Ask the runner first: QEMU picks the default by accelerator (VCPUs in vm.go), and the BMC must report what the
+	// guest really has, or out-of-band and in-band inspection disagree on cpus.
 	if c, ok := b.cfg.Runner.(interface{ VCPUs(VMConfig) int }); ok {
 		return c.VCPUs(m.cfg)
 	}
@@ -53,6 +55,7 @@ func diskBytes(m *vm) int64 {
 	if m.cfg.DiskGiB > 0 {
 		return int64(m.cfg.DiskGiB) << 30
 	}
+	// 8 GiB: the size addVM gives a disk it creates when disk_gib is unset.
 	return 8 << 30
 }
 
@@ -64,6 +67,7 @@ func mac(m *vm) string {
 	return "52:54:00:12:34:56"
 }
 
+// statusOK is the Status every simulated component reports: enabled and healthy.
 var statusOK = map[string]string{"State": "Enabled", "Health": "OK"}
 
 // hardwareSummary adds the summaries and links of the hardware resources to a System.
@@ -71,6 +75,7 @@ func (b *BMC) hardwareSummary(m *vm, sys map[string]any) {
 	id := "/redfish/v1/Systems/" + m.cfg.Name
 	cpus := b.vcpus(m)
 	sys["ProcessorSummary"] = map[string]any{"Count": 1, "CoreCount": cpus, "LogicalProcessorCount": cpus,
+		// One processor whose cores and threads are the vCPUs: inspection reads the logical CPU count from it.
 		"Model": "QEMU Virtual CPU (-cpu max)", "Status": statusOK}
 	sys["MemorySummary"] = map[string]any{"TotalSystemMemoryGiB": float64(memoryMiB(m)) / 1024, "Status": statusOK}
 	for _, k := range []string{"Processors", "Memory", "Storage", "SimpleStorage", "EthernetInterfaces"} {
@@ -133,6 +138,8 @@ func (b *BMC) hardware(m *vm, sub string) (map[string]any, bool) {
 			"SpeedMbps": 1000, "InterfaceEnabled": true, "Status": statusOK}, true
 	}
 	var i int
+	// DIMMn is matched here rather than in the switch: the index must be within the DIMMs the RAM splits into, and the
+	// round trip through Sprintf refuses spellings such as DIMM01 or a trailing suffix that Sscanf would accept.
 	if _, err := fmt.Sscanf(sub, "Memory/DIMM%d", &i); err == nil && sub == fmt.Sprintf("Memory/DIMM%d", i) && i >= 0 && i < len(sizes) {
 		return map[string]any{"@odata.id": fmt.Sprintf("%s/Memory/DIMM%d", id, i), "@odata.type": "#Memory.v1_10_0.Memory",
 			"Id": fmt.Sprintf("DIMM%d", i), "Name": fmt.Sprintf("DIMM %d", i), "CapacityMiB": sizes[i], "MemoryType": "DRAM",

@@ -9,8 +9,11 @@ import (
 	"github.com/gorilla/mux"
 )
 
+// odata is a Redfish navigation link: an object holding only the @odata.id of the resource it points at.
 func odata(id string) map[string]string { return map[string]string{"@odata.id": id} }
 
+// writeJSON answers with v as JSON and the OData-Version header the Redfish specification asks of services.
+// An encoding error is not reported: the status line is already out.
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("OData-Version", "4.0")
@@ -18,11 +21,16 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// redfishError answers in the Redfish error format (error.code, error.message and @Message.ExtendedInfo), which
+// sushy and gofish parse to show the BMC's message in the error they raise; msg reaches the client as is, so it
+// must not carry secrets.
 func redfishError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]any{"error": map[string]any{"code": "Base.1.8.GeneralError", "message": msg,
 		"@Message.ExtendedInfo": []any{map[string]string{"MessageId": "Base.1.8.GeneralError", "Message": msg}}}})
 }
 
+// names lists the VMs sorted by name, so that collections list their members in a stable order. b.vms never
+// changes after Run filled it, so no lock is taken.
 func (b *BMC) names() []string {
 	var out []string
 	for n := range b.vms {
@@ -32,6 +40,9 @@ func (b *BMC) names() []string {
 	return out
 }
 
+// system builds the ComputerSystem resource of a VM: power state from whether its process runs, the boot override
+// from its saved state (UEFI the only mode: the VMs boot OVMF), and the hardware summaries (hardware.go).
+// Called with m.mu held.
 func (b *BMC) system(m *vm) map[string]any {
 	id := "/redfish/v1/Systems/" + m.cfg.Name
 	power := "Off"
@@ -57,6 +68,8 @@ func (b *BMC) system(m *vm) map[string]any {
 	return sys
 }
 
+// media builds the Cd VirtualMedia resource: Image is null (not "") while nothing is inserted, and ConnectedVia
+// says URI once an image is in. Called with m.mu held.
 func (b *BMC) media(m *vm) map[string]any {
 	id := "/redfish/v1/Managers/" + m.cfg.Name + "/VirtualMedia/Cd"
 	via := "NotConnected"
@@ -74,11 +87,13 @@ func (b *BMC) media(m *vm) map[string]any {
 			"#VirtualMedia.EjectMedia": map[string]string{"target": id + "/Actions/VirtualMedia.EjectMedia"}}}
 }
 
+// collection builds a Redfish resource collection of links to members.
 func collection(id, name string, members []string) map[string]any {
 	var ms []any
 	for _, m := range members {
 		ms = append(ms, odata(m))
 	}
+	// An empty collection must still carry "Members": [] (not null): clients iterate over it.
 	if ms == nil {
 		ms = []any{}
 	}
@@ -112,6 +127,7 @@ func (b *BMC) vmCollection(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, collection("/redfish/v1/"+kind, kind, ms))
 }
 
+// getSystem serves GET on a System (m.mu held by onVM).
 func (b *BMC) getSystem(w http.ResponseWriter, _ *http.Request, m *vm, _ string) {
 	writeJSON(w, 200, b.system(m))
 }
@@ -146,6 +162,8 @@ func (b *BMC) getHardware(w http.ResponseWriter, _ *http.Request, m *vm, sub str
 	writeJSON(w, 200, res)
 }
 
+// getManager serves GET on a VM's Manager: the BMC itself, which links the VM's VirtualMedia (where sushy and
+// gofish look for it) and the System it manages.
 func (b *BMC) getManager(w http.ResponseWriter, _ *http.Request, m *vm, _ string) {
 	writeJSON(w, 200, map[string]any{"@odata.id": "/redfish/v1/Managers/" + m.cfg.Name, "@odata.type": "#Manager.v1_10_0.Manager",
 		"Id": m.cfg.Name, "Name": "Virtual BMC of " + m.cfg.Name, "ManagerType": "BMC", "FirmwareVersion": bmcVersion, "Status": map[string]string{"State": "Enabled", "Health": "OK"},
@@ -153,14 +171,18 @@ func (b *BMC) getManager(w http.ResponseWriter, _ *http.Request, m *vm, _ string
 		"Links":        map[string]any{"ManagerForServers": []any{odata("/redfish/v1/Systems/" + m.cfg.Name)}}})
 }
 
+// listVirtualMedia lists the two media slots of a VM: Cd (media.go) and Usb (usb.go), which Ironic's redfish
+// virtual media boot picks by device type (cdrom or disk).
 func (b *BMC) listVirtualMedia(w http.ResponseWriter, _ *http.Request, m *vm, _ string) {
 	writeJSON(w, 200, collection("/redfish/v1/Managers/"+m.cfg.Name+"/VirtualMedia", "Virtual Media", []string{"/redfish/v1/Managers/" + m.cfg.Name + "/VirtualMedia/Cd", "/redfish/v1/Managers/" + m.cfg.Name + "/VirtualMedia/Usb"}))
 }
 
+// getVirtualMedia serves GET on the Cd slot.
 func (b *BMC) getVirtualMedia(w http.ResponseWriter, _ *http.Request, m *vm, _ string) {
 	writeJSON(w, 200, b.media(m))
 }
 
+// getChassis serves a minimal Chassis: clients follow the System's Links.Chassis and expect a resource there.
 func (b *BMC) getChassis(w http.ResponseWriter, _ *http.Request, m *vm, _ string) {
 	writeJSON(w, 200, map[string]any{"@odata.id": "/redfish/v1/Chassis/" + m.cfg.Name, "@odata.type": "#Chassis.v1_10_0.Chassis",
 		"Id": m.cfg.Name, "Name": m.cfg.Name, "ChassisType": "RackMount",
@@ -176,6 +198,8 @@ func (b *BMC) patchBoot(w http.ResponseWriter, r *http.Request, m *vm, _ string)
 		redfishError(w, 400, "malformed JSON: "+err.Error())
 		return
 	}
+	// A refused property ends the request with 400 before the save; properties handled before it (in map order)
+	// stay changed in memory only.
 	for k, v := range body.Boot {
 		switch k {
 		case "BootSourceOverrideTarget":
@@ -191,6 +215,7 @@ func (b *BMC) patchBoot(w http.ResponseWriter, r *http.Request, m *vm, _ string)
 			}
 			m.state.BootEnabled = v
 		case "BootSourceOverrideMode":
+			// OVMF has no legacy BIOS (CSM), so a Legacy request is refused rather than silently ignored.
 			if v != "UEFI" {
 				redfishError(w, 400, "only UEFI boot is supported (OVMF)")
 				return
@@ -201,6 +226,7 @@ func (b *BMC) patchBoot(w http.ResponseWriter, r *http.Request, m *vm, _ string)
 			return
 		}
 	}
+	// The override persists: a BMC restart keeps it, as a real BMC keeps it across its own reboot.
 	b.save(m)
 	w.WriteHeader(http.StatusNoContent)
 }

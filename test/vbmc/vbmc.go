@@ -23,6 +23,7 @@ import (
 )
 
 // Config configures the BMC.
+// StateDir (required) holds one directory per VM: state.json, disk, OVMF variables, media copies, logs, sockets.
 type Config struct {
 	Listen string `yaml:"listen"` // default 127.0.0.1:8000
 	// Username and the password guard every resource but the service root with HTTP Basic auth. An empty
@@ -61,6 +62,7 @@ type Config struct {
 
 // LoadConfig reads a YAML file (listen, username, password(_file), state_dir, max_media_bytes, media_timeout,
 // session_timeout, graceful_restart_timeout, vms with their ipmi_port).
+// It only parses: defaults, the password file and the auth and IPMI checks are applied by Run.
 func LoadConfig(path string) (Config, error) {
 	var c Config
 	b, err := os.ReadFile(path)
@@ -134,6 +136,8 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if err := cfg.checkIPMI(); err != nil {
 		return err
 	}
+	// The router is built before the VMs are added; every VM is set up (and powered on as its saved intent says)
+	// before the listener serves, so that no request sees a half-filled b.vms.
 	b := &BMC{cfg: cfg, log: log, vms: map[string]*vm{}, ctx: ctx, sessions: newSessions(cfg.SessionTimeout)}
 	b.router = b.newRouter()
 	for _, v := range cfg.VMs {
@@ -160,6 +164,8 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if cfg.Ready != nil {
 		cfg.Ready(url)
 	}
+	// Shutdown order: stop taking requests, close IPMI, wait for downloads, then kill the VMs. The VMs' intent is
+	// not changed (m.stopping), so that the next Run powers on again the ones that were on.
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -198,6 +204,8 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
+// save writes the VM's State to state.json (0600). A failed write is logged, not returned:
+// the running state stays right and the next save tries again. Called with m.mu held.
 func (b *BMC) save(m *vm) {
 	data, _ := json.MarshalIndent(m.state, "", "  ")
 	if err := os.WriteFile(filepath.Join(m.dir, "state.json"), data, 0o600); err != nil {
@@ -205,6 +213,7 @@ func (b *BMC) save(m *vm) {
 	}
 }
 
+// running reports whether the VM's process exists and has not exited. Called with m.mu held.
 func (m *vm) running() bool {
 	if m.proc == nil {
 		return false
@@ -223,8 +232,10 @@ func (b *BMC) start(m *vm) error {
 	if m.running() {
 		return nil
 	}
+	// BIOS settings PATCHed since the last start take effect now, as a real BMC applies them at the next reset.
 	applyPendingBIOS(m)
 	boot := ""
+	// Disabled leaves the choice to the firmware's own order (disk first, see Argv).
 	if m.state.BootEnabled == "Once" || m.state.BootEnabled == "Continuous" {
 		boot = m.state.BootTarget
 	}
@@ -245,10 +256,12 @@ func (b *BMC) start(m *vm) error {
 	m.actions++
 	m.state.PowerOn = true
 	if m.state.BootEnabled == "Once" {
+		// A one-time override is used up by this start, as Redfish's Once means (and as Ironic's persistent=False asks).
 		m.state.BootEnabled = "Disabled"
 	}
 	b.save(m)
 	b.recordPID(m, p)
+	// The supervisor follows this process to its end: a guest reboot restarts it, a guest power-off records Off.
 	go b.supervise(m, p)
 	b.log.WithField("vm", m.cfg.Name).WithField("boot", boot).Info("vm powered on")
 	return nil
@@ -267,6 +280,8 @@ func (b *BMC) kill(m *vm) {
 }
 
 // DefaultGracefulRestartTimeout is the default graceful_restart_timeout.
+// A guest that ignores the ACPI button (no acpid, a hung kernel) is cut after it, as a BMC escalates to a hard
+// restart.
 const DefaultGracefulRestartTimeout = 60 * time.Second
 
 // reset applies a ComputerSystem.Reset type. Called with m.mu held; GracefulRestart releases it while the guest
@@ -278,6 +293,8 @@ func (b *BMC) reset(m *vm, typ string) error {
 	case "ForceOff":
 		b.kill(m)
 		return nil
+	// GracefulShutdown only presses the button and records Off at once: the guest may take its time, and the
+	// supervisor leaves the intent alone as m.stopping is set.
 	case "GracefulShutdown":
 		if !m.running() {
 			return nil
@@ -287,11 +304,13 @@ func (b *BMC) reset(m *vm, typ string) error {
 		m.actions++
 		b.save(m)
 		return m.proc.Powerdown()
+	// A hard restart of an off VM powers it on (kill of no process is a no-op).
 	case "ForceRestart", "PowerCycle":
 		b.kill(m)
 		return b.start(m)
 	case "GracefulRestart":
 		if m.running() {
+			// The lock is released for the wait, so that a GET (or a ForceOff) on this VM is not held up by a slow guest.
 			p, actions := m.proc, m.actions
 			m.stopping = true
 			if err := p.Powerdown(); err != nil {
@@ -308,6 +327,7 @@ func (b *BMC) reset(m *vm, typ string) error {
 				return nil // another request powered the VM on or off meanwhile: its action stands
 			}
 			if m.running() {
+				// Still running after the wait (timeout or BMC shutdown): cut it, as a BMC escalates a restart.
 				p.Kill()
 			}
 			forgetPID(m.dir)
@@ -323,6 +343,7 @@ var errBadRequest = errors.New("bad request")
 // addVM sets a VM up from its configuration before serving: its state directory and disk, its saved state, the
 // QEMU an earlier BMC left running (adopted), and power on when the saved intent is On and nothing runs.
 func (b *BMC) addVM(v VMConfig) error {
+	// The name becomes a path element (state directory, Redfish URL): no separators, no spaces.
 	if v.Name == "" || strings.ContainsAny(v.Name, "/ ") {
 		return fmt.Errorf("vm name %q: use letters, digits and dashes", v.Name)
 	}
@@ -342,11 +363,13 @@ func (b *BMC) addVM(v VMConfig) error {
 		if err != nil {
 			return err
 		}
+		// A sparse file: the disk costs no space until the guest writes.
 		f.Truncate(size)
 		f.Close()
 	}
 	m := &vm{cfg: v, dir: dir, state: State{BootEnabled: "Disabled", BootTarget: "None", BootMode: "UEFI"}}
 	if data, err := os.ReadFile(filepath.Join(dir, "state.json")); err == nil {
+		// A damaged state.json is not fatal: the VM keeps what could be read over the defaults (off, no override).
 		json.Unmarshal(data, &m.state)
 	}
 	b.vms[v.Name] = m

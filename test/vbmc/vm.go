@@ -15,6 +15,11 @@ import (
 )
 
 // VMConfig defines one VM in the config file.
+// Name names the VM in every Redfish path (Systems/<name>) and its state directory (addVM refuses "/" and spaces).
+// UUID is what the System resource and IPMI's system GUID report; QEMU is not given it.
+// MemoryMiB is QEMU's -m (0 = 1024).
+// DiskGiB sizes the sparse disk file addVM creates when none exists (0 = 8 GiB); an existing file is kept as is.
+// MAC is the NIC's address (default 52:54:00:12:34:56, QEMU's own): give VMs on one host distinct ones.
 type VMConfig struct {
 	Name      string `yaml:"name" json:"name"`
 	UUID      string `yaml:"uuid" json:"uuid"`
@@ -43,6 +48,9 @@ type VMConfig struct {
 }
 
 // State is what the BMC remembers about a VM across restarts.
+// It is saved as state.json in the VM's directory (mode 0600) after every change: the power intent, the boot
+// override as Redfish shows it (target None/Pxe/Cd/Hdd, enabled Disabled/Once/Continuous, mode UEFI), and for
+// the CD (media.go) the URL the client inserted, the local copy QEMU attaches and whether it is inserted.
 type State struct {
 	PowerOn      bool   `json:"power_on"` // last power intent
 	BootTarget   string `json:"boot_target"`
@@ -86,6 +94,8 @@ type Process interface {
 }
 
 // Runner starts VMs.
+// Start returns once the VM runs (QEMU: once it answers on QMP). A Runner may also implement
+// VCPUs(VMConfig) int (hardware.go), and its Processes PIDer and ExitReasoner (supervise.go).
 type Runner interface {
 	Start(ctx context.Context, s StartSpec) (Process, error)
 }
@@ -114,6 +124,7 @@ func (q *QEMU) VCPUs(v VMConfig) int {
 }
 
 // Argv builds the QEMU command line for a start (exported for tests).
+// vars is the VM's own copy of the OVMF variable store: UEFI boot entries written by the guest persist there.
 func (q *QEMU) Argv(s StartSpec, vars string) []string {
 	accel := q.Accel
 	if accel == "" {
@@ -134,6 +145,8 @@ func (q *QEMU) Argv(s StartSpec, vars string) []string {
 	if mac == "" {
 		mac = "52:54:00:12:34:56"
 	}
+	// bootindex orders OVMF's boot options: without an override the disk comes first, then the CD, then the network;
+	// the override moves its device to 0, ahead of the rest.
 	disk, cd, nic := 2, 3, 4
 	switch s.BootFrom {
 	case "Cd":
@@ -144,6 +157,9 @@ func (q *QEMU) Argv(s StartSpec, vars string) []string {
 		nic = 0
 	}
 	cpus := q.VCPUs(s.VM)
+	// -no-reboot: a guest reboot ends QEMU, so that the supervisor sees it (ExitGuestReset) and starts the VM again
+	// with the boot override applied, as a BMC's firmware would honour it at the next boot. Two QMP sockets: one
+	// for commands, one held open for the SHUTDOWN events (qmp.go).
 	argv := []string{"-nodefaults", "-machine", "q35,accel=" + accel, "-cpu", "max", "-smp", strconv.Itoa(cpus), "-m", strconv.Itoa(mem),
 		"-display", "none", "-monitor", "none", "-serial", "file:" + s.SerialLog, "-no-reboot",
 		"-qmp", "unix:" + s.QMP + ",server=on,wait=off", "-qmp", "unix:" + eventsSocket(s.Dir) + ",server=on,wait=off",
@@ -162,6 +178,7 @@ func (q *QEMU) Argv(s StartSpec, vars string) []string {
 	return argv
 }
 
+// code is the OVMF firmware image: read-only and shared by every VM (unlike the variable store).
 func (q *QEMU) code() string {
 	if q.OVMFCode != "" {
 		return q.OVMFCode
@@ -172,6 +189,7 @@ func (q *QEMU) code() string {
 // Start starts QEMU (and swtpm when the VM has a TPM).
 func (q *QEMU) Start(ctx context.Context, s StartSpec) (Process, error) {
 	vars := filepath.Join(s.Dir, "OVMF_VARS.fd")
+	// The first start copies the OVMF variable template; later starts keep the VM's copy (its boot entries).
 	if _, err := os.Stat(vars); err != nil {
 		tmpl := q.OVMFVars
 		if tmpl == "" {
@@ -199,6 +217,7 @@ func (q *QEMU) Start(ctx context.Context, s StartSpec) (Process, error) {
 		if err := tpm.Start(); err != nil {
 			return nil, fmt.Errorf("start swtpm: %w", err)
 		}
+		// QEMU fails at start when swtpm's control socket is not there yet: wait up to 1 s for it to appear.
 		for i := 0; i < 50; i++ {
 			if _, err := os.Stat(sock); err == nil {
 				break
@@ -237,6 +256,7 @@ func (q *QEMU) Start(ctx context.Context, s StartSpec) (Process, error) {
 		}
 		close(p.done)
 	}()
+	// A QEMU that refused its options exits at once: report why (the end of qemu.log) rather than a VM that "started".
 	if err := p.waitReady(ctx, eventsSocket(s.Dir), q.StartTimeout); err != nil {
 		p.Kill()
 		return nil, fmt.Errorf("%w; %s: %s", err, logPath, tail(logPath, 400))
@@ -295,6 +315,8 @@ func tail(path string, n int64) string {
 	return strings.TrimSpace(string(b))
 }
 
+// qemuProc is a QEMU this BMC started (its child): Kill and Done use the process, Powerdown the QMP command socket,
+// and events holds the connection that reports why it exited. A restarted BMC uses adoptedProc instead.
 type qemuProc struct {
 	cmd    *exec.Cmd
 	qmp    string
@@ -303,12 +325,15 @@ type qemuProc struct {
 	events *qmpEvents
 }
 
+// Done is closed once QEMU has been waited for (and its swtpm stopped). PID feeds the PID record (supervise.go).
 func (p *qemuProc) Done() <-chan struct{} { return p.done }
 func (p *qemuProc) PID() int              { return p.cmd.Process.Pid }
 
 // ExitReason is the reason of QEMU's last SHUTDOWN event (ExitGuestReset, ExitGuestShutdown, ...), "" if none.
 func (p *qemuProc) ExitReason() string { return p.events.reason(2 * time.Second) }
 
+// Kill sends SIGKILL and waits for the process to be reaped, so that a start right after never races the old
+// QEMU for its disk or sockets.
 func (p *qemuProc) Kill() error {
 	err := p.cmd.Process.Kill()
 	<-p.done

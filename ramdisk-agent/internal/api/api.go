@@ -20,6 +20,9 @@ import (
 )
 
 // Handler runs a command. The returned value becomes command_result.
+// ctx is the server's (New), not the request's: an async command outlives the HTTP call that started it. c is nil
+// only for the progress query, which runs outside the command slot; an error fails the command (a *ClientError
+// as code 400, any other as 500).
 type Handler func(ctx context.Context, params json.RawMessage, c *Command) (any, error)
 
 // Spec registers a command.
@@ -32,6 +35,7 @@ type Spec struct {
 // ClientError marks an error caused by the request (command_error code 400).
 type ClientError struct{ Err error }
 
+// Error and Unwrap let errors.As find the cause through a ClientError, and post tell it from the agent's failures.
 func (e *ClientError) Error() string { return e.Err.Error() }
 func (e *ClientError) Unwrap() error { return e.Err }
 
@@ -39,6 +43,8 @@ func (e *ClientError) Unwrap() error { return e.Err }
 const maxLines = 2000
 
 // Command is one command's state; it implements the installer's progress reporter.
+// Its fields after mu are read by the API while the handler writes them, so every access takes mu; done is closed
+// once the handler has returned and the result is set.
 type Command struct {
 	ID   string
 	Name string // "ext.cmd"
@@ -62,6 +68,7 @@ func (c *Command) Phase(name string) {
 	c.mu.Lock()
 	c.phase = name
 	c.mu.Unlock()
+	// The phase change also goes to the log lines, so that a reader of the lines alone sees where the install was.
 	c.Line("phase: " + name)
 }
 
@@ -77,6 +84,7 @@ func (c *Command) Line(s string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.lines = append(c.lines, time.Now().UTC().Format("15:04:05.000")+" "+s)
+	// Old lines are dropped, not new ones, and counted in dropped, so that Progress offsets stay absolute.
 	if len(c.lines) > maxLines {
 		c.dropped += len(c.lines) - maxLines
 		c.lines = c.lines[len(c.lines)-maxLines:]
@@ -90,6 +98,8 @@ func (c *Command) SetPhases(p []deploy.Phase) {
 	c.mu.Unlock()
 }
 
+// view is the command as IPA's command result JSON (what Ironic's agent client parses): command_name without the
+// extension prefix, command_result null while there is none.
 func (c *Command) view() deploy.CommandResult {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -113,11 +123,13 @@ func (c *Command) Progress(since int) deploy.Progress {
 	p := deploy.Progress{CommandID: c.ID, Command: c.Name, Status: c.status, Phase: c.phase, BytesDone: c.bytesDone,
 		BytesTotal: c.bytesTotal, Started: c.started, Phases: c.phases}
 	if c.bytesTotal > 0 {
+		// One decimal, truncated, and capped at 100 in case a source sends more than it announced.
 		p.Percent = float64(int(1000*float64(c.bytesDone)/float64(c.bytesTotal))) / 10
 		if p.Percent > 100 {
 			p.Percent = 100
 		}
 	}
+	// since counts lines from the command's start: a reader behind the dropped lines resumes at the oldest kept one.
 	first := since - c.dropped
 	if first < 0 {
 		first = 0
@@ -147,6 +159,7 @@ type Config struct {
 }
 
 // Server serves the command API.
+// history keeps every command of this boot, oldest first; only its last one can be running (post refuses a second).
 type Server struct {
 	cfg      Config
 	commands map[string]Spec
@@ -166,17 +179,22 @@ func New(ctx context.Context, cfg Config, commands map[string]Spec) *Server {
 	return s
 }
 
+// fault is IPA's error body (faultcode, faultstring): Ironic's agent client reads faultstring, and takes a 409
+// or "agent is busy" in it for AgentInProgress.
 type fault struct {
 	Faultcode   string `json:"faultcode"`
 	Faultstring string `json:"faultstring"`
 }
 
+// writeJSON answers with v as JSON; an encoding error is not reported, the status line being out already.
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
 }
 
+// writeFault answers with a fault: "Client" for 4xx and "Server" for 5xx, as IPA's faultcode does. msg goes to the
+// conductor and its logs: it must not carry the token.
 func writeFault(w http.ResponseWriter, code int, msg string) {
 	fc := "Client"
 	if code >= 500 {
@@ -232,6 +250,7 @@ func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, c.view())
 }
 
+// find returns the command with this id, nil when none ran in this boot.
 func (s *Server) find(id string) *Command {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -243,6 +262,7 @@ func (s *Server) find(id string) *Command {
 	return nil
 }
 
+// wait blocks until c has finished or ctx (the request's: the caller gave up) ends.
 func (s *Server) wait(ctx context.Context, c *Command) {
 	select {
 	case <-c.done:
@@ -260,11 +280,15 @@ func (s *Server) Last() *Command {
 	return s.history[len(s.history)-1]
 }
 
+// post serves POST /commands: it validates the request, takes the one command slot and runs the command: at
+// once for sync commands and for async ones with wait=true (which Ironic's agent client sends when it wants
+// the result in the answer), else in the background.
 func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Name   string          `json:"name"`
 		Params json.RawMessage `json:"params"`
 	}
+	// 80 MiB bounds a body (configdrives travel in params, base64 and gzipped) without letting a client exhaust RAM.
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 80<<20))
 	if err := dec.Decode(&req); err != nil {
 		writeFault(w, 400, "Invalid JSON body: "+err.Error())
@@ -274,6 +298,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 		writeFault(w, 400, "Missing or invalid command name: use \"<extension>.<command>\"")
 		return
 	}
+	// A missing or non-object params is refused here, so that no handler has to check it.
 	if len(req.Params) == 0 || req.Params[0] != '{' {
 		writeFault(w, 400, "Missing or invalid params: params must be an object")
 		return
@@ -294,6 +319,8 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 			CommandResult: mustJSON(res)})
 		return
 	}
+	// One command at a time, as IPA: the slot is checked and taken under s.mu, so two racing posts cannot both
+	// start. The busy answer is a 409 "Agent is busy", which Ironic's agent client raises as AgentInProgress.
 	s.mu.Lock()
 	if n := len(s.history); n > 0 {
 		last := s.history[n-1]
@@ -316,6 +343,8 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			code := 500
 			var ce *ClientError
+			// The type is CommandExecutionError for both: Ironic's agent client fails at once only on the type
+			// TypeError, and leaves any other failure to the step that reads command_status and command_error.
 			if errors.As(err, &ce) {
 				code = 400
 			}
@@ -328,6 +357,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 		c.mu.Unlock()
 		s.cfg.Log.WithField("command", req.Name).WithField("status", c.status).Info("command finished")
 		if spec.Async && s.cfg.OnCommandDone != nil {
+			// Async completion triggers a heartbeat so that the conductor learns of it without waiting for the interval.
 			go s.cfg.OnCommandDone()
 		}
 	}
@@ -339,6 +369,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, c.view())
 }
 
+// mustJSON marshals a handler's result; a value that does not marshal becomes null rather than a broken body.
 func mustJSON(v any) json.RawMessage {
 	b, err := json.Marshal(v)
 	if err != nil {

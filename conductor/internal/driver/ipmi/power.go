@@ -20,6 +20,7 @@ func (d *Driver) PowerState(ctx context.Context, n *store.Node) (string, error) 
 		if err != nil {
 			return err
 		}
+		// Chassis status has only on and off: an unreachable BMC is an error, never a guessed state.
 		on = st.PowerIsOn
 		return nil
 	})
@@ -67,6 +68,7 @@ func (d *Driver) SetPowerState(ctx context.Context, n *store.Node, target string
 		return d.setAndWait(ctx, n, "soft power off", chassis.ChassisControlSoftShutdown, driver.PowerOff, soft)
 	case driver.Rebooting:
 		return d.reboot(ctx, n, wait)
+	// IPMI's only soft action is the ACPI shutdown, which disable_power_off forbids: Ironic's ipmitool refuses too.
 	case driver.SoftRebooting:
 		if n.DisablePowerOff {
 			return unsupported("IPMI cannot soft reboot node %s: its disable_power_off is set and IPMI has no soft reset; use reboot", n.UUID)
@@ -76,6 +78,7 @@ func (d *Driver) SetPowerState(ctx context.Context, n *store.Node, target string
 		}
 		return d.setAndWait(ctx, n, "power on", chassis.ChassisControlPowerUp, driver.PowerOn, wait)
 	}
+	// An unknown target is refused before any packet goes out (driver.ErrInvalid: the caller's request is wrong).
 	return unsupported("power target %q is not supported by ipmi; use power on, power off, soft power off, rebooting or soft rebooting", target)
 }
 
@@ -96,6 +99,7 @@ func (d *Driver) reboot(ctx context.Context, n *store.Node, wait time.Duration) 
 	if err != nil {
 		return err
 	}
+	// Each half of the reboot gets the full wait, as Ironic counts the timeout once per wait.
 	if cur != driver.PowerOff {
 		if err := d.setAndWait(ctx, n, "power off", chassis.ChassisControlPowerDown, driver.PowerOff, wait); err != nil {
 			return err
@@ -123,6 +127,7 @@ func (d *Driver) waitPower(ctx context.Context, n *store.Node, want string, wait
 		if err := sleep(ctx, min(interval, time.Until(deadline))); err != nil {
 			return err
 		}
+		// A failed read ends the wait at once: PowerState has already retried the BMC for up to RetryTimeout.
 		got, err := d.PowerState(ctx, n)
 		if err != nil {
 			return err

@@ -50,8 +50,11 @@ type Driver struct {
 	next map[string]time.Time // BMC address:port -> earliest time of its next operation
 }
 
+// defaults fills the unset settings once, at the first operation: a Driver's zero value works. The settings are
+// read without a lock afterwards, so set them before the first use.
 func (d *Driver) defaults() { d.once.Do(d.setDefaults) }
 
+// setDefaults applies Ironic's defaults (see the fields) to every setting left zero.
 func (d *Driver) setDefaults() {
 	set := func(p *time.Duration, v time.Duration) {
 		if *p == 0 {
@@ -101,6 +104,7 @@ func (d *Driver) throttle(ctx context.Context, info *Info) error {
 	return sleep(ctx, time.Until(at))
 }
 
+// sleep pauses for d unless ctx ends first (its error then); d <= 0 only reports whether ctx has ended.
 func sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
@@ -132,6 +136,7 @@ func (d *Driver) call(ctx context.Context, n *store.Node, what string, fn func(c
 		if err == nil {
 			return nil
 		}
+		// No retry that could not start before RetryTimeout: the next attempt waits MinCommandInterval (throttle) first.
 		if !retryable(err) || ctx.Err() != nil || time.Now().Add(d.MinCommandInterval).After(end) {
 			return bmcError(info, what, err)
 		}
@@ -218,6 +223,8 @@ func bmcError(info *Info, what string, err error) error {
 	case strings.Contains(err.Error(), "cipher suite"):
 		hint = "no cipher suite was agreed; set driver_info.ipmi_cipher_suite to one the BMC offers (17 or 3)"
 	}
+	// The library's error is flattened to scrubbed text, not wrapped: wrapping would keep the unscrubbed message
+	// reachable through errors.Unwrap and %v of the chain.
 	msg := scrub(err, info)
 	if hint != "" {
 		return fmt.Errorf("IPMI BMC %s: %s failed: %s (%s)", info.target(), what, hint, oneLine(msg))

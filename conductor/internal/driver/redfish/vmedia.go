@@ -38,6 +38,7 @@ type VirtualMedia struct {
 	KernelArgs string
 }
 
+// loader is the EFI loader path: the configured one, else Debian's systemd-boot-efi location.
 func (v *VirtualMedia) loader() string {
 	if v.Loader != "" {
 		return v.Loader
@@ -60,6 +61,8 @@ func (v *VirtualMedia) Validate(ctx context.Context, n *store.Node) error {
 		}
 		return nil
 	}
+	// Without a deploy_iso the conductor builds the ISO itself: both kernel and ramdisk are required, and a missing
+	// one is a 400 naming the field and the two accepted forms.
 	for _, k := range []string{"deploy_kernel", "deploy_ramdisk"} {
 		s, _ := n.DriverInfo[k].(string)
 		if s == "" {
@@ -165,12 +168,16 @@ func (e *noMediaError) Error() string {
 func (e *noMediaError) Unwrap() error { return driver.ErrInvalid }
 
 // cdMedia finds the system's CD (or DVD) virtual media.
+// A DVD slot takes a CD image: BMCs that list only DVD still boot the agent ISO.
 func (v *VirtualMedia) cdMedia(s *session) (*schemas.VirtualMedia, error) {
 	return findMedia(s, schemas.CDVirtualMediaType, schemas.DVDVirtualMediaType)
 }
 
 // PrepareRamdisk builds and serves the boot ISO, inserts it (ejecting a previous medium first) and sets a
 // one-time UEFI boot from CD.
+// Mirrors Ironic's RedfishVirtualMediaBoot.prepare_ramdisk: a pregenerated token is put in the medium (the agent
+// needs no lookup to learn it), then the CD is ejected and the new image inserted. Validate runs first, so that a
+// missing artifact fails before any BMC call. The token is recorded in the node's DriverInternalInfo.
 func (v *VirtualMedia) PrepareRamdisk(ctx context.Context, t *driver.Task) error {
 	n := t.Node
 	if err := v.Validate(ctx, n); err != nil {
@@ -184,6 +191,7 @@ func (v *VirtualMedia) PrepareRamdisk(ctx context.Context, t *driver.Task) error
 	}
 	acfg.Inspect = driver.InspectionBoot(n) // also for a deploy_iso, whose command line is not ours
 	var iso []byte
+	// A deploy_iso is not rebuilt: its EFI image boots as given, and only agent.json (and network_data.json) join it.
 	if src := str(n.DriverInfo["deploy_iso"]); src != "" {
 		given, err := v.Artifacts.Read(ctx, "driver_info.deploy_iso", src)
 		if err != nil {
@@ -213,17 +221,21 @@ func (v *VirtualMedia) PrepareRamdisk(ctx context.Context, t *driver.Task) error
 			return fmt.Errorf("build the boot ISO: %w", err)
 		}
 	}
+	// The node's previous ISO is dropped before the new one is served: it carried a token that is no longer valid.
 	v.cleanMedia(n)
 	id, err := v.Media.add(n.UUID, iso)
 	if err != nil {
 		return err
 	}
+	// As Ironic's add_secret_token(pregenerated=True): the token reaches the agent on the medium only, which it
+	// presents from its first call.
 	n.DriverInternalInfo["agent_secret_token"] = token
 	n.DriverInternalInfo["agent_secret_token_pregenerated"] = true
 	base := v.MediaURL
 	if base == "" {
 		base = v.APIURL
 	}
+	// The URL names a random media id, not the node: only a BMC told the URL can fetch the ISO holding the token.
 	url := strings.TrimRight(base, "/") + "/v1/boot-media/" + id + ".iso"
 
 	s, err := v.Driver.connect(ctx, n)
@@ -248,6 +260,8 @@ func (v *VirtualMedia) PrepareRamdisk(ctx context.Context, t *driver.Task) error
 			return bmcError(s.info, "insert the agent ISO", err)
 		}
 	}
+	// Once: the boot after the agent's run comes from disk again without another BMC call (Ironic sets the CD boot
+	// non-persistent too). UEFI mode is sent first; a BMC that refuses the mode property gets the override without it.
 	boot := &schemas.Boot{BootSourceOverrideTarget: schemas.CdBootSource, BootSourceOverrideEnabled: schemas.OnceBootSourceOverrideEnabled,
 		BootSourceOverrideMode: schemas.UEFIBootSourceOverrideMode}
 	if err := s.system.SetBoot(boot); err != nil {
@@ -260,6 +274,7 @@ func (v *VirtualMedia) PrepareRamdisk(ctx context.Context, t *driver.Task) error
 	return nil
 }
 
+// str reads a driver_info value as a string; absent or not a string is "".
 func str(v any) string {
 	s, _ := v.(string)
 	return s
@@ -274,6 +289,7 @@ func (v *VirtualMedia) cleanMedia(n *store.Node) {
 
 // CleanUpRamdisk ejects the medium and stops serving the ISO.
 func (v *VirtualMedia) CleanUpRamdisk(ctx context.Context, t *driver.Task) error {
+	// The ISO is no longer served even when the BMC cannot be reached below: the token in it must not stay fetchable.
 	v.cleanMedia(t.Node)
 	s, err := v.Driver.connect(ctx, t.Node)
 	if err != nil {

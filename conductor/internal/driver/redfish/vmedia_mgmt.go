@@ -47,6 +47,7 @@ func (d *Driver) VirtualMedia(ctx context.Context, n *store.Node) ([]driver.VMed
 	}
 	out := make([]driver.VMedia, 0, len(media))
 	for _, m := range media {
+		// MediaTypes is [] rather than null when the BMC lists none, and a BMC that omits Inserted reads as not inserted.
 		v := driver.VMedia{MediaTypes: []string{}, Inserted: m.Inserted != nil && *m.Inserted}
 		for _, t := range m.MediaTypes {
 			v.MediaTypes = append(v.MediaTypes, string(t))
@@ -66,6 +67,7 @@ func (d *Driver) VirtualMedia(ctx context.Context, n *store.Node) ([]driver.VMed
 // has none, so local, and swift (no Swift here), are refused before the BMC is touched.
 func (d *Driver) AttachVirtualMedia(ctx context.Context, n *store.Node, a driver.VMediaAttach) error {
 	types := vmediaTypes(a.DeviceType)
+	// An unknown device type gets the shared check's error (driver.ErrInvalid naming the valid types), as a detach does.
 	if types == nil {
 		return driver.CheckVMediaDevices([]string{a.DeviceType})
 	}
@@ -90,6 +92,7 @@ func (d *Driver) AttachVirtualMedia(ctx context.Context, n *store.Node, a driver
 			return bmcError(s.info, "eject the "+a.DeviceType+" medium", err)
 		}
 	}
+	// Write-protected, as Ironic inserts media (sushy's insert_media default).
 	yes := true
 	if _, err := m.InsertMedia(&schemas.VirtualMediaInsertMediaParameters{Image: a.ImageURL, Inserted: &yes,
 		WriteProtected: &yes}); err != nil {
@@ -105,6 +108,7 @@ func (d *Driver) DetachVirtualMedia(ctx context.Context, n *store.Node, devices 
 		return err
 	}
 	var want []schemas.VirtualMediaType
+	// The device names were checked above; an empty want (no device given) matches every inserted medium.
 	for _, dev := range devices {
 		want = append(want, vmediaTypes(dev)...)
 	}
@@ -127,6 +131,7 @@ func (d *Driver) DetachVirtualMedia(ctx context.Context, n *store.Node, devices 
 			continue
 		}
 		if _, err := m.EjectMedia(); err != nil {
+			// The first eject the BMC refuses ends the detach: media ejected before it stay ejected.
 			return bmcError(s.info, "eject virtual media "+m.ID, err)
 		}
 	}
