@@ -18,6 +18,7 @@ func encodePy(b []byte, v any) []byte {
 	switch x := v.(type) {
 	case nil:
 		return append(b, "null"...)
+	// Resource objects: keys in the order they were set, which is Ironic's field order for that resource.
 	case *ordered:
 		b = append(b, '{')
 		for i, k := range x.keys {
@@ -46,6 +47,7 @@ func encodePy(b []byte, v any) []byte {
 			b = encodePy(b, x[k])
 		}
 		return append(b, '}')
+	// Same as map[string]any, without a type switch per value (links, media types).
 	case map[string]string:
 		keys := make([]string, 0, len(x))
 		for k := range x {
@@ -80,6 +82,7 @@ func encodePy(b []byte, v any) []byte {
 			b = appendString(b, e)
 		}
 		return append(b, ']')
+	// Lists of links.
 	case []map[string]string:
 		b = append(b, '[')
 		for i, e := range x {
@@ -111,6 +114,7 @@ func encodePy(b []byte, v any) []byte {
 	// Already JSON text: write it verbatim.
 	case json.Number:
 		return append(b, x...)
+	// Pages of nodes and other records write themselves, skipping an object per item.
 	case pyAppender:
 		return x.appendPy(b)
 	}

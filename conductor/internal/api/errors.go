@@ -21,7 +21,6 @@ type httpError struct {
 	msg  string
 }
 
-// Error returns the client-facing message.
 func (e *httpError) Error() string { return e.msg }
 
 // badRequest is a 400 with a fmt.Sprintf message; for bad input it should name the field and the fix.
@@ -145,12 +144,14 @@ func pySeparators(in []byte) []byte {
 	for _, c := range in {
 		out = append(out, c)
 		switch {
+		// The byte after a backslash inside a string is escaped content: a \" does not end the string.
 		case esc:
 			esc = false
 		case inStr && c == '\\':
 			esc = true
 		case c == '"':
 			inStr = !inStr
+		// Only structural separators gain a space; a ',' or ':' inside a value is copied as it is.
 		case !inStr && (c == ',' || c == ':'):
 			out = append(out, ' ')
 		}
@@ -175,7 +176,6 @@ func (o *ordered) set(k string, v any) {
 	o.vals[k] = v
 }
 
-// get returns the value under k and whether the key is present.
 func (o *ordered) get(k string) (any, bool) { v, ok := o.vals[k]; return v, ok }
 
 // MarshalJSON writes the keys in order (for callers outside this package's encoder).

@@ -203,6 +203,7 @@ func (s *Server) createPort(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// Schema, field types and version gates of the body; the node is looked up only for a valid body.
 	p, err := newPortFromDoc(doc, versionOf(r))
 	if err != nil {
 		s.writeError(w, r, err)
@@ -244,6 +245,7 @@ func (s *Server) patchPort(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Resolve a MAC or name to the UUID first: the engine's update takes the UUID to find the node to reserve.
 	cur, err := s.getPortOr404(r, id)
 	if err != nil {
 		s.writeError(w, r, err)
