@@ -284,9 +284,9 @@ func (s *Server) createChassis(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, s.renderChassis(c, nil))
 }
 
-// patchChassis serves PATCH /v1/chassis/{uuid} with a JSON Patch over description and extra. The patch is
-// applied inside the engine's update callback, i.e. against the current row, so concurrent patches do not
-// overwrite each other with stale copies.
+// patchChassis serves PATCH /v1/chassis/{uuid} with a JSON Patch over description and extra, applied in the
+// engine's update callback to the chassis as stored. Chassis carry no lock: of two concurrent patches the
+// last one wins, as in Ironic.
 func (s *Server) patchChassis(w http.ResponseWriter, r *http.Request) {
 	id, err := chassisIdent(r)
 	if err != nil {

@@ -36,8 +36,8 @@ func (s *Server) deployTemplatesRoutes(v *mux.Router) {
 func (s *Server) templatesGate(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if versionOf(r) < templatesVersion {
-			// Ironic's controller hides the resource from older clients: a read sees "not found", a write "method not
-			// allowed", so neither learns more than an unknown path would tell.
+			// Ironic's controller gates by method: an older client's read is 404 (no such resource), its write
+			// 405 (HTTPMethodNotAllowed).
 			err := requireVersion(r, templatesVersion)
 			if r.Method != http.MethodGet {
 				err = &httpError{http.StatusMethodNotAllowed, "The API version does not allow deploy templates"}
@@ -234,8 +234,8 @@ func (s *Server) patchTemplate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, err := s.eng.UpdateDeployTemplate(r.Context(), ident, func(t *store.DeployTemplate) error {
-		// The document is built from the row the engine just read, inside its update, so two concurrent patches
-		// apply in turn rather than the second overwriting the first with a stale copy.
+		// Built from the template the engine just read; templates carry no lock, so of two concurrent patches
+		// one may lose its change (as in Ironic).
 		doc := map[string]any{"name": t.Name, "extra": copyMap(t.Extra), "steps": stepsDoc(t.Steps)}
 		if err := applyPatch(doc, ops, []string{"extra", "name", "steps"}); err != nil {
 			return err
