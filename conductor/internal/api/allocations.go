@@ -18,15 +18,20 @@ import (
 
 // Microversions of the allocation API (Ironic's versions.py).
 const (
-	verAllocations      = 52
+	// verAllocations: the resource and its reads, create and delete.
+	verAllocations = 52
+	// verAllocationUpdate: PATCH of name and extra.
 	verAllocationUpdate = 57
-	verAllocationFill   = 58
-	verAllocationOwner  = 60
+	// verAllocationFill: "node" in a create body, to record an allocation for an already deployed node.
+	verAllocationFill = 58
+	// verAllocationOwner: the owner field and filter.
+	verAllocationOwner = 60
 )
 
 // allocationsRoutes registers the allocation endpoints.
 func (s *Server) allocationsRoutes(v *mux.Router) {
 	for _, p := range []string{"/allocations", "/allocations/"} {
+		// The version gates are in the handlers, not here: reads and writes of an older version fail differently.
 		v.HandleFunc(p, s.listAllocations).Methods(http.MethodGet)
 		v.HandleFunc(p, s.createAllocation).Methods(http.MethodPost)
 	}
@@ -64,6 +69,7 @@ func allocationFieldSet(raw string, version int) ([]string, error) {
 	if raw == "" {
 		return nil, nil
 	}
+	// owner is known at every version so that asking for it early is a 406 (too new) rather than a 400 (unknown).
 	known := map[string]bool{"owner": true}
 	for _, f := range allocationFieldNames(version) {
 		known[f] = true
@@ -76,6 +82,7 @@ func allocationFieldSet(raw string, version int) ([]string, error) {
 		if f == "owner" && version < verAllocationOwner {
 			return nil, errNotAcceptable
 		}
+		// links is appended once below whatever was asked, so a fields= naming it does not list it twice.
 		if f != "links" {
 			out = append(out, f)
 		}
@@ -93,6 +100,7 @@ func (s *Server) renderAllocation(a *store.Allocation, version int, fields []str
 		"state": a.State, "traits": a.Traits, "links": links(s.cfg.PublicURL, "allocations", a.UUID, ""),
 		"node_uuid": strOrNil(a.NodeUUID),
 	}
+	// Walk the version's field list, so a field newer than the request never shows even when fields= names it.
 	keep := map[string]bool{}
 	for _, f := range fields {
 		keep[f] = true
@@ -129,6 +137,7 @@ func (s *Server) doListAllocations(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	version, q := versionOf(r), r.URL.Query()
+	// Unknown parameters are refused, so a misspelt filter cannot return every allocation.
 	for k := range q {
 		switch k {
 		case "node", "resource_class", "state", "owner", "fields", "limit", "marker", "sort_key", "sort_dir":
@@ -157,8 +166,11 @@ func (s *Server) doListAllocations(w http.ResponseWriter, r *http.Request) error
 		}
 		f.Owner = q.Get("owner")
 	}
+	// Plain equality filters: an unknown state or class matches nothing and gives an empty list.
 	f.ResourceClass, f.State = q.Get("resource_class"), q.Get("state")
 	if ident := q.Get("node"); ident != "" {
+		// The node filter is resolved to a UUID first (it may be a name); a missing node is Ironic's 400, since the
+		// query is about allocations.
 		n, err := s.eng.Store().GetNode(r.Context(), ident)
 		if errors.Is(err, store.ErrNotFound) {
 			return badRequest("Node %s could not be found.", ident)
@@ -206,6 +218,7 @@ var (
 
 // stringList reads a JSON array of strings (null = empty) for field k.
 func stringList(k string, v any) ([]string, error) {
+	// null is read as an empty list so a create with "traits": null behaves as one without traits.
 	if v == nil {
 		return []string{}, nil
 	}
@@ -233,11 +246,13 @@ func applyAllocationDoc(a *store.Allocation, doc map[string]any, version int) (n
 			if err != nil {
 				return "", err
 			}
+			// Candidates are node names or UUIDs; the engine resolves them (and refuses unknown ones), not the handler.
 			if k == "candidate_nodes" {
 				a.CandidateNodes = list
 				continue
 			}
 			for _, t := range list {
+				// Traits are matched against nodes' traits later; a malformed one could never match, so refuse it now.
 				if len(t) > 255 || !(customTrait.MatchString(t) || standardTrait.MatchString(t)) {
 					return "", badRequest("Schema error for allocation: trait %q is not valid: use CUSTOM_ followed by "+
 						"A-Z, 0-9 or _, or a standard trait name (at most 255 characters)", t)
@@ -273,6 +288,7 @@ func applyAllocationDoc(a *store.Allocation, doc map[string]any, version int) (n
 				}
 				a.Owner = str
 			case "resource_class":
+				// 80 is the width of Ironic's resource_class column.
 				if len(str) > 80 {
 					return "", badRequest("Schema error for allocation: resource_class is longer than 80 characters")
 				}
@@ -281,6 +297,7 @@ func applyAllocationDoc(a *store.Allocation, doc map[string]any, version int) (n
 				if str != "" && !isUUID(str) {
 					return "", badRequest("Schema error for allocation: uuid %q is not a UUID", str)
 				}
+				// Stored lower-case so lookups match whatever case the client used.
 				a.UUID = strings.ToLower(str)
 			}
 		default:
@@ -310,10 +327,12 @@ func (s *Server) createAllocation(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// Matching needs a resource class; a backfill names its node, and the engine takes the class from it.
 	if a.ResourceClass == "" && node == "" {
 		s.writeError(w, r, badRequest("The resource_class field is mandatory when not backfilling"))
 		return
 	}
+	// The engine matches or backfills under the chosen node's reservation and returns the allocation as stored.
 	out, err := s.eng.CreateAllocation(r.Context(), a, node)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -342,6 +361,7 @@ func (s *Server) patchAllocation(w http.ResponseWriter, r *http.Request) {
 		if err := applyPatch(doc, ops, []string{"name", "extra"}); err != nil {
 			return err
 		}
+		// The patched document is re-checked as a create body would be, so a patch cannot store what a create refuses.
 		name, err := optString("allocation", "name", doc["name"], 0)
 		if err != nil {
 			return err
@@ -385,6 +405,7 @@ func (s *Server) nodeAllocation(r *http.Request) (*store.Allocation, error) {
 		return nil, err
 	}
 	ident := mux.Vars(r)["node"]
+	// An unknown node is Ironic's NodeNotFound (404) before anything about its allocation is said.
 	if _, err := s.getNodeOr404(r, ident); err != nil {
 		return nil, err
 	}
@@ -417,6 +438,8 @@ func (s *Server) deleteNodeAllocation(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// Delete by the allocation's UUID (not the node): the engine reads that allocation again, reserves its
+	// node, and applies the same state rules as DELETE /v1/allocations/{ident}.
 	if err := s.eng.DeleteAllocation(r.Context(), a.UUID); err != nil {
 		s.writeError(w, r, allocationOr404(err, a.UUID))
 		return

@@ -18,7 +18,9 @@ import (
 
 // Body size caps (Ironic's max_json_body_size and max_json_body_size_provision).
 const (
-	maxBody          = 1 << 20
+	// maxBody bounds ordinary API bodies; reading stops there with a 413 rather than buffering a client's stream.
+	maxBody = 1 << 20
+	// maxProvisionBody is larger because a provision request may carry a configdrive (user data, files) inline.
 	maxProvisionBody = 64 << 20
 )
 
@@ -29,7 +31,8 @@ type Config struct {
 	Extra     func(*mux.Router) // registers more routes (ramdisk endpoints, boot media); may be nil
 }
 
-// Server serves the API.
+// Server serves the Ironic v1 API on top of one engine. It holds no request state: handlers may run
+// concurrently, and every write that touches a node goes through the engine under the node's reservation.
 type Server struct {
 	cfg    Config
 	eng    *engine.Engine
@@ -41,7 +44,8 @@ type Server struct {
 	recs *recEncoders
 }
 
-// New builds the API server.
+// New builds the API server and its router. PublicURL's trailing slash is dropped so links can be built as
+// PublicURL + "/v1/...".
 func New(cfg Config, eng *engine.Engine, log *logrus.Entry) *Server {
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s := &Server{cfg: cfg, eng: eng, log: log, nodeEnc: newNodeEncoder(), recs: newRecEncoders(cfg.PublicURL)}
@@ -56,13 +60,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.Se
 // version and without, like every v1 route.
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
+	// No redirect between "/x" and "/x/": Ironic answers both paths directly, and a 301 would turn a POST into
+	// a GET in some clients. Collections register both spellings instead.
 	r.StrictSlash(false)
+	// Order matters: logging wraps everything (so refused requests get a request id too); the version is
+	// checked before credentials, so even a 401 carries the version headers.
 	r.Use(s.logMiddleware)
 	r.Use(versionMiddleware)
 	r.Use(s.authMiddleware)
+	// Unknown paths answer Ironic's 404 body; router-level handlers bypass r.Use, so the version is
+	// negotiated here explicitly.
 	r.NotFoundHandler = versionMiddleware(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		s.writeError(w, req, notFound("The resource could not be found."))
 	}))
+	// A known path with a verb it does not serve: 405 in Ironic's error format rather than mux's plain text.
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		s.writeError(w, req, &httpError{http.StatusMethodNotAllowed, "The method is not allowed for this resource."})
 	})
@@ -135,14 +146,18 @@ func (s *Server) v1Routes(v *mux.Router) {
 	}
 }
 
-// statusRecorder remembers the status for the access log.
+// statusRecorder remembers the status for the access log. It starts at 200 because a handler that only
+// writes a body never calls WriteHeader.
 type statusRecorder struct {
 	http.ResponseWriter
 	code int
 }
 
+// WriteHeader records code and passes it on.
 func (s *statusRecorder) WriteHeader(code int) { s.code = code; s.ResponseWriter.WriteHeader(code) }
 
+// logMiddleware gives every response an Openstack-Request-Id header (clients quote it in bug reports, as
+// with Ironic) and logs method, path, status and duration at debug level.
 func (s *Server) logMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -158,6 +173,8 @@ func (s *Server) logMiddleware(next http.Handler) http.Handler {
 	})
 }
 
+// root answers GET / with Ironic's version discovery document: one version (v1) with the min and max
+// microversions this server speaks. It needs no credentials (see publicPath).
 func (s *Server) root(w http.ResponseWriter, r *http.Request) {
 	o := newOrdered()
 	o.set("name", "OpenStack Ironic API")
@@ -167,6 +184,8 @@ func (s *Server) root(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, o)
 }
 
+// v1 answers GET /v1 with the resource index. Resources appear only from the microversion that introduced
+// them, so a client pinned to an old version sees the list that version had.
 func (s *Server) v1(w http.ResponseWriter, r *http.Request) {
 	base := s.cfg.PublicURL
 	o := newOrdered()
@@ -199,6 +218,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if err != nil {
 		return err
 	}
+	// An empty body would unmarshal to nothing and let a create run with all defaults: refuse it by name.
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return badRequest("The request body is empty; send a JSON document")
 	}
@@ -208,10 +228,13 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	return nil
 }
 
+// readBody reads the raw body capped at limit, for handlers that parse it themselves (JSON Patch, raw
+// lists); an oversized body returns *http.MaxBytesError, which status maps to 413.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 }
 
+// location sets the Location header of a 201 to the new resource's v1 URL (path is relative to /v1/).
 func (s *Server) location(w http.ResponseWriter, path string) {
 	w.Header().Set("Location", fmt.Sprintf("%s/v1/%s", s.cfg.PublicURL, path))
 }

@@ -40,6 +40,7 @@ type Authenticator interface {
 
 // HTTPBasic authenticates against an htpasswd file of bcrypt hashes (Ironic's http_basic strategy).
 type HTTPBasic struct {
+	// users maps a user name to its bcrypt hash; read-only after construction, so Check reads it without a lock.
 	users map[string][]byte
 	// dummy is a bcrypt hash of a random secret at the users' cost: an unknown user costs one compare against it,
 	// so the answer time does not tell which user names exist.
@@ -50,8 +51,9 @@ type HTTPBasic struct {
 	limit   *failLimiter
 
 	macKey []byte // random per process: cache keys are useless outside it
-	mu     sync.Mutex
-	ok     map[[sha256.Size]byte]time.Time // HMAC(user, password) -> expiry of a verified pair
+	// mu guards ok; Check runs concurrently for every request.
+	mu sync.Mutex
+	ok map[[sha256.Size]byte]time.Time // HMAC(user, password) -> expiry of a verified pair
 }
 
 // LoadHTPasswd reads an htpasswd file; only bcrypt hashes ($2y$, $2a$, $2b$) are accepted.
@@ -67,6 +69,7 @@ func LoadHTPasswd(path string, log *logrus.Entry) (*HTTPBasic, error) {
 	for sc.Scan() {
 		line++
 		t := strings.TrimSpace(sc.Text())
+		// Blank lines and comments are allowed, as htpasswd files written by hand have them.
 		if t == "" || strings.HasPrefix(t, "#") {
 			continue
 		}
@@ -74,9 +77,12 @@ func LoadHTPasswd(path string, log *logrus.Entry) (*HTTPBasic, error) {
 		if !found || user == "" {
 			return nil, fmt.Errorf("--htpasswd %s line %d: expected user:bcrypt-hash (make one with: htpasswd -nbB user password)", path, line)
 		}
+		// Ironic's http_basic accepts bcrypt only; MD5, SHA1 and crypt entries are refused at start-up rather than
+		// failing every login later.
 		if !(strings.HasPrefix(hash, "$2y$") || strings.HasPrefix(hash, "$2a$") || strings.HasPrefix(hash, "$2b$")) {
 			return nil, fmt.Errorf("--htpasswd %s line %d: only bcrypt hashes are supported (make one with: htpasswd -nbB %s password)", path, line, user)
 		}
+		// A truncated hash would fail every login with a 401; catch it here, where the file and line can be named.
 		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
 			return nil, fmt.Errorf("--htpasswd %s line %d: malformed bcrypt hash for %s (make a new one with: htpasswd -nbB %s password): %w", path, line, user, user, err)
 		}
@@ -85,6 +91,7 @@ func LoadHTPasswd(path string, log *logrus.Entry) (*HTTPBasic, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("--htpasswd %s: %w", path, err)
 	}
+	// An empty file would lock every client out while looking configured: refuse to start instead.
 	if len(users) == 0 {
 		return nil, fmt.Errorf("--htpasswd %s: no users", path)
 	}
@@ -102,6 +109,7 @@ func newHTTPBasic(users map[string][]byte, log *logrus.Entry) (*HTTPBasic, error
 		}
 		cost = max(cost, c)
 	}
+	// The dummy's password is random and discarded: no request can ever match it.
 	secret := make([]byte, 32)
 	macKey := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
@@ -131,6 +139,7 @@ func (h *HTTPBasic) Check(r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// Missing or malformed headers are answered above without counting: only a bcrypt check costs.
 	client := clientKey(r.RemoteAddr)
 	if wait, ok := h.limit.begin(client, h.now()); !ok {
 		return tooMany(wait)
@@ -147,6 +156,7 @@ func (h *HTTPBasic) Check(r *http.Request) error {
 // basicCredentials parses the Authorization header.
 func basicCredentials(r *http.Request) (user, pass string, err error) {
 	auth := r.Header.Get("Authorization")
+	// No credentials at all: 401, and authMiddleware adds WWW-Authenticate so browsers and clients prompt.
 	if auth == "" {
 		return "", "", &httpError{http.StatusUnauthorized, "Authorization required"}
 	}
@@ -158,6 +168,8 @@ func basicCredentials(r *http.Request) (user, pass string, err error) {
 	if err != nil {
 		return "", "", &httpError{http.StatusBadRequest, "Could not decode authorization token"}
 	}
+	// The password may itself contain ':' (Cut splits at the first); a missing ':' leaves an empty password,
+	// which then fails like any wrong one.
 	user, pass, _ = strings.Cut(string(raw), ":")
 	return user, pass, nil
 }
@@ -169,6 +181,8 @@ func (h *HTTPBasic) verify(user, pass string) error {
 		_ = h.compare(h.dummy, []byte(pass)) // the time a known user would take; the result cannot matter
 		return errBadCredentials()
 	}
+	// The cache is consulted only for known users, so an unknown user always pays a compare and cannot be told
+	// apart by timing.
 	key := h.cacheKey(user, pass)
 	if h.cached(key) {
 		return nil
@@ -184,6 +198,7 @@ func (h *HTTPBasic) verify(user, pass string) error {
 func (h *HTTPBasic) cacheKey(user, pass string) [sha256.Size]byte {
 	m := hmac.New(sha256.New, h.macKey)
 	var n [4]byte
+	// The length prefix keeps ("ab", "c") and ("a", "bc") from hashing to the same key.
 	binary.BigEndian.PutUint32(n[:], uint32(len(user)))
 	m.Write(n[:])
 	m.Write([]byte(user))
@@ -214,12 +229,14 @@ func (h *HTTPBasic) remember(key [sha256.Size]byte) {
 		var soonest [sha256.Size]byte
 		var soonestExp time.Time
 		for k, exp := range h.ok {
+			// Expired entries are swept only when the cache is full; below the cap, cached() drops them on lookup.
 			if !now.Before(exp) {
 				delete(h.ok, k)
 			} else if soonestExp.IsZero() || exp.Before(soonestExp) {
 				soonest, soonestExp = k, exp
 			}
 		}
+		// Nothing had expired: evict the entry closest to its own expiry, the one losing the least.
 		if len(h.ok) >= okCacheMax {
 			delete(h.ok, soonest)
 		}
@@ -234,6 +251,7 @@ type tooManyFailures struct {
 	retryAfter time.Duration
 }
 
+// Error returns the 429 message; Unwrap exposes the *httpError so status() maps it with no special case.
 func (e *tooManyFailures) Error() string { return e.he.Error() }
 func (e *tooManyFailures) Unwrap() error { return e.he }
 
@@ -242,6 +260,7 @@ func (e *tooManyFailures) retryAfterSeconds() int {
 	return max(1, int((e.retryAfter+time.Second-1)/time.Second))
 }
 
+// tooMany builds the 429 for a client that must wait; the message gives the same seconds as Retry-After.
 func tooMany(wait time.Duration) error {
 	e := &tooManyFailures{retryAfter: wait}
 	e.he = &httpError{http.StatusTooManyRequests, fmt.Sprintf(
@@ -259,8 +278,10 @@ func clientKey(remoteAddr string) string {
 	}
 	ip := net.ParseIP(host)
 	switch {
+	// Not an IP (e.g. a unix socket peer): count by the raw address.
 	case ip == nil:
 		return host
+	// IPv4 and IPv4-mapped IPv6 addresses count as the same client.
 	case ip.To4() != nil:
 		return ip.To4().String()
 	default:
@@ -278,12 +299,14 @@ type failLimiter struct {
 	clients map[string]*clientFailures
 }
 
+// clientFailures is one client's state in failLimiter; guarded by failLimiter.mu.
 type clientFailures struct {
 	fails    []time.Time // oldest first, all within the window after pruning
 	inflight int
 	last     time.Time // last activity, for eviction
 }
 
+// newFailLimiter allows max failures per client within window, tracking at most capacity clients.
 func newFailLimiter(max int, window time.Duration, capacity int) *failLimiter {
 	return &failLimiter{max: max, window: window, cap: capacity, clients: map[string]*clientFailures{}}
 }
@@ -309,10 +332,13 @@ func (l *failLimiter) begin(client string, now time.Time) (time.Duration, bool) 
 	}
 	c.prune(now, l.window)
 	c.last = now
+	// Attempts in flight count against the budget, so a burst of parallel requests cannot get more than max
+	// bcrypt compares before the first failure is recorded.
 	if len(c.fails)+c.inflight >= l.max {
 		if len(c.fails) == 0 {
 			return time.Second, false // only attempts in flight: they end within a bcrypt compare
 		}
+		// The budget frees one slot when the oldest failure leaves the window.
 		return c.fails[0].Add(l.window).Sub(now), false
 	}
 	c.inflight++
@@ -334,6 +360,7 @@ func (l *failLimiter) end(client string, now time.Time, failed bool) bool {
 		c.fails = append(c.fails, now)
 		return len(c.fails) == l.max
 	}
+	// A client with nothing to remember leaves the table, so well-behaved clients never fill it.
 	if len(c.fails) == 0 && c.inflight == 0 {
 		delete(l.clients, client)
 	}
@@ -354,6 +381,7 @@ func (l *failLimiter) makeRoom(now time.Time) {
 	for k, c := range l.clients {
 		c.prune(now, l.window)
 		switch {
+		// Never evict a client mid-attempt: its end() would find no entry and its failure would go uncounted.
 		case c.inflight > 0:
 		case len(c.fails) == 0:
 			delete(l.clients, k)
@@ -361,6 +389,8 @@ func (l *failLimiter) makeRoom(now time.Time) {
 			oldest, oldestAt, found = k, c.last, true
 		}
 	}
+	// Still full after dropping idle clients: evict the least recently active one. If every client has an
+	// attempt in flight, the table grows by one rather than forgetting a count.
 	if len(l.clients) >= l.cap && found {
 		delete(l.clients, oldest)
 	}
@@ -377,6 +407,8 @@ func publicPath(p string) bool {
 	return false
 }
 
+// authMiddleware checks credentials on every route but the public ones; with no Authenticator (noauth) it
+// lets everything through. A 429 carries Retry-After and a 401 a Basic challenge, so clients know what to do.
 func (s *Server) authMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.Auth != nil && !publicPath(r.URL.Path) {

@@ -29,6 +29,7 @@ const chassisDescriptionMax = 255
 // The fixed paths (/chassis/detail) come before /chassis/{chassis}: gorilla/mux tries routes in order.
 func (s *Server) chassisRoutes(v *mux.Router) {
 	for _, p := range []string{"/chassis", "/chassis/"} {
+		// Both spellings of the collection answer directly (the router does not redirect trailing slashes).
 		v.HandleFunc(p, s.listChassis).Methods(http.MethodGet)
 		v.HandleFunc(p, s.createChassis).Methods(http.MethodPost)
 	}
@@ -52,6 +53,7 @@ func (s *Server) renderChassis(c *store.Chassis, fields []string) *ordered {
 	for _, f := range fields {
 		want[f] = true
 	}
+	// Walk the fixed name list, not the map, so keys come out in Ironic's order whatever fields= listed.
 	o := newOrdered()
 	for _, f := range chassisFieldNames() {
 		if fields == nil || want[f] {
@@ -66,6 +68,7 @@ func chassisFieldSet(raw string, version int) ([]string, error) {
 	if raw == "" {
 		return nil, nil
 	}
+	// fields= arrived in 1.8; an older client asking for it gets Ironic's 406, not a silently full body.
 	if version < 8 {
 		return nil, &httpError{http.StatusNotAcceptable, "Request not acceptable."}
 	}
@@ -77,6 +80,7 @@ func chassisFieldSet(raw string, version int) ([]string, error) {
 	var out, bad []string
 	for _, f := range strings.Split(raw, ",") {
 		f = strings.TrimSpace(f)
+		// Collect rather than stop at the first unknown field, so the 400 lists them all.
 		if !known[f] {
 			bad = append(bad, f)
 		}
@@ -91,10 +95,12 @@ func chassisFieldSet(raw string, version int) ([]string, error) {
 // parseChassisQuery reads a chassis list request. /detail takes paging only, as Ironic's schema says.
 func parseChassisQuery(q url.Values, version int, detailPath bool) (*listQuery, error) {
 	allowed := map[string]bool{"limit": true, "marker": true, "sort_key": true, "sort_dir": true}
+	// /detail already means every field, so Ironic's schema for it has no fields= or detail=.
 	if !detailPath {
 		allowed["fields"], allowed["detail"] = true, true
 	}
 	for k := range q {
+		// An unknown parameter is a 400 rather than ignored: a misspelt filter must not return the whole list.
 		if !allowed[k] {
 			return nil, badRequest("Unknown query parameter %q", k)
 		}
@@ -108,6 +114,7 @@ func parseChassisQuery(q url.Values, version int, detailPath bool) (*listQuery, 
 	if q.Has("detail") {
 		d := q.Get("detail")
 		if version < 43 {
+			// Ironic answers 400 here, not the 406 fields= gets below 1.8.
 			return nil, badRequest("Invalid query parameter ?detail=%s received.", d)
 		}
 		b, err := toBool("detail", d)
@@ -122,6 +129,7 @@ func parseChassisQuery(q url.Values, version int, detailPath bool) (*listQuery, 
 		return nil, err
 	}
 	if fields != nil {
+		// The two ask for different shapes; Ironic refuses the pair instead of picking one.
 		if lq.detail {
 			return nil, badRequest("Can not specify ?detail=True and fields in the same request.")
 		}
@@ -135,12 +143,15 @@ func parseChassisQuery(q url.Values, version int, detailPath bool) (*listQuery, 
 	return lq, nil
 }
 
+// listChassis serves GET /v1/chassis: uuid and description per chassis unless detail= or fields= say otherwise.
 func (s *Server) listChassis(w http.ResponseWriter, r *http.Request) { s.doListChassis(w, r, false) }
 
+// listChassisDetail serves GET /v1/chassis/detail: every field, paging parameters only.
 func (s *Server) listChassisDetail(w http.ResponseWriter, r *http.Request) {
 	s.doListChassis(w, r, true)
 }
 
+// doListChassis serves both list paths; detailPath selects /detail's stricter query schema and full rendering.
 func (s *Server) doListChassis(w http.ResponseWriter, r *http.Request, detailPath bool) {
 	lq, err := parseChassisQuery(r.URL.Query(), versionOf(r), detailPath)
 	if err != nil {
@@ -168,12 +179,14 @@ func chassisOr404(uuid string, err error) error {
 // chassisIdent reads {chassis}: Ironic names chassis by UUID only.
 func chassisIdent(r *http.Request) (string, error) {
 	id := mux.Vars(r)["chassis"]
+	// Checked before any lookup: a name here can never match, and Ironic says so with a 400 rather than a 404.
 	if !isUUID(id) {
 		return "", badRequest("Expected UUID for chassis_uuid: %s", id)
 	}
 	return id, nil
 }
 
+// getChassis serves GET /v1/chassis/{uuid}, honouring fields= (from 1.8); an unknown UUID is a 404.
 func (s *Server) getChassis(w http.ResponseWriter, r *http.Request) {
 	id, err := chassisIdent(r)
 	if err != nil {
@@ -182,6 +195,7 @@ func (s *Server) getChassis(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	for k := range q {
+		// A single-resource GET takes fields= only; anything else is a 400 so a mistaken filter is noticed.
 		if k != "fields" {
 			s.writeError(w, r, badRequest("Unknown query parameter %q", k))
 			return
@@ -205,6 +219,7 @@ func (s *Server) getChassis(w http.ResponseWriter, r *http.Request) {
 func applyChassisDoc(c *store.Chassis, doc map[string]any) error {
 	for k, v := range doc {
 		switch k {
+		// A client may choose the UUID on create (Ironic allows it); null means "generate one".
 		case "uuid":
 			u, ok := v.(string)
 			if v != nil && (!ok || !isUUID(u)) {
@@ -229,10 +244,12 @@ func applyChassisDoc(c *store.Chassis, doc map[string]any) error {
 			if v != nil && !ok {
 				return badRequest("Schema error for chassis: extra: %v is not of type 'object', 'null'", v)
 			}
+			// null clears extra; store an empty object so it renders as {} like Ironic, never null.
 			if m == nil {
 				m = map[string]any{}
 			}
 			c.Extra = m
+		// Ironic's schema has additionalProperties false: an unknown key (e.g. a misspelt field) is refused, not dropped.
 		default:
 			return badRequest("Schema error for chassis: Additional properties are not allowed ('%s' was unexpected)", k)
 		}
@@ -240,6 +257,7 @@ func applyChassisDoc(c *store.Chassis, doc map[string]any) error {
 	return nil
 }
 
+// createChassis serves POST /v1/chassis: 201 with Location and the full chassis; 409 if the UUID is taken.
 func (s *Server) createChassis(w http.ResponseWriter, r *http.Request) {
 	var doc map[string]any
 	if err := decodeBody(w, r, maxBody, &doc); err != nil {
@@ -256,6 +274,7 @@ func (s *Server) createChassis(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.eng.CreateChassis(r.Context(), c); err != nil {
 		if errors.Is(err, store.ErrDuplicate) {
+			// The only unique column is the UUID, so name it in Ironic's ChassisAlreadyExists wording.
 			err = conflict("A chassis with UUID %s already exists.", c.UUID)
 		}
 		s.writeError(w, r, err)
@@ -265,6 +284,9 @@ func (s *Server) createChassis(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, s.renderChassis(c, nil))
 }
 
+// patchChassis serves PATCH /v1/chassis/{uuid} with a JSON Patch over description and extra, applied in the
+// engine's update callback to the chassis as stored. Chassis carry no lock: of two concurrent patches the
+// last one wins, as in Ironic.
 func (s *Server) patchChassis(w http.ResponseWriter, r *http.Request) {
 	id, err := chassisIdent(r)
 	if err != nil {
@@ -291,6 +313,8 @@ func (s *Server) patchChassis(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.renderChassis(c, nil))
 }
 
+// deleteChassis serves DELETE /v1/chassis/{uuid}: 204, or the engine's refusal while nodes still belong to
+// the chassis (Ironic's ChassisNotEmpty, a 400).
 func (s *Server) deleteChassis(w http.ResponseWriter, r *http.Request) {
 	id, err := chassisIdent(r)
 	if err != nil {
@@ -304,10 +328,12 @@ func (s *Server) deleteChassis(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// listChassisNodes serves GET /v1/chassis/{uuid}/nodes.
 func (s *Server) listChassisNodes(w http.ResponseWriter, r *http.Request) {
 	s.doListChassisNodes(w, r, false)
 }
 
+// listChassisNodesDetail serves GET /v1/chassis/{uuid}/nodes/detail.
 func (s *Server) listChassisNodesDetail(w http.ResponseWriter, r *http.Request) {
 	s.doListChassisNodes(w, r, true)
 }
@@ -342,6 +368,7 @@ func (s *Server) nodeChassisFilter(ctx context.Context, lq *listQuery) error {
 // checkNodeChassis checks a node's chassis_uuid on create (before "") and PATCH: the chassis must exist (400
 // otherwise), and removing it needs 1.25 (Ironic's 406 before).
 func (s *Server) checkNodeChassis(ctx context.Context, before, after string, version int) error {
+	// Before 1.25 Ironic did not allow unsetting a node's chassis; a client pinned there gets 406.
 	if before != "" && after == "" && version < 25 {
 		return &httpError{http.StatusNotAcceptable, "Request not acceptable."}
 	}

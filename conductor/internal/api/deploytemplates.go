@@ -36,6 +36,8 @@ func (s *Server) deployTemplatesRoutes(v *mux.Router) {
 func (s *Server) templatesGate(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if versionOf(r) < templatesVersion {
+			// Ironic's controller gates by method: an older client's read is 404 (no such resource), its write
+			// 405 (HTTPMethodNotAllowed).
 			err := requireVersion(r, templatesVersion)
 			if r.Method != http.MethodGet {
 				err = &httpError{http.StatusMethodNotAllowed, "The API version does not allow deploy templates"}
@@ -54,6 +56,7 @@ func templateFields() []string {
 
 // renderTemplate renders a template; fields nil means all (links always come with them).
 func (s *Server) renderTemplate(t *store.DeployTemplate, fields []string) *ordered {
+	// Each step is written in Ironic's key order (interface, step, args, priority) whatever order it was sent in.
 	stepsOut := make([]any, 0, len(t.Steps))
 	for _, st := range t.Steps {
 		o := newOrdered()
@@ -88,6 +91,7 @@ func templateFieldSet(raw string) ([]string, error) {
 	var out []string
 	for _, f := range strings.Split(raw, ",") {
 		f = strings.TrimSpace(f)
+		// Unlike the chassis list, the first unknown field ends the check; the 400 names that one field.
 		if !containsStr(templateFields(), f) {
 			return nil, badRequest("Field(s) \"%s\" are not valid", f)
 		}
@@ -96,6 +100,7 @@ func templateFieldSet(raw string) ([]string, error) {
 	return out, nil
 }
 
+// containsStr reports whether s is in list; the lists here are a handful of names, so a scan is enough.
 func containsStr(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -109,10 +114,13 @@ func containsStr(list []string, s string) bool {
 func templateError(ident string, err error) error {
 	var dup *store.DuplicateError
 	switch {
+	// A template has two unique columns; the 409 names the one that clashed, as Ironic's
+	// DeployTemplateAlreadyExists / DeployTemplateDuplicateName do.
 	case errors.As(err, &dup) && dup.Field == "name":
 		return conflict("A deploy template with name %s already exists.", dup.Value)
 	case errors.As(err, &dup):
 		return conflict("A deploy template with UUID %s already exists.", dup.Value)
+	// ident is what the client sent (UUID or name), so the 404 quotes it back.
 	case errors.Is(err, store.ErrNotFound):
 		return notFound("Deploy template %s could not be found.", ident)
 	}
@@ -130,6 +138,7 @@ func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// The next link repeats every other parameter (sort, fields, detail) so page 2 has page 1's shape.
 	lq := &listQuery{passOn: cloneWithout(q, "limit", "marker")}
 	if err := parsePaging(q, lq, store.DeployTemplateSortKeys()); err != nil {
 		s.writeError(w, r, err)
@@ -150,10 +159,12 @@ func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// The two ask for different shapes; Ironic refuses the pair instead of picking one.
 	if fields != nil && detail {
 		s.writeError(w, r, badRequest("Can not specify ?detail=True and fields in the same request."))
 		return
 	}
+	// Ironic's default list shape for templates: uuid and name (links are added by renderTemplate).
 	if fields == nil && !detail {
 		fields = []string{"uuid", "name"}
 	}
@@ -191,12 +202,14 @@ func (s *Server) createTemplate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// Required on create only: a patched document always carries both, taken from the stored template.
 	for _, k := range []string{"name", "steps"} {
 		if _, ok := doc[k]; !ok {
 			s.writeError(w, r, badRequest("Schema error for template: '%s' is a required property", k))
 			return
 		}
 	}
+	// The engine generates the UUID when none was given, so t.UUID is set by the time Location is written.
 	t := &store.DeployTemplate{}
 	if err := applyTemplateDoc(t, doc); err != nil {
 		s.writeError(w, r, err)
@@ -221,6 +234,8 @@ func (s *Server) patchTemplate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, err := s.eng.UpdateDeployTemplate(r.Context(), ident, func(t *store.DeployTemplate) error {
+		// Built from the template the engine just read; templates carry no lock, so of two concurrent patches
+		// one may lose its change (as in Ironic).
 		doc := map[string]any{"name": t.Name, "extra": copyMap(t.Extra), "steps": stepsDoc(t.Steps)}
 		if err := applyPatch(doc, ops, []string{"extra", "name", "steps"}); err != nil {
 			return err
@@ -270,6 +285,7 @@ func applyTemplateDoc(t *store.DeployTemplate, doc map[string]any) error {
 			t.Name = name
 		// The UUID's format is the engine's check too (a PATCH cannot reach this key: it is not patchable).
 		case "uuid":
+			// A null uuid on create means "generate one" (the engine does).
 			u, ok := v.(string)
 			if v != nil && !ok {
 				return badRequest("Schema error for template: uuid: %v is not of type 'string'", v)
@@ -280,6 +296,7 @@ func applyTemplateDoc(t *store.DeployTemplate, doc map[string]any) error {
 			if v != nil && !ok {
 				return badRequest("Schema error for template: extra: %v is not of type 'object'", v)
 			}
+			// A null extra clears it; Normalize below turns the nil map into {} for rendering.
 			t.Extra = m
 		case "steps":
 			list, ok := v.([]any)
@@ -288,6 +305,7 @@ func applyTemplateDoc(t *store.DeployTemplate, doc map[string]any) error {
 			}
 			out := make([]store.TemplateStep, 0, len(list))
 			for i, raw := range list {
+				// Each step is checked alone so the 400 names its index (steps[i]).
 				st, err := templateStep(i, raw)
 				if err != nil {
 					return err
@@ -299,6 +317,7 @@ func applyTemplateDoc(t *store.DeployTemplate, doc map[string]any) error {
 			return badRequest("Schema error for template: Additional properties are not allowed ('%s' was unexpected)", k)
 		}
 	}
+	// nil maps and slices become empty ones so the response shows {} and [] as Ironic's does, not null.
 	t.Normalize()
 	return nil
 }
@@ -354,6 +373,7 @@ func priorityOf(v any) (int, bool) {
 			return 0, false
 		}
 		return int(x), true
+	// Ironic's schema also takes a priority given as a string of digits ("10"); signs and spaces are refused.
 	case string:
 		if !digits.MatchString(x) {
 			return 0, false

@@ -14,7 +14,8 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
-// httpError carries an explicit status and Ironic-style message.
+// httpError carries a status decided at the call site and the message clients see as faultstring.
+// status returns both unchanged, so the message must already be the final, Ironic-worded text.
 type httpError struct {
 	code int
 	msg  string
@@ -22,14 +23,18 @@ type httpError struct {
 
 func (e *httpError) Error() string { return e.msg }
 
+// badRequest is a 400 with a fmt.Sprintf message; for bad input it should name the field and the fix.
 func badRequest(format string, a ...any) error {
 	return &httpError{http.StatusBadRequest, fmt.Sprintf(format, a...)}
 }
 
+// notFound is a 404 with exactly the given message: unlike store.ErrNotFound, no " could not be found." is
+// appended, so callers write Ironic's full sentence (or the generic "The resource could not be found.").
 func notFound(format string, a ...any) error {
 	return &httpError{http.StatusNotFound, fmt.Sprintf(format, a...)}
 }
 
+// conflict is a 409 with exactly the given message (e.g. a duplicate named by the field that clashed).
 func conflict(format string, a ...any) error {
 	return &httpError{http.StatusConflict, fmt.Sprintf(format, a...)}
 }
@@ -53,23 +58,30 @@ func status(err error) (int, string) {
 	switch {
 	case errors.As(err, &he):
 		return he.code, he.msg
+	// Another request or conductor holds the node's reservation: 409, like Ironic's NodeLocked; clients retry.
 	case errors.As(err, &le):
 		return http.StatusConflict, le.Error()
+	// A driver this conductor does not know is a fault in the request, not a missing resource.
 	case errors.As(err, &ud):
 		return http.StatusBadRequest, ud.Error()
+	// The body exceeded the server's read limit (http.MaxBytesReader): 413 with the limit, so clients know the bound.
 	case errors.As(err, &mb):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body is larger than the limit of %d bytes", mb.Limit)
+	// Bodies that are not JSON, or JSON of the wrong type for a field: the decoder's text says where.
 	case errors.As(err, &se), errors.As(err, &ue):
 		return http.StatusBadRequest, "Invalid JSON in request body: " + msg
+	// Wrapped messages name the resource ("Node X"), so the suffix gives Ironic's "... could not be found.".
 	case errors.Is(err, store.ErrNotFound):
 		strip(store.ErrNotFound)
 		return http.StatusNotFound, msg + " could not be found."
+	// A unique constraint fired (name, UUID, address): Ironic's 409 "... already exists.".
 	case errors.Is(err, store.ErrDuplicate):
 		strip(store.ErrDuplicate)
 		return http.StatusConflict, msg + " already exists."
 	case errors.Is(err, store.ErrBadQuery):
 		strip(store.ErrBadQuery)
 		return http.StatusBadRequest, msg
+	// Ironic's InvalidStateRequested is a client error (400), not a 409.
 	case errors.Is(err, engine.ErrInvalidState):
 		strip(engine.ErrInvalidState)
 		return http.StatusBadRequest, msg
@@ -79,22 +91,28 @@ func status(err error) (int, string) {
 	case errors.Is(err, driver.ErrInvalid):
 		strip(driver.ErrInvalid)
 		return http.StatusBadRequest, msg
+	// Ironic's NodeProtected: a protected node refuses undeploy, rebuild and delete with 403.
 	case errors.Is(err, engine.ErrProtected):
 		strip(engine.ErrProtected)
 		return http.StatusForbidden, msg
 	case errors.Is(err, engine.ErrConflict):
 		strip(engine.ErrConflict)
 		return http.StatusConflict, msg
+	// Like Ironic's TemporaryFailure/NoFreeConductorWorker: 503, the same request may succeed later.
 	case errors.Is(err, engine.ErrTemporary):
 		strip(engine.ErrTemporary)
 		return http.StatusServiceUnavailable, msg
+	// A timed-out or abandoned request is not a server bug; 503 tells clients to retry.
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable, "The request could not be completed in time; retry"
 	}
+	// Anything unmapped is a bug or an outage: its text may hold internals, so the client gets a fixed message
+	// and writeError logs the detail.
 	return http.StatusInternalServerError, "Internal error; see the conductor log"
 }
 
-// faultBody renders Ironic's double-encoded error body.
+// faultBody renders Ironic's double-encoded error body: error_message is a string holding JSON with
+// faultcode ("Client" below 500, "Server" from 500), faultstring and a null debuginfo.
 func faultBody(code int, msg string) []byte {
 	fault := "Client"
 	if code >= 500 {
@@ -126,12 +144,14 @@ func pySeparators(in []byte) []byte {
 	for _, c := range in {
 		out = append(out, c)
 		switch {
+		// The byte after a backslash inside a string is escaped content: a \" does not end the string.
 		case esc:
 			esc = false
 		case inStr && c == '\\':
 			esc = true
 		case c == '"':
 			inStr = !inStr
+		// Only structural separators gain a space; a ',' or ':' inside a value is copied as it is.
 		case !inStr && (c == ',' || c == ':'):
 			out = append(out, ' ')
 		}
@@ -145,8 +165,10 @@ type ordered struct {
 	vals map[string]any
 }
 
+// newOrdered returns an empty ordered object ready for set.
 func newOrdered() *ordered { return &ordered{vals: map[string]any{}} }
 
+// set stores v under k; a new key goes last, an existing key keeps its position.
 func (o *ordered) set(k string, v any) {
 	if _, ok := o.vals[k]; !ok {
 		o.keys = append(o.keys, k)

@@ -21,6 +21,8 @@ var portgroupDefs = []fieldDef{{"uuid", 23}, {"created_at", 23}, {"updated_at", 
 	{"extra", 23}, {"internal_info", 23}, {"mode", 26}, {"name", 23}, {"properties", 26},
 	{"standalone_ports_supported", 23}, {"node_uuid", 23}, {"links", 23}, {"ports", 24}}
 
+// portgroupList is the list contract shared by /v1/portgroups and /v1/nodes/{node}/portgroups: Ironic's
+// default fields (uuid, address, name), the sortable columns, and the two filters a list accepts.
 var portgroupList = subList{defs: portgroupDefs, defaults: []string{"uuid", "address", "name"},
 	sortKeys: store.PortgroupSortKeys(), filters: []string{"node", "address"}}
 
@@ -45,6 +47,7 @@ func (s *Server) portgroupsRoutes(v *mux.Router) {
 	v.HandleFunc("/portgroups/{pg}", s.since(23, s.getPortgroup)).Methods(http.MethodGet)
 	v.HandleFunc("/portgroups/{pg}", s.since(23, s.patchPortgroup)).Methods(http.MethodPatch)
 	v.HandleFunc("/portgroups/{pg}", s.since(23, s.deletePortgroup)).Methods(http.MethodDelete)
+	// Sub-resources arrived in 1.24, a version after portgroups themselves, hence their own gate.
 	v.HandleFunc("/portgroups/{pg}/ports", s.since(24, func(w http.ResponseWriter, r *http.Request) {
 		s.doListPorts(w, r, "", mux.Vars(r)["pg"], false)
 	})).Methods(http.MethodGet)
@@ -57,6 +60,7 @@ func (s *Server) portgroupsRoutes(v *mux.Router) {
 	v.HandleFunc("/nodes/{node}/portgroups/detail", s.since(24, func(w http.ResponseWriter, r *http.Request) {
 		s.doListPortgroups(w, r, mux.Vars(r)["node"], true)
 	})).Methods(http.MethodGet)
+	// VIFs attach to ports or portgroups, so their routes are registered with this group.
 	s.vifsRoutes(v)
 }
 
@@ -67,11 +71,13 @@ func (s *Server) renderPortgroup(g *store.Portgroup, version int, fields []strin
 		"name": strOrNil(g.Name), "properties": g.Properties, "standalone_ports_supported": g.StandalonePortsSupported,
 		"node_uuid": g.NodeUUID, "links": links(s.cfg.PublicURL, "portgroups", g.UUID, ""),
 		"ports": links(s.cfg.PublicURL, "portgroups", g.UUID, "ports")}
+	// renderDefs drops the fields newer than the request's version (mode and properties before 1.26).
 	return renderDefs(portgroupDefs, val, version, fields)
 }
 
 // getPortgroupOr404 finds a portgroup by UUID or name; anything else is Ironic's 400.
 func (s *Server) getPortgroupOr404(r *http.Request, ident string) (*store.Portgroup, error) {
+	// An ident that can be neither is refused before the store is asked, as Ironic's get_rpc_portgroup does.
 	if !isUUID(ident) && !validName(ident) {
 		return nil, badRequest("Expected UUID or name for portgroup: %s", ident)
 	}
@@ -87,6 +93,7 @@ func (s *Server) listPortgroups(w http.ResponseWriter, r *http.Request) {
 	s.doListPortgroups(w, r, "", false)
 }
 
+// listPortgroupsDetail serves /v1/portgroups/detail (every field, no fields=).
 func (s *Server) listPortgroupsDetail(w http.ResponseWriter, r *http.Request) {
 	s.doListPortgroups(w, r, "", true)
 }
@@ -106,11 +113,14 @@ func (s *Server) doListPortgroups(w http.ResponseWriter, r *http.Request, nodeId
 	if nodeIdent == "" {
 		nodeIdent = q.Get("node")
 	}
+	// Ironic refuses combined filters rather than intersecting them; the message is its own (shard included).
 	if nodeIdent != "" && q.Get("address") != "" {
 		s.writeError(w, r, badRequest("Filtering by node, address, or shard simultaneously is not supported."))
 		return
 	}
 	if nodeIdent != "" {
+		// The node may be named by UUID or name; resolve it so the store filters on the UUID, and an unknown node
+		// is a 404 rather than an empty list.
 		n, err := s.getNodeOr404(r, nodeIdent)
 		if err != nil {
 			s.writeError(w, r, err)
@@ -119,11 +129,13 @@ func (s *Server) doListPortgroups(w http.ResponseWriter, r *http.Request, nodeId
 		f.NodeUUID = n.UUID
 	}
 	if a := q.Get("address"); a != "" {
+		// A malformed MAC is a 400 naming the parameter; a well-formed one is normalised before comparing.
 		if f.Address, err = macArg("address", a); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 	}
+	// A read: straight from the store, no reservation needed.
 	groups, err := s.eng.Store().ListPortgroups(r.Context(), f, lq.opts)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -155,11 +167,13 @@ func applyPortgroupDoc(g *store.Portgroup, doc map[string]any, version int) erro
 	var err error
 	for k, v := range doc {
 		switch k {
+		// null or an absent value clears the address (a portgroup may have none).
 		case "address":
 			g.Address = ""
 			if v != nil {
 				g.Address, err = macArg("address", v)
 			}
+		// A portgroup always belongs to a node: node_uuid may change, but never to null or "".
 		case "node_uuid":
 			var u string
 			if u, err = uuidArg("node_uuid", v); err == nil && u == "" {
@@ -175,6 +189,7 @@ func applyPortgroupDoc(g *store.Portgroup, doc map[string]any, version int) erro
 			g.Name, err = optString("portgroup", k, v, 255)
 		case "mode":
 			g.Mode, err = optString("portgroup", k, v, 255)
+		// null restores Ironic's default, true.
 		case "standalone_ports_supported":
 			g.StandalonePortsSupported = true
 			if v != nil {
@@ -213,6 +228,7 @@ func (s *Server) createPortgroup(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badRequest("Schema error for portgroup: 'node_uuid' is a required property"))
 		return
 	}
+	// Defaults first (a fresh UUID, standalone ports allowed); the body overrides them.
 	g := &store.Portgroup{UUID: newUUID(), StandalonePortsSupported: true}
 	g.Normalize()
 	if err := applyPortgroupDoc(g, doc, version); err != nil {
@@ -230,9 +246,11 @@ func (s *Server) createPortgroup(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := s.getNodeOr404(r, g.NodeUUID)
 	if err != nil {
+		// The node is part of the body, not the path: Ironic answers a missing one with 400, not 404.
 		s.writeError(w, r, badRequest("Node %s could not be found.", g.NodeUUID))
 		return
 	}
+	// The engine creates it under the node's reservation; a busy node is a 409 the client may retry.
 	if err := s.eng.CreatePortgroup(r.Context(), g); err != nil {
 		s.writeError(w, r, lockedOr404(n.UUID, err))
 		return
@@ -255,6 +273,8 @@ func (s *Server) patchPortgroup(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// The gate is on the operations, not on the result: a pre-1.26 client must not touch fields it cannot see,
+	// while its patch of other fields still carries the stored mode and properties.
 	for _, op := range ops {
 		root := splitPointer(op.Path)[0]
 		if (root == "mode" || root == "properties") && version < 26 {
@@ -262,6 +282,7 @@ func (s *Server) patchPortgroup(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Resolve a name to the UUID first: the engine's update takes the UUID to find the node to reserve.
 	cur, err := s.getPortgroupOr404(r, id)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -274,6 +295,7 @@ func (s *Server) patchPortgroup(w http.ResponseWriter, r *http.Request) {
 		if err := applyPatch(doc, ops, portgroupPatchable); err != nil {
 			return err
 		}
+		// A remove of /mode would leave a bond with no mode; Ironic refuses it rather than falling back to the default.
 		if doc["mode"] == nil {
 			return badRequest("'mode' is a mandatory attribute and can not be removed")
 		}
@@ -293,6 +315,7 @@ func (s *Server) patchPortgroup(w http.ResponseWriter, r *http.Request) {
 // deletePortgroup serves DELETE /v1/portgroups/{pg}: refused (400, Ironic's PortgroupNotEmpty) while ports belong to it.
 func (s *Server) deletePortgroup(w http.ResponseWriter, r *http.Request) {
 	g, err := s.getPortgroupOr404(r, mux.Vars(r)["pg"])
+	// The engine deletes under the node's reservation and refuses while ports still belong to the group.
 	if err == nil {
 		err = s.eng.DeletePortgroup(r.Context(), g.UUID)
 	}

@@ -23,6 +23,7 @@ var portDefs = []fieldDef{{"uuid", 1}, {"created_at", 1}, {"updated_at", 1}, {"a
 	{"pxe_enabled", 19}, {"node_uuid", 1}, {"name", 88}, {"description", 97}, {"links", 1}, {"portgroup_uuid", 24}}
 
 // portList describes GET /v1/ports.
+// Default list fields are Ironic's (uuid, address); the four filters are the only query keys beyond paging.
 var portList = subList{defs: portDefs, defaults: []string{"uuid", "address"}, sortKeys: store.PortSortKeys(),
 	filters: []string{"node", "node_uuid", "address", "portgroup"}}
 
@@ -38,6 +39,7 @@ func (s *Server) renderPort(p *store.Port, version int, fields []string) *ordere
 	}
 	// Before 1.90 a link with OVN VTEP switches is shown empty (the key stays: older clients expect it).
 	_, vtep := p.LocalLinkConnection["vtep-logical-switch"]
+	// Clients older than 1.90 cannot parse the VTEP keys, so the whole connection is hidden from them.
 	if _, phys := p.LocalLinkConnection["vtep-physical-switch"]; (vtep || phys) && version < 90 {
 		val["local_link_connection"] = map[string]any{}
 	}
@@ -48,6 +50,7 @@ func (s *Server) renderPort(p *store.Port, version int, fields []string) *ordere
 func normalizeMAC(s string) (string, error) {
 	hw, err := net.ParseMAC(s)
 	if err != nil || len(hw) != 6 {
+		// Six bytes only: net.ParseMAC also accepts 8- and 20-byte addresses, which Ironic's MAC type refuses.
 		return "", badRequest("Expected a MAC address but received %s.", s)
 	}
 	return strings.ToLower(hw.String()), nil
@@ -72,18 +75,21 @@ func (s *Server) listNodePortsDetail(w http.ResponseWriter, r *http.Request) {
 func (s *Server) portFilter(r *http.Request, q url.Values, nodeIdent, groupIdent string) (store.PortFilter, error) {
 	var f store.PortFilter
 	version := versionOf(r)
+	// node_uuid (the 1.0 filter) and node (1.5, UUID or name) mean the same; a path's node wins over both.
 	for _, k := range []string{"node_uuid", "node"} {
 		if v := q.Get(k); v != "" && nodeIdent == "" {
 			nodeIdent = v
 		}
 	}
 	if v := q.Get("portgroup"); v != "" && groupIdent == "" {
+		// The portgroup filter is a 1.24 parameter: an older client gets 406.
 		if version < 24 {
 			return f, notAcceptable()
 		}
 		groupIdent = v
 	}
 	if nodeIdent != "" && groupIdent != "" {
+		// Ironic's answer to a node and a portgroup in one list request is this 403, not a 400.
 		return f, &httpError{http.StatusForbidden, "Operation not permitted."}
 	}
 	switch {
@@ -94,6 +100,7 @@ func (s *Server) portFilter(r *http.Request, q url.Values, nodeIdent, groupIdent
 		}
 		f.PortgroupUUID = g.UUID
 	case nodeIdent != "":
+		// Naming a node by name arrived in 1.5; before it the node must be a UUID.
 		if version < 5 && !isUUID(nodeIdent) {
 			return f, notAcceptable()
 		}
@@ -117,6 +124,7 @@ func (s *Server) portFilter(r *http.Request, q url.Values, nodeIdent, groupIdent
 func (s *Server) doListPorts(w http.ResponseWriter, r *http.Request, nodeIdent, groupIdent string, detail bool) {
 	version := versionOf(r)
 	q := r.URL.Query()
+	// Each step runs only if the one before succeeded; the single error check below writes whichever failed.
 	lq, fields, err := parseSubList(q, version, detail, portList)
 	if err == nil {
 		lq.portFilter, err = s.portFilter(r, q, nodeIdent, groupIdent)
@@ -169,6 +177,7 @@ func (s *Server) getPortOr404(r *http.Request, id string) (*store.Port, error) {
 // getPort serves GET /v1/ports/{port}.
 func (s *Server) getPort(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["port"]
+	// A port is never called "detail": whichever route matched, the path names the detail list.
 	if id == "detail" {
 		s.listPortsDetail(w, r)
 		return
@@ -194,6 +203,7 @@ func (s *Server) createPort(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// Schema, field types and version gates of the body; the node is looked up only for a valid body.
 	p, err := newPortFromDoc(doc, versionOf(r))
 	if err != nil {
 		s.writeError(w, r, err)
@@ -204,6 +214,7 @@ func (s *Server) createPort(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badRequest("Node %s could not be found.", p.NodeUUID))
 		return
 	}
+	// The body may name the node by name; the port stores the UUID.
 	p.NodeUUID = n.UUID
 	if err := s.eng.CreatePort(r.Context(), p); err != nil {
 		s.writeError(w, r, lockedOr404(n.UUID, err))
@@ -234,6 +245,7 @@ func (s *Server) patchPort(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Resolve a MAC or name to the UUID first: the engine's update takes the UUID to find the node to reserve.
 	cur, err := s.getPortOr404(r, id)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -265,6 +277,8 @@ func (s *Server) deletePort(w http.ResponseWriter, r *http.Request) {
 		err = s.eng.DeletePort(r.Context(), p.UUID)
 	}
 	if err != nil {
+		// A port gone between lookup and delete is a 404 quoting the client's ident; an error the engine marked
+		// as invalid input keeps its 400 even when it wraps a not-found.
 		if errors.Is(err, store.ErrNotFound) && !errors.Is(err, engine.ErrInvalidInput) {
 			err = notFound("Port %s could not be found.", mux.Vars(r)["port"])
 		}

@@ -15,6 +15,8 @@ import (
 var volumeTargetDefs = []fieldDef{{"uuid", 32}, {"created_at", 32}, {"updated_at", 32}, {"boot_index", 32},
 	{"extra", 32}, {"properties", 32}, {"volume_id", 32}, {"volume_type", 32}, {"links", 32}, {"node_uuid", 32}}
 
+// targetKind is what the shared volume list code needs for targets: Ironic's default list fields, and
+// extra and properties, which are JSON blobs and so not sortable (Ironic refuses them as sort_key).
 var targetKind = volumeKind{plural: "targets", defs: volumeTargetDefs,
 	defaults: []string{"uuid", "node_uuid", "volume_type", "boot_index", "volume_id"},
 	sortKeys: store.VolumeTargetSortKeys(), noSort: []string{"extra", "properties"}}
@@ -44,6 +46,8 @@ func (s *Server) volumeTargetOr404(r *http.Request, scoped bool) (*store.VolumeT
 		return nil, err
 	}
 	v, err := s.eng.Store().GetVolumeTarget(r.Context(), id)
+	// Ironic looks the target up first, so through a node's path an unknown target is still a 404 and only an
+	// existing one gets the 400 for a malformed URI.
 	if err == nil && scoped {
 		return nil, errMalformedURI
 	}
@@ -71,6 +75,8 @@ var targetFields = []string{"boot_index", "extra", "node_uuid", "properties", "v
 // intField is a jsonschema 'integer': a JSON number without a fraction (JSON decodes numbers as float64).
 func intField(kind, name string, v any) (int, error) {
 	f, ok := v.(float64)
+	// Booleans and strings are refused too (jsonschema's integer excludes them); the bound keeps the value in
+	// the int column Ironic declares.
 	if !ok || f != math.Trunc(f) || math.Abs(f) > math.MaxInt32 {
 		shown := pyRepr(v)
 		if s, isStr := v.(string); isStr {
@@ -84,6 +90,7 @@ func intField(kind, name string, v any) (int, error) {
 // applyTargetDoc checks a target document as TARGET_SCHEMA (kind names it in errors: "target" for a create,
 // "patch" for a patched document) and sets its fields on v. node_uuid is the caller's.
 func applyTargetDoc(v *store.VolumeTarget, doc map[string]any, kind string) error {
+	// Required and unknown keys are checked before any value, as the schema check is in Ironic.
 	err := checkVolumeBody(kind, doc, []string{"boot_index", "node_uuid", "volume_id", "volume_type"}, targetFields)
 	if err != nil {
 		return err
@@ -105,6 +112,7 @@ func applyTargetDoc(v *store.VolumeTarget, doc map[string]any, kind string) erro
 	if v.Properties, err = objectArg(kind, "properties", doc["properties"]); err != nil {
 		return err
 	}
+	// A client may choose the UUID on create; a patched document never carries one (uuid is not patchable).
 	if u, err := uuidArg("uuid", doc["uuid"]); err != nil {
 		return err
 	} else if u != "" {
@@ -129,6 +137,7 @@ func (s *Server) createVolumeTarget(w http.ResponseWriter, r *http.Request, scop
 	}
 	if err == nil {
 		v.NodeUUID = n.UUID
+		// The engine stores the target under the node's reservation; a busy node is a 409.
 		err = lockedOr404(n.UUID, s.eng.CreateVolumeTarget(r.Context(), v))
 	}
 	if err != nil {
@@ -168,6 +177,7 @@ func (s *Server) patchVolumeTarget(w http.ResponseWriter, r *http.Request, scope
 		if err := applyPatch(doc, ops, targetPatchable); err != nil {
 			return err
 		}
+		// Without a node_uuid in the patch the target stays on its node.
 		if node == "" {
 			node = v.NodeUUID
 		}
@@ -190,6 +200,8 @@ func (s *Server) patchVolumeTarget(w http.ResponseWriter, r *http.Request, scope
 func (s *Server) deleteVolumeTarget(w http.ResponseWriter, r *http.Request, scoped bool) {
 	v, err := s.volumeTargetOr404(r, scoped)
 	if err == nil {
+		// The engine deletes under the node's reservation and refuses while the node may be powered outside the
+		// states where a node itself may be deleted.
 		err = s.eng.DeleteVolumeTarget(r.Context(), v.UUID)
 	}
 	if err != nil {
