@@ -60,7 +60,7 @@ func run(args []string) error {
 	// 4: flags and environment (FERRIC_AGENT_<FLAG>), for development.
 	// ContinueOnError: a bad flag comes back as run's error (status 1) instead of the flag package's exit 2.
 	fs := flag.NewFlagSet("ferric-agent", flag.ContinueOnError)
-	cfgFile := fs.String("config", "", "agent.json to read (after the media and kernel command line)")
+	fs.String("config", "", "agent.json to read (after the media and kernel command line, before FERRIC_AGENT_* and the flags; read by configArg)")
 	level := fs.String("log-level", "info", "log level")
 	caFile := fs.String("api-ca", "", "PEM CA certificates the conductor's https --api-url is verified with (replaces api_ca of agent.json)")
 	// Repeatable flags are collected apart from cfg and applied after the parses below.
@@ -90,6 +90,13 @@ func run(args []string) error {
 	fs.StringVar(&cfg.PowerOff, "power-off", cfg.PowerOff, "system (power the machine off) or exit (stop the process)")
 	fs.Var(&ulimits, "ulimit", "default ulimit for containers, e.g. nofile=1024:1024 (repeatable)")
 	fs.Var(&insecure, "insecure-registry", "registry reached over plain http (repeatable)")
+	// The --config file (or FERRIC_AGENT_CONFIG) is read before the environment and the flags, which override it;
+	// reading it after Parse would need a second Parse, and that appends every repeatable flag a second time.
+	if path := configArg(args); path != "" {
+		if err := agent.ApplyFile(&cfg, path); err != nil {
+			return err
+		}
+	}
 	// Environment variables go through fs.Set before Parse, so a flag on the command line overrides its variable.
 	fs.VisitAll(func(f *flag.Flag) {
 		if v, ok := os.LookupEnv("FERRIC_AGENT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))); ok {
@@ -105,13 +112,6 @@ func run(args []string) error {
 		if err := images.ProxyCredentialsInArgs(args, p[0], p[1]); err != nil {
 			return err
 		}
-	}
-	if *cfgFile != "" {
-		if err := agent.ApplyFile(&cfg, *cfgFile); err != nil {
-			return err
-		}
-		// The second Parse re-applies the command line only, not the environment: the file wins over FERRIC_AGENT_*.
-		fs.Parse(args) // flags still win over the file
 	}
 	if *caFile != "" {
 		if err := agent.ApplyCAFile(&cfg, *caFile); err != nil {
@@ -155,4 +155,25 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return agent.Run(ctx, cfg, entry)
+}
+
+// configArg returns the agent.json path of --config in args (--config PATH, --config=PATH, one or two dashes),
+// else FERRIC_AGENT_CONFIG, else "". It is read before the other flags are parsed: see run.
+func configArg(args []string) string {
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "config" {
+			continue
+		}
+		if hasVal {
+			return val
+		}
+		if i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return os.Getenv("FERRIC_AGENT_CONFIG")
 }
