@@ -553,6 +553,12 @@ func TestPowerAndManagement(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond)
 	err = nodes.ChangePowerState(ctx, cl, n.UUID, nodes.PowerStateOpts{Target: "sideways"}).ExtractErr()
 	assert.True(t, gophercloud.ResponseCodeIs(err, http.StatusBadRequest))
+	// Soft power and the timeout are 1.27: before it Ironic answers NotAcceptable (406), not a 400.
+	old := c.Client("1.26")
+	err = nodes.ChangePowerState(ctx, old, n.UUID, nodes.PowerStateOpts{Target: nodes.SoftPowerOff}).ExtractErr()
+	assert.True(t, gophercloud.ResponseCodeIs(err, http.StatusNotAcceptable), "%v", err)
+	err = nodes.ChangePowerState(ctx, old, n.UUID, nodes.PowerStateOpts{Target: nodes.PowerOff, Timeout: 30}).ExtractErr()
+	assert.True(t, gophercloud.ResponseCodeIs(err, http.StatusNotAcceptable), "%v", err)
 
 	require.NoError(t, nodes.SetBootDevice(ctx, cl, n.UUID, nodes.BootDeviceOpts{BootDevice: "pxe", Persistent: true}).ExtractErr())
 	bd, err := nodes.GetBootDevice(ctx, cl, n.UUID).Extract()

@@ -51,8 +51,6 @@ func requireWriteVersion(r *http.Request, min int, msg string) error {
 	return nil
 }
 
-// errNotAcceptable is Ironic's NotAcceptable: a field or filter of a newer version than the request's.
-var errNotAcceptable = &httpError{http.StatusNotAcceptable, "Request not acceptable."}
 
 // allocationFieldNames lists the fields in Ironic's output order; owner only from 1.60.
 func allocationFieldNames(version int) []string {

@@ -70,7 +70,7 @@ func chassisFieldSet(raw string, version int) ([]string, error) {
 	}
 	// fields= arrived in 1.8; an older client asking for it gets Ironic's 406, not a silently full body.
 	if version < 8 {
-		return nil, &httpError{http.StatusNotAcceptable, "Request not acceptable."}
+		return nil, errNotAcceptable
 	}
 	known := map[string]bool{}
 	for _, f := range chassisFieldNames() {
@@ -370,7 +370,7 @@ func (s *Server) nodeChassisFilter(ctx context.Context, lq *listQuery) error {
 func (s *Server) checkNodeChassis(ctx context.Context, before, after string, version int) error {
 	// Before 1.25 Ironic did not allow unsetting a node's chassis; a client pinned there gets 406.
 	if before != "" && after == "" && version < 25 {
-		return &httpError{http.StatusNotAcceptable, "Request not acceptable."}
+		return errNotAcceptable
 	}
 	// An unchanged chassis is not looked up again: a PATCH of other fields never fails on it.
 	if after == before {

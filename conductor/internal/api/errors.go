@@ -23,6 +23,10 @@ type httpError struct {
 
 func (e *httpError) Error() string { return e.msg }
 
+// errNotAcceptable is Ironic's NotAcceptable (406): a field, filter or argument of a newer version than the
+// request's.
+var errNotAcceptable = &httpError{http.StatusNotAcceptable, "Request not acceptable."}
+
 // badRequest is a 400 with a fmt.Sprintf message; for bad input it should name the field and the fix.
 func badRequest(format string, a ...any) error {
 	return &httpError{http.StatusBadRequest, fmt.Sprintf(format, a...)}

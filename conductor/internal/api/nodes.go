@@ -485,10 +485,10 @@ func (s *Server) putPower(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	// Soft power off/reboot and the timeout arrived together in 1.27.
+	// Soft power off/reboot and the timeout arrived together in 1.27; before it Ironic answers NotAcceptable (406).
 	if strings.HasPrefix(req.Target, "soft") || req.Timeout != nil {
 		if versionOf(r) < 27 {
-			s.writeError(w, r, badRequest("Soft power operations and timeout require API version 1.27 or later"))
+			s.writeError(w, r, errNotAcceptable)
 			return
 		}
 	}
