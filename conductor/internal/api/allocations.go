@@ -51,7 +51,6 @@ func requireWriteVersion(r *http.Request, min int, msg string) error {
 	return nil
 }
 
-
 // allocationFieldNames lists the fields in Ironic's output order; owner only from 1.60.
 func allocationFieldNames(version int) []string {
 	f := []string{"uuid", "created_at", "updated_at", "candidate_nodes", "extra", "last_error", "name"}
