@@ -114,6 +114,10 @@ type Config struct {
 	// RegistryAliases maps a registry as nodes see it to the address the conductor uses to resolve digests
 	// (e.g. 10.0.2.2:5000 -> 127.0.0.1:5000).
 	RegistryAliases map[string]string
+	// IPMIRetryTimeout and IPMIMinCommandInterval are Ironic's [ipmi]command_retry_timeout (how long one IPMI
+	// operation is retried, default 60 s) and [ipmi]min_command_interval (the least time between two operations
+	// on one BMC, default 5 s: some BMCs fail when polled faster). Zero takes the default.
+	IPMIRetryTimeout, IPMIMinCommandInterval time.Duration
 	// ImageDownloadSource is --image-download-source, Ironic's [agent]image_download_source for the direct
 	// interface: http (default; the agent downloads image_source) or local (the conductor caches and serves it).
 	ImageDownloadSource string
@@ -393,7 +397,7 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 		Registries: cfg.Registries})
 	// ipmi: Ironic's most used hardware type, network-booted by default as Ironic's IPMIHardware (ipxe, registered
 	// by addIPXE with its server); local-agent may be chosen for machines the conductor host itself reaches.
-	ip := &ipmi.Driver{}
+	ip := &ipmi.Driver{RetryTimeout: cfg.IPMIRetryTimeout, MinCommandInterval: cfg.IPMIMinCommandInterval}
 	if log != nil {
 		ip.Log = log.WithField("component", "ipmi")
 	}

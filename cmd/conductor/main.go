@@ -132,6 +132,8 @@ func run(args []string) error {
 	imageCacheDir := fs.String("image-cache-dir", "", "directory of the conductor's image cache for image_download_source local (default <state-dir>/image-cache)")
 	fs.Int64Var(&cfg.ImageCacheMaxBytes, "image-cache-max-bytes", 20<<30, "total size of the image cache; least recently used images no deploy holds are evicted")
 	fs.DurationVar(&cfg.ImageDownloadTimeout, "image-download-timeout", time.Hour, "longest one image download into the cache may take")
+	fs.DurationVar(&cfg.IPMIRetryTimeout, "ipmi-retry-timeout", 60*time.Second, "how long one IPMI operation is retried (Ironic's [ipmi]command_retry_timeout)")
+	fs.DurationVar(&cfg.IPMIMinCommandInterval, "ipmi-min-command-interval", 5*time.Second, "least time between two IPMI operations on one BMC (Ironic's [ipmi]min_command_interval; some BMCs fail when polled faster)")
 	// [conductor]allow_deleting_available_nodes, inverted.
 	fs.BoolVar(&cfg.Engine.NoDeleteAvailable, "no-delete-available", false, "refuse to delete nodes in available (Ironic's allow_deleting_available_nodes=false)")
 	fs.IntVar(&cfg.Engine.HistoryMaxEntries, "node-history-max-entries", 0, "history records kept per node (Ironic's [conductor]node_history_max_entries; 0 = 300, negative = record none)")
@@ -165,6 +167,9 @@ func run(args []string) error {
 	// Checks the flag package cannot do; the messages name the flag so a typo in a unit file is obvious.
 	if *maxWait < 1 {
 		return fmt.Errorf("--max-wait-step-seconds must be 1 or more")
+	}
+	if cfg.IPMIRetryTimeout <= 0 || cfg.IPMIMinCommandInterval < 0 {
+		return fmt.Errorf("--ipmi-retry-timeout must be positive and --ipmi-min-command-interval zero or more (e.g. 60s and 5s)")
 	}
 	if *erasePrio < 0 || *metaPrio < 0 {
 		return fmt.Errorf("--erase-devices-priority and --erase-devices-metadata-priority must be 0 (off) or more")

@@ -17,3 +17,12 @@ func TestEnvironmentValueRefused(t *testing.T) {
 	assert.Contains(t, err.Error(), "--insecure-http")
 	assert.NotContains(t, err.Error(), "maybe-s3cret")
 }
+
+// TestIPMIFlagsChecked: IPMI timings that make no sense stop the start with the flags' names.
+func TestIPMIFlagsChecked(t *testing.T) {
+	for _, args := range [][]string{{"--ipmi-retry-timeout", "0s"}, {"--ipmi-min-command-interval", "-1s"}} {
+		err := run(args)
+		require.Error(t, err, "%v", args)
+		assert.Contains(t, err.Error(), "--ipmi-retry-timeout must be positive", "%v", args)
+	}
+}
