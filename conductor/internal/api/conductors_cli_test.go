@@ -1,14 +1,10 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -19,21 +15,11 @@ import (
 // TestBaremetalCLIConductors lists and shows the conductor with OpenStack's own client (Debian's
 // python3-ironicclient), lists a driver's RAID logical disk properties, and injects an NMI into a fake-hardware node, which it refuses as Ironic does.
 func TestBaremetalCLIConductors(t *testing.T) {
-	bin := testenv.Tool(t, "baremetal", "python3-ironicclient")
 	srv, _, _, _ := extrasServer(t)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	srv.cfg.PublicURL = ts.URL
-	bm := func(args ...string) (string, error) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		full := append([]string{"--os-endpoint", ts.URL, "--os-auth-type", "none"}, args...)
-		cmd := exec.CommandContext(ctx, bin, full...)
-		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
+	bm := testenv.Baremetal(t, ts.URL).Try
 	out, err := bm("conductor", "list", "--long", "-f", "json")
 	require.NoError(t, err, out)
 	var list []map[string]any

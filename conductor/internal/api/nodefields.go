@@ -206,6 +206,23 @@ func secretMarkers() []string {
 	return []string{"password", "passwd", "secret", "token", "private_key", "credential", "pull_secret"}
 }
 
+// secretKey reports whether the value under key k, in a map at depth (0: the field itself, e.g. instance_info),
+// is never shown: a key containing a secret marker at any depth, and configdrive and image_url as top-level keys
+// only (as words deeper down they name no secret). maskDepth and the node writer's appendMasked share it, so the
+// generic renderer and the fast path cannot disagree on what is secret.
+func secretKey(k string, depth int) bool {
+	lk := strings.ToLower(k)
+	if depth == 0 && (lk == "configdrive" || lk == "image_url") {
+		return true
+	}
+	for _, s := range secretMarkers() {
+		if strings.Contains(lk, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // maskSecrets returns a copy of m with secret values replaced by "******", at every depth: nested maps and maps
 // inside lists too (a pull secret in a list of registries is as secret as one at the top).
 func maskSecrets(m map[string]any) map[string]any { return maskDepth(m, 0) }
@@ -217,15 +234,7 @@ const maxMaskDepth = 32
 func maskDepth(m map[string]any, depth int) map[string]any {
 	out := make(map[string]any, len(m))
 	for k, v := range m {
-		lk := strings.ToLower(k)
-		// configdrive and image_url are secret as instance_info keys, not as words deeper down.
-		secret := depth == 0 && (lk == "configdrive" || lk == "image_url")
-		for _, s := range secretMarkers() {
-			if strings.Contains(lk, s) {
-				secret = true
-			}
-		}
-		if secret && v != nil {
+		if v != nil && secretKey(k, depth) {
 			out[k] = "******"
 			continue
 		}

@@ -9,7 +9,6 @@ package api
 import (
 	"net/http"
 	"sort"
-	"strings"
 
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
@@ -163,14 +162,7 @@ func appendMasked(b []byte, m map[string]any, depth int) []byte {
 		b = appendString(b, k)
 		b = append(b, ": "...)
 		v := m[k]
-		lk := strings.ToLower(k)
-		secret := depth == 0 && (lk == "configdrive" || lk == "image_url")
-		for _, s := range secretMarkers() {
-			if strings.Contains(lk, s) {
-				secret = true
-			}
-		}
-		if secret && v != nil {
+		if v != nil && secretKey(k, depth) {
 			b = append(b, `"******"`...)
 			continue
 		}
