@@ -33,6 +33,27 @@ func FakeHardware(extraDeploy, extraBoot []string) *HardwareType {
 	return h
 }
 
+// NewHardwareType is the skeleton of a real hardware type: power and management name (the type's own protocol),
+// network and storage noop, every other kind its no-* interface only, and deploy and boot as given (default
+// first). The type's constructor then adds what else it offers (inspection, bios, raid...).
+func NewHardwareType(name string, deploy, boot []string) *HardwareType {
+	h := &HardwareType{Name: name, Enabled: map[string][]string{}, Defaults: map[string]string{}}
+	for _, k := range Kinds() {
+		def := "no-" + k
+		switch k {
+		case "network", "storage":
+			def = "noop"
+		case "power", "management":
+			def = name
+		}
+		h.Defaults[k] = def
+		h.Enabled[k] = []string{def}
+	}
+	h.Defaults["deploy"], h.Enabled["deploy"] = deploy[0], deploy
+	h.Defaults["boot"], h.Enabled["boot"] = boot[0], boot
+	return h
+}
+
 // FakePower keeps each node's power state in memory, as a BMC would.
 type FakePower struct {
 	mu    sync.Mutex

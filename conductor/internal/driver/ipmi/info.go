@@ -27,22 +27,9 @@ const Name = "ipmi"
 // inspect agent (default) or no-inspect (Ironic's ipmi type has no out-of-band inspection); rescue, bios,
 // firmware and raid as the other types have them (no-*, agent rescue added by driver.EnableAgentRescue).
 func Hardware(deploy, boot []string) *driver.HardwareType {
-	h := &driver.HardwareType{Name: Name, Enabled: map[string][]string{}, Defaults: map[string]string{}}
-	for _, k := range driver.Kinds() {
-		def := "no-" + k
-		switch k {
-		case "network", "storage":
-			def = "noop"
-		case "power", "management":
-			def = Name
-		}
-		h.Defaults[k] = def
-		h.Enabled[k] = []string{def}
-	}
+	h := driver.NewHardwareType(Name, deploy, boot)
 	h.Defaults["inspect"] = driver.InspectAgent
 	h.Enabled["inspect"] = []string{driver.InspectAgent, driver.InspectNone}
-	h.Defaults["deploy"], h.Enabled["deploy"] = deploy[0], deploy
-	h.Defaults["boot"], h.Enabled["boot"] = boot[0], boot
 	h.Properties = Properties()
 	return h
 }

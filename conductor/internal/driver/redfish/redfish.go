@@ -28,25 +28,10 @@ import (
 // Hardware returns the redfish hardware type with the interfaces this package and the deploy drivers offer:
 // inspect redfish (default), agent, no-inspect; rescue no-rescue only (no agent rescue yet).
 func Hardware(deploy []string, boot []string) *driver.HardwareType {
-	h := &driver.HardwareType{Name: "redfish", Enabled: map[string][]string{}, Defaults: map[string]string{}}
-	for _, k := range driver.Kinds() {
-		def := "no-" + k
-		switch k {
-		case "network", "storage":
-			def = "noop"
-		case "power", "management":
-			def = "redfish"
-		case "inspect", "raid", "bios", "firmware", "console", "rescue", "vendor":
-			def = "no-" + k
-		}
-		h.Defaults[k] = def
-		h.Enabled[k] = []string{def}
-	}
+	h := driver.NewHardwareType("redfish", deploy, boot)
 	// Inspection: out-of-band through the BMC by default; agent is accepted because Metal3 sets it on every node.
 	h.Defaults["inspect"] = "redfish"
 	h.Enabled["inspect"] = []string{"redfish", driver.InspectAgent, driver.InspectNone}
-	h.Defaults["deploy"], h.Enabled["deploy"] = deploy[0], deploy
-	h.Defaults["boot"], h.Enabled["boot"] = boot[0], boot
 	return h
 }
 
