@@ -58,7 +58,11 @@ func (b *Boot) PrepareRamdisk(ctx context.Context, t *driver.Task) error {
 	n.DriverInternalInfo[keyPregenerated] = true
 	// A one-time network boot; UEFI is the management interface's default for a node that says nothing else.
 	if err := t.Management.SetBootDevice(ctx, n, driver.BootPXE, false); err != nil {
+		// Nothing of this boot stays usable: its files and its token go (the token would otherwise still be
+		// accepted at lookup until the engine's tear-down).
 		b.Server.Remove(n.UUID)
+		delete(n.DriverInternalInfo, keyToken)
+		delete(n.DriverInternalInfo, keyPregenerated)
 		return fmt.Errorf("set a one-time network boot: %w", err)
 	}
 	t.Log.WithFields(map[string]any{"kernel_bytes": len(kernel), "ramdisk_bytes": len(initrd)}).
