@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/ferric-metal/ferric/conductor/internal/api"
 	"github.com/ferric-metal/ferric/conductor/internal/artifact"
+	"github.com/ferric-metal/ferric/conductor/internal/cluster"
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/agentdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/autodetect"
@@ -64,8 +66,14 @@ type Config struct {
 	PublicURL string
 	// Host names this conductor (reservations, the conductor field); default "ferric".
 	Host string
-	// Engine tunes the engine (timeouts, periodic intervals).
+	// Engine tunes the engine (timeouts, periodic intervals, --workers).
 	Engine engine.Config
+	// ConductorGroup is --conductor-group: this conductor drives only nodes of this group (Ironic's
+	// [conductor]conductor_group).
+	ConductorGroup string
+	// ConductorHeartbeatInterval and ConductorDeadAfter are how often this conductor heartbeats in the database
+	// (default 10 s) and how old another's heartbeat may get before its nodes are taken over (default 60 s).
+	ConductorHeartbeatInterval, ConductorDeadAfter time.Duration
 	// Ready, when set, is called with the public URL once the API accepts connections.
 	Ready func(publicURL string)
 
@@ -198,8 +206,13 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if cfg.Host != "" {
 		ecfg.Host = cfg.Host
 	}
+	members, err := joinCluster(ctx, cfg, ecfg.Host, st, reg, log.WithField("component", "cluster"))
+	if err != nil {
+		return err
+	}
+	ecfg.Ring = members
 	eng := engine.New(ecfg, st, reg, log.WithField("component", "engine"))
-	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth, Extra: func(r *mux.Router) {
+	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth, Cluster: members, Extra: func(r *mux.Router) {
 		media.Register(r)
 		netboot.Register(r)
 	}}, eng, log.WithField("component", "api"))
@@ -215,7 +228,67 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if err := eng.Recover(ctx); err != nil {
 		return fmt.Errorf("recover after restart: %w", err)
 	}
-	return serve(ctx, cfg, eng, hs, ln, tlsFiles, log)
+	// The membership heartbeat outlives serve: the engine finishes its in-flight work inside serve, and a
+	// conductor that stopped heartbeating meanwhile would have its reservations broken under it.
+	beatCtx, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
+	beatDone := make(chan struct{})
+	go func() { members.Run(beatCtx); close(beatDone) }()
+	err = serve(ctx, cfg, eng, hs, ln, tlsFiles, log)
+	stopBeat()
+	<-beatDone
+	leaveCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if lerr := members.Leave(leaveCtx); lerr != nil {
+		log.WithError(lerr).Warn("could not mark this conductor offline; the others take its nodes over after --conductor-dead-after")
+	}
+	return err
+}
+
+// joinCluster registers this conductor in the database and returns its view of the membership. SQLite is one
+// process's database: there the conductor refuses to start beside another alive one.
+func joinCluster(ctx context.Context, cfg Config, host string, st *store.SQL, reg *driver.Registry, log *logrus.Entry) (*cluster.Cluster, error) {
+	var drivers []string
+	for _, h := range reg.HardwareTypes() {
+		drivers = append(drivers, h.Name)
+	}
+	c, err := cluster.New(cluster.Config{Host: host, Group: cfg.ConductorGroup, Drivers: drivers, Version: buildVersion(),
+		HeartbeatInterval: cfg.ConductorHeartbeatInterval, DeadAfter: cfg.ConductorDeadAfter,
+		SingleOnly: strings.HasPrefix(cfg.DB, "sqlite://")}, st, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Join(ctx); err != nil {
+		return nil, fmt.Errorf("join the conductors: %w", err)
+	}
+	return c, nil
+}
+
+// buildVersion names this build for the conductors table: the module version, or the VCS revision it was built
+// from (rolling upgrades show which conductors run which release).
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	rev, dirty := "", false
+	for _, kv := range bi.Settings {
+		switch kv.Key {
+		case "vcs.revision":
+			rev = kv.Value
+		case "vcs.modified":
+			dirty = kv.Value == "true"
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" && dirty {
+		rev += "-dirty"
+	}
+	if rev == "" {
+		return bi.Main.Version
+	}
+	return rev
 }
 
 // serve runs the engine and the API server on ln until ctx ends or either fails, then shuts both down: the API

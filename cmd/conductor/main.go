@@ -91,6 +91,12 @@ func run(args []string) error {
 	// Names: [api]public_endpoint and [DEFAULT]host.
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients and agents use (default http://<listen>, https:// with --tls-cert)")
 	fs.StringVar(&cfg.Host, "host", "", "conductor name (default: the machine's host name)")
+	// Several conductors on one PostgreSQL: [conductor]conductor_group, heartbeat_interval, heartbeat_timeout and
+	// workers_pool_size.
+	fs.StringVar(&cfg.ConductorGroup, "conductor-group", "", "conductor group: this conductor drives only nodes whose conductor_group is this")
+	fs.DurationVar(&cfg.ConductorHeartbeatInterval, "conductor-heartbeat-interval", 10*time.Second, "how often this conductor heartbeats in the database")
+	fs.DurationVar(&cfg.ConductorDeadAfter, "conductor-dead-after", 60*time.Second, "a conductor silent this long is dead: the others break its reservations and drive its nodes")
+	fs.IntVar(&cfg.Engine.Workers, "workers", 64, "periodic jobs (agent polls, power reads) run at once")
 	// Cleaning: [conductor]automated_clean (inverted) and the [deploy] erase priorities; max-wait-step
 	// is [conductor]max_conductor_wait_step_seconds.
 	fs.BoolVar(&cfg.Engine.NoAutomatedClean, "no-automated-clean", false, "skip automated cleaning on provide and undeploy")

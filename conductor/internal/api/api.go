@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ferric-metal/ferric/conductor/internal/cluster"
 	"github.com/ferric-metal/ferric/conductor/internal/engine"
 )
 
@@ -29,6 +30,16 @@ type Config struct {
 	PublicURL string            // base URL for links, without a trailing slash
 	Auth      Authenticator     // nil = noauth
 	Extra     func(*mux.Router) // registers more routes (ramdisk endpoints, boot media); may be nil
+	// Cluster is the conductor membership (GET /v1/conductors, each node's conductor field); nil: this process
+	// is the only conductor.
+	Cluster Membership
+}
+
+// Membership is the part of the cluster view the API shows.
+type Membership interface {
+	Members() []cluster.Member
+	Owner(uuid, group string) string
+	DeadAfter() time.Duration
 }
 
 // Server serves the Ironic v1 API on top of one engine. It holds no request state: handlers may run

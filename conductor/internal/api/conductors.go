@@ -1,18 +1,23 @@
 package api
 
-// The conductors resource (Ironic API 1.49): GET /v1/conductors and GET /v1/conductors/{hostname}. A Ferric
-// process is one conductor (API and engine in one), so the collection has one member, this process: alive while
-// it answers, created when its API started, updated now (its heartbeat is the request being served). The list
+// The conductors resource (Ironic API 1.49): GET /v1/conductors and GET /v1/conductors/{hostname}: the
+// conductors registered in the database (cluster package), alive when online and heartbeated within
+// --conductor-dead-after, as Ironic's; without a cluster, this process alone. The list
 // shows hostname, conductor_group and alive; ?detail=true and the single GET add drivers, created_at and
 // updated_at; ?fields picks among them, as Ironic.
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
+
+	"github.com/ferric-metal/ferric/conductor/internal/cluster"
+	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
 // conductorsVersion is the microversion that exposes conductors.
@@ -34,16 +39,30 @@ func (s *Server) conductorsRoutes(v *mux.Router, started time.Time) {
 		Methods(http.MethodGet)
 }
 
-// renderConductor renders this conductor with the given fields (links always, as Ironic).
-func (s *Server) renderConductor(started time.Time, fields []string) *ordered {
+// conductorsOf lists the conductors by host name: the registered ones (alive or not) with a cluster, else this
+// process alone, alive while it answers, created when its API started.
+func (s *Server) conductorsOf(started time.Time) []cluster.Member {
+	if s.cfg.Cluster != nil {
+		return s.cfg.Cluster.Members()
+	}
 	var drivers []string
 	for _, h := range s.eng.Registry().HardwareTypes() {
 		drivers = append(drivers, h.Name)
 	}
-	// conductor_group is "": Ferric has no conductor groups yet. drivers are the hardware types it serves.
-	values := map[string]any{"hostname": s.eng.Host(), "conductor_group": "", "alive": true, "drivers": drivers,
-		"created_at": isoTime(started), "updated_at": isoTime(nowUTC()),
-		"links": links(s.cfg.PublicURL, "conductors", s.eng.Host(), "")}
+	return []cluster.Member{{Conductor: store.Conductor{Hostname: s.eng.Host(), Drivers: drivers, Online: true,
+		CreatedAt: started, UpdatedAt: nowUTC()}, Alive: true}}
+}
+
+// renderConductor renders one conductor with the given fields (links always, as Ironic).
+func (s *Server) renderConductor(m cluster.Member, fields []string) *ordered {
+	drivers := m.Drivers
+	if drivers == nil {
+		drivers = []string{}
+	}
+	created, updated := m.CreatedAt.UTC(), m.UpdatedAt.UTC()
+	values := map[string]any{"hostname": m.Hostname, "conductor_group": m.ConductorGroup, "alive": m.Alive,
+		"drivers": drivers, "created_at": isoTime(created), "updated_at": isoTime(updated),
+		"links": links(s.cfg.PublicURL, "conductors", m.Hostname, "")}
 	o := newOrdered()
 	for _, k := range conductorFields() {
 		if k == "links" || slices.Contains(fields, k) {
@@ -107,12 +126,24 @@ func (s *Server) listConductors(w http.ResponseWriter, r *http.Request, started 
 	case fields == nil:
 		fields = conductorFields()[:3]
 	}
-	// One member: a page of any limit holds it, and a marker naming it (the last) leaves nothing after it.
-	items := []any{}
-	if q.Get("marker") != s.eng.Host() {
-		items = append(items, s.renderConductor(started, fields))
+	page, err := conductorPage(s.conductorsOf(started), q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"conductors": items})
+	items := []any{}
+	for _, m := range page {
+		items = append(items, s.renderConductor(m, fields))
+	}
+	body := map[string]any{"conductors": items}
+	if lim, _ := strconv.Atoi(q.Get("limit")); lim > 0 && len(page) == lim {
+		next := url.Values{"limit": {q.Get("limit")}, "marker": {page[len(page)-1].Hostname}}
+		if q.Get("sort_dir") != "" {
+			next.Set("sort_dir", q.Get("sort_dir"))
+		}
+		body["next"] = s.cfg.PublicURL + "/v1/conductors?" + next.Encode()
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // getConductor shows this conductor with every field (or ?fields); any other hostname is Ironic's 404.
@@ -122,7 +153,8 @@ func (s *Server) getConductor(w http.ResponseWriter, r *http.Request, started ti
 		return
 	}
 	host := mux.Vars(r)["hostname"]
-	if host != s.eng.Host() {
+	i := slices.IndexFunc(s.conductorsOf(started), func(m cluster.Member) bool { return m.Hostname == host })
+	if i < 0 {
 		s.writeError(w, r, notFound("Conductor %s could not be found.", host))
 		return
 	}
@@ -134,5 +166,37 @@ func (s *Server) getConductor(w http.ResponseWriter, r *http.Request, started ti
 	if fields == nil {
 		fields = conductorFields()
 	}
-	writeJSON(w, http.StatusOK, s.renderConductor(started, fields))
+	writeJSON(w, http.StatusOK, s.renderConductor(s.conductorsOf(started)[i], fields))
+}
+
+// conductorPage orders the conductors by host name (sort_dir desc reverses it; hostname is the one sort key
+// offered besides the timestamps, which sort the same way for a list this short), starts after marker and stops
+// at limit, as Ironic pages the conductors table.
+func conductorPage(all []cluster.Member, q url.Values) ([]cluster.Member, error) {
+	all = slices.Clone(all)
+	key := q.Get("sort_key")
+	less := func(a, b cluster.Member) int { return strings.Compare(a.Hostname, b.Hostname) }
+	switch key {
+	case "", "hostname", "id":
+	case "created_at":
+		less = func(a, b cluster.Member) int { return a.CreatedAt.Compare(b.CreatedAt) }
+	case "updated_at":
+		less = func(a, b cluster.Member) int { return a.UpdatedAt.Compare(b.UpdatedAt) }
+	case "conductor_group":
+		less = func(a, b cluster.Member) int { return strings.Compare(a.ConductorGroup, b.ConductorGroup) }
+	default:
+		return nil, badRequest("The sort_key value %s is an invalid field for sorting", key)
+	}
+	slices.SortStableFunc(all, less)
+	if q.Get("sort_dir") == "desc" {
+		slices.Reverse(all)
+	}
+	if m := q.Get("marker"); m != "" {
+		i := slices.IndexFunc(all, func(c cluster.Member) bool { return c.Hostname == m })
+		all = all[i+1:] // a marker naming no conductor (i = -1) starts from the top
+	}
+	if lim, err := strconv.Atoi(q.Get("limit")); err == nil && lim > 0 && lim < len(all) {
+		all = all[:lim]
+	}
+	return all, nil
 }

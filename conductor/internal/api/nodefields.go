@@ -21,6 +21,16 @@ type nodeView struct {
 	n    *store.Node
 	base string
 	host string
+	ring Membership // nil: one conductor, host drives every node
+}
+
+// conductor is the conductor that drives the node: the ring's owner among the alive conductors of the node's
+// group (null when none is alive, as Ironic shows it), or this one when it is alone.
+func (v *nodeView) conductor() any {
+	if v.ring == nil {
+		return v.host
+	}
+	return strOrNil(v.ring.Owner(v.n.UUID, v.n.ConductorGroup))
 }
 
 func strOrNil(s string) any {
@@ -125,7 +135,7 @@ func nodeFields() []nodeField {
 		{"vendor_interface", 31, iface("vendor")},
 		{"disable_power_off", 95, func(v *nodeView) any { return v.n.DisablePowerOff }},
 		{"links", 1, func(v *nodeView) any { return links(v.base, "nodes", v.n.UUID, "") }},
-		{"conductor", 49, func(v *nodeView) any { return v.host }},
+		{"conductor", 49, func(v *nodeView) any { return v.conductor() }},
 		{"allocation_uuid", 52, func(v *nodeView) any { return strOrNil(v.n.AllocationUUID) }},
 		{"chassis_uuid", 1, func(v *nodeView) any { return strOrNil(v.n.ChassisUUID) }},
 		{"ports", 1, func(v *nodeView) any { return links(v.base, "nodes", v.n.UUID, "ports") }},
@@ -175,7 +185,7 @@ func fieldSet(raw string, version int) ([]string, error) {
 
 // renderNode renders a node at a version; fields nil means every field of that version.
 func (s *Server) renderNode(n *store.Node, version int, fields []string) *ordered {
-	v := &nodeView{n: n, base: s.cfg.PublicURL, host: s.eng.Host()}
+	v := &nodeView{n: n, base: s.cfg.PublicURL, host: s.eng.Host(), ring: s.cfg.Cluster}
 	want := map[string]bool{}
 	for _, f := range fields {
 		want[f] = true

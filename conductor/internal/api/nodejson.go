@@ -91,7 +91,7 @@ func (e *nodeEncoder) putBuf(p *[]byte) {
 func (s *Server) writeNode(w http.ResponseWriter, code int, n *store.Node, version int, fields []string) {
 	p := s.nodeEnc.getBuf()
 	defer s.nodeEnc.putBuf(p)
-	v := &nodeView{n: n, base: s.cfg.PublicURL, host: s.eng.Host()}
+	v := &nodeView{n: n, base: s.cfg.PublicURL, host: s.eng.Host(), ring: s.cfg.Cluster}
 	*p = s.nodeEnc.appendNode(*p, v, version, fields)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -106,11 +106,12 @@ type nodeList struct {
 	fields  []string
 	base    string
 	host    string
+	ring    Membership
 }
 
 func (l *nodeList) appendPy(b []byte) []byte {
 	b = append(b, '[')
-	v := &nodeView{base: l.base, host: l.host}
+	v := &nodeView{base: l.base, host: l.host, ring: l.ring}
 	sel := l.enc.rec.pick(l.version, l.fields) // once per page
 	for i, n := range l.nodes {
 		if i > 0 {

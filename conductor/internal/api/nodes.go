@@ -236,7 +236,7 @@ func (s *Server) doListNodes(w http.ResponseWriter, r *http.Request, detailPath 
 	}
 	// The page writes itself (pyAppender) rather than building an object per node: lists are the hot path.
 	items := &nodeList{enc: s.nodeEnc, nodes: nodes, version: version, fields: fields, base: s.cfg.PublicURL,
-		host: s.eng.Host()}
+		host: s.eng.Host(), ring: s.cfg.Cluster}
 	last := ""
 	if len(nodes) > 0 {
 		last = nodes[len(nodes)-1].UUID

@@ -53,7 +53,7 @@ func parseBodyFilters(q url.Values, lq *listQuery) error {
 		}
 	}
 	if q.Has("conductor") {
-		// Every node is served by this conductor, which names itself by its host: the filter lists all or none.
+		// The nodes the named conductor drives: all or none with one conductor, else the ring's share of the page.
 		c := q.Get("conductor")
 		lq.conductor = &c
 		lq.passOn.Set("conductor", c)
@@ -73,13 +73,26 @@ func parseBodyFilters(q url.Values, lq *listQuery) error {
 // page. An answer showing only fields (nil: all) the store keeps in columns reads the columns alone (the
 // default GET /v1/nodes: decoding each node's JSON body was most of its time).
 func (s *Server) listMatching(ctx context.Context, lq *listQuery, fields []string) ([]*store.Node, error) {
-	if lq.conductor != nil && *lq.conductor != s.eng.Host() {
+	if lq.conductor != nil && s.cfg.Cluster == nil && *lq.conductor != s.eng.Host() {
 		return nil, nil
 	}
+	list := s.eng.Store().ListNodes
 	if columnFieldsOnly(fields) {
-		return s.eng.Store().ListNodeColumns(ctx, lq.nodeFilter, lq.opts)
+		list = s.eng.Store().ListNodeColumns
 	}
-	return s.eng.Store().ListNodes(ctx, lq.nodeFilter, lq.opts)
+	nodes, err := list(ctx, lq.nodeFilter, lq.opts)
+	if err != nil || lq.conductor == nil || s.cfg.Cluster == nil {
+		return nodes, err
+	}
+	// As Ironic's API filters by conductor: the page is read, then the nodes the ring gives to another
+	// conductor are dropped from it.
+	kept := nodes[:0]
+	for _, n := range nodes {
+		if s.cfg.Cluster.Owner(n.UUID, n.ConductorGroup) == *lq.conductor {
+			kept = append(kept, n)
+		}
+	}
+	return kept, nil
 }
 
 // columnFieldsOnly reports whether every field is rendered from what store.ListNodeColumns fills (the node's

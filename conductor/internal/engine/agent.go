@@ -243,33 +243,40 @@ func (e *Engine) PollWaiting(ctx context.Context) {
 			return
 		}
 		for _, n := range nodes {
-			if _, ok := n.DriverInternalInfo["agent_url"]; !ok {
+			if _, ok := n.DriverInternalInfo["agent_url"]; !ok || !e.owns(n) {
 				continue
 			}
-			locked, err := e.reserve(ctx, n.UUID, false)
-			if err != nil {
-				continue
-			}
-			if st := fsm.State(locked.ProvisionState); e.callbackExpired(locked) && agentWait(st) {
-				// An agent that stopped answering keeps the polls busy (and the lock held) for their whole
-				// deadline, so the timeout is applied here rather than left to checkTimeouts.
-				msg := timeoutMessage(locked)
-				e.async(locked, "timeout", func(ctx context.Context, n *store.Node) { e.must(e.failWaiting(ctx, n, msg)) })
-				continue
-			}
-			t, err := e.task(locked)
-			if err != nil {
-				e.release(locked.UUID)
-				continue
-			}
-			ad := continuer(t)
-			if ad == nil {
-				e.release(locked.UUID)
-				continue
-			}
-			e.async(locked, "poll", func(ctx context.Context, n *store.Node) { e.continueAgent(ctx, t, ad) })
+			uuid := n.UUID
+			e.pool.submit("poll:"+uuid, e.cfg.PollTimeout, func(ctx context.Context) { e.pollOne(ctx, uuid) })
 		}
 	}
+}
+
+// pollOne polls one waiting node's agent on a pool worker, with the node's lock held throughout; a node locked
+// by a heartbeat being processed is skipped until the next tick.
+func (e *Engine) pollOne(ctx context.Context, uuid string) {
+	locked, err := e.reserve(ctx, uuid, false)
+	if err != nil {
+		return
+	}
+	if st := fsm.State(locked.ProvisionState); e.callbackExpired(locked) && agentWait(st) {
+		// An agent that stopped answering keeps the polls busy (and the lock held) for their whole
+		// deadline, so the timeout is applied here rather than left to checkTimeouts.
+		msg := timeoutMessage(locked)
+		e.runLocked(ctx, locked, "timeout", func(ctx context.Context, n *store.Node) { e.must(e.failWaiting(ctx, n, msg)) })
+		return
+	}
+	t, err := e.task(locked)
+	if err != nil {
+		e.release(locked.UUID)
+		return
+	}
+	ad := continuer(t)
+	if ad == nil {
+		e.release(locked.UUID)
+		return
+	}
+	e.runLocked(ctx, locked, "poll", func(ctx context.Context, n *store.Node) { e.continueAgent(ctx, t, ad) })
 }
 
 // agentPollEvery is how often waiting nodes are polled when Config.AgentPollInterval is zero.

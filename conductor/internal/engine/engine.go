@@ -63,6 +63,15 @@ type Config struct {
 	// HistoryMaxEntries is how many history records each node keeps (Ironic's [conductor]
 	// node_history_max_entries: 300 when 0; negative: no history is recorded).
 	HistoryMaxEntries int
+	// Ring splits the periodic work between conductors sharing the database; nil: this conductor drives every
+	// node (one conductor).
+	Ring Ring
+	// Workers is how many periodic jobs (agent polls, power reads) run at once (64; Ironic's
+	// [conductor]workers_pool_size plays this part).
+	Workers int
+	// PollTimeout bounds one agent poll and the work it continues into (10 min); PowerSyncTimeout bounds one
+	// node's power-state read (60 s).
+	PollTimeout, PowerSyncTimeout time.Duration
 }
 
 func (c *Config) defaults() {
@@ -96,6 +105,15 @@ func (c *Config) defaults() {
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 60 * time.Second
 	}
+	if c.Workers <= 0 {
+		c.Workers = 64
+	}
+	if c.PollTimeout == 0 {
+		c.PollTimeout = 10 * time.Minute
+	}
+	if c.PowerSyncTimeout == 0 {
+		c.PowerSyncTimeout = 60 * time.Second
+	}
 }
 
 // Engine runs node operations.
@@ -114,14 +132,27 @@ type Engine struct {
 	beats   map[string]time.Time // heartbeats that found their node locked (see noteBeat)
 	// refusals counts heartbeats refused for changing a pinned agent address or certificate (see checkPinned).
 	refusals map[string]int
+	pool     *pool // periodic per-node work (pool.go)
 }
 
 // New returns an engine; call Run to start its periodic tasks and recovery.
 func New(cfg Config, s store.Store, reg *driver.Registry, log *logrus.Entry) *Engine {
 	cfg.defaults()
-	return &Engine{cfg: cfg, store: s, reg: reg, fsm: fsm.New(), log: log, now: time.Now, workCtx: context.Background(),
+	e := &Engine{cfg: cfg, store: s, reg: reg, fsm: fsm.New(), log: log, now: time.Now, workCtx: context.Background(),
 		beats: map[string]time.Time{}, refusals: map[string]int{}}
+	e.pool = newPool(e.cfg.Workers, e.currentWorkCtx, &e.wg)
+	return e
 }
+
+// currentWorkCtx is the context background work runs in (see Run).
+func (e *Engine) currentWorkCtx() context.Context {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.workCtx
+}
+
+// QueueDepth is how many periodic jobs wait for a worker.
+func (e *Engine) QueueDepth() int { return e.pool.depth() }
 
 // Host returns the conductor name used for reservations.
 func (e *Engine) Host() string { return e.cfg.Host }
@@ -150,7 +181,8 @@ func (e *Engine) Recover(ctx context.Context) error {
 		return err
 	}
 	for _, n := range nodes {
-		if n.Reservation != "" || !fsm.StuckOnRestart(fsm.State(n.ProvisionState)) {
+		// Another conductor's nodes are not this one's to fail: their owner is running them.
+		if n.Reservation != "" || !fsm.StuckOnRestart(fsm.State(n.ProvisionState)) || !e.owns(n) {
 			continue
 		}
 		msg := fmt.Sprintf("The %s state can't be resumed by conductor %s. Moving to fail state.", n.ProvisionState, e.cfg.Host)
@@ -183,11 +215,13 @@ func (e *Engine) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			e.pool.close() // no new periodic work; the jobs running finish within the grace
 			e.shutdown(cancelWork)
 			return nil
 		case <-powerTick.C:
 			e.syncPower(ctx)
 		case <-checkTick.C:
+			e.takeOver(ctx)
 			e.checkTimeouts(ctx)
 		case <-pollTick.C:
 			e.PollWaiting(ctx)
@@ -278,14 +312,23 @@ func (e *Engine) background(fn func(ctx context.Context)) {
 
 // async runs fn on the reserved node n in the background, saving the node and releasing the lock afterwards.
 func (e *Engine) async(n *store.Node, what string, fn func(ctx context.Context, n *store.Node)) {
-	e.background(func(ctx context.Context) {
-		defer e.release(n.UUID)
-		fn(ctx, n)
-		e.applyBeat(n)
-		if err := e.store.UpdateNode(ctx, n); err != nil {
-			e.log.WithError(err).WithField("node", n.UUID).WithField("operation", what).Error("could not save node")
-		}
-	})
+	e.background(func(ctx context.Context) { e.runLocked(ctx, n, what, fn) })
+}
+
+// runLocked runs fn on the reserved node n, then saves the node and releases the lock.
+func (e *Engine) runLocked(ctx context.Context, n *store.Node, what string, fn func(ctx context.Context, n *store.Node)) {
+	defer e.release(n.UUID)
+	fn(ctx, n)
+	e.applyBeat(n)
+	// Work cut off by its deadline still records how far it got: the save gets a fresh, short deadline.
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+	}
+	if err := e.store.UpdateNode(ctx, n); err != nil {
+		e.log.WithError(err).WithField("node", n.UUID).WithField("operation", what).Error("could not save node")
+	}
 }
 
 // transition applies an event to the node in memory: state, target, provision_updated_at and last_error.

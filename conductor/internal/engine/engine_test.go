@@ -160,6 +160,7 @@ func TestPowerSync(t *testing.T) {
 	require.NoError(t, f.power.SetPowerState(ctx, n, driver.PowerOn, 0))
 	require.NoError(t, f.power.SetPowerState(ctx, skipped, driver.PowerOn, 0))
 	f.eng.syncPower(ctx)
+	f.eng.Wait() // the reads run on the worker pool
 	got, err := f.st.GetNode(ctx, n.UUID)
 	require.NoError(t, err)
 	assert.Equal(t, driver.PowerOn, got.PowerState)

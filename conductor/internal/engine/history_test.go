@@ -80,13 +80,16 @@ func TestHistoryRecordsPowerChanges(t *testing.T) {
 	f := newFixture(t, Config{HistoryMaxEntries: 2})
 	n := f.node(t, "manageable")
 	f.eng.syncPower(ctx) // the first reading: nothing to record
+	f.eng.Wait()         // the reads run on the worker pool
 	f.eng.syncPower(ctx) // off and off: nothing to record
+	f.eng.Wait()         // the reads run on the worker pool
 	_, list, err := f.eng.History(ctx, n.UUID, store.ListOptions{})
 	require.NoError(t, err)
 	assert.Empty(t, list)
 	for _, ps := range []string{driver.PowerOn, driver.PowerOff, driver.PowerOn} {
 		require.NoError(t, f.power.SetPowerState(ctx, n, ps, 0))
 		f.eng.syncPower(ctx)
+		f.eng.Wait() // the reads run on the worker pool
 	}
 	_, list, err = f.eng.History(ctx, n.UUID, store.ListOptions{})
 	require.NoError(t, err)

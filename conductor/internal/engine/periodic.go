@@ -20,6 +20,9 @@ func (e *Engine) syncPower(ctx context.Context) {
 		return
 	}
 	for _, n := range nodes {
+		if !e.owns(n) {
+			continue
+		}
 		// Enroll: BMC unverified; adopt failed: power may not work; inspect wait: inspection owns the power.
 		switch fsm.State(n.ProvisionState) {
 		case fsm.Enroll, fsm.AdoptFailed, fsm.InspectWait:
@@ -33,26 +36,33 @@ func (e *Engine) syncPower(ctx context.Context) {
 		if n.TargetPowerState != "" {
 			continue
 		}
-		err := e.withLock(ctx, n.UUID, false, func(n *store.Node) error {
-			t, err := e.task(n)
-			if err != nil {
-				return err
-			}
-			ps, err := t.Power.PowerState(ctx, n)
-			if err != nil {
-				return err
-			}
-			if ps != n.PowerState {
-				e.log.WithField("node", n.UUID).WithField("from", n.PowerState).WithField("to", ps).Info("power state changed outside the conductor")
-				e.recordPowerChange(ctx, n, n.PowerState, ps)
-				n.PowerState = ps
-			}
-			return nil
-		})
-		var le *store.LockedError
-		if err != nil && !errors.As(err, &le) {
-			e.log.WithError(err).WithField("node", n.UUID).Warn("power sync failed")
+		uuid := n.UUID
+		e.pool.submit("power:"+uuid, e.cfg.PowerSyncTimeout, func(ctx context.Context) { e.syncPowerOne(ctx, uuid) })
+	}
+}
+
+// syncPowerOne reads and records one node's power state on a pool worker.
+func (e *Engine) syncPowerOne(ctx context.Context, uuid string) {
+	err := e.withLock(ctx, uuid, false, func(n *store.Node) error {
+		t, err := e.task(n)
+		if err != nil {
+			return err
 		}
+		ps, err := t.Power.PowerState(ctx, n)
+		if err != nil {
+			return err
+		}
+		if ps != n.PowerState {
+			e.log.WithField("node", n.UUID).WithField("from", n.PowerState).WithField("to", ps).Info("power state changed outside the conductor")
+			e.recordPowerChange(ctx, n, n.PowerState, ps)
+			n.PowerState = ps
+		}
+		return nil
+	})
+	// A lock lost to an operation meanwhile waits for the next round.
+	var le *store.LockedError
+	if err != nil && !errors.As(err, &le) {
+		e.log.WithError(err).WithField("node", uuid).Warn("power sync failed")
 	}
 }
 
@@ -68,7 +78,7 @@ func (e *Engine) checkTimeouts(ctx context.Context) {
 			return
 		}
 		for _, n := range nodes {
-			if !e.waitExpired(st, n) {
+			if !e.owns(n) || !e.waitExpired(st, n) {
 				continue
 			}
 			e.FailWaiting(ctx, n.UUID, st, waitTimeoutMessage(st, n))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -189,6 +190,41 @@ func TestMigrationMovesLegacyConfigDrives(t *testing.T) {
 			logs, err := s.DeployLog(ctx, active.UUID, "old")
 			require.NoError(t, err)
 			assert.Equal(t, "kept", logs[0].Message)
+		})
+	}
+}
+
+// TestSchemaNewerThanKnown: a database a newer conductor migrated with an expand migration still opens (rolling
+// upgrades run both versions on it); one it contracted is refused, naming both versions.
+func TestSchemaNewerThanKnown(t *testing.T) {
+	for name, fresh := range freshDatabases(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			db := fresh(t)
+			s, err := store.Open(ctx, db.dsn)
+			require.NoError(t, err)
+			s.Close()
+			known := wantVersions(t, db.migrations)
+			last := known[len(known)-1]
+			var req int
+			require.NoError(t, db.raw.QueryRow(`SELECT requires FROM schema_requires WHERE version = `+strconv.Itoa(last)).Scan(&req))
+			// The newer release added an expand migration: it requires no more than the last one did.
+			_, err = db.raw.Exec(`INSERT INTO schema_migrations (version) VALUES (9998)`)
+			require.NoError(t, err)
+			_, err = db.raw.Exec(`INSERT INTO schema_requires (version, requires) VALUES (9998, ` + strconv.Itoa(req) + `)`)
+			require.NoError(t, err)
+			s, err = store.Open(ctx, db.dsn)
+			require.NoError(t, err, "a database ahead by an expand migration must open")
+			s.Close()
+			// A later release contracted the schema: this conductor must not run on it.
+			_, err = db.raw.Exec(`INSERT INTO schema_migrations (version) VALUES (9999)`)
+			require.NoError(t, err)
+			_, err = db.raw.Exec(`INSERT INTO schema_requires (version, requires) VALUES (9999, 9999)`)
+			require.NoError(t, err)
+			_, err = store.Open(ctx, db.dsn)
+			require.ErrorIs(t, err, store.ErrSchemaTooNew)
+			assert.ErrorContains(t, err, "knows migration 9999")
+			assert.ErrorContains(t, err, "up to "+strconv.Itoa(last))
 		})
 	}
 }

@@ -29,7 +29,16 @@ type migration struct {
 	version int
 	name    string
 	body    string
+	// requires is the oldest schema version a conductor must know to run on a database with this migration
+	// applied: the migration's own version, or for one that starts with the expandMark line (it only adds
+	// tables, columns or indexes older code ignores) the requirement of the migration before it. Rolling
+	// upgrades rest on this: a conductor of the previous version keeps running, and restarting, beside an expand
+	// migration; only a later "contract" migration (dropping or changing what old code reads) locks it out.
+	requires int
 }
+
+// expandMark is the first line of a migration that conductors which do not know it can run beside.
+const expandMark = "-- ferric:expand"
 
 // execQuerier is what migrations run on: a *sql.Conn (SQLite, inside BEGIN EXCLUSIVE) or a *sql.Tx (PostgreSQL).
 type execQuerier interface {
@@ -102,7 +111,11 @@ func loadMigrations(dir string) ([]migration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
 		}
-		out = append(out, migration{version: v, name: e.Name(), body: string(body)})
+		req := v
+		if strings.HasPrefix(string(body), expandMark+"\n") && len(out) > 0 {
+			req = out[len(out)-1].requires
+		}
+		out = append(out, migration{version: v, name: e.Name(), body: string(body), requires: req})
 	}
 	return out, nil
 }
@@ -164,6 +177,12 @@ func (s *SQL) applyMigrations(ctx context.Context, q execQuerier, migs []migrati
 	if _, err := q.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
+	if _, err := q.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_requires (version INTEGER PRIMARY KEY, requires INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_requires: %w", err)
+	}
+	if err := s.checkSchemaKnown(ctx, q, migs); err != nil {
+		return err
+	}
 	for _, m := range migs {
 		var n int
 		if err := q.QueryRowContext(ctx, s.rebind(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), m.version).Scan(&n); err != nil {
@@ -183,6 +202,32 @@ func (s *SQL) applyMigrations(ctx context.Context, q execQuerier, migs []migrati
 		if _, err := q.ExecContext(ctx, s.rebind(`INSERT INTO schema_migrations (version) VALUES (?)`), m.version); err != nil {
 			return fmt.Errorf("record migration %d: %w", m.version, err)
 		}
+		if _, err := q.ExecContext(ctx, s.rebind(`INSERT INTO schema_requires (version, requires) VALUES (?, ?)
+			ON CONFLICT (version) DO UPDATE SET requires = excluded.requires`), m.version, m.requires); err != nil {
+			return fmt.Errorf("record migration %d: %w", m.version, err)
+		}
+	}
+	return nil
+}
+
+// checkSchemaKnown refuses a database that a newer conductor has migrated beyond what this one can run on: the
+// highest requirement recorded (a migration recorded without one, by a conductor older than schema_requires,
+// requires itself) must be a version this conductor knows. A database merely ahead by expand migrations passes.
+func (s *SQL) checkSchemaKnown(ctx context.Context, q execQuerier, migs []migration) error {
+	known := 0
+	if len(migs) > 0 {
+		known = migs[len(migs)-1].version
+	}
+	var need int
+	err := q.QueryRowContext(ctx, `SELECT COALESCE(MAX(COALESCE(r.requires, m.version)), 0) FROM schema_migrations m
+		LEFT JOIN schema_requires r ON r.version = m.version`).Scan(&need)
+	if err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if need > known {
+		return fmt.Errorf("%w: the database schema needs a conductor that knows migration %d, and this conductor "+
+			"knows migrations up to %d; run the release the other conductors run (a newer one contracted the "+
+			"schema), or point --db at another database", ErrSchemaTooNew, need, known)
 	}
 	return nil
 }

@@ -18,6 +18,8 @@ var (
 	// took it, or the reservation was broken and maybe taken by another holder since). Nothing was written; the
 	// operation must reserve the node again and redo its work on the node as Reserve returns it.
 	ErrNotHolder = errors.New("reservation not held by the writer")
+	// ErrSchemaTooNew: the database was migrated by a newer conductor past what this one can run beside.
+	ErrSchemaTooNew = errors.New("database schema too new")
 )
 
 // LockedError says a node is reserved by another holder. Holder is "" when a write found the node unreserved
@@ -340,6 +342,17 @@ type Store interface {
 	// ConductorGroup, Owner, Reservation, CreatedAt, UpdatedAt and ProvisionUpdatedAt, every other field empty.
 	// GET /v1/nodes without detail needs nothing else.
 	ListNodeColumns(ctx context.Context, f NodeFilter, o ListOptions) ([]*Node, error)
+
+	// Conductor membership (issue 17, sql_conductors.go). RegisterConductor inserts or takes over the row of
+	// c.Hostname (a conductor restarted under its old name continues it, as Ironic's register_conductor with
+	// update_existing), marks it online and stamps updated_at; HeartbeatConductor moves updated_at and reports
+	// ErrNotFound when the row is gone; UnregisterConductor marks it offline at a clean stop. ReleaseHeldBy
+	// breaks the reservation of node uuid if holder still holds it, and reports whether it did.
+	RegisterConductor(ctx context.Context, c *Conductor) error
+	HeartbeatConductor(ctx context.Context, hostname string) error
+	UnregisterConductor(ctx context.Context, hostname string) error
+	ListConductors(ctx context.Context) ([]*Conductor, error)
+	ReleaseHeldBy(ctx context.Context, uuid, holder string) (bool, error)
 }
 
 // Limits bound what the store keeps of a node's deploy logs, so that a chatty or hostile agent cannot fill the

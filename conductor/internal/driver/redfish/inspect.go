@@ -2,6 +2,7 @@ package redfish
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -70,6 +71,11 @@ func (i *Inspector) Inspect(ctx context.Context, t *driver.Task) (driver.Outcome
 	// its previous inventory as they were.
 	inv, err := collect(s)
 	if err != nil {
+		// gofish reads collections in parallel: when the deadline cuts them off, the error it returns may be a
+		// bare EOF from a closed connection rather than the context's. The deadline is the cause either way.
+		if ctx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return driver.Done, bmcError(s.info, "inspection", fmt.Errorf("%w after %s: %v", ctx.Err(), timeout, err))
+		}
 		return driver.Done, err
 	}
 	props, missing, err := driver.InventoryProperties(inv, nil)
