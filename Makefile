@@ -53,6 +53,8 @@ e2e: ## run the end-to-end inspection and deploys onto QEMU/OVMF VMs behind ferr
 
 bench: ## run the benchmarks (medians go in the README)
 	$(GO) test -tags "$(TAGS)" -run XXX -bench . -benchtime 200x -count 5 ./conductor/ ./configdrive/ 2>/dev/null | grep -E '^(Benchmark|ok)'
+	@# one agent poll with a transport per client against the shared transports (http and pinned https)
+	$(GO) test -tags "$(TAGS)" -run XXX -bench BenchmarkPoll -benchtime 300x -count 5 ./conductor/internal/agentclient/ 2>/dev/null | grep -E '^(Benchmark|ok)'
 	@# erase_devices against blkdiscard and dd on one 1 GiB loop device (root; each run erases 1 GiB, so 1x)
 	$(GO) test -tags "$(TAGS)" -run XXX -bench BenchmarkEraseLoop -benchtime 1x -count 5 ./ramdisk-agent/internal/erase/ 2>/dev/null | grep -E '^(Benchmark|ok)'
 	@# in-band inspection with the real agent as a local process, request -> manageable (root)
