@@ -53,6 +53,8 @@ e2e: ## run the end-to-end inspection and deploys onto QEMU/OVMF VMs behind ferr
 
 bench: ## run the benchmarks (medians go in the README)
 	$(GO) test -tags "$(TAGS)" -run XXX -bench . -benchtime 200x -count 5 ./conductor/ ./configdrive/ 2>/dev/null | grep -E '^(Benchmark|ok)'
+	@# one agent poll with a transport per client against the shared transports (http and pinned https)
+	$(GO) test -tags "$(TAGS)" -run XXX -bench BenchmarkPoll -benchtime 300x -count 5 ./conductor/internal/agentclient/ 2>/dev/null | grep -E '^(Benchmark|ok)'
 	@# erase_devices against blkdiscard and dd on one 1 GiB loop device (root; each run erases 1 GiB, so 1x)
 	$(GO) test -tags "$(TAGS)" -run XXX -bench BenchmarkEraseLoop -benchtime 1x -count 5 ./ramdisk-agent/internal/erase/ 2>/dev/null | grep -E '^(Benchmark|ok)'
 	@# in-band inspection with the real agent as a local process, request -> manageable (root)
@@ -60,6 +62,21 @@ bench: ## run the benchmarks (medians go in the README)
 	@# direct deploy's image writer: Write over HTTP against dd and curl|dd on one loop device, qcow2 through qemu-img,
 	@# and the peak RSS (MiB) of a child writing a 2 GiB image (root; each run writes 1-2 GiB, so 1x)
 	$(GO) test -tags "$(TAGS)" -run XXX -bench BenchmarkWrite -benchtime 1x -count 5 ./ramdisk-agent/internal/diskimage/ 2>/dev/null | grep -E '^(Benchmark|ok)'
+
+# PODMAN may carry global options, e.g. PODMAN="podman --runtime runc --root DIR --runroot DIR".
+PODMAN ?= podman
+IMAGE_NAME ?= localhost/ferric-conductor:dev
+EFI_LOADER ?= /usr/lib/systemd/boot/efi/systemd-bootx64.efi
+
+image: ## build the conductor's container image (dist/container/Containerfile; FROM scratch, offline)
+	rm -rf out/image && mkdir -p out/image/rootfs/usr/bin out/image/rootfs/etc/ssl/certs out/image/rootfs/tmp out/image/state
+	$(GO) build -tags "$(TAGS)" -ldflags "-s -w" -o out/image/rootfs/usr/bin/ferric-conductor ./cmd/conductor
+	cp /etc/ssl/certs/ca-certificates.crt out/image/rootfs/etc/ssl/certs/
+	if [ -f $(EFI_LOADER) ]; then install -D -m 0644 $(EFI_LOADER) out/image/rootfs$(EFI_LOADER); \
+	  else echo "no $(EFI_LOADER) (apt-get install systemd-boot-efi): the image cannot build redfish-virtual-media agent ISOs"; fi
+	chmod 1777 out/image/rootfs/tmp
+	cp dist/container/Containerfile out/image/
+	$(PODMAN) build -t $(IMAGE_NAME) out/image
 
 fuzz: ## run each fuzz target for 30 s
 	$(GO) test -run XXX -fuzz FuzzApplyPatch -fuzztime 30s ./conductor/internal/api/
@@ -79,4 +96,4 @@ lint: ## gofmt and go vet
 clean: ## remove build outputs
 	rm -rf $(BIN)
 
-.PHONY: help build ramdisk kernel-deb run demo test e2e bench fuzz lint clean
+.PHONY: help build ramdisk kernel-deb run demo test e2e bench image fuzz lint clean

@@ -36,6 +36,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/imagecache"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 	"github.com/ferric-metal/ferric/conductor/internal/tlsreload"
+	"github.com/ferric-metal/ferric/conductor/internal/transport"
 	"github.com/ferric-metal/ferric/images"
 )
 
@@ -196,7 +197,10 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	if err != nil {
 		return err
 	}
-	reg := buildRegistry(cfg, st, policy, media, arts, tlsFiles.AgentCA, cache, log)
+	// One set of keep-alive transports to agents and BMCs for the process (polls reuse their connections).
+	transports := transport.NewCache(transport.Config{})
+	defer transports.Close()
+	reg := buildRegistry(cfg, st, policy, media, arts, tlsFiles.AgentCA, cache, transports, log)
 	addIPXE(reg, cfg, st, netboot, arts, tlsFiles.AgentCA)
 	if err := addAutodetect(reg, cfg.AutodetectDeployInterfaces, log.WithField("component", "autodetect")); err != nil {
 		return err
@@ -424,9 +428,10 @@ func checkExposure(addr *net.TCPAddr, auth string, tls, insecureNoAuth, insecure
 // verify the API with (changes on reload, so drivers read it at each boot).
 // policy is cfg.Registries.Policy parsed (nil for none); log (nil: logrus' standard logger) gets the drivers' warnings.
 func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *redfish.MediaServer, arts *artifact.Fetcher,
-	agentCA func() string, cache *imagecache.Cache, log *logrus.Entry) *driver.Registry {
+	agentCA func() string, cache *imagecache.Cache, transports *transport.Cache, log *logrus.Entry) *driver.Registry {
 	reg := driver.NewRegistry()
 	driver.AddInspectRescue(reg)
+	reg.AddRescue(driver.RescueAgent, driver.AgentRescue{Transports: transports})
 	driver.AddHardwareInterfaces(reg, st)
 	driver.AddStorageInterfaces(reg)
 	reg.AddInspect(driver.InspectAgent, driver.AgentInspect{Store: st, AddPorts: cfg.InspectAddPorts})
@@ -439,7 +444,7 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 	// bootc and direct judge and reach registries the same way (oci:// sources).
 	registries := agentdeploy.Registry{Insecure: cfg.InsecureRegistries, Aliases: cfg.RegistryAliases, Trust: cfg.Registries.Trust,
 		Policy: policy}
-	reg.AddDeploy("bootc", bootcdeploy.New(bootcdeploy.Config{Registry: registries}))
+	reg.AddDeploy("bootc", bootcdeploy.New(bootcdeploy.Config{Registry: registries, Transports: transports}))
 	agentURL := cfg.AgentURL
 	if agentURL == "" {
 		agentURL = cfg.PublicURL
@@ -447,7 +452,8 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 	// Whole-disk images over http(s); checksum files are fetched under the same rules as deploy artifacts, and
 	// so are images the conductor caches for image_download_source local (served to agents at agentURL).
 	reg.AddDeploy("direct", directdeploy.New(directdeploy.Config{AllowMD5: cfg.AllowMD5Checksum, Artifacts: arts,
-		Registry: registries, Local: directdeploy.LocalConfig{Default: cfg.ImageDownloadSource, Cache: cache, URL: agentURL}}))
+		Registry: registries, Local: directdeploy.LocalConfig{Default: cfg.ImageDownloadSource, Cache: cache, URL: agentURL},
+		Transports: transports}))
 	stateDir := cfg.AgentStateDir
 	if stateDir == "" {
 		stateDir = "/run/ferric-agents"
@@ -455,7 +461,7 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 	reg.AddBoot("local-agent", localboot.New(localboot.Config{AgentBinary: cfg.AgentBinary, APIURL: agentURL,
 		StateDir: stateDir, Runtime: cfg.AgentRuntime, Ulimits: cfg.AgentUlimits, Insecure: cfg.InsecureRegistries,
 		TokenFunc: engine.NewToken, Devices: cfg.LocalAgentDevices, APICA: agentCA, Registries: cfg.Registries}))
-	rf := &redfish.Driver{}
+	rf := &redfish.Driver{Transports: transports}
 	// autodetect first: redfish's default deploy interface, as Ironic's generic hardware types have it.
 	reg.AddHardware(driver.EnableAgentRAID(redfish.EnableHardwareInterfaces(driver.EnableAgentRescue(redfish.Hardware([]string{autodetect.Name, "bootc", "direct", "fake"},
 		[]string{"redfish-virtual-media", "fake"})))))

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferric-metal/ferric/conductor/internal/transport"
 	"github.com/ferric-metal/ferric/deploy"
 )
 
@@ -55,6 +56,9 @@ type Config struct {
 	VerifyCA string        // PEM certificate the agent sent (agent_verify_ca); required for https
 	Timeout  time.Duration // per request (default 60 s, Ironic's command_timeout)
 	Attempts int           // connection attempts (default 3)
+	// Transports shares one keep-alive transport per agent and pinned certificate between the clients built
+	// for each poll; nil gives the client a transport of its own, closed by Close.
+	Transports *transport.Cache
 }
 
 // Client talks to one agent.
@@ -76,22 +80,30 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Attempts == 0 {
 		cfg.Attempts = 3
 	}
-	tr := &http.Transport{DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-		TLSHandshakeTimeout: 10 * time.Second, MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}
+	ts := transport.Settings{Scheme: u.Scheme, Host: u.Host}
 	if u.Scheme == "https" {
 		if cfg.VerifyCA == "" {
 			return nil, errors.New("agent uses https but sent no certificate (agent_verify_ca); refusing to talk to it unverified")
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM([]byte(cfg.VerifyCA)) {
-			return nil, errors.New("agent_verify_ca holds no PEM certificate")
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		ts.CAPEM = []byte(cfg.VerifyCA)
+	}
+	var tr http.RoundTripper
+	if cfg.Transports != nil {
+		tr, err = cfg.Transports.Get(ts)
+	} else {
+		tr, err = transport.Build(ts, transport.Config{MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second})
+	}
+	if errors.Is(err, transport.ErrNoCertificate) {
+		return nil, errors.New("agent_verify_ca holds no PEM certificate")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agent url %q: %w", cfg.URL, err)
 	}
 	return &Client{cfg: cfg, http: &http.Client{Transport: tr, Timeout: cfg.Timeout}, base: u}, nil
 }
 
-// Close releases idle connections.
+// Close releases the idle connections of a transport of the client's own; a shared transport keeps them for
+// the next poll (the cache closes them).
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
 func (c *Client) url(path string, q url.Values) string {

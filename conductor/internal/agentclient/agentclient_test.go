@@ -56,7 +56,7 @@ func (a *agentStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func pemOf(t *testing.T, srv *httptest.Server) string {
+func pemOf(_ testing.TB, srv *httptest.Server) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
 }
 

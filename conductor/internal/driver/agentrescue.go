@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferric-metal/ferric/conductor/internal/agentclient"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
+	"github.com/ferric-metal/ferric/conductor/internal/transport"
 	"github.com/ferric-metal/ferric/deploy"
 )
 
@@ -40,6 +41,8 @@ func RemoveRescuePassword(n *store.Node) {
 type AgentRescue struct {
 	// Timeout bounds each call to the agent (0: agentclient's default, Ironic's command_timeout).
 	Timeout time.Duration
+	// Transports are the conductor's shared HTTP transports to agents (nil: a transport per call).
+	Transports *transport.Cache
 }
 
 // Validate checks what the node itself must hold: the hashed rescue password the verb stored.
@@ -100,7 +103,7 @@ func (r AgentRescue) Continue(ctx context.Context, t *Task) (Outcome, error) {
 	if u == "" || tok == "" {
 		return Wait, nil // no call-back yet
 	}
-	c, err := agentclient.New(agentclient.Config{URL: u, Token: tok, VerifyCA: ca, Timeout: r.Timeout})
+	c, err := agentclient.New(agentclient.Config{URL: u, Token: tok, VerifyCA: ca, Timeout: r.Timeout, Transports: r.Transports})
 	if err != nil {
 		return Done, fmt.Errorf("reach the rescue agent: %w", err)
 	}

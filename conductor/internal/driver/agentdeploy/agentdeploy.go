@@ -16,6 +16,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/agentclient"
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
+	"github.com/ferric-metal/ferric/conductor/internal/transport"
 	"github.com/ferric-metal/ferric/deploy"
 )
 
@@ -37,14 +38,17 @@ type Agent struct {
 	Timeout time.Duration
 	// NoCleaning skips the agent-driven disk metadata wipe during automated cleaning.
 	NoCleaning bool
+	// Transports are the conductor's shared HTTP transports: the client built for each one-second poll reuses
+	// the agent's keep-alive connection. nil: a transport per client (tests).
+	Transports *transport.Cache
 }
 
-// New returns an Agent; timeout 0 means 30 s.
-func New(timeout time.Duration, noCleaning bool) *Agent {
+// New returns an Agent; timeout 0 means 30 s, transports nil a transport per agent client.
+func New(timeout time.Duration, noCleaning bool, transports *transport.Cache) *Agent {
 	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
-	return &Agent{Timeout: timeout, NoCleaning: noCleaning}
+	return &Agent{Timeout: timeout, NoCleaning: noCleaning, Transports: transports}
 }
 
 // BootAgent prepares the agent boot and power-cycles the node into it. Powering off before the media are
@@ -91,7 +95,7 @@ func (a *Agent) Client(n *store.Node) (*agentclient.Client, error) {
 	if u == "" || tok == "" {
 		return nil, errors.New("the agent has not called back yet")
 	}
-	return agentclient.New(agentclient.Config{URL: u, Token: tok, VerifyCA: ca, Timeout: a.Timeout})
+	return agentclient.New(agentclient.Config{URL: u, Token: tok, VerifyCA: ca, Timeout: a.Timeout, Transports: a.Transports})
 }
 
 // Follow copies a running agent command's progress and reads its status: Wait while it runs (or the agent did

@@ -81,7 +81,7 @@ func TestCopyProgressCapsAgentLines(t *testing.T) {
 				assert.Equal(t, "agent", source)
 				got = append(got, lines...)
 			}}
-			require.NoError(t, New(0, false).CopyProgress(context.Background(), task, c))
+			require.NoError(t, New(0, false, nil).CopyProgress(context.Background(), task, c))
 
 			require.Equal(t, tc.wantLines, len(got))
 			total := 0

@@ -20,6 +20,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/driver/agentdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/steps"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
+	"github.com/ferric-metal/ferric/conductor/internal/transport"
 	"github.com/ferric-metal/ferric/deploy"
 	"github.com/ferric-metal/ferric/deploy/bootc"
 	"github.com/ferric-metal/ferric/images"
@@ -36,6 +37,8 @@ type Config struct {
 	AgentTimeout time.Duration
 	// NoCleaning skips the agent-driven disk metadata wipe during automated cleaning.
 	NoCleaning bool
+	// Transports are the conductor's shared HTTP transports to agents (nil: a transport per agent client).
+	Transports *transport.Cache
 }
 
 // Deploy implements driver.Deploy and the engine's agent hand-off.
@@ -50,7 +53,7 @@ func New(cfg Config) *Deploy {
 	if cfg.AgentTimeout == 0 {
 		cfg.AgentTimeout = 30 * time.Second
 	}
-	return &Deploy{Agent: agentdeploy.New(cfg.AgentTimeout, cfg.NoCleaning), cfg: cfg}
+	return &Deploy{Agent: agentdeploy.New(cfg.AgentTimeout, cfg.NoCleaning, cfg.Transports), cfg: cfg}
 }
 
 // Keys in driver_internal_info. They live only as long as one deploy (TearDown and the next Deploy delete

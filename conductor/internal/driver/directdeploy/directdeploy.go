@@ -22,6 +22,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/driver/agentdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/steps"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
+	"github.com/ferric-metal/ferric/conductor/internal/transport"
 	"github.com/ferric-metal/ferric/deploy"
 )
 
@@ -35,6 +36,8 @@ type Config struct {
 	AgentTimeout time.Duration
 	// NoCleaning skips the agent-driven disk metadata wipe during automated cleaning.
 	NoCleaning bool
+	// Transports are the conductor's shared HTTP transports to agents (nil: a transport per agent client).
+	Transports *transport.Cache
 	// AllowMD5 accepts md5 checksums (--allow-md5-checksum, Ironic's [agent]allow_md5_checksum; off by default).
 	AllowMD5 bool
 	// Artifacts fetches checksum files named by URL; nil refuses checksum URLs.
@@ -56,7 +59,7 @@ type Deploy struct {
 
 // New returns the direct deploy interface.
 func New(cfg Config) *Deploy {
-	return &Deploy{Agent: agentdeploy.New(cfg.AgentTimeout, cfg.NoCleaning), cfg: cfg}
+	return &Deploy{Agent: agentdeploy.New(cfg.AgentTimeout, cfg.NoCleaning, cfg.Transports), cfg: cfg}
 }
 
 // Keys in driver_internal_info. keyChecksum (the digest the agent verifies, resolved once at the core step) lives

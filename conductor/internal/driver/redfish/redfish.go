@@ -5,11 +5,8 @@ package redfish
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,6 +20,7 @@ import (
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
+	"github.com/ferric-metal/ferric/conductor/internal/transport"
 )
 
 // Hardware returns the redfish hardware type with the interfaces this package and the deploy drivers offer:
@@ -99,6 +97,10 @@ type Driver struct {
 	GracefulOffTimeout time.Duration
 	// PollInterval is the wait between power state reads (default 1 s).
 	PollInterval time.Duration
+	// Transports are the conductor's shared HTTP transports: every session to one BMC (each power read, each
+	// step of a power wait) reuses its keep-alive connections, within the cache's per-host connection bound.
+	// nil: a transport per session, closed with it.
+	Transports *transport.Cache
 
 	once sync.Once // the defaults are filled in once: every node's calls share the driver
 }
@@ -179,25 +181,18 @@ func (d *Driver) connect(ctx context.Context, n *store.Node) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	tlsCfg := &tls.Config{InsecureSkipVerify: info.Insecure, MinVersion: tls.VersionTLS12} //nolint:gosec // operator's choice
-	if info.CAFile != "" {
-		pem, err := os.ReadFile(info.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("driver_info.redfish_verify_ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("driver_info.redfish_verify_ca %s holds no PEM certificate: %w", info.CAFile, driver.ErrInvalid)
-		}
-		tlsCfg.RootCAs = pool
+	rt, err := d.transport(info)
+	if err != nil {
+		return nil, err
 	}
-	hc := &http.Client{Timeout: d.CallTimeout, Transport: &http.Transport{TLSClientConfig: tlsCfg,
-		DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext, TLSHandshakeTimeout: 10 * time.Second}}
+	hc := &http.Client{Timeout: d.CallTimeout, Transport: rt}
 	cctx, cancel := context.WithTimeout(ctx, d.CallTimeout)
 	defer cancel()
+	// ReuseConnections: without it gofish asks for "Connection: close" on every request.
 	c, err := gofish.ConnectContext(cctx, gofish.ClientConfig{Endpoint: info.Address, Username: info.Username,
-		Password: info.Password, BasicAuth: true, HTTPClient: hc, NoModifyTransport: true})
+		Password: info.Password, BasicAuth: true, HTTPClient: hc, NoModifyTransport: true, ReuseConnections: true})
 	if err != nil {
+		hc.CloseIdleConnections() // a session's own transport; a no-op on a shared one
 		return nil, bmcError(info, "connect", err)
 	}
 	c = c.WithContext(ctx)
@@ -226,6 +221,35 @@ func (d *Driver) connect(ctx context.Context, n *store.Node) (*session, error) {
 		sys = systems[0]
 	}
 	return &session{client: c, system: sys, info: info}, nil
+}
+
+// transport returns the HTTP transport to the node's BMC: the shared one for its address and trust (the CA
+// file's content, read at each connect so a replaced file takes effect, or redfish_verify_ca=false), or a
+// transport of the session's own without a cache (gofish's Logout closes its idle connections).
+func (d *Driver) transport(info *Info) (http.RoundTripper, error) {
+	u, err := url.Parse(info.Address)
+	if err != nil {
+		return nil, fmt.Errorf("driver_info.redfish_address %q: %w", info.Address, driver.ErrInvalid)
+	}
+	ts := transport.Settings{Scheme: u.Scheme, Host: u.Host, Insecure: info.Insecure}
+	if info.CAFile != "" {
+		if ts.CAPEM, err = os.ReadFile(info.CAFile); err != nil {
+			return nil, fmt.Errorf("driver_info.redfish_verify_ca: %w", err)
+		}
+	}
+	var rt http.RoundTripper
+	if d.Transports != nil {
+		rt, err = d.Transports.Get(ts)
+	} else {
+		rt, err = transport.Build(ts, transport.Config{})
+	}
+	if errors.Is(err, transport.ErrNoCertificate) {
+		return nil, fmt.Errorf("driver_info.redfish_verify_ca %s holds no PEM certificate: %w", info.CAFile, driver.ErrInvalid)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("Redfish BMC %s: %w", info.Address, err)
+	}
+	return rt, nil
 }
 
 // Validate checks the BMC is reachable with the credentials and the system exists.
