@@ -340,6 +340,10 @@ type Store interface {
 	// ConductorGroup, Owner, Reservation, CreatedAt, UpdatedAt and ProvisionUpdatedAt, every other field empty.
 	// GET /v1/nodes without detail needs nothing else.
 	ListNodeColumns(ctx context.Context, f NodeFilter, o ListOptions) ([]*Node, error)
+
+	// CountNodesByState counts every node by provision state and power state (sql_counts.go): one GROUP BY over
+	// two indexed-or-small columns, never the nodes' bodies, so the metrics scrape of a large fleet stays cheap.
+	CountNodesByState(ctx context.Context) (map[NodeStateKey]int, error)
 }
 
 // Limits bound what the store keeps of a node's deploy logs, so that a chatty or hostile agent cannot fill the
