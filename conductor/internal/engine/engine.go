@@ -63,6 +63,8 @@ type Config struct {
 	// HistoryMaxEntries is how many history records each node keeps (Ironic's [conductor]
 	// node_history_max_entries: 300 when 0; negative: no history is recorded).
 	HistoryMaxEntries int
+	// Observer learns of deploys, agent phases, polls and heartbeats (metrics, observe.go); nil: NoObserver.
+	Observer Observer
 }
 
 func (c *Config) defaults() {
@@ -114,6 +116,7 @@ type Engine struct {
 	beats   map[string]time.Time // heartbeats that found their node locked (see noteBeat)
 	// refusals counts heartbeats refused for changing a pinned agent address or certificate (see checkPinned).
 	refusals map[string]int
+	deploys  deployTimes // when each running deploy started, for Observer.DeployFinished (observe.go)
 }
 
 // New returns an engine; call Run to start its periodic tasks and recovery.
@@ -299,6 +302,7 @@ func (e *Engine) transition(n *store.Node, ev fsm.Event, lastError string) error
 }
 
 func (e *Engine) setState(n *store.Node, to fsm.State, lastError string) {
+	e.observeState(n, to)
 	manual, _ := n.DriverInternalInfo["manual_clean"].(bool)
 	n.ProvisionState = string(to)
 	n.TargetProvisionState = string(fsm.Target(to, manual))
