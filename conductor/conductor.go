@@ -68,6 +68,10 @@ type Config struct {
 	Engine engine.Config
 	// Ready, when set, is called with the public URL once the API accepts connections.
 	Ready func(publicURL string)
+	// MetricsListen is the address of the Prometheus endpoint (GET /metrics, no authentication; metrics.go); ""
+	// serves no metrics. MetricsListener, when set, is used instead (tests).
+	MetricsListen   string
+	MetricsListener net.Listener
 
 	// AgentBinary is ferric-agent, started by the local-agent boot interface ("" disables booting it).
 	AgentBinary string
@@ -150,6 +154,13 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		return err
 	}
 	defer ln.Close()
+	mln, err := listenMetrics(cfg)
+	if err != nil {
+		return err
+	}
+	if mln != nil {
+		defer mln.Close()
+	}
 	if cfg.DB == "" {
 		return errors.New("no database: pass --db sqlite:///abs/path.db or postgres://...")
 	}
@@ -194,12 +205,20 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		return err
 	}
 
+	mx, err := startMetrics(mln, st, log.WithField("component", "metrics"))
+	if err != nil {
+		return err
+	}
+	defer mx.stop()
 	ecfg := cfg.Engine
+	if mx.observer != nil {
+		ecfg.Observer = mx.observer
+	}
 	if cfg.Host != "" {
 		ecfg.Host = cfg.Host
 	}
 	eng := engine.New(ecfg, st, reg, log.WithField("component", "engine"))
-	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth, Extra: func(r *mux.Router) {
+	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth, Measure: mx.measure, Extra: func(r *mux.Router) {
 		media.Register(r)
 		netboot.Register(r)
 	}}, eng, log.WithField("component", "api"))

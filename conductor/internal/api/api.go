@@ -29,6 +29,9 @@ type Config struct {
 	PublicURL string            // base URL for links, without a trailing slash
 	Auth      Authenticator     // nil = noauth
 	Extra     func(*mux.Router) // registers more routes (ramdisk endpoints, boot media); may be nil
+	// Measure wraps every request, outermost, the 404 and 405 answers included (the metrics' latency by route
+	// template: mux has matched the route when it runs); may be nil.
+	Measure mux.MiddlewareFunc
 }
 
 // Server serves the Ironic v1 API on top of one engine. It holds no request state: handlers may run
@@ -65,6 +68,9 @@ func (s *Server) routes() *mux.Router {
 	r.StrictSlash(false)
 	// Order matters: logging wraps everything (so refused requests get a request id too); the version is
 	// checked before credentials, so even a 401 carries the version headers.
+	if s.cfg.Measure != nil {
+		r.Use(s.cfg.Measure) // first: the latency includes logging, version negotiation and authentication
+	}
 	r.Use(s.logMiddleware)
 	r.Use(versionMiddleware)
 	r.Use(s.authMiddleware)
@@ -77,6 +83,9 @@ func (s *Server) routes() *mux.Router {
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		s.writeError(w, req, &httpError{http.StatusMethodNotAllowed, "The method is not allowed for this resource."})
 	})
+	if m := s.cfg.Measure; m != nil {
+		r.NotFoundHandler, r.MethodNotAllowedHandler = m(r.NotFoundHandler), m(r.MethodNotAllowedHandler)
+	}
 
 	r.HandleFunc("/", s.root).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/v1", s.v1).Methods(http.MethodGet, http.MethodHead)
