@@ -58,7 +58,8 @@ func (e *Engine) obs() Observer {
 }
 
 // deployTimes remembers when each node's deploy started, in memory (a restart forgets it: the deploys it failed
-// are counted without a duration). The zero value is ready to use.
+// are counted without a duration). One entry per node at most: a deploy another conductor finishes leaves its
+// entry until this one starts a deploy of that node again. The zero value is ready to use.
 type deployTimes struct {
 	mu    sync.Mutex
 	start map[string]time.Time
