@@ -11,9 +11,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -21,7 +21,6 @@ import (
 
 	"github.com/ferric-metal/ferric/conductor/internal/api"
 	"github.com/ferric-metal/ferric/conductor/internal/artifact"
-	"github.com/ferric-metal/ferric/conductor/internal/cluster"
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/agentdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/autodetect"
@@ -34,6 +33,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/engine"
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
 	"github.com/ferric-metal/ferric/conductor/internal/imagecache"
+	"github.com/ferric-metal/ferric/conductor/internal/metrics"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 	"github.com/ferric-metal/ferric/conductor/internal/tlsreload"
 	"github.com/ferric-metal/ferric/conductor/internal/transport"
@@ -77,6 +77,10 @@ type Config struct {
 	ConductorHeartbeatInterval, ConductorDeadAfter time.Duration
 	// Ready, when set, is called with the public URL once the API accepts connections.
 	Ready func(publicURL string)
+	// MetricsListen is the address of the Prometheus endpoint (GET /metrics, no authentication; metrics.go); ""
+	// serves no metrics. MetricsListener, when set, is used instead (tests).
+	MetricsListen   string
+	MetricsListener net.Listener
 
 	// AgentBinary is ferric-agent, started by the local-agent boot interface ("" disables booting it).
 	AgentBinary string
@@ -159,6 +163,13 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		return err
 	}
 	defer ln.Close()
+	mln, err := listenMetrics(cfg)
+	if err != nil {
+		return err
+	}
+	if mln != nil {
+		defer mln.Close()
+	}
 	if cfg.DB == "" {
 		return errors.New("no database: pass --db sqlite:///abs/path.db or postgres://...")
 	}
@@ -215,8 +226,25 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		return err
 	}
 	ecfg.Ring = members
+	// The engine needs the metrics' observer, and the metrics read the engine's queue: the gauge reads the
+	// engine through a pointer set once it exists (0 until then).
+	var engRef atomic.Pointer[engine.Engine]
+	mx, err := startMetrics(mln, st, metrics.Sources{ConductorsAlive: members.AliveByGroup, QueueDepth: func() int {
+		if e := engRef.Load(); e != nil {
+			return e.QueueDepth()
+		}
+		return 0
+	}}, log.WithField("component", "metrics"))
+	if err != nil {
+		return err
+	}
+	defer mx.stop()
+	if mx.observer != nil {
+		ecfg.Observer = mx.observer
+	}
 	eng := engine.New(ecfg, st, reg, log.WithField("component", "engine"))
-	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth, Cluster: members, Extra: func(r *mux.Router) {
+	engRef.Store(eng)
+	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth, Cluster: members, Measure: mx.measure, Extra: func(r *mux.Router) {
 		media.Register(r)
 		netboot.Register(r)
 	}}, eng, log.WithField("component", "api"))
@@ -246,53 +274,6 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 		log.WithError(lerr).Warn("could not mark this conductor offline; the others take its nodes over after --conductor-dead-after")
 	}
 	return err
-}
-
-// joinCluster registers this conductor in the database and returns its view of the membership. SQLite is one
-// process's database: there the conductor refuses to start beside another alive one.
-func joinCluster(ctx context.Context, cfg Config, host string, st *store.SQL, reg *driver.Registry, log *logrus.Entry) (*cluster.Cluster, error) {
-	var drivers []string
-	for _, h := range reg.HardwareTypes() {
-		drivers = append(drivers, h.Name)
-	}
-	c, err := cluster.New(cluster.Config{Host: host, Group: cfg.ConductorGroup, Drivers: drivers, Version: buildVersion(),
-		HeartbeatInterval: cfg.ConductorHeartbeatInterval, DeadAfter: cfg.ConductorDeadAfter,
-		SingleOnly: strings.HasPrefix(cfg.DB, "sqlite://")}, st, log)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.Join(ctx); err != nil {
-		return nil, fmt.Errorf("join the conductors: %w", err)
-	}
-	return c, nil
-}
-
-// buildVersion names this build for the conductors table: the module version, or the VCS revision it was built
-// from (rolling upgrades show which conductors run which release).
-func buildVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return ""
-	}
-	rev, dirty := "", false
-	for _, kv := range bi.Settings {
-		switch kv.Key {
-		case "vcs.revision":
-			rev = kv.Value
-		case "vcs.modified":
-			dirty = kv.Value == "true"
-		}
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if rev != "" && dirty {
-		rev += "-dirty"
-	}
-	if rev == "" {
-		return bi.Main.Version
-	}
-	return rev
 }
 
 // serve runs the engine and the API server on ln until ctx ends or either fails, then shuts both down: the API

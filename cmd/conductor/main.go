@@ -79,6 +79,9 @@ func run(args []string) error {
 	// http_basic_auth_user_file. Ferric refuses unauthenticated or cleartext-password service off loopback
 	// unless told, where Ironic leaves that to the deployer.
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:6385", "API listen address")
+	// Ferric-only: the Prometheus endpoint, on its own address as exporters have it (unauthenticated: bind it
+	// where only the scraper reaches it).
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "address of the Prometheus endpoint GET /metrics, e.g. 127.0.0.1:9608; no authentication (node counts and states): bind it where only Prometheus reaches it; empty = no metrics")
 	fs.StringVar(&cfg.DB, "db", "", "database: sqlite:///abs/path.db or postgres://user:pass@host/db (default: SQLite in --state-dir)")
 	fs.StringVar(&cfg.Auth, "auth", "noauth", "API authentication: noauth or http_basic")
 	fs.StringVar(&cfg.HTPasswd, "htpasswd", "", "htpasswd file with bcrypt entries for --auth http_basic")

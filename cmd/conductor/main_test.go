@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -25,4 +26,18 @@ func TestIPMIFlagsChecked(t *testing.T) {
 		require.Error(t, err, "%v", args)
 		assert.Contains(t, err.Error(), "--ipmi-retry-timeout must be positive", "%v", args)
 	}
+}
+
+// TestMetricsListenFromEnvironment: FERRIC_METRICS_LISTEN reaches --metrics-listen, and an address already in use
+// stops the start naming the flag, before any database is opened.
+func TestMetricsListenFromEnvironment(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
+	t.Setenv("FERRIC_METRICS_LISTEN", busy.Addr().String())
+	dir := t.TempDir()
+	err = run([]string{"--listen", "127.0.0.1:0", "--state-dir", dir})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--metrics-listen "+busy.Addr().String())
+	assert.NoFileExists(t, dir+"/ferric.db", "refused before the database is created")
 }

@@ -33,6 +33,9 @@ type Config struct {
 	// Cluster is the conductor membership (GET /v1/conductors, each node's conductor field); nil: this process
 	// is the only conductor.
 	Cluster Membership
+	// Measure wraps every request, outermost, the 404 and 405 answers included (the metrics' latency by route
+	// template: mux has matched the route when it runs); may be nil.
+	Measure mux.MiddlewareFunc
 }
 
 // Membership is the part of the cluster view the API shows.
@@ -76,6 +79,9 @@ func (s *Server) routes() *mux.Router {
 	r.StrictSlash(false)
 	// Order matters: logging wraps everything (so refused requests get a request id too); the version is
 	// checked before credentials, so even a 401 carries the version headers.
+	if s.cfg.Measure != nil {
+		r.Use(s.cfg.Measure) // first: the latency includes logging, version negotiation and authentication
+	}
 	r.Use(s.logMiddleware)
 	r.Use(versionMiddleware)
 	r.Use(s.authMiddleware)
@@ -88,6 +94,9 @@ func (s *Server) routes() *mux.Router {
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		s.writeError(w, req, &httpError{http.StatusMethodNotAllowed, "The method is not allowed for this resource."})
 	})
+	if m := s.cfg.Measure; m != nil {
+		r.NotFoundHandler, r.MethodNotAllowedHandler = m(r.NotFoundHandler), m(r.MethodNotAllowedHandler)
+	}
 
 	r.HandleFunc("/", s.root).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/v1", s.v1).Methods(http.MethodGet, http.MethodHead)

@@ -252,6 +252,19 @@ func (c *Cluster) Members() []Member {
 	return append([]Member(nil), c.members...)
 }
 
+// AliveByGroup counts the alive conductors of each conductor group (the ring-membership gauge).
+func (c *Cluster) AliveByGroup(context.Context) (map[string]int, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := map[string]int{}
+	for _, m := range c.members {
+		if m.Alive {
+			out[m.ConductorGroup]++
+		}
+	}
+	return out, nil
+}
+
 // DeadAfter is the configured liveness limit (the API's alive field uses it too).
 func (c *Cluster) DeadAfter() time.Duration { return c.cfg.DeadAfter }
 

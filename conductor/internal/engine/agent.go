@@ -127,9 +127,9 @@ type AgentDeploy interface {
 	Continue(ctx context.Context, t *driver.Task) (driver.Outcome, error)
 }
 
-// HeartbeatNode records an agent heartbeat and, for a node waiting for its agent, continues its operation
+// heartbeatNode records an agent heartbeat and, for a node waiting for its agent, continues its operation
 // asynchronously.
-func (e *Engine) HeartbeatNode(ctx context.Context, ident string, hb Heartbeat) error {
+func (e *Engine) heartbeatNode(ctx context.Context, ident string, hb Heartbeat) error {
 	n, err := e.store.GetNode(ctx, ident)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
@@ -46,7 +47,9 @@ func (e *Engine) continueAgent(ctx context.Context, t *driver.Task, ad AgentDepl
 	if !agentWait(st) {
 		return
 	}
+	start := time.Now()
 	out, err := ad.Continue(ctx, t)
+	e.obs().AgentPoll(time.Since(start), err)
 	switch {
 	case err != nil:
 		t.Log.WithError(err).Warn("agent step failed")

@@ -72,6 +72,8 @@ type Config struct {
 	// PollTimeout bounds one agent poll and the work it continues into (10 min); PowerSyncTimeout bounds one
 	// node's power-state read (60 s).
 	PollTimeout, PowerSyncTimeout time.Duration
+	// Observer learns of deploys, agent phases, polls and heartbeats (metrics, observe.go); nil: NoObserver.
+	Observer Observer
 }
 
 func (c *Config) defaults() {
@@ -132,7 +134,8 @@ type Engine struct {
 	beats   map[string]time.Time // heartbeats that found their node locked (see noteBeat)
 	// refusals counts heartbeats refused for changing a pinned agent address or certificate (see checkPinned).
 	refusals map[string]int
-	pool     *pool // periodic per-node work (pool.go)
+	pool     *pool       // periodic per-node work (pool.go)
+	deploys  deployTimes // when each running deploy started, for Observer.DeployFinished (observe.go)
 }
 
 // New returns an engine; call Run to start its periodic tasks and recovery.
@@ -342,6 +345,7 @@ func (e *Engine) transition(n *store.Node, ev fsm.Event, lastError string) error
 }
 
 func (e *Engine) setState(n *store.Node, to fsm.State, lastError string) {
+	e.observeState(n, to)
 	manual, _ := n.DriverInternalInfo["manual_clean"].(bool)
 	n.ProvisionState = string(to)
 	n.TargetProvisionState = string(fsm.Target(to, manual))

@@ -353,6 +353,9 @@ type Store interface {
 	UnregisterConductor(ctx context.Context, hostname string) error
 	ListConductors(ctx context.Context) ([]*Conductor, error)
 	ReleaseHeldBy(ctx context.Context, uuid, holder string) (bool, error)
+	// CountNodesByState counts every node by provision state and power state (sql_counts.go): one GROUP BY over
+	// two indexed-or-small columns, never the nodes' bodies, so the metrics scrape of a large fleet stays cheap.
+	CountNodesByState(ctx context.Context) (map[NodeStateKey]int, error)
 }
 
 // Limits bound what the store keeps of a node's deploy logs, so that a chatty or hostile agent cannot fill the
