@@ -121,6 +121,13 @@ type Boot interface {
 	CleanUpInstance(ctx context.Context, t *Task) error
 }
 
+// ConductorLocalBoot is implemented by boot interfaces whose agent boot is served from files of the conductor that
+// prepared it (virtual-media ISOs, iPXE scripts and images, a local agent process): when that conductor dies
+// before the agent called back, the node's new owner prepares the boot again rather than let it time out.
+type ConductorLocalBoot interface {
+	ServedByConductor() bool
+}
+
 // Deploy writes an instance onto a node and removes it again.
 type Deploy interface {
 	Validate(ctx context.Context, n *store.Node) error

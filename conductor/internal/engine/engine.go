@@ -72,6 +72,11 @@ type Config struct {
 	// PollTimeout bounds one agent poll and the work it continues into (10 min); PowerSyncTimeout bounds one
 	// node's power-state read (60 s).
 	PollTimeout, PowerSyncTimeout time.Duration
+	// OperationTimeout is the lease of a reservation taken for an API-started operation (deploy start,
+	// inspection, RAID, firmware, ...): its context ends then, every driver call returns, the operation fails with
+	// the deadline in its error, and the node's lock is released (2 h; --operation-timeout). Waits for an agent
+	// are not operations: they hold no lock between polls and have their own call-back time-out.
+	OperationTimeout time.Duration
 	// Observer learns of deploys, agent phases, polls and heartbeats (metrics, observe.go); nil: NoObserver.
 	Observer Observer
 }
@@ -115,6 +120,9 @@ func (c *Config) defaults() {
 	}
 	if c.PowerSyncTimeout == 0 {
 		c.PowerSyncTimeout = 60 * time.Second
+	}
+	if c.OperationTimeout == 0 {
+		c.OperationTimeout = 2 * time.Hour
 	}
 }
 
@@ -313,15 +321,21 @@ func (e *Engine) background(fn func(ctx context.Context)) {
 	}()
 }
 
-// async runs fn on the reserved node n in the background, saving the node and releasing the lock afterwards.
+// async runs fn on the reserved node n in the background, saving the node and releasing the lock afterwards; fn
+// runs within the reservation's lease (OperationTimeout).
 func (e *Engine) async(n *store.Node, what string, fn func(ctx context.Context, n *store.Node)) {
-	e.background(func(ctx context.Context) { e.runLocked(ctx, n, what, fn) })
+	e.background(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, e.cfg.OperationTimeout)
+		defer cancel()
+		e.runLocked(ctx, n, what, fn)
+	})
 }
 
 // runLocked runs fn on the reserved node n, then saves the node and releases the lock.
 func (e *Engine) runLocked(ctx context.Context, n *store.Node, what string, fn func(ctx context.Context, n *store.Node)) {
 	defer e.release(n.UUID)
 	fn(ctx, n)
+	e.stampAgentBoot(n)
 	e.applyBeat(n)
 	// Work cut off by its deadline still records how far it got: the save gets a fresh, short deadline.
 	if ctx.Err() != nil {

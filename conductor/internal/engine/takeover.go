@@ -68,6 +68,86 @@ func (e *Engine) takeOver(ctx context.Context) {
 			Warn("broke the reservation of a dead conductor; this conductor drives the node now")
 		e.settleOrphan(ctx, n.UUID, holder)
 	}
+	e.rebootOrphanedAgents(ctx, isDead)
+}
+
+// keyBootConductor records, in driver_internal_info, the conductor that prepared the agent boot a waiting node
+// has not called back from yet: its boot media may be files only that conductor serves.
+const keyBootConductor = "agent_boot_conductor"
+
+// stampAgentBoot records this conductor as the one serving n's agent boot while n waits for its agent's first
+// call-back, and forgets it otherwise.
+func (e *Engine) stampAgentBoot(n *store.Node) {
+	_, called := n.DriverInternalInfo["agent_url"]
+	if agentWait(fsm.State(n.ProvisionState)) && !called {
+		n.DriverInternalInfo[keyBootConductor] = e.cfg.Host
+		return
+	}
+	delete(n.DriverInternalInfo, keyBootConductor)
+}
+
+// agentBooter is a deploy interface that can boot the agent again (agentdeploy.Agent): power off, prepare the
+// boot, power on.
+type agentBooter interface {
+	BootAgent(ctx context.Context, t *driver.Task) error
+}
+
+// rebootOrphanedAgents prepares again, on this conductor, the agent boot of owned nodes that wait for an agent
+// whose boot media a dead conductor was serving (driver.ConductorLocalBoot) and that has not called back: the
+// machine may be stuck fetching an ISO or an iPXE script nobody serves any more. A node whose agent did call
+// back needs nothing: the agent runs from memory and heartbeats any conductor.
+func (e *Engine) rebootOrphanedAgents(ctx context.Context, dead map[string]bool) {
+	for _, st := range []fsm.State{fsm.DeployWait, fsm.CleanWait, fsm.ServiceWait} {
+		no := false
+		nodes, err := e.store.ListNodes(ctx, store.NodeFilter{ProvisionState: string(st), Reserved: &no}, store.ListOptions{})
+		if err != nil {
+			e.log.WithError(err).Warn("take-over: could not list waiting nodes")
+			return
+		}
+		for _, n := range nodes {
+			holder, _ := n.DriverInternalInfo[keyBootConductor].(string)
+			if _, called := n.DriverInternalInfo["agent_url"]; called || !dead[holder] || !e.owns(n) {
+				continue
+			}
+			uuid := n.UUID
+			e.pool.submit("reboot:"+uuid, e.cfg.PollTimeout, func(ctx context.Context) { e.rebootAgent(ctx, uuid, st, holder) })
+		}
+	}
+}
+
+// rebootAgent boots node uuid's agent again from this conductor, if it still waits in st for the first call-back
+// of an agent that dead conductor holder booted, and its boot is one a conductor serves.
+func (e *Engine) rebootAgent(ctx context.Context, uuid string, st fsm.State, holder string) {
+	err := e.withLock(ctx, uuid, false, func(n *store.Node) error {
+		_, called := n.DriverInternalInfo["agent_url"]
+		if fsm.State(n.ProvisionState) != st || called || n.DriverInternalInfo[keyBootConductor] != holder {
+			return nil
+		}
+		t, err := e.task(n)
+		if err != nil {
+			return err
+		}
+		local, _ := t.Boot.(driver.ConductorLocalBoot)
+		booter, ok := t.Deploy.(agentBooter)
+		if local == nil || !local.ServedByConductor() || !ok {
+			delete(n.DriverInternalInfo, keyBootConductor) // nothing of the dead conductor's to replace
+			return nil
+		}
+		t.Logf(ctx, "conductor %s, which served this node's agent boot, stopped heartbeating before the agent "+
+			"called back; booting the agent again from conductor %s", holder, e.cfg.Host)
+		if err := booter.BootAgent(ctx, t); err != nil {
+			return e.fail(ctx, n, t, fsm.EvFail, fmt.Sprintf("Booting the agent again after conductor %s "+
+				"stopped heartbeating failed: %v", holder, err))
+		}
+		n.DriverInternalInfo[keyBootConductor] = e.cfg.Host
+		// The call-back clock starts again: the new boot gets the whole time-out.
+		now := e.now().UTC()
+		n.ProvisionUpdatedAt = &now
+		return nil
+	})
+	if err != nil {
+		e.log.WithError(err).WithField("node", uuid).Warn("take-over: could not boot the agent again")
+	}
 }
 
 // settleOrphan fails or clears what a dead conductor's interrupted work left on the node (see takeOver).

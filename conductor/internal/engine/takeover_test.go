@@ -2,11 +2,14 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
@@ -106,4 +109,31 @@ func TestPeriodicWorkOnlyOnOwnedNodes(t *testing.T) {
 	got, err = f.st.GetNode(ctx, theirs.UUID)
 	require.NoError(t, err)
 	assert.Equal(t, "wait call-back", got.ProvisionState, "another conductor's node is its own to time out")
+}
+
+// hangingPower is a BMC that never answers a power change: the call returns only when its context ends.
+type hangingPower struct{ *driver.FakePower }
+
+func (hangingPower) SetPowerState(ctx context.Context, _ *store.Node, _ string, _ time.Duration) error {
+	<-ctx.Done()
+	return fmt.Errorf("BMC did not answer: %w", ctx.Err())
+}
+
+// TestOperationLease: an operation whose driver call hangs holds the node's lock no longer than the lease; then
+// it fails with the deadline in last_error and the node is free for the next request.
+func TestOperationLease(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, Config{OperationTimeout: 300 * time.Millisecond})
+	f.eng.reg.AddPower("fake", hangingPower{driver.NewFakePower()})
+	n := f.node(t, "manageable")
+	require.NoError(t, f.eng.SetPower(ctx, n.UUID, driver.PowerOn, 0))
+	got, err := f.st.GetNode(ctx, n.UUID)
+	require.NoError(t, err)
+	assert.Equal(t, f.eng.Host(), got.Reservation, "the operation holds the lock while it runs")
+	f.eng.Wait()
+	got, err = f.st.GetNode(ctx, n.UUID)
+	require.NoError(t, err)
+	assert.Empty(t, got.Reservation)
+	assert.Empty(t, got.TargetPowerState)
+	assert.Contains(t, got.LastError, "deadline exceeded")
 }

@@ -132,6 +132,9 @@ func (b *Boot) CleanUpRamdisk(ctx context.Context, t *driver.Task) error {
 	return b.Server.Remove(n.UUID)
 }
 
+// ServedByConductor: the node's iPXE script, kernel and initramfs are files of this conductor.
+func (b *Boot) ServedByConductor() bool { return true }
+
 // PrepareInstance makes the disk the boot device, persistently: the instance boots from disk (no network boot
 // after the deploy), and nothing is served for the node any more.
 func (b *Boot) PrepareInstance(ctx context.Context, t *driver.Task) error {

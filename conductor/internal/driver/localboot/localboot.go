@@ -309,6 +309,9 @@ func (b *Boot) CleanUpRamdisk(_ context.Context, t *driver.Task) error {
 // PrepareInstance has nothing to do: the "machine" boots its disk.
 func (b *Boot) PrepareInstance(context.Context, *driver.Task) error { return nil }
 
+// ServedByConductor: the agent is a process on this conductor's host; it dies with the conductor.
+func (b *Boot) ServedByConductor() bool { return true }
+
 // CleanUpInstance has nothing to do.
 func (b *Boot) CleanUpInstance(context.Context, *driver.Task) error { return nil }
 

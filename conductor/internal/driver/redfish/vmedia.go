@@ -311,6 +311,9 @@ func (v *VirtualMedia) CleanUpRamdisk(ctx context.Context, t *driver.Task) error
 // PrepareInstance has nothing to do: the deploy sets the boot device to disk.
 func (v *VirtualMedia) PrepareInstance(context.Context, *driver.Task) error { return nil }
 
+// ServedByConductor: the BMC reads the agent ISO from this conductor's media server.
+func (v *VirtualMedia) ServedByConductor() bool { return true }
+
 // CleanUpInstance has nothing to do.
 func (v *VirtualMedia) CleanUpInstance(context.Context, *driver.Task) error { return nil }
 
