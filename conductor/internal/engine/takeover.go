@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )

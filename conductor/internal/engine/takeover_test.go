@@ -137,3 +137,50 @@ func TestOperationLease(t *testing.T) {
 	assert.Empty(t, got.TargetPowerState)
 	assert.Contains(t, got.LastError, "deadline exceeded")
 }
+
+// servedBoot is a boot interface whose agent boot a conductor serves (as virtual media and iPXE are).
+type servedBoot struct{ driver.Boot }
+
+func (servedBoot) ServedByConductor() bool { return true }
+
+// bootingDeploy is a deploy interface that can boot the agent again, counting how often it did.
+type bootingDeploy struct {
+	driver.FakeDeploy
+	boots int
+}
+
+func (d *bootingDeploy) BootAgent(context.Context, *driver.Task) error { d.boots++; return nil }
+
+// TestTakeOverBootsOrphanedAgentsAgain: a waiting node whose agent boot a dead conductor served, and whose agent
+// has not called back, gets its boot prepared again by the new owner; a node whose agent called back does not.
+func TestTakeOverBootsOrphanedAgentsAgain(t *testing.T) {
+	ctx := context.Background()
+	ring := &fixedRing{mine: map[string]bool{}, dead: []string{"pod-aaaa"}}
+	f := newFixture(t, Config{Ring: ring})
+	dep := &bootingDeploy{}
+	f.eng.reg.AddBoot("fake", servedBoot{driver.NewFakeBoot()})
+	f.eng.reg.AddDeploy("fake", dep)
+	silent := f.node(t, "wait call-back")
+	called := f.node(t, "wait call-back")
+	for _, n := range []*store.Node{silent, called} {
+		ring.mine[n.UUID] = true
+		r, err := f.st.Reserve(ctx, n.UUID, "pod-aaaa")
+		require.NoError(t, err)
+		r.DriverInternalInfo = map[string]any{keyBootConductor: "pod-aaaa"}
+		if n == called {
+			r.DriverInternalInfo["agent_url"] = "https://10.0.0.9:9999"
+		}
+		require.NoError(t, f.st.UpdateNode(ctx, r))
+		require.NoError(t, f.st.Release(ctx, n.UUID, "pod-aaaa"))
+	}
+	f.eng.takeOver(ctx)
+	f.eng.Wait()
+	assert.Equal(t, 1, dep.boots, "only the node whose agent never called back is booted again")
+	got, err := f.st.GetNode(ctx, silent.UUID)
+	require.NoError(t, err)
+	assert.Equal(t, f.eng.Host(), got.DriverInternalInfo[keyBootConductor])
+	assert.Equal(t, "wait call-back", got.ProvisionState)
+	f.eng.takeOver(ctx) // the next round finds nothing of the dead conductor's left
+	f.eng.Wait()
+	assert.Equal(t, 1, dep.boots)
+}
