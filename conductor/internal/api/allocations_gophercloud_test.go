@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/gophercloud/gophercloud/v2"
@@ -22,9 +21,7 @@ func TestAllocationsGophercloud(t *testing.T) {
 	f := newAllocFix(t, nil)
 	// Links must point at the test server: serve the fixture's handler under a server built for its URL.
 	var h http.Handler
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
-	defer ts.Close()
-	f.srv.cfg.PublicURL = ts.URL
+	ts := startTestServer(t, &f.srv.cfg, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	h = f.srv
 	c, err := noauth.NewBareMetalNoAuth(noauth.EndpointOpts{IronicEndpoint: ts.URL + "/v1"})
 	require.NoError(t, err)

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/baremetal/noauth"
@@ -16,9 +15,7 @@ import (
 // (read back in its Node), and the vendor passthru method listing.
 func TestNodeExtrasGophercloud(t *testing.T) {
 	srv, _, fake, bare := extrasServer(t)
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { srv.ServeHTTP(w, r) }))
-	defer ts.Close()
-	srv.cfg.PublicURL = ts.URL
+	ts := startTestServer(t, &srv.cfg, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { srv.ServeHTTP(w, r) }))
 	c, err := noauth.NewBareMetalNoAuth(noauth.EndpointOpts{IronicEndpoint: ts.URL + "/v1"})
 	require.NoError(t, err)
 	c.Microversion = "1.95"

@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -16,9 +15,7 @@ import (
 // python3-ironicclient), lists a driver's RAID logical disk properties, and injects an NMI into a fake-hardware node, which it refuses as Ironic does.
 func TestBaremetalCLIConductors(t *testing.T) {
 	srv, _, _, _ := extrasServer(t)
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
-	srv.cfg.PublicURL = ts.URL
+	ts := startTestServer(t, &srv.cfg, srv)
 	bm := testenv.Baremetal(t, ts.URL).Try
 	out, err := bm("conductor", "list", "--long", "-f", "json")
 	require.NoError(t, err, out)

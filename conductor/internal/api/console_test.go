@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 
@@ -110,4 +112,15 @@ func TestNodeConsole(t *testing.T) {
 	got, err = st.GetNode(context.Background(), fake.UUID)
 	require.NoError(t, err)
 	assert.True(t, got.ConsoleEnabled, "the fake console's state is the node's console_enabled")
+}
+
+// startTestServer serves h on a test server whose URL is written into cfg.PublicURL before it starts: a write
+// after Start races the handlers that read it, and when the client is another process (the baremetal CLI) the
+// race detector sees no synchronisation at all.
+func startTestServer(t *testing.T, cfg *Config, h http.Handler) *httptest.Server {
+	ts := httptest.NewUnstartedServer(h)
+	cfg.PublicURL = "http://" + ts.Listener.Addr().String()
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return ts
 }

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -18,9 +17,7 @@ import (
 // OpenStack's own client (python3-ironicclient), which negotiates the highest microversion both sides know.
 func TestBaremetalCLINodeExtras(t *testing.T) {
 	srv, st, fake, _ := extrasServer(t)
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
-	srv.cfg.PublicURL = ts.URL
+	ts := startTestServer(t, &srv.cfg, srv)
 	bm := testenv.Baremetal(t, ts.URL).Run
 	require.NoError(t, st.AddNodeHistory(context.Background(), &store.HistoryEvent{UUID: "11111111-1111-4111-8111-111111111111",
 		NodeUUID: fake.UUID, CreatedAt: time.Now().UTC(), Severity: store.SeverityError, EventType: "deploying",

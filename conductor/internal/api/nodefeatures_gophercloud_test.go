@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/gophercloud/gophercloud/v2"
@@ -18,9 +17,7 @@ import (
 // gopherClient serves srv on a loopback port and returns a gophercloud client of it at microversion version.
 func gopherClient(t *testing.T, srv *Server, version string) *gophercloud.ServiceClient {
 	t.Helper()
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { srv.ServeHTTP(w, r) }))
-	t.Cleanup(ts.Close)
-	srv.cfg.PublicURL = ts.URL
+	ts := startTestServer(t, &srv.cfg, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { srv.ServeHTTP(w, r) }))
 	c, err := noauth.NewBareMetalNoAuth(noauth.EndpointOpts{IronicEndpoint: ts.URL + "/v1"})
 	require.NoError(t, err)
 	c.Microversion = version
