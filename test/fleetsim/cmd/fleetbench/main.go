@@ -52,7 +52,7 @@ func run(args []string) error {
 	fs.DurationVar(&s.Timing.Heartbeat, "agent-heartbeat", 0, "fixed agent heartbeat interval (0: IPA's rule from --heartbeat-timeout)")
 	fs.DurationVar(&s.Timing.BootDelay, "boot-delay", 3*time.Second, "power on to the agent's first lookup")
 	fs.DurationVar(&s.Timing.Install, "install", 20*time.Second, "duration of the simulated bootc install")
-	fs.DurationVar(&s.Steady, "steady", 30*time.Second, "heartbeat measurement window once every agent looked its node up")
+	fs.DurationVar(&s.Steady, "steady", 60*time.Second, "heartbeat measurement window once every agent looked its node up (longer than the agents' heartbeat interval)")
 	fs.IntVar(&s.Workers, "workers", 32, "concurrent API clients for creation and deploy requests")
 	fs.DurationVar(&s.Timeout, "timeout", 10*time.Minute, "longest wait for the deploys to end")
 	if err := fs.Parse(args); err != nil {
