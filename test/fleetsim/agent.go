@@ -26,6 +26,8 @@ type Agent struct {
 	uuid  string
 	macs  []string
 	stop  context.CancelFunc
+	// bootDelay is the time from Boot to the first lookup.
+	bootDelay time.Duration
 	// force asks the heartbeat loop for a heartbeat now (after a command finished, as IPA does).
 	force chan struct{}
 
@@ -37,7 +39,7 @@ type Agent struct {
 
 // run is the agent's life: boot delay, lookup until the node waits for it, then heartbeats until ctx ends.
 func (a *Agent) run(ctx context.Context) {
-	if !sleep(ctx, a.fleet.cfg.Timing.BootDelay) {
+	if !sleep(ctx, a.bootDelay) {
 		return
 	}
 	if err := a.lookup(ctx); err != nil {

@@ -3,6 +3,7 @@ package fleetsim
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -22,6 +23,9 @@ type Scenario struct {
 	// KillAt is when, after the first deploy request, the second conductor is killed; 0: no kill.
 	KillAt time.Duration
 	Timing Timing
+	// BootSpread spreads the first power on of the agents evenly over this long (default 10 ms per node: 100
+	// lookups a second), as a rack powered on in sequence; all at once is a lookup storm no site sees.
+	BootSpread time.Duration
 	// Steady is the heartbeat measurement window once every agent has looked its node up.
 	Steady time.Duration
 	// Workers is the number of concurrent API clients creating nodes and requesting deploys (default 32).
@@ -221,18 +225,28 @@ func (r *run) waitState(ctx context.Context, state string, n int, timeout time.D
 // steady boots every agent (they look their nodes up through fast track and heartbeat), waits until each has a
 // token, then measures the heartbeats of a Steady window.
 func (r *run) steady(ctx context.Context) error {
-	for _, u := range r.uuids {
-		r.fleet.Boot(u, r.macs[u])
+	spread := r.s.BootSpread
+	if spread == 0 {
+		spread = time.Duration(len(r.uuids)) * 10 * time.Millisecond
 	}
-	deadline := time.Now().Add(r.s.Timing.BootDelay + 5*time.Minute)
-	for r.fleet.Lookups() < int64(len(r.uuids)) {
+	r.report.BootSpread = spread
+	for _, u := range r.uuids {
+		r.fleet.BootIn(u, r.macs[u], rand.N(spread+1))
+	}
+	start := time.Now()
+	deadline := start.Add(r.s.Timing.BootDelay + 10*time.Minute)
+	for i := 1; r.fleet.Lookups() < int64(len(r.uuids)); i++ {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d agents looked their node up within 5 minutes", r.fleet.Lookups(), len(r.uuids))
+			return fmt.Errorf("only %d of %d agents looked their node up within 10 minutes", r.fleet.Lookups(), len(r.uuids))
+		}
+		if i%10 == 0 {
+			r.log.WithField("looked_up", r.fleet.Lookups()).WithField("agents", len(r.uuids)).Info("agents booting")
 		}
 		if !sleep(ctx, time.Second) {
 			return ctx.Err()
 		}
 	}
+	r.report.Boot = time.Since(start)
 	r.fleet.Heartbeats().Reset()
 	if !sleep(ctx, r.s.Steady) {
 		return ctx.Err()

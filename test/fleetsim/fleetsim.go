@@ -117,8 +117,12 @@ func (f *Fleet) URL() string { return f.base }
 
 // Boot powers a node on: any agent it ran stops (a power cycle), and a new one looks the node up by macs after the
 // boot delay, then heartbeats until PowerOff, Close, or the conductor's standby.power_off.
-func (f *Fleet) Boot(uuid string, macs []string) {
-	a := &Agent{fleet: f, uuid: uuid, macs: macs, force: make(chan struct{}, 1)}
+func (f *Fleet) Boot(uuid string, macs []string) { f.BootIn(uuid, macs, 0) }
+
+// BootIn is Boot with the power on itself delayed by later: a rack whose machines are powered on over a while
+// rather than all in the same second.
+func (f *Fleet) BootIn(uuid string, macs []string, later time.Duration) {
+	a := &Agent{fleet: f, uuid: uuid, macs: macs, force: make(chan struct{}, 1), bootDelay: later + f.cfg.Timing.BootDelay}
 	var ctx context.Context
 	ctx, a.stop = context.WithCancel(f.ctx)
 	f.mu.Lock()

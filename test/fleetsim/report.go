@@ -17,6 +17,8 @@ type Report struct {
 
 	// Create is the time to create every node and its port; Enroll the time from then until all are available.
 	Create, Enroll time.Duration
+	// Boot is the time from powering every agent on until each had looked its node up (a token issued).
+	Boot, BootSpread time.Duration
 	// SteadyBeats are the heartbeats of every agent in the steady-state window; DeployBeats those during deploys.
 	SteadyBeats, DeployBeats Summary
 	// Deploy is request -> active of the deploys that ended active.
@@ -69,6 +71,7 @@ func (r *Report) Markdown() string {
 	row("simulated timing", "boot %s, install %s, heartbeat %s", r.Timing.BootDelay, r.Timing.Install, beatTiming(r.Timing))
 	row("create (node + port)", "%s, %.0f nodes/s", round(r.Create), r.CreateRate())
 	row("enroll -> available (manage, provide)", "%s", round(r.Enroll))
+	row("first boot of every agent (powered on over "+r.BootSpread.String()+") -> every lookup answered", "%s", round(r.Boot))
 	row("heartbeat, steady state", "%s", r.SteadyBeats)
 	row("heartbeat, during deploys", "%s", r.DeployBeats)
 	row("deploy request -> active", "%s", r.Deploy)

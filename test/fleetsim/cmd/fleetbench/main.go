@@ -51,6 +51,7 @@ func run(args []string) error {
 	fs.DurationVar(&s.Procs.HeartbeatTimeout, "heartbeat-timeout", 60*time.Second, "--heartbeat-timeout for the conductors (agents heartbeat every 30-60 % of it)")
 	fs.DurationVar(&s.Timing.Heartbeat, "agent-heartbeat", 0, "fixed agent heartbeat interval (0: IPA's rule from --heartbeat-timeout)")
 	fs.DurationVar(&s.Timing.BootDelay, "boot-delay", 3*time.Second, "power on to the agent's first lookup")
+	fs.DurationVar(&s.BootSpread, "boot-spread", 0, "power the agents on over this long at first (0: 10 ms per node)")
 	fs.DurationVar(&s.Timing.Install, "install", 20*time.Second, "duration of the simulated bootc install")
 	fs.DurationVar(&s.Steady, "steady", 60*time.Second, "heartbeat measurement window once every agent looked its node up (longer than the agents' heartbeat interval)")
 	fs.IntVar(&s.Workers, "workers", 32, "concurrent API clients for creation and deploy requests")
