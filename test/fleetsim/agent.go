@@ -82,7 +82,8 @@ func (a *Agent) lookup(ctx context.Context) error {
 		case err == nil && code == http.StatusOK:
 			// A masked token means an earlier lookup of this boot got it and its answer was lost; IPA would be
 			// stuck too. Logged so that a run shows it; the agent keeps asking (a new deploy issues a new one).
-			a.fleet.cfg.Log.WithField("node", a.uuid).Info("lookup answered without a usable token")
+			a.fleet.cfg.Log.WithField("node", a.uuid).WithField("answered_node", ans.Node.UUID).
+				WithField("token", ans.Config.AgentToken != "").Info("lookup answered without a usable token")
 		}
 		if !sleep(ctx, wait) {
 			return ctx.Err()

@@ -168,6 +168,17 @@ func (f *Fleet) agent(uuid string) *Agent {
 	return f.agents[uuid]
 }
 
+// LookedUp reports whether the node's running agent has looked it up (it holds a token).
+func (f *Fleet) LookedUp(uuid string) bool {
+	a := f.agent(uuid)
+	if a == nil {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.token != ""
+}
+
 // countInstall records one install command received by a node.
 func (f *Fleet) countInstall(uuid string) {
 	f.mu.Lock()

@@ -91,7 +91,7 @@ func TestDeployOnOneConductor(t *testing.T) {
 		uuids = append(uuids, u)
 		// Fast track: the agent looks the available node up and heartbeats before any deploy.
 		fleet.Boot(u, mac)
-		require.Eventually(t, func() bool { return fleet.Lookups() == int64(i+1) }, 30*time.Second, 100*time.Millisecond)
+		require.Eventually(t, func() bool { return fleet.LookedUp(u) }, 30*time.Second, 100*time.Millisecond)
 		// The deploy power-cycles the machine: its agent stops, and a new boot looks the node up again.
 		fleet.PowerOff(u)
 		require.NoError(t, api.Provision(ctx, u, "active"))
