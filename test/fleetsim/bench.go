@@ -191,7 +191,7 @@ func (r *run) enroll(ctx context.Context) error {
 	start := time.Now()
 	for _, step := range [][2]string{{"manage", "manageable"}, {"provide", "available"}} {
 		err := r.parallel(ctx, r.uuids, func(ctx context.Context, _ int, u string) error {
-			return r.pool.provision(ctx, u, step[0])
+			return r.pool.provision(ctx, u, step[0], map[string]string{"manage": "enroll", "provide": "manageable"}[step[0]])
 		})
 		if err != nil {
 			return err

@@ -41,12 +41,21 @@ func (p *pool) api() *API {
 	return p.apis[0]
 }
 
-// provision asks for a provision change, on another conductor when one refuses the connection.
-func (p *pool) provision(ctx context.Context, uuid, target string) error {
+// provision asks for a provision change, on another conductor when one refuses the connection or dies with the
+// request in flight; in that last case the request may have been accepted, so the node's state decides: a node
+// that left from (the state the request moves it out of) was moved by it.
+func (p *pool) provision(ctx context.Context, uuid, target, from string) error {
 	var err error
 	for i := 0; i < len(p.apis); i++ {
-		if err = p.api().Provision(ctx, uuid, target); err == nil || !errors.Is(err, syscall.ECONNREFUSED) {
+		err = p.api().Provision(ctx, uuid, target)
+		var se *StatusError
+		if err == nil || errors.As(err, &se) || ctx.Err() != nil {
 			return err
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			if n, gerr := p.api().GetNode(ctx, uuid); gerr == nil && n.ProvisionState != from {
+				return nil
+			}
 		}
 	}
 	return err
@@ -54,6 +63,8 @@ func (p *pool) provision(ctx context.Context, uuid, target string) error {
 
 // watch is what the deploy phase knows of its nodes.
 type watch struct {
+	// mu guards the maps and the kill's fields: the kill runs beside the requests and the watcher.
+	mu        sync.Mutex
 	requested map[string]time.Time // deploy requested at
 	ended     map[string]time.Time // active or deploy failed at (first seen)
 	last      map[string]Node      // latest view
@@ -82,16 +93,28 @@ func (r *run) deploy(ctx context.Context) error {
 		}()
 	}
 	start := time.Now()
-	var mu sync.Mutex
+	killed := make(chan error, 1)
+	kctx, stopKill := context.WithCancel(ctx)
+	defer stopKill()
+	if r.s.KillAt > 0 {
+		// The kill keeps its time even while the requests are still being sent.
+		go func() {
+			if !sleep(kctx, r.s.KillAt) {
+				killed <- nil // the deploys ended (or the run was stopped) first
+				return
+			}
+			killed <- r.kill(kctx, w, start)
+		}()
+	}
 	err := r.parallel(ctx, targets, func(ctx context.Context, _ int, u string) error {
 		r.fleet.PowerOff(u) // the conductor power-cycles the node into a new agent boot
 		at := time.Now()
-		if err := r.pool.provision(ctx, u, "active"); err != nil {
+		if err := r.pool.provision(ctx, u, "active", "available"); err != nil {
 			return err
 		}
-		mu.Lock()
+		w.mu.Lock()
 		w.requested[u] = at
-		mu.Unlock()
+		w.mu.Unlock()
 		r.fleet.Boot(u, r.macs[u])
 		return nil
 	})
@@ -99,9 +122,16 @@ func (r *run) deploy(ctx context.Context) error {
 		return err
 	}
 	r.log.WithField("deploys", len(targets)).WithField("took", time.Since(start).String()).Info("deploys requested")
-	err = r.watchDeploys(ctx, w, targets, start)
+	err = r.watchDeploys(ctx, w, targets, killed)
 	stopGets()
 	wg.Wait()
+	w.mu.Lock()
+	pending := r.s.KillAt > 0 && w.victim == nil
+	w.mu.Unlock()
+	if pending {
+		stopKill()
+		<-killed
+	}
 	r.account(w, targets, &gets)
 	return err
 }
@@ -124,19 +154,22 @@ func (r *run) sampleGets(ctx context.Context, targets []string, l *Latency) {
 
 // watchDeploys lists the nodes every second until every deploy ended (and, after a kill, every orphan was driven
 // again) or the timeout passed; it kills the second conductor once KillAt has passed.
-func (r *run) watchDeploys(ctx context.Context, w *watch, targets []string, start time.Time) error {
+func (r *run) watchDeploys(ctx context.Context, w *watch, targets []string, killed <-chan error) error {
 	deadline := time.Now().Add(r.s.Timeout)
 	for time.Now().Before(deadline) {
-		if r.s.KillAt > 0 && w.victim == nil && time.Since(start) >= r.s.KillAt {
-			if err := r.kill(ctx, w, targets, start); err != nil {
+		select {
+		case err := <-killed:
+			if err != nil {
 				return err
 			}
+		default:
 		}
 		nodes, err := r.pool.api().ListNodes(ctx, "")
 		if err != nil {
 			r.log.WithError(err).Warn("node list failed; trying again")
 		}
 		now := time.Now()
+		w.mu.Lock()
 		for _, n := range nodes {
 			if _, ok := w.requested[n.UUID]; !ok {
 				continue
@@ -152,7 +185,9 @@ func (r *run) watchDeploys(ctx context.Context, w *watch, targets []string, star
 			}
 		}
 		killPending := r.s.KillAt > 0 && w.victim == nil
-		if len(w.ended) == len(targets) && !killPending && len(w.driven) == len(w.orphans) {
+		over := len(w.ended) == len(targets) && !killPending && len(w.driven) == len(w.orphans)
+		w.mu.Unlock()
+		if over {
 			return nil
 		}
 		if !sleep(ctx, time.Second) {
@@ -174,7 +209,9 @@ func drivenAgain(snap, now Node, dead string) bool {
 
 // kill records the deploying nodes the second conductor holds (reserved by it or mapped to it), as a surviving
 // conductor reports them, then kills it with SIGKILL.
-func (r *run) kill(ctx context.Context, w *watch, targets []string, start time.Time) error {
+func (r *run) kill(ctx context.Context, w *watch, start time.Time) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	victim := r.procs[1]
 	nodes, err := NewAPI(r.procs[0].URL).ListNodes(ctx, "")
 	if err != nil {
