@@ -76,7 +76,7 @@ func Run(ctx context.Context, s Scenario) (*Report, error) {
 	}
 	r := &run{s: s, log: s.Log, macs: map[string][]string{}, report: &Report{Conductors: s.Conductors, Nodes: s.Nodes,
 		Deploys: s.Deploys, Timing: s.Timing, DeadAfter: s.Procs.DeadAfter, ClusterFlags: flags["conductor-dead-after"] && s.Procs.DeadAfter > 0,
-		Failed: map[string]string{}, DeployedTwice: map[string]int{}, Stuck: map[string]string{}}}
+		Failed: map[string]string{}, DeployedTwice: map[string]int{}, Stuck: map[string]string{}, Refused: map[string]string{}}}
 	defer r.stop()
 	if err := r.start(ctx); err != nil {
 		return nil, err

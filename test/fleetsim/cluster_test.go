@@ -53,7 +53,14 @@ func TestConductorProcesses(t *testing.T) {
 			t.Cleanup(drop)
 			log := logrus.New()
 			log.SetLevel(logrus.WarnLevel)
-			dir := t.TempDir()
+			// The conductors' logs are kept when the case fails (a TempDir would be gone before anyone reads them).
+			dir, err := os.MkdirTemp("", "fleetsim-")
+			require.NoError(t, err)
+			t.Cleanup(func() {
+				if !t.Failed() {
+					os.RemoveAll(dir)
+				}
+			})
 			rep, err := fleetsim.Run(ctx, fleetsim.Scenario{Conductors: tc.conductors, Nodes: tc.nodes, Deploys: tc.nodes,
 				KillAt: tc.killAt, Timing: timing, Steady: 2 * time.Second, Workers: 8, Timeout: 90 * time.Second,
 				Log: logrus.NewEntry(log), Procs: fleetsim.ProcConfig{Binary: bin, DB: db, Dir: dir,

@@ -109,8 +109,19 @@ func (r *run) deploy(ctx context.Context) error {
 	err := r.parallel(ctx, targets, func(ctx context.Context, _ int, u string) error {
 		r.fleet.PowerOff(u) // the conductor power-cycles the node into a new agent boot
 		at := time.Now()
-		if err := r.pool.provision(ctx, u, "active", "available"); err != nil {
-			return err
+		// A request the conductors keep refusing (a node locked for good, an internal error) is that node's
+		// problem, reported, not the end of the run.
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		if err := r.pool.provision(pctx, u, "active", "available"); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			w.mu.Lock()
+			r.report.Refused[u] = err.Error()
+			w.mu.Unlock()
+			r.fleet.Boot(u, r.macs[u]) // back to its fast-track agent
+			return nil
 		}
 		w.mu.Lock()
 		w.requested[u] = at
@@ -185,7 +196,7 @@ func (r *run) watchDeploys(ctx context.Context, w *watch, targets []string, kill
 			}
 		}
 		killPending := r.s.KillAt > 0 && w.victim == nil
-		over := len(w.ended) == len(targets) && !killPending && len(w.driven) == len(w.orphans)
+		over := len(w.ended) == len(w.requested) && !killPending && len(w.driven) == len(w.orphans)
 		w.mu.Unlock()
 		if over {
 			return nil
@@ -240,6 +251,9 @@ func (r *run) account(w *watch, targets []string, gets *Latency) {
 	rep := r.report
 	var times []time.Duration
 	for _, u := range targets {
+		if _, ok := w.requested[u]; !ok {
+			continue // refused: in Report.Refused
+		}
 		n := w.last[u]
 		switch n.ProvisionState {
 		case "active":

@@ -40,6 +40,8 @@ type Report struct {
 	Failed        map[string]string // uuid -> last_error of the deploys that ended in deploy failed
 	DeployedTwice map[string]int    // uuid -> install commands, for the nodes that got more than one
 	Stuck         map[string]string // uuid -> provision state, for the deploys that ended neither active nor failed
+	// Refused are the deploy requests no conductor accepted within 2 minutes (uuid -> the last answer).
+	Refused map[string]string
 }
 
 // ProcRSS is one conductor's resident memory.
@@ -87,7 +89,7 @@ func (r *Report) Markdown() string {
 		row("kill -9", "%s at %s into the deploys; it held %d deploying nodes", r.Killed, round(r.KilledAt), r.Orphans)
 		row("take-over (kill -> node driven again)", "%s; never driven: %d", r.Takeover, len(r.NotDriven))
 	}
-	row("deploys active / deploy failed / stuck", "%d / %d / %d", r.Active, len(r.Failed), len(r.Stuck))
+	row("deploys active / deploy failed / stuck / request refused", "%d / %d / %d / %d", r.Active, len(r.Failed), len(r.Stuck), len(r.Refused))
 	row("nodes deployed twice", "%d", len(r.DeployedTwice))
 	return b.String()
 }
@@ -128,6 +130,9 @@ func (r *Report) Problems() []string {
 		if e == "" {
 			out = append(out, fmt.Sprintf("node %s failed without a last_error", u))
 		}
+	}
+	for u, e := range r.Refused {
+		out = append(out, fmt.Sprintf("node %s: the deploy request was refused for 2 minutes: %s", u, e))
 	}
 	for _, u := range r.NotDriven {
 		out = append(out, fmt.Sprintf("node %s of the killed conductor was never driven again", u))
