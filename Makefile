@@ -78,6 +78,13 @@ image: ## build the conductor's container image (dist/container/Containerfile; F
 	cp dist/container/Containerfile out/image/
 	$(PODMAN) build -t $(IMAGE_NAME) out/image
 
+# FERRIC_FLEETBENCH_DB=postgres://user:pass@127.0.0.1:5432/db?sslmode=disable (each run makes and drops its own
+# schema there). FLEET_FLAGS adds fleetbench flags; the README's 10,000-node figures come from
+#   FLEET_FLAGS="--nodes 10000 --deploys 1000 --kill-at 40s" make bench-fleet
+bench-fleet: build ## 3 conductors on PostgreSQL, 2,000 simulated nodes, 200 deploys, one conductor killed mid-deploy
+	$(GO) build -o $(BIN)/fleetbench ./test/fleetsim/cmd/fleetbench
+	$(BIN)/fleetbench --conductor-binary $(BIN)/ferric-conductor $(FLEET_FLAGS)
+
 fuzz: ## run each fuzz target for 30 s
 	$(GO) test -run XXX -fuzz FuzzApplyPatch -fuzztime 30s ./conductor/internal/api/
 	$(GO) test -run XXX -fuzz FuzzContinueInspection -fuzztime 30s ./conductor/internal/api/
@@ -96,4 +103,4 @@ lint: ## gofmt and go vet
 clean: ## remove build outputs
 	rm -rf $(BIN)
 
-.PHONY: help build ramdisk kernel-deb run demo test e2e bench image fuzz lint clean
+.PHONY: help build ramdisk kernel-deb run demo test e2e bench bench-fleet image fuzz lint clean

@@ -164,3 +164,37 @@ func TestSilentAgentIsUnreachableAtOnce(t *testing.T) {
 	_, err = c2.Commands(context.Background())
 	assert.ErrorIs(t, err, ErrUnreachable, "refused connections, once retried, are unreachable too")
 }
+
+// TestKeepsCallbackPathPrefix checks that a callback_url with a path (agents behind one listener, as the fleet
+// simulator serves them: http://host:port/agent/<node>) is called under that path, not at the server's root.
+func TestKeepsCallbackPathPrefix(t *testing.T) {
+	tests := []struct{ name, suffix, want string }{
+		{"a path", "/agent/node-1", "/agent/node-1/v1/commands/"},
+		{"a path with a trailing slash", "/agent/node-1/", "/agent/node-1/v1/commands/"},
+		{"no path", "", "/v1/commands/"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var paths []string
+			stub := &agentStub{token: "tok"}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				paths = append(paths, r.URL.Path)
+				mu.Unlock()
+				stub.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			c, err := New(Config{URL: srv.URL + tc.suffix, Token: "tok"})
+			require.NoError(t, err)
+			defer c.Close()
+			_, err = c.Execute(context.Background(), deploy.CmdSync, nil, true)
+			require.NoError(t, err)
+			_, err = c.Commands(context.Background())
+			require.NoError(t, err)
+			mu.Lock()
+			defer mu.Unlock()
+			assert.Equal(t, []string{tc.want, tc.want}, paths)
+		})
+	}
+}

@@ -1,0 +1,100 @@
+package fleetsim_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferric-metal/ferric/test/fleetsim"
+	"github.com/ferric-metal/ferric/test/testenv"
+)
+
+// TestConductorProcesses runs the fleet scenario on ferric-conductor processes sharing one PostgreSQL database
+// (a fresh schema each): one conductor, then three with one killed by SIGKILL in the middle of the deploys. Every
+// deploy must end once: active, or deploy failed with a last_error; no node may receive two install commands; and
+// the killed conductor's deploying nodes must be driven again by the others. The three-conductor case needs the
+// cluster (--conductor-dead-after): without it nothing takes a dead conductor's nodes over.
+func TestConductorProcesses(t *testing.T) {
+	dsn := os.Getenv("FERRIC_TEST_POSTGRES")
+	if dsn == "" {
+		testenv.Missing(t, "FERRIC_TEST_POSTGRES is not set (postgres://user:password@127.0.0.1:5432/db?sslmode=disable)")
+	}
+	bin := conductorBinary(t)
+	flags, err := fleetsim.Flags(bin)
+	require.NoError(t, err)
+	timing := fleetsim.Timing{BootDelay: time.Second, LookupRetry: 500 * time.Millisecond, Heartbeat: time.Second,
+		Install: 8 * time.Second}
+	tests := []struct {
+		name       string
+		conductors int
+		nodes      int
+		killAt     time.Duration
+	}{
+		{name: "one conductor", conductors: 1, nodes: 10},
+		// The kill lands in the installs: boot 1 s, then 8 s of install.
+		{name: "three conductors, one killed", conductors: 3, nodes: 30, killAt: 5 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.killAt > 0 && !flags["conductor-dead-after"] {
+				testenv.Missing(t, "%s has no --conductor-dead-after: the take-over test needs the conductor cluster", bin)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			db, drop, err := fleetsim.FreshSchema(ctx, dsn)
+			require.NoError(t, err)
+			t.Cleanup(drop)
+			log := logrus.New()
+			log.SetLevel(logrus.WarnLevel)
+			// The conductors' logs are kept when the case fails (a TempDir would be gone before anyone reads them).
+			dir, err := os.MkdirTemp("", "fleetsim-")
+			require.NoError(t, err)
+			t.Cleanup(func() {
+				if !t.Failed() {
+					os.RemoveAll(dir)
+				}
+			})
+			rep, err := fleetsim.Run(ctx, fleetsim.Scenario{Conductors: tc.conductors, Nodes: tc.nodes, Deploys: tc.nodes,
+				KillAt: tc.killAt, Timing: timing, Steady: 2 * time.Second, Workers: 8, Timeout: 90 * time.Second,
+				Log: logrus.NewEntry(log), Procs: fleetsim.ProcConfig{Binary: bin, DB: db, Dir: dir,
+					HeartbeatTimeout: 10 * time.Second, DeadAfter: 10 * time.Second, BeatEvery: 2 * time.Second}})
+			if rep != nil {
+				t.Logf("report:\n%s", rep.Markdown())
+			}
+			require.NoError(t, err, "conductor logs in %s", dir)
+			assert.Empty(t, rep.Problems(), "conductor logs in %s", dir)
+			assert.Equal(t, tc.nodes, rep.Active+len(rep.Failed), "every deploy ended active or deploy failed")
+			assert.Empty(t, rep.DeployedTwice)
+			assert.Positive(t, rep.SteadyBeats.Count, "heartbeats measured in the steady state")
+			for _, p := range rep.RSS {
+				assert.Positive(t, p.Peak, "RSS of %s sampled", p.Host)
+			}
+			if tc.killAt > 0 {
+				assert.Equal(t, "fleet-c2", rep.Killed)
+				assert.Positive(t, rep.Orphans, "the killed conductor held deploying nodes (else the kill proved nothing)")
+				assert.Empty(t, rep.NotDriven, "every node of the killed conductor was driven again")
+				assert.Equal(t, rep.Orphans, rep.Takeover.Count)
+			}
+		})
+	}
+}
+
+// conductorBinary returns FERRIC_TEST_CONDUCTOR_BINARY, or builds ferric-conductor into the test's directory.
+func conductorBinary(t *testing.T) string {
+	if p := os.Getenv("FERRIC_TEST_CONDUCTOR_BINARY"); p != "" {
+		return p
+	}
+	out := filepath.Join(t.TempDir(), "ferric-conductor")
+	cmd := exec.Command("go", "build", "-o", out, "github.com/ferric-metal/ferric/cmd/conductor")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	b, err := cmd.CombinedOutput()
+	require.NoError(t, err, "go build ./cmd/conductor: %s", b)
+	return out
+}

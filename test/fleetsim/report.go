@@ -1,0 +1,142 @@
+package fleetsim
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Report is what one scenario run measured.
+type Report struct {
+	Conductors, Nodes, Deploys int
+	// ClusterFlags says whether the conductors were given --conductor-dead-after (the binary has the cluster).
+	ClusterFlags bool
+	DeadAfter    time.Duration
+	Timing       Timing
+
+	// Create is the time to create every node and its port; Enroll the time from then until all are available.
+	Create, Enroll time.Duration
+	// Boot is the time from powering every agent on until each had looked its node up (a token issued).
+	Boot, BootSpread time.Duration
+	// SteadyBeats are the heartbeats of every agent in the steady-state window; DeployBeats those during deploys.
+	SteadyBeats, DeployBeats Summary
+	// Deploy is request -> active of the deploys that ended active.
+	Deploy Summary
+	// APIGet is GET /v1/nodes/{uuid} latency during the deploys.
+	APIGet Summary
+	RSS    []ProcRSS
+
+	// Killed is the host killed with SIGKILL ("" when none), KilledAt its time after the first deploy request.
+	Killed   string
+	KilledAt time.Duration
+	// Orphans are the deploying nodes the killed conductor held at the kill; Takeover the time until each was
+	// driven again (state or provision_updated_at moved, reservation off the dead host), NotDriven those never.
+	Orphans   int
+	Takeover  Summary
+	NotDriven []string
+
+	Active        int
+	Failed        map[string]string // uuid -> last_error of the deploys that ended in deploy failed
+	DeployedTwice map[string]int    // uuid -> install commands, for the nodes that got more than one
+	Stuck         map[string]string // uuid -> provision state, for the deploys that ended neither active nor failed
+	// Refused are the deploy requests no conductor accepted within 2 minutes (uuid -> the last answer).
+	Refused map[string]string
+}
+
+// ProcRSS is one conductor's resident memory.
+type ProcRSS struct {
+	Host        string
+	Peak, Final int64
+	Killed      bool
+}
+
+// CreateRate is nodes (with their port) created per second.
+func (r *Report) CreateRate() float64 {
+	if r.Create <= 0 {
+		return 0
+	}
+	return float64(r.Nodes) / r.Create.Seconds()
+}
+
+// Markdown renders the report as the README's table.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	cluster := "no (binary without --conductor-dead-after)"
+	if r.ClusterFlags {
+		cluster = "yes, --conductor-dead-after " + r.DeadAfter.String()
+	}
+	fmt.Fprintf(&b, "| measure | value |\n|---|---|\n")
+	row := func(k, format string, args ...any) { fmt.Fprintf(&b, "| %s | %s |\n", k, fmt.Sprintf(format, args...)) }
+	row("conductors / nodes / concurrent deploys", "%d / %d / %d", r.Conductors, r.Nodes, r.Deploys)
+	row("cluster membership", "%s", cluster)
+	row("simulated timing", "boot %s, install %s, heartbeat %s", r.Timing.BootDelay, r.Timing.Install, beatTiming(r.Timing))
+	row("create (node + port)", "%s, %.0f nodes/s", round(r.Create), r.CreateRate())
+	row("enroll -> available (manage, provide)", "%s", round(r.Enroll))
+	row("first boot of every agent (powered on over "+r.BootSpread.String()+") -> every lookup answered", "%s", round(r.Boot))
+	row("heartbeat, steady state", "%s", r.SteadyBeats)
+	row("heartbeat, during deploys", "%s", r.DeployBeats)
+	row("deploy request -> active", "%s", r.Deploy)
+	row("API GET /v1/nodes/{uuid} during deploys", "%s", r.APIGet)
+	for _, p := range r.RSS {
+		note := ""
+		if p.Killed {
+			note = " (killed; final = at the kill)"
+		}
+		row("RSS "+p.Host, "peak %d MiB, final %d MiB%s", p.Peak>>20, p.Final>>20, note)
+	}
+	if r.Killed != "" {
+		row("kill -9", "%s at %s into the deploys; it held %d deploying nodes", r.Killed, round(r.KilledAt), r.Orphans)
+		row("take-over (kill -> node driven again)", "%s; never driven: %d", r.Takeover, len(r.NotDriven))
+	}
+	row("deploys active / deploy failed / stuck / request refused", "%d / %d / %d / %d", r.Active, len(r.Failed), len(r.Stuck), len(r.Refused))
+	row("nodes deployed twice", "%d", len(r.DeployedTwice))
+	return b.String()
+}
+
+// String renders a latency summary for the table.
+func (s Summary) String() string {
+	if s.Count == 0 {
+		return fmt.Sprintf("no samples (%d errors)", s.Errors)
+	}
+	return fmt.Sprintf("p50 %s, p99 %s, max %s (%d samples, %d errors)", round(s.P50), round(s.P99), round(s.Max), s.Count, s.Errors)
+}
+
+// round shortens a duration for the table: ms below 10 s, 0.1 s above.
+func round(d time.Duration) time.Duration {
+	if d < 10*time.Second {
+		return d.Round(100 * time.Microsecond)
+	}
+	return d.Round(100 * time.Millisecond)
+}
+
+func beatTiming(t Timing) string {
+	if t.Heartbeat > 0 {
+		return "every " + t.Heartbeat.String() + " ±20 %"
+	}
+	return "IPA's (30-60 % of --heartbeat-timeout)"
+}
+
+// Problems lists what the run got wrong, one line each, sorted (empty: nothing).
+func (r *Report) Problems() []string {
+	var out []string
+	for u, n := range r.DeployedTwice {
+		out = append(out, fmt.Sprintf("node %s received %d install commands", u, n))
+	}
+	for u, st := range r.Stuck {
+		out = append(out, fmt.Sprintf("node %s ended in %q, neither active nor deploy failed", u, st))
+	}
+	for u, e := range r.Failed {
+		if e == "" {
+			out = append(out, fmt.Sprintf("node %s failed without a last_error", u))
+		}
+	}
+	for u, e := range r.Refused {
+		out = append(out, fmt.Sprintf("node %s: the deploy request was refused for 2 minutes: %s", u, e))
+	}
+	for _, u := range r.NotDriven {
+		out = append(out, fmt.Sprintf("node %s of the killed conductor was never driven again", u))
+	}
+	sort.Strings(out)
+	return out
+}
