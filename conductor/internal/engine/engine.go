@@ -144,13 +144,14 @@ type Engine struct {
 	refusals map[string]int
 	pool     *pool       // periodic per-node work (pool.go)
 	deploys  deployTimes // when each running deploy started, for Observer.DeployFinished (observe.go)
+	locks    locks       // reservations held by this conductor's operations (locks.go); guarded by mu
 }
 
 // New returns an engine; call Run to start its periodic tasks and recovery.
 func New(cfg Config, s store.Store, reg *driver.Registry, log *logrus.Entry) *Engine {
 	cfg.defaults()
 	e := &Engine{cfg: cfg, store: s, reg: reg, fsm: fsm.New(), log: log, now: time.Now, workCtx: context.Background(),
-		beats: map[string]time.Time{}, refusals: map[string]int{}}
+		beats: map[string]time.Time{}, refusals: map[string]int{}, locks: locks{held: map[string]int{}}}
 	e.pool = newPool(e.cfg.Workers, e.currentWorkCtx, &e.wg)
 	return e
 }
@@ -233,6 +234,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.syncPower(ctx)
 		case <-checkTick.C:
 			e.takeOver(ctx)
+			e.sweepLostLocks(ctx)
 			e.checkTimeouts(ctx)
 		case <-pollTick.C:
 			e.PollWaiting(ctx)
@@ -272,6 +274,10 @@ func (e *Engine) reserve(ctx context.Context, ident string, retry bool) (*store.
 	for i := 0; i < attempts; i++ {
 		var n *store.Node
 		n, err = e.store.Reserve(ctx, ident, e.cfg.Host)
+		if err == nil {
+			e.noteReserved(n.UUID)
+			return n, nil
+		}
 		var le *store.LockedError
 		if !errors.As(err, &le) {
 			return n, err
@@ -287,11 +293,12 @@ func (e *Engine) reserve(ctx context.Context, ident string, retry bool) (*store.
 	return nil, err
 }
 
+// release drops an operation's lock on uuid; one the database does not take within 30 s is left to the lock
+// sweep (locks.go).
 func (e *Engine) release(uuid string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := e.store.Release(ctx, uuid, e.cfg.Host); err != nil {
-		e.log.WithError(err).WithField("node", uuid).Error("could not release reservation")
+	defer e.noteReleased(uuid)
+	if err := e.releaseDB(uuid); err != nil {
+		e.log.WithError(err).WithField("node", uuid).Error("could not release reservation; the lock sweep releases it within two check intervals")
 	}
 }
 

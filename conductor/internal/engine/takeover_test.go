@@ -184,3 +184,29 @@ func TestTakeOverBootsOrphanedAgentsAgain(t *testing.T) {
 	f.eng.Wait()
 	assert.Equal(t, 1, dep.boots)
 }
+
+// TestSweepReleasesLostLocks: a reservation under this conductor's name that no operation holds (its reserve was
+// cut off by the caller after the database took it) is released at the second sweep; one an operation holds is
+// never touched.
+func TestSweepReleasesLostLocks(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, Config{})
+	lost := f.node(t, "available")
+	held := f.node(t, "available")
+	_, err := f.st.Reserve(ctx, lost.UUID, f.eng.Host()) // behind the engine's back, as a cut-off reserve leaves it
+	require.NoError(t, err)
+	_, err = f.eng.reserve(ctx, held.UUID, false)
+	require.NoError(t, err)
+	reservation := func(n *store.Node) string {
+		got, err := f.st.GetNode(ctx, n.UUID)
+		require.NoError(t, err)
+		return got.Reservation
+	}
+	f.eng.sweepLostLocks(ctx)
+	assert.Equal(t, f.eng.Host(), reservation(lost), "one sweep only marks it: a reserve may be in flight")
+	f.eng.sweepLostLocks(ctx)
+	assert.Empty(t, reservation(lost))
+	assert.Equal(t, f.eng.Host(), reservation(held))
+	f.eng.release(held.UUID)
+	assert.Empty(t, reservation(held))
+}
