@@ -31,7 +31,8 @@ func (e *Engine) owns(n *store.Node) bool {
 //   - a node in a transient state (deploying, cleaning, ...) whose work died with its conductor fails with a
 //     last_error naming both conductors, as a restart does (Recover): the work cannot be resumed half-way;
 //   - a node in a wait state (wait call-back, clean wait, ...) keeps going: its agent heartbeats any conductor,
-//     and this one's agent poll picks it up on the next tick;
+//     and this one's agent poll picks it up on the next tick; one whose agent never called back had its agent
+//     boot interrupted, and gets it again (rebootAgent);
 //   - a power operation left half-done (target_power_state set) is cleared with an error, as Ironic clears it.
 //
 // Each break is conditional on the dead holder still holding the node, so two survivors never both act.
