@@ -112,19 +112,17 @@ func (e *Engine) rebootOrphanedAgents(ctx context.Context, dead map[string]bool)
 				continue
 			}
 			uuid := n.UUID
-			e.pool.submit("reboot:"+uuid, e.cfg.PollTimeout, func(ctx context.Context) { e.rebootAgent(ctx, uuid, st, holder, false) })
+			e.pool.submit("reboot:"+uuid, e.cfg.PollTimeout, func(ctx context.Context) { e.rebootAgent(ctx, uuid, st, holder) })
 		}
 	}
 }
 
 // rebootAgent boots node uuid's agent again from this conductor, if it still waits in st for the first call-back
-// of an agent that dead conductor holder booted, and its boot is one a conductor serves. interrupted says the dead
-// conductor held the node's lock in the wait state: its agent boot (power, media, the token its lookup hands out)
-// may be half-done whatever the boot interface, so the boot is redone for every one.
-func (e *Engine) rebootAgent(ctx context.Context, uuid string, st fsm.State, holder string, interrupted bool) {
+// of an agent that dead conductor holder booted, and its boot is one a conductor serves.
+func (e *Engine) rebootAgent(ctx context.Context, uuid string, st fsm.State, holder string) {
 	err := e.withLock(ctx, uuid, false, func(n *store.Node) error {
 		_, called := n.DriverInternalInfo["agent_url"]
-		if fsm.State(n.ProvisionState) != st || called || (!interrupted && n.DriverInternalInfo[keyBootConductor] != holder) {
+		if fsm.State(n.ProvisionState) != st || called || n.DriverInternalInfo[keyBootConductor] != holder {
 			return nil
 		}
 		t, err := e.task(n)
@@ -133,11 +131,11 @@ func (e *Engine) rebootAgent(ctx context.Context, uuid string, st fsm.State, hol
 		}
 		local, _ := t.Boot.(driver.ConductorLocalBoot)
 		booter, ok := t.Deploy.(agentBooter)
-		if !interrupted && (local == nil || !local.ServedByConductor()) || !ok {
+		if local == nil || !local.ServedByConductor() || !ok {
 			delete(n.DriverInternalInfo, keyBootConductor) // nothing of the dead conductor's to replace
 			return nil
 		}
-		t.Logf(ctx, "conductor %s, which booted this node's agent, stopped heartbeating before the agent "+
+		t.Logf(ctx, "conductor %s, which served this node's agent boot, stopped heartbeating before the agent "+
 			"called back; booting the agent again from conductor %s", holder, e.cfg.Host)
 		if err := booter.BootAgent(ctx, t); err != nil {
 			return e.fail(ctx, n, t, fsm.EvFail, fmt.Sprintf("Booting the agent again after conductor %s "+
@@ -156,12 +154,7 @@ func (e *Engine) rebootAgent(ctx context.Context, uuid string, st fsm.State, hol
 
 // settleOrphan fails or clears what a dead conductor's interrupted work left on the node (see takeOver).
 func (e *Engine) settleOrphan(ctx context.Context, uuid, holder string) {
-	var rebootIn fsm.State
 	err := e.withLock(ctx, uuid, false, func(n *store.Node) error {
-		st := fsm.State(n.ProvisionState)
-		if _, called := n.DriverInternalInfo["agent_url"]; !called && st != fsm.RescueWait && agentWait(st) {
-			rebootIn = st // the dead conductor was booting its agent (see rebootAgent)
-		}
 		if n.TargetPowerState != "" {
 			n.LastError = fmt.Sprintf("Power operation to %s was interrupted: conductor %s, which ran it, stopped "+
 				"heartbeating; check the node's power and retry", n.TargetPowerState, holder)
@@ -176,9 +169,5 @@ func (e *Engine) settleOrphan(ctx context.Context, uuid, holder string) {
 	})
 	if err != nil {
 		e.log.WithError(err).WithField("node", uuid).Error("take-over: could not settle the node")
-		return
-	}
-	if rebootIn != "" {
-		e.pool.submit("reboot:"+uuid, e.cfg.PollTimeout, func(ctx context.Context) { e.rebootAgent(ctx, uuid, rebootIn, holder, true) })
 	}
 }

@@ -210,25 +210,3 @@ func TestSweepReleasesLostLocks(t *testing.T) {
 	f.eng.release(held.UUID)
 	assert.Empty(t, reservation(held))
 }
-
-// TestTakeOverRedoesAnInterruptedAgentBoot: a dead conductor that held the lock of a node waiting for its first
-// call-back was booting its agent (power, media, the token its lookup hands out), so the new owner boots it
-// again whatever the boot interface.
-func TestTakeOverRedoesAnInterruptedAgentBoot(t *testing.T) {
-	ctx := context.Background()
-	ring := &fixedRing{mine: map[string]bool{}, dead: []string{"pod-aaaa"}}
-	f := newFixture(t, Config{Ring: ring})
-	dep := &bootingDeploy{}
-	f.eng.reg.AddDeploy("fake", dep)
-	n := f.node(t, "wait call-back")
-	ring.mine[n.UUID] = true
-	_, err := f.st.Reserve(ctx, n.UUID, "pod-aaaa")
-	require.NoError(t, err)
-	f.eng.takeOver(ctx)
-	f.eng.Wait()
-	assert.Equal(t, 1, dep.boots)
-	got, err := f.st.GetNode(ctx, n.UUID)
-	require.NoError(t, err)
-	assert.Empty(t, got.Reservation)
-	assert.Equal(t, "wait call-back", got.ProvisionState)
-}
