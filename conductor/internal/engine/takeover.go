@@ -31,8 +31,8 @@ func (e *Engine) owns(n *store.Node) bool {
 //   - a node in a transient state (deploying, cleaning, ...) whose work died with its conductor fails with a
 //     last_error naming both conductors, as a restart does (Recover): the work cannot be resumed half-way;
 //   - a node in a wait state (wait call-back, clean wait, ...) keeps going: its agent heartbeats any conductor,
-//     and this one's agent poll picks it up on the next tick; one whose agent never called back had its agent
-//     boot interrupted, and gets it again (rebootAgent);
+//     and this one's agent poll picks it up on the next tick (one whose boot media only the dead conductor
+//     served gets its agent booted again: rebootOrphanedAgents);
 //   - a power operation left half-done (target_power_state set) is cleared with an error, as Ironic clears it.
 //
 // Each break is conditional on the dead holder still holding the node, so two survivors never both act.
@@ -108,7 +108,7 @@ func (e *Engine) rebootOrphanedAgents(ctx context.Context, dead map[string]bool)
 		}
 		for _, n := range nodes {
 			holder, _ := n.DriverInternalInfo[keyBootConductor].(string)
-			if _, called := n.DriverInternalInfo["agent_url"]; called || !dead[holder] || !e.owns(n) {
+			if _, called := n.DriverInternalInfo["agent_url"]; called || !dead[holder] || !e.owns(n) || !e.silent(n) {
 				continue
 			}
 			uuid := n.UUID
@@ -117,12 +117,19 @@ func (e *Engine) rebootOrphanedAgents(ctx context.Context, dead map[string]bool)
 	}
 }
 
+// silent reports whether n has heard nothing (no call-back, no heartbeat) for a whole heartbeat timeout: an agent
+// heartbeats every 30-60 % of it, so one that got its first command from a conductor that died before saving the
+// call-back has heartbeated again by then, and booting it again would install twice.
+func (e *Engine) silent(n *store.Node) bool {
+	return n.ProvisionUpdatedAt != nil && e.now().Sub(*n.ProvisionUpdatedAt) >= e.cfg.HeartbeatTimeout
+}
+
 // rebootAgent boots node uuid's agent again from this conductor, if it still waits in st for the first call-back
 // of an agent that dead conductor holder booted, and its boot is one a conductor serves.
 func (e *Engine) rebootAgent(ctx context.Context, uuid string, st fsm.State, holder string) {
 	err := e.withLock(ctx, uuid, false, func(n *store.Node) error {
 		_, called := n.DriverInternalInfo["agent_url"]
-		if fsm.State(n.ProvisionState) != st || called || n.DriverInternalInfo[keyBootConductor] != holder {
+		if fsm.State(n.ProvisionState) != st || called || n.DriverInternalInfo[keyBootConductor] != holder || !e.silent(n) {
 			return nil
 		}
 		t, err := e.task(n)

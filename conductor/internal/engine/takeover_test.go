@@ -152,17 +152,19 @@ type bootingDeploy struct {
 func (d *bootingDeploy) BootAgent(context.Context, *driver.Task) error { d.boots++; return nil }
 
 // TestTakeOverBootsOrphanedAgentsAgain: a waiting node whose agent boot a dead conductor served, and whose agent
-// has not called back, gets its boot prepared again by the new owner; a node whose agent called back does not.
+// has not called back for a heartbeat timeout, gets its boot prepared again by the new owner; a node whose agent
+// called back, or was heard from lately, does not.
 func TestTakeOverBootsOrphanedAgentsAgain(t *testing.T) {
 	ctx := context.Background()
 	ring := &fixedRing{mine: map[string]bool{}, dead: []string{"pod-aaaa"}}
-	f := newFixture(t, Config{Ring: ring})
+	f := newFixture(t, Config{Ring: ring, HeartbeatTimeout: time.Minute})
 	dep := &bootingDeploy{}
 	f.eng.reg.AddBoot("fake", servedBoot{driver.NewFakeBoot()})
 	f.eng.reg.AddDeploy("fake", dep)
 	silent := f.node(t, "wait call-back")
 	called := f.node(t, "wait call-back")
-	for _, n := range []*store.Node{silent, called} {
+	recent := f.node(t, "wait call-back") // its agent may be working: heard from within the heartbeat timeout
+	for _, n := range []*store.Node{silent, called, recent} {
 		ring.mine[n.UUID] = true
 		r, err := f.st.Reserve(ctx, n.UUID, "pod-aaaa")
 		require.NoError(t, err)
@@ -170,12 +172,17 @@ func TestTakeOverBootsOrphanedAgentsAgain(t *testing.T) {
 		if n == called {
 			r.DriverInternalInfo["agent_url"] = "https://10.0.0.9:9999"
 		}
+		at := f.eng.now().Add(-2 * time.Minute)
+		if n == recent {
+			at = f.eng.now()
+		}
+		r.ProvisionUpdatedAt = &at
 		require.NoError(t, f.st.UpdateNode(ctx, r))
 		require.NoError(t, f.st.Release(ctx, n.UUID, "pod-aaaa"))
 	}
 	f.eng.takeOver(ctx)
 	f.eng.Wait()
-	assert.Equal(t, 1, dep.boots, "only the node whose agent never called back is booted again")
+	assert.Equal(t, 1, dep.boots, "only the node whose agent never called back, and is silent, is booted again")
 	got, err := f.st.GetNode(ctx, silent.UUID)
 	require.NoError(t, err)
 	assert.Equal(t, f.eng.Host(), got.DriverInternalInfo[keyBootConductor])
