@@ -64,7 +64,11 @@ func TestConductorProcesses(t *testing.T) {
 			rep, err := fleetsim.Run(ctx, fleetsim.Scenario{Conductors: tc.conductors, Nodes: tc.nodes, Deploys: tc.nodes,
 				KillAt: tc.killAt, Timing: timing, Steady: 2 * time.Second, Workers: 8, Timeout: 90 * time.Second,
 				Log: logrus.NewEntry(log), Procs: fleetsim.ProcConfig{Binary: bin, DB: db, Dir: dir,
-					HeartbeatTimeout: 10 * time.Second, DeadAfter: 10 * time.Second, BeatEvery: 2 * time.Second}})
+					HeartbeatTimeout: 10 * time.Second, DeadAfter: 10 * time.Second, BeatEvery: 2 * time.Second,
+					// A node the killed conductor held while its agent booted never gets a working token (lookup
+					// hands it out once) and ends by the call-back time-out, as documented: 30 s keeps that
+					// ending inside the test's window instead of 30 min.
+					Extra: []string{"--deploy-callback-timeout", "30s"}}})
 			if rep != nil {
 				t.Logf("report:\n%s", rep.Markdown())
 			}
