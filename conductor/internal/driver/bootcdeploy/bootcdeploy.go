@@ -145,6 +145,13 @@ func (d *Deploy) continueInstall(ctx context.Context, t *driver.Task, c *agentcl
 	dii := n.DriverInternalInfo
 	id, _ := dii[keyCommand].(string)
 	if id == "" {
+		if id = runningInstall(ctx, c); id != "" {
+			// A conductor that died after sending the install, before saving its id, left the agent installing with
+			// nothing recorded: follow that install rather than start (and so run) a second one.
+			dii[keyCommand] = id
+			t.Logf(ctx, "agent at %s is already running install command %s; following it", dii["agent_url"], id)
+			return driver.Wait, t.Save(ctx)
+		}
 		params, err := d.installParams(ctx, t)
 		if err != nil {
 			return driver.Done, err
@@ -193,6 +200,23 @@ func (d *Deploy) continueInstall(ctx context.Context, t *driver.Task, c *agentcl
 	t.Logf(ctx, "installed %s on %s (%s)", res.ImageDigest, res.Device, strings.Join(summary, ", "))
 	agentdeploy.SetProgress(n, deploy.Progress{Phase: "booting instance", Percent: 100})
 	return driver.Done, nil
+}
+
+// runningInstall is the id of an install command the agent is running, "" when none (or the agent cannot say).
+// Only a running one: a finished install in a fast-track agent's history may belong to an earlier deploy.
+func runningInstall(ctx context.Context, c *agentclient.Client) string {
+	cmds, err := c.Commands(ctx)
+	if err != nil {
+		return ""
+	}
+	for i := len(cmds) - 1; i >= 0; i-- {
+		name := cmds[i].CommandName
+		if (name == deploy.CmdBootcInstall || strings.HasSuffix(deploy.CmdBootcInstall, "."+name)) &&
+			cmds[i].CommandStatus == deploy.StatusRunning {
+			return cmds[i].ID
+		}
+	}
+	return ""
 }
 
 // round keeps one decimal of a phase's seconds for driver_internal_info.
