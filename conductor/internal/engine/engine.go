@@ -233,8 +233,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-powerTick.C:
 			e.syncPower(ctx)
 		case <-checkTick.C:
-			e.takeOver(ctx)
-			e.sweepLostLocks(ctx)
+			// One listing of the reserved nodes serves both.
+			if reserved, err := e.reservedNodes(ctx); err == nil {
+				e.takeOverFrom(ctx, reserved)
+				e.sweepFrom(ctx, reserved)
+			}
 			e.checkTimeouts(ctx)
 		case <-pollTick.C:
 			e.PollWaiting(ctx)

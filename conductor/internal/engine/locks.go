@@ -59,12 +59,13 @@ func (e *Engine) releaseDB(uuid string) error {
 // this conductor holds, when that was already so at the previous sweep (one check interval earlier): a reserve
 // in flight between the database write and noteReserved takes milliseconds, never a whole interval.
 func (e *Engine) sweepLostLocks(ctx context.Context) {
-	yes := true
-	nodes, err := e.store.ListNodeColumns(ctx, store.NodeFilter{Reserved: &yes}, store.ListOptions{})
-	if err != nil {
-		e.log.WithError(err).Warn("lock sweep: could not list reserved nodes")
-		return
+	if nodes, err := e.reservedNodes(ctx); err == nil {
+		e.sweepFrom(ctx, nodes)
 	}
+}
+
+// sweepFrom is sweepLostLocks on the reserved nodes already listed.
+func (e *Engine) sweepFrom(ctx context.Context, nodes []*store.Node) {
 	now := map[string]bool{}
 	e.mu.Lock()
 	for _, n := range nodes {

@@ -37,17 +37,28 @@ func (e *Engine) owns(n *store.Node) bool {
 //
 // Each break is conditional on the dead holder still holding the node, so two survivors never both act.
 func (e *Engine) takeOver(ctx context.Context) {
+	if nodes, err := e.reservedNodes(ctx); err == nil {
+		e.takeOverFrom(ctx, nodes)
+	}
+}
+
+// reservedNodes lists the reserved nodes' columns: the take-over and the lock sweep of one check tick share it.
+func (e *Engine) reservedNodes(ctx context.Context) ([]*store.Node, error) {
+	yes := true
+	nodes, err := e.store.ListNodeColumns(ctx, store.NodeFilter{Reserved: &yes}, store.ListOptions{})
+	if err != nil {
+		e.log.WithError(err).Warn("could not list reserved nodes for the take-over and the lock sweep")
+	}
+	return nodes, err
+}
+
+// takeOverFrom is takeOver on the reserved nodes already listed.
+func (e *Engine) takeOverFrom(ctx context.Context, nodes []*store.Node) {
 	if e.cfg.Ring == nil {
 		return
 	}
 	dead := e.cfg.Ring.Dead()
 	if len(dead) == 0 {
-		return
-	}
-	yes := true
-	nodes, err := e.store.ListNodeColumns(ctx, store.NodeFilter{Reserved: &yes}, store.ListOptions{})
-	if err != nil {
-		e.log.WithError(err).Warn("take-over: could not list reserved nodes")
 		return
 	}
 	isDead := map[string]bool{}
