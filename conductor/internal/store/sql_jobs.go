@@ -1,0 +1,241 @@
+package store
+
+// Node jobs (migration 0013): the durable hand-off of API-started work from the conductor that answered the call
+// to the conductor that drives the node. The row is the request; its state moves queued -> claimed -> accepted or
+// refused, or queued -> cancelled, each step a conditional update so that two conductors never both claim it.
+// On PostgreSQL every queued and finished job is announced with NOTIFY on JobChannel, so the owner picks it up
+// and the requester learns the answer at once; SQLite (one conductor) has no notifications and callers poll.
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// Job states.
+const (
+	JobQueued    = "queued"
+	JobClaimed   = "claimed"
+	JobAccepted  = "accepted"
+	JobRefused   = "refused"
+	JobCancelled = "cancelled"
+)
+
+// JobChannel is the PostgreSQL notification channel. Payloads are "queued:<id>" and "finished:<id>".
+const JobChannel = "ferric_node_jobs"
+
+// ErrNoNotify says the database cannot deliver notifications (SQLite): poll instead.
+var ErrNoNotify = errors.New("this database has no notifications")
+
+// Job is one handed-off request.
+type Job struct {
+	ID             string
+	NodeUUID       string
+	ConductorGroup string
+	Kind           string
+	// Args is the request, JSON. It is emptied when the job is claimed or cancelled: it may hold a config drive
+	// or a rescue password, which must not outlive the request in the database.
+	Args         []byte
+	RequestedBy  string
+	State        string
+	ClaimedBy    string
+	ErrorKind    string // the owner's error class when refused (the engine's encoding)
+	ErrorMessage string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Finished reports whether the job reached a final state.
+func (j *Job) Finished() bool {
+	return j.State == JobAccepted || j.State == JobRefused || j.State == JobCancelled
+}
+
+// CreateJob queues j (state queued, stamped now) and announces it.
+func (s *SQL) CreateJob(ctx context.Context, j *Job) error {
+	now := s.now().UTC()
+	j.State, j.CreatedAt, j.UpdatedAt = JobQueued, now, now
+	_, err := s.exec(ctx, `INSERT INTO node_jobs (id, node_uuid, conductor_group, kind, args, requested_by, state,
+		created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		j.ID, j.NodeUUID, j.ConductorGroup, j.Kind, string(j.Args), j.RequestedBy, j.State, fmtTime(&now), fmtTime(&now))
+	if err != nil {
+		return fmt.Errorf("queue job for node %s: %w", j.NodeUUID, err)
+	}
+	s.notifyJob(ctx, "queued:"+j.ID)
+	return nil
+}
+
+// ClaimJob moves a queued job to claimed by host and returns it with its arguments, which the same update
+// empties. It returns (nil, nil) when the job is no longer queued (another conductor claimed it, or it was
+// cancelled): only one claimer ever gets the arguments.
+func (s *SQL) ClaimJob(ctx context.Context, id, host string) (*Job, error) {
+	j, err := s.GetJob(ctx, id)
+	if err != nil || j.State != JobQueued {
+		return nil, err
+	}
+	var args string
+	if err := s.queryRow(ctx, `SELECT args FROM node_jobs WHERE id = ?`, id).Scan(&args); err != nil {
+		return nil, fmt.Errorf("claim job %s: %w", id, err)
+	}
+	now := s.now().UTC()
+	res, err := s.exec(ctx, `UPDATE node_jobs SET state = ?, claimed_by = ?, args = '', updated_at = ?
+		WHERE id = ? AND state = ?`, JobClaimed, host, fmtTime(&now), id, JobQueued)
+	if err != nil {
+		return nil, fmt.Errorf("claim job %s: %w", id, err)
+	}
+	if k, _ := res.RowsAffected(); k == 0 {
+		return nil, nil
+	}
+	j.State, j.ClaimedBy, j.Args, j.UpdatedAt = JobClaimed, host, []byte(args), now
+	return j, nil
+}
+
+// FinishJob records the claimer's answer (JobAccepted, or JobRefused with the error) and announces it. Only the
+// claimer may answer.
+func (s *SQL) FinishJob(ctx context.Context, id, host, state, errKind, errMsg string) error {
+	now := s.now().UTC()
+	res, err := s.exec(ctx, `UPDATE node_jobs SET state = ?, error_kind = ?, error_message = ?, updated_at = ?
+		WHERE id = ? AND state = ? AND claimed_by = ?`, state, errKind, errMsg, fmtTime(&now), id, JobClaimed, host)
+	if err != nil {
+		return fmt.Errorf("finish job %s: %w", id, err)
+	}
+	if k, _ := res.RowsAffected(); k == 0 {
+		return fmt.Errorf("finish job %s: not claimed by %s: %w", id, host, ErrNotFound)
+	}
+	s.notifyJob(ctx, "finished:"+id)
+	return nil
+}
+
+// CancelJob cancels a job nobody claimed yet, emptying its arguments, and reports whether it did.
+func (s *SQL) CancelJob(ctx context.Context, id string) (bool, error) {
+	now := s.now().UTC()
+	res, err := s.exec(ctx, `UPDATE node_jobs SET state = ?, args = '', updated_at = ? WHERE id = ? AND state = ?`,
+		JobCancelled, fmtTime(&now), id, JobQueued)
+	if err != nil {
+		return false, fmt.Errorf("cancel job %s: %w", id, err)
+	}
+	k, _ := res.RowsAffected()
+	return k > 0, nil
+}
+
+// GetJob reads a job without its arguments.
+func (s *SQL) GetJob(ctx context.Context, id string) (*Job, error) {
+	jobs, err := s.listJobs(ctx, `WHERE id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(jobs) == 0 {
+		return nil, fmt.Errorf("job %s: %w", id, ErrNotFound)
+	}
+	return jobs[0], nil
+}
+
+// ListQueuedJobs lists the queued jobs, oldest first, without their arguments.
+func (s *SQL) ListQueuedJobs(ctx context.Context) ([]*Job, error) {
+	return s.listJobs(ctx, `WHERE state = ? ORDER BY created_at`, JobQueued)
+}
+
+// ExpireJobs cancels the jobs still queued that were created before queuedBefore (nobody could take them: their
+// request is long answered with an error), and deletes the finished ones last updated before finishedBefore.
+// A job claimed by a conductor that died before answering is finished as refused once it is older than
+// queuedBefore. It returns how many rows it changed.
+func (s *SQL) ExpireJobs(ctx context.Context, queuedBefore, finishedBefore time.Time) (int64, error) {
+	now := s.now().UTC()
+	var total int64
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`UPDATE node_jobs SET state = ?, args = '', updated_at = ? WHERE state = ? AND created_at < ?`,
+			[]any{JobCancelled, fmtTime(&now), JobQueued, fmtTime(&queuedBefore)}},
+		{`UPDATE node_jobs SET state = ?, error_kind = 'temporary', error_message = 'the conductor that claimed it stopped before it answered',
+			updated_at = ? WHERE state = ? AND updated_at < ?`, []any{JobRefused, fmtTime(&now), JobClaimed, fmtTime(&queuedBefore)}},
+		{`DELETE FROM node_jobs WHERE state IN (?, ?, ?) AND updated_at < ?`,
+			[]any{JobAccepted, JobRefused, JobCancelled, fmtTime(&finishedBefore)}},
+	} {
+		res, err := s.exec(ctx, q.sql, q.args...)
+		if err != nil {
+			return total, fmt.Errorf("expire jobs: %w", err)
+		}
+		k, _ := res.RowsAffected()
+		total += k
+	}
+	return total, nil
+}
+
+func (s *SQL) listJobs(ctx context.Context, where string, args ...any) ([]*Job, error) {
+	rows, err := s.query(ctx, `SELECT id, node_uuid, conductor_group, kind, requested_by, state, claimed_by, error_kind,
+		error_message, created_at, updated_at FROM node_jobs `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []*Job
+	for rows.Next() {
+		var j Job
+		var created, updated string
+		if err := rows.Scan(&j.ID, &j.NodeUUID, &j.ConductorGroup, &j.Kind, &j.RequestedBy, &j.State, &j.ClaimedBy,
+			&j.ErrorKind, &j.ErrorMessage, &created, &updated); err != nil {
+			return nil, fmt.Errorf("list jobs: %w", err)
+		}
+		if j.CreatedAt, err = time.Parse(timeFormat, created); err != nil {
+			return nil, fmt.Errorf("job %s: created_at: %w", j.ID, err)
+		}
+		if j.UpdatedAt, err = time.Parse(timeFormat, updated); err != nil {
+			return nil, fmt.Errorf("job %s: updated_at: %w", j.ID, err)
+		}
+		out = append(out, &j)
+	}
+	return out, rows.Err()
+}
+
+// notifyJob announces a job event on PostgreSQL. A lost notification only delays the listener until its next
+// poll, so a failure is not the caller's error.
+func (s *SQL) notifyJob(ctx context.Context, payload string) {
+	if s.dialect != postgres {
+		return
+	}
+	_, _ = s.exec(ctx, `SELECT pg_notify(?, ?)`, JobChannel, payload)
+}
+
+// ListenJobs calls fn with the payload of every notification on JobChannel until ctx ends or the connection
+// fails (the caller listens again after a pause). On SQLite it returns ErrNoNotify at once. It holds one
+// connection of the pool for as long as it listens.
+func (s *SQL) ListenJobs(ctx context.Context, fn func(payload string)) error {
+	if s.dialect != postgres {
+		return ErrNoNotify
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("listen for jobs: %w", err)
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		sc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("listen for jobs: unexpected driver connection %T", dc)
+		}
+		pc := sc.Conn()
+		if _, err := pc.Exec(ctx, "LISTEN "+JobChannel); err != nil {
+			return err
+		}
+		for {
+			n, err := pc.WaitForNotification(ctx)
+			if err != nil {
+				return err
+			}
+			fn(n.Payload)
+		}
+	})
+	if ctx.Err() != nil {
+		// The wait was interrupted mid-read: the connection is unusable, so it must not go back to the pool.
+		return ctx.Err()
+	}
+	if err != nil && !errors.Is(err, sql.ErrConnDone) {
+		return fmt.Errorf("listen for jobs: %w", err)
+	}
+	return err
+}
