@@ -100,6 +100,7 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.ConductorHeartbeatInterval, "conductor-heartbeat-interval", 10*time.Second, "how often this conductor heartbeats in the database")
 	fs.DurationVar(&cfg.ConductorDeadAfter, "conductor-dead-after", 60*time.Second, "a conductor silent this long is dead: the others break its reservations and drive its nodes")
 	fs.IntVar(&cfg.Engine.Workers, "workers", 64, "periodic jobs (agent polls, power reads) run at once")
+	fs.DurationVar(&cfg.Engine.HandOffTimeout, "handoff-timeout", 30*time.Second, "how long a conductor waits for the conductor that drives a node to take a provision or power request it handed over; past it the request is withdrawn and the client gets 503")
 	fs.DurationVar(&cfg.Engine.OperationTimeout, "operation-timeout", 2*time.Hour, "lease of a node's lock for one operation (deploy start, inspection, RAID, firmware): past it the operation is cancelled and fails, and the node is unlocked")
 	// Cleaning: [conductor]automated_clean (inverted) and the [deploy] erase priorities; max-wait-step
 	// is [conductor]max_conductor_wait_step_seconds.

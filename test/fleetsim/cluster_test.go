@@ -2,6 +2,7 @@ package fleetsim_test
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,6 +81,15 @@ func TestConductorProcesses(t *testing.T) {
 			for _, p := range rep.RSS {
 				assert.Positive(t, p.Peak, "RSS of %s sampled", p.Host)
 			}
+			// Requests go round-robin over the conductors, so with three most deploys were handed to the node's
+			// conductor through a job row (issue 17), and every one was answered.
+			jobs := handOffs(ctx, t, db)
+			if tc.conductors > 1 {
+				assert.Positive(t, jobs["accepted"], "deploy requests were handed to the conductor that drives the node")
+			} else {
+				assert.Empty(t, jobs, "one conductor drives every node: nothing to hand off")
+			}
+			assert.Zero(t, jobs["queued"]+jobs["claimed"], "every handed-off request was answered")
 			if tc.killAt > 0 {
 				assert.Equal(t, "fleet-c2", rep.Killed)
 				assert.Positive(t, rep.Orphans, "the killed conductor held deploying nodes (else the kill proved nothing)")
@@ -88,6 +98,27 @@ func TestConductorProcesses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// handOffs counts the run's node jobs by state. (A job's claimer may be the conductor that queued it: the ring
+// moved the node to it after the kill.)
+func handOffs(ctx context.Context, t *testing.T, dsn string) map[string]int {
+	db, err := sql.Open("pgx", dsn)
+	require.NoError(t, err)
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT state, count(*) FROM node_jobs GROUP BY state`)
+	require.NoError(t, err)
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var state string
+		var k int
+		require.NoError(t, rows.Scan(&state, &k))
+		out[state] = k
+	}
+	require.NoError(t, rows.Err())
+	t.Logf("handed-off requests by state: %v", out)
+	return out
 }
 
 // conductorBinary returns FERRIC_TEST_CONDUCTOR_BINARY, or builds ferric-conductor into the test's directory.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -44,14 +45,25 @@ func (p *pool) api() *API {
 // provision asks for a provision change, on another conductor when one refuses the connection or dies with the
 // request in flight; in that last case the request may have been accepted, so the node's state decides: a node
 // that left from (the state the request moves it out of) was moved by it.
+//
+// A request lost in flight may still be carried out later: the conductor that took it may have handed it to the
+// node's conductor through the database before it died (issue 17's durable hand-off). So once a request was lost,
+// a refusal of the retry is checked against the node's state the same way.
 func (p *pool) provision(ctx context.Context, uuid, target, from string) error {
 	var err error
+	lost := false
 	for i := 0; i < len(p.apis); i++ {
 		err = p.api().Provision(ctx, uuid, target)
 		var se *StatusError
+		if lost && errors.As(err, &se) && se.Status == http.StatusBadRequest {
+			if n, gerr := p.api().GetNode(ctx, uuid); gerr == nil && n.ProvisionState != from {
+				return nil
+			}
+		}
 		if err == nil || errors.As(err, &se) || ctx.Err() != nil {
 			return err
 		}
+		lost = true
 		if !errors.Is(err, syscall.ECONNREFUSED) {
 			if n, gerr := p.api().GetNode(ctx, uuid); gerr == nil && n.ProvisionState != from {
 				return nil

@@ -99,13 +99,15 @@ func (a *API) CreateNode(ctx context.Context, s NodeSpec) (string, error) {
 	return n.UUID, nil
 }
 
-// Provision asks for a provision state change, retrying while the node is locked (409) until ctx ends, as a
+// Provision asks for a provision state change, retrying while the node is locked (409) or the conductor that
+// drives it did not take the request (503: it died and the ring has not moved its nodes yet) until ctx ends, as a
 // client such as Metal3's does.
 func (a *API) Provision(ctx context.Context, uuid, target string) error {
 	for {
 		err := a.do(ctx, http.MethodPut, "/v1/nodes/"+uuid+"/states/provision", map[string]any{"target": target}, nil)
 		se, ok := err.(*StatusError)
-		if !ok || se.Status != http.StatusConflict || !strings.Contains(se.Body, "locked") {
+		locked := ok && se.Status == http.StatusConflict && strings.Contains(se.Body, "locked")
+		if !locked && (!ok || se.Status != http.StatusServiceUnavailable) {
 			return err
 		}
 		if !sleep(ctx, 200*time.Millisecond) {

@@ -79,6 +79,10 @@ type Config struct {
 	OperationTimeout time.Duration
 	// Observer learns of deploys, agent phases, polls and heartbeats (metrics, observe.go); nil: NoObserver.
 	Observer Observer
+	// HandOffTimeout is how long a conductor waits for the node's owner to take a provision or power request it
+	// handed over (handoff.go) before withdrawing it with a 503 (30 s); JobPollInterval is how often a
+	// conductor looks for jobs queued for its nodes when no notification came (2 s).
+	HandOffTimeout, JobPollInterval time.Duration
 }
 
 func (c *Config) defaults() {
@@ -124,6 +128,12 @@ func (c *Config) defaults() {
 	if c.OperationTimeout == 0 {
 		c.OperationTimeout = 2 * time.Hour
 	}
+	if c.HandOffTimeout == 0 {
+		c.HandOffTimeout = 30 * time.Second
+	}
+	if c.JobPollInterval == 0 {
+		c.JobPollInterval = 2 * time.Second
+	}
 }
 
 // Engine runs node operations.
@@ -145,13 +155,14 @@ type Engine struct {
 	pool     *pool       // periodic per-node work (pool.go)
 	deploys  deployTimes // when each running deploy started, for Observer.DeployFinished (observe.go)
 	locks    locks       // reservations held by this conductor's operations (locks.go); guarded by mu
+	jobs     jobHub      // handed-off requests waiting for answers, and the job runner's kick (handoff.go)
 }
 
 // New returns an engine; call Run to start its periodic tasks and recovery.
 func New(cfg Config, s store.Store, reg *driver.Registry, log *logrus.Entry) *Engine {
 	cfg.defaults()
 	e := &Engine{cfg: cfg, store: s, reg: reg, fsm: fsm.New(), log: log, now: time.Now, workCtx: context.Background(),
-		beats: map[string]time.Time{}, refusals: map[string]int{}, locks: locks{held: map[string]int{}}}
+		beats: map[string]time.Time{}, refusals: map[string]int{}, locks: locks{held: map[string]int{}}, jobs: newJobHub()}
 	e.pool = newPool(e.cfg.Workers, e.currentWorkCtx, &e.wg)
 	return e
 }
@@ -224,6 +235,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer powerTick.Stop()
 	defer checkTick.Stop()
 	defer pollTick.Stop()
+	jobsDone := make(chan struct{})
+	go func() { defer close(jobsDone); e.runJobs(ctx) }()
+	defer func() { <-jobsDone }()
 	for {
 		select {
 		case <-ctx.Done():

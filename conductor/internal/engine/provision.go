@@ -48,6 +48,21 @@ func (e *Engine) Provision(ctx context.Context, ident string, req ProvisionReque
 	if verb.Event == fsm.EvRescue && strings.TrimSpace(req.RescuePassword) == "" {
 		return fmt.Errorf("A non-empty \"rescue_password\" is required when setting target provision state to rescue: %w", ErrInvalidInput)
 	}
+	// Another conductor drives the node: it starts the work (handoff.go) and its answer is this call's.
+	if owner, n, err := e.handOffTarget(ctx, ident); err != nil {
+		return err
+	} else if owner != "" {
+		return e.handOff(ctx, n, owner, jobProvision, req)
+	}
+	return e.provisionHere(ctx, ident, req)
+}
+
+// provisionHere is Provision on this conductor, which drives the node (or took the job handed to it).
+func (e *Engine) provisionHere(ctx context.Context, ident string, req ProvisionRequest) error {
+	verb, ok := fsm.Verbs()[req.Target]
+	if !ok { // a job queued by a conductor that knows a verb this one does not
+		return fmt.Errorf("%q is not a valid provision target: %w", req.Target, ErrInvalidInput)
+	}
 	// The reservation retries briefly, as Ironic's task manager does, before giving NodeLocked (409).
 	n, err := e.reserve(ctx, ident, true)
 	if err != nil {
@@ -412,6 +427,16 @@ func (e *Engine) SetPower(ctx context.Context, ident, target string, timeout tim
 	default:
 		return fmt.Errorf("Invalid power target %q; use one of power on, power off, rebooting, soft rebooting, soft power off: %w", target, ErrInvalidInput)
 	}
+	if owner, n, err := e.handOffTarget(ctx, ident); err != nil {
+		return err
+	} else if owner != "" {
+		return e.handOff(ctx, n, owner, jobPower, powerArgs{Target: target, Timeout: timeout})
+	}
+	return e.setPowerHere(ctx, ident, target, timeout)
+}
+
+// setPowerHere is SetPower on this conductor, which drives the node (or took the job handed to it).
+func (e *Engine) setPowerHere(ctx context.Context, ident, target string, timeout time.Duration) error {
 	n, err := e.reserve(ctx, ident, true)
 	if err != nil {
 		return err

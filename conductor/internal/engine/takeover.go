@@ -17,6 +17,8 @@ import (
 type Ring interface {
 	// Owns reports whether this conductor drives the node of this UUID and conductor group.
 	Owns(uuid, group string) bool
+	// Owner names the conductor that drives the node, "" when no conductor of its group is alive.
+	Owner(uuid, group string) string
 	// Dead lists the conductors that stopped heartbeating (or stopped cleanly), this one excepted.
 	Dead() []string
 }

@@ -19,8 +19,9 @@ type fixedRing struct {
 	dead []string
 }
 
-func (r *fixedRing) Owns(uuid, _ string) bool { return r.mine[uuid] }
-func (r *fixedRing) Dead() []string           { return r.dead }
+func (r *fixedRing) Owns(uuid, _ string) bool    { return r.mine[uuid] }
+func (r *fixedRing) Dead() []string              { return r.dead }
+func (r *fixedRing) Owner(string, string) string { return "" }
 
 // TestTakeOverDeadConductorsNodes: the new owner breaks a dead conductor's reservations; a transient node fails
 // naming both conductors, a waiting node keeps its state for the agent poll, a half-done power operation is
