@@ -95,7 +95,7 @@ func (r *run) deploy(ctx context.Context) error {
 	r.fleet.Heartbeats().Reset()
 	gctx, stopGets := context.WithCancel(ctx)
 	defer stopGets()
-	var gets Latency
+	var gets, requests Latency
 	var wg sync.WaitGroup
 	for i := 0; i < 4; i++ {
 		wg.Add(1)
@@ -135,6 +135,7 @@ func (r *run) deploy(ctx context.Context) error {
 			r.fleet.Boot(u, r.macs[u]) // back to its fast-track agent
 			return nil
 		}
+		requests.Add(time.Since(at))
 		w.mu.Lock()
 		w.requested[u] = at
 		w.mu.Unlock()
@@ -156,6 +157,7 @@ func (r *run) deploy(ctx context.Context) error {
 		<-killed
 	}
 	r.account(w, targets, &gets)
+	r.report.DeployRequest = requests.Summary()
 	return err
 }
 

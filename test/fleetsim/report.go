@@ -25,6 +25,9 @@ type Report struct {
 	Deploy Summary
 	// APIGet is GET /v1/nodes/{uuid} latency during the deploys.
 	APIGet Summary
+	// DeployRequest is the latency of the accepted deploy requests (PUT .../states/provision, retries included):
+	// with several conductors, most are handed to the node's conductor and answered once it accepted.
+	DeployRequest Summary
 	RSS    []ProcRSS
 
 	// Killed is the host killed with SIGKILL ("" when none), KilledAt its time after the first deploy request.
@@ -76,6 +79,7 @@ func (r *Report) Markdown() string {
 	row("first boot of every agent (powered on over "+r.BootSpread.String()+") -> every lookup answered", "%s", round(r.Boot))
 	row("heartbeat, steady state", "%s", r.SteadyBeats)
 	row("heartbeat, during deploys", "%s", r.DeployBeats)
+	row("deploy request answered (PUT states/provision)", "%s", r.DeployRequest)
 	row("deploy request -> active", "%s", r.Deploy)
 	row("API GET /v1/nodes/{uuid} during deploys", "%s", r.APIGet)
 	for _, p := range r.RSS {

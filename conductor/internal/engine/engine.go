@@ -156,6 +156,8 @@ type Engine struct {
 	deploys  deployTimes // when each running deploy started, for Observer.DeployFinished (observe.go)
 	locks    locks       // reservations held by this conductor's operations (locks.go); guarded by mu
 	jobs     jobHub      // handed-off requests waiting for answers, and the job runner's kick (handoff.go)
+	// deadSeen is when this conductor first saw each dead conductor dead (recentlyDead); guarded by mu.
+	deadSeen map[string]time.Time
 }
 
 // New returns an engine; call Run to start its periodic tasks and recovery.

@@ -7,6 +7,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
@@ -83,7 +84,33 @@ func (e *Engine) takeOverFrom(ctx context.Context, nodes []*store.Node) {
 			Warn("broke the reservation of a dead conductor; this conductor drives the node now")
 		e.settleOrphan(ctx, n.UUID, holder)
 	}
-	e.rebootOrphanedAgents(ctx, isDead)
+	if recent := e.recentlyDead(dead); len(recent) > 0 {
+		e.rebootOrphanedAgents(ctx, recent)
+	}
+}
+
+// recentlyDead returns the dead conductors this one first saw dead less than a call-back time-out plus a heartbeat
+// time-out ago. Only their nodes can still wait for a first call-back (later, the call-back time-out has failed
+// them), so the listing of waiting nodes stops once the last death is that old, instead of running every tick
+// for as long as a stopped conductor's row stays in the table.
+func (e *Engine) recentlyDead(dead []string) map[string]bool {
+	now := e.now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	seen := make(map[string]time.Time, len(dead))
+	out := map[string]bool{}
+	for _, h := range dead {
+		at, ok := e.deadSeen[h]
+		if !ok {
+			at = now
+		}
+		seen[h] = at // a conductor that came back and died again starts a new window
+		if now.Sub(at) < e.cfg.CallbackTimeout+e.cfg.HeartbeatTimeout {
+			out[h] = true
+		}
+	}
+	e.deadSeen = seen
+	return out
 }
 
 // keyBootConductor records, in driver_internal_info, the conductor that prepared the agent boot a waiting node

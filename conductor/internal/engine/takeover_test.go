@@ -191,6 +191,23 @@ func TestTakeOverBootsOrphanedAgentsAgain(t *testing.T) {
 	f.eng.takeOver(ctx) // the next round finds nothing of the dead conductor's left
 	f.eng.Wait()
 	assert.Equal(t, 1, dep.boots)
+
+	// A call-back time-out plus a heartbeat time-out after the death, nothing of it can still wait for a first
+	// call-back: waiting nodes are no longer listed for it.
+	late := f.node(t, "wait call-back")
+	ring.mine[late.UUID] = true
+	r, err := f.st.Reserve(ctx, late.UUID, "pod-aaaa")
+	require.NoError(t, err)
+	r.DriverInternalInfo = map[string]any{keyBootConductor: "pod-aaaa"}
+	at := f.eng.now().Add(-2 * time.Minute)
+	r.ProvisionUpdatedAt = &at
+	require.NoError(t, f.st.UpdateNode(ctx, r))
+	require.NoError(t, f.st.Release(ctx, late.UUID, "pod-aaaa"))
+	later := time.Now().Add(f.eng.cfg.CallbackTimeout + time.Minute + time.Second)
+	f.eng.now = func() time.Time { return later }
+	f.eng.takeOver(ctx)
+	f.eng.Wait()
+	assert.Equal(t, 1, dep.boots, "the dead conductor's window is over")
 }
 
 // TestSweepReleasesLostLocks: a reservation under this conductor's name that no operation holds (its reserve was
