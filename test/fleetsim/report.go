@@ -28,7 +28,7 @@ type Report struct {
 	// DeployRequest is the latency of the accepted deploy requests (PUT .../states/provision, retries included):
 	// with several conductors, most are handed to the node's conductor and answered once it accepted.
 	DeployRequest Summary
-	RSS    []ProcRSS
+	RSS           []ProcRSS
 
 	// Killed is the host killed with SIGKILL ("" when none), KilledAt its time after the first deploy request.
 	Killed   string
