@@ -164,7 +164,7 @@ type Engine struct {
 func New(cfg Config, s store.Store, reg *driver.Registry, log *logrus.Entry) *Engine {
 	cfg.defaults()
 	e := &Engine{cfg: cfg, store: s, reg: reg, fsm: fsm.New(), log: log, now: time.Now, workCtx: context.Background(),
-		beats: map[string]time.Time{}, refusals: map[string]int{}, locks: locks{held: map[string]int{}}, jobs: newJobHub()}
+		beats: map[string]time.Time{}, refusals: map[string]int{}, locks: locks{held: map[string]int{}}, jobs: newJobHub(cfg.Host)}
 	e.pool = newPool(e.cfg.Workers, e.currentWorkCtx, &e.wg)
 	return e
 }

@@ -40,8 +40,8 @@ const (
 	jobExpiry = 10 * time.Minute
 	// jobKeep is how long answered jobs stay in the table (for the operator reading it while debugging).
 	jobKeep = 10 * time.Minute
-	// handOffPoll is the requester's fallback poll when no notification arrives (SQLite, a lost NOTIFY).
-	handOffPoll = 250 * time.Millisecond
+	// handOffPoll is the requester's fallback poll when no notification arrives (a listener reconnecting).
+	handOffPoll = time.Second
 )
 
 // powerArgs is a power verb's request.
@@ -52,16 +52,19 @@ type powerArgs struct {
 
 // jobHub connects the job listener to the requests waiting for answers and to the job runner.
 type jobHub struct {
+	self    string
 	mu      sync.Mutex
 	waiters map[string]chan struct{} // job id -> signalled when its answer is announced
-	kick    chan struct{}            // a job was queued: look now
+	claims  chan string              // ids of jobs announced for this conductor
 }
 
-func newJobHub() jobHub {
-	return jobHub{waiters: map[string]chan struct{}{}, kick: make(chan struct{}, 1)}
+func newJobHub(self string) jobHub {
+	return jobHub{self: self, waiters: map[string]chan struct{}{}, claims: make(chan string, 256)}
 }
 
-// deliver routes one notification payload ("queued:<id>" or "finished:<id>").
+// deliver routes one notification payload: "finished:<id>" wakes the request waiting for that answer;
+// "queued:<owner>:<id>" goes to the runner when this conductor is the owner (the others ignore it: their next
+// poll finds it should the ring have moved the node to them).
 func (h *jobHub) deliver(payload string) {
 	if id, ok := strings.CutPrefix(payload, "finished:"); ok {
 		h.mu.Lock()
@@ -75,9 +78,14 @@ func (h *jobHub) deliver(payload string) {
 		}
 		return
 	}
+	rest, ok := strings.CutPrefix(payload, "queued:")
+	owner, id, ok2 := strings.Cut(rest, ":")
+	if !ok || !ok2 || owner != h.self {
+		return
+	}
 	select {
-	case h.kick <- struct{}{}:
-	default:
+	case h.claims <- id:
+	default: // a burst beyond the buffer: the next poll finds the rest
 	}
 }
 
@@ -121,7 +129,7 @@ func (e *Engine) handOff(ctx context.Context, n *store.Node, owner, kind string,
 		return fmt.Errorf("hand off %s of node %s: %w", kind, n.UUID, err)
 	}
 	j := &store.Job{ID: uuid.NewString(), NodeUUID: n.UUID, ConductorGroup: n.ConductorGroup, Kind: kind, Args: body,
-		RequestedBy: e.cfg.Host}
+		RequestedBy: e.cfg.Host, Owner: owner}
 	answered := e.jobs.wait(j.ID)
 	defer e.jobs.forget(j.ID)
 	if err := e.store.CreateJob(ctx, j); err != nil {
@@ -179,8 +187,8 @@ func (e *Engine) withdraw(id string) bool {
 }
 
 // runJobs takes the jobs queued for nodes this conductor drives until ctx ends: at once when a notification
-// announces one, and every JobPollInterval in any case (SQLite, a listener reconnecting, a ring change that made
-// this conductor the owner of a job queued for a dead one).
+// announces one for it, and every JobPollInterval in any case (SQLite, a listener reconnecting, a ring change that
+// made this conductor the owner of a job queued for another).
 func (e *Engine) runJobs(ctx context.Context) {
 	if e.cfg.Ring == nil {
 		return
@@ -194,16 +202,16 @@ func (e *Engine) runJobs(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-e.jobs.kick:
+		case id := <-e.jobs.claims:
+			e.background(func(ctx context.Context) { e.takeJob(ctx, id) })
 		case <-tick.C:
+			e.takeJobs(ctx)
 		case <-expire.C:
 			now := e.now()
 			if _, err := e.store.ExpireJobs(ctx, now.Add(-jobExpiry), now.Add(-jobKeep)); err != nil {
 				e.log.WithError(err).Warn("could not expire old node jobs")
 			}
-			continue
 		}
-		e.takeJobs(ctx)
 	}
 }
 
@@ -224,7 +232,7 @@ func (e *Engine) listenJobs(ctx context.Context) {
 	}
 }
 
-// takeJobs claims the queued jobs of the nodes this conductor drives and starts each in the background.
+// takeJobs claims the queued jobs of the nodes this conductor drives, each in the background.
 func (e *Engine) takeJobs(ctx context.Context) {
 	jobs, err := e.store.ListQueuedJobs(ctx)
 	if err != nil {
@@ -232,18 +240,23 @@ func (e *Engine) takeJobs(ctx context.Context) {
 		return
 	}
 	for _, j := range jobs {
-		if !e.cfg.Ring.Owns(j.NodeUUID, j.ConductorGroup) {
-			continue
+		if e.cfg.Ring.Owns(j.NodeUUID, j.ConductorGroup) {
+			id := j.ID
+			e.background(func(ctx context.Context) { e.takeJob(ctx, id) })
 		}
-		claimed, err := e.store.ClaimJob(ctx, j.ID, e.cfg.Host)
-		if err != nil {
-			e.log.WithError(err).WithField("job", j.ID).Warn("could not claim a node job")
-			continue
-		}
-		if claimed == nil {
-			continue // another conductor or a withdrawal was first
-		}
-		e.background(func(ctx context.Context) { e.execJob(ctx, claimed) })
+	}
+}
+
+// takeJob claims job id and runs it, unless another conductor or a withdrawal was first, or this conductor does
+// not drive the node (any more).
+func (e *Engine) takeJob(ctx context.Context, id string) {
+	claimed, err := e.store.ClaimJob(ctx, id, e.cfg.Host, func(j *store.Job) bool { return e.cfg.Ring.Owns(j.NodeUUID, j.ConductorGroup) })
+	if err != nil {
+		e.log.WithError(err).WithField("job", id).Warn("could not claim a node job")
+		return
+	}
+	if claimed != nil {
+		e.execJob(ctx, claimed)
 	}
 }
 

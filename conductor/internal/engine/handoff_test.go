@@ -143,3 +143,37 @@ type wrapped struct {
 
 func (w *wrapped) Error() string { return w.msg + ": " + w.err.Error() }
 func (w *wrapped) Unwrap() error { return w.err }
+
+// TestJobHubDeliver: an announcement wakes only the conductor it names, an answer only its waiting request.
+func TestJobHubDeliver(t *testing.T) {
+	h := newJobHub("h1")
+	waiting := h.wait("j9")
+	for _, tc := range []struct {
+		payload string
+		claim   string // the id handed to the runner, "" for none
+		answer  bool
+	}{
+		{payload: "queued:h1:j1", claim: "j1"},
+		{payload: "queued:h2:j2"},
+		{payload: "queued:j3"},
+		{payload: "finished:j9", answer: true},
+		{payload: "finished:j8"},
+		{payload: "garbage"},
+	} {
+		t.Run(tc.payload, func(t *testing.T) {
+			h.deliver(tc.payload)
+			select {
+			case id := <-h.claims:
+				assert.Equal(t, tc.claim, id)
+			default:
+				assert.Empty(t, tc.claim, "nothing handed to the runner")
+			}
+			select {
+			case <-waiting:
+				assert.True(t, tc.answer)
+			default:
+				assert.False(t, tc.answer, "the waiting request was not woken")
+			}
+		})
+	}
+}

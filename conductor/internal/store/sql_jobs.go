@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/stdlib"
@@ -25,7 +26,8 @@ const (
 	JobCancelled = "cancelled"
 )
 
-// JobChannel is the PostgreSQL notification channel. Payloads are "queued:<id>" and "finished:<id>".
+// JobChannel is the PostgreSQL notification channel. Payloads are "queued:<owner>:<id>" (owner: the conductor
+// the job is meant for, so the others need not look) and "finished:<id>".
 const JobChannel = "ferric_node_jobs"
 
 // ErrNoNotify says the database cannot deliver notifications (SQLite): poll instead.
@@ -39,8 +41,11 @@ type Job struct {
 	Kind           string
 	// Args is the request, JSON. It is emptied when the job is claimed or cancelled: it may hold a config drive
 	// or a rescue password, which must not outlive the request in the database.
-	Args         []byte
-	RequestedBy  string
+	Args        []byte
+	RequestedBy string
+	// Owner is the conductor the requester meant the job for (the ring's owner then). Whoever owns the node when
+	// the job is claimed runs it; this only routes the notification.
+	Owner        string
 	State        string
 	ClaimedBy    string
 	ErrorKind    string // the owner's error class when refused (the engine's encoding)
@@ -58,27 +63,24 @@ func (j *Job) Finished() bool {
 func (s *SQL) CreateJob(ctx context.Context, j *Job) error {
 	now := s.now().UTC()
 	j.State, j.CreatedAt, j.UpdatedAt = JobQueued, now, now
-	_, err := s.exec(ctx, `INSERT INTO node_jobs (id, node_uuid, conductor_group, kind, args, requested_by, state,
-		created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		j.ID, j.NodeUUID, j.ConductorGroup, j.Kind, string(j.Args), j.RequestedBy, j.State, fmtTime(&now), fmtTime(&now))
+	_, err := s.exec(ctx, `INSERT INTO node_jobs (id, node_uuid, conductor_group, kind, args, requested_by, owner, state,
+		created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		j.ID, j.NodeUUID, j.ConductorGroup, j.Kind, string(j.Args), j.RequestedBy, j.Owner, j.State, fmtTime(&now), fmtTime(&now))
 	if err != nil {
 		return fmt.Errorf("queue job for node %s: %w", j.NodeUUID, err)
 	}
-	s.notifyJob(ctx, "queued:"+j.ID)
+	s.notifyJob(ctx, "queued:"+j.Owner+":"+j.ID)
 	return nil
 }
 
 // ClaimJob moves a queued job to claimed by host and returns it with its arguments, which the same update
 // empties. It returns (nil, nil) when the job is no longer queued (another conductor claimed it, or it was
-// cancelled): only one claimer ever gets the arguments.
-func (s *SQL) ClaimJob(ctx context.Context, id, host string) (*Job, error) {
-	j, err := s.GetJob(ctx, id)
-	if err != nil || j.State != JobQueued {
+// cancelled), or when accept (nil: any) turns the queued job down. Only one claimer ever gets the arguments.
+// Two statements: a read, then the conditional update that decides.
+func (s *SQL) ClaimJob(ctx context.Context, id, host string, accept func(*Job) bool) (*Job, error) {
+	jobs, err := s.listJobs(ctx, `, args FROM node_jobs WHERE id = ? AND state = ?`, id, JobQueued)
+	if err != nil || len(jobs) == 0 || (accept != nil && !accept(jobs[0])) {
 		return nil, err
-	}
-	var args string
-	if err := s.queryRow(ctx, `SELECT args FROM node_jobs WHERE id = ?`, id).Scan(&args); err != nil {
-		return nil, fmt.Errorf("claim job %s: %w", id, err)
 	}
 	now := s.now().UTC()
 	res, err := s.exec(ctx, `UPDATE node_jobs SET state = ?, claimed_by = ?, args = '', updated_at = ?
@@ -89,7 +91,8 @@ func (s *SQL) ClaimJob(ctx context.Context, id, host string) (*Job, error) {
 	if k, _ := res.RowsAffected(); k == 0 {
 		return nil, nil
 	}
-	j.State, j.ClaimedBy, j.Args, j.UpdatedAt = JobClaimed, host, []byte(args), now
+	j := jobs[0]
+	j.State, j.ClaimedBy, j.UpdatedAt = JobClaimed, host, now
 	return j, nil
 }
 
@@ -123,7 +126,7 @@ func (s *SQL) CancelJob(ctx context.Context, id string) (bool, error) {
 
 // GetJob reads a job without its arguments.
 func (s *SQL) GetJob(ctx context.Context, id string) (*Job, error) {
-	jobs, err := s.listJobs(ctx, `WHERE id = ?`, id)
+	jobs, err := s.listJobs(ctx, ` FROM node_jobs WHERE id = ?`, id)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +138,7 @@ func (s *SQL) GetJob(ctx context.Context, id string) (*Job, error) {
 
 // ListQueuedJobs lists the queued jobs, oldest first, without their arguments.
 func (s *SQL) ListQueuedJobs(ctx context.Context) ([]*Job, error) {
-	return s.listJobs(ctx, `WHERE state = ? ORDER BY created_at`, JobQueued)
+	return s.listJobs(ctx, ` FROM node_jobs WHERE state = ? ORDER BY created_at`, JobQueued)
 }
 
 // ExpireJobs cancels the jobs still queued that were created before queuedBefore (nobody could take them: their
@@ -166,9 +169,12 @@ func (s *SQL) ExpireJobs(ctx context.Context, queuedBefore, finishedBefore time.
 	return total, nil
 }
 
-func (s *SQL) listJobs(ctx context.Context, where string, args ...any) ([]*Job, error) {
-	rows, err := s.query(ctx, `SELECT id, node_uuid, conductor_group, kind, requested_by, state, claimed_by, error_kind,
-		error_message, created_at, updated_at FROM node_jobs `+where, args...)
+// listJobs reads jobs; rest is the query after the common columns: " FROM ..." or ", args FROM ..." (then the
+// arguments are read too).
+func (s *SQL) listJobs(ctx context.Context, rest string, args ...any) ([]*Job, error) {
+	withArgs := strings.HasPrefix(rest, ", args")
+	rows, err := s.query(ctx, `SELECT id, node_uuid, conductor_group, kind, requested_by, owner, state, claimed_by,
+		error_kind, error_message, created_at, updated_at`+rest, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
@@ -176,11 +182,16 @@ func (s *SQL) listJobs(ctx context.Context, where string, args ...any) ([]*Job, 
 	var out []*Job
 	for rows.Next() {
 		var j Job
-		var created, updated string
-		if err := rows.Scan(&j.ID, &j.NodeUUID, &j.ConductorGroup, &j.Kind, &j.RequestedBy, &j.State, &j.ClaimedBy,
-			&j.ErrorKind, &j.ErrorMessage, &created, &updated); err != nil {
+		var created, updated, body string
+		dest := []any{&j.ID, &j.NodeUUID, &j.ConductorGroup, &j.Kind, &j.RequestedBy, &j.Owner, &j.State, &j.ClaimedBy,
+			&j.ErrorKind, &j.ErrorMessage, &created, &updated}
+		if withArgs {
+			dest = append(dest, &body)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("list jobs: %w", err)
 		}
+		j.Args = []byte(body)
 		if j.CreatedAt, err = time.Parse(timeFormat, created); err != nil {
 			return nil, fmt.Errorf("job %s: created_at: %w", j.ID, err)
 		}

@@ -10,6 +10,7 @@ CREATE TABLE IF NOT EXISTS node_jobs (
     kind TEXT NOT NULL,
     args TEXT NOT NULL DEFAULT '',
     requested_by TEXT NOT NULL,
+    owner TEXT NOT NULL DEFAULT '',
     state TEXT NOT NULL,
     claimed_by TEXT NOT NULL DEFAULT '',
     error_kind TEXT NOT NULL DEFAULT '',
