@@ -1,11 +1,28 @@
-// Command bootc is a stand-in for bootc used by Ferric's tests: it honours the `bootc install to-disk` contract
-// (it must run under podman, privileged, with host PID; it refuses a partitioned disk without --wipe, needs a
-// root filesystem type, parses --root-size) and writes what a real install leaves: a GPT disk with an EFI system
-// partition and a root partition holding root's authorized_keys and a record of how it was called (the layout is
-// package layout's, shared with the e2e test's whole-disk image).
+// Command bootc is a stand-in for bootc used by Ferric's tests (real bootc cannot be installed here). It follows
+// bootc's documented CLI and its BootcHost JSON schema (package bootchost).
+//
+// `bootc install to-disk` honours the install contract (it must run under podman, privileged, with host PID; it
+// refuses a partitioned disk without --wipe, needs a root filesystem type, parses --root-size) and writes what a
+// real install leaves: a GPT disk with an EFI system partition and a root partition holding root's
+// authorized_keys, a record of how it was called (the layout is package layout's, shared with the e2e test's
+// whole-disk image) and the day-2 state at DefaultStatePath, booted = the installed image.
+//
+// The day-2 commands `status`, `upgrade`, `switch` and `rollback` keep a state file (State: the BootcHost
+// document and the boot id it was last finalized on). They resolve images in the registry (manifest and config,
+// not the layers) with the credentials of /etc/ostree/auth.json as bootc does, and model a reboot by the boot id:
+// a command that runs under another boot id than the state's first applies what the reboot did (the staged
+// deployment is booted, or a queued rollback swapped booted and rollback). The environment overrides, for
+// host-level tests:
+//
+//	FERRIC_STANDIN_STATE    the state file (default /var/lib/ferric-standin/state.json)
+//	FERRIC_STANDIN_BOOT_ID  the file the boot id is read from (default /proc/sys/kernel/random/boot_id);
+//	                        writing another id into it simulates a reboot
+//	FERRIC_STANDIN_ROOT     a directory the auth files (/run, /etc, /usr/lib ostree/auth.json) are read under
+//	FERRIC_STANDIN_REBOOT   the command --apply runs (default `reboot`), split on spaces
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +34,7 @@ import (
 
 	diskfs "github.com/diskfs/go-diskfs"
 
+	"github.com/ferric-metal/ferric/bootchost"
 	"github.com/ferric-metal/ferric/test/bootcimage/layout"
 )
 
@@ -33,22 +51,62 @@ type Record struct {
 	InstalledAt    string   `json:"installed_at"`
 }
 
+// DefaultStatePath is where the day-2 state lives on an installed system (and where install writes it).
+const DefaultStatePath = "/var/lib/ferric-standin/state.json"
+
+const usage = `bootc (Ferric's test stand-in for bootc: not the real bootc; it keeps its deployments in a state file)
+
+Usage: bootc <COMMAND>
+
+Commands:
+  install to-disk [OPTIONS] <DEVICE>                       install the running image to a disk
+  status [--format=json|--json] [--booted]                 print the host's BootcHost document
+  upgrade [--check] [--apply]                              stage what the followed image's tag points to now
+  switch [--transport registry] [--apply] [--retain] <IMG> follow another image and stage it
+  rollback [--apply]                                       queue the rollback deployment for the next boot`
+
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
-	if len(args) < 2 || args[0] != "install" || args[1] != "to-disk" {
-		return errors.New("usage: bootc install to-disk [OPTIONS] DEVICE (this stand-in only installs)")
+// run dispatches on bootc's subcommands.
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return errors.New(usage)
 	}
+	e := envFromOS(os.Stdout)
+	switch args[0] {
+	case "install":
+		if len(args) < 2 || args[1] != "to-disk" {
+			return errors.New("usage: bootc install to-disk [OPTIONS] DEVICE (this stand-in installs only to a disk)")
+		}
+		return install(args)
+	case "status":
+		return e.status(args[1:])
+	case "upgrade", "update":
+		return e.upgrade(ctx, args[1:])
+	case "switch":
+		return e.switchTo(ctx, args[1:])
+	case "rollback":
+		return e.rollback(ctx, args[1:])
+	case "-h", "--help", "help":
+		fmt.Println(usage)
+		return nil
+	}
+	return fmt.Errorf("unrecognized subcommand '%s'\n\n%s", args[0], usage)
+}
+
+// install is `bootc install to-disk`; args starts with "install", "to-disk".
+func install(args []string) error {
 	rec := Record{Argv: append([]string{"bootc"}, args...), InstalledAt: time.Now().UTC().Format(time.RFC3339)}
 	var (
-		wipe     bool
-		keysFile string
-		device   string
+		wipe         bool
+		keysFile     string
+		device       string
+		sourceImgref string
 	)
 	rest := args[2:]
 	val := func(i *int, name string) (string, error) {
@@ -86,6 +144,13 @@ func run(args []string) error {
 			rec.Kargs = append(rec.Kargs, k)
 		case strings.HasPrefix(a, "--target-imgref"):
 			rec.TargetImgref, err = val(&i, "--target-imgref")
+		case strings.HasPrefix(a, "--target-transport"):
+			var t string
+			if t, err = val(&i, "--target-transport"); err == nil {
+				err = parseTransport(t)
+			}
+		case strings.HasPrefix(a, "--source-imgref"):
+			sourceImgref, err = val(&i, "--source-imgref")
 		case strings.HasPrefix(a, "-"):
 			err = fmt.Errorf("unexpected argument '%s' found", a)
 		default:
@@ -102,7 +167,8 @@ func run(args []string) error {
 		return errors.New("the following required arguments were not provided: <DEVICE>")
 	}
 	// What bootc checks of its environment.
-	if b, err := os.ReadFile("/run/.containerenv"); err != nil || !strings.Contains(string(b), "engine=\"podman") {
+	containerenv, err := os.ReadFile("/run/.containerenv")
+	if err != nil || !strings.Contains(string(containerenv), "engine=\"podman") {
 		return errors.New("this command must be executed inside a podman container (missing /run/.containerenv)")
 	}
 	if os.Getpid() == 1 {
@@ -171,6 +237,11 @@ func run(args []string) error {
 	}
 	b, _ := json.MarshalIndent(rec, "", "  ")
 	rootFiles["/etc/ferric-standin.json"] = b
+	state, err := json.MarshalIndent(installedState(string(containerenv), sourceImgref, rec.TargetImgref), "", "  ")
+	if err != nil {
+		return err
+	}
+	rootFiles[DefaultStatePath] = state
 	fmt.Printf("Root filesystem %s requested (the stand-in writes FAT32 labelled root)\n", rec.Filesystem)
 	if err := layout.Write(d, layout.Spec{RootMiB: uint64(rec.RootSizeMiB), ESP: espFiles, Root: rootFiles,
 		Say: func(s string) { fmt.Println(s) }}); err != nil {
@@ -212,4 +283,33 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("invalid value '%s' for '--root-size'", s)
 	}
 	return n * mult, nil
+}
+
+// installedState is the day-2 state of a fresh install: spec and booted follow the target reference (bootc's
+// default target is the image podman ran, `image=` of /run/.containerenv). The booted digest is the one the image
+// was pulled by (the agent runs repo@sha256:...), else the one of --source-imgref, else podman's image id (the
+// config digest: the best the container knows of itself without a registry).
+func installedState(containerenv, sourceImgref, target string) State {
+	kv := map[string]string{}
+	for _, line := range strings.Split(containerenv, "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			kv[k] = strings.Trim(v, `"`)
+		}
+	}
+	if target == "" {
+		target = kv["image"]
+	}
+	digest := ""
+	for _, ref := range []string{kv["image"], sourceImgref, target} {
+		if _, d, ok := strings.Cut(ref, "@"); ok && strings.HasPrefix(d, "sha256:") {
+			digest = d
+			break
+		}
+	}
+	if digest == "" && kv["imageid"] != "" {
+		digest = "sha256:" + strings.TrimPrefix(kv["imageid"], "sha256:")
+	}
+	ref := bootchost.ImageReference{Image: target, Transport: "registry"}
+	ts := time.Now().UTC().Truncate(time.Second)
+	return NewState(ref, bootchost.ImageStatus{Image: ref, ImageDigest: digest, Timestamp: &ts, Architecture: "amd64"})
 }
