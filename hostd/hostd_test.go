@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -31,17 +32,21 @@ type hostEnv struct {
 	log      *logrus.Entry
 }
 
-func newHostEnv(t *testing.T, c *conductor, booted bootchost.ImageStatus) *hostEnv {
+func newHostEnv(t *testing.T, c *conductor, booted bootchost.ImageStatus, rollback ...bootchost.ImageStatus) *hostEnv {
 	dir := t.TempDir()
 	h := &hostEnv{t: t, dir: dir, bootID: filepath.Join(dir, "boot_id"), rebooted: filepath.Join(dir, "rebooted")}
 	bin := filepath.Join(dir, "bootc")
 	require.NoError(t, os.WriteFile(bin, bootcimage.Standin(t), 0o755))
 	// The stand-in's state file: the BootcHost document and the boot it was finalized on.
 	typ := "bootcHost"
-	state := map[string]any{"boot_id": "boot-1", "host": bootchost.Host{
+	host := bootchost.Host{
 		APIVersion: bootchost.APIVersionV1, Kind: bootchost.Kind, Metadata: bootchost.Metadata{Name: "host"},
 		Spec:   bootchost.HostSpec{Image: &booted.Image, BootOrder: "default"},
-		Status: bootchost.HostStatus{Booted: &bootchost.BootEntry{Image: &booted}, Type: &typ}}}
+		Status: bootchost.HostStatus{Booted: &bootchost.BootEntry{Image: &booted}, Type: &typ}}
+	if len(rollback) > 0 {
+		host.Status.Rollback = &bootchost.BootEntry{Image: &rollback[0]}
+	}
+	state := map[string]any{"boot_id": "boot-1", "host": host}
 	b, err := json.Marshal(state)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "state.json"), b, 0o644))
@@ -129,7 +134,7 @@ func TestUpgradeAcrossReboot(t *testing.T) {
 	assert.NoFileExists(t, h.rebooted)
 
 	c.queue(bootchost.Action{ID: "act-1", Kind: bootchost.ActionUpgrade, RebootAllowed: true})
-	waitFor(t, "the reboot command", func() bool { _, err := os.Stat(h.rebooted); return err == nil })
+	h.waitReboot()
 	assert.Equal(t, []string{bootchost.StateRunning, bootchost.StateStaged, bootchost.StateRebooting}, c.states("act-1"))
 	require.NoError(t, stop())
 
@@ -234,4 +239,70 @@ func TestConfigRefused(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+// waitReboot waits for the reboot command's mark and takes it away for the next reboot.
+func (h *hostEnv) waitReboot() {
+	waitFor(h.t, "the reboot command", func() bool { _, err := os.Stat(h.rebooted); return err == nil })
+	require.NoError(h.t, os.Remove(h.rebooted))
+}
+
+// standin runs the stand-in as hostd runs it (an operator's hand on the host).
+func (h *hostEnv) standin(args ...string) string {
+	cmd := exec.Command(h.cfg.Bootc, args...)
+	cmd.Env = append(os.Environ(), h.cfg.BootcEnv...)
+	out, err := cmd.CombinedOutput()
+	require.NoError(h.t, err, "%s", out)
+	return string(out)
+}
+
+// TestRollbackNoUpdateAndPeriodicReports: an upgrade with nothing new is done at once without a reboot; a
+// rollback is staged, rebooted and done; a reboot that does not boot what was staged fails the action; an
+// unchanged status is reported again each ReportInterval.
+func TestRollbackNoUpdateAndPeriodicReports(t *testing.T) {
+	reg := registrytest.Start(t)
+	ref := reg.Host + "/os/fleet:stable"
+	d1 := bootcimage.Push(t, reg.Host, "os/fleet", "old", bootcimage.Options{Marker: "one"})
+	d2 := bootcimage.Push(t, reg.Host, "os/fleet", "stable", bootcimage.Options{Marker: "two"})
+	c := startConductor(t, nodeUUID, "cred-initial")
+	img := func(d string) bootchost.ImageStatus {
+		return bootchost.ImageStatus{Image: bootchost.ImageReference{Image: ref, Transport: "registry"}, ImageDigest: d}
+	}
+	h := newHostEnv(t, c, img(d2), img(d1))
+	h.cfg.ReportInterval = time.Second
+
+	stop := h.start()
+	waitFor(t, "the report on start", func() bool { return bootedDigest(c) == d2 })
+	_, _, n := c.lastReport()
+	waitFor(t, "a periodic report of the unchanged status", func() bool { _, _, m := c.lastReport(); return m >= n+2 })
+
+	c.queue(bootchost.Action{ID: "act-up", Kind: bootchost.ActionUpgrade, RebootAllowed: true})
+	waitFor(t, "done", func() bool { return len(c.states("act-up")) == 2 })
+	assert.Equal(t, []string{bootchost.StateRunning, bootchost.StateDone}, c.states("act-up"), "no update available")
+	assert.NoFileExists(t, h.rebooted)
+
+	c.queue(bootchost.Action{ID: "act-rb", Kind: bootchost.ActionRollback, RebootAllowed: true})
+	waitFor(t, "rebooting", func() bool { return len(c.states("act-rb")) == 3 })
+	assert.Equal(t, []string{bootchost.StateRunning, bootchost.StateStaged, bootchost.StateRebooting}, c.states("act-rb"))
+	h.waitReboot()
+	require.NoError(t, stop())
+	h.boot("boot-2")
+	stop = h.start()
+	waitFor(t, "done after the reboot", func() bool { return len(c.states("act-rb")) == 4 })
+	assert.Equal(t, bootchost.StateDone, c.lastUpdate("act-rb").State)
+	assert.Equal(t, d1, bootedDigest(c))
+
+	// Roll back again, but someone reverts the queued rollback before the reboot: the next boot still runs d1.
+	c.queue(bootchost.Action{ID: "act-rb2", Kind: bootchost.ActionRollback, RebootAllowed: true})
+	waitFor(t, "rebooting", func() bool { return len(c.states("act-rb2")) == 3 })
+	h.waitReboot()
+	require.NoError(t, stop())
+	assert.Contains(t, h.standin("rollback"), "Reverting queued rollback state")
+	h.boot("boot-3")
+	stop = h.start()
+	defer stop()
+	waitFor(t, "failed after the reboot", func() bool { return len(c.states("act-rb2")) == 4 })
+	u := c.lastUpdate("act-rb2")
+	assert.Equal(t, bootchost.StateFailed, u.State)
+	assert.Contains(t, u.Error, "after the reboot the host runs "+ref+" ("+d1+"), not the staged "+d2)
 }
