@@ -150,7 +150,11 @@ func TestUpgradeAcrossReboot(t *testing.T) {
 	_, rollback := st.RollbackImage()
 	assert.Equal(t, d2, booted)
 	assert.Equal(t, d1, rollback)
-	assert.NoFileExists(t, filepath.Join(h.cfg.StateDir, "action.json"), "the action in flight is forgotten")
+	// The action in flight is forgotten once done is reported (right after it, so wait).
+	waitFor(t, "the action in flight forgotten", func() bool {
+		_, err := os.Stat(filepath.Join(h.cfg.StateDir, "action.json"))
+		return os.IsNotExist(err)
+	})
 }
 
 // TestFailingSwitch: bootc's error reaches the conductor in the failed update.

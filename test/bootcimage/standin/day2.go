@@ -87,8 +87,12 @@ func (e env) save(s *State) error {
 // the staged and rollback entries, as bootc's does.
 func (e env) status(args []string) error {
 	format, booted := "humanreadable", false
-	for _, a := range args {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
 		switch {
+		case a == "--format" && i+1 < len(args):
+			i++
+			format = args[i]
 		case a == "--json":
 			format = "json"
 		case a == "--booted":

@@ -130,11 +130,14 @@ func TestDay2AgainstRegistry(t *testing.T) {
 	assert.Nil(t, st.Status.Staged)
 
 	// --booted leaves the others out; yaml is refused with the way out.
-	out, _, ok = h.run("status", "--json", "--booted")
+	out, _, ok = h.run("status", "--format", "json", "--booted")
 	require.True(t, ok)
 	bst, err := bootchost.Parse([]byte(out))
 	require.NoError(t, err)
 	assert.Nil(t, bst.Status.Rollback)
+	out, _, ok = h.run("status", "--json")
+	require.True(t, ok)
+	assert.Contains(t, out, `"apiVersion": "org.containers.bootc/v1"`, "--json is the older alias")
 	_, errOut, ok = h.run("status", "--format=yaml")
 	require.False(t, ok)
 	assert.Contains(t, errOut, "use --format=json")
