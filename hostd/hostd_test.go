@@ -85,10 +85,10 @@ func (h *hostEnv) start() (stop func() error) {
 	return func() error { cancel(); return <-done }
 }
 
-// waitFor polls cond for up to 30 s.
+// waitFor polls cond for up to 60 s (the machine may be busy).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	require.Eventually(t, cond, 30*time.Second, 20*time.Millisecond, what)
+	require.Eventually(t, cond, 60*time.Second, 20*time.Millisecond, what)
 }
 
 func bootedDigest(c *conductor) string {

@@ -153,15 +153,27 @@ func TestDay2AgainstRegistry(t *testing.T) {
 	_, booted = h.status().BootedImage()
 	assert.Equal(t, d1, booted)
 
-	// switch to another repository; a missing one fails with the registry's error and changes nothing.
+}
+
+// TestSwitch: switch follows another repository and stages it; a missing image or another transport fails with
+// bootc's error and changes nothing.
+func TestSwitch(t *testing.T) {
+	reg := registrytest.Start(t)
+	ref := reg.Host + "/os/test:stable"
+	d1 := push(t, ref, "one", "1.0", "", "")
+	h := newHost(t, bootchost.ImageStatus{Image: bootchost.ImageReference{Image: ref, Transport: "registry"}, ImageDigest: d1})
+	out, _, ok := h.run("switch", ref)
+	require.True(t, ok)
+	assert.Equal(t, "Image specification is unchanged.\n", out)
+
 	other := reg.Host + "/os/other:v9"
-	d3 := push(t, other, "three", "9", "u", "p")
-	out, errOut, ok = h.run("switch", "--transport", "registry", other)
+	d3 := push(t, other, "three", "9", "", "")
+	out, errOut, ok := h.run("switch", "--transport", "registry", other)
 	require.True(t, ok, errOut)
 	assert.Contains(t, out, "Queued for next boot: "+other)
-	st = h.status()
+	st := h.status()
 	assert.Equal(t, other, st.Spec.Image.Image)
-	_, staged = st.StagedImage()
+	_, staged := st.StagedImage()
 	assert.Equal(t, d3, staged)
 
 	_, errOut, ok = h.run("switch", reg.Host+"/os/missing:v1")

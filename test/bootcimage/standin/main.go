@@ -99,16 +99,15 @@ func run(ctx context.Context, args []string) error {
 	return fmt.Errorf("unrecognized subcommand '%s'\n\n%s", args[0], usage)
 }
 
-// install is `bootc install to-disk`; args starts with "install", "to-disk".
-func install(args []string) error {
-	rec := Record{Argv: append([]string{"bootc"}, args...), InstalledAt: time.Now().UTC().Format(time.RFC3339)}
-	var (
-		wipe         bool
-		keysFile     string
-		device       string
-		sourceImgref string
-	)
-	rest := args[2:]
+// installArgs is what `bootc install to-disk`'s arguments say beyond the Record.
+type installArgs struct {
+	wipe                           bool
+	keysFile, device, sourceImgref string
+}
+
+// parseInstall reads `install to-disk`'s arguments (args[2:] of the command line) into rec and the rest.
+func parseInstall(rest []string, rec *Record) (installArgs, error) {
+	var ia installArgs
 	val := func(i *int, name string) (string, error) {
 		a := rest[*i]
 		if v, ok := strings.CutPrefix(a, name+"="); ok {
@@ -125,7 +124,7 @@ func install(args []string) error {
 		var err error
 		switch {
 		case a == "--wipe":
-			wipe = true
+			ia.wipe = true
 		case a == "--skip-fetch-check", a == "--disable-selinux":
 		case strings.HasPrefix(a, "--root-size"):
 			var v string
@@ -133,7 +132,7 @@ func install(args []string) error {
 				rec.RootSizeMiB, err = parseSize(v)
 			}
 		case strings.HasPrefix(a, "--root-ssh-authorized-keys"):
-			keysFile, err = val(&i, "--root-ssh-authorized-keys")
+			ia.keysFile, err = val(&i, "--root-ssh-authorized-keys")
 		case strings.HasPrefix(a, "--block-setup"):
 			rec.BlockSetup, err = val(&i, "--block-setup")
 		case strings.HasPrefix(a, "--filesystem"):
@@ -150,22 +149,33 @@ func install(args []string) error {
 				err = parseTransport(t)
 			}
 		case strings.HasPrefix(a, "--source-imgref"):
-			sourceImgref, err = val(&i, "--source-imgref")
+			ia.sourceImgref, err = val(&i, "--source-imgref")
 		case strings.HasPrefix(a, "-"):
 			err = fmt.Errorf("unexpected argument '%s' found", a)
 		default:
-			if device != "" {
+			if ia.device != "" {
 				err = fmt.Errorf("unexpected argument '%s' found", a)
 			}
-			device = a
+			ia.device = a
 		}
 		if err != nil {
-			return err
+			return ia, err
 		}
 	}
-	if device == "" {
-		return errors.New("the following required arguments were not provided: <DEVICE>")
+	if ia.device == "" {
+		return ia, errors.New("the following required arguments were not provided: <DEVICE>")
 	}
+	return ia, nil
+}
+
+// install is `bootc install to-disk`; args starts with "install", "to-disk".
+func install(args []string) error {
+	rec := Record{Argv: append([]string{"bootc"}, args...), InstalledAt: time.Now().UTC().Format(time.RFC3339)}
+	ia, err := parseInstall(args[2:], &rec)
+	if err != nil {
+		return err
+	}
+	wipe, keysFile, device := ia.wipe, ia.keysFile, ia.device
 	// What bootc checks of its environment.
 	containerenv, err := os.ReadFile("/run/.containerenv")
 	if err != nil || !strings.Contains(string(containerenv), "engine=\"podman") {
@@ -218,32 +228,13 @@ func install(args []string) error {
 	if t, err := d.GetPartitionTable(); err == nil && len(t.GetPartitions()) > 0 && !wipe {
 		return fmt.Errorf("detected existing partitions on %s; use --wipe to overwrite them", device)
 	}
-	// A bootable payload: everything under /usr/lib/ferric-standin/esp goes to the ESP as is.
-	espFiles := map[string][]byte{}
-	filepath.WalkDir("/usr/lib/ferric-standin/esp", func(p string, de os.DirEntry, err error) error {
-		if err == nil && !de.IsDir() {
-			if b, err := os.ReadFile(p); err == nil {
-				espFiles[strings.TrimPrefix(p, "/usr/lib/ferric-standin/esp")] = b
-			}
-		}
-		return nil
-	})
-	if len(espFiles) == 0 {
-		espFiles["/EFI/BOOT/BOOTX64.EFI"] = []byte("ferric stand-in payload (no EFI program in this image)\n")
-	}
-	rootFiles := map[string][]byte{}
-	if rec.AuthorizedKeys != "" {
-		rootFiles["/root/.ssh/authorized_keys"] = []byte(rec.AuthorizedKeys)
-	}
-	b, _ := json.MarshalIndent(rec, "", "  ")
-	rootFiles["/etc/ferric-standin.json"] = b
-	state, err := json.MarshalIndent(installedState(string(containerenv), sourceImgref, rec.TargetImgref), "", "  ")
+	root, err := rootFiles(rec, installedState(string(containerenv), ia.sourceImgref, rec.TargetImgref))
 	if err != nil {
 		return err
 	}
-	rootFiles[DefaultStatePath] = state
+	espFiles := espPayload()
 	fmt.Printf("Root filesystem %s requested (the stand-in writes FAT32 labelled root)\n", rec.Filesystem)
-	if err := layout.Write(d, layout.Spec{RootMiB: uint64(rec.RootSizeMiB), ESP: espFiles, Root: rootFiles,
+	if err := layout.Write(d, layout.Spec{RootMiB: uint64(rec.RootSizeMiB), ESP: espFiles, Root: root,
 		Say: func(s string) { fmt.Println(s) }}); err != nil {
 		return fmt.Errorf("%s: %w", device, err)
 	}
@@ -283,6 +274,41 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("invalid value '%s' for '--root-size'", s)
 	}
 	return n * mult, nil
+}
+
+// espPayload is the bootable payload: everything under /usr/lib/ferric-standin/esp goes to the ESP as is.
+func espPayload() map[string][]byte {
+	espFiles := map[string][]byte{}
+	filepath.WalkDir("/usr/lib/ferric-standin/esp", func(p string, de os.DirEntry, err error) error {
+		if err == nil && !de.IsDir() {
+			if b, err := os.ReadFile(p); err == nil {
+				espFiles[strings.TrimPrefix(p, "/usr/lib/ferric-standin/esp")] = b
+			}
+		}
+		return nil
+	})
+	if len(espFiles) == 0 {
+		espFiles["/EFI/BOOT/BOOTX64.EFI"] = []byte("ferric stand-in payload (no EFI program in this image)\n")
+	}
+	return espFiles
+}
+
+// rootFiles is what the install leaves on the root filesystem: root's keys, the record of the call and the
+// day-2 state.
+func rootFiles(rec Record, state State) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	if rec.AuthorizedKeys != "" {
+		files["/root/.ssh/authorized_keys"] = []byte(rec.AuthorizedKeys)
+	}
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	files["/etc/ferric-standin.json"] = b
+	if files[DefaultStatePath], err = json.MarshalIndent(state, "", "  "); err != nil {
+		return nil, err
+	}
+	return files, nil
 }
 
 // installedState is the day-2 state of a fresh install: spec and booted follow the target reference (bootc's
