@@ -172,7 +172,7 @@ func TestFailingSwitch(t *testing.T) {
 	waitFor(t, "failed", func() bool { return len(c.states("act-2")) == 2 })
 	assert.Equal(t, []string{bootchost.StateRunning, bootchost.StateFailed}, c.states("act-2"))
 	u := c.lastUpdate("act-2")
-	assert.Contains(t, u.Error, "error: switching: pulling "+missing)
+	assert.Contains(t, u.Error, "error: Switching: Pulling: "+missing)
 	assert.NotContains(t, u.Error, "cred-initial")
 	assert.NoFileExists(t, h.rebooted)
 }

@@ -164,24 +164,24 @@ func (e env) upgrade(ctx context.Context, args []string) error {
 	}
 	fetched, err := fetch(ctx, e.authRoot, *s.Host.Spec.Image)
 	if err != nil {
-		return fmt.Errorf("upgrading: %w", err)
+		return fmt.Errorf("Upgrading: %w", err)
 	}
 	var msg string
-	changed := true
+	result := upgradeStaged
 	if check {
 		msg, err = s.Check(fetched)
 	} else {
-		msg, changed, err = s.Upgrade(fetched)
+		msg, result, err = s.Upgrade(fetched)
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("Upgrading: %w", err)
 	}
 	if err := e.save(s); err != nil {
 		return err
 	}
 	fmt.Fprintln(e.out, msg)
-	// bootc reboots after --apply when it staged something, and when an update was already staged.
-	if apply && (changed || s.Host.Status.Staged != nil) {
+	// bootc reboots after --apply when it staged something, and when the same update was already staged.
+	if apply && result != upgradeNone {
 		return e.rebootNow(ctx)
 	}
 	return nil
@@ -230,7 +230,7 @@ func (e env) switchTo(ctx context.Context, args []string) error {
 	}
 	fetched, err := fetch(ctx, e.authRoot, ref)
 	if err != nil {
-		return fmt.Errorf("switching: %w", err)
+		return fmt.Errorf("Switching: %w", err)
 	}
 	msg := s.StageSwitched(fetched)
 	if err := e.save(s); err != nil {
@@ -261,7 +261,7 @@ func (e env) rollback(ctx context.Context, args []string) error {
 	}
 	msg, err := s.Rollback()
 	if err != nil {
-		return err
+		return fmt.Errorf("Rollback: %w", err)
 	}
 	if err := e.save(s); err != nil {
 		return err

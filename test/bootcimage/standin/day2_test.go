@@ -120,6 +120,11 @@ func TestDay2AgainstRegistry(t *testing.T) {
 	assert.Equal(t, "2.0", *st.Status.Staged.Image.Version)
 	assert.Equal(t, "amd64", st.Status.Staged.Image.Architecture)
 	assert.NoFileExists(t, h.rebooted, "no --apply, no reboot")
+	out, _, ok = h.run("upgrade", "--apply")
+	require.True(t, ok)
+	assert.Equal(t, "Staged update present, not changed.\n", out)
+	assert.FileExists(t, h.rebooted, "--apply reboots into what is staged")
+	require.NoError(t, os.Remove(h.rebooted))
 
 	// The reboot: the staged image is booted, the old one is the rollback.
 	h.boot("boot-2")
@@ -178,7 +183,7 @@ func TestSwitch(t *testing.T) {
 
 	_, errOut, ok = h.run("switch", reg.Host+"/os/missing:v1")
 	require.False(t, ok)
-	assert.Contains(t, errOut, "error: switching: pulling "+reg.Host+"/os/missing:v1")
+	assert.Contains(t, errOut, "error: Switching: Pulling: "+reg.Host+"/os/missing:v1")
 	assert.Equal(t, other, h.status().Spec.Image.Image, "a failed switch keeps the spec")
 	_, errOut, ok = h.run("switch", "--transport", "oci", "/srv/x")
 	require.False(t, ok)

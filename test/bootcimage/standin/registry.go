@@ -75,15 +75,15 @@ func fetch(ctx context.Context, authRoot string, ref bootchost.ImageReference) (
 	defer cancel()
 	desc, err := remote.Get(r, remote.WithContext(ctx), remote.WithAuth(auth))
 	if err != nil {
-		return bootchost.ImageStatus{}, fmt.Errorf("pulling %s: %w", ref.Image, err)
+		return bootchost.ImageStatus{}, fmt.Errorf("Pulling: %s: %w", ref.Image, err)
 	}
 	img, err := desc.Image()
 	if err != nil {
-		return bootchost.ImageStatus{}, fmt.Errorf("pulling %s: %w", ref.Image, err)
+		return bootchost.ImageStatus{}, fmt.Errorf("Pulling: %s: %w", ref.Image, err)
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return bootchost.ImageStatus{}, fmt.Errorf("pulling %s: reading the image config: %w", ref.Image, err)
+		return bootchost.ImageStatus{}, fmt.Errorf("Pulling: %s: reading the image config: %w", ref.Image, err)
 	}
 	out := bootchost.ImageStatus{Image: ref, ImageDigest: desc.Digest.String(), Architecture: cf.Architecture}
 	if v, ok := cf.Config.Labels["org.opencontainers.image.version"]; ok {

@@ -72,21 +72,35 @@ func (s *State) Finalize(bootID string) bool {
 	return true
 }
 
-// Upgrade applies a pulled image for `bootc upgrade`: it returns bootc's message and whether a deployment was
-// staged. An image already staged or already booted stages nothing, as bootc compares manifest digests.
-func (s *State) Upgrade(fetched bootchost.ImageStatus) (string, bool, error) {
+// upgradeResult is what `bootc upgrade` did; --apply reboots after upgradeStaged and upgradeStagedBefore.
+type upgradeResult int
+
+const (
+	upgradeNone upgradeResult = iota
+	upgradeStaged
+	upgradeStagedBefore
+)
+
+// Upgrade applies a pulled image for `bootc upgrade`: it returns bootc's message and what it did. An image
+// already staged or already booted stages nothing, as bootc compares manifest digests. A deployment with local
+// rpm-ostree changes (incompatible) is refused, as bootc refuses it.
+func (s *State) Upgrade(fetched bootchost.ImageStatus) (string, upgradeResult, error) {
 	st := &s.Host.Status
 	if st.Booted == nil {
-		return "", false, errNotBooted
+		return "", upgradeNone, errNotBooted
+	}
+	if st.Booted.Incompatible || (st.Staged != nil && st.Staged.Incompatible) {
+		return "", upgradeNone, errors.New("Deployment contains local rpm-ostree modifications; cannot upgrade via bootc. " +
+			"You can run `rpm-ostree reset` to undo the modifications.")
 	}
 	if st.Staged != nil && st.Staged.Image != nil && st.Staged.Image.ImageDigest == fetched.ImageDigest {
-		return "Staged update present, not changed.", false, nil
+		return "Staged update present, not changed.", upgradeStagedBefore, nil
 	}
 	if st.Booted.Image != nil && st.Booted.Image.ImageDigest == fetched.ImageDigest {
-		return "No update available.", false, nil
+		return "No update available.", upgradeNone, nil
 	}
 	s.stage(fetched)
-	return queuedMessage(fetched), true, nil
+	return queuedMessage(fetched), upgradeStaged, nil
 }
 
 // Check records what `bootc upgrade --check` found in the registry as the booted entry's cachedUpdate (nil when

@@ -131,6 +131,10 @@ func TestFinalizeCases(t *testing.T) {
 	var none State
 	_, _, err = none.Upgrade(img("r:1", "a"))
 	require.ErrorIs(t, err, errNotBooted)
+	s.Host.Status.Booted.Incompatible = true
+	_, _, err = s.Upgrade(img("r:1", "z"))
+	require.ErrorContains(t, err, "local rpm-ostree modifications")
+	assert.Nil(t, s.Host.Status.Staged, "an incompatible deployment is not upgraded")
 	_, err = none.Rollback()
 	require.ErrorIs(t, err, errNotBooted)
 }
