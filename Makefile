@@ -18,6 +18,7 @@ build: ## build every binary into bin/
 	@for d in ramdisk-agent vbmc; do \
 	  if [ -d cmd/$$d ]; then $(GO) build -tags "$(TAGS)" -ldflags "-s -w" -o $(BIN)/ferric-$${d%-agent} ./cmd/$$d; fi; \
 	done
+	$(GO) build -tags "$(TAGS)" -ldflags "-s -w" -o $(BIN)/ferric-hostd ./cmd/ferric-hostd
 	@if [ -f bin/ferric-ramdisk ]; then mv bin/ferric-ramdisk bin/ferric-agent; fi
 
 # RAMDISK_PROFILE=vm builds the small VM-only ramdisk; RAMDISK_FLAGS adds e.g. --ca-cert FILE or --module NAME.

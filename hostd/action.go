@@ -33,10 +33,14 @@ func (r *reporter) act(ctx context.Context, a bootchost.Action) {
 			return
 		}
 	}
+	// A new action (or one a crash interrupted before it was staged: bootc's commands are idempotent enough to
+	// run again, an upgrade of a staged image stages nothing new).
 	r.update(ctx, log, a.ID, bootchost.StateRunning, "")
 	expect, err := r.execute(ctx, log, a)
 	if err != nil {
 		log.WithError(err).Warn("the action failed")
+		// The conductor shows bootc's own words (what the operator would have seen at the console), not hostd's
+		// wrapping of them.
 		msg := err.Error()
 		var be *bootc.Error
 		if errors.As(err, &be) && be.Stderr != "" {
@@ -50,6 +54,8 @@ func (r *reporter) act(ctx context.Context, a bootchost.Action) {
 		r.update(ctx, log, a.ID, bootchost.StateDone, "")
 		return
 	}
+	// Recorded before staged is reported: if the host reboots for any reason from here on, the next boot can
+	// still tell the conductor how the action ended.
 	p = &pending.Action{ID: a.ID, Kind: a.Kind, State: bootchost.StateStaged, BootID: r.bootID(), Expect: expect}
 	if err := r.pending.Save(*p); err != nil {
 		r.update(ctx, log, a.ID, bootchost.StateFailed, fmt.Sprintf("recording the staged action: %v", err))
@@ -72,6 +78,8 @@ func (r *reporter) execute(ctx context.Context, log *logrus.Entry, a bootchost.A
 		if a.Image == "" {
 			return "", errors.New("switch action without an image")
 		}
+		// The conductor pins the image by digest when it queues the switch, so what is staged is what was asked
+		// for even if the tag moves meanwhile.
 		args = []string{"switch", "--transport", "registry", a.Image}
 	case bootchost.ActionRollback:
 		args = []string{"rollback"}
@@ -87,6 +95,8 @@ func (r *reporter) execute(ctx context.Context, log *logrus.Entry, a bootchost.A
 	if err != nil {
 		return "", fmt.Errorf("bootc status after bootc %s: %w", args[0], err)
 	}
+	// What the next boot must run: for a rollback, the rollback deployment bootc queued (none when the command
+	// reverted an earlier queued rollback); otherwise the staged one (none when there was no update).
 	if a.Kind == bootchost.ActionRollback {
 		if !host.Status.RollbackQueued {
 			return "", nil
@@ -108,9 +118,12 @@ func (r *reporter) reboot(ctx context.Context, log *logrus.Entry, p pending.Acti
 	}
 	r.update(ctx, log, p.ID, bootchost.StateRebooting, "")
 	log.WithField("command", strings.Join(r.cfg.RebootCommand, " ")).Info("rebooting into the staged deployment")
+	// systemctl reboot returns once the job is queued; the shutdown then stops this service. The bound is for a
+	// reboot command that hangs.
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(cctx, r.cfg.RebootCommand[0], r.cfg.RebootCommand[1:]...).CombinedOutput()
+	// A command killed because hostd is stopping (the shutdown itself) is not a failure.
 	if err != nil && ctx.Err() == nil {
 		_ = r.pending.Clear()
 		r.update(ctx, log, p.ID, bootchost.StateFailed, fmt.Sprintf("the reboot command %q failed: %v: %s",

@@ -51,6 +51,8 @@ func (r *reporter) loop(ctx context.Context) error {
 
 // tick is one round; it returns how long to wait before the next.
 func (r *reporter) tick(ctx context.Context) time.Duration {
+	// Report first: the conductor must see the new boot's status before it hears that the action is done, so
+	// that done and the booted digest it shows agree.
 	host, err := r.report(ctx)
 	if err == nil && host != nil {
 		err = r.finishAfterReboot(ctx, host)
@@ -64,6 +66,7 @@ func (r *reporter) tick(ctx context.Context) time.Duration {
 		r.log.WithError(err).Warn("asking the conductor for the desired state")
 		return r.backoff()
 	}
+	// The conductor answered: the next failure backs off from the start again.
 	r.failures = 0
 	if d.RotateCredential {
 		if err := r.rotate(ctx); err != nil {
@@ -92,6 +95,8 @@ func (r *reporter) report(ctx context.Context) (*bootchost.Host, error) {
 		r.log.WithError(err).Warn("bootc status failed; nothing to report")
 		return nil, nil
 	}
+	// The hash of bootc's verbatim output: any change the conductor could show (a staged entry, a cached update,
+	// a queued rollback) changes it.
 	h := sha256.Sum256(raw)
 	if h == r.lastHash && time.Since(r.lastReport) < r.cfg.ReportInterval {
 		return host, nil
@@ -102,6 +107,7 @@ func (r *reporter) report(ctx context.Context) (*bootchost.Host, error) {
 	}
 	ref, digest := host.BootedImage()
 	r.log.WithFields(logrus.Fields{"booted": ref, "digest": digest, "changed": h != r.lastHash}).Info("reported the bootc status")
+	// Only an accepted report counts: a failed one is sent again on the next tick.
 	r.lastHash, r.lastReport = h, time.Now()
 	return host, nil
 }

@@ -62,6 +62,7 @@ func parse(args []string, getenv func(string) (string, bool)) (hostd.Config, str
 	if fs.NArg() > 0 {
 		return cfg, "", fmt.Errorf("unexpected argument %q (ferric-hostd takes only flags)", fs.Arg(0))
 	}
+	// Split on spaces, no shell: the command is run directly, so nothing in it is interpreted.
 	cfg.RebootCommand = strings.Fields(*reboot)
 	if len(cfg.RebootCommand) == 0 {
 		return cfg, "", fmt.Errorf("--reboot-command is empty; the default is %q", "systemctl reboot")
@@ -80,6 +81,7 @@ func run(args []string) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log.SetLevel(lvl)
+	// systemd stops the service with SIGTERM (also during the reboot hostd asked for): Run returns nil then.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return hostd.Run(ctx, cfg, logrus.NewEntry(log).WithField("version", version))

@@ -40,6 +40,8 @@ func New(hc bootchost.HostConfig, timeout time.Duration) (*Client, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("conductor_url %q is not an http(s) URL", hc.ConductorURL)
 	}
+	// A clone of the default transport keeps its proxy-from-environment and dial time-outs; one client (and one
+	// connection) serves every call of the process.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	if hc.CACert != "" {
@@ -129,6 +131,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if resp.StatusCode == http.StatusUnauthorized {
 		return fmt.Errorf("%s %s: %w", method, path, ErrUnauthorized)
 	}
+	// The body is read up to a bound: a misbehaving server cannot make hostd buffer without end.
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("%s %s: the conductor answered %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))

@@ -27,6 +27,8 @@ func Load(path string) (bootchost.HostConfig, error) {
 	if err != nil {
 		return hc, err
 	}
+	// Anyone who can read the credential can report for the node and take its actions' results; anyone who can
+	// write it can point hostd at another conductor.
 	if m := fi.Mode().Perm(); m&0o077 != 0 {
 		return hc, fmt.Errorf("%s is mode %04o but holds the reporter credential: run `chmod 600 %s`", path, m, path)
 	}
@@ -65,6 +67,7 @@ func Save(path string, hc bootchost.HostConfig) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	// CreateTemp makes the file 0600 already; the Chmod below says so explicitly, whatever the umask.
 	f, err := os.CreateTemp(dir, ".hostd-*.json")
 	if err != nil {
 		return err
@@ -124,6 +127,7 @@ func FromConfigDrive(ctx context.Context, byLabel, path string) (bootchost.HostC
 
 // readFromDrive mounts dev read-only (nosuid, nodev, noexec: its content is data) and reads the file.
 func readFromDrive(ctx context.Context, dev string) ([]byte, error) {
+	// MkdirTemp's directory is 0700: while mounted, the drive (and the credential on it) is root's only.
 	mnt, err := os.MkdirTemp("", "ferric-hostd-cd-")
 	if err != nil {
 		return nil, err
@@ -150,6 +154,8 @@ func readFromDrive(ctx context.Context, dev string) ([]byte, error) {
 
 // LoadOrInstall reads path, or on first start copies the configuration from the config drive to it.
 func LoadOrInstall(ctx context.Context, path, byLabel string) (hc bootchost.HostConfig, fromDrive bool, err error) {
+	// Only a missing file falls back to the drive: a file that exists but is refused (mode, content) is an error
+	// the operator must see, not something a config drive silently replaces.
 	hc, err = Load(path)
 	if !errors.Is(err, os.ErrNotExist) {
 		return hc, false, err

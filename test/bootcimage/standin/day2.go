@@ -116,6 +116,7 @@ func (e env) status(args []string) error {
 		return err
 	}
 	h := s.Host
+	// --booted shows only what runs now.
 	if booted {
 		h.Status.Staged, h.Status.Rollback = nil, nil
 	}
@@ -149,6 +150,7 @@ func (e env) upgrade(ctx context.Context, args []string) error {
 			return fmt.Errorf("unexpected argument '%s' found", a)
 		}
 	}
+	// clap's conflicts_with in bootc: a check never reboots.
 	if check && apply {
 		return errors.New("the argument '--check' cannot be used with '--apply'")
 	}
@@ -162,6 +164,8 @@ func (e env) upgrade(ctx context.Context, args []string) error {
 	if s.Host.Spec.Image == nil {
 		return errors.New("no image source specified")
 	}
+	// bootc pulls before it compares: a registry that cannot be reached fails the upgrade even when nothing
+	// changed.
 	fetched, err := fetch(ctx, e.authRoot, *s.Host.Spec.Image)
 	if err != nil {
 		return fmt.Errorf("Upgrading: %w", err)
@@ -176,6 +180,7 @@ func (e env) upgrade(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("Upgrading: %w", err)
 	}
+	// Saved even for --check: bootc keeps the cached update in the deployment's metadata.
 	if err := e.save(s); err != nil {
 		return err
 	}
@@ -220,6 +225,7 @@ func (e env) switchTo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The spec changes in memory only; a failed pull below leaves the file, and so the followed image, as it was.
 	unchanged, err := s.SwitchSpec(ref)
 	if err != nil {
 		return err

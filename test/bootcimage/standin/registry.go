@@ -42,6 +42,8 @@ func keychain(root string, reg name.Registry) (authn.Authenticator, error) {
 		if err := json.Unmarshal(b, &af); err != nil {
 			return nil, fmt.Errorf("parsing %s: %w", p, err)
 		}
+		// The first file found is the only one read, as in ostree-ext: a registry it does not list is pulled
+		// anonymously.
 		e, ok := af.Auths[reg.RegistryStr()]
 		if !ok {
 			return authn.Anonymous, nil
@@ -73,6 +75,8 @@ func fetch(ctx context.Context, authRoot string, ref bootchost.ImageReference) (
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
+	// remote.Get resolves the tag to the manifest digest bootc records as imageDigest; for an index it is the
+	// index's digest, and desc.Image picks linux/amd64 from it.
 	desc, err := remote.Get(r, remote.WithContext(ctx), remote.WithAuth(auth))
 	if err != nil {
 		return bootchost.ImageStatus{}, fmt.Errorf("Pulling: %s: %w", ref.Image, err)
