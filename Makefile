@@ -18,6 +18,7 @@ build: ## build every binary into bin/
 	@for d in ramdisk-agent vbmc; do \
 	  if [ -d cmd/$$d ]; then $(GO) build -tags "$(TAGS)" -ldflags "-s -w" -o $(BIN)/ferric-$${d%-agent} ./cmd/$$d; fi; \
 	done
+	$(GO) build -tags "$(TAGS)" -ldflags "-s -w" -o $(BIN)/ferric-hostd ./cmd/ferric-hostd
 	@if [ -f bin/ferric-ramdisk ]; then mv bin/ferric-ramdisk bin/ferric-agent; fi
 
 # RAMDISK_PROFILE=vm builds the small VM-only ramdisk; RAMDISK_FLAGS adds e.g. --ca-cert FILE or --module NAME.
@@ -78,6 +79,20 @@ image: ## build the conductor's container image (dist/container/Containerfile; F
 	cp dist/container/Containerfile out/image/
 	$(PODMAN) build -t $(IMAGE_NAME) out/image
 
+HOSTD_IMAGE ?= localhost/ferric-hostd:dev
+HOSTD_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+HOSTD_UNITS := out/hostd/rootfs/usr/lib/systemd/system
+
+hostd: ## build ferric-hostd for bootc images: out/hostd/ferric-hostd.tar.gz and the layer image $(HOSTD_IMAGE)
+	rm -rf out/hostd && mkdir -p out/hostd/rootfs/usr/bin $(HOSTD_UNITS)/multi-user.target.wants
+	$(GO) build -tags "$(TAGS)" -ldflags "-s -w -X main.version=$(HOSTD_VERSION)" -o out/hostd/rootfs/usr/bin/ferric-hostd ./cmd/ferric-hostd
+	install -m 0644 dist/hostd/ferric-hostd.service $(HOSTD_UNITS)/
+	ln -s ../ferric-hostd.service $(HOSTD_UNITS)/multi-user.target.wants/ferric-hostd.service
+	@# Owned by root, dated the epoch, sorted and gzipped without a name or time stamp: the same source gives the same bytes.
+	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C out/hostd/rootfs -cf - usr | gzip -9n > out/hostd/ferric-hostd.tar.gz
+	cp dist/hostd/Containerfile out/hostd/
+	$(PODMAN) build -t $(HOSTD_IMAGE) out/hostd
+
 # FERRIC_FLEETBENCH_DB=postgres://user:pass@127.0.0.1:5432/db?sslmode=disable (each run makes and drops its own
 # schema there). FLEET_FLAGS adds fleetbench flags; the README's 10,000-node figures come from
 #   FLEET_FLAGS="--nodes 10000 --deploys 1000 --kill-at 40s" make bench-fleet
@@ -103,4 +118,4 @@ lint: ## gofmt and go vet
 clean: ## remove build outputs
 	rm -rf $(BIN)
 
-.PHONY: help build ramdisk kernel-deb run demo test e2e bench bench-fleet image fuzz lint clean
+.PHONY: help build ramdisk kernel-deb run demo test e2e bench bench-fleet image hostd fuzz lint clean

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ferric-metal/ferric/bootchost"
 	"github.com/ferric-metal/ferric/configdrive"
 	"github.com/ferric-metal/ferric/deploy"
 	"github.com/ferric-metal/ferric/ramdisk-agent/internal/podman"
@@ -188,6 +189,16 @@ func TestInstallOnLoopDevice(t *testing.T) {
 	assert.Contains(t, standin.Argv, "--root-size=3328M")
 	assert.Equal(t, e.reg.Host+"/ferric/os:v1", standin.TargetImgref)
 	assert.Equal(t, "xfs", standin.Filesystem, "from the image's install config")
+	// The stand-in's day-2 state: the installed host follows the tag and booted the digest the agent pulled.
+	stateJSON, err := root.ReadFile("/var/lib/ferric-standin/state.json")
+	require.NoError(t, err)
+	var state struct {
+		Host bootchost.Host `json:"host"`
+	}
+	require.NoError(t, json.Unmarshal(bytes.TrimRight(stateJSON, "\x00"), &state))
+	bootedRef, bootedDigest := state.Host.BootedImage()
+	assert.Equal(t, [2]string{e.reg.Host + "/ferric/os:v1", digest}, [2]string{bootedRef, bootedDigest})
+	assert.Equal(t, e.reg.Host+"/ferric/os:v1", state.Host.Spec.Image.Image)
 	d.Close()
 	files, err := configdrive.ReadFiles(file)
 	require.NoError(t, err)

@@ -1,11 +1,28 @@
-// Command bootc is a stand-in for bootc used by Ferric's tests: it honours the `bootc install to-disk` contract
-// (it must run under podman, privileged, with host PID; it refuses a partitioned disk without --wipe, needs a
-// root filesystem type, parses --root-size) and writes what a real install leaves: a GPT disk with an EFI system
-// partition and a root partition holding root's authorized_keys and a record of how it was called (the layout is
-// package layout's, shared with the e2e test's whole-disk image).
+// Command bootc is a stand-in for bootc used by Ferric's tests (real bootc cannot be installed here). It follows
+// bootc's documented CLI and its BootcHost JSON schema (package bootchost).
+//
+// `bootc install to-disk` honours the install contract (it must run under podman, privileged, with host PID; it
+// refuses a partitioned disk without --wipe, needs a root filesystem type, parses --root-size) and writes what a
+// real install leaves: a GPT disk with an EFI system partition and a root partition holding root's
+// authorized_keys, a record of how it was called (the layout is package layout's, shared with the e2e test's
+// whole-disk image) and the day-2 state at DefaultStatePath, booted = the installed image.
+//
+// The day-2 commands `status`, `upgrade`, `switch` and `rollback` keep a state file (State: the BootcHost
+// document and the boot id it was last finalized on). They resolve images in the registry (manifest and config,
+// not the layers) with the credentials of /etc/ostree/auth.json as bootc does, and model a reboot by the boot id:
+// a command that runs under another boot id than the state's first applies what the reboot did (the staged
+// deployment is booted, or a queued rollback swapped booted and rollback). The environment overrides, for
+// host-level tests:
+//
+//	FERRIC_STANDIN_STATE    the state file (default /var/lib/ferric-standin/state.json)
+//	FERRIC_STANDIN_BOOT_ID  the file the boot id is read from (default /proc/sys/kernel/random/boot_id);
+//	                        writing another id into it simulates a reboot
+//	FERRIC_STANDIN_ROOT     a directory the auth files (/run, /etc, /usr/lib ostree/auth.json) are read under
+//	FERRIC_STANDIN_REBOOT   the command --apply runs (default `reboot`), split on spaces
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +34,7 @@ import (
 
 	diskfs "github.com/diskfs/go-diskfs"
 
+	"github.com/ferric-metal/ferric/bootchost"
 	"github.com/ferric-metal/ferric/test/bootcimage/layout"
 )
 
@@ -33,24 +51,63 @@ type Record struct {
 	InstalledAt    string   `json:"installed_at"`
 }
 
+// DefaultStatePath is where the day-2 state lives on an installed system (and where install writes it).
+const DefaultStatePath = "/var/lib/ferric-standin/state.json"
+
+const usage = `bootc (Ferric's test stand-in for bootc: not the real bootc; it keeps its deployments in a state file)
+
+Usage: bootc <COMMAND>
+
+Commands:
+  install to-disk [OPTIONS] <DEVICE>                       install the running image to a disk
+  status [--format=json|--json] [--booted]                 print the host's BootcHost document
+  upgrade [--check] [--apply]                              stage what the followed image's tag points to now
+  switch [--transport registry] [--apply] [--retain] <IMG> follow another image and stage it
+  rollback [--apply]                                       queue the rollback deployment for the next boot`
+
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
-	if len(args) < 2 || args[0] != "install" || args[1] != "to-disk" {
-		return errors.New("usage: bootc install to-disk [OPTIONS] DEVICE (this stand-in only installs)")
+// run dispatches on bootc's subcommands.
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return errors.New(usage)
 	}
-	rec := Record{Argv: append([]string{"bootc"}, args...), InstalledAt: time.Now().UTC().Format(time.RFC3339)}
-	var (
-		wipe     bool
-		keysFile string
-		device   string
-	)
-	rest := args[2:]
+	e := envFromOS(os.Stdout)
+	switch args[0] {
+	case "install":
+		if len(args) < 2 || args[1] != "to-disk" {
+			return errors.New("usage: bootc install to-disk [OPTIONS] DEVICE (this stand-in installs only to a disk)")
+		}
+		return install(args)
+	case "status":
+		return e.status(args[1:])
+	case "upgrade", "update":
+		return e.upgrade(ctx, args[1:])
+	case "switch":
+		return e.switchTo(ctx, args[1:])
+	case "rollback":
+		return e.rollback(ctx, args[1:])
+	case "-h", "--help", "help":
+		fmt.Println(usage)
+		return nil
+	}
+	return fmt.Errorf("unrecognized subcommand '%s'\n\n%s", args[0], usage)
+}
+
+// installArgs is what `bootc install to-disk`'s arguments say beyond the Record.
+type installArgs struct {
+	wipe                           bool
+	keysFile, device, sourceImgref string
+}
+
+// parseInstall reads `install to-disk`'s arguments (args[2:] of the command line) into rec and the rest.
+func parseInstall(rest []string, rec *Record) (installArgs, error) {
+	var ia installArgs
 	val := func(i *int, name string) (string, error) {
 		a := rest[*i]
 		if v, ok := strings.CutPrefix(a, name+"="); ok {
@@ -67,7 +124,7 @@ func run(args []string) error {
 		var err error
 		switch {
 		case a == "--wipe":
-			wipe = true
+			ia.wipe = true
 		case a == "--skip-fetch-check", a == "--disable-selinux":
 		case strings.HasPrefix(a, "--root-size"):
 			var v string
@@ -75,7 +132,7 @@ func run(args []string) error {
 				rec.RootSizeMiB, err = parseSize(v)
 			}
 		case strings.HasPrefix(a, "--root-ssh-authorized-keys"):
-			keysFile, err = val(&i, "--root-ssh-authorized-keys")
+			ia.keysFile, err = val(&i, "--root-ssh-authorized-keys")
 		case strings.HasPrefix(a, "--block-setup"):
 			rec.BlockSetup, err = val(&i, "--block-setup")
 		case strings.HasPrefix(a, "--filesystem"):
@@ -86,23 +143,42 @@ func run(args []string) error {
 			rec.Kargs = append(rec.Kargs, k)
 		case strings.HasPrefix(a, "--target-imgref"):
 			rec.TargetImgref, err = val(&i, "--target-imgref")
+		case strings.HasPrefix(a, "--target-transport"):
+			var t string
+			if t, err = val(&i, "--target-transport"); err == nil {
+				err = parseTransport(t)
+			}
+		case strings.HasPrefix(a, "--source-imgref"):
+			ia.sourceImgref, err = val(&i, "--source-imgref")
 		case strings.HasPrefix(a, "-"):
 			err = fmt.Errorf("unexpected argument '%s' found", a)
 		default:
-			if device != "" {
+			if ia.device != "" {
 				err = fmt.Errorf("unexpected argument '%s' found", a)
 			}
-			device = a
+			ia.device = a
 		}
 		if err != nil {
-			return err
+			return ia, err
 		}
 	}
-	if device == "" {
-		return errors.New("the following required arguments were not provided: <DEVICE>")
+	if ia.device == "" {
+		return ia, errors.New("the following required arguments were not provided: <DEVICE>")
 	}
+	return ia, nil
+}
+
+// install is `bootc install to-disk`; args starts with "install", "to-disk".
+func install(args []string) error {
+	rec := Record{Argv: append([]string{"bootc"}, args...), InstalledAt: time.Now().UTC().Format(time.RFC3339)}
+	ia, err := parseInstall(args[2:], &rec)
+	if err != nil {
+		return err
+	}
+	wipe, keysFile, device := ia.wipe, ia.keysFile, ia.device
 	// What bootc checks of its environment.
-	if b, err := os.ReadFile("/run/.containerenv"); err != nil || !strings.Contains(string(b), "engine=\"podman") {
+	containerenv, err := os.ReadFile("/run/.containerenv")
+	if err != nil || !strings.Contains(string(containerenv), "engine=\"podman") {
 		return errors.New("this command must be executed inside a podman container (missing /run/.containerenv)")
 	}
 	if os.Getpid() == 1 {
@@ -152,27 +228,13 @@ func run(args []string) error {
 	if t, err := d.GetPartitionTable(); err == nil && len(t.GetPartitions()) > 0 && !wipe {
 		return fmt.Errorf("detected existing partitions on %s; use --wipe to overwrite them", device)
 	}
-	// A bootable payload: everything under /usr/lib/ferric-standin/esp goes to the ESP as is.
-	espFiles := map[string][]byte{}
-	filepath.WalkDir("/usr/lib/ferric-standin/esp", func(p string, de os.DirEntry, err error) error {
-		if err == nil && !de.IsDir() {
-			if b, err := os.ReadFile(p); err == nil {
-				espFiles[strings.TrimPrefix(p, "/usr/lib/ferric-standin/esp")] = b
-			}
-		}
-		return nil
-	})
-	if len(espFiles) == 0 {
-		espFiles["/EFI/BOOT/BOOTX64.EFI"] = []byte("ferric stand-in payload (no EFI program in this image)\n")
+	root, err := rootFiles(rec, installedState(string(containerenv), ia.sourceImgref, rec.TargetImgref))
+	if err != nil {
+		return err
 	}
-	rootFiles := map[string][]byte{}
-	if rec.AuthorizedKeys != "" {
-		rootFiles["/root/.ssh/authorized_keys"] = []byte(rec.AuthorizedKeys)
-	}
-	b, _ := json.MarshalIndent(rec, "", "  ")
-	rootFiles["/etc/ferric-standin.json"] = b
+	espFiles := espPayload()
 	fmt.Printf("Root filesystem %s requested (the stand-in writes FAT32 labelled root)\n", rec.Filesystem)
-	if err := layout.Write(d, layout.Spec{RootMiB: uint64(rec.RootSizeMiB), ESP: espFiles, Root: rootFiles,
+	if err := layout.Write(d, layout.Spec{RootMiB: uint64(rec.RootSizeMiB), ESP: espFiles, Root: root,
 		Say: func(s string) { fmt.Println(s) }}); err != nil {
 		return fmt.Errorf("%s: %w", device, err)
 	}
@@ -212,4 +274,68 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("invalid value '%s' for '--root-size'", s)
 	}
 	return n * mult, nil
+}
+
+// espPayload is the bootable payload: everything under /usr/lib/ferric-standin/esp goes to the ESP as is.
+func espPayload() map[string][]byte {
+	espFiles := map[string][]byte{}
+	filepath.WalkDir("/usr/lib/ferric-standin/esp", func(p string, de os.DirEntry, err error) error {
+		if err == nil && !de.IsDir() {
+			if b, err := os.ReadFile(p); err == nil {
+				espFiles[strings.TrimPrefix(p, "/usr/lib/ferric-standin/esp")] = b
+			}
+		}
+		return nil
+	})
+	if len(espFiles) == 0 {
+		espFiles["/EFI/BOOT/BOOTX64.EFI"] = []byte("ferric stand-in payload (no EFI program in this image)\n")
+	}
+	return espFiles
+}
+
+// rootFiles is what the install leaves on the root filesystem: root's keys, the record of the call and the
+// day-2 state.
+func rootFiles(rec Record, state State) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	if rec.AuthorizedKeys != "" {
+		files["/root/.ssh/authorized_keys"] = []byte(rec.AuthorizedKeys)
+	}
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	files["/etc/ferric-standin.json"] = b
+	if files[DefaultStatePath], err = json.MarshalIndent(state, "", "  "); err != nil {
+		return nil, err
+	}
+	return files, nil
+}
+
+// installedState is the day-2 state of a fresh install: spec and booted follow the target reference (bootc's
+// default target is the image podman ran, `image=` of /run/.containerenv). The booted digest is the one the image
+// was pulled by (the agent runs repo@sha256:...), else the one of --source-imgref, else podman's image id (the
+// config digest: the best the container knows of itself without a registry).
+func installedState(containerenv, sourceImgref, target string) State {
+	kv := map[string]string{}
+	for _, line := range strings.Split(containerenv, "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			kv[k] = strings.Trim(v, `"`)
+		}
+	}
+	if target == "" {
+		target = kv["image"]
+	}
+	digest := ""
+	for _, ref := range []string{kv["image"], sourceImgref, target} {
+		if _, d, ok := strings.Cut(ref, "@"); ok && strings.HasPrefix(d, "sha256:") {
+			digest = d
+			break
+		}
+	}
+	if digest == "" && kv["imageid"] != "" {
+		digest = "sha256:" + strings.TrimPrefix(kv["imageid"], "sha256:")
+	}
+	ref := bootchost.ImageReference{Image: target, Transport: "registry"}
+	ts := time.Now().UTC().Truncate(time.Second)
+	return NewState(ref, bootchost.ImageStatus{Image: ref, ImageDigest: digest, Timestamp: &ts, Architecture: "amd64"})
 }
