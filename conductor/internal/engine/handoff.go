@@ -54,25 +54,25 @@ type powerArgs struct {
 type jobHub struct {
 	self    string
 	mu      sync.Mutex
-	waiters map[string]chan struct{} // job id -> signalled when its answer is announced
-	claims  chan string              // ids of jobs announced for this conductor
+	waiters map[string]chan *store.Job // job id -> its answer when announced (nil: announced, read the row)
+	claims  chan string                // ids of jobs announced for this conductor
 }
 
 func newJobHub(self string) jobHub {
-	return jobHub{self: self, waiters: map[string]chan struct{}{}, claims: make(chan string, 256)}
+	return jobHub{self: self, waiters: map[string]chan *store.Job{}, claims: make(chan string, 256)}
 }
 
 // deliver routes one notification payload: "finished:<id>" wakes the request waiting for that answer;
 // "queued:<owner>:<id>" goes to the runner when this conductor is the owner (the others ignore it: their next
 // poll finds it should the ring have moved the node to them).
 func (h *jobHub) deliver(payload string) {
-	if id, ok := strings.CutPrefix(payload, "finished:"); ok {
+	if id, answer, ok := store.ParseJobAnswer(payload); ok {
 		h.mu.Lock()
 		ch := h.waiters[id]
 		h.mu.Unlock()
 		if ch != nil {
 			select {
-			case ch <- struct{}{}:
+			case ch <- answer:
 			default:
 			}
 		}
@@ -89,8 +89,8 @@ func (h *jobHub) deliver(payload string) {
 	}
 }
 
-func (h *jobHub) wait(id string) chan struct{} {
-	ch := make(chan struct{}, 1)
+func (h *jobHub) wait(id string) chan *store.Job {
+	ch := make(chan *store.Job, 1)
 	h.mu.Lock()
 	h.waiters[id] = ch
 	h.mu.Unlock()
@@ -144,7 +144,11 @@ func (e *Engine) handOff(ctx context.Context, n *store.Node, owner, kind string,
 	withdrawn := false
 	for {
 		select {
-		case <-answered:
+		case got := <-answered:
+			if got != nil {
+				got.NodeUUID = n.UUID
+				return decodeJobAnswer(got)
+			}
 		case <-poll.C:
 		case <-deadline.C:
 			if withdrawn {
@@ -247,10 +251,11 @@ func (e *Engine) takeJobs(ctx context.Context) {
 	}
 }
 
-// takeJob claims job id and runs it, unless another conductor or a withdrawal was first, or this conductor does
-// not drive the node (any more).
+// takeJob claims job id and runs it, unless another conductor or a withdrawal was first. The job was announced
+// for this conductor or listed as one of its nodes' (takeJobs); should the ring have moved the node meanwhile,
+// running it here is still safe: the work runs under the node's reservation.
 func (e *Engine) takeJob(ctx context.Context, id string) {
-	claimed, err := e.store.ClaimJob(ctx, id, e.cfg.Host, func(j *store.Job) bool { return e.cfg.Ring.Owns(j.NodeUUID, j.ConductorGroup) })
+	claimed, err := e.store.ClaimJob(ctx, id, e.cfg.Host)
 	if err != nil {
 		e.log.WithError(err).WithField("job", id).Warn("could not claim a node job")
 		return

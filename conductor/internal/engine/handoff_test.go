@@ -156,8 +156,9 @@ func TestJobHubDeliver(t *testing.T) {
 		{payload: "queued:h1:j1", claim: "j1"},
 		{payload: "queued:h2:j2"},
 		{payload: "queued:j3"},
-		{payload: "finished:j9", answer: true},
-		{payload: "finished:j8"},
+		{payload: `finished:{"id":"j9","state":"accepted"}`, answer: true},
+		{payload: `finished:{"id":"j8"}`},
+		{payload: "finished:j9"},
 		{payload: "garbage"},
 	} {
 		t.Run(tc.payload, func(t *testing.T) {
@@ -169,8 +170,9 @@ func TestJobHubDeliver(t *testing.T) {
 				assert.Empty(t, tc.claim, "nothing handed to the runner")
 			}
 			select {
-			case <-waiting:
+			case got := <-waiting:
 				assert.True(t, tc.answer)
+				assert.Equal(t, store.JobAccepted, got.State, "the answer travels in the announcement")
 			default:
 				assert.False(t, tc.answer, "the waiting request was not woken")
 			}

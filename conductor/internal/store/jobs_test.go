@@ -34,7 +34,7 @@ func TestNodeJobs(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					j, err := s.ClaimJob(ctx, "j1", host, nil)
+					j, err := s.ClaimJob(ctx, "j1", host)
 					assert.NoError(t, err)
 					got[i] = j
 				}()
@@ -51,7 +51,7 @@ func TestNodeJobs(t *testing.T) {
 			assert.Equal(t, store.JobClaimed, winner.State)
 
 			// The arguments left the database with the claim; only the claimer answers.
-			again, err := s.ClaimJob(ctx, "j1", "c4", nil)
+			again, err := s.ClaimJob(ctx, "j1", "c4")
 			require.NoError(t, err)
 			assert.Nil(t, again)
 			assert.ErrorIs(t, s.FinishJob(ctx, "j1", "c4", store.JobAccepted, "", ""), store.ErrNotFound)
@@ -65,13 +65,10 @@ func TestNodeJobs(t *testing.T) {
 			assert.False(t, ok, "a finished job is not cancelled")
 
 			require.NoError(t, s.CreateJob(ctx, &store.Job{ID: "j2", NodeUUID: "n1", Kind: "power", Args: []byte(`{}`), RequestedBy: "c1"}))
-			declined, err := s.ClaimJob(ctx, "j2", "c2", func(j *store.Job) bool { return j.NodeUUID != "n1" })
-			require.NoError(t, err)
-			assert.Nil(t, declined, "a job the claimer turns down stays queued")
 			ok, err = s.CancelJob(ctx, "j2")
 			require.NoError(t, err)
 			assert.True(t, ok)
-			claimed, err := s.ClaimJob(ctx, "j2", "c2", nil)
+			claimed, err := s.ClaimJob(ctx, "j2", "c2")
 			require.NoError(t, err)
 			assert.Nil(t, claimed, "a cancelled job is never claimed")
 
@@ -79,7 +76,7 @@ func TestNodeJobs(t *testing.T) {
 			// finished ones are deleted.
 			require.NoError(t, s.CreateJob(ctx, &store.Job{ID: "j3", NodeUUID: "n2", Kind: "power", RequestedBy: "c1"}))
 			require.NoError(t, s.CreateJob(ctx, &store.Job{ID: "j4", NodeUUID: "n3", Kind: "power", RequestedBy: "c1"}))
-			_, err = s.ClaimJob(ctx, "j4", "c9", nil)
+			_, err = s.ClaimJob(ctx, "j4", "c9")
 			require.NoError(t, err)
 			future := time.Now().Add(time.Hour)
 			_, err = s.ExpireJobs(ctx, future, time.Now().Add(-time.Hour))

@@ -9,6 +9,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -27,7 +28,9 @@ const (
 )
 
 // JobChannel is the PostgreSQL notification channel. Payloads are "queued:<owner>:<id>" (owner: the conductor
-// the job is meant for, so the others need not look) and "finished:<id>".
+// the job is meant for, so the others need not look) and "finished:" followed by the answer as JSON (ParseJobAnswer),
+// so the requester need not read the row; an answer too long for a notification carries its id only.
+
 const JobChannel = "ferric_node_jobs"
 
 // ErrNoNotify says the database cannot deliver notifications (SQLite): poll instead.
@@ -63,23 +66,25 @@ func (j *Job) Finished() bool {
 func (s *SQL) CreateJob(ctx context.Context, j *Job) error {
 	now := s.now().UTC()
 	j.State, j.CreatedAt, j.UpdatedAt = JobQueued, now, now
-	_, err := s.exec(ctx, `INSERT INTO node_jobs (id, node_uuid, conductor_group, kind, args, requested_by, owner, state,
-		created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.execNotify(ctx, `INSERT INTO node_jobs (id, node_uuid, conductor_group, kind, args, requested_by, owner,
+		state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, "queued:"+j.Owner+":"+j.ID,
 		j.ID, j.NodeUUID, j.ConductorGroup, j.Kind, string(j.Args), j.RequestedBy, j.Owner, j.State, fmtTime(&now), fmtTime(&now))
 	if err != nil {
 		return fmt.Errorf("queue job for node %s: %w", j.NodeUUID, err)
 	}
-	s.notifyJob(ctx, "queued:"+j.Owner+":"+j.ID)
 	return nil
 }
 
 // ClaimJob moves a queued job to claimed by host and returns it with its arguments, which the same update
 // empties. It returns (nil, nil) when the job is no longer queued (another conductor claimed it, or it was
-// cancelled), or when accept (nil: any) turns the queued job down. Only one claimer ever gets the arguments.
-// Two statements: a read, then the conditional update that decides.
-func (s *SQL) ClaimJob(ctx context.Context, id, host string, accept func(*Job) bool) (*Job, error) {
+// cancelled). Only one claimer ever gets the arguments. On SQLite (one writer) it takes two statements: a
+// read, then the conditional update that decides.
+func (s *SQL) ClaimJob(ctx context.Context, id, host string) (*Job, error) {
+	if s.dialect == postgres {
+		return s.claimJobPG(ctx, id, host)
+	}
 	jobs, err := s.listJobs(ctx, `, args FROM node_jobs WHERE id = ? AND state = ?`, id, JobQueued)
-	if err != nil || len(jobs) == 0 || (accept != nil && !accept(jobs[0])) {
+	if err != nil || len(jobs) == 0 {
 		return nil, err
 	}
 	now := s.now().UTC()
@@ -96,19 +101,36 @@ func (s *SQL) ClaimJob(ctx context.Context, id, host string, accept func(*Job) b
 	return j, nil
 }
 
+// claimJobPG is ClaimJob in one statement: the row is locked, read with its arguments and claimed at once; a
+// second claimer waits for the lock and then finds the job no longer queued.
+func (s *SQL) claimJobPG(ctx context.Context, id, host string) (*Job, error) {
+	now := s.now().UTC()
+	rows, err := s.query(ctx, `WITH o AS (SELECT id, args FROM node_jobs WHERE id = ? AND state = ? FOR UPDATE),
+		c AS (UPDATE node_jobs n SET state = ?, claimed_by = ?, args = '', updated_at = ? FROM o WHERE n.id = o.id
+		RETURNING `+jobCols("n.")+`, o.args) SELECT * FROM c`, id, JobQueued, JobClaimed, host, fmtTime(&now))
+	if err != nil {
+		return nil, fmt.Errorf("claim job %s: %w", id, err)
+	}
+	jobs, err := scanJobs(rows, true)
+	if err != nil || len(jobs) == 0 {
+		return nil, err
+	}
+	return jobs[0], nil
+}
+
 // FinishJob records the claimer's answer (JobAccepted, or JobRefused with the error) and announces it. Only the
 // claimer may answer.
 func (s *SQL) FinishJob(ctx context.Context, id, host, state, errKind, errMsg string) error {
 	now := s.now().UTC()
-	res, err := s.exec(ctx, `UPDATE node_jobs SET state = ?, error_kind = ?, error_message = ?, updated_at = ?
-		WHERE id = ? AND state = ? AND claimed_by = ?`, state, errKind, errMsg, fmtTime(&now), id, JobClaimed, host)
+	k, err := s.execNotify(ctx, `UPDATE node_jobs SET state = ?, error_kind = ?, error_message = ?, updated_at = ?
+		WHERE id = ? AND state = ? AND claimed_by = ?`, answerPayload(id, host, state, errKind, errMsg),
+		state, errKind, errMsg, fmtTime(&now), id, JobClaimed, host)
 	if err != nil {
 		return fmt.Errorf("finish job %s: %w", id, err)
 	}
-	if k, _ := res.RowsAffected(); k == 0 {
+	if k == 0 {
 		return fmt.Errorf("finish job %s: not claimed by %s: %w", id, host, ErrNotFound)
 	}
-	s.notifyJob(ctx, "finished:"+id)
 	return nil
 }
 
@@ -169,15 +191,28 @@ func (s *SQL) ExpireJobs(ctx context.Context, queuedBefore, finishedBefore time.
 	return total, nil
 }
 
+// jobCols are the columns a Job is read from, in scanJobs' order, each prefixed (a table alias or "").
+func jobCols(prefix string) string {
+	cols := []string{"id", "node_uuid", "conductor_group", "kind", "requested_by", "owner", "state", "claimed_by",
+		"error_kind", "error_message", "created_at", "updated_at"}
+	for i := range cols {
+		cols[i] = prefix + cols[i]
+	}
+	return strings.Join(cols, ", ")
+}
+
 // listJobs reads jobs; rest is the query after the common columns: " FROM ..." or ", args FROM ..." (then the
 // arguments are read too).
 func (s *SQL) listJobs(ctx context.Context, rest string, args ...any) ([]*Job, error) {
-	withArgs := strings.HasPrefix(rest, ", args")
-	rows, err := s.query(ctx, `SELECT id, node_uuid, conductor_group, kind, requested_by, owner, state, claimed_by,
-		error_kind, error_message, created_at, updated_at`+rest, args...)
+	rows, err := s.query(ctx, `SELECT `+jobCols("")+rest, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
+	return scanJobs(rows, strings.HasPrefix(rest, ", args"))
+}
+
+// scanJobs reads rows of jobCols (and args when withArgs) and closes them.
+func scanJobs(rows *sql.Rows, withArgs bool) ([]*Job, error) {
 	defer rows.Close()
 	var out []*Job
 	for rows.Next() {
@@ -192,6 +227,7 @@ func (s *SQL) listJobs(ctx context.Context, rest string, args ...any) ([]*Job, e
 			return nil, fmt.Errorf("list jobs: %w", err)
 		}
 		j.Args = []byte(body)
+		var err error
 		if j.CreatedAt, err = time.Parse(timeFormat, created); err != nil {
 			return nil, fmt.Errorf("job %s: created_at: %w", j.ID, err)
 		}
@@ -203,13 +239,63 @@ func (s *SQL) listJobs(ctx context.Context, rest string, args ...any) ([]*Job, e
 	return out, rows.Err()
 }
 
-// notifyJob announces a job event on PostgreSQL. A lost notification only delays the listener until its next
-// poll, so a failure is not the caller's error.
-func (s *SQL) notifyJob(ctx context.Context, payload string) {
+// execNotify runs a write and, on PostgreSQL, announces payload on JobChannel in the same statement when it
+// changed a row (one round trip; the notification is sent when the write commits). It returns the rows changed.
+func (s *SQL) execNotify(ctx context.Context, q, payload string, args ...any) (int64, error) {
 	if s.dialect != postgres {
-		return
+		res, err := s.exec(ctx, q, args...)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
 	}
-	_, _ = s.exec(ctx, `SELECT pg_notify(?, ?)`, JobChannel, payload)
+	rows, err := s.query(ctx, `WITH w AS (`+q+` RETURNING 1) SELECT pg_notify(?, ?) FROM w`, append(args, JobChannel, payload)...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var k int64
+	for rows.Next() {
+		k++
+	}
+	return k, rows.Err()
+}
+
+// jobAnswer is the JSON of a "finished:" notification.
+type jobAnswer struct {
+	ID        string `json:"id"`
+	State     string `json:"state,omitempty"`
+	ClaimedBy string `json:"claimed_by,omitempty"`
+	ErrorKind string `json:"error_kind,omitempty"`
+	ErrorMsg  string `json:"error_message,omitempty"`
+}
+
+// maxNotifyBytes keeps a payload under PostgreSQL's limit (8000 bytes by default).
+const maxNotifyBytes = 7000
+
+func answerPayload(id, host, state, errKind, errMsg string) string {
+	b, _ := json.Marshal(jobAnswer{ID: id, State: state, ClaimedBy: host, ErrorKind: errKind, ErrorMsg: errMsg})
+	if len(b) > maxNotifyBytes {
+		b, _ = json.Marshal(jobAnswer{ID: id})
+	}
+	return "finished:" + string(b)
+}
+
+// ParseJobAnswer reads a "finished:" notification: the job's id, and the finished job when the payload carries
+// its answer (nil: read the row).
+func ParseJobAnswer(payload string) (id string, j *Job, ok bool) {
+	body, ok := strings.CutPrefix(payload, "finished:")
+	if !ok {
+		return "", nil, false
+	}
+	var a jobAnswer
+	if err := json.Unmarshal([]byte(body), &a); err != nil || a.ID == "" {
+		return "", nil, false
+	}
+	if a.State == "" {
+		return a.ID, nil, true
+	}
+	return a.ID, &Job{ID: a.ID, State: a.State, ClaimedBy: a.ClaimedBy, ErrorKind: a.ErrorKind, ErrorMessage: a.ErrorMsg}, true
 }
 
 // ListenJobs calls fn with the payload of every notification on JobChannel until ctx ends or the connection

@@ -359,10 +359,10 @@ type Store interface {
 
 	// Node jobs (issue 17, sql_jobs.go): API-started work handed to the conductor that drives the node.
 	// CreateJob queues a job; ClaimJob gives its arguments to exactly one claimer ((nil, nil) when it is no longer
-	// queued or accept turns it down); FinishJob records the claimer's answer; CancelJob withdraws a job nobody claimed; ExpireJobs
+	// queued); FinishJob records the claimer's answer; CancelJob withdraws a job nobody claimed; ExpireJobs
 	// cancels, fails and deletes old ones; ListenJobs delivers PostgreSQL notifications (ErrNoNotify on SQLite).
 	CreateJob(ctx context.Context, j *Job) error
-	ClaimJob(ctx context.Context, id, host string, accept func(*Job) bool) (*Job, error)
+	ClaimJob(ctx context.Context, id, host string) (*Job, error)
 	FinishJob(ctx context.Context, id, host, state, errKind, errMsg string) error
 	CancelJob(ctx context.Context, id string) (bool, error)
 	GetJob(ctx context.Context, id string) (*Job, error)
