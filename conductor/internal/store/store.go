@@ -356,6 +356,16 @@ type Store interface {
 	// CountNodesByState counts every node by provision state and power state (sql_counts.go): one GROUP BY over
 	// two indexed-or-small columns, never the nodes' bodies, so the metrics scrape of a large fleet stays cheap.
 	CountNodesByState(ctx context.Context) (map[NodeStateKey]int, error)
+
+	// Reboot coordination (issue 18, sql_fleetlock.go): FleetLock's semaphore per reboot group. AcquireFleetLock
+	// never lets a group's holders outnumber its slots (the override, else defaultSlots), even with conductors
+	// acquiring at once; a holder acquiring again gets nil, a full group ErrFleetLockFull. ReleaseFleetLock
+	// reports whether id held a slot. PutFleetLockGroup creates the group or changes what u sets.
+	AcquireFleetLock(ctx context.Context, group, id string, defaultSlots int) error
+	ReleaseFleetLock(ctx context.Context, group, id string) (bool, error)
+	PutFleetLockGroup(ctx context.Context, group string, u FleetLockUpdate) (*FleetLockGroup, error)
+	GetFleetLockGroup(ctx context.Context, group string) (*FleetLockGroup, error)
+	ListFleetLockGroups(ctx context.Context) ([]*FleetLockGroup, error)
 }
 
 // Limits bound what the store keeps of a node's deploy logs, so that a chatty or hostile agent cannot fill the
