@@ -133,3 +133,136 @@ func TestFleetLockProtocol(t *testing.T) {
 		assert.NotContains(t, r, workersSecret)
 	}
 }
+
+// fleetLockCall sends one protocol request as Zincati would, with the given basic-auth password for group.
+func fleetLockCall(t *testing.T, ts *httptest.Server, op, group, id, password string) (int, string) {
+	req, err := http.NewRequest(http.MethodPost, ts.URL+"/v1/fleetlock/v1/"+op,
+		strings.NewReader(`{"client_params":{"group":"`+group+`","id":"`+id+`"}}`))
+	require.NoError(t, err)
+	req.Header.Set("fleet-lock-protocol", "true")
+	req.SetBasicAuth(group, password)
+	return do(t, req)
+}
+
+// TestFleetLockOperator: the operator lists groups with slots and holders (never the secret), changes slots,
+// releases a stuck holder, and is refused without API credentials or with bad input.
+func TestFleetLockOperator(t *testing.T) {
+	ts := fleetLockServer(t)
+	code, body := fleetLockCall(t, ts, "pre-reboot", "workers", "n1", workersSecret)
+	require.Equal(t, http.StatusOK, code, body)
+
+	code, body = operator(t, ts, http.MethodGet, "/v1/fleetlock/groups", "")
+	require.Equal(t, http.StatusOK, code, body)
+	assert.NotContains(t, body, workersSecret)
+	assert.NotContains(t, body, "sha256$", "the secret's hash stays in the database")
+	var list struct {
+		Groups []struct {
+			Name         string `json:"name"`
+			Slots        int    `json:"slots"`
+			DefaultSlots bool   `json:"default_slots"`
+			BasicAuth    bool   `json:"basic_auth"`
+			Holders      []struct {
+				ID         string `json:"id"`
+				AcquiredAt string `json:"acquired_at"`
+			} `json:"holders"`
+		} `json:"groups"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &list))
+	require.Len(t, list.Groups, 1)
+	g := list.Groups[0]
+	assert.Equal(t, "workers", g.Name)
+	assert.Equal(t, 1, g.Slots)
+	assert.True(t, g.DefaultSlots)
+	assert.True(t, g.BasicAuth)
+	require.Len(t, g.Holders, 1)
+	assert.Equal(t, "n1", g.Holders[0].ID)
+	assert.NotEmpty(t, g.Holders[0].AcquiredAt)
+
+	// Two slots let n2 in beside n1.
+	code, body = operator(t, ts, http.MethodPut, "/v1/fleetlock/groups/workers", `{"slots":2}`)
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Contains(t, body, `"default_slots": false`)
+	code, body = fleetLockCall(t, ts, "pre-reboot", "workers", "n2", workersSecret)
+	require.Equal(t, http.StatusOK, code, body)
+	code, body = fleetLockCall(t, ts, "pre-reboot", "workers", "n3", workersSecret)
+	require.Equal(t, http.StatusConflict, code, body)
+
+	// The operator frees n1's slot; n3 gets it. Releasing it again is a 404 naming the holder.
+	code, body = operator(t, ts, http.MethodDelete, "/v1/fleetlock/groups/workers/holders/n1", "")
+	require.Equal(t, http.StatusNoContent, code, body)
+	code, body = fleetLockCall(t, ts, "pre-reboot", "workers", "n3", workersSecret)
+	require.Equal(t, http.StatusOK, code, body)
+	code, body = operator(t, ts, http.MethodDelete, "/v1/fleetlock/groups/workers/holders/n1", "")
+	require.Equal(t, http.StatusNotFound, code, body)
+	assert.Contains(t, body, "Holder n1 of reboot group workers could not be found.")
+
+	// A new secret replaces the old one at once.
+	code, body = operator(t, ts, http.MethodPut, "/v1/fleetlock/groups/workers", `{"secret":"`+strings.Repeat("n", 24)+`"}`)
+	require.Equal(t, http.StatusOK, code, body)
+	code, _ = fleetLockCall(t, ts, "steady-state", "workers", "n3", workersSecret)
+	assert.Equal(t, http.StatusUnauthorized, code)
+	code, _ = fleetLockCall(t, ts, "steady-state", "workers", "n3", strings.Repeat("n", 24))
+	assert.Equal(t, http.StatusOK, code)
+
+	bad := []struct{ name, path, body, want string }{
+		{"negative slots", "/v1/fleetlock/groups/workers", `{"slots":-1}`, "slots must be an integer"},
+		{"slots not a number", "/v1/fleetlock/groups/workers", `{"slots":"2"}`, "slots must be an integer"},
+		{"short secret", "/v1/fleetlock/groups/workers", `{"secret":"short"}`, "secret must be a string of 20"},
+		{"unknown field", "/v1/fleetlock/groups/workers", `{"slot":2}`, "Unknown fields [slot]"},
+		{"bad group name", "/v1/fleetlock/groups/a_b", `{"slots":2}`, "a_b"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := operator(t, ts, http.MethodPut, tc.path, tc.body)
+			require.Equal(t, http.StatusBadRequest, code, body)
+			assert.Contains(t, body, tc.want)
+		})
+	}
+	// Without API credentials the operator routes are closed, as the rest of the API.
+	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
+		req, err := http.NewRequest(m, ts.URL+"/v1/fleetlock/groups/workers/holders/n2", nil)
+		require.NoError(t, err)
+		if m == http.MethodGet {
+			req.URL.Path = "/v1/fleetlock/groups"
+		} else if m == http.MethodPut {
+			req.URL.Path = "/v1/fleetlock/groups/workers"
+		}
+		code, _ := do(t, req)
+		assert.Equal(t, http.StatusUnauthorized, code, m)
+	}
+}
+
+// TestFleetLockRefusalsAreLimited: a client that keeps guessing a group's secret is answered 429 with Retry-After
+// before its guesses are checked, like API logins.
+func TestFleetLockRefusalsAreLimited(t *testing.T) {
+	ts := fleetLockServer(t)
+	for i := 0; i < failLimit; i++ {
+		code, _ := fleetLockCall(t, ts, "pre-reboot", "workers", "n1", strings.Repeat("g", 20+i))
+		require.Equal(t, http.StatusUnauthorized, code, "guess %d", i)
+	}
+	req, err := http.NewRequest(http.MethodPost, ts.URL+"/v1"+fleetLockPreReboot,
+		strings.NewReader(`{"client_params":{"group":"workers","id":"n1"}}`))
+	require.NoError(t, err)
+	req.Header.Set("fleet-lock-protocol", "true")
+	req.SetBasicAuth("workers", workersSecret)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "even the right secret waits once the budget is spent")
+	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+}
+
+// TestGroupSecretHash: a hash verifies its own secret only, and empty or malformed hashes verify nothing.
+func TestGroupSecretHash(t *testing.T) {
+	h, err := hashGroupSecret(workersSecret)
+	require.NoError(t, err)
+	h2, err := hashGroupSecret(workersSecret)
+	require.NoError(t, err)
+	assert.NotEqual(t, h, h2, "salted")
+	assert.True(t, verifyGroupSecret(h, workersSecret))
+	assert.False(t, verifyGroupSecret(h, workersSecret+"x"))
+	for _, bad := range []string{"", "sha256$zz$00", "md5$00$00", h + "$"} {
+		assert.False(t, verifyGroupSecret(bad, ""), bad)
+		assert.False(t, verifyGroupSecret(bad, workersSecret), bad)
+	}
+}
