@@ -249,9 +249,9 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	engRef.Store(eng)
 	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth, Cluster: members, Measure: mx.measure,
 		FleetLock: api.FleetLockConfig{DefaultSlots: cfg.FleetLockSlots}, Extra: func(r *mux.Router) {
-		media.Register(r)
-		netboot.Register(r)
-	}}, eng, log.WithField("component", "api"))
+			media.Register(r)
+			netboot.Register(r)
+		}}, eng, log.WithField("component", "api"))
 	// net/http's own complaints (TLS handshakes from plain-HTTP clients and scanners) go to our log, not stderr.
 	httpErrs := log.WithField("component", "http").WriterLevel(logrus.DebugLevel)
 	defer httpErrs.Close()
