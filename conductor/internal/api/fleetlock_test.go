@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
 // reporterCreds is a stand-in for the node reporter credentials (built elsewhere): one node, one credential.
@@ -265,4 +267,47 @@ func TestGroupSecretHash(t *testing.T) {
 		assert.False(t, verifyGroupSecret(bad, ""), bad)
 		assert.False(t, verifyGroupSecret(bad, workersSecret), bad)
 	}
+}
+
+// FuzzFleetLock: a hostile client on the provisioning network without the group's secret or a reporter
+// credential: whatever it sends, no slot is taken or given back, no answer is a server error, and none carries
+// the secret or says who holds a slot.
+func FuzzFleetLock(f *testing.F) {
+	for _, s := range []string{`{"client_params":{"group":"workers","id":"n9"}}`, `{"client_params":{"group":"workers","id":"n1"}}`,
+		`{"client_params":{"group":"default","id":"` + fuzzNodeUUID + `"}}`, `{"client_params":{}}`, `[]`, `{"client_params":{"group":5}}`,
+		`{"client_params":{"group":"` + strings.Repeat("g", 70) + `","id":"x"}}`, `{"client_params":{"group":"workers","id":"a\u0000b"}}`} {
+		for _, auth := range []string{"", "Basic d29ya2VyczpndWVzcw==", "Bearer guess", "Bearer " + hostdCred[:5], "Basic !!", "Digest x"} {
+			f.Add("pre-reboot", auth, s)
+			f.Add("steady-state", auth, s)
+		}
+	}
+	base, st := agentServer(f)
+	srv := New(Config{PublicURL: "http://127.0.0.1:6385", FleetLock: FleetLockConfig{
+		Reporters: reporterCreds{fuzzNodeUUID, hostdCred}}}, base.eng, quietLog())
+	ctx := context.Background()
+	hash, err := hashGroupSecret(workersSecret)
+	require.NoError(f, err)
+	_, err = st.PutFleetLockGroup(ctx, "workers", store.FleetLockUpdate{SecretHash: &hash})
+	require.NoError(f, err)
+	require.NoError(f, st.AcquireFleetLock(ctx, "workers", "n1", 1))
+	f.Fuzz(func(t *testing.T, op, auth, body string) {
+		if strings.Contains(auth, hostdCred) || strings.Contains(auth, workersSecret) {
+			return // a client with the credential is not hostile
+		}
+		req := httptest.NewRequest(http.MethodPost, "/v1/fleetlock/v1/"+url.PathEscape(op), strings.NewReader(body))
+		req.Header.Set("fleet-lock-protocol", "true")
+		req.Header.Set("Authorization", auth)
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		assert.Less(t, rec.Code, 500, rec.Body.String())
+		assert.NotEqual(t, http.StatusOK, rec.Code, "granted without credentials: %s %s", op, body)
+		assert.NotContains(t, rec.Body.String(), "n1", "a refusal names no holder")
+		assert.NotContains(t, rec.Body.String(), "sha256$")
+		g, err := st.GetFleetLockGroup(ctx, "workers")
+		require.NoError(t, err)
+		require.Len(t, g.Holders, 1)
+		assert.Equal(t, "n1", g.Holders[0].ID)
+		_, err = st.GetFleetLockGroup(ctx, "default")
+		assert.ErrorIs(t, err, store.ErrNotFound, "no group appears for an unauthenticated client")
+	})
 }
