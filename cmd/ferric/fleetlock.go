@@ -39,6 +39,7 @@ func (c *cli) fleetlock(ctx context.Context, sub string, args []string) error {
 		if len(args) != 2 {
 			return errors.New("fleetlock release: give GROUP and ID (the holder, as ferric fleetlock list shows it)")
 		}
+		// Ids are the clients' own labels (Zincati sends a hex machine id), so they are escaped into the path.
 		u := c.client.ServiceURL("fleetlock", "groups", url.PathEscape(args[0]), "holders", url.PathEscape(args[1]))
 		if _, err := c.client.Delete(ctx, u, &gophercloud.RequestOpts{OkCodes: []int{204}}); err != nil {
 			return fmt.Errorf("fleetlock release %s %s: %s", args[0], args[1], faultOf(err))
@@ -64,6 +65,7 @@ func (c *cli) fleetlockList(ctx context.Context) error {
 	}
 	rows := [][]string{}
 	for _, g := range body.Groups {
+		// "(default)" says the count follows --fleetlock-slots, so the operator knows a conductor flag rules it.
 		slots := strconv.Itoa(g.Slots)
 		if g.DefaultSlots {
 			slots += " (default)"
@@ -93,6 +95,7 @@ func (c *cli) fleetlockSet(ctx context.Context, args []string) error {
 		return errors.New("fleetlock set: give one GROUP, e.g. ferric fleetlock set workers --slots 2")
 	}
 	body := map[string]any{}
+	// The API takes null for "back to the default"; a word is easier to type than JSON on a command line.
 	switch *slots {
 	case "":
 	case "default":
@@ -111,6 +114,7 @@ func (c *cli) fleetlockSet(ctx context.Context, args []string) error {
 		}
 		body["secret"] = secret
 	}
+	// An empty PUT would succeed and change nothing, which looks like a silent failure: refuse it here.
 	if len(body) == 0 {
 		return errors.New("fleetlock set: nothing to set: give --slots and/or --secret-file")
 	}
@@ -138,6 +142,7 @@ func readSecret(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("--secret-file: %w", err)
 	}
+	// Files made with echo or openssl end in a newline that is not part of the secret.
 	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
@@ -153,6 +158,7 @@ func faultOf(err error) string {
 	var inner struct {
 		Faultstring string `json:"faultstring"`
 	}
+	// Ironic's body is double-encoded: error_message is a string holding JSON with the faultstring.
 	if json.Unmarshal(ue.Body, &outer) == nil && json.Unmarshal([]byte(outer.ErrorMessage), &inner) == nil && inner.Faultstring != "" {
 		return fmt.Sprintf("%d: %s", ue.Actual, inner.Faultstring)
 	}

@@ -79,10 +79,12 @@ func (s *Server) parseFleetLockUpdate(w http.ResponseWriter, r *http.Request, gr
 	if !groupPattern.MatchString(group) {
 		return u, badRequest("Group name %q is invalid: it must match ^[a-zA-Z0-9.-]+$ (at most 63 characters)", group)
 	}
+	// Raw fields, so that a missing "slots" (leave it) and "slots": null (back to the default) differ.
 	var body map[string]json.RawMessage
 	if err := decodeBody(w, r, maxBody, &body); err != nil {
 		return u, err
 	}
+	// A misspelt field would otherwise be ignored and the PUT look successful: refuse it by name.
 	var unknown []string
 	for k := range body {
 		if k != "slots" && k != "secret" {
@@ -126,6 +128,8 @@ func (s *Server) parseFleetLockUpdate(w http.ResponseWriter, r *http.Request, gr
 // slot of the group.
 func (s *Server) releaseFleetLockHolder(w http.ResponseWriter, r *http.Request) {
 	group, id := mux.Vars(r)["group"], mux.Vars(r)["id"]
+	// Unlike the protocol's steady-state, the operator is told when nothing was held: a typo in the id must not
+	// look like a freed slot.
 	released, err := s.eng.Store().ReleaseFleetLock(r.Context(), group, id)
 	if err == nil && !released {
 		err = fmt.Errorf("Holder %s of reboot group %s: %w", id, group, store.ErrNotFound)

@@ -89,6 +89,7 @@ func (s *SQL) AcquireFleetLock(ctx context.Context, group, id string, defaultSlo
 
 // ReleaseFleetLock frees id's slot in group and reports whether it held one (FleetLock's unlock-if-held).
 func (s *SQL) ReleaseFleetLock(ctx context.Context, group, id string) (bool, error) {
+	// No group lock: a delete only lowers the count, so it cannot push a concurrent acquire over the slots.
 	res, err := s.exec(ctx, `DELETE FROM fleetlock_holders WHERE group_name = ? AND holder_id = ?`, group, id)
 	if err != nil {
 		return false, fmt.Errorf("release reboot slot of %s in group %s: %w", id, group, err)
@@ -105,6 +106,8 @@ func (s *SQL) PutFleetLockGroup(ctx context.Context, group string, u FleetLockUp
 		return nil, fmt.Errorf("set reboot group %s: %w", group, err)
 	}
 	defer tx.Rollback()
+	// Create the row if needed, then change only the fields asked for: setting the slots keeps the secret, and
+	// rotating the secret keeps the slots.
 	if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO fleetlock_groups (name, created_at, updated_at)
 		VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`), group, now, now); err != nil {
 		return nil, fmt.Errorf("set reboot group %s: %w", group, err)
@@ -172,6 +175,8 @@ func (s *SQL) fleetLockGroups(ctx context.Context, group string) ([]*FleetLockGr
 		if slots.Valid {
 			g.Slots = ptr(int(slots.Int64))
 		}
+		// Timestamps are only shown to the operator; one this package did not write reads as the zero time
+		// rather than hiding the group and its holders.
 		g.CreatedAt, _ = time.Parse(timeFormat, created)
 		g.UpdatedAt, _ = time.Parse(timeFormat, updated)
 		g.Holders = []FleetLockHolder{}
@@ -189,6 +194,7 @@ func (s *SQL) fleetLockGroups(ctx context.Context, group string) ([]*FleetLockGr
 
 // fleetLockHolders adds the holders of the selected groups to byName.
 func (s *SQL) fleetLockHolders(ctx context.Context, where string, args []any, byName map[string]*FleetLockGroup) error {
+	// The same filter as the groups', on the holders' column name; args carry the one group name, if any.
 	if where != "" {
 		where = " WHERE group_name = ?"
 	}
