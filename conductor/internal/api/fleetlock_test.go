@@ -205,7 +205,12 @@ func TestFleetLockOperator(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, code)
 	code, _ = fleetLockCall(t, ts, "steady-state", "workers", "n3", strings.Repeat("n", 24))
 	assert.Equal(t, http.StatusOK, code)
+}
 
+// TestFleetLockOperatorRefusals: bad group settings are refused by field, and the operator routes need API
+// credentials like the rest of the API.
+func TestFleetLockOperatorRefusals(t *testing.T) {
+	ts := fleetLockServer(t)
 	bad := []struct{ name, path, body, want string }{
 		{"negative slots", "/v1/fleetlock/groups/workers", `{"slots":-1}`, "slots must be an integer"},
 		{"slots not a number", "/v1/fleetlock/groups/workers", `{"slots":"2"}`, "slots must be an integer"},
