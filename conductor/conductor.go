@@ -54,6 +54,9 @@ type Config struct {
 	HTPasswd string
 	// InsecureNoAuth allows noauth on a non-loopback address.
 	InsecureNoAuth bool
+	// FleetLockSlots is how many clients of a FleetLock reboot group may reboot at once unless the operator set
+	// the group's own count (--fleetlock-slots; 0 = 1).
+	FleetLockSlots int
 	// TLSCert and TLSKey (PEM files, both or neither) make the API serve HTTPS, TLS 1.2 or newer.
 	TLSCert, TLSKey string
 	// InsecureHTTP allows http_basic over plain HTTP on a non-loopback address (passwords in clear).
@@ -244,10 +247,11 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	}
 	eng := engine.New(ecfg, st, reg, log.WithField("component", "engine"))
 	engRef.Store(eng)
-	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth, Cluster: members, Measure: mx.measure, Extra: func(r *mux.Router) {
-		media.Register(r)
-		netboot.Register(r)
-	}}, eng, log.WithField("component", "api"))
+	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth, Cluster: members, Measure: mx.measure,
+		FleetLock: api.FleetLockConfig{DefaultSlots: cfg.FleetLockSlots}, Extra: func(r *mux.Router) {
+			media.Register(r)
+			netboot.Register(r)
+		}}, eng, log.WithField("component", "api"))
 	// net/http's own complaints (TLS handshakes from plain-HTTP clients and scanners) go to our log, not stderr.
 	httpErrs := log.WithField("component", "http").WriterLevel(logrus.DebugLevel)
 	defer httpErrs.Close()

@@ -86,6 +86,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.Auth, "auth", "noauth", "API authentication: noauth or http_basic")
 	fs.StringVar(&cfg.HTPasswd, "htpasswd", "", "htpasswd file with bcrypt entries for --auth http_basic")
 	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-noauth", false, "allow --auth noauth on a non-loopback address")
+	fs.IntVar(&cfg.FleetLockSlots, "fleetlock-slots", 1, "reboot slots of a FleetLock group (clients of the group rebooting at once) unless set on the group with PUT /v1/fleetlock/groups/{group}")
 	// TLS: [api]enable_ssl_api with [api]cert_file/key_file; --agent-api-ca is [agent]api_ca_file.
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (then intermediates) for the API: serve HTTPS, TLS 1.2+; reloaded on SIGHUP")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
@@ -181,6 +182,9 @@ func run(args []string) error {
 	}
 	if cfg.IPMIRetryTimeout <= 0 || cfg.IPMIMinCommandInterval < 0 {
 		return fmt.Errorf("--ipmi-retry-timeout must be positive and --ipmi-min-command-interval zero or more (e.g. 60s and 5s)")
+	}
+	if cfg.FleetLockSlots < 1 {
+		return fmt.Errorf("--fleetlock-slots must be 1 or more (to stop a group's reboots, set its slots to 0: ferric fleetlock set GROUP --slots 0)")
 	}
 	if *erasePrio < 0 || *metaPrio < 0 {
 		return fmt.Errorf("--erase-devices-priority and --erase-devices-metadata-priority must be 0 (off) or more")

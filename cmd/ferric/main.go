@@ -40,6 +40,9 @@ Commands:
   port list [--node NODE]
   port delete PORT...
   driver list
+  fleetlock list                                  reboot groups (FleetLock): slots and holders
+  fleetlock set GROUP [--slots N|default] [--secret-file FILE|-]
+  fleetlock release GROUP ID                      free a reboot slot a node will not give back
   configdrive build --from DRIVE.json -o FILE [--encode] [--vfat] [--uuid U] [--name N]
   configdrive write DEVICE IMAGE
   configdrive show IMAGE|DEVICE
@@ -113,6 +116,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return c.port(ctx, rest[1], rest[2:])
 	case "driver":
 		return c.driver(ctx, rest[1], rest[2:])
+	case "fleetlock":
+		return c.fleetlock(ctx, rest[1], rest[2:])
 	}
 	fs.Usage()
 	return fmt.Errorf("unknown command %q", rest[0])

@@ -36,6 +36,8 @@ type Config struct {
 	// Measure wraps every request, outermost, the 404 and 405 answers included (the metrics' latency by route
 	// template: mux has matched the route when it runs); may be nil.
 	Measure mux.MiddlewareFunc
+	// FleetLock configures the reboot coordinator's endpoints (fleetlock.go).
+	FleetLock FleetLockConfig
 }
 
 // Membership is the part of the cluster view the API shows.
@@ -56,13 +58,16 @@ type Server struct {
 	nodeEnc *nodeEncoder
 	// recs writes the other resources' lists (recjson.go).
 	recs *recEncoders
+	// flLimit counts refused FleetLock requests per client address (fleetlock.go).
+	flLimit *failLimiter
 }
 
 // New builds the API server and its router. PublicURL's trailing slash is dropped so links can be built as
 // PublicURL + "/v1/...".
 func New(cfg Config, eng *engine.Engine, log *logrus.Entry) *Server {
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	s := &Server{cfg: cfg, eng: eng, log: log, nodeEnc: newNodeEncoder(), recs: newRecEncoders(cfg.PublicURL)}
+	s := &Server{cfg: cfg, eng: eng, log: log, nodeEnc: newNodeEncoder(), recs: newRecEncoders(cfg.PublicURL),
+		flLimit: newFailLimiter(failLimit, failWindow, failClientMax)}
 	s.router = s.routes()
 	return s
 }
@@ -106,7 +111,9 @@ func (s *Server) routes() *mux.Router {
 	// GET /v1/nodes; gophercloud's noauth client with an endpoint of http://host:6385 relies on it). Paths under
 	// /v1 match first. Ironic's public routes are public under /v1 only (see publicPath): the unversioned
 	// lookup and heartbeat need credentials, as in Ironic.
-	s.v1Routes(r.PathPrefix("/v1").Subrouter())
+	v1 := r.PathPrefix("/v1").Subrouter()
+	s.v1Routes(v1)
+	s.fleetLockRoutes(v1)
 	s.v1Routes(r.NewRoute().Subrouter())
 	return r
 }
@@ -161,6 +168,7 @@ func (s *Server) v1Routes(v *mux.Router) {
 	s.biosRoutes(v)
 	s.volumeRoutes(v)
 	s.vmediaRoutes(v)
+	s.fleetLockGroupRoutes(v)
 	if s.cfg.Extra != nil {
 		s.cfg.Extra(v)
 	}

@@ -401,7 +401,9 @@ func publicPath(p string) bool {
 	switch {
 	case p == "/", p == "/v1", p == "/v1/", p == "/v1/lookup", p == "/v1/lookup/", p == "/v1/continue_inspection":
 		return true
-	case strings.HasPrefix(p, "/v1/heartbeat/"), strings.HasPrefix(p, "/v1/boot-media/"), strings.HasPrefix(p, "/v1/ipxe/"):
+	case strings.HasPrefix(p, "/v1/heartbeat/"), strings.HasPrefix(p, "/v1/boot-media/"), strings.HasPrefix(p, "/v1/ipxe/"),
+		// FleetLock checks its own credentials (group secret or reporter credential): Zincati has no API login.
+		strings.HasPrefix(p, "/v1/fleetlock/v1/"):
 		return true
 	}
 	return false

@@ -82,6 +82,9 @@ func status(err error) (int, string) {
 	case errors.Is(err, store.ErrDuplicate):
 		strip(store.ErrDuplicate)
 		return http.StatusConflict, msg + " already exists."
+	// Every reboot slot of a FleetLock group is held: the client asks again later.
+	case errors.Is(err, store.ErrFleetLockFull):
+		return http.StatusConflict, msg
 	case errors.Is(err, store.ErrBadQuery):
 		strip(store.ErrBadQuery)
 		return http.StatusBadRequest, msg

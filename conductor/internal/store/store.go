@@ -369,6 +369,16 @@ type Store interface {
 	ListQueuedJobs(ctx context.Context) ([]*Job, error)
 	ExpireJobs(ctx context.Context, queuedBefore, finishedBefore time.Time) (int64, error)
 	ListenJobs(ctx context.Context, fn func(payload string)) error
+
+	// Reboot coordination (issue 18, sql_fleetlock.go): FleetLock's semaphore per reboot group. AcquireFleetLock
+	// never lets a group's holders outnumber its slots (the override, else defaultSlots), even with conductors
+	// acquiring at once; a holder acquiring again gets nil, a full group ErrFleetLockFull. ReleaseFleetLock
+	// reports whether id held a slot. PutFleetLockGroup creates the group or changes what u sets.
+	AcquireFleetLock(ctx context.Context, group, id string, defaultSlots int) error
+	ReleaseFleetLock(ctx context.Context, group, id string) (bool, error)
+	PutFleetLockGroup(ctx context.Context, group string, u FleetLockUpdate) (*FleetLockGroup, error)
+	GetFleetLockGroup(ctx context.Context, group string) (*FleetLockGroup, error)
+	ListFleetLockGroups(ctx context.Context) ([]*FleetLockGroup, error)
 }
 
 // Limits bound what the store keeps of a node's deploy logs, so that a chatty or hostile agent cannot fill the
