@@ -425,11 +425,13 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 	// bootc and direct judge and reach registries the same way (oci:// sources).
 	registries := agentdeploy.Registry{Insecure: cfg.InsecureRegistries, Aliases: cfg.RegistryAliases, Trust: cfg.Registries.Trust,
 		Policy: policy}
-	reg.AddDeploy("bootc", bootcdeploy.New(bootcdeploy.Config{Registry: registries, Transports: transports}))
 	agentURL := cfg.AgentURL
 	if agentURL == "" {
 		agentURL = cfg.PublicURL
 	}
+	// Deployed image-mode hosts report to the API at the URL agents are given, verifying it as agents do.
+	reg.AddDeploy("bootc", bootcdeploy.New(bootcdeploy.Config{Registry: registries, Transports: transports,
+		Reporter: bootcdeploy.Reporter{URL: agentURL, CA: agentCA, Store: st}}))
 	// Whole-disk images over http(s); checksum files are fetched under the same rules as deploy artifacts, and
 	// so are images the conductor caches for image_download_source local (served to agents at agentURL).
 	reg.AddDeploy("direct", directdeploy.New(directdeploy.Config{AllowMD5: cfg.AllowMD5Checksum, Artifacts: arts,
