@@ -31,6 +31,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/driver/localboot"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/redfish"
 	"github.com/ferric-metal/ferric/conductor/internal/engine"
+	"github.com/ferric-metal/ferric/conductor/internal/fleet"
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
 	"github.com/ferric-metal/ferric/conductor/internal/imagecache"
 	"github.com/ferric-metal/ferric/conductor/internal/metrics"
@@ -113,6 +114,10 @@ type Config struct {
 	IPXEDir string
 	// EFILoader is the UEFI loader put on agent ISOs (default systemd-boot's).
 	EFILoader string
+	// BootcPollInterval is how often image-mode reporters poll (default 60 s); BootcStaleTTL how long a resolved
+	// tag is trusted by the images view (default 10 min); BootcStaleRefresh how often followed tags are resolved
+	// in the background (default BootcStaleTTL; negative: never).
+	BootcPollInterval, BootcStaleTTL, BootcStaleRefresh time.Duration
 	// AgentURL is the conductor URL as agents reach it (default PublicURL), e.g. http://10.0.2.2:6385 from QEMU
 	// user networking while BMCs use PublicURL.
 	AgentURL string
@@ -244,10 +249,12 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	}
 	eng := engine.New(ecfg, st, reg, log.WithField("component", "engine"))
 	engRef.Store(eng)
-	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth, Cluster: members, Measure: mx.measure, Extra: func(r *mux.Router) {
-		media.Register(r)
-		netboot.Register(r)
-	}}, eng, log.WithField("component", "api"))
+	stale := startStaleCheck(ctx, cfg, st, policy)
+	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth, Cluster: members, Measure: mx.measure,
+		Bootc: api.BootcConfig{PollInterval: cfg.BootcPollInterval, Stale: stale}, Extra: func(r *mux.Router) {
+			media.Register(r)
+			netboot.Register(r)
+		}}, eng, log.WithField("component", "api"))
 	// net/http's own complaints (TLS handshakes from plain-HTTP clients and scanners) go to our log, not stderr.
 	httpErrs := log.WithField("component", "http").WriterLevel(logrus.DebugLevel)
 	defer httpErrs.Close()
@@ -403,6 +410,32 @@ func checkExposure(addr *net.TCPAddr, auth string, tls, insecureNoAuth, insecure
 		return fmt.Errorf("refusing --auth http_basic over plain HTTP on %s: passwords would cross the network in clear; pass --tls-cert FILE --tls-key FILE, listen on 127.0.0.1 behind a TLS proxy, or pass --insecure-http", addr)
 	}
 	return nil
+}
+
+// startStaleCheck builds the images view's tag resolver (the deploy's registry rules: pull secret, platform,
+// aliases, trust, policy) and refreshes the followed tags in the background until ctx ends.
+func startStaleCheck(ctx context.Context, cfg Config, st store.Store, policy *images.Policy) *fleet.Resolver {
+	registries := agentdeploy.Registry{Insecure: cfg.InsecureRegistries, Aliases: cfg.RegistryAliases, Trust: cfg.Registries.Trust,
+		Policy: policy}
+	ttl := cfg.BootcStaleTTL
+	if ttl <= 0 {
+		ttl = 10 * time.Minute
+	}
+	r := fleet.NewResolver(func(ctx context.Context, n *store.Node, ref string) (string, error) {
+		im, err := registries.Identify(ctx, n, "oci://"+ref, false)
+		if err != nil {
+			return "", err
+		}
+		return im.Digest, nil
+	}, ttl)
+	every := cfg.BootcStaleRefresh
+	if every == 0 {
+		every = ttl
+	}
+	if every > 0 {
+		go r.Run(ctx, every, func(ctx context.Context) []fleet.Target { return fleet.Targets(ctx, st) })
+	}
+	return r
 }
 
 // buildRegistry registers the hardware types and interfaces this conductor offers. agentCA is the PEM agents

@@ -403,6 +403,9 @@ func publicPath(p string) bool {
 		return true
 	case strings.HasPrefix(p, "/v1/heartbeat/"), strings.HasPrefix(p, "/v1/boot-media/"), strings.HasPrefix(p, "/v1/ipxe/"):
 		return true
+	// The image-mode reporter authenticates with its own credential (bootc_host.go).
+	case strings.HasPrefix(p, "/v1/bootc/hosts/"):
+		return true
 	}
 	return false
 }
