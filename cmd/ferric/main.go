@@ -40,6 +40,8 @@ Commands:
   port list [--node NODE]
   port delete PORT...
   driver list
+  bootc images [--digest D] [--limit N] [--refresh]   booted images of image-mode hosts, with the stale flag
+  bootc show NODE                                     a host's last bootc report and its reporter credential's state
   configdrive build --from DRIVE.json -o FILE [--encode] [--vfat] [--uuid U] [--name N]
   configdrive write DEVICE IMAGE
   configdrive show IMAGE|DEVICE
@@ -113,6 +115,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return c.port(ctx, rest[1], rest[2:])
 	case "driver":
 		return c.driver(ctx, rest[1], rest[2:])
+	case "bootc":
+		return c.bootc(ctx, rest[1], rest[2:])
 	}
 	fs.Usage()
 	return fmt.Errorf("unknown command %q", rest[0])
