@@ -228,13 +228,12 @@ func (s *Server) imageEntry(r *http.Request, im store.BootcImage, iq *imagesQuer
 }
 
 // staleCheck resolves each reference the image's hosts follow (once per reference, with the pull secret of the
-// first node following it) and compares it with the booted digest. The image is stale when one followed tag moved;
-// unknown (nil, with the reason) when no tag could be resolved and none moved.
+// first node following it) and compares it with the booted digest. The image is stale when one followed tag
+// moved; unknown (nil, with the reason) when none moved but one could not be resolved; else not stale.
 func (s *Server) staleCheck(r *http.Request, digest string, nodes []store.BootcNode, refresh bool) ([]any, any, string) {
 	followed := []any{}
 	seen := map[string]bool{}
-	var stale any
-	reason := ""
+	moved, unknown := false, ""
 	for _, bn := range nodes {
 		if bn.SpecRef == "" || seen[bn.SpecRef] {
 			continue
@@ -248,22 +247,24 @@ func (s *Server) staleCheck(r *http.Request, digest string, nodes []store.BootcN
 		if res.Err != "" {
 			o.set("stale", nil)
 			o.set("reason", res.Err)
-			if stale == nil {
-				reason = bn.SpecRef + ": " + res.Err
+			if unknown == "" {
+				unknown = bn.SpecRef + ": " + res.Err
 			}
 		} else {
-			moved := res.Digest != digest
-			o.set("stale", moved)
-			if moved || stale == nil {
-				stale, reason = moved, ""
-			}
+			o.set("stale", res.Digest != digest)
+			moved = moved || res.Digest != digest
 		}
 		followed = append(followed, o)
 	}
-	if len(seen) == 0 {
-		reason = "its hosts follow no registry image (bootc status shows no spec.image of transport registry)"
+	switch {
+	case moved:
+		return followed, true, ""
+	case len(seen) == 0:
+		return followed, nil, "its hosts follow no registry image (bootc status shows no spec.image of transport registry)"
+	case unknown != "":
+		return followed, nil, unknown
 	}
-	return followed, stale, reason
+	return followed, false, ""
 }
 
 // resolveFollowed asks the stale resolver for ref with the node's credentials.

@@ -309,3 +309,42 @@ func TestBootcCredentialLifecycle(t *testing.T) {
 		})
 	}
 }
+
+// FuzzBootcReport: whatever a client sends to the reporter's endpoints, with or without the right credential,
+// the answer is never a server error and never holds the credential's hash.
+func FuzzBootcReport(f *testing.F) {
+	for _, s := range []string{reportBody(bootcStatus("r/x:1", "sha256:a", "sha256:b", true), "1"), `{"status":null}`,
+		`{"status":{"apiVersion":"org.containers.bootc/v1","kind":"BootcHost","status":{"booted":{"image":null}}}}`,
+		`{"status":{"apiVersion":"org.containers.bootc/v1","kind":"BootcHost","spec":{"image":{"image":1}}}}`, `[]`, ``, `{`} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	st, err := store.Open(context.Background(), "sqlite://"+filepath.Join(f.TempDir(), "f.db"))
+	require.NoError(f, err)
+	f.Cleanup(func() { st.Close() })
+	var srv *Server
+	var n *store.Node
+	var cred string
+	f.Fuzz(func(t *testing.T, body string, withCred bool) {
+		if srv == nil {
+			srv = bootcServer(t, st, nil)
+			n, cred = bootcNode(t, st, "fuzz")
+		}
+		c := "wrong"
+		if withCred {
+			c = cred
+		}
+		for _, p := range []string{bootchost.PathReport, bootchost.PathAction, bootchost.PathCredential} {
+			rec := host(srv, http.MethodPost, hostPath(p, n.UUID), c, body)
+			assert.Less(t, rec.Code, 500, rec.Body.String())
+			r, err := st.BootcReporter(context.Background(), n.UUID)
+			require.NoError(t, err)
+			assert.NotContains(t, rec.Body.String(), r.CredentialHash)
+			if p == bootchost.PathCredential && rec.Code == http.StatusOK {
+				var rot bootchost.CredentialRotation
+				require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &rot))
+				cred = rot.Credential
+			}
+		}
+	})
+}
