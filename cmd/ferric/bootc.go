@@ -54,6 +54,7 @@ func (c *cli) bootcImages(ctx context.Context, args []string) error {
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
+	// Decoded loosely (maps): -o json prints the server's answer as it is, fields added later included.
 	var body struct {
 		Images []map[string]any `json:"images"`
 	}
@@ -70,6 +71,7 @@ func (c *cli) bootcImages(ctx context.Context, args []string) error {
 			m, _ := n.(map[string]any)
 			names = append(names, orDash(str(m["name"]), str(m["uuid"])))
 		}
+		// More nodes than the page holds: say so rather than let the list look complete.
 		if im["next"] != nil {
 			names = append(names, "...")
 		}
@@ -80,6 +82,7 @@ func (c *cli) bootcImages(ctx context.Context, args []string) error {
 		rows = append(rows, []string{str(im["digest"]), strings.Join(refs, ","), str(im["node_count"]),
 			staleWord(im["stale"], im["stale_reason"]), strings.Join(names, ",")})
 	}
+	// Full digests: a shortened one could not be pasted into --digest or ?bootc_digest=.
 	c.table([]string{"DIGEST", "REFERENCES", "NODES", "STALE", "NODE NAMES"}, rows)
 	return nil
 }
@@ -106,6 +109,7 @@ func (c *cli) bootcShow(ctx context.Context, args []string) error {
 	if len(pos) != 1 {
 		return errors.New("bootc show: give one NODE")
 	}
+	// NODE is a name or UUID, resolved by the server as for every node endpoint.
 	var r map[string]any
 	if _, err := c.client.Get(ctx, c.client.ServiceURL("nodes", pos[0], "bootc"), &r, nil); err != nil {
 		return fmt.Errorf("bootc show %s: %w", pos[0], apiError(err))
@@ -113,6 +117,7 @@ func (c *cli) bootcShow(ctx context.Context, args []string) error {
 	if c.output == "json" {
 		return c.printJSON(r)
 	}
+	// The answer holds the credential's state only (never it or its hash): dates and flags.
 	cred, _ := r["credential"].(map[string]any)
 	c.fields([][2]string{
 		{"node", str(r["node_uuid"])},
@@ -142,6 +147,7 @@ func deployment(v any) string {
 	return s
 }
 
+// asList reads a JSON array of a loosely decoded answer (nil when absent).
 func asList(v any) []any { l, _ := v.([]any); return l }
 
 // orDash is s, else alt, else "-".
@@ -168,6 +174,7 @@ func apiError(err error) error {
 	var inner struct {
 		Faultstring string `json:"faultstring"`
 	}
+	// Anything not in Ironic's error format (a proxy's HTML page) keeps gophercloud's own error.
 	if json.Unmarshal(ue.Body, &outer) != nil || json.Unmarshal([]byte(outer.ErrorMessage), &inner) != nil || inner.Faultstring == "" {
 		return err
 	}

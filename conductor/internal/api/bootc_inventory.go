@@ -52,9 +52,12 @@ func (s *Server) getNodeBootc(w http.ResponseWriter, r *http.Request) {
 			"its image runs ferric-hostd and that the host reaches the conductor's API.", n.UUID, isoTime(rep.CreatedAt)))
 		return
 	}
+	// Field order is fixed (ordered) so that the CLI and humans reading curl output see the summary first and the
+	// raw status, the longest part, last.
 	out := newOrdered()
 	out.set("node_uuid", n.UUID)
 	out.set("reported_at", isoTime(rep.Report.ReportedAt))
+	// The age is computed here, not by clients, so that a client with a skewed clock still sees a silent host.
 	out.set("age_seconds", max(0, int64(time.Since(rep.Report.ReportedAt)/time.Second)))
 	out.set("hostd_version", rep.Report.HostdVersion)
 	out.set("boot_id", rep.Report.BootID)
@@ -77,6 +80,7 @@ func entrySummary(e *bootchost.BootEntry) any {
 	if e == nil || e.Image == nil {
 		return nil
 	}
+	// Image, digest and version are what operators compare across hosts; the rest stays in the raw status.
 	o := newOrdered()
 	o.set("image", e.Image.Image.Image)
 	o.set("digest", e.Image.ImageDigest)
@@ -109,6 +113,7 @@ func credentialState(rep *store.BootcReporter) *ordered {
 // now on (204); only a new deploy gives it a credential again.
 func (s *Server) revokeBootcCredential(w http.ResponseWriter, r *http.Request) {
 	n, _, err := s.nodeReporter(r)
+	// Revoking twice is not an error: the operator's intent (the host is refused) holds either way.
 	if err == nil {
 		err = s.eng.Store().RevokeBootcCredential(r.Context(), n.UUID)
 	}
@@ -154,6 +159,7 @@ func parseImagesQuery(q url.Values) (*imagesQuery, error) {
 		}
 	}
 	iq := &imagesQuery{lq: &listQuery{passOn: url.Values{}}, digest: q.Get("digest")}
+	// No sort keys: nodes are listed by UUID, which is what the marker pages on.
 	if err := parsePaging(q, iq.lq, nil); err != nil {
 		return nil, err
 	}
@@ -184,6 +190,7 @@ func (s *Server) listBootcImages(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// An empty fleet answers an empty list (never null), as Ironic's lists do.
 	out := make([]any, 0, len(imgs))
 	for _, im := range imgs {
 		o, err := s.imageEntry(r, im, iq)
@@ -207,6 +214,7 @@ func (s *Server) imageEntry(r *http.Request, im store.BootcImage, iq *imagesQuer
 	for _, n := range page {
 		nodes = append(nodes, map[string]any{"uuid": n.UUID, "name": strOrNil(n.Name)})
 	}
+	// The stale check needs every followed reference of the image, not just those of this page's nodes.
 	all, err := s.eng.Store().ListBootcNodes(ctx, im.Digest, store.ListOptions{})
 	if err != nil {
 		return nil, err
@@ -220,6 +228,8 @@ func (s *Server) imageEntry(r *http.Request, im store.BootcImage, iq *imagesQuer
 	o.set("stale_reason", strOrNil(reason))
 	o.set("followed", followed)
 	o.set("nodes", nodes)
+	// A full page may have more behind it: the next link pages this image alone (digest=), as a marker names a
+	// node of one image's list.
 	if len(page) > 0 && len(page) == iq.lq.opts.Limit {
 		v := url.Values{"digest": {im.Digest}, "limit": {strconv.Itoa(iq.lq.opts.Limit)}, "marker": {page[len(page)-1].UUID}}
 		o.set("next", s.cfg.PublicURL+"/v1/bootc/images?"+v.Encode())
@@ -272,6 +282,7 @@ func (s *Server) resolveFollowed(r *http.Request, bn store.BootcNode, refresh bo
 	if s.cfg.Bootc.Stale == nil {
 		return fleet.Resolution{Err: "this conductor resolves no image tags", CheckedAt: time.Now().UTC()}
 	}
+	// The node is read whole for its pull secret and platform, which only the body holds.
 	n, err := s.eng.Store().GetNode(r.Context(), bn.UUID)
 	if err != nil {
 		return fleet.Resolution{Err: "node " + bn.UUID + " is gone", CheckedAt: time.Now().UTC()}

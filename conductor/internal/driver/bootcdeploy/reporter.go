@@ -55,6 +55,7 @@ func (d *Deploy) configDrive(ctx context.Context, t *driver.Task) (*string, erro
 		return d.withoutReporter(ctx, t, "the config drive is given as a URL, which the conductor does not fetch; "+
 			"give it as a dict or as gzip+base64 of an ISO to have the reporter configured")
 	}
+	// A fresh credential per install: a reinstalled host must not be reachable with what the previous install had.
 	cred, hash, err := fleet.NewCredential()
 	if err != nil {
 		return nil, err
@@ -99,6 +100,8 @@ func (d *Deploy) withoutReporter(ctx context.Context, t *driver.Task, why string
 func driveWithFile(ctx context.Context, raw any, node configdrive.NodeInfo, cfg []byte) ([]byte, error) {
 	extra := map[string][]byte{bootchost.ConfigDrivePath: cfg}
 	switch cd := raw.(type) {
+	// No drive from the user: one holding meta_data (uuid, name) and the reporter's config, so every bootc host
+	// can report.
 	case nil:
 		return configdrive.BuildWithFiles(configdrive.Drive{}, node, extra)
 	case string:
