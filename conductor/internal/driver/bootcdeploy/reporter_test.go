@@ -108,3 +108,20 @@ func TestReporterDelivery(t *testing.T) {
 		})
 	}
 }
+
+// TestTearDownForgetsReporter: undeploying voids the host's reporter credential with the instance.
+func TestTearDownForgetsReporter(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "f.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	n := &store.Node{UUID: uuid.NewString(), Driver: "fake-hardware", ProvisionState: "deleting", CreatedAt: time.Now(),
+		DriverInternalInfo: map[string]any{}}
+	require.NoError(t, st.CreateNode(ctx, n))
+	require.NoError(t, st.SetBootcCredential(ctx, n.UUID, "h"))
+	d := New(Config{Reporter: Reporter{URL: "http://c", Store: st}})
+	require.NoError(t, d.TearDown(ctx, &driver.Task{Node: n, Power: driver.NewFakePower(), Boot: driver.NewFakeBoot(),
+		Log: logrus.NewEntry(logrus.New())}))
+	_, err = st.BootcReporter(ctx, n.UUID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
