@@ -31,6 +31,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/driver/localboot"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/redfish"
 	"github.com/ferric-metal/ferric/conductor/internal/engine"
+	"github.com/ferric-metal/ferric/conductor/internal/fleet"
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
 	"github.com/ferric-metal/ferric/conductor/internal/imagecache"
 	"github.com/ferric-metal/ferric/conductor/internal/metrics"
@@ -116,6 +117,10 @@ type Config struct {
 	IPXEDir string
 	// EFILoader is the UEFI loader put on agent ISOs (default systemd-boot's).
 	EFILoader string
+	// BootcPollInterval is how often image-mode reporters poll (default 60 s); BootcStaleTTL how long a resolved
+	// tag is trusted by the images view (default 10 min); BootcStaleRefresh how often followed tags are resolved
+	// in the background (default BootcStaleTTL; negative: never).
+	BootcPollInterval, BootcStaleTTL, BootcStaleRefresh time.Duration
 	// AgentURL is the conductor URL as agents reach it (default PublicURL), e.g. http://10.0.2.2:6385 from QEMU
 	// user networking while BMCs use PublicURL.
 	AgentURL string
@@ -247,8 +252,10 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	}
 	eng := engine.New(ecfg, st, reg, log.WithField("component", "engine"))
 	engRef.Store(eng)
+	stale := startStaleCheck(ctx, cfg, st, policy)
 	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth, Cluster: members, Measure: mx.measure,
-		FleetLock: api.FleetLockConfig{DefaultSlots: cfg.FleetLockSlots}, Extra: func(r *mux.Router) {
+		FleetLock: api.FleetLockConfig{DefaultSlots: cfg.FleetLockSlots},
+		Bootc:     api.BootcConfig{PollInterval: cfg.BootcPollInterval, Stale: stale}, Extra: func(r *mux.Router) {
 			media.Register(r)
 			netboot.Register(r)
 		}}, eng, log.WithField("component", "api"))
@@ -409,6 +416,32 @@ func checkExposure(addr *net.TCPAddr, auth string, tls, insecureNoAuth, insecure
 	return nil
 }
 
+// startStaleCheck builds the images view's tag resolver (the deploy's registry rules: pull secret, platform,
+// aliases, trust, policy) and refreshes the followed tags in the background until ctx ends.
+func startStaleCheck(ctx context.Context, cfg Config, st store.Store, policy *images.Policy) *fleet.Resolver {
+	registries := agentdeploy.Registry{Insecure: cfg.InsecureRegistries, Aliases: cfg.RegistryAliases, Trust: cfg.Registries.Trust,
+		Policy: policy}
+	ttl := cfg.BootcStaleTTL
+	if ttl <= 0 {
+		ttl = 10 * time.Minute
+	}
+	r := fleet.NewResolver(func(ctx context.Context, n *store.Node, ref string) (string, error) {
+		im, err := registries.Identify(ctx, n, "oci://"+ref, false)
+		if err != nil {
+			return "", err
+		}
+		return im.Digest, nil
+	}, ttl)
+	every := cfg.BootcStaleRefresh
+	if every == 0 {
+		every = ttl
+	}
+	if every > 0 {
+		go r.Run(ctx, every, func(ctx context.Context) []fleet.Target { return fleet.Targets(ctx, st) })
+	}
+	return r
+}
+
 // buildRegistry registers the hardware types and interfaces this conductor offers. agentCA is the PEM agents
 // verify the API with (changes on reload, so drivers read it at each boot).
 // policy is cfg.Registries.Policy parsed (nil for none); log (nil: logrus' standard logger) gets the drivers' warnings.
@@ -429,11 +462,13 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 	// bootc and direct judge and reach registries the same way (oci:// sources).
 	registries := agentdeploy.Registry{Insecure: cfg.InsecureRegistries, Aliases: cfg.RegistryAliases, Trust: cfg.Registries.Trust,
 		Policy: policy}
-	reg.AddDeploy("bootc", bootcdeploy.New(bootcdeploy.Config{Registry: registries, Transports: transports}))
 	agentURL := cfg.AgentURL
 	if agentURL == "" {
 		agentURL = cfg.PublicURL
 	}
+	// Deployed image-mode hosts report to the API at the URL agents are given, verifying it as agents do.
+	reg.AddDeploy("bootc", bootcdeploy.New(bootcdeploy.Config{Registry: registries, Transports: transports,
+		Reporter: bootcdeploy.Reporter{URL: agentURL, CA: agentCA, Store: st}}))
 	// Whole-disk images over http(s); checksum files are fetched under the same rules as deploy artifacts, and
 	// so are images the conductor caches for image_download_source local (served to agents at agentURL).
 	reg.AddDeploy("direct", directdeploy.New(directdeploy.Config{AllowMD5: cfg.AllowMD5Checksum, Artifacts: arts,

@@ -113,6 +113,10 @@ func run(args []string) error {
 	fs.BoolVar(&cfg.Engine.InsecureAgentHTTP, "insecure-agent-http", false, "accept agents calling back over plain http (development only)")
 	fs.DurationVar(&cfg.Engine.HeartbeatTimeout, "heartbeat-timeout", 300*time.Second, "agent heartbeat timeout sent to agents (they heartbeat every 30-60 % of it)")
 	fs.StringVar(&cfg.AgentURL, "agent-url", "", "conductor URL as agents reach it (default --public-url)")
+	// Ferric-only: image-mode hosts (ferric-hostd) and the images view's stale check.
+	fs.DurationVar(&cfg.BootcPollInterval, "bootc-poll-interval", 60*time.Second, "how often deployed image-mode hosts' reporters poll the conductor")
+	fs.DurationVar(&cfg.BootcStaleTTL, "bootc-stale-ttl", 10*time.Minute, "how long GET /v1/bootc/images trusts a resolved tag before asking the registry again")
+	fs.DurationVar(&cfg.BootcStaleRefresh, "bootc-stale-refresh", 0, "how often the tags hosts follow are resolved in the background (0: every --bootc-stale-ttl; negative: never)")
 	// Ferric-only: how agents reach registries the conductor sees under another address.
 	var aliases listFlag
 	aliases.dst = new([]string)

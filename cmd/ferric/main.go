@@ -43,6 +43,8 @@ Commands:
   fleetlock list                                  reboot groups (FleetLock): slots and holders
   fleetlock set GROUP [--slots N|default] [--secret-file FILE|-]
   fleetlock release GROUP ID                      free a reboot slot a node will not give back
+  bootc images [--digest D] [--limit N] [--refresh]   booted images of image-mode hosts, with the stale flag
+  bootc show NODE                                     a host's last bootc report and its reporter credential's state
   configdrive build --from DRIVE.json -o FILE [--encode] [--vfat] [--uuid U] [--name N]
   configdrive write DEVICE IMAGE
   configdrive show IMAGE|DEVICE
@@ -118,6 +120,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return c.driver(ctx, rest[1], rest[2:])
 	case "fleetlock":
 		return c.fleetlock(ctx, rest[1], rest[2:])
+	case "bootc":
+		return c.bootc(ctx, rest[1], rest[2:])
 	}
 	fs.Usage()
 	return fmt.Errorf("unknown command %q", rest[0])

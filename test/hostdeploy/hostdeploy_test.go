@@ -6,6 +6,8 @@ package hostdeploy_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -26,6 +28,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ferric-metal/ferric/bootchost"
 	"github.com/ferric-metal/ferric/conductor"
 	"github.com/ferric-metal/ferric/configdrive"
 	"github.com/ferric-metal/ferric/hostsweep"
@@ -244,6 +247,16 @@ func installed(t testing.TB, n *nodes.Node) map[string]any {
 	return inst
 }
 
+// reporterHash reads the hash of the node's reporter credential from the conductor's SQLite database.
+func reporterHash(t testing.TB, r *rig, node string) string {
+	db, err := sql.Open("sqlite", strings.TrimPrefix(r.c.Config.DB, "sqlite://"))
+	require.NoError(t, err)
+	defer db.Close()
+	var h string
+	require.NoError(t, db.QueryRow(`SELECT credential_hash FROM bootc_reporters WHERE node_uuid = ?`, node).Scan(&h))
+	return h
+}
+
 // trimmed reads a file of a FAT filesystem (go-diskfs pads with NULs).
 func trimmed(b []byte) string { return string(bytes.TrimRight(b, "\x00")) }
 
@@ -273,6 +286,13 @@ func TestDeployLifecycle(t *testing.T) {
 	require.NoError(t, json.Unmarshal(files["openstack/latest/meta_data.json"], &md))
 	assert.Equal(t, n.UUID, md["uuid"])
 	assert.Equal(t, "node-a.example", md["hostname"])
+	// The image-mode reporter's config rides beside the user's content; the database keeps only its hash.
+	var hc bootchost.HostConfig
+	require.NoError(t, json.Unmarshal(files[bootchost.ConfigDrivePath], &hc))
+	assert.Equal(t, n.UUID, hc.NodeUUID)
+	assert.Equal(t, r.c.URL, hc.ConductorURL)
+	require.Len(t, hc.Credential, 43)
+	assert.Equal(t, reporterHash(t, r, n.UUID), fmt.Sprintf("%x", sha256.Sum256([]byte(hc.Credential))))
 	d, err := diskfs.Open(file, diskfs.WithOpenMode(diskfs.ReadOnly))
 	require.NoError(t, err)
 	rootfs, err := d.GetFilesystem(2)
@@ -296,6 +316,8 @@ func TestDeployLifecycle(t *testing.T) {
 	assert.Greater(t, len(lines), 10)
 	body, _ := json.Marshal(got)
 	assert.NotContains(t, string(body), pass, "the secret never appears in API output")
+	assert.NotContains(t, string(body), hc.Credential, "nor the reporter credential")
+	assert.NotContains(t, text, hc.Credential, "which no deploy log holds either")
 
 	// Rebuild to the second image.
 	r.deploy(t, n.UUID, "oci://"+r.reg.Host+"/ferric/os:next", nodes.TargetRebuild, nil, nil)

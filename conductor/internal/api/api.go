@@ -33,6 +33,8 @@ type Config struct {
 	// Cluster is the conductor membership (GET /v1/conductors, each node's conductor field); nil: this process
 	// is the only conductor.
 	Cluster Membership
+	// Bootc configures the image-mode host endpoints (bootc_host.go, bootc_inventory.go).
+	Bootc BootcConfig
 	// Measure wraps every request, outermost, the 404 and 405 answers included (the metrics' latency by route
 	// template: mux has matched the route when it runs); may be nil.
 	Measure mux.MiddlewareFunc
@@ -68,6 +70,9 @@ func New(cfg Config, eng *engine.Engine, log *logrus.Entry) *Server {
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s := &Server{cfg: cfg, eng: eng, log: log, nodeEnc: newNodeEncoder(), recs: newRecEncoders(cfg.PublicURL),
 		flLimit: newFailLimiter(failLimit, failWindow, failClientMax)}
+	if s.cfg.FleetLock.Reporters == nil && eng != nil {
+		s.cfg.FleetLock.Reporters = storeReporters{eng.Store()}
+	}
 	s.router = s.routes()
 	return s
 }
@@ -169,6 +174,8 @@ func (s *Server) v1Routes(v *mux.Router) {
 	s.volumeRoutes(v)
 	s.vmediaRoutes(v)
 	s.fleetLockGroupRoutes(v)
+	s.bootcHostRoutes(v)
+	s.bootcInventoryRoutes(v)
 	if s.cfg.Extra != nil {
 		s.cfg.Extra(v)
 	}

@@ -405,6 +405,9 @@ func publicPath(p string) bool {
 		// FleetLock checks its own credentials (group secret or reporter credential): Zincati has no API login.
 		strings.HasPrefix(p, "/v1/fleetlock/v1/"):
 		return true
+	// The image-mode reporter authenticates with its own credential (bootc_host.go).
+	case strings.HasPrefix(p, "/v1/bootc/hosts/"):
+		return true
 	}
 	return false
 }

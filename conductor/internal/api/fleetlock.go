@@ -54,7 +54,8 @@ type FleetLockConfig struct {
 	// DefaultSlots is how many clients of a group may reboot at once unless the operator set the group's own
 	// count (--fleetlock-slots); 0 means 1.
 	DefaultSlots int
-	// Reporters verifies node reporter credentials for Bearer requests; nil refuses every Bearer request.
+	// Reporters verifies node reporter credentials for Bearer requests; nil: the reporter credentials the store
+	// holds (bootc_host.go), as ferric-hostd presents them.
 	Reporters ReporterVerifier
 }
 

@@ -41,13 +41,13 @@ func fleetLockServer(t *testing.T) *httptest.Server {
 		DefaultSlots: 1, Reporters: reporterCreds{fuzzNodeUUID, hostdCred}}}, base.eng, quietLog())
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
-	code, body := operator(t, ts, http.MethodPut, "/v1/fleetlock/groups/workers", `{"secret":"`+workersSecret+`"}`)
+	code, body := flOperator(t, ts, http.MethodPut, "/v1/fleetlock/groups/workers", `{"secret":"`+workersSecret+`"}`)
 	require.Equal(t, http.StatusOK, code, body)
 	return ts
 }
 
-// operator sends an API request with the operator's credentials and returns the status and body.
-func operator(t *testing.T, ts *httptest.Server, method, path, body string) (int, string) {
+// flOperator sends an API request with the operator's credentials and returns the status and body.
+func flOperator(t *testing.T, ts *httptest.Server, method, path, body string) (int, string) {
 	req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
 	require.NoError(t, err)
 	req.SetBasicAuth("admin", "s3cret")
@@ -153,7 +153,7 @@ func TestFleetLockOperator(t *testing.T) {
 	code, body := fleetLockCall(t, ts, "pre-reboot", "workers", "n1", workersSecret)
 	require.Equal(t, http.StatusOK, code, body)
 
-	code, body = operator(t, ts, http.MethodGet, "/v1/fleetlock/groups", "")
+	code, body = flOperator(t, ts, http.MethodGet, "/v1/fleetlock/groups", "")
 	require.Equal(t, http.StatusOK, code, body)
 	assert.NotContains(t, body, workersSecret)
 	assert.NotContains(t, body, "sha256$", "the secret's hash stays in the database")
@@ -181,7 +181,7 @@ func TestFleetLockOperator(t *testing.T) {
 	assert.NotEmpty(t, g.Holders[0].AcquiredAt)
 
 	// Two slots let n2 in beside n1.
-	code, body = operator(t, ts, http.MethodPut, "/v1/fleetlock/groups/workers", `{"slots":2}`)
+	code, body = flOperator(t, ts, http.MethodPut, "/v1/fleetlock/groups/workers", `{"slots":2}`)
 	require.Equal(t, http.StatusOK, code, body)
 	assert.Contains(t, body, `"default_slots": false`)
 	code, body = fleetLockCall(t, ts, "pre-reboot", "workers", "n2", workersSecret)
@@ -190,16 +190,16 @@ func TestFleetLockOperator(t *testing.T) {
 	require.Equal(t, http.StatusConflict, code, body)
 
 	// The operator frees n1's slot; n3 gets it. Releasing it again is a 404 naming the holder.
-	code, body = operator(t, ts, http.MethodDelete, "/v1/fleetlock/groups/workers/holders/n1", "")
+	code, body = flOperator(t, ts, http.MethodDelete, "/v1/fleetlock/groups/workers/holders/n1", "")
 	require.Equal(t, http.StatusNoContent, code, body)
 	code, body = fleetLockCall(t, ts, "pre-reboot", "workers", "n3", workersSecret)
 	require.Equal(t, http.StatusOK, code, body)
-	code, body = operator(t, ts, http.MethodDelete, "/v1/fleetlock/groups/workers/holders/n1", "")
+	code, body = flOperator(t, ts, http.MethodDelete, "/v1/fleetlock/groups/workers/holders/n1", "")
 	require.Equal(t, http.StatusNotFound, code, body)
 	assert.Contains(t, body, "Holder n1 of reboot group workers could not be found.")
 
 	// A new secret replaces the old one at once.
-	code, body = operator(t, ts, http.MethodPut, "/v1/fleetlock/groups/workers", `{"secret":"`+strings.Repeat("n", 24)+`"}`)
+	code, body = flOperator(t, ts, http.MethodPut, "/v1/fleetlock/groups/workers", `{"secret":"`+strings.Repeat("n", 24)+`"}`)
 	require.Equal(t, http.StatusOK, code, body)
 	code, _ = fleetLockCall(t, ts, "steady-state", "workers", "n3", workersSecret)
 	assert.Equal(t, http.StatusUnauthorized, code)
@@ -220,7 +220,7 @@ func TestFleetLockOperatorRefusals(t *testing.T) {
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			code, body := operator(t, ts, http.MethodPut, tc.path, tc.body)
+			code, body := flOperator(t, ts, http.MethodPut, tc.path, tc.body)
 			require.Equal(t, http.StatusBadRequest, code, body)
 			assert.Contains(t, body, tc.want)
 		})

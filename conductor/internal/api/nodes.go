@@ -45,7 +45,9 @@ func parseNodeQuery(q url.Values, version int, detailPath bool) (*listQuery, err
 		"detail": true, "provision_state": true, "driver": true, "maintenance": true, "associated": true,
 		"resource_class": true, "conductor_group": true, "owner": true, "instance_uuid": true, "fault": true,
 		"chassis_uuid": true, "conductor": true, "lessee": true, "project": true, "shard": true, "retired": true,
-		"description_contains": true, "include_children": true, "parent_node": true, "sharded": true}
+		"description_contains": true, "include_children": true, "parent_node": true, "sharded": true,
+		// Ferric's extension (bootc_inventory.go): the nodes whose hosts last reported this booted image.
+		"bootc_image": true, "bootc_digest": true}
 	for k := range q {
 		// An unknown parameter is a 400 rather than ignored: a misspelt filter must not list every node.
 		if !known[k] {

@@ -45,7 +45,7 @@ func checkFilterGates(q url.Values, version int) error {
 func parseBodyFilters(q url.Values, lq *listQuery) error {
 	f := &lq.nodeFilter
 	for key, dst := range map[string]**string{"fault": &f.Fault, "lessee": &f.Lessee, "project": &f.Project,
-		"description_contains": &f.DescriptionContains} {
+		"description_contains": &f.DescriptionContains, "bootc_image": &f.BootcImage, "bootc_digest": &f.BootcDigest} {
 		if q.Has(key) {
 			v := q.Get(key)
 			*dst = &v

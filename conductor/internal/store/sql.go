@@ -381,6 +381,7 @@ func (s *SQL) nodeListTail(ctx context.Context, f NodeFilter, o ListOptions) (st
 	}
 	where, args = s.nodeTreeWhere(f, where, args)
 	where, args = s.nodeBodyWhere(f, where, args)
+	where, args = nodeBootcWhere(f, where, args)
 	return s.page(ctx, "nodes", NodeSortKeys(), o, where, args)
 }
 

@@ -172,6 +172,10 @@ type NodeFilter struct {
 	Project             *string
 	DescriptionContains *string
 	Retired             *bool
+	// Booted-image filters (Ferric's extension, sql_bootc.go): nodes whose reporter last reported this booted
+	// image reference or digest.
+	BootcImage  *string
+	BootcDigest *string
 }
 
 // ListOptions pages and sorts a listing. Marker is the UUID of the last item of the previous page.
@@ -379,6 +383,20 @@ type Store interface {
 	PutFleetLockGroup(ctx context.Context, group string, u FleetLockUpdate) (*FleetLockGroup, error)
 	GetFleetLockGroup(ctx context.Context, group string) (*FleetLockGroup, error)
 	ListFleetLockGroups(ctx context.Context) ([]*FleetLockGroup, error)
+
+	// Image-mode host reporters (issue 18, sql_bootc.go): one per node deployed with a reporter credential, gone
+	// with the node. Only the credential's SHA-256 (hex) is stored. SetBootcCredential starts afresh (a deploy);
+	// the others answer ErrNotFound for a node without a reporter.
+	SetBootcCredential(ctx context.Context, nodeUUID, hash string) error
+	DeleteBootcReporter(ctx context.Context, nodeUUID string) error
+	BootcReporter(ctx context.Context, nodeUUID string) (*BootcReporter, error)
+	ConfirmBootcCredential(ctx context.Context, nodeUUID, hash string) error
+	RotateBootcCredential(ctx context.Context, nodeUUID, used, next string) error
+	RevokeBootcCredential(ctx context.Context, nodeUUID string) error
+	RequestBootcRotation(ctx context.Context, nodeUUID string) error
+	PutBootcReport(ctx context.Context, nodeUUID string, r BootcReport) error
+	ListBootcImages(ctx context.Context, digest string) ([]BootcImage, error)
+	ListBootcNodes(ctx context.Context, digest string, o ListOptions) ([]BootcNode, error)
 }
 
 // Limits bound what the store keeps of a node's deploy logs, so that a chatty or hostile agent cannot fill the

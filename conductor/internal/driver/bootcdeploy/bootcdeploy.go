@@ -39,6 +39,8 @@ type Config struct {
 	NoCleaning bool
 	// Transports are the conductor's shared HTTP transports to agents (nil: a transport per agent client).
 	Transports *transport.Cache
+	// Reporter configures the image-mode reporter of deployed hosts (reporter.go); zero: none.
+	Reporter Reporter
 }
 
 // Deploy implements driver.Deploy and the engine's agent hand-off.
@@ -246,7 +248,7 @@ func (d *Deploy) installParams(ctx context.Context, t *driver.Task) (deploy.Boot
 		enc := images.EncodeTransportSecret(s)
 		p.PullSecret = &enc
 	}
-	cd, err := agentdeploy.ConfigDrive(ctx, t)
+	cd, err := d.configDrive(ctx, t)
 	if err != nil {
 		return p, err
 	}
@@ -262,6 +264,12 @@ func (d *Deploy) TearDown(ctx context.Context, t *driver.Task) error {
 	}
 	for _, k := range []string{keyInstalled, keyProgress, keyPinned, keyDigest, keyTag, keyCommand, keyOffset, keyPlatform} {
 		delete(t.Node.DriverInternalInfo, k)
+	}
+	// The instance is gone, and its reporter credential with it.
+	if st := d.cfg.Reporter.Store; st != nil {
+		if err := st.DeleteBootcReporter(ctx, t.Node.UUID); err != nil {
+			return err
+		}
 	}
 	return t.Boot.CleanUpInstance(ctx, t)
 }

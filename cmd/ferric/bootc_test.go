@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	_ "modernc.org/sqlite"
+
+	"github.com/ferric-metal/ferric/bootchost"
+	"github.com/ferric-metal/ferric/test/conductortest"
+)
+
+// TestCLIBootc: a host reports to a real conductor; `ferric bootc show` and `bootc images` print it, and a node
+// without a reporter gets the server's reason on one line.
+func TestCLIBootc(t *testing.T) {
+	c := conductortest.Start(t)
+	_, err := ferric(t, c.URL, "node", "create", "--driver", "fake-hardware", "--name", "host-1")
+	require.NoError(t, err)
+	_, err = ferric(t, c.URL, "node", "create", "--driver", "fake-hardware", "--name", "plain")
+	require.NoError(t, err)
+	out, err := ferric(t, c.URL, "-o", "json", "node", "show", "host-1")
+	require.NoError(t, err)
+	uuid := between(out, `"uuid": "`, `"`)
+	require.NotEmpty(t, uuid)
+
+	// What a bootc deploy leaves in the database: the hash of the credential the config drive carried.
+	db, err := sql.Open("sqlite", strings.TrimPrefix(c.Config.DB, "sqlite://"))
+	require.NoError(t, err)
+	defer db.Close()
+	const cred = "cli-test-credential"
+	sum := sha256.Sum256([]byte(cred))
+	_, err = db.Exec(`INSERT INTO bootc_reporters (node_uuid, credential_hash, created_at) VALUES (?, ?, ?)`,
+		uuid, hex.EncodeToString(sum[:]), time.Now().UTC().Format("2006-01-02T15:04:05.000000Z07:00"))
+	require.NoError(t, err)
+	status := `{"apiVersion":"org.containers.bootc/v1","kind":"BootcHost","spec":{"image":{"image":"127.0.0.1:1/os:v1","transport":"registry"}},
+	 "status":{"booted":{"image":{"image":{"image":"127.0.0.1:1/os:v1","transport":"registry"},"version":"41","imageDigest":"sha256:abc"}}}}`
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost,
+		c.URL+strings.Replace(bootchost.PathReport, "{node}", uuid, 1),
+		strings.NewReader(`{"status":`+status+`,"hostd_version":"0.1","boot_id":"b"}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+cred)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+
+	out, err = ferric(t, c.URL, "bootc", "show", "host-1")
+	require.NoError(t, err)
+	assert.Contains(t, out, "127.0.0.1:1/os:v1@sha256:abc (version 41)")
+	assert.Contains(t, out, "hostd_version  0.1")
+	assert.Contains(t, out, "revoked false")
+	assert.NotContains(t, out, cred)
+
+	out, err = ferric(t, c.URL, "bootc", "images")
+	require.NoError(t, err)
+	assert.Contains(t, out, "sha256:abc")
+	assert.Contains(t, out, "host-1")
+	assert.Contains(t, out, "unknown (127.0.0.1:1/os:v1:", "an unreachable registry leaves stale unknown, with why")
+
+	_, err = ferric(t, c.URL, "bootc", "show", "plain")
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "\n")
+	assert.Contains(t, err.Error(), "HTTP 404: Node ")
+	assert.Contains(t, err.Error(), "has no image-mode reporter: deploy it with the bootc deploy interface")
+}
+
+// between returns the text of s between the first from and the next to.
+func between(s, from, to string) string {
+	_, rest, ok := strings.Cut(s, from)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, to)
+	return v
+}

@@ -1,0 +1,55 @@
+package configdrive
+
+import (
+	"fmt"
+	"path"
+	"strings"
+)
+
+// Extra files are Ferric's own additions to a user's config drive (the image-mode reporter's config at
+// ferric/hostd.json): files outside openstack/ that cloud-init ignores, carried next to the user's content.
+
+// BuildWithFiles is Build with extra files added beside the drive's own; an extra file may not replace one of
+// the drive's (openstack/...).
+func BuildWithFiles(d Drive, node NodeInfo, extra map[string][]byte) ([]byte, error) {
+	files, err := Files(d, node)
+	if err != nil {
+		return nil, err
+	}
+	if err := addExtra(files, extra); err != nil {
+		return nil, err
+	}
+	return buildISO(files)
+}
+
+// AddFiles returns image (a config-2 ISO 9660 or vfat image, as a user supplies it) rebuilt as a config-2 ISO
+// holding its files and the extra ones. A vfat image becomes an ISO: cloud-init reads both by the config-2 label.
+func AddFiles(image []byte, extra map[string][]byte) ([]byte, error) {
+	if err := CheckImage(image); err != nil {
+		return nil, err
+	}
+	files, err := filesOfImage(image)
+	if err != nil {
+		return nil, fmt.Errorf("read the supplied config drive: %w", err)
+	}
+	if err := addExtra(files, extra); err != nil {
+		return nil, err
+	}
+	return buildISO(files)
+}
+
+// addExtra merges extra into files; a path under openstack/ or one the drive already has is refused, so an
+// addition never changes what the user gave cloud-init.
+func addExtra(files, extra map[string][]byte) error {
+	for p, b := range extra {
+		clean := path.Clean(strings.TrimPrefix(p, "/"))
+		if strings.HasPrefix(clean, "openstack/") || strings.HasPrefix(clean, "..") {
+			return fmt.Errorf("extra file %s: only paths outside openstack/ may be added: %w", p, ErrInvalid)
+		}
+		if _, taken := files[clean]; taken {
+			return fmt.Errorf("the config drive already holds %s; remove it from the drive: %w", clean, ErrInvalid)
+		}
+		files[clean] = b
+	}
+	return nil
+}
