@@ -176,6 +176,7 @@ func (s *Server) v1Routes(v *mux.Router) {
 	s.fleetLockGroupRoutes(v)
 	s.bootcHostRoutes(v)
 	s.bootcInventoryRoutes(v)
+	s.bootcActionRoutes(v)
 	if s.cfg.Extra != nil {
 		s.cfg.Extra(v)
 	}

@@ -8,7 +8,6 @@ package api
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -79,11 +78,6 @@ func (s *Server) writeReporterError(w http.ResponseWriter, r *http.Request, err 
 	s.writeError(w, r, err)
 }
 
-// readReporterBody reads a reporter's body, at most bootchost.MaxReportBytes (413 beyond).
-func readReporterBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	return io.ReadAll(http.MaxBytesReader(w, r.Body, bootchost.MaxReportBytes))
-}
-
 // bootcReport records a host's status: 204, or 400 naming the field that is wrong.
 func (s *Server) bootcReport(w http.ResponseWriter, r *http.Request) {
 	rep, _, err := s.reporterAuth(r)
@@ -108,8 +102,10 @@ func (s *Server) bootcReport(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// bootcDesired answers a reporter's poll: no action yet (day-2 actions come later), the poll interval, and
-// whether the operator asked for a credential rotation.
+// bootcDesired answers a reporter's poll: the node's unfinished action (held while the node is in maintenance),
+// the poll interval, and whether the operator asked for a credential rotation. The host may reboot into what an
+// action staged only once the action allows a reboot and a slot of its FleetLock group is taken for the node:
+// the same semaphore Zincati's hosts use, so hosts of both kinds share the group's limit.
 func (s *Server) bootcDesired(w http.ResponseWriter, r *http.Request) {
 	rep, _, err := s.reporterAuth(r)
 	if err != nil {
@@ -120,21 +116,96 @@ func (s *Server) bootcDesired(w http.ResponseWriter, r *http.Request) {
 	if every <= 0 {
 		every = 60 * time.Second
 	}
-	writeJSON(w, http.StatusOK, bootchost.Desired{PollInterval: int(every / time.Second), RotateCredential: rep.RotateRequested})
-}
-
-// bootcAction takes a reporter's progress on an action. No action is ever handed out yet, so every action is
-// unknown: 404 after authentication and the body bound.
-func (s *Server) bootcAction(w http.ResponseWriter, r *http.Request) {
-	if _, _, err := s.reporterAuth(r); err != nil {
-		s.writeReporterError(w, r, err)
-		return
-	}
-	if _, err := readReporterBody(w, r); err != nil {
+	action, err := s.desiredAction(r, rep.NodeUUID)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeError(w, r, notFound("Action %s is not queued for this node.", mux.Vars(r)["action"]))
+	writeJSON(w, http.StatusOK, bootchost.Desired{Action: action, PollInterval: int(every / time.Second),
+		RotateCredential: rep.RotateRequested})
+}
+
+// desiredAction is the action handed to the node's reporter, nil for none.
+func (s *Server) desiredAction(r *http.Request, nodeUUID string) (*bootchost.Action, error) {
+	st := s.eng.Store()
+	a, err := st.OpenBootcAction(r.Context(), nodeUUID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if a.State == bootchost.StateQueued {
+		// An operator who put the node in maintenance after queueing wants it left alone: the action waits.
+		if n, err := st.GetNode(r.Context(), nodeUUID); err != nil || n.Maintenance {
+			return nil, err
+		}
+	}
+	out := &bootchost.Action{ID: a.ID, Kind: a.Kind, Image: a.Image}
+	// The slot is taken when the host is ready to reboot (staged), not before: a host staging for an hour must
+	// not hold one. Taking it again is a no-op (FleetLock's recursive lock); it is freed when the action ends.
+	if a.Reboot && (a.State == bootchost.StateStaged || a.State == bootchost.StateRebooting) {
+		err := st.AcquireFleetLock(r.Context(), a.RebootGroup, nodeUUID, s.fleetLockSlots())
+		switch {
+		case err == nil:
+			out.RebootAllowed = true
+		case !errors.Is(err, store.ErrFleetLockFull):
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// bootcAction takes a reporter's progress on an action: 204 when recorded (or already so), 404 for an action the
+// node does not have, 409 for a move the state machine does not allow (a cancelled action, a report out of
+// order). An action that ends frees the node's reboot slot.
+func (s *Server) bootcAction(w http.ResponseWriter, r *http.Request) {
+	rep, _, err := s.reporterAuth(r)
+	if err != nil {
+		s.writeReporterError(w, r, err)
+		return
+	}
+	var u bootchost.ActionUpdate
+	if err := decodeBody(w, r, bootchost.MaxReportBytes, &u); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	st := s.eng.Store()
+	a, err := st.GetBootcAction(r.Context(), rep.NodeUUID, mux.Vars(r)["action"])
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if a.State != u.State {
+		if !store.ValidActionMove(a.State, u.State) {
+			s.writeError(w, r, conflict("Action %s is %s; it cannot become %q.", a.ID, a.State, u.State))
+			return
+		}
+		moved, err := st.MoveBootcAction(r.Context(), rep.NodeUUID, a.ID, a.State, u.State, trimText(u.Error, 4096))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if !moved {
+			s.writeError(w, r, conflict("Action %s changed meanwhile; report again.", a.ID))
+			return
+		}
+		s.log.WithField("node", rep.NodeUUID).WithField("action", a.ID).WithField("state", u.State).Info("bootc action progressed")
+	}
+	if u.State == bootchost.StateDone || u.State == bootchost.StateFailed {
+		if _, err := st.ReleaseFleetLock(r.Context(), a.RebootGroup, rep.NodeUUID); err != nil {
+			s.log.WithError(err).WithField("node", rep.NodeUUID).Warn("could not free the node's reboot slot; release it with ferric fleetlock release")
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// trimText bounds a host's error text: bootc's stderr can be long, and the head names the cause.
+func trimText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // bootcRotate gives the reporter a new credential. The one it authenticated with stays valid until the new one

@@ -51,6 +51,11 @@ func bootcStores(t *testing.T) map[string]func(t *testing.T) store.Store {
 // bootcServer is the API over a real engine and st, with HTTP Basic auth (user "op", password "pw") so that
 // the reporter's endpoints are shown to be public and the operator's not.
 func bootcServer(t *testing.T, st store.Store, stale *fleet.Resolver) *Server {
+	return bootcServerWith(t, st, BootcConfig{PollInterval: 42 * time.Second, Stale: stale})
+}
+
+// bootcServerWith is bootcServer with the image-mode settings given.
+func bootcServerWith(t *testing.T, st store.Store, bc BootcConfig) *Server {
 	reg := driver.NewRegistry()
 	reg.AddHardware(driver.FakeHardware(nil, nil))
 	reg.AddPower("fake", driver.NewFakePower())
@@ -66,8 +71,7 @@ func bootcServer(t *testing.T, st store.Store, stale *fleet.Resolver) *Server {
 	require.NoError(t, os.WriteFile(pw, []byte("op:"+string(hash)+"\n"), 0o600))
 	auth, err := LoadHTPasswd(pw, logrus.NewEntry(l))
 	require.NoError(t, err)
-	return New(Config{PublicURL: "http://127.0.0.1:6385", Auth: auth,
-		Bootc: BootcConfig{PollInterval: 42 * time.Second, Stale: stale}}, eng, logrus.NewEntry(l))
+	return New(Config{PublicURL: "http://127.0.0.1:6385", Auth: auth, Bootc: bc}, eng, logrus.NewEntry(l))
 }
 
 // bootcNode creates a node with a reporter credential and returns it with the credential.

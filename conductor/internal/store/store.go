@@ -397,6 +397,15 @@ type Store interface {
 	PutBootcReport(ctx context.Context, nodeUUID string, r BootcReport) error
 	ListBootcImages(ctx context.Context, digest string) ([]BootcImage, error)
 	ListBootcNodes(ctx context.Context, digest string, o ListOptions) ([]BootcNode, error)
+
+	// Day-2 actions on image-mode hosts (issue 18, sql_bootc_actions.go). CreateBootcAction queues one
+	// (ErrActionOpen while the node has an unfinished one); OpenBootcAction returns the unfinished one
+	// (ErrNotFound: none); MoveBootcAction changes its state only from the state the caller saw.
+	CreateBootcAction(ctx context.Context, a *BootcAction) error
+	OpenBootcAction(ctx context.Context, nodeUUID string) (*BootcAction, error)
+	GetBootcAction(ctx context.Context, nodeUUID, id string) (*BootcAction, error)
+	ListBootcActions(ctx context.Context, nodeUUID string, limit int) ([]*BootcAction, error)
+	MoveBootcAction(ctx context.Context, nodeUUID, id, from, to, errText string) (bool, error)
 }
 
 // Limits bound what the store keeps of a node's deploy logs, so that a chatty or hostile agent cannot fill the
