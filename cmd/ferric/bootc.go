@@ -22,8 +22,14 @@ func (c *cli) bootc(ctx context.Context, sub string, args []string) error {
 		return c.bootcImages(ctx, args)
 	case "show":
 		return c.bootcShow(ctx, args)
+	case "upgrade", "switch", "rollback":
+		return c.bootcQueue(ctx, sub, args)
+	case "actions":
+		return c.bootcActions(ctx, args)
+	case "cancel":
+		return c.bootcCancel(ctx, args)
 	}
-	return fmt.Errorf("bootc %s: unknown subcommand; use images or show", sub)
+	return fmt.Errorf("bootc %s: unknown subcommand; use images, show, upgrade, switch, rollback, actions or cancel", sub)
 }
 
 // bootcImages prints GET /v1/bootc/images: one row per booted digest.

@@ -31,6 +31,12 @@ func TestCLIBootc(t *testing.T) {
 	uuid := between(out, `"uuid": "`, `"`)
 	require.NotEmpty(t, uuid)
 
+	// Day-2 actions act on active nodes: the fake interfaces take the node there at once.
+	for _, verb := range []string{"manage", "provide", "deploy"} {
+		_, err = ferric(t, c.URL, "node", verb, "host-1", "--wait", "--timeout", "1m")
+		require.NoError(t, err, verb)
+	}
+
 	// What a bootc deploy leaves in the database: the hash of the credential the config drive carried.
 	db, err := sql.Open("sqlite", strings.TrimPrefix(c.Config.DB, "sqlite://"))
 	require.NoError(t, err)
@@ -64,6 +70,30 @@ func TestCLIBootc(t *testing.T) {
 	assert.Contains(t, out, "sha256:abc")
 	assert.Contains(t, out, "host-1")
 	assert.Contains(t, out, "unknown (127.0.0.1:1/os:v1:", "an unreachable registry leaves stale unknown, with why")
+
+	// Day-2 actions: refusals on one line with the server's reason, a queued upgrade, the list, the cancel.
+	_, err = ferric(t, c.URL, "bootc", "rollback", "host-1")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "has no rollback deployment to go back to")
+	assert.NotContains(t, err.Error(), "\n")
+	out, err = ferric(t, c.URL, "bootc", "upgrade", "host-1", "--no-reboot")
+	require.NoError(t, err)
+	assert.Contains(t, out, "upgrade")
+	assert.Contains(t, out, "queued")
+	action := between(out, "\n", " ")
+	require.Len(t, action, 36, out)
+	_, err = ferric(t, c.URL, "bootc", "switch", "host-1", "127.0.0.1:1/os@sha256:"+strings.Repeat("0", 64))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "HTTP 409: Node "+uuid+" already has an unfinished bootc action: upgrade "+action)
+	out, err = ferric(t, c.URL, "bootc", "actions", "host-1")
+	require.NoError(t, err)
+	assert.Contains(t, out, action)
+	out, err = ferric(t, c.URL, "bootc", "cancel", "host-1", action)
+	require.NoError(t, err)
+	assert.Contains(t, out, "Action "+action+" cancelled.")
+	out, err = ferric(t, c.URL, "bootc", "actions", "host-1")
+	require.NoError(t, err)
+	assert.Contains(t, out, "cancelled")
 
 	_, err = ferric(t, c.URL, "bootc", "show", "plain")
 	require.Error(t, err)

@@ -45,6 +45,10 @@ Commands:
   fleetlock release GROUP ID                      free a reboot slot a node will not give back
   bootc images [--digest D] [--limit N] [--refresh]   booted images of image-mode hosts, with the stale flag
   bootc show NODE                                     a host's last bootc report and its reporter credential's state
+  bootc upgrade|rollback NODE [--no-reboot] [--reboot-group G]   queue bootc upgrade or rollback on the host
+  bootc switch NODE IMAGE [--no-reboot] [--reboot-group G]       queue bootc switch (IMAGE pinned to its digest)
+  bootc actions NODE                                  the host's actions, newest first
+  bootc cancel NODE ACTION                            cancel an action the host has not started
   configdrive build --from DRIVE.json -o FILE [--encode] [--vfat] [--uuid U] [--name N]
   configdrive write DEVICE IMAGE
   configdrive show IMAGE|DEVICE
