@@ -27,15 +27,15 @@ import (
 )
 
 // bootcStores opens an empty store per backend: SQLite, and PostgreSQL when FERRIC_TEST_POSTGRES is set.
-func bootcStores(t *testing.T) map[string]func(t *testing.T) store.Store {
-	out := map[string]func(t *testing.T) store.Store{"sqlite": func(t *testing.T) store.Store {
+func bootcStores(t testing.TB) map[string]func(t testing.TB) store.Store {
+	out := map[string]func(t testing.TB) store.Store{"sqlite": func(t testing.TB) store.Store {
 		st, err := store.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "f.db"))
 		require.NoError(t, err)
 		t.Cleanup(func() { st.Close() })
 		return st
 	}}
 	if dsn := os.Getenv("FERRIC_TEST_POSTGRES"); dsn != "" {
-		out["postgres"] = func(t *testing.T) store.Store {
+		out["postgres"] = func(t testing.TB) store.Store {
 			st, err := store.Open(context.Background(), dsn)
 			require.NoError(t, err)
 			require.NoError(t, store.ResetForTests(context.Background(), st))
@@ -50,12 +50,12 @@ func bootcStores(t *testing.T) map[string]func(t *testing.T) store.Store {
 
 // bootcServer is the API over a real engine and st, with HTTP Basic auth (user "op", password "pw") so that
 // the reporter's endpoints are shown to be public and the operator's not.
-func bootcServer(t *testing.T, st store.Store, stale *fleet.Resolver) *Server {
+func bootcServer(t testing.TB, st store.Store, stale *fleet.Resolver) *Server {
 	return bootcServerWith(t, st, BootcConfig{PollInterval: 42 * time.Second, Stale: stale})
 }
 
 // bootcServerWith is bootcServer with the image-mode settings given.
-func bootcServerWith(t *testing.T, st store.Store, bc BootcConfig) *Server {
+func bootcServerWith(t testing.TB, st store.Store, bc BootcConfig) *Server {
 	reg := driver.NewRegistry()
 	reg.AddHardware(driver.FakeHardware(nil, nil))
 	reg.AddPower("fake", driver.NewFakePower())
@@ -75,7 +75,7 @@ func bootcServerWith(t *testing.T, st store.Store, bc BootcConfig) *Server {
 }
 
 // bootcNode creates a node with a reporter credential and returns it with the credential.
-func bootcNode(t *testing.T, st store.Store, name string) (*store.Node, string) {
+func bootcNode(t testing.TB, st store.Store, name string) (*store.Node, string) {
 	ctx := context.Background()
 	n := &store.Node{UUID: uuid.NewString(), Name: name, Driver: "fake-hardware", ProvisionState: "active",
 		CreatedAt: time.Now().UTC(), InstanceInfo: map[string]any{}}
