@@ -121,6 +121,9 @@ type Config struct {
 	// tag is trusted by the images view (default 10 min); BootcStaleRefresh how often followed tags are resolved
 	// in the background (default BootcStaleTTL; negative: never).
 	BootcPollInterval, BootcStaleTTL, BootcStaleRefresh time.Duration
+	// HostdBinary is the ferric-hostd the conductor serves to hosts whose deploy sets
+	// instance_info.bootc_install_hostd ("" refuses that option).
+	HostdBinary string
 	// AgentURL is the conductor URL as agents reach it (default PublicURL), e.g. http://10.0.2.2:6385 from QEMU
 	// user networking while BMCs use PublicURL.
 	AgentURL string
@@ -219,7 +222,11 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	// One set of keep-alive transports to agents and BMCs for the process (polls reuse their connections).
 	transports := transport.NewCache(transport.Config{})
 	defer transports.Close()
-	reg := buildRegistry(cfg, st, policy, media, arts, tlsFiles.AgentCA, cache, transports, log)
+	hostdSum, err := hostdChecksum(cfg.HostdBinary)
+	if err != nil {
+		return err
+	}
+	reg := buildRegistry(cfg, st, policy, media, arts, tlsFiles.AgentCA, cache, transports, hostdSum, log)
 	addIPXE(reg, cfg, st, netboot, arts, tlsFiles.AgentCA)
 	if err := addAutodetect(reg, cfg.AutodetectDeployInterfaces, log.WithField("component", "autodetect")); err != nil {
 		return err
@@ -255,7 +262,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	stale := startStaleCheck(ctx, cfg, st, policy)
 	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth, Cluster: members, Measure: mx.measure,
 		FleetLock: api.FleetLockConfig{DefaultSlots: cfg.FleetLockSlots},
-		Bootc:     api.BootcConfig{PollInterval: cfg.BootcPollInterval, Stale: stale}, Extra: func(r *mux.Router) {
+		Bootc:     api.BootcConfig{PollInterval: cfg.BootcPollInterval, Stale: stale, Hostd: cfg.HostdBinary}, Extra: func(r *mux.Router) {
 			media.Register(r)
 			netboot.Register(r)
 		}}, eng, log.WithField("component", "api"))
@@ -446,7 +453,7 @@ func startStaleCheck(ctx context.Context, cfg Config, st store.Store, policy *im
 // verify the API with (changes on reload, so drivers read it at each boot).
 // policy is cfg.Registries.Policy parsed (nil for none); log (nil: logrus' standard logger) gets the drivers' warnings.
 func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *redfish.MediaServer, arts *artifact.Fetcher,
-	agentCA func() string, cache *imagecache.Cache, transports *transport.Cache, log *logrus.Entry) *driver.Registry {
+	agentCA func() string, cache *imagecache.Cache, transports *transport.Cache, hostdSum string, log *logrus.Entry) *driver.Registry {
 	reg := driver.NewRegistry()
 	driver.AddInspectRescue(reg)
 	reg.AddRescue(driver.RescueAgent, driver.AgentRescue{Transports: transports})
@@ -467,8 +474,12 @@ func buildRegistry(cfg Config, st store.Store, policy *images.Policy, media *red
 		agentURL = cfg.PublicURL
 	}
 	// Deployed image-mode hosts report to the API at the URL agents are given, verifying it as agents do.
+	var hostd *bootcdeploy.HostdBinary
+	if hostdSum != "" {
+		hostd = &bootcdeploy.HostdBinary{URL: strings.TrimRight(agentURL, "/") + api.HostdPath, SHA256: hostdSum}
+	}
 	reg.AddDeploy("bootc", bootcdeploy.New(bootcdeploy.Config{Registry: registries, Transports: transports,
-		Reporter: bootcdeploy.Reporter{URL: agentURL, CA: agentCA, Store: st}}))
+		Reporter: bootcdeploy.Reporter{URL: agentURL, CA: agentCA, Store: st, Hostd: hostd}}))
 	// Whole-disk images over http(s); checksum files are fetched under the same rules as deploy artifacts, and
 	// so are images the conductor caches for image_download_source local (served to agents at agentURL).
 	reg.AddDeploy("direct", directdeploy.New(directdeploy.Config{AllowMD5: cfg.AllowMD5Checksum, Artifacts: arts,

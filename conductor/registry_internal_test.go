@@ -10,7 +10,7 @@ import (
 // TestRescueInterfacesPerHardware: the conductor's registry offers agent rescue on every hardware type, with
 // Ironic's defaults (enabled_rescue_interfaces defaults to no-rescue; fake-hardware's fake comes first).
 func TestRescueInterfacesPerHardware(t *testing.T) {
-	reg := buildRegistry(Config{}, nil, nil, nil, nil, nil, nil, nil, nil)
+	reg := buildRegistry(Config{}, nil, nil, nil, nil, nil, nil, nil, "", nil)
 	for _, tc := range []struct {
 		hw, def string
 		enabled []string

@@ -38,10 +38,24 @@ func AddFiles(image []byte, extra map[string][]byte) ([]byte, error) {
 	return buildISO(files)
 }
 
-// addExtra merges extra into files; a path under openstack/ or one the drive already has is refused, so an
-// addition never changes what the user gave cloud-init.
+// VendorDataKey, as a key of the extra files, adds cloud-init vendor data (OpenStack's first vendor data file,
+// vendor_data.json, which cloud-init reads beside the vendor_data2.json Ironic writes a dict's vendor_data to) in
+// every version directory the drive has, so cloud-init finds it whichever version it reads. A drive that already
+// has a vendor_data.json is refused rather than changed.
+const VendorDataKey = "openstack/{version}/vendor_data.json"
+
+// addExtra merges extra into files; a path under openstack/ (but VendorDataKey) or one the drive already has is
+// refused, so an addition never changes what the user gave cloud-init.
 func addExtra(files, extra map[string][]byte) error {
+	if vd, ok := extra[VendorDataKey]; ok {
+		if err := addVendorData(files, vd); err != nil {
+			return err
+		}
+	}
 	for p, b := range extra {
+		if p == VendorDataKey {
+			continue
+		}
 		clean := path.Clean(strings.TrimPrefix(p, "/"))
 		if strings.HasPrefix(clean, "openstack/") || strings.HasPrefix(clean, "..") {
 			return fmt.Errorf("extra file %s: only paths outside openstack/ may be added: %w", p, ErrInvalid)
@@ -50,6 +64,30 @@ func addExtra(files, extra map[string][]byte) error {
 			return fmt.Errorf("the config drive already holds %s; remove it from the drive: %w", clean, ErrInvalid)
 		}
 		files[clean] = b
+	}
+	return nil
+}
+
+// addVendorData writes vd as vendor_data.json next to every meta_data.json of the drive.
+func addVendorData(files map[string][]byte, vd []byte) error {
+	var targets []string
+	for p := range files {
+		dir, name := path.Split(p)
+		if name != "meta_data.json" || !strings.HasPrefix(dir, "openstack/") {
+			continue
+		}
+		target := dir + "vendor_data.json"
+		if _, taken := files[target]; taken {
+			return fmt.Errorf("the config drive already holds %s, and Ferric's vendor data would replace it; merge "+
+				"it into the drive's own vendor data, or leave bootc_install_hostd unset: %w", target, ErrInvalid)
+		}
+		targets = append(targets, target)
+	}
+	if len(targets) == 0 {
+		return fmt.Errorf("the config drive has no openstack/*/meta_data.json to put vendor data beside: %w", ErrInvalid)
+	}
+	for _, t := range targets {
+		files[t] = vd
 	}
 	return nil
 }

@@ -46,3 +46,21 @@ func TestExtraFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestVendorDataFile: Ferric's vendor data lands beside every version's meta_data.json, and a drive that has its own
+// vendor_data.json is refused rather than changed.
+func TestVendorDataFile(t *testing.T) {
+	node := NodeInfo{UUID: "6f5b3c2e-0000-4000-8000-000000000002", Name: "n2"}
+	vd := []byte(`{"cloud-init":"#cloud-config\n"}`)
+	iso, err := BuildWithFiles(Drive{VendorData: map[string]any{"user": "kept"}}, node, map[string][]byte{VendorDataKey: vd})
+	require.NoError(t, err)
+	files, err := filesOfImage(iso)
+	require.NoError(t, err)
+	for _, ver := range Versions() {
+		assert.Equal(t, string(vd), string(files["openstack/"+ver+"/vendor_data.json"]), ver)
+		assert.JSONEq(t, `{"user":"kept"}`, string(files["openstack/"+ver+"/vendor_data2.json"]), "the user's vendor data is untouched")
+	}
+	_, err = AddFiles(iso, map[string][]byte{VendorDataKey: vd})
+	require.ErrorIs(t, err, ErrInvalid)
+	assert.Contains(t, err.Error(), "already holds openstack/")
+}

@@ -114,6 +114,7 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.Engine.HeartbeatTimeout, "heartbeat-timeout", 300*time.Second, "agent heartbeat timeout sent to agents (they heartbeat every 30-60 % of it)")
 	fs.StringVar(&cfg.AgentURL, "agent-url", "", "conductor URL as agents reach it (default --public-url)")
 	// Ferric-only: image-mode hosts (ferric-hostd) and the images view's stale check.
+	fs.StringVar(&cfg.HostdBinary, "hostd-binary", "", "ferric-hostd binary served to image-mode hosts whose deploy sets instance_info.bootc_install_hostd (cloud-init installs it at first boot, checked against its SHA-256)")
 	fs.DurationVar(&cfg.BootcPollInterval, "bootc-poll-interval", 60*time.Second, "how often deployed image-mode hosts' reporters poll the conductor")
 	fs.DurationVar(&cfg.BootcStaleTTL, "bootc-stale-ttl", 10*time.Minute, "how long GET /v1/bootc/images trusts a resolved tag before asking the registry again")
 	fs.DurationVar(&cfg.BootcStaleRefresh, "bootc-stale-refresh", 0, "how often the tags hosts follow are resolved in the background (0: every --bootc-stale-ttl; negative: never)")

@@ -30,6 +30,9 @@ type Options struct {
 	Kargs          []string // bootc_kargs: extra kernel arguments
 	RootReserveMiB int64    // bootc_root_reserve_mib: MiB left free at the end of the disk
 	TargetImgref   string   // bootc_target_imgref: the image reference the installed system follows
+	// InstallHostd (bootc_install_hostd) has cloud-init install ferric-hostd at first boot, for images that carry
+	// cloud-init but not the reporter (Ferric's).
+	InstallHostd bool
 }
 
 func invalid(key, format string, a ...any) error {
@@ -55,6 +58,13 @@ func ParseOptions(ii map[string]any) (Options, error) {
 			return o, invalid("bootc_tpm2_luks", "must be true or false, not %v", v)
 		}
 		o.TPM2LUKS = b
+	}
+	if v, ok := ii["bootc_install_hostd"]; ok && v != nil {
+		b, err := toBool(v)
+		if err != nil {
+			return o, invalid("bootc_install_hostd", "must be true or false, not %v", v)
+		}
+		o.InstallHostd = b
 	}
 	if v, ok := ii["bootc_filesystem"]; ok && v != nil {
 		s, _ := v.(string)

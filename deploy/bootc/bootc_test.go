@@ -59,6 +59,8 @@ func TestParseOptions(t *testing.T) {
 		{"karg number", map[string]any{"bootc_kargs": []any{1.0}}, Options{}, "must be a string"},
 		{"fs", map[string]any{"bootc_filesystem": "zfs"}, Options{}, "use xfs, ext4 or btrfs"},
 		{"luks", map[string]any{"bootc_tpm2_luks": "maybe"}, Options{}, "must be true or false"},
+		{"install hostd", map[string]any{"bootc_install_hostd": true}, Options{InstallHostd: true, RootReserveMiB: 768}, ""},
+		{"install hostd not bool", map[string]any{"bootc_install_hostd": "yes please"}, Options{}, "instance_info.bootc_install_hostd: must be true or false"},
 		{"reserve", map[string]any{"bootc_root_reserve_mib": 10.0}, Options{}, "between 100 and"},
 		{"reserve frac", map[string]any{"bootc_root_reserve_mib": 800.5}, Options{}, "bootc_root_reserve_mib"},
 	}

@@ -408,6 +408,9 @@ func publicPath(p string) bool {
 	// The image-mode reporter authenticates with its own credential (bootc_host.go).
 	case strings.HasPrefix(p, "/v1/bootc/hosts/"):
 		return true
+	// The binary cloud-init installs on hosts (bootc_install_hostd): no secret, pinned by its checksum.
+	case p == HostdPath:
+		return true
 	}
 	return false
 }

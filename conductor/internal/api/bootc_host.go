@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -25,6 +26,8 @@ type BootcConfig struct {
 	PollInterval time.Duration
 	// Stale resolves the tags hosts follow for the images view (bootc_inventory.go); nil: stale is unknown.
 	Stale *fleet.Resolver
+	// Hostd is the path of the ferric-hostd binary served at HostdPath ("" for none).
+	Hostd string
 }
 
 // errReporterAuth is the one answer to every refused reporter: it names the fix without saying which check failed.
@@ -41,6 +44,7 @@ func (s *Server) bootcHostRoutes(v *mux.Router) {
 	v.HandleFunc(route(bootchost.PathDesired), s.bootcDesired).Methods(http.MethodGet)
 	v.HandleFunc(route(bootchost.PathAction), s.bootcAction).Methods(http.MethodPost)
 	v.HandleFunc(route(bootchost.PathCredential), s.bootcRotate).Methods(http.MethodPost)
+	v.HandleFunc(strings.TrimPrefix(HostdPath, "/v1"), s.serveHostd).Methods(http.MethodGet, http.MethodHead)
 }
 
 // reporterAuth checks the request's bearer credential against the node's reporter and returns the reporter and
@@ -254,4 +258,29 @@ func (v storeReporters) VerifyReporter(ctx context.Context, node, credential str
 		return errReporterAuth
 	}
 	return nil
+}
+
+// HostdPath is where the conductor serves ferric-hostd (BootcConfig.Hostd) to hosts that install it at first boot.
+// Public: the binary is no secret, and the vendor data pins its SHA-256, so a tampered copy is never installed.
+const HostdPath = "/v1/bootc/hostd/ferric-hostd"
+
+// serveHostd serves the ferric-hostd binary; 404 when the conductor has none (--hostd-binary unset).
+func (s *Server) serveHostd(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Bootc.Hostd == "" {
+		s.writeError(w, r, notFound("This conductor serves no ferric-hostd (start it with --hostd-binary)."))
+		return
+	}
+	f, err := os.Open(s.cfg.Bootc.Hostd)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	http.ServeContent(w, r, "ferric-hostd", st.ModTime(), f)
 }

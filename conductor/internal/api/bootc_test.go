@@ -376,3 +376,23 @@ func TestFleetLockWithReporterCredential(t *testing.T) {
 	require.NoError(t, st.RevokeBootcCredential(context.Background(), n.UUID))
 	assert.Equal(t, http.StatusUnauthorized, lock(n.UUID, cred, "pre-reboot"), "a revoked credential is refused")
 }
+
+// TestServeHostd: the binary cloud-init installs is served without API credentials, byte for byte; a conductor
+// without one says how to configure it.
+func TestServeHostd(t *testing.T) {
+	st := bootcStores(t)["sqlite"](t)
+	bin := filepath.Join(t.TempDir(), "ferric-hostd")
+	require.NoError(t, os.WriteFile(bin, []byte("\x7fELF not really"), 0o755))
+	srv := bootcServerWith(t, st, BootcConfig{Hostd: bin})
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, HostdPath, nil))
+	require.Equal(t, http.StatusOK, rec.Code, "public: hosts have no API login")
+	assert.Equal(t, "\x7fELF not really", rec.Body.String())
+	assert.Equal(t, "application/octet-stream", rec.Header().Get("Content-Type"))
+
+	none := bootcServer(t, st, nil)
+	rec = httptest.NewRecorder()
+	none.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, HostdPath, nil))
+	assert.Equal(t, http.StatusNotFound, rec.Code)
+	assert.Contains(t, rec.Body.String(), "--hostd-binary")
+}

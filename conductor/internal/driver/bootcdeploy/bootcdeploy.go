@@ -83,8 +83,13 @@ func (d *Deploy) Validate(_ context.Context, n *store.Node) error {
 	if _, err := bootc.ValidateImageSource(src); err != nil {
 		return fmt.Errorf("%v: %w", err, driver.ErrInvalid)
 	}
-	if _, err := bootc.ParseOptions(n.InstanceInfo); err != nil {
+	opts, err := bootc.ParseOptions(n.InstanceInfo)
+	if err != nil {
 		return fmt.Errorf("%v: %w", err, driver.ErrInvalid)
+	}
+	if opts.InstallHostd && d.cfg.Reporter.Hostd == nil {
+		return fmt.Errorf("instance_info.bootc_install_hostd is set, but this conductor serves no ferric-hostd; start "+
+			"it with --hostd-binary, or unset the option: %w", driver.ErrInvalid)
 	}
 	if _, err := agentdeploy.NodePlatform(n); err != nil {
 		return fmt.Errorf("%v: %w", err, driver.ErrInvalid)

@@ -16,6 +16,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/driver/agentdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/fleet"
 	"github.com/ferric-metal/ferric/configdrive"
+	"github.com/ferric-metal/ferric/deploy/bootc"
 )
 
 // Reporter says where deployed hosts report; a zero Reporter (no Store or URL) delivers nothing.
@@ -27,6 +28,9 @@ type Reporter struct {
 	CA func() string
 	// Store keeps the credential's hash.
 	Store CredentialStore
+	// Hostd is the ferric-hostd binary the conductor serves for instance_info.bootc_install_hostd; nil refuses
+	// that option (hostdinstall.go).
+	Hostd *HostdBinary
 }
 
 // CredentialStore is the part of the store the delivery writes.
@@ -50,8 +54,13 @@ func (d *Deploy) configDrive(ctx context.Context, t *driver.Task) (*string, erro
 			return nil, fmt.Errorf("read the config drive of node %s: %w", n.UUID, err)
 		}
 	}
+	opts, _ := bootc.ParseOptions(n.InstanceInfo) // validated before the deploy started
 	// A URL form is fetched by the agent, not the conductor: there is no image here to add the file to.
 	if s, ok := raw.(string); ok && strings.Contains(s, "://") {
+		if opts.InstallHostd {
+			return nil, fmt.Errorf("instance_info.bootc_install_hostd needs a config drive the conductor can add to; "+
+				"give it as a dict or as gzip+base64, not a URL: %w", driver.ErrInvalid)
+		}
 		return d.withoutReporter(ctx, t, "the config drive is given as a URL, which the conductor does not fetch; "+
 			"give it as a dict or as gzip+base64 of an ISO to have the reporter configured")
 	}
@@ -68,8 +77,24 @@ func (d *Deploy) configDrive(ctx context.Context, t *driver.Task) (*string, erro
 	if err != nil {
 		return nil, fmt.Errorf("encode the reporter config: %w", err)
 	}
-	iso, err := driveWithFile(ctx, raw, configdrive.NodeInfo{UUID: n.UUID, Name: n.Name}, cfg)
+	extra := map[string][]byte{bootchost.ConfigDrivePath: cfg}
+	if opts.InstallHostd {
+		if rep.Hostd == nil {
+			return nil, fmt.Errorf("instance_info.bootc_install_hostd is set, but this conductor serves no ferric-hostd; "+
+				"start it with --hostd-binary, or unset the option: %w", driver.ErrInvalid)
+		}
+		vd, err := hostdVendorData(*rep.Hostd, ca)
+		if err != nil {
+			return nil, err
+		}
+		extra[configdrive.VendorDataKey] = vd
+	}
+	iso, err := driveWithFile(ctx, raw, configdrive.NodeInfo{UUID: n.UUID, Name: n.Name}, extra)
 	if err != nil {
+		// The install was asked for: a drive that cannot carry it fails the deploy rather than leave it out.
+		if opts.InstallHostd {
+			return nil, fmt.Errorf("instance_info.bootc_install_hostd: %w", err)
+		}
 		// err never holds the credential: it names the drive's fault only.
 		return d.withoutReporter(ctx, t, err.Error())
 	}
@@ -96,9 +121,8 @@ func (d *Deploy) withoutReporter(ctx context.Context, t *driver.Task, why string
 }
 
 // driveWithFile builds the config drive image of raw (nil or "": a drive of meta_data only; a dict; Ironic's
-// gzip+base64 string) with the reporter's config added.
-func driveWithFile(ctx context.Context, raw any, node configdrive.NodeInfo, cfg []byte) ([]byte, error) {
-	extra := map[string][]byte{bootchost.ConfigDrivePath: cfg}
+// gzip+base64 string) with extra added (the reporter's config, and the vendor data installing it when asked).
+func driveWithFile(ctx context.Context, raw any, node configdrive.NodeInfo, extra map[string][]byte) ([]byte, error) {
 	switch cd := raw.(type) {
 	// No drive from the user: one holding meta_data (uuid, name) and the reporter's config, so every bootc host
 	// can report.
