@@ -53,7 +53,7 @@ func TestHostdInstallVendorData(t *testing.T) {
 	require.True(t, strings.HasPrefix(cc, "#cloud-config\n"), cc)
 	var doc struct {
 		WriteFiles []struct{ Path, Permissions, Content string } `yaml:"write_files"`
-		Runcmd     [][]string                                     `yaml:"runcmd"`
+		Runcmd     [][]string                                    `yaml:"runcmd"`
 	}
 	require.NoError(t, yaml.Unmarshal([]byte(cc), &doc), "valid YAML:\n%s", cc)
 	require.Len(t, doc.WriteFiles, 2)
