@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ferric-metal/ferric/conductor"
+	"github.com/ferric-metal/ferric/conductor/internal/store"
 	"github.com/ferric-metal/ferric/test/conductortest"
 	"github.com/ferric-metal/ferric/test/testenv"
 )
@@ -60,6 +61,8 @@ func TestWebPageInChromium(t *testing.T) {
 	provision(t, cl, active.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetActive})
 	waitState(t, cl, active.UUID, "active")
 
+	digest := reportHost(t, c, active.UUID)
+
 	dir := os.Getenv("FERRIC_TEST_ARTIFACTS")
 	if dir == "" {
 		dir = t.TempDir()
@@ -69,10 +72,11 @@ func TestWebPageInChromium(t *testing.T) {
 		{"nodes", "/ui/", []string{"web-enrolled", "web-manageable", "web-active", "manageable", "active", "enroll",
 			"power on", enrolled.UUID, "maintenance"}},
 		{"nodes-filtered", "/ui/?provision_state=manageable", []string{"web-manageable", "manageable"}},
-		{"node", "/ui/nodes/" + active.UUID, []string{"web-active", active.UUID, "active", "No image-mode reporter"}},
-		{"node-maintenance", "/ui/nodes/" + enrolled.UUID, []string{"web-enrolled", "enroll", "&lt;script&gt;alert(1)&lt;/script&gt;"}},
-		{"images", "/ui/images", []string{"No image-mode host has reported"}},
-		{"fleetlock", "/ui/fleetlock", []string{"No reboot group"}},
+		{"node-maintenance", "/ui/nodes/" + enrolled.UUID, []string{"web-enrolled", "enroll", "&lt;script&gt;alert(1)&lt;/script&gt;",
+			"No image-mode reporter"}},
+		{"node", "/ui/nodes/" + active.UUID, []string{"web-active", active.UUID, "active", digest, "upgrade", "queued"}},
+		{"images", "/ui/images", []string{digest[:len("sha256:")+12], "registry.example/os:1", "web-active", "unknown"}},
+		{"fleetlock", "/ui/fleetlock", []string{"workers", "1 of 1", active.UUID}},
 	} {
 		t.Run(p.name, func(t *testing.T) {
 			dom := runChromium(t, chromium, "--dump-dom", c.URL+p.path)
@@ -90,6 +94,24 @@ func TestWebPageInChromium(t *testing.T) {
 			checkScreenshot(t, shot)
 		})
 	}
+}
+
+// reportHost gives the node an image-mode report, a queued upgrade and a reboot slot of group "workers", written
+// to the conductor's own database as the reporter's endpoints and FleetLock would; it returns the booted digest.
+func reportHost(t *testing.T, c *conductortest.Conductor, node string) string {
+	ctx := context.Background()
+	st, err := store.Open(ctx, c.Config.DB)
+	require.NoError(t, err)
+	defer st.Close()
+	const ref = "registry.example/os:1"
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	require.NoError(t, st.SetBootcCredential(ctx, node, strings.Repeat("0", 64)))
+	require.NoError(t, st.PutBootcReport(ctx, node, store.BootcReport{Status: []byte(`{}`), HostdVersion: "test",
+		SpecRef: ref, BootedRef: ref, BootedDigest: digest}))
+	require.NoError(t, st.CreateBootcAction(ctx, &store.BootcAction{ID: "a1", NodeUUID: node, Kind: "upgrade",
+		Reboot: true, RebootGroup: "workers"}))
+	require.NoError(t, st.AcquireFleetLock(ctx, "workers", node, 1))
+	return digest
 }
 
 // runChromium runs headless Chromium on url with a throwaway profile and returns its standard output.
