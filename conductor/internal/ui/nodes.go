@@ -86,6 +86,7 @@ func (p *Pages) nodes(w http.ResponseWriter, r *http.Request) {
 		p.storeFail(w, r, err)
 		return
 	}
+	// One reporter read per listed node: a page is bounded by maxLimit, and BenchmarkPages measures what it costs.
 	for _, n := range list {
 		row := nodeRow{Node: n, Progress: deployProgress(n)}
 		// The booted image is the reporter's (image-mode hosts); nodes without one show none.
@@ -97,6 +98,7 @@ func (p *Pages) nodes(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Rows = append(d.Rows, row)
 	}
+	// A full page may have more behind it (Ironic's rule for next links); the filter travels with the marker.
 	if len(list) == limit {
 		v := url.Values{"limit": {strconv.Itoa(limit)}, "marker": {list[len(list)-1].UUID}}
 		if d.State != "" {

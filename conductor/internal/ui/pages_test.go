@@ -119,6 +119,11 @@ func TestNodePage(t *testing.T) {
 	assert.Contains(t, body, "oci://"+f.ref, "instance_info is shown")
 	assert.Contains(t, body, "******", "the pull secret is masked")
 	assert.NotContains(t, body, `u:p`, "the pull secret never shows")
+	for _, p := range allPaths(f) {
+		_, other := f.get(t, p, "op", "pw")
+		assert.NotContains(t, other, "hunter2", "%s: driver_info is never shown", p)
+	}
+	assert.NotContains(t, body, "bmc-admin", "driver_info is not shown at all")
 	assert.Contains(t, body, f.first, "booted digest")
 	assert.Contains(t, body, "sha256:0123", "rollback digest")
 	assert.Contains(t, body, "ferric-hostd 1.0")

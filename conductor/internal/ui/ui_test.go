@@ -106,7 +106,9 @@ func (f *fixture) seed(t *testing.T) {
 
 func newNode(t *testing.T, st store.Store, name, state string, ii, dii map[string]any) *store.Node {
 	n := &store.Node{UUID: uuid.NewString(), Name: name, Driver: "fake-hardware", ProvisionState: state,
-		PowerState: "power on", CreatedAt: time.Now().UTC(), InstanceInfo: ii, DriverInternalInfo: dii}
+		PowerState: "power on", CreatedAt: time.Now().UTC(), InstanceInfo: ii, DriverInternalInfo: dii,
+		// BMC credentials: no page may show them.
+		DriverInfo: map[string]any{"redfish_username": "bmc-admin", "redfish_password": "hunter2"}}
 	require.NoError(t, st.CreateNode(context.Background(), n))
 	return n
 }
