@@ -30,6 +30,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 	"github.com/ferric-metal/ferric/conductor/internal/tlsreload"
 	"github.com/ferric-metal/ferric/conductor/internal/transport"
+	"github.com/ferric-metal/ferric/conductor/internal/ui"
 	"github.com/ferric-metal/ferric/images"
 )
 
@@ -252,7 +253,12 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	eng := engine.New(ecfg, st, reg, log.WithField("component", "engine"))
 	engRef.Store(eng)
 	stale := startStaleCheck(ctx, cfg, st, policy)
-	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth, Cluster: members, Measure: mx.measure,
+	// The web page reads the store and the API's stale resolver; its routes sit behind the API's authentication.
+	pages, err := ui.New(ui.Config{Store: st, Stale: stale, DefaultSlots: cfg.FleetLockSlots}, log.WithField("component", "ui"))
+	if err != nil {
+		return err
+	}
+	srv := api.New(api.Config{PublicURL: cfg.PublicURL, Auth: auth, Cluster: members, Measure: mx.measure, Pages: pages.Register,
 		FleetLock: api.FleetLockConfig{DefaultSlots: cfg.FleetLockSlots},
 		Bootc:     api.BootcConfig{PollInterval: cfg.BootcPollInterval, Stale: stale, Hostd: cfg.HostdBinary}, Extra: func(r *mux.Router) {
 			media.Register(r)

@@ -40,6 +40,9 @@ type Config struct {
 	Measure mux.MiddlewareFunc
 	// FleetLock configures the reboot coordinator's endpoints (fleetlock.go).
 	FleetLock FleetLockConfig
+	// Pages registers routes outside the API's versions (the web page under /ui/) once, on the root router, behind
+	// the same middleware as every route (logging, version headers, authentication); may be nil.
+	Pages func(*mux.Router)
 }
 
 // Membership is the part of the cluster view the API shows.
@@ -119,6 +122,10 @@ func (s *Server) routes() *mux.Router {
 	v1 := r.PathPrefix("/v1").Subrouter()
 	s.v1Routes(v1)
 	s.fleetLockRoutes(v1)
+	// Before the unversioned API, whose routes would otherwise be tried first for every page request.
+	if s.cfg.Pages != nil {
+		s.cfg.Pages(r.NewRoute().Subrouter())
+	}
 	s.v1Routes(r.NewRoute().Subrouter())
 	return r
 }

@@ -237,55 +237,26 @@ func (s *Server) imageEntry(r *http.Request, im store.BootcImage, iq *imagesQuer
 	return o, nil
 }
 
-// staleCheck resolves each reference the image's hosts follow (once per reference, with the pull secret of the
-// first node following it) and compares it with the booted digest. The image is stale when one followed tag
-// moved; unknown (nil, with the reason) when none moved but one could not be resolved; else not stale.
+// staleCheck runs the fleet's stale check of the image (fleet.CheckImage, shared with the web page) and renders
+// its followed references; the stale flag is nil (JSON null) when unknown, with the reason.
 func (s *Server) staleCheck(r *http.Request, digest string, nodes []store.BootcNode, refresh bool) ([]any, any, string) {
-	followed := []any{}
-	seen := map[string]bool{}
-	moved, unknown := false, ""
-	for _, bn := range nodes {
-		if bn.SpecRef == "" || seen[bn.SpecRef] {
-			continue
-		}
-		seen[bn.SpecRef] = true
-		res := s.resolveFollowed(r, bn, refresh)
+	c := fleet.CheckImage(r.Context(), s.eng.Store(), s.cfg.Bootc.Stale, digest, nodes, refresh)
+	followed := make([]any, 0, len(c.Followed))
+	for _, f := range c.Followed {
 		o := newOrdered()
-		o.set("reference", bn.SpecRef)
-		o.set("resolved_digest", strOrNil(res.Digest))
-		o.set("checked_at", isoTime(res.CheckedAt))
-		if res.Err != "" {
+		o.set("reference", f.Ref)
+		o.set("resolved_digest", strOrNil(f.Digest))
+		o.set("checked_at", isoTime(f.CheckedAt))
+		if f.Err != "" {
 			o.set("stale", nil)
-			o.set("reason", res.Err)
-			if unknown == "" {
-				unknown = bn.SpecRef + ": " + res.Err
-			}
+			o.set("reason", f.Err)
 		} else {
-			o.set("stale", res.Digest != digest)
-			moved = moved || res.Digest != digest
+			o.set("stale", *f.Stale)
 		}
 		followed = append(followed, o)
 	}
-	switch {
-	case moved:
-		return followed, true, ""
-	case len(seen) == 0:
-		return followed, nil, "its hosts follow no registry image (bootc status shows no spec.image of transport registry)"
-	case unknown != "":
-		return followed, nil, unknown
+	if c.Stale == nil {
+		return followed, nil, c.Reason
 	}
-	return followed, false, ""
-}
-
-// resolveFollowed asks the stale resolver for ref with the node's credentials.
-func (s *Server) resolveFollowed(r *http.Request, bn store.BootcNode, refresh bool) fleet.Resolution {
-	if s.cfg.Bootc.Stale == nil {
-		return fleet.Resolution{Err: "this conductor resolves no image tags", CheckedAt: time.Now().UTC()}
-	}
-	// The node is read whole for its pull secret and platform, which only the body holds.
-	n, err := s.eng.Store().GetNode(r.Context(), bn.UUID)
-	if err != nil {
-		return fleet.Resolution{Err: "node " + bn.UUID + " is gone", CheckedAt: time.Now().UTC()}
-	}
-	return s.cfg.Bootc.Stale.Resolve(r.Context(), fleet.Target{Ref: bn.SpecRef, Node: n}, refresh)
+	return followed, *c.Stale, c.Reason
 }

@@ -237,6 +237,9 @@ func secretKey(k string, depth int) bool {
 // inside lists too (a pull secret in a list of registries is as secret as one at the top).
 func maskSecrets(m map[string]any) map[string]any { return maskDepth(m, 0) }
 
+// MaskSecrets is maskSecrets for the other views of a node (the web page): what the API hides, they hide too.
+func MaskSecrets(m map[string]any) map[string]any { return maskSecrets(m) }
+
 // maxMaskDepth bounds the walk: deeper values are replaced whole rather than shown unchecked (a node's JSON
 // fields come from clients, and a hostile one may nest without end).
 const maxMaskDepth = 32
