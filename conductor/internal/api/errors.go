@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/engine"
+	"github.com/ferric-metal/ferric/conductor/internal/rollout"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
@@ -85,6 +86,12 @@ func status(err error) (int, string) {
 	// Every reboot slot of a FleetLock group is held: the client asks again later.
 	case errors.Is(err, store.ErrFleetLockFull):
 		return http.StatusConflict, msg
+	// A rollout request that is wrong names its field (400); a pause, resume or abort its state refuses (409).
+	case errors.Is(err, rollout.ErrInvalid):
+		strip(rollout.ErrInvalid)
+		return http.StatusBadRequest, strings.TrimPrefix(msg, rollout.ErrInvalid.Error()+": ")
+	case errors.Is(err, rollout.ErrState):
+		return http.StatusConflict, strings.TrimPrefix(msg, rollout.ErrState.Error()+": ")
 	case errors.Is(err, store.ErrBadQuery):
 		strip(store.ErrBadQuery)
 		return http.StatusBadRequest, msg
