@@ -89,9 +89,10 @@ func status(err error) (int, string) {
 	// A rollout request that is wrong names its field (400); a pause, resume or abort its state refuses (409).
 	case errors.Is(err, rollout.ErrInvalid):
 		strip(rollout.ErrInvalid)
-		return http.StatusBadRequest, strings.TrimPrefix(msg, rollout.ErrInvalid.Error()+": ")
+		return http.StatusBadRequest, msg
 	case errors.Is(err, rollout.ErrState):
-		return http.StatusConflict, strings.TrimPrefix(msg, rollout.ErrState.Error()+": ")
+		strip(rollout.ErrState)
+		return http.StatusConflict, msg
 	case errors.Is(err, store.ErrBadQuery):
 		strip(store.ErrBadQuery)
 		return http.StatusBadRequest, msg

@@ -248,9 +248,10 @@ func refusal(n *store.Node, rep *store.BootcReporter) string {
 	return ""
 }
 
-// watch follows a node's action: a failed or cancelled action fails the node; a done one waits for a report,
-// sent after the action was queued, showing the step's digest booted. That report makes the node healthy (or
-// pending again when the step was a barrier); none within the health deadline after the action ended fails it.
+// watch follows a node's action: a failed or cancelled action fails the node, and so does a reboot not finished
+// within the health deadline. A done one waits for a report, sent after the action was queued, showing the step's
+// digest booted: it makes the node healthy (or pending again when the step was a barrier); none within the health
+// deadline after the action ended fails it.
 func (c *Controller) watch(ctx context.Context, r *store.BootcRollout, spec *Spec, n *store.BootcRolloutNode, now time.Time) error {
 	a, err := c.cfg.Store.GetBootcAction(ctx, n.NodeUUID, n.ActionID)
 	if err != nil {
@@ -265,6 +266,14 @@ func (c *Controller) watch(ctx context.Context, r *store.BootcRollout, spec *Spe
 		return nil
 	case bootchost.StateDone:
 		n.State = NodeVerifying
+	case bootchost.StateRebooting:
+		// A host that rebooted and has not finished its action by the deadline did not come back (or came back
+		// without its reporter): the same health gate as a missing report.
+		if now.After(a.UpdatedAt.Add(spec.HealthDeadline)) {
+			n.State, n.Reason = NodeFailed, fmt.Sprintf("it rebooted into %s at %s and has not reported back within %s",
+				Digest(n.StepImage), a.UpdatedAt.Format(time.RFC3339), spec.HealthDeadline)
+		}
+		return nil
 	default:
 		return nil
 	}

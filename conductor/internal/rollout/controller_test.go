@@ -171,6 +171,31 @@ func TestRolloutHealthGate(t *testing.T) {
 	require.Equal(t, rollout.StateDone, r.State, r.PauseReason)
 }
 
+// TestRolloutHostDoesNotComeBack: a host that rebooted and never finished its action pauses the rollout once the
+// health deadline passed, not before.
+func TestRolloutHostDoesNotComeBack(t *testing.T) {
+	f := newFleet(t)
+	ctx := context.Background()
+	h := f.addHosts(1, oldDigest, nil)[0]
+	h.dead.Store(true)
+	c, err := rollout.Create(ctx, f.st, target, rollout.Spec{Waves: rollout.WaveSpec{Size: 1}, HealthDeadline: time.Minute})
+	require.NoError(t, err)
+	ctl := f.controller()
+	stop := f.runHosts(1, 2*time.Millisecond)
+	defer stop()
+	require.Eventually(t, func() bool {
+		require.NoError(t, ctl.Tick(ctx))
+		a, err := f.st.OpenBootcAction(ctx, h.uuid)
+		return err == nil && a.State == bootchost.StateRebooting
+	}, 30*time.Second, 5*time.Millisecond)
+	r := f.drive(ctl, c.Rollout.ID, 100*time.Millisecond)
+	require.Equal(t, rollout.StateRunning, r.State)
+	f.skew.Store(int64(2 * time.Minute))
+	r = f.drive(ctl, c.Rollout.ID, 30*time.Second)
+	require.Equal(t, rollout.StatePaused, r.State)
+	assert.Contains(t, r.PauseReason, h.uuid+": it rebooted into "+newDigest)
+}
+
 // TestRolloutAbort: abort cancels the queued switch of a host that is not polling and queues a rollback for the
 // hosts whose switch is done; the hosts boot their old image again. Pause holds a rollout; a done one cannot
 // be aborted.
@@ -206,6 +231,9 @@ func TestRolloutAbort(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, rollout.StateAborted, r.State)
 	nodes := f.nodes(c.Rollout.ID)
+	for _, h := range hosts {
+		require.Equal(t, rollout.NodeRolledBack, nodes[h.uuid].State, nodes[h.uuid].Reason)
+	}
 	assert.Equal(t, rollout.NodeCancelled, nodes[offline.uuid].State)
 	a, err := f.st.GetBootcAction(ctx, offline.uuid, nodes[offline.uuid].ActionID)
 	require.NoError(t, err)

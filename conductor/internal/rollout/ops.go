@@ -37,7 +37,7 @@ type Created struct {
 // image is the target, already pinned by digest.
 func Create(ctx context.Context, st OpsStore, image string, spec Spec) (*Created, error) {
 	if Digest(image) == "" {
-		return nil, fmt.Errorf("%w: \"image\" %q is not pinned by digest", ErrInvalid, image)
+		return nil, fmt.Errorf("\"image\" %q is not pinned by digest: %w", image, ErrInvalid)
 	}
 	if err := spec.Check(image); err != nil {
 		return nil, err
@@ -45,7 +45,7 @@ func Create(ctx context.Context, st OpsStore, image string, spec Spec) (*Created
 	if dead, err := st.BootcDeadEnd(ctx, Digest(image)); err != nil {
 		return nil, err
 	} else if dead != "" {
-		return nil, fmt.Errorf("%w: \"image\" %s is a dead end (recorded as %s by an earlier rollout); choose a newer image", ErrInvalid, image, dead)
+		return nil, fmt.Errorf("\"image\" %s is a dead end (recorded as %s by an earlier rollout); choose a newer image: %w", image, dead, ErrInvalid)
 	}
 	cands, err := Select(ctx, st, spec.Selector)
 	if err != nil {
@@ -173,13 +173,13 @@ func Abort(ctx context.Context, st Store, id string, log *logrus.Entry) (*store.
 	}
 	from := r.State
 	if from != StateRunning && from != StatePaused {
-		return nil, fmt.Errorf("%w: rollout %s is %s; only a running or paused rollout can be aborted", ErrState, id, from)
+		return nil, fmt.Errorf("rollout %s is %s; only a running or paused rollout can be aborted: %w", id, from, ErrState)
 	}
 	r.State = StateAborted
 	if ok, err := st.UpdateBootcRollout(ctx, r, from); err != nil {
 		return nil, err
 	} else if !ok {
-		return nil, fmt.Errorf("%w: rollout %s changed meanwhile; look at it again and retry", ErrState, id)
+		return nil, fmt.Errorf("rollout %s changed meanwhile; look at it again and retry: %w", id, ErrState)
 	}
 	nodes, err := st.ListBootcRolloutNodes(ctx, id, r.CurrentWave)
 	if err != nil {
@@ -236,13 +236,13 @@ func transition(ctx context.Context, st Store, id, from string, change func(*sto
 		return nil, err
 	}
 	if r.State != from {
-		return nil, fmt.Errorf("%w: rollout %s is %s, not %s", ErrState, id, r.State, from)
+		return nil, fmt.Errorf("rollout %s is %s, not %s: %w", id, r.State, from, ErrState)
 	}
 	change(r)
 	if ok, err := st.UpdateBootcRollout(ctx, r, from); err != nil {
 		return nil, err
 	} else if !ok {
-		return nil, fmt.Errorf("%w: rollout %s changed meanwhile; look at it again and retry", ErrState, id)
+		return nil, fmt.Errorf("rollout %s changed meanwhile; look at it again and retry: %w", id, ErrState)
 	}
 	return r, nil
 }

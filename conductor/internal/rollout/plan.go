@@ -39,11 +39,11 @@ var ErrInvalid = errors.New("invalid rollout")
 func (w WaveSpec) Check() error {
 	switch {
 	case w.Size > 0 && w.Percent > 0:
-		return fmt.Errorf("%w: \"waves\": give either \"size\" or \"percent\", not both", ErrInvalid)
+		return fmt.Errorf("\"waves\": give either \"size\" or \"percent\", not both: %w", ErrInvalid)
 	case w.Size < 0 || w.Percent < 0 || w.Percent > 100:
-		return fmt.Errorf("%w: \"waves\": \"size\" must be positive and \"percent\" between 1 and 100", ErrInvalid)
+		return fmt.Errorf("\"waves\": \"size\" must be positive and \"percent\" between 1 and 100: %w", ErrInvalid)
 	case w.Size == 0 && w.Percent == 0:
-		return fmt.Errorf("%w: \"waves\": give \"size\" (nodes per wave) or \"percent\" (of the nodes per wave)", ErrInvalid)
+		return fmt.Errorf("\"waves\": give \"size\" (nodes per wave) or \"percent\" (of the nodes per wave): %w", ErrInvalid)
 	}
 	return nil
 }

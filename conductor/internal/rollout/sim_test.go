@@ -48,13 +48,15 @@ func quietLog() *logrus.Entry {
 	return logrus.NewEntry(l)
 }
 
-// simHost is one simulated host. fail makes its switches fail; silent makes it stop reporting after a reboot.
+// simHost is one simulated host. fail makes its switches fail; silent makes it stop reporting after a reboot;
+// dead makes it never come back from a reboot.
 type simHost struct {
 	f                *fleet
 	uuid             string
 	mu               sync.Mutex // guards booted and rollback (the test reads them while the host runs)
 	booted, rollback string
 	fail, silent     atomic.Bool
+	dead             atomic.Bool
 }
 
 // addHosts creates n active nodes with reporters booting digest, extra applied to each.
@@ -131,6 +133,9 @@ func (h *simHost) step(ctx context.Context) error {
 // reboot boots what the action staged, reports it (unless silent), ends the action and frees the slot.
 func (h *simHost) reboot(ctx context.Context, a *store.BootcAction) error {
 	st := h.f.st
+	if h.dead.Load() {
+		return nil
+	}
 	h.mu.Lock()
 	if a.Kind == bootchost.ActionRollback {
 		h.booted, h.rollback = h.rollback, h.booted
@@ -162,7 +167,8 @@ func (f *fleet) runHosts(workers int, every time.Duration) (stop func()) {
 			defer wg.Done()
 			for ctx.Err() == nil {
 				for i := w; i < len(f.hosts); i += workers {
-					if err := f.hosts[i].step(ctx); err != nil && ctx.Err() == nil {
+					// A step runs to its end (stop waits for it), as a host finishes what it started.
+					if err := f.hosts[i].step(context.Background()); err != nil {
 						f.t.Errorf("host %s: %v", f.hosts[i].uuid, err)
 						return
 					}
@@ -171,5 +177,8 @@ func (f *fleet) runHosts(workers int, every time.Duration) (stop func()) {
 			}
 		}()
 	}
-	return func() { cancel(); wg.Wait() }
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
+	f.t.Cleanup(stop) // a test that fails half-way still stops its hosts before the store closes
+	return stop
 }

@@ -64,13 +64,13 @@ func (s *Spec) Check(target string) error {
 		return err
 	}
 	if s.WaitBetween < 0 || s.HealthDeadline < 0 {
-		return fmt.Errorf("%w: \"wait_between\" and \"health_deadline\" are durations such as \"10m\", not negative", ErrInvalid)
+		return fmt.Errorf("\"wait_between\" and \"health_deadline\" are durations such as \"10m\", not negative: %w", ErrInvalid)
 	}
 	if s.HealthDeadline == 0 {
 		s.HealthDeadline = DefaultHealthDeadline
 	}
 	if s.MaxUnavailable < 0 {
-		return fmt.Errorf("%w: \"max_unavailable\" is how many hosts of the rollout may reboot at once (default 1)", ErrInvalid)
+		return fmt.Errorf("\"max_unavailable\" is how many hosts of the rollout may reboot at once (default 1): %w", ErrInvalid)
 	}
 	if s.MaxUnavailable == 0 {
 		s.MaxUnavailable = 1
@@ -84,18 +84,18 @@ func (s *Spec) Check(target string) error {
 	}{{"barriers", s.Barriers}, {"dead_ends", s.DeadEnds}} {
 		for _, ref := range field.refs {
 			if Digest(ref) == "" {
-				return fmt.Errorf("%w: %q %q: give images pinned by digest (repo@sha256:...)", ErrInvalid, field.name, ref)
+				return fmt.Errorf("%q %q: give images pinned by digest (repo@sha256:...): %w", field.name, ref, ErrInvalid)
 			}
 		}
 	}
 	for _, ref := range s.DeadEnds {
 		if Digest(ref) == Digest(target) {
-			return fmt.Errorf("%w: \"image\" %s is listed in \"dead_ends\": a dead-end image is never a rollout target", ErrInvalid, target)
+			return fmt.Errorf("\"image\" %s is listed in \"dead_ends\": a dead-end image is never a rollout target: %w", target, ErrInvalid)
 		}
 	}
 	for _, ref := range s.Barriers {
 		if Digest(ref) == Digest(target) {
-			return fmt.Errorf("%w: \"barriers\" lists the target %s itself; list only the images on the way", ErrInvalid, target)
+			return fmt.Errorf("\"barriers\" lists the target %s itself; list only the images on the way: %w", target, ErrInvalid)
 		}
 	}
 	return nil

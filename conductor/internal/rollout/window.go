@@ -25,7 +25,7 @@ func ParseWindow(s string) (Window, error) {
 	var w Window
 	days, hours, ok := strings.Cut(strings.TrimSpace(s), " ")
 	if !ok {
-		return w, fmt.Errorf("%w: window %q: write it as DAYS HH:MM-HH:MM in UTC, e.g. \"Mon-Fri 02:00-05:00\"", ErrInvalid, s)
+		return w, fmt.Errorf("window %q: write it as DAYS HH:MM-HH:MM in UTC, e.g. \"Mon-Fri 02:00-05:00\": %w", s, ErrInvalid)
 	}
 	for _, part := range strings.Split(days, ",") {
 		from, to, isRange := strings.Cut(strings.ToLower(part), "-")
@@ -35,7 +35,7 @@ func ParseWindow(s string) (Window, error) {
 			b, okB = a, okA
 		}
 		if !okA || !okB {
-			return w, fmt.Errorf("%w: window %q: days are Mon Tue Wed Thu Fri Sat Sun, as a range (Mon-Fri) or a list (Mon,Wed)", ErrInvalid, s)
+			return w, fmt.Errorf("window %q: days are Mon Tue Wed Thu Fri Sat Sun, as a range (Mon-Fri) or a list (Mon,Wed): %w", s, ErrInvalid)
 		}
 		for d := a; ; d = (d + 1) % 7 {
 			w.Days[d] = true
@@ -47,7 +47,7 @@ func ParseWindow(s string) (Window, error) {
 	var h1, m1, h2, m2 int
 	if _, err := fmt.Sscanf(strings.TrimSpace(hours), "%d:%d-%d:%d", &h1, &m1, &h2, &m2); err != nil ||
 		h1 > 23 || h2 > 24 || m1 > 59 || m2 > 59 || h1 < 0 || h2 < 0 || m1 < 0 || m2 < 0 {
-		return w, fmt.Errorf("%w: window %q: hours are HH:MM-HH:MM in UTC, e.g. 02:00-05:00", ErrInvalid, s)
+		return w, fmt.Errorf("window %q: hours are HH:MM-HH:MM in UTC, e.g. 02:00-05:00: %w", s, ErrInvalid)
 	}
 	w.Start, w.End = h1*60+m1, h2*60+m2
 	return w, nil
