@@ -56,6 +56,8 @@ func (c *cli) rolloutCreate(ctx context.Context, args []string) error {
 	if len(pos) != 1 {
 		return errors.New("bootc rollout create: give one IMAGE (a registry reference; it is pinned to its digest now)")
 	}
+	// Empty selector fields match every node on the server; conductor_group is sent only when given, because
+	// "" is a group of its own (the default one).
 	sel := map[string]any{"resource_class": *rc, "owner": *owner, "traits": traits, "nodes": nodes}
 	if *group != "" {
 		sel["conductor_group"] = *group
@@ -131,6 +133,7 @@ func (c *cli) printRollout(r map[string]any) error {
 		return c.printJSON(r)
 	}
 	c.table(rolloutHeaders, [][]string{rolloutRow(r)})
+	// A list has no waves (the server leaves nodes out of listings); show and create do.
 	waves, _ := r["waves"].([]any)
 	var rows [][]string
 	for _, w := range waves {

@@ -73,6 +73,8 @@ func (s *Server) createRollout(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// Pinned before anything is stored: a tag that does not resolve refuses the rollout instead of failing each
+	// host's switch later.
 	image, err := s.pinRolloutImage(r, req.Image, sp.Selector)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -155,6 +157,7 @@ func (s *Server) rolloutOp(w http.ResponseWriter, r *http.Request) {
 		ro  *store.BootcRollout
 		err error
 	)
+	// The route's pattern admits only these three operations; the rollout package refuses one its state forbids.
 	switch mux.Vars(r)["op"] {
 	case "pause":
 		ro, err = rollout.Pause(r.Context(), st, id, "paused by the operator")
@@ -195,6 +198,7 @@ func rolloutJSON(ro *store.BootcRollout, nodes []store.BootcRolloutNode) *ordere
 	if nodes == nil {
 		return out
 	}
+	// Every wave is listed, empty ones too (their nodes were deleted), so wave numbers match current_wave.
 	waves := make([]map[string]any, ro.Waves)
 	for i := range waves {
 		waves[i] = map[string]any{"wave": i, "nodes": []any{}}

@@ -112,6 +112,8 @@ func (c *Controller) tick(ctx context.Context, r *store.BootcRollout) error {
 	if err != nil {
 		return err
 	}
+	// Skipped nodes do not hold the wave (their reason is shown), failed ones stop the whole rollout: one broken
+	// host of a wave is the signal a phased rollout exists to catch before the next wave repeats it.
 	var failed []string
 	passed := true
 	for i := range nodes {
@@ -128,6 +130,7 @@ func (c *Controller) tick(ctx context.Context, r *store.BootcRollout) error {
 		}
 	}
 	log := c.cfg.Log.WithField("rollout", r.ID).WithField("wave", r.CurrentWave)
+	// Both writes are conditional on running: an operator's pause or abort since this tick read the rollout wins.
 	switch {
 	case len(failed) > 0:
 		r.State = StatePaused
@@ -167,6 +170,8 @@ func (c *Controller) startWave(ctx context.Context, r *store.BootcRollout, spec 
 	if !InWindow(windows, now) {
 		return false, nil
 	}
+	// The group's slots are (re)set at every wave start, an idempotent write: the limit holds even if an operator
+	// reset the group meanwhile, and hosts of the rollout share it with nobody else (its name is the rollout's).
 	slots := max(1, spec.MaxUnavailable)
 	if _, err := c.cfg.Store.PutFleetLockGroup(ctx, RebootGroup(r.ID), store.FleetLockUpdate{Slots: &slots}); err != nil {
 		return false, err
@@ -177,6 +182,8 @@ func (c *Controller) startWave(ctx context.Context, r *store.BootcRollout, spec 
 
 // step moves one node of the current wave as far as the store allows now, and writes it when it changed.
 func (c *Controller) step(ctx context.Context, r *store.BootcRollout, spec *Spec, n *store.BootcRolloutNode, now time.Time) error {
+	// Most ticks change nothing for most nodes: a node is written only when it moved, which keeps a tick over a
+	// wave of hundreds of hosts to reads.
 	before := *n
 	var err error
 	switch n.State {
@@ -206,10 +213,14 @@ func (c *Controller) queue(ctx context.Context, r *store.BootcRollout, spec *Spe
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
+	// Checked when the wave starts, not when the rollout was planned: hours may pass between the two, and a node
+	// put in maintenance meanwhile is exactly one the operator wants left alone.
 	if why := refusal(node, rep); why != "" {
 		n.State, n.Reason = NodeSkipped, why
 		return nil
 	}
+	// The next step follows from what the host boots now, not from a remembered path: a host moved by hand, or
+	// retried after a failure, takes the step it needs from where it is.
 	next := spec.NextImage(rep.Report.BootedDigest, r.Image)
 	if next == "" {
 		n.State, n.Reason = NodeHealthy, ""
@@ -281,6 +292,9 @@ func (c *Controller) watch(ctx context.Context, r *store.BootcRollout, spec *Spe
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
+	// The report must be newer than the action's creation: the host did not boot the step's digest then (it
+	// would have had no step), so a report showing it booted can only come from after the switch. hostd reports
+	// the new boot before it marks the action done, so "after the action ended" would miss that report.
 	deadline := a.UpdatedAt.Add(spec.HealthDeadline)
 	if rep != nil && rep.Report != nil && rep.Report.BootedDigest == Digest(n.StepImage) &&
 		!rep.Report.ReportedAt.Before(a.CreatedAt) && !rep.Report.ReportedAt.After(deadline) {

@@ -55,6 +55,8 @@ func Create(ctx context.Context, st OpsStore, image string, spec Spec) (*Created
 	if err != nil {
 		return nil, err
 	}
+	// Dead ends outlive the rollout that declared them: they mark images known bad, which later rollouts and an
+	// operator's switch must not target either (recording one twice is a no-op).
 	for _, ref := range spec.DeadEnds {
 		if err := st.PutBootcDeadEnd(ctx, Digest(ref), ref); err != nil {
 			return nil, err
@@ -107,6 +109,8 @@ func Select(ctx context.Context, st OpsStore, sel Selector) ([]Candidate, error)
 		if !matches(n, sel) {
 			continue
 		}
+		// The booted digest lets the planner leave out hosts already on the target; a host that never reported
+		// is planned anyway and skipped with its reason when its wave starts.
 		c := Candidate{UUID: n.UUID, Name: n.Name, Wariness: Wariness(n.Extra)}
 		rep, err := st.BootcReporter(ctx, n.UUID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -153,6 +157,8 @@ func Resume(ctx context.Context, st Store, id string) (*store.BootcRollout, erro
 	if err != nil {
 		return nil, err
 	}
+	// A resume is the operator saying the cause is fixed: failed nodes get a fresh start (pending), and one that
+	// meanwhile booted the target is found healthy at its next step without a new action.
 	for i := range nodes {
 		if n := &nodes[i]; n.State == NodeFailed {
 			n.State, n.Reason = NodePending, "retried at resume after: "+n.Reason
@@ -175,6 +181,8 @@ func Abort(ctx context.Context, st Store, id string, log *logrus.Entry) (*store.
 	if from != StateRunning && from != StatePaused {
 		return nil, fmt.Errorf("rollout %s is %s; only a running or paused rollout can be aborted: %w", id, from, ErrState)
 	}
+	// The state is written first, conditionally: the controller stops queueing at once, and a concurrent abort or
+	// a controller write in between makes this one fail instead of both acting.
 	r.State = StateAborted
 	if ok, err := st.UpdateBootcRollout(ctx, r, from); err != nil {
 		return nil, err
@@ -216,6 +224,8 @@ func abortNode(ctx context.Context, st Store, r *store.BootcRollout, n *store.Bo
 			n.Reason = "its switch had started when the rollout was aborted; roll it back by hand once it ends"
 		}
 	case a.State == bootchost.StateDone:
+		// bootc rollback boots the previous deployment, which is what the host booted before this switch; it
+		// reboots through the rollout's group, so the rollback is as gentle as the rollout.
 		rb := &store.BootcAction{ID: uuid.NewString(), NodeUUID: n.NodeUUID, Kind: bootchost.ActionRollback, Reboot: true,
 			RebootGroup: RebootGroup(r.ID)}
 		if err := st.CreateBootcAction(ctx, rb); err != nil {

@@ -13,9 +13,8 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
-// TestBootcRollouts: a rollout and its nodes are stored together, listed by wave and position, its progress is
-// written only from the state the writer saw, nodes go with their node, and dead ends are recorded once; on both
-// backends.
+// TestBootcRollouts: a rollout and its nodes are stored together (or not at all), listed by wave and position,
+// its progress is written only from the state the writer saw, and nodes go with their node; on both backends.
 func TestBootcRollouts(t *testing.T) {
 	for name, open := range backends(t) {
 		t.Run(name, func(t *testing.T) {
@@ -87,7 +86,16 @@ func TestBootcRollouts(t *testing.T) {
 			list, err = s.ListBootcRollouts(ctx, "paused")
 			require.NoError(t, err)
 			assert.Empty(t, list)
+		})
+	}
+}
 
+// TestBootcDeadEnds: a dead end is recorded once and found by its digest; on both backends.
+func TestBootcDeadEnds(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			s := open(t, store.Limits{})
 			img, err := s.BootcDeadEnd(ctx, "sha256:bad")
 			require.NoError(t, err)
 			assert.Empty(t, img)

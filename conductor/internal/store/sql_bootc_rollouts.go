@@ -9,6 +9,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -55,6 +56,8 @@ func (s *SQL) CreateBootcRollout(ctx context.Context, r *BootcRollout, nodes []B
 		fmtTime(r.WavePassedAt), fmtTime(&now), fmtTime(&now)); err != nil {
 		return fmt.Errorf("store rollout %s: %w", r.ID, err)
 	}
+	// One prepared statement for the nodes: a rollout of thousands of hosts is one transaction, all or nothing
+	// (a node deleted meanwhile refuses the whole rollout, which the operator then plans again).
 	stmt, err := tx.PrepareContext(ctx, s.rebind(`INSERT INTO bootc_rollout_nodes (rollout_id, node_uuid, wave, position,
 		action_id, step_image, state, reason, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`))
 	if err != nil {
@@ -102,6 +105,7 @@ func (s *SQL) ListBootcRollouts(ctx context.Context, state string) ([]*BootcRoll
 // state from; it reports whether it wrote.
 func (s *SQL) UpdateBootcRollout(ctx context.Context, r *BootcRollout, from string) (bool, error) {
 	now := s.now().UTC()
+	// The spec and image are never rewritten: what was planned is what runs.
 	res, err := s.exec(ctx, `UPDATE bootc_rollouts SET state = ?, current_wave = ?, pause_reason = ?, wave_started_at = ?,
 		wave_passed_at = ?, updated_at = ? WHERE id = ? AND state = ?`, r.State, r.CurrentWave, r.PauseReason,
 		fmtTime(r.WaveStartedAt), fmtTime(r.WavePassedAt), fmtTime(&now), r.ID, from)
@@ -173,7 +177,7 @@ func (s *SQL) PutBootcDeadEnd(ctx context.Context, digest, image string) error {
 func (s *SQL) BootcDeadEnd(ctx context.Context, digest string) (string, error) {
 	var image string
 	err := s.queryRow(ctx, `SELECT image FROM bootc_dead_ends WHERE digest = ?`, digest).Scan(&image)
-	if err == sql.ErrNoRows {
+	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
 	if err != nil {
