@@ -306,3 +306,48 @@ func TestRollout1000(t *testing.T) {
 	assert.LessOrEqual(t, f.peak.Load(), int32(50))
 	t.Logf("1,000 hosts in 10 waves (max_unavailable 50): %s wall, peak %d concurrent reboots", took.Round(time.Millisecond), f.peak.Load())
 }
+
+// TestRolloutWindowsAndWait: a wave starts only inside a maintenance window and only once wait_between has passed
+// since the previous wave.
+func TestRolloutWindowsAndWait(t *testing.T) {
+	f := newFleet(t)
+	ctx := context.Background()
+	hosts := f.addHosts(2, oldDigest, nil)
+	now := time.Now().UTC()
+	day := now.AddDate(0, 0, 3) // a window three days away is closed now, whatever the hour
+	window := day.Weekday().String()[:3] + " 02:00-06:00"
+	c, err := rollout.Create(ctx, f.st, target, rollout.Spec{Waves: rollout.WaveSpec{Size: 1}, WaitBetween: time.Hour,
+		Windows: []string{window}, HealthDeadline: 30 * 24 * time.Hour})
+	require.NoError(t, err)
+	ctl := f.controller()
+	openActions := func() int {
+		k := 0
+		for _, h := range hosts {
+			if _, err := f.st.OpenBootcAction(ctx, h.uuid); err == nil {
+				k++
+			}
+		}
+		return k
+	}
+	require.NoError(t, ctl.Tick(ctx))
+	assert.Zero(t, openActions(), "outside the window no wave starts")
+
+	inWindow := time.Date(day.Year(), day.Month(), day.Day(), 2, 30, 0, 0, time.UTC)
+	f.skew.Store(int64(inWindow.Sub(now)))
+	f.runHosts(2, 2*time.Millisecond)
+	require.Eventually(t, func() bool {
+		require.NoError(t, ctl.Tick(ctx))
+		r, err := f.st.GetBootcRollout(ctx, c.Rollout.ID)
+		require.NoError(t, err)
+		return r.CurrentWave == 1
+	}, 30*time.Second, 5*time.Millisecond)
+	for range 5 {
+		require.NoError(t, ctl.Tick(ctx))
+	}
+	second := c.Nodes[1].NodeUUID
+	assert.Equal(t, rollout.NodePending, f.nodes(c.Rollout.ID)[second].State, "wait_between holds the next wave")
+
+	f.skew.Add(int64(2 * time.Hour)) // 04:30: the wait is over and the window still open
+	r := f.drive(ctl, c.Rollout.ID, 30*time.Second)
+	require.Equal(t, rollout.StateDone, r.State, r.PauseReason)
+}
