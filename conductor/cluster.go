@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -60,4 +61,24 @@ func buildVersion() string {
 		return bi.Main.Version
 	}
 	return rev
+}
+
+// rolloutTick is how often the rollout controller advances the rollouts this conductor owns.
+const rolloutTick = 5 * time.Second
+
+// rolloutOwner returns the rollout controller's Owns: a rollout spans conductor groups, so its owner is taken on
+// a ring of every alive conductor, whatever its group; exactly one conductor of an agreed membership drives it.
+// A conductor the membership no longer counts alive drives none (the others have taken its rollouts).
+func rolloutOwner(members *cluster.Cluster, host string) func(id string) bool {
+	return func(id string) bool {
+		var alive []string
+		self := false
+		for _, m := range members.Members() {
+			if m.Alive {
+				alive = append(alive, m.Hostname)
+				self = self || m.Hostname == host
+			}
+		}
+		return self && cluster.NewRing(alive).Owner(id) == host
+	}
 }

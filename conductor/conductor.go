@@ -27,6 +27,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
 	"github.com/ferric-metal/ferric/conductor/internal/imagecache"
 	"github.com/ferric-metal/ferric/conductor/internal/metrics"
+	"github.com/ferric-metal/ferric/conductor/internal/rollout"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 	"github.com/ferric-metal/ferric/conductor/internal/tlsreload"
 	"github.com/ferric-metal/ferric/conductor/internal/transport"
@@ -281,6 +282,12 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	beatCtx, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
 	beatDone := make(chan struct{})
 	go func() { members.Run(beatCtx); close(beatDone) }()
+	// Rollouts advance at every tick of their owner; they stop with serve (a rollout is only state in the store,
+	// so the next owner continues it).
+	rollCtx, stopRollouts := context.WithCancel(ctx)
+	defer stopRollouts()
+	go rollout.New(rollout.Config{Store: st, Owns: rolloutOwner(members, ecfg.Host),
+		Log: log.WithField("component", "rollout")}).Run(rollCtx, rolloutTick)
 	err = serve(ctx, cfg, eng, hs, ln, tlsFiles, log)
 	stopBeat()
 	<-beatDone

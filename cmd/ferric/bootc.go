@@ -28,8 +28,10 @@ func (c *cli) bootc(ctx context.Context, sub string, args []string) error {
 		return c.bootcActions(ctx, args)
 	case "cancel":
 		return c.bootcCancel(ctx, args)
+	case "rollout":
+		return c.bootcRollout(ctx, args)
 	}
-	return fmt.Errorf("bootc %s: unknown subcommand; use images, show, upgrade, switch, rollback, actions or cancel", sub)
+	return fmt.Errorf("bootc %s: unknown subcommand; use images, show, upgrade, switch, rollback, actions, cancel or rollout", sub)
 }
 
 // bootcImages prints GET /v1/bootc/images: one row per booted digest.

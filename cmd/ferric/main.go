@@ -49,6 +49,10 @@ Commands:
   bootc switch NODE IMAGE [--no-reboot] [--reboot-group G]       queue bootc switch (IMAGE pinned to its digest)
   bootc actions NODE                                  the host's actions, newest first
   bootc cancel NODE ACTION                            cancel an action the host has not started
+  bootc rollout create IMAGE --size N|--percent P [--node N]... [--resource-class RC] [--trait T]... [--owner O]
+              [--conductor-group G] [--wait-between D] [--health-deadline D] [--max-unavailable N]
+              [--window "Mon-Fri 02:00-05:00"]... [--barrier IMG@sha256:...]... [--dead-end IMG@sha256:...]...
+  bootc rollout list|show ROLLOUT|pause ROLLOUT|resume ROLLOUT|abort ROLLOUT   watch and steer rollouts in waves
   configdrive build --from DRIVE.json -o FILE [--encode] [--vfat] [--uuid U] [--name N]
   configdrive write DEVICE IMAGE
   configdrive show IMAGE|DEVICE

@@ -184,6 +184,7 @@ func (s *Server) v1Routes(v *mux.Router) {
 	s.bootcHostRoutes(v)
 	s.bootcInventoryRoutes(v)
 	s.bootcActionRoutes(v)
+	s.bootcRolloutRoutes(v)
 	if s.cfg.Extra != nil {
 		s.cfg.Extra(v)
 	}

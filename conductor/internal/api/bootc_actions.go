@@ -68,6 +68,10 @@ func (s *Server) createBootcAction(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
+		if err := s.refuseDeadEnd(r, a.Image); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 	}
 	if err := s.eng.Store().CreateBootcAction(r.Context(), a); err != nil {
 		if errors.Is(err, store.ErrActionOpen) {
@@ -144,6 +148,17 @@ func (s *Server) pinImage(r *http.Request, n *store.Node, ref string) (string, e
 		return "", badRequest("\"image\" %q could not be resolved in its registry: %s", ref, res.Err)
 	}
 	return repository(ref) + "@" + res.Digest, nil
+}
+
+// refuseDeadEnd refuses a switch to an image a rollout declared a dead end (as Fedora CoreOS's update graph
+// never sends a host to one).
+func (s *Server) refuseDeadEnd(r *http.Request, image string) error {
+	_, digest, _ := strings.Cut(image, "@")
+	dead, err := s.eng.Store().BootcDeadEnd(r.Context(), digest)
+	if err != nil || dead == "" {
+		return err
+	}
+	return conflict("Image %s is a dead end (declared by a rollout's dead_ends); switch to a newer image.", image)
 }
 
 // repository strips the tag from a reference (a colon after the last slash; a registry port comes before it).

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/engine"
+	"github.com/ferric-metal/ferric/conductor/internal/rollout"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
@@ -84,6 +85,13 @@ func status(err error) (int, string) {
 		return http.StatusConflict, msg + " already exists."
 	// Every reboot slot of a FleetLock group is held: the client asks again later.
 	case errors.Is(err, store.ErrFleetLockFull):
+		return http.StatusConflict, msg
+	// A rollout request that is wrong names its field (400); a pause, resume or abort its state refuses (409).
+	case errors.Is(err, rollout.ErrInvalid):
+		strip(rollout.ErrInvalid)
+		return http.StatusBadRequest, msg
+	case errors.Is(err, rollout.ErrState):
+		strip(rollout.ErrState)
 		return http.StatusConflict, msg
 	case errors.Is(err, store.ErrBadQuery):
 		strip(store.ErrBadQuery)

@@ -406,6 +406,17 @@ type Store interface {
 	GetBootcAction(ctx context.Context, nodeUUID, id string) (*BootcAction, error)
 	ListBootcActions(ctx context.Context, nodeUUID string, limit int) ([]*BootcAction, error)
 	MoveBootcAction(ctx context.Context, nodeUUID, id, from, to, errText string) (bool, error)
+
+	// Rollouts of a bootc image in waves (issue 18, sql_bootc_rollouts.go). UpdateBootcRollout writes only while
+	// the rollout is still in the state the caller saw; BootcDeadEnd returns "" for a digest that is not one.
+	CreateBootcRollout(ctx context.Context, r *BootcRollout, nodes []BootcRolloutNode) error
+	GetBootcRollout(ctx context.Context, id string) (*BootcRollout, error)
+	ListBootcRollouts(ctx context.Context, state string) ([]*BootcRollout, error)
+	UpdateBootcRollout(ctx context.Context, r *BootcRollout, from string) (bool, error)
+	ListBootcRolloutNodes(ctx context.Context, id string, wave int) ([]BootcRolloutNode, error)
+	UpdateBootcRolloutNode(ctx context.Context, n *BootcRolloutNode) error
+	PutBootcDeadEnd(ctx context.Context, digest, image string) error
+	BootcDeadEnd(ctx context.Context, digest string) (string, error)
 }
 
 // Limits bound what the store keeps of a node's deploy logs, so that a chatty or hostile agent cannot fill the
