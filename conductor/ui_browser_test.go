@@ -77,6 +77,8 @@ func TestWebPageInChromium(t *testing.T) {
 		{"node", "/ui/nodes/" + active.UUID, []string{"web-active", active.UUID, "active", digest, "upgrade", "queued"}},
 		{"images", "/ui/images", []string{digest[:len("sha256:")+12], "registry.example/os:1", "web-active", "unknown"}},
 		{"fleetlock", "/ui/fleetlock", []string{"workers", "1 of 1", active.UUID}},
+		{"rollouts", "/ui/rollouts", []string{"ro-web", "paused", "registry.example/os@" + digest}},
+		{"rollout", "/ui/rollouts/ro-web", []string{"Wave 0", active.UUID, "failed", "bootc said no"}},
 	} {
 		t.Run(p.name, func(t *testing.T) {
 			dom := runChromium(t, chromium, "--dump-dom", c.URL+p.path)
@@ -111,6 +113,10 @@ func reportHost(t *testing.T, c *conductortest.Conductor, node string) string {
 	require.NoError(t, st.CreateBootcAction(ctx, &store.BootcAction{ID: "a1", NodeUUID: node, Kind: "upgrade",
 		Reboot: true, RebootGroup: "workers"}))
 	require.NoError(t, st.AcquireFleetLock(ctx, "workers", node, 1))
+	// A paused rollout (its controller leaves it alone) with the node in its only wave.
+	require.NoError(t, st.CreateBootcRollout(ctx, &store.BootcRollout{ID: "ro-web", Image: "registry.example/os@" + digest,
+		Spec: []byte(`{}`), State: "paused", Waves: 1, PauseReason: "wave 0: " + node + " failed"},
+		[]store.BootcRolloutNode{{NodeUUID: node, State: "failed", Reason: "bootc said no"}}))
 	return digest
 }
 
@@ -151,7 +157,7 @@ func TestWebPageNeedsAPILogin(t *testing.T) {
 	ht := filepath.Join(t.TempDir(), "htpasswd")
 	require.NoError(t, os.WriteFile(ht, []byte("admin:"+string(hash)+"\n"), 0o600))
 	c := conductortest.Start(t, func(cfg *conductor.Config) { cfg.Auth = "http_basic"; cfg.HTPasswd = ht })
-	for _, p := range []string{"/ui/", "/ui/images", "/ui/fleetlock", "/ui/static/ui.css"} {
+	for _, p := range []string{"/ui/", "/ui/images", "/ui/fleetlock", "/ui/rollouts", "/ui/static/ui.css"} {
 		code, h, _ := rawRequest(t, http.MethodGet, c.URL+p, "", nil)
 		assert.Equal(t, http.StatusUnauthorized, code, p)
 		assert.Contains(t, h.Get("WWW-Authenticate"), "Basic", p)

@@ -1,6 +1,7 @@
 package ui_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
 // allPaths are the pages and the stylesheet; each must sit behind the API's authentication.
@@ -162,4 +165,33 @@ func TestFleetLockPage(t *testing.T) {
 	assert.Contains(t, body, "1 of 2")
 	assert.Contains(t, body, "(the conductor's default)")
 	assert.Contains(t, body, `href="/ui/nodes/`+f.image.UUID+`"`)
+}
+
+// TestRolloutsPages: the rollouts list and one rollout wave by wave, with its nodes' states and the pause reason
+// as text.
+func TestRolloutsPages(t *testing.T) {
+	f := newFixture(t)
+	body := f.page(t, "/ui/rollouts", http.StatusOK)
+	assert.Contains(t, body, `id="empty"`)
+
+	ctx := context.Background()
+	ro := &store.BootcRollout{ID: "ro-1", Image: f.reg.Host + "/os@" + f.first, Spec: []byte(`{}`), State: "paused",
+		CurrentWave: 1, Waves: 2, PauseReason: "wave 1: node <b>x</b> failed"}
+	require.NoError(t, f.st.CreateBootcRollout(ctx, ro, []store.BootcRolloutNode{
+		{NodeUUID: f.availables[0].UUID, Wave: 0, Position: 0, State: "done"},
+		{NodeUUID: f.image.UUID, Wave: 1, Position: 0, State: "failed", StepImage: ro.Image, Reason: "bootc said no"},
+		{NodeUUID: f.availables[1].UUID, Wave: 1, Position: 1, State: "pending"},
+	}))
+	body = f.page(t, "/ui/rollouts", http.StatusOK)
+	assert.Contains(t, body, `href="/ui/rollouts/ro-1"`)
+	assert.Contains(t, body, "1 of 2")
+	assert.Contains(t, body, "node &lt;b&gt;x&lt;/b&gt; failed", "the reason is text")
+
+	body = f.page(t, "/ui/rollouts/ro-1", http.StatusOK)
+	assert.Equal(t, 2, strings.Count(body, `<h2 class="wave">`))
+	assert.Contains(t, body, `Wave 1 <span class="flag">current</span>`)
+	assert.Equal(t, 3, strings.Count(body, `<tr class="rollout-node">`))
+	assert.Contains(t, body, "bootc said no")
+	assert.Contains(t, body, `href="/ui/nodes/`+f.image.UUID+`"`)
+	f.page(t, "/ui/rollouts/nope", http.StatusNotFound)
 }

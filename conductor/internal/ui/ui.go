@@ -1,6 +1,6 @@
 // Package ui owns the conductor's read-only web page under /ui/: the nodes with their states and live deploy
 // progress, the fleet's booted images with the stale flag, one node with its image-mode report and day-2 actions,
-// and the FleetLock reboot groups. Pages are rendered on the server from embedded templates (html/template escapes
+// the FleetLock reboot groups, and the rollouts with their waves and each node's status. Pages are rendered on the server from embedded templates (html/template escapes
 // every value) with one embedded stylesheet and no script; nothing on them changes anything. The routes are
 // registered through api.Config.Pages, so the API's authentication applies to every page and asset.
 package ui
@@ -34,6 +34,9 @@ type Store interface {
 	ListBootcNodes(ctx context.Context, digest string, o store.ListOptions) ([]store.BootcNode, error)
 	ListBootcActions(ctx context.Context, nodeUUID string, limit int) ([]*store.BootcAction, error)
 	ListFleetLockGroups(ctx context.Context) ([]*store.FleetLockGroup, error)
+	ListBootcRollouts(ctx context.Context, state string) ([]*store.BootcRollout, error)
+	GetBootcRollout(ctx context.Context, id string) (*store.BootcRollout, error)
+	ListBootcRolloutNodes(ctx context.Context, id string, wave int) ([]store.BootcRolloutNode, error)
 }
 
 // Config configures the pages.
@@ -57,7 +60,9 @@ type Pages struct {
 }
 
 // pageNames are the templates under templates/, each rendered inside layout.html.
-func pageNames() []string { return []string{"nodes", "node", "images", "fleetlock", "error"} }
+func pageNames() []string {
+	return []string{"nodes", "node", "images", "fleetlock", "rollouts", "rollout", "error"}
+}
 
 // New parses the embedded templates; an error is a broken build, reported rather than panicking at request time.
 func New(cfg Config, log *logrus.Entry) (*Pages, error) {
@@ -91,6 +96,8 @@ func (p *Pages) Register(r *mux.Router) {
 	r.Handle("/ui/images", secure(http.HandlerFunc(p.images))).Methods(get...)
 	r.Handle("/ui/nodes/{node}", secure(http.HandlerFunc(p.node))).Methods(get...)
 	r.Handle("/ui/fleetlock", secure(http.HandlerFunc(p.fleetLock))).Methods(get...)
+	r.Handle("/ui/rollouts", secure(http.HandlerFunc(p.rollouts))).Methods(get...)
+	r.Handle("/ui/rollouts/{id}", secure(http.HandlerFunc(p.rollout))).Methods(get...)
 	r.PathPrefix("/ui/static/").Handler(secure(http.StripPrefix("/ui/static/", http.FileServer(http.FS(p.static))))).
 		Methods(get...)
 	// Any other path under /ui/ is an HTML 404, not the API's JSON one: a person reads it.
