@@ -199,14 +199,19 @@ func (s *Server) listBootcActions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"actions": out})
 }
 
-// getBootcAction serves one action.
-func (s *Server) getBootcAction(w http.ResponseWriter, r *http.Request) {
+// nodeAction finds the request's node and its action (404s name which is missing).
+func (s *Server) nodeAction(r *http.Request) (*store.Node, *store.BootcAction, error) {
 	n, err := s.getNodeOr404(r, mux.Vars(r)["node"])
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return nil, nil, err
 	}
 	a, err := s.eng.Store().GetBootcAction(r.Context(), n.UUID, mux.Vars(r)["action"])
+	return n, a, err
+}
+
+// getBootcAction serves one action.
+func (s *Server) getBootcAction(w http.ResponseWriter, r *http.Request) {
+	_, a, err := s.nodeAction(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -216,12 +221,7 @@ func (s *Server) getBootcAction(w http.ResponseWriter, r *http.Request) {
 
 // cancelBootcAction cancels an action the host has not started (204); one under way is the host's to finish.
 func (s *Server) cancelBootcAction(w http.ResponseWriter, r *http.Request) {
-	n, err := s.getNodeOr404(r, mux.Vars(r)["node"])
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	a, err := s.eng.Store().GetBootcAction(r.Context(), n.UUID, mux.Vars(r)["action"])
+	n, a, err := s.nodeAction(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -9,12 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -25,18 +19,10 @@ import (
 	"github.com/ferric-metal/ferric/test/registrytest"
 )
 
-// pushImage pushes a fresh linux/amd64 image to host/repo:tag with credentials and returns its digest.
+// pushImage pushes a fresh linux/amd64 image to host/repo:tag with the registry's credentials and returns its
+// digest.
 func pushImage(t *testing.T, host, repo, tag string) string {
-	img, err := random.Image(512, 1)
-	require.NoError(t, err)
-	img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: "amd64"})
-	require.NoError(t, err)
-	ref, err := name.ParseReference(host+"/"+repo+":"+tag, name.Insecure)
-	require.NoError(t, err)
-	require.NoError(t, remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "u", Password: "p"})))
-	d, err := img.Digest()
-	require.NoError(t, err)
-	return d.String()
+	return registrytest.PushRandom(t, host, repo, tag, "u", "p")
 }
 
 // imagesAnswer is GET /v1/bootc/images as a client reads it.

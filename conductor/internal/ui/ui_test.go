@@ -11,12 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
@@ -113,18 +107,10 @@ func newNode(t *testing.T, st store.Store, name, state string, ii, dii map[strin
 	return n
 }
 
-// pushImage pushes a fresh linux/amd64 image to host/repo:tag and returns its digest.
+// pushImage pushes a fresh linux/amd64 image to host/repo:tag with the registry's credentials and returns its
+// digest.
 func pushImage(t *testing.T, host, repo, tag string) string {
-	img, err := random.Image(512, 1)
-	require.NoError(t, err)
-	img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: "amd64"})
-	require.NoError(t, err)
-	ref, err := name.ParseReference(host+"/"+repo+":"+tag, name.Insecure)
-	require.NoError(t, err)
-	require.NoError(t, remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "u", Password: "p"})))
-	d, err := img.Digest()
-	require.NoError(t, err)
-	return d.String()
+	return registrytest.PushRandom(t, host, repo, tag, "u", "p")
 }
 
 // get sends a GET with the operator's credentials (user "" = none) and returns the answer and its body.
