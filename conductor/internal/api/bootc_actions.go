@@ -16,6 +16,7 @@ import (
 	"github.com/ferric-metal/ferric/bootchost"
 	"github.com/ferric-metal/ferric/conductor/internal/fleet"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
+	"github.com/ferric-metal/ferric/images"
 )
 
 // maxActionBody bounds an operator's action request.
@@ -134,11 +135,15 @@ func actionAllowed(n *store.Node, rep *store.BootcReporter, kind string) error {
 }
 
 // pinImage resolves ref to its digest in the registry, with the node's pull secret, so the switch installs what
-// the operator saw when queueing it even if the tag moves on: repo@sha256:... (containers-image refuses a tag and
-// a digest together). A reference already pinned is kept.
+// the operator saw when queueing it even if the tag moves on: registry/repository@sha256:... (containers-image
+// refuses a tag and a digest together). A reference already pinned is kept.
 func (s *Server) pinImage(r *http.Request, n *store.Node, ref string) (string, error) {
 	if strings.Contains(ref, "@sha256:") {
 		return ref, nil
+	}
+	parsed, err := images.Parse(ref, false)
+	if err != nil {
+		return "", badRequest("\"image\" %q: %v", ref, err)
 	}
 	if s.cfg.Bootc.Stale == nil {
 		return "", conflict("This conductor cannot reach registries to pin %q to a digest; give the image as repo@sha256:...", ref)
@@ -147,7 +152,7 @@ func (s *Server) pinImage(r *http.Request, n *store.Node, ref string) (string, e
 	if res.Digest == "" {
 		return "", badRequest("\"image\" %q could not be resolved in its registry: %s", ref, res.Err)
 	}
-	return repository(ref) + "@" + res.Digest, nil
+	return parsed.Registry + "/" + parsed.Repository + "@" + res.Digest, nil
 }
 
 // refuseDeadEnd refuses a switch to an image a rollout declared a dead end (as Fedora CoreOS's update graph
@@ -159,15 +164,6 @@ func (s *Server) refuseDeadEnd(r *http.Request, image string) error {
 		return err
 	}
 	return conflict("Image %s is a dead end (declared by a rollout's dead_ends); switch to a newer image.", image)
-}
-
-// repository strips the tag from a reference (a colon after the last slash; a registry port comes before it).
-func repository(ref string) string {
-	slash := strings.LastIndex(ref, "/")
-	if colon := strings.LastIndex(ref, ":"); colon > slash {
-		return ref[:colon]
-	}
-	return ref
 }
 
 // openActionConflict names the action that is still open.

@@ -52,26 +52,40 @@ func (s *Server) bootcHostRoutes(v *mux.Router) {
 // use of a rotated credential voids the previous one, as protocol.go documents.
 func (s *Server) reporterAuth(r *http.Request) (*store.BootcReporter, string, error) {
 	cred, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	presented := fleet.HashCredential(strings.TrimSpace(cred))
-	rep, err := s.eng.Store().BootcReporter(r.Context(), mux.Vars(r)["node"])
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	rep, presented, matchCur, err := checkReporter(r.Context(), s.eng.Store(), mux.Vars(r)["node"], strings.TrimSpace(cred))
+	if err != nil {
 		return nil, "", err
 	}
-	cur, prev := dummyHash, ""
-	if rep != nil {
-		cur, prev = rep.CredentialHash, rep.PrevHash
-	}
-	// Both comparisons always run, so the answer's timing does not tell which one matched.
-	matchCur, matchPrev := fleet.SameHash(cur, presented), fleet.SameHash(prev, presented)
-	if !ok || rep == nil || rep.Revoked || !(matchCur || matchPrev) {
+	if !ok {
 		return nil, "", errReporterAuth
 	}
-	if matchCur && prev != "" {
+	if matchCur && rep.PrevHash != "" {
 		if err := s.eng.Store().ConfirmBootcCredential(r.Context(), rep.NodeUUID, presented); err != nil {
 			return nil, "", err
 		}
 	}
 	return rep, presented, nil
+}
+
+// checkReporter finds node's reporter and matches cred against its current credential, or the previous one while
+// a rotation is unconfirmed; a revoked one never matches (errReporterAuth). Both comparisons always run, and a node
+// without a reporter is compared against dummyHash, so the time taken does not tell which check failed. It
+// returns the hash presented and whether the current credential matched.
+func checkReporter(ctx context.Context, st store.Store, node, cred string) (*store.BootcReporter, string, bool, error) {
+	presented := fleet.HashCredential(cred)
+	rep, err := st.BootcReporter(ctx, node)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, "", false, err
+	}
+	cur, prev := dummyHash, ""
+	if rep != nil {
+		cur, prev = rep.CredentialHash, rep.PrevHash
+	}
+	matchCur, matchPrev := fleet.SameHash(cur, presented), fleet.SameHash(prev, presented)
+	if rep == nil || rep.Revoked || !(matchCur || matchPrev) {
+		return nil, "", false, errReporterAuth
+	}
+	return rep, presented, matchCur, nil
 }
 
 // writeReporterError answers a refused reporter; a 401 carries the Bearer challenge.
@@ -242,22 +256,10 @@ func (s *Server) bootcRotate(w http.ResponseWriter, r *http.Request) {
 // current credential, or the previous one while a rotation is unconfirmed; never a revoked one.
 type storeReporters struct{ st store.Store }
 
-// VerifyReporter implements ReporterVerifier. Both comparisons always run, as in reporterAuth.
+// VerifyReporter implements ReporterVerifier with checkReporter (no rotation is confirmed here).
 func (v storeReporters) VerifyReporter(ctx context.Context, node, credential string) error {
-	rep, err := v.st.BootcReporter(ctx, node)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	cur, prev := dummyHash, ""
-	if rep != nil {
-		cur, prev = rep.CredentialHash, rep.PrevHash
-	}
-	presented := fleet.HashCredential(credential)
-	matchCur, matchPrev := fleet.SameHash(cur, presented), fleet.SameHash(prev, presented)
-	if rep == nil || rep.Revoked || !(matchCur || matchPrev) {
-		return errReporterAuth
-	}
-	return nil
+	_, _, _, err := checkReporter(ctx, v.st, node, credential)
+	return err
 }
 
 // HostdPath is where the conductor serves ferric-hostd (BootcConfig.Hostd) to hosts that install it at first boot.

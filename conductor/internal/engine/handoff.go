@@ -141,7 +141,7 @@ func (e *Engine) handOff(ctx context.Context, n *store.Node, owner, kind string,
 	defer poll.Stop()
 	deadline := time.NewTimer(e.cfg.HandOffTimeout)
 	defer deadline.Stop()
-	withdrawn := false
+	claimedLate := false
 	for {
 		select {
 		case got := <-answered:
@@ -151,7 +151,7 @@ func (e *Engine) handOff(ctx context.Context, n *store.Node, owner, kind string,
 			}
 		case <-poll.C:
 		case <-deadline.C:
-			if withdrawn {
+			if claimedLate {
 				return fmt.Errorf("Conductor %s took the request for node %s but did not answer within %s; watch the node's "+
 					"provision_state and last_error before retrying: %w", owner, n.UUID, 2*e.cfg.HandOffTimeout, ErrTemporary)
 			}
@@ -161,7 +161,7 @@ func (e *Engine) handOff(ctx context.Context, n *store.Node, owner, kind string,
 					"changed, retry (GET /v1/conductors shows which conductors are alive): %w", owner, n.UUID, e.cfg.HandOffTimeout, ErrTemporary)
 			}
 			// It was claimed meanwhile: its answer comes within the owner's own bound.
-			withdrawn = true
+			claimedLate = true
 			deadline.Reset(e.cfg.HandOffTimeout)
 			continue
 		case <-ctx.Done():
