@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ferric-metal/ferric/bootchost"
+	"github.com/ferric-metal/ferric/test/testenv"
 )
 
 var good = bootchost.HostConfig{ConductorURL: "https://conductor:6385", NodeUUID: "n-1", Credential: "s3cret"}
@@ -74,13 +75,9 @@ func TestSaveReplacesWith0600(t *testing.T) {
 // TestFromConfigDrive mounts a real config drive through a loop device and a by-label link (upper-case first, as
 // ISO 9660 reports the label, then lower-case). It needs root and loop devices.
 func TestFromConfigDrive(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting needs root")
-	}
-	for _, tool := range []string{"mkfs.ext4", "losetup", "mount"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed", tool)
-		}
+	testenv.Root(t, "mounting a config drive")
+	for tool, pkg := range map[string]string{"mkfs.ext4": "e2fsprogs", "losetup": "util-linux", "mount": "mount"} {
+		testenv.Tool(t, tool, pkg)
 	}
 	dir := t.TempDir()
 	b, err := json.Marshal(good)
@@ -135,7 +132,7 @@ func makeDrive(t *testing.T, dir string, content []byte) string {
 	require.NoError(t, err, "mkfs.ext4: %s", out)
 	out, err = exec.Command("losetup", "--find", "--show", "--read-only", f.Name()).CombinedOutput()
 	if err != nil {
-		t.Skipf("no loop device: %v: %s", err, out)
+		testenv.Missing(t, "no loop device: %v: %s", err, out)
 	}
 	dev := strings.TrimSpace(string(out))
 	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
