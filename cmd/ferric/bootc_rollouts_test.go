@@ -1,11 +1,6 @@
 package main
 
 import (
-	"context"
-	"crypto/sha256"
-	"database/sql"
-	"encoding/hex"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +8,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ferric-metal/ferric/bootchost"
 	"github.com/ferric-metal/ferric/test/conductortest"
 )
 
@@ -23,32 +17,8 @@ func TestCLIBootcRollout(t *testing.T) {
 	c := conductortest.Start(t)
 	_, err := ferric(t, c.URL, "node", "create", "--driver", "fake-hardware", "--name", "roll-1")
 	require.NoError(t, err)
-	out, err := ferric(t, c.URL, "-o", "json", "node", "show", "roll-1")
-	require.NoError(t, err)
-	uuid := between(out, `"uuid": "`, `"`)
-	for _, verb := range []string{"manage", "provide", "deploy"} {
-		_, err = ferric(t, c.URL, "node", verb, "roll-1", "--wait", "--timeout", "1m")
-		require.NoError(t, err, verb)
-	}
 	// The host's reporter as a bootc deploy leaves it, and its first report (the old image booted).
-	db, err := sql.Open("sqlite", strings.TrimPrefix(c.Config.DB, "sqlite://"))
-	require.NoError(t, err)
-	defer db.Close()
-	const cred = "cli-rollout-credential"
-	sum := sha256.Sum256([]byte(cred))
-	_, err = db.Exec(`INSERT INTO bootc_reporters (node_uuid, credential_hash, created_at) VALUES (?, ?, ?)`,
-		uuid, hex.EncodeToString(sum[:]), time.Now().UTC().Format("2006-01-02T15:04:05.000000Z07:00"))
-	require.NoError(t, err)
-	status := `{"apiVersion":"org.containers.bootc/v1","kind":"BootcHost","spec":{"image":{"image":"127.0.0.1:1/os:v1","transport":"registry"}},
-	 "status":{"booted":{"image":{"image":{"image":"127.0.0.1:1/os:v1","transport":"registry"},"version":"41","imageDigest":"sha256:abc"}}}}`
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, c.URL+strings.Replace(bootchost.PathReport, "{node}", uuid, 1),
-		strings.NewReader(`{"status":`+status+`,"hostd_version":"0.1","boot_id":"b"}`))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+cred)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	uuid := reportingHost(t, c, "roll-1", "cli-rollout-credential")
 
 	target := "127.0.0.1:1/os@sha256:" + strings.Repeat("2", 64)
 	_, err = ferric(t, c.URL, "bootc", "rollout", "create", target, "--size", "1", "--window", "nightly")
@@ -56,7 +26,7 @@ func TestCLIBootcRollout(t *testing.T) {
 	assert.NotContains(t, err.Error(), "\n")
 	assert.Contains(t, err.Error(), `HTTP 400: window "nightly"`)
 
-	out, err = ferric(t, c.URL, "bootc", "rollout", "create", target, "--size", "1", "--node", "roll-1", "--max-unavailable", "1")
+	out, err := ferric(t, c.URL, "bootc", "rollout", "create", target, "--size", "1", "--node", "roll-1", "--max-unavailable", "1")
 	require.NoError(t, err)
 	assert.Contains(t, out, "running")
 	assert.Contains(t, out, uuid)

@@ -26,39 +26,10 @@ func TestCLIBootc(t *testing.T) {
 	require.NoError(t, err)
 	_, err = ferric(t, c.URL, "node", "create", "--driver", "fake-hardware", "--name", "plain")
 	require.NoError(t, err)
-	out, err := ferric(t, c.URL, "-o", "json", "node", "show", "host-1")
-	require.NoError(t, err)
-	uuid := between(out, `"uuid": "`, `"`)
-	require.NotEmpty(t, uuid)
-
-	// Day-2 actions act on active nodes: the fake interfaces take the node there at once.
-	for _, verb := range []string{"manage", "provide", "deploy"} {
-		_, err = ferric(t, c.URL, "node", verb, "host-1", "--wait", "--timeout", "1m")
-		require.NoError(t, err, verb)
-	}
-
-	// What a bootc deploy leaves in the database: the hash of the credential the config drive carried.
-	db, err := sql.Open("sqlite", strings.TrimPrefix(c.Config.DB, "sqlite://"))
-	require.NoError(t, err)
-	defer db.Close()
 	const cred = "cli-test-credential"
-	sum := sha256.Sum256([]byte(cred))
-	_, err = db.Exec(`INSERT INTO bootc_reporters (node_uuid, credential_hash, created_at) VALUES (?, ?, ?)`,
-		uuid, hex.EncodeToString(sum[:]), time.Now().UTC().Format("2006-01-02T15:04:05.000000Z07:00"))
-	require.NoError(t, err)
-	status := `{"apiVersion":"org.containers.bootc/v1","kind":"BootcHost","spec":{"image":{"image":"127.0.0.1:1/os:v1","transport":"registry"}},
-	 "status":{"booted":{"image":{"image":{"image":"127.0.0.1:1/os:v1","transport":"registry"},"version":"41","imageDigest":"sha256:abc"}}}}`
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost,
-		c.URL+strings.Replace(bootchost.PathReport, "{node}", uuid, 1),
-		strings.NewReader(`{"status":`+status+`,"hostd_version":"0.1","boot_id":"b"}`))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+cred)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	uuid := reportingHost(t, c, "host-1", cred)
 
-	out, err = ferric(t, c.URL, "bootc", "show", "host-1")
+	out, err := ferric(t, c.URL, "bootc", "show", "host-1")
 	require.NoError(t, err)
 	assert.Contains(t, out, "127.0.0.1:1/os:v1@sha256:abc (version 41)")
 	assert.Contains(t, out, "hostd_version  0.1")
@@ -100,6 +71,40 @@ func TestCLIBootc(t *testing.T) {
 	assert.NotContains(t, err.Error(), "\n")
 	assert.Contains(t, err.Error(), "HTTP 404: Node ")
 	assert.Contains(t, err.Error(), "has no image-mode reporter: deploy it with the bootc deploy interface")
+}
+
+// reportingHost drives node name to active through the fake interfaces, gives it a reporter credential as a bootc
+// deploy leaves it (its hash in the database) and posts the host's first report (127.0.0.1:1/os:v1 booted at
+// sha256:abc, version 41); it returns the node's UUID.
+func reportingHost(t *testing.T, c *conductortest.Conductor, name, cred string) string {
+	t.Helper()
+	out, err := ferric(t, c.URL, "-o", "json", "node", "show", name)
+	require.NoError(t, err)
+	uuid := between(out, `"uuid": "`, `"`)
+	require.NotEmpty(t, uuid)
+	for _, verb := range []string{"manage", "provide", "deploy"} {
+		_, err = ferric(t, c.URL, "node", verb, name, "--wait", "--timeout", "1m")
+		require.NoError(t, err, verb)
+	}
+	db, err := sql.Open("sqlite", strings.TrimPrefix(c.Config.DB, "sqlite://"))
+	require.NoError(t, err)
+	defer db.Close()
+	sum := sha256.Sum256([]byte(cred))
+	_, err = db.Exec(`INSERT INTO bootc_reporters (node_uuid, credential_hash, created_at) VALUES (?, ?, ?)`,
+		uuid, hex.EncodeToString(sum[:]), time.Now().UTC().Format("2006-01-02T15:04:05.000000Z07:00"))
+	require.NoError(t, err)
+	status := `{"apiVersion":"org.containers.bootc/v1","kind":"BootcHost","spec":{"image":{"image":"127.0.0.1:1/os:v1","transport":"registry"}},
+	 "status":{"booted":{"image":{"image":{"image":"127.0.0.1:1/os:v1","transport":"registry"},"version":"41","imageDigest":"sha256:abc"}}}}`
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost,
+		c.URL+strings.Replace(bootchost.PathReport, "{node}", uuid, 1),
+		strings.NewReader(`{"status":`+status+`,"hostd_version":"0.1","boot_id":"b"}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+cred)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	return uuid
 }
 
 // between returns the text of s between the first from and the next to.
