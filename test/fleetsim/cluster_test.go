@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,14 +70,18 @@ func TestConductorProcesses(t *testing.T) {
 					// A node the killed conductor held while its agent booted never gets a working token (lookup
 					// hands it out once) and ends by the call-back time-out, as documented: 30 s keeps that
 					// ending inside the test's window instead of 30 min.
-					Extra: []string{"--deploy-callback-timeout", "30s"}}})
+					Extra: []string{"--deploy-callback-timeout", "30s", "--log-level", "info"}}})
 			if rep != nil {
 				t.Logf("report:\n%s", rep.Markdown())
 			}
 			require.NoError(t, err, "conductor logs in %s", dir)
 			assert.Empty(t, rep.Problems(), "conductor logs in %s", dir)
 			assert.Equal(t, tc.nodes, rep.Active+len(rep.Failed), "every deploy ended active or deploy failed")
-			assert.Empty(t, rep.DeployedTwice)
+			if !assert.Empty(t, rep.DeployedTwice) {
+				for u := range rep.DeployedTwice {
+					logLinesOf(t, dir, u)
+				}
+			}
 			assert.Positive(t, rep.SteadyBeats.Count, "heartbeats measured in the steady state")
 			for _, p := range rep.RSS {
 				assert.Positive(t, p.Peak, "RSS of %s sampled", p.Host)
@@ -119,6 +124,25 @@ func handOffs(ctx context.Context, t *testing.T, dsn string) map[string]int {
 	require.NoError(t, rows.Err())
 	t.Logf("handed-off requests by state: %v", out)
 	return out
+}
+
+// logLinesOf logs the conductors' log lines that name node u (at most 60): CI keeps the test's output, not the
+// log files, so a failed run must carry what explains it.
+func logLinesOf(t *testing.T, dir, u string) {
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	var lines []string
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.Contains(l, u) && len(lines) < 60 {
+				lines = append(lines, filepath.Base(p)+": "+l)
+			}
+		}
+	}
+	t.Logf("conductor log lines of node %s:\n%s", u, strings.Join(lines, "\n"))
 }
 
 // conductorBinary returns FERRIC_TEST_CONDUCTOR_BINARY, or builds ferric-conductor into the test's directory.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -48,14 +49,15 @@ func (p *pool) api() *API {
 //
 // A request lost in flight may still be carried out later: the conductor that took it may have handed it to the
 // node's conductor through the database before it died (issue 17's durable hand-off). So once a request was lost,
-// a refusal of the retry is checked against the node's state the same way.
+// or answered 503 because the conductor that took it died before answering, a refusal of the retry is checked
+// against the node's state the same way.
 func (p *pool) provision(ctx context.Context, uuid, target, from string) error {
 	var err error
 	lost := false
 	for i := 0; i < len(p.apis); i++ {
 		err = p.api().Provision(ctx, uuid, target)
 		var se *StatusError
-		if lost && errors.As(err, &se) && se.Status == http.StatusBadRequest {
+		if errors.As(err, &se) && se.Status == http.StatusBadRequest && (lost || se.AfterUnavailable) {
 			if n, gerr := p.api().GetNode(ctx, uuid); gerr == nil && n.ProvisionState != from {
 				return nil
 			}
@@ -283,6 +285,7 @@ func (r *run) account(w *watch, targets []string, gets *Latency) {
 	for u, n := range r.fleet.Installs() {
 		if n > 1 {
 			rep.DeployedTwice[u] = n
+			r.logTwice(w, u)
 		}
 	}
 	var took []time.Duration
@@ -296,4 +299,19 @@ func (r *run) account(w *watch, targets []string, gets *Latency) {
 	rep.Takeover = Summarize(took, 0)
 	rep.DeployBeats = r.fleet.Heartbeats().Summary()
 	rep.APIGet = gets.Summary()
+}
+
+// logTwice logs when a node that received several install commands received each, and the kill, as offsets from
+// its deploy request: what a reader of a failed run needs to find the conductor that sent the second one.
+func (r *run) logTwice(w *watch, u string) {
+	at := w.requested[u]
+	var offs []string
+	for _, t := range r.fleet.InstallTimes(u) {
+		offs = append(offs, t.Sub(at).Round(time.Millisecond).String())
+	}
+	l := r.log.WithField("node", u).WithField("installs_after_request", strings.Join(offs, " "))
+	if !w.killAt.IsZero() {
+		l = l.WithField("kill_after_request", w.killAt.Sub(at).Round(time.Millisecond).String())
+	}
+	l.Warn("node received more than one install command")
 }

@@ -71,8 +71,10 @@ type Fleet struct {
 	mu       sync.Mutex
 	agents   map[string]*Agent // the running agent of each node (absent: the node is off)
 	installs map[string]int    // install commands each node received, over all its boots
-	beats    Latency
-	lookups  atomic.Int64
+	// installedAt is when each install command arrived, for the report of a node that received several.
+	installedAt map[string][]time.Time
+	beats       Latency
+	lookups     atomic.Int64
 }
 
 // Start listens and serves the agents' command API until Close.
@@ -94,7 +96,7 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleetsim: listen on %s: %w", cfg.Listen, err)
 	}
-	f := &Fleet{cfg: cfg, ln: ln, base: "http://" + ln.Addr().String(), agents: map[string]*Agent{}, installs: map[string]int{},
+	f := &Fleet{cfg: cfg, ln: ln, base: "http://" + ln.Addr().String(), agents: map[string]*Agent{}, installs: map[string]int{}, installedAt: map[string][]time.Time{},
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute}}}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.srv = &http.Server{Handler: f.router(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
@@ -183,7 +185,15 @@ func (f *Fleet) LookedUp(uuid string) bool {
 func (f *Fleet) countInstall(uuid string) {
 	f.mu.Lock()
 	f.installs[uuid]++
+	f.installedAt[uuid] = append(f.installedAt[uuid], time.Now())
 	f.mu.Unlock()
+}
+
+// InstallTimes returns when each install command of a node arrived, oldest first.
+func (f *Fleet) InstallTimes(uuid string) []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Time(nil), f.installedAt[uuid]...)
 }
 
 // Installs returns how many install commands each node received (nodes that received none are absent).

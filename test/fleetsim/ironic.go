@@ -33,6 +33,9 @@ type StatusError struct {
 	Method, Path string
 	Status       int
 	Body         string
+	// AfterUnavailable is set by Provision when an earlier attempt was answered 503: that attempt may have been
+	// carried out (a conductor took it and died before answering), so a refusal now proves nothing by itself.
+	AfterUnavailable bool
 }
 
 func (e *StatusError) Error() string {
@@ -103,10 +106,15 @@ func (a *API) CreateNode(ctx context.Context, s NodeSpec) (string, error) {
 // drives it did not take the request (503: it died and the ring has not moved its nodes yet) until ctx ends, as a
 // client such as Metal3's does.
 func (a *API) Provision(ctx context.Context, uuid, target string) error {
+	unavailable := false
 	for {
 		err := a.do(ctx, http.MethodPut, "/v1/nodes/"+uuid+"/states/provision", map[string]any{"target": target}, nil)
 		se, ok := err.(*StatusError)
 		locked := ok && se.Status == http.StatusConflict && strings.Contains(se.Body, "locked")
+		if ok {
+			se.AfterUnavailable = unavailable
+			unavailable = unavailable || se.Status == http.StatusServiceUnavailable
+		}
 		if !locked && (!ok || se.Status != http.StatusServiceUnavailable) {
 			return err
 		}

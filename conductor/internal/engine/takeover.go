@@ -6,6 +6,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -85,7 +86,31 @@ func (e *Engine) takeOverFrom(ctx context.Context, nodes []*store.Node) {
 		e.settleOrphan(ctx, n.UUID, holder)
 	}
 	if recent := e.recentlyDead(dead); len(recent) > 0 {
+		e.answerOrphanedJobs(ctx, recent)
 		e.rebootOrphanedAgents(ctx, recent)
+	}
+}
+
+// answerOrphanedJobs answers, as refused, the requests dead conductors took from the node_jobs table and never
+// answered: a caller still waiting learns at once (not after its hand-off time-out) that the work may or may not
+// have started, and the table holds no job claimed by nobody alive. Any survivor may answer: the answer is
+// conditional on the job still being claimed by the dead conductor.
+func (e *Engine) answerOrphanedJobs(ctx context.Context, dead map[string]bool) {
+	for h := range dead {
+		jobs, err := e.store.ListClaimedJobs(ctx, h)
+		if err != nil {
+			e.log.WithError(err).WithField("dead_conductor", h).Warn("take-over: could not list the jobs it claimed")
+			continue
+		}
+		for _, j := range jobs {
+			msg := fmt.Sprintf("Conductor %s took this %s request for node %s and stopped heartbeating before it "+
+				"answered; the request may have been carried out: check the node's provision_state and last_error "+
+				"before retrying", h, j.Kind, j.NodeUUID)
+			err := e.store.FinishJob(ctx, j.ID, h, store.JobRefused, "temporary", msg)
+			if err != nil && !errors.Is(err, store.ErrNotFound) { // ErrNotFound: another survivor answered it
+				e.log.WithError(err).WithField("job", j.ID).Warn("take-over: could not answer a dead conductor's job")
+			}
+		}
 	}
 }
 

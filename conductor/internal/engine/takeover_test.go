@@ -50,6 +50,15 @@ func TestTakeOverDeadConductorsNodes(t *testing.T) {
 	r.TargetPowerState = ""
 	held[powering.UUID].TargetPowerState = "power on"
 	require.NoError(t, f.st.UpdateNode(ctx, held[powering.UUID]))
+	// Requests handed off through node_jobs: one the dead conductor took and never answered, one an alive
+	// conductor took (it answers it itself).
+	jobs := map[string]string{"orphan": "pod-aaaa", "alive": "pod-cccc"}
+	for id, claimer := range jobs {
+		require.NoError(t, f.st.CreateJob(ctx, &store.Job{ID: id, NodeUUID: waiting.UUID, Kind: "provision",
+			RequestedBy: "pod-bbbb", Owner: claimer, Args: []byte(`{}`)}))
+		_, err := f.st.ClaimJob(ctx, id, claimer)
+		require.NoError(t, err)
+	}
 
 	f.eng.takeOver(ctx)
 
@@ -77,6 +86,15 @@ func TestTakeOverDeadConductorsNodes(t *testing.T) {
 	assert.Equal(t, "pod-aaaa", got.Reservation, "another survivor owns it")
 	assert.Equal(t, "deploying", got.ProvisionState)
 	assert.Equal(t, "pod-cccc", get(live).Reservation)
+
+	orphan, err := f.st.GetJob(ctx, "orphan")
+	require.NoError(t, err)
+	assert.Equal(t, store.JobRefused, orphan.State, "the caller learns at once")
+	assert.Contains(t, orphan.ErrorMessage, "Conductor pod-aaaa took this provision request")
+	assert.ErrorIs(t, decodeJobAnswer(orphan), ErrTemporary, "answered as 503: retry after checking the node")
+	alive, err := f.st.GetJob(ctx, "alive")
+	require.NoError(t, err)
+	assert.Equal(t, store.JobClaimed, alive.State)
 
 	// Fencing: the dead conductor's write, arriving late, changes nothing.
 	late := held[waiting.UUID]

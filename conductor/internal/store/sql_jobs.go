@@ -163,6 +163,12 @@ func (s *SQL) ListQueuedJobs(ctx context.Context) ([]*Job, error) {
 	return s.listJobs(ctx, ` FROM node_jobs WHERE state = ? ORDER BY created_at`, JobQueued)
 }
 
+// ListClaimedJobs lists the jobs host claimed and has not answered, oldest first (the take-over answers those of a
+// dead conductor).
+func (s *SQL) ListClaimedJobs(ctx context.Context, host string) ([]*Job, error) {
+	return s.listJobs(ctx, ` FROM node_jobs WHERE state = ? AND claimed_by = ? ORDER BY created_at`, JobClaimed, host)
+}
+
 // ExpireJobs cancels the jobs still queued that were created before queuedBefore (nobody could take them: their
 // request is long answered with an error), and deletes the finished ones last updated before finishedBefore.
 // A job claimed by a conductor that died before answering is finished as refused once it is older than

@@ -363,14 +363,16 @@ type Store interface {
 
 	// Node jobs (issue 17, sql_jobs.go): API-started work handed to the conductor that drives the node.
 	// CreateJob queues a job; ClaimJob gives its arguments to exactly one claimer ((nil, nil) when it is no longer
-	// queued); FinishJob records the claimer's answer; CancelJob withdraws a job nobody claimed; ExpireJobs
-	// cancels, fails and deletes old ones; ListenJobs delivers PostgreSQL notifications (ErrNoNotify on SQLite).
+	// queued); FinishJob records the claimer's answer; ListClaimedJobs lists one claimer's unanswered ones;
+	// CancelJob withdraws a job nobody claimed; ExpireJobs cancels, fails and deletes old ones; ListenJobs
+	// delivers PostgreSQL notifications (ErrNoNotify on SQLite).
 	CreateJob(ctx context.Context, j *Job) error
 	ClaimJob(ctx context.Context, id, host string) (*Job, error)
 	FinishJob(ctx context.Context, id, host, state, errKind, errMsg string) error
 	CancelJob(ctx context.Context, id string) (bool, error)
 	GetJob(ctx context.Context, id string) (*Job, error)
 	ListQueuedJobs(ctx context.Context) ([]*Job, error)
+	ListClaimedJobs(ctx context.Context, host string) ([]*Job, error)
 	ExpireJobs(ctx context.Context, queuedBefore, finishedBefore time.Time) (int64, error)
 	ListenJobs(ctx context.Context, fn func(payload string)) error
 

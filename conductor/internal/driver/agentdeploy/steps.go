@@ -226,6 +226,30 @@ func (a *Agent) agentOffers(ctx context.Context, t *driver.Task, c *agentclient.
 		kind, s.ID(), strings.Join(names, ", "))
 }
 
+// stepParams asks what the agent offers (agentOffers) and builds execute_*_step's params for s.
+func (a *Agent) stepParams(ctx context.Context, t *driver.Task, c *agentclient.Client, kind steps.Kind, s steps.Step) (deploy.StepParams, error) {
+	n := t.Node
+	version, err := a.agentOffers(ctx, t, c, kind, s)
+	if err != nil {
+		return deploy.StepParams{}, err
+	}
+	// The agent is told only what it needs: the step, the node's uuid and properties (root device hints).
+	params := deploy.StepParams{Step: deploy.Step{Interface: s.Interface, Step: s.Step, Args: s.Args, Priority: s.Priority,
+		Abortable: s.Abortable, RebootRequired: s.RebootRequested},
+		Node: map[string]any{"uuid": n.UUID, "properties": n.Properties}, Ports: []any{}}
+	// Ironic hands back the hardware manager versions the agent reported with its steps (clean_version and
+	// friends); IPA refuses the step if its managers changed since, rather than run a different step.
+	switch kind {
+	case steps.Clean:
+		params.CleanVersion = version
+	case steps.Deploy:
+		params.DeployVersion = version
+	case steps.Service:
+		params.ServiceVersion = version
+	}
+	return params, nil
+}
+
 // stepField is the node's field holding its current step of kind (nil when none is recorded).
 func stepField(n *store.Node, kind steps.Kind) map[string]any {
 	return map[steps.Kind]map[string]any{steps.Clean: n.CleanStep, steps.Deploy: n.DeployStep, steps.Service: n.ServiceStep}[kind]
@@ -253,28 +277,18 @@ func (a *Agent) ContinueInBandResult(ctx context.Context, t *driver.Task, c *age
 	}
 	id, _ := n.DriverInternalInfo[KeyStepCmd].(string)
 	// No command yet: ask what the agent offers, then start the step. The command id is saved at once so a
-	// later heartbeat follows that command instead of starting the step a second time.
+	// later heartbeat follows that command instead of starting the step a second time; StartOnce covers a
+	// conductor that dies between the send and that save.
 	if id == "" {
-		version, err := a.agentOffers(ctx, t, c, kind, s)
-		if err != nil {
-			return nil, driver.Done, err
-		}
-		// The agent is told only what it needs: the step, the node's uuid and properties (root device hints).
-		params := deploy.StepParams{Step: deploy.Step{Interface: s.Interface, Step: s.Step, Args: s.Args, Priority: s.Priority,
-			Abortable: s.Abortable, RebootRequired: s.RebootRequested},
-			Node: map[string]any{"uuid": n.UUID, "properties": n.Properties}, Ports: []any{}}
-		// Ironic hands back the hardware manager versions the agent reported with its steps (clean_version and
-		// friends); IPA refuses the step if its managers changed since, rather than run a different step.
-		switch kind {
-		case steps.Clean:
-			params.CleanVersion = version
-		case steps.Deploy:
-			params.DeployVersion = version
-		case steps.Service:
-			params.ServiceVersion = version
-		}
-		r, err := c.Execute(ctx, executeCommand(kind), params, false)
+		var offerErr error // the agent's step list's verdict, returned as it is
+		id, adopted, err := StartOnce(ctx, t, c, string(kind)+":"+s.ID(), executeCommand(kind), func() (any, error) {
+			p, err := a.stepParams(ctx, t, c, kind, s)
+			offerErr = err
+			return p, err
+		})
 		switch {
+		case offerErr != nil:
+			return nil, driver.Done, offerErr
 		// Busy: the agent still runs a previous command (IPA's 409); the next heartbeat tries again.
 		case errors.Is(err, agentclient.ErrBusy):
 			return nil, driver.Wait, nil
@@ -283,9 +297,14 @@ func (a *Agent) ContinueInBandResult(ctx context.Context, t *driver.Task, c *age
 		case err != nil:
 			return nil, driver.Done, fmt.Errorf("the agent refused the step: %w", err)
 		}
-		n.DriverInternalInfo[KeyStepCmd] = r.ID
+		n.DriverInternalInfo[KeyStepCmd] = id
 		n.DriverInternalInfo[KeyOffset] = 0
-		t.Logf(ctx, "agent at %s runs %s step %s (%s, command %s)", n.DriverInternalInfo["agent_url"], kind, s.ID(), executeCommand(kind), r.ID)
+		how := "runs"
+		if adopted {
+			how = "already received from a conductor that stopped before recording it"
+		}
+		t.Logf(ctx, "agent at %s %s %s step %s (%s, command %s)", n.DriverInternalInfo["agent_url"], how, kind, s.ID(),
+			executeCommand(kind), id)
 		return nil, driver.Wait, t.Save(ctx)
 	}
 	r, out, err := a.Follow(ctx, t, c, id)

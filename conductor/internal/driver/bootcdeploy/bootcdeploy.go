@@ -110,7 +110,7 @@ func (d *Deploy) Deploy(ctx context.Context, t *driver.Task) (driver.Outcome, er
 	n := t.Node
 	dii := n.DriverInternalInfo
 	// A rebuild or a retried deploy must not reuse the previous pin, command or progress.
-	for _, k := range []string{keyCommand, keyOffset, keyProgress, keyInstalled, keyPinned, keyDigest, keyTag, keyPlatform} {
+	for _, k := range []string{keyCommand, agentdeploy.KeySending, keyOffset, keyProgress, keyInstalled, keyPinned, keyDigest, keyTag, keyPlatform} {
 		delete(dii, k)
 	}
 	// The step engine started this deploy's log run before its first step; called on its own, Deploy starts one.
@@ -152,29 +152,26 @@ func (d *Deploy) continueInstall(ctx context.Context, t *driver.Task, c *agentcl
 	dii := n.DriverInternalInfo
 	id, _ := dii[keyCommand].(string)
 	if id == "" {
-		if id = runningInstall(ctx, c); id != "" {
-			// A conductor that died after sending the install, before saving its id, left the agent installing with
-			// nothing recorded: follow that install rather than start (and so run) a second one.
-			dii[keyCommand] = id
-			t.Logf(ctx, "agent at %s is already running install command %s; following it", dii["agent_url"], id)
-			return driver.Wait, t.Save(ctx)
-		}
-		params, err := d.installParams(ctx, t)
-		if err != nil {
-			return driver.Done, err
-		}
-		r, err := c.Execute(ctx, deploy.CmdBootcInstall, params, false)
-		if errors.Is(err, agentclient.ErrBusy) {
+		id, adopted, err := agentdeploy.StartOnce(ctx, t, c, "install", deploy.CmdBootcInstall, func() (any, error) {
+			return d.installParams(ctx, t)
+		})
+		switch {
+		case errors.Is(err, agentclient.ErrBusy):
 			return driver.Wait, nil
-		}
-		if errors.Is(err, agentclient.ErrIdentity) {
+		case errors.Is(err, agentclient.ErrIdentity):
 			return driver.Done, agentdeploy.IdentityError(n, err)
-		}
-		if err != nil {
+		case err != nil:
 			return driver.Done, fmt.Errorf("start the install on the agent: %w", err)
 		}
-		dii[keyCommand] = r.ID
-		t.Logf(ctx, "agent at %s is installing %s", dii["agent_url"], dii[keyPinned])
+		dii[keyCommand] = id
+		if adopted {
+			// A conductor that died after sending the install, before saving its id, left the agent installing
+			// (or done installing) with nothing recorded: follow that install rather than run a second one.
+			t.Logf(ctx, "agent at %s already received install command %s from a conductor that stopped before "+
+				"recording it; following it", dii["agent_url"], id)
+		} else {
+			t.Logf(ctx, "agent at %s is installing %s", dii["agent_url"], dii[keyPinned])
+		}
 		return driver.Wait, t.Save(ctx)
 	}
 	r, out, err := d.Follow(ctx, t, c, id)
@@ -207,23 +204,6 @@ func (d *Deploy) continueInstall(ctx context.Context, t *driver.Task, c *agentcl
 	t.Logf(ctx, "installed %s on %s (%s)", res.ImageDigest, res.Device, strings.Join(summary, ", "))
 	agentdeploy.SetProgress(n, deploy.Progress{Phase: "booting instance", Percent: 100})
 	return driver.Done, nil
-}
-
-// runningInstall is the id of an install command the agent is running, "" when none (or the agent cannot say).
-// Only a running one: a finished install in a fast-track agent's history may belong to an earlier deploy.
-func runningInstall(ctx context.Context, c *agentclient.Client) string {
-	cmds, err := c.Commands(ctx)
-	if err != nil {
-		return ""
-	}
-	for i := len(cmds) - 1; i >= 0; i-- {
-		name := cmds[i].CommandName
-		if (name == deploy.CmdBootcInstall || strings.HasSuffix(deploy.CmdBootcInstall, "."+name)) &&
-			cmds[i].CommandStatus == deploy.StatusRunning {
-			return cmds[i].ID
-		}
-	}
-	return ""
 }
 
 // round keeps one decimal of a phase's seconds for driver_internal_info.
