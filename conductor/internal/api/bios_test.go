@@ -260,8 +260,8 @@ func TestHardwareInterfacesOfDrivers(t *testing.T) {
 	assert.Equal(t, "no-bios", n.Interfaces["bios"])
 	assert.Equal(t, "no-firmware", n.Interfaces["firmware"])
 	assert.Equal(t, "fake", f.node("hw").Interfaces["raid"])
-	msg := errMessage(t, f.want(400, "POST", "/v1/nodes", "1.86", `{"driver": "fake-hardware", "firmware_interface": "redfish"}`))
-	assert.Contains(t, msg, `firmware_interface "redfish" is not enabled for driver fake-hardware; valid interfaces are: fake, no-firmware`)
+	msg := errMessage(t, f.want(400, "POST", "/v1/nodes", "1.86", `{"driver": "fake-hardware", "firmware_interface": "idrac"}`))
+	assert.Contains(t, msg, `firmware_interface "idrac" is not enabled for driver fake-hardware; valid interfaces are: fake, no-firmware`)
 	f.want(200, "PATCH", "/v1/nodes/hw", "1.86", `[{"op": "replace", "path": "/bios_interface", "value": "no-bios"}]`)
 	assert.Equal(t, "no-bios", f.node("hw").Interfaces["bios"])
 }

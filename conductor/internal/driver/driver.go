@@ -36,6 +36,14 @@ const (
 	BootSafe  = "safe"
 )
 
+// Keys in driver_internal_info about the agent's token that the engine sets and an agent boot forgets:
+// KeyTokenIssuedAt is when lookup handed the token out (RFC 3339), KeyTokenReboots how many agent boots the
+// engine started because that token went unused.
+const (
+	KeyTokenIssuedAt = "agent_token_issued_at"
+	KeyTokenReboots  = "agent_token_lost_reboots"
+)
+
 // ErrInvalid marks a driver-side validation failure caused by the node's configuration (HTTP 400).
 var ErrInvalid = errors.New("invalid node configuration")
 
@@ -291,6 +299,10 @@ type HardwareType struct {
 	// Properties are the driver_info keys the type reads, with their descriptions (GET /v1/drivers/{d}/properties);
 	// nil for none beyond the common ones.
 	Properties map[string]string
+	// AnyInterface accepts, for a node's explicitly set interfaces, any interface some hardware type of this
+	// conductor enables, as Ironic's driver factory special-cases fake-hardware: a fake-hardware node may use
+	// redfish power against a simulated BMC while everything else stays fake. Defaults still come from Defaults.
+	AnyInterface bool
 }
 
 // Registry holds the hardware types and interface implementations a conductor offers.
@@ -381,6 +393,9 @@ func (r *Registry) ResolveInterfaces(n *store.Node) error {
 			continue
 		}
 		enabled := h.Enabled[kind]
+		if h.AnyInterface {
+			enabled = r.enabledAnywhere(h, kind)
+		}
 		found := false
 		for _, e := range enabled {
 			if e == name {
@@ -393,6 +408,27 @@ func (r *Registry) ResolveInterfaces(n *store.Node) error {
 		}
 	}
 	return nil
+}
+
+// enabledAnywhere lists the interfaces of kind h enables (its order, default first), then those only other
+// hardware types enable (sorted): what a node of an AnyInterface type may choose.
+func (r *Registry) enabledAnywhere(h *HardwareType, kind string) []string {
+	seen := map[string]bool{}
+	out := append([]string(nil), h.Enabled[kind]...)
+	for _, e := range out {
+		seen[e] = true
+	}
+	var more []string
+	for _, o := range r.hardware {
+		for _, e := range o.Enabled[kind] {
+			if !seen[e] {
+				seen[e] = true
+				more = append(more, e)
+			}
+		}
+	}
+	sort.Strings(more)
+	return append(out, more...)
 }
 
 // Task builds a Task for n with its interface implementations.

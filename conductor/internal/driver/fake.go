@@ -12,9 +12,10 @@ import (
 
 // FakeHardware returns the fake-hardware type: every interface "fake" (network and storage "noop"), plus the
 // given extra deploy and boot interfaces. Inspect offers fake, agent and no-inspect (agent because Metal3 sets
-// it on every node); rescue offers fake and no-rescue (no agent rescue exists yet); storage offers fake too.
+// it on every node); rescue offers fake and no-rescue (no agent rescue exists yet); storage offers fake too. As
+// in Ironic, a node may also set any interface another hardware type enables (AnyInterface).
 func FakeHardware(extraDeploy, extraBoot []string) *HardwareType {
-	h := &HardwareType{Name: "fake-hardware", Enabled: map[string][]string{}, Defaults: map[string]string{}}
+	h := &HardwareType{Name: "fake-hardware", Enabled: map[string][]string{}, Defaults: map[string]string{}, AnyInterface: true}
 	for _, k := range Kinds() {
 		def := "fake"
 		switch k {

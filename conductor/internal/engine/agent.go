@@ -103,6 +103,7 @@ func (e *Engine) Lookup(ctx context.Context, nodeUUID string, macs []string) (*L
 		}
 		tok := NewToken()
 		n.DriverInternalInfo["agent_secret_token"] = tok
+		e.stampToken(n) // an unused token is noticed (losttoken.go)
 		res = &LookupResult{Node: n, Token: tok}
 		e.log.WithField("node", n.UUID).Info("agent token issued on lookup")
 		return nil

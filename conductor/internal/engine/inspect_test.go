@@ -71,7 +71,7 @@ func TestCreateAcceptsAgentInspect(t *testing.T) {
 		inspect, wantErr string
 	}{
 		{"agent", ""}, {"fake", ""}, {"no-inspect", ""},
-		{"redfish", "inspect_interface \"redfish\" is not enabled for driver fake-hardware; valid interfaces are: fake, agent, no-inspect"},
+		{"idrac", "inspect_interface \"idrac\" is not enabled for driver fake-hardware; valid interfaces are: fake, agent, no-inspect"},
 	} {
 		n := &store.Node{UUID: uuid.NewString(), Driver: "fake-hardware", Interfaces: map[string]string{"inspect": tc.inspect}}
 		err := f.eng.CreateNode(ctx, n)

@@ -83,6 +83,9 @@ func (e *Engine) checkTimeouts(ctx context.Context) {
 			}
 			e.FailWaiting(ctx, n.UUID, st, waitTimeoutMessage(st, n))
 		}
+		if st == fsm.DeployWait || st == fsm.CleanWait || st == fsm.ServiceWait {
+			e.rebootUnusedTokens(ctx, st, nodes)
+		}
 	}
 }
 

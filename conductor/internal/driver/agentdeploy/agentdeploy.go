@@ -70,10 +70,12 @@ func (a *Agent) BootAgent(ctx context.Context, t *driver.Task) error {
 	return t.Save(ctx)
 }
 
-// WipeAgent forgets a previous agent's URL and certificate (a pre-generated token stays).
+// WipeAgent forgets a previous agent's URL and certificate, and its token's issue (a pre-generated token stays).
 func WipeAgent(n *store.Node) {
 	delete(n.DriverInternalInfo, "agent_url")
 	delete(n.DriverInternalInfo, "agent_verify_ca")
+	delete(n.DriverInternalInfo, driver.KeyTokenIssuedAt)
+	delete(n.DriverInternalInfo, driver.KeyTokenReboots)
 	if pre, _ := n.DriverInternalInfo["agent_secret_token_pregenerated"].(bool); !pre {
 		delete(n.DriverInternalInfo, "agent_secret_token")
 	}
