@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +31,10 @@ type Agent struct {
 	bootDelay time.Duration
 	// force asks the heartbeat loop for a heartbeat now (after a command finished, as IPA does).
 	force chan struct{}
+	// onStop, when set (the BMC's machine), learns that the agent stopped: byAgent when its own
+	// standby.power_off stopped it, rather than a power off from outside.
+	onStop  func(byAgent bool)
+	selfOff atomic.Bool
 
 	mu       sync.Mutex
 	token    string
@@ -39,6 +44,9 @@ type Agent struct {
 
 // run is the agent's life: boot delay, lookup until the node waits for it, then heartbeats until ctx ends.
 func (a *Agent) run(ctx context.Context) {
+	if a.onStop != nil {
+		defer func() { a.onStop(a.selfOff.Load()) }()
+	}
 	if !sleep(ctx, a.bootDelay) {
 		return
 	}

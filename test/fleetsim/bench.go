@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sync/errgroup"
 )
@@ -32,7 +33,11 @@ type Scenario struct {
 	Workers int
 	// Timeout bounds the wait for the deploys to end (default 10 min).
 	Timeout time.Duration
-	Log     *logrus.Entry
+	// BMC puts every node behind the fleet's Redfish BMC (bmc.go): the conductors power the nodes through it, and
+	// an agent boots when a conductor powers its node on. Without it, nodes have fake power and the harness boots
+	// each agent around its deploy request.
+	BMC bool
+	Log *logrus.Entry
 }
 
 // run is the state of a scenario while it runs.
@@ -42,8 +47,9 @@ type run struct {
 	procs  []*Proc
 	pool   *pool
 	fleet  *Fleet
+	bmc    *BMC                // nil without Scenario.BMC
 	macs   map[string][]string // node uuid -> MACs
-	uuids  []string            // in creation order
+	uuids  []string            // in creation order (chosen before the creation with a BMC)
 	report *Report
 
 	mu          sync.Mutex
@@ -75,7 +81,7 @@ func Run(ctx context.Context, s Scenario) (*Report, error) {
 		return nil, err
 	}
 	r := &run{s: s, log: s.Log, macs: map[string][]string{}, report: &Report{Conductors: s.Conductors, Nodes: s.Nodes,
-		Deploys: s.Deploys, Timing: s.Timing, DeadAfter: s.Procs.DeadAfter, ClusterFlags: flags["conductor-dead-after"] && s.Procs.DeadAfter > 0,
+		Deploys: s.Deploys, Timing: s.Timing, BMC: s.BMC, DeadAfter: s.Procs.DeadAfter, ClusterFlags: flags["conductor-dead-after"] && s.Procs.DeadAfter > 0,
 		Failed: map[string]string{}, DeployedTwice: map[string]int{}, Stuck: map[string]string{}, Refused: map[string]string{}}}
 	defer r.stop()
 	if err := r.start(ctx); err != nil {
@@ -120,6 +126,11 @@ func (r *run) start(ctx context.Context) error {
 		return err
 	}
 	r.onStop(r.fleet.Close)
+	if r.s.BMC {
+		if err := r.startBMC(ctx); err != nil {
+			return err
+		}
+	}
 	nodes, err := r.pool.api().ListNodes(ctx, "")
 	if err != nil {
 		return err
@@ -128,6 +139,31 @@ func (r *run) start(ctx context.Context) error {
 		return fmt.Errorf("the database already holds %d nodes: give an empty database (createdb, or a new schema)", len(nodes))
 	}
 	return nil
+}
+
+// startBMC chooses the nodes' UUIDs and serves a Redfish System for each (their state under Procs.Dir/bmc).
+func (r *run) startBMC(ctx context.Context) error {
+	r.uuids = make([]string, r.s.Nodes)
+	machines := make([]Machine, r.s.Nodes)
+	for i := range machines {
+		r.uuids[i] = uuid.NewString()
+		machines[i] = Machine{Name: nodeName(i), UUID: r.uuids[i], MAC: nodeMAC(i)}
+	}
+	b, err := StartBMC(ctx, r.fleet, filepath.Join(r.s.Procs.Dir, "bmc"), machines, r.log)
+	if err != nil {
+		return err
+	}
+	r.bmc = b
+	r.onStop(b.Close)
+	r.log.WithField("url", b.URL).WithField("systems", len(machines)).Info("BMC serving")
+	return nil
+}
+
+// nodeName and nodeMAC are node i's name (its BMC System's id) and MAC.
+func nodeName(i int) string { return fmt.Sprintf("fleet-%05d", i) }
+
+func nodeMAC(i int) string {
+	return fmt.Sprintf("52:54:%02x:%02x:%02x:%02x", byte(i>>24), byte(i>>16), byte(i>>8), byte(i))
 }
 
 // sampleRSS reads every conductor's RSS each 500 ms until ctx ends.
@@ -169,8 +205,12 @@ func (r *run) create(ctx context.Context) error {
 	names := make([]string, r.s.Nodes)
 	uuids := make([]string, r.s.Nodes)
 	err := r.parallel(ctx, names, func(ctx context.Context, i int, _ string) error {
-		mac := fmt.Sprintf("52:54:%02x:%02x:%02x:%02x", byte(i>>24), byte(i>>16), byte(i>>8), byte(i))
-		u, err := r.pool.api().CreateNode(ctx, NodeSpec{Name: fmt.Sprintf("fleet-%05d", i), MAC: mac, Image: r.imageSource})
+		mac := nodeMAC(i)
+		spec := NodeSpec{Name: nodeName(i), MAC: mac, Image: r.imageSource}
+		if r.bmc != nil {
+			spec.UUID, spec.Redfish = r.uuids[i], r.bmc.DriverInfo(nodeName(i))
+		}
+		u, err := r.pool.api().CreateNode(ctx, spec)
 		if err != nil {
 			return fmt.Errorf("create node %d: %w", i, err)
 		}
@@ -230,8 +270,18 @@ func (r *run) steady(ctx context.Context) error {
 		spread = time.Duration(len(r.uuids)) * 10 * time.Millisecond
 	}
 	r.report.BootSpread = spread
-	for _, u := range r.uuids {
-		r.fleet.BootIn(u, r.macs[u], rand.N(spread+1))
+	for i, u := range r.uuids {
+		later := rand.N(spread + 1)
+		if r.bmc == nil {
+			r.fleet.BootIn(u, r.macs[u], later)
+			continue
+		}
+		name := nodeName(i)
+		time.AfterFunc(later, func() { // the power button, pressed at the BMC
+			if err := r.bmc.PowerOn(ctx, name); err != nil && ctx.Err() == nil {
+				r.log.WithError(err).WithField("node", u).Warn("could not power the machine on at its BMC")
+			}
+		})
 	}
 	start := time.Now()
 	deadline := start.Add(r.s.Timing.BootDelay + 10*time.Minute)

@@ -64,17 +64,20 @@ func TestConductorProcesses(t *testing.T) {
 				}
 			})
 			rep, err := fleetsim.Run(ctx, fleetsim.Scenario{Conductors: tc.conductors, Nodes: tc.nodes, Deploys: tc.nodes,
-				KillAt: tc.killAt, Timing: timing, Steady: 2 * time.Second, Workers: 8, Timeout: 90 * time.Second,
+				KillAt: tc.killAt, Timing: timing, Steady: 2 * time.Second, Workers: 8, Timeout: 90 * time.Second, BMC: true,
 				Log: logrus.NewEntry(log), Procs: fleetsim.ProcConfig{Binary: bin, DB: db, Dir: dir,
 					HeartbeatTimeout: 10 * time.Second, DeadAfter: 10 * time.Second, BeatEvery: 2 * time.Second,
-					// A node the killed conductor held while its agent booted never gets a working token (lookup
-					// hands it out once) and ends by the call-back time-out, as documented: 30 s keeps that
-					// ending inside the test's window instead of 30 min.
+					// A node whose token the killed conductor handed out and never delivered gets its agent booted
+					// again once a heartbeat time-out (10 s) passed without the token used; the 30 s call-back
+					// time-out bounds anything else inside the test's window instead of 30 min.
 					Extra: []string{"--deploy-callback-timeout", "30s", "--log-level", "info"}}})
 			if rep != nil {
 				t.Logf("report:\n%s", rep.Markdown())
 			}
 			require.NoError(t, err, "conductor logs in %s", dir)
+			for u, e := range rep.Failed {
+				t.Logf("deploy failed: node %s: %s", u, e)
+			}
 			assert.Empty(t, rep.Problems(), "conductor logs in %s", dir)
 			assert.Equal(t, tc.nodes, rep.Active+len(rep.Failed), "every deploy ended active or deploy failed")
 			if !assert.Empty(t, rep.DeployedTwice) {

@@ -206,6 +206,7 @@ func postCommand(a *Agent, w http.ResponseWriter, r *http.Request) {
 	if req.Name == deploy.CmdPowerOff {
 		// The machine goes down after it answered, as IPA's power_off does.
 		<-c.done
+		a.selfOff.Store(true)
 		a.fleet.powerOffAgent(a)
 	}
 }
@@ -300,6 +301,7 @@ func (a *Agent) install(ctx context.Context, c *command, raw json.RawMessage) {
 		c.finish(nil, ctx.Err())
 		return
 	}
+	a.fleet.markInstalled(a.uuid)
 	c.finish(deploy.InstallResult{Message: "installed", Device: "/dev/sda", DeviceReason: "the only disk", ImageRef: ref,
 		ImageDigest: digest, RootSizeMiB: 20480, Phases: []deploy.Phase{{Name: "pull", Seconds: pull.Seconds()},
 			{Name: "install", Seconds: rest.Seconds()}}}, nil)

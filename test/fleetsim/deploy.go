@@ -121,7 +121,9 @@ func (r *run) deploy(ctx context.Context) error {
 		}()
 	}
 	err := r.parallel(ctx, targets, func(ctx context.Context, _ int, u string) error {
-		r.fleet.PowerOff(u) // the conductor power-cycles the node into a new agent boot
+		if r.bmc == nil {
+			r.fleet.PowerOff(u) // the conductor power-cycles the node into a new agent boot
+		}
 		at := time.Now()
 		// A request the conductors keep refusing (a node locked for good, an internal error) is that node's
 		// problem, reported, not the end of the run.
@@ -134,14 +136,18 @@ func (r *run) deploy(ctx context.Context) error {
 			w.mu.Lock()
 			r.report.Refused[u] = err.Error()
 			w.mu.Unlock()
-			r.fleet.Boot(u, r.macs[u]) // back to its fast-track agent
+			if r.bmc == nil {
+				r.fleet.Boot(u, r.macs[u]) // back to its fast-track agent
+			}
 			return nil
 		}
 		requests.Add(time.Since(at))
 		w.mu.Lock()
 		w.requested[u] = at
 		w.mu.Unlock()
-		r.fleet.Boot(u, r.macs[u])
+		if r.bmc == nil {
+			r.fleet.Boot(u, r.macs[u])
+		}
 		return nil
 	})
 	if err != nil {

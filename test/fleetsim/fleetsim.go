@@ -73,6 +73,7 @@ type Fleet struct {
 	installs map[string]int    // install commands each node received, over all its boots
 	// installedAt is when each install command arrived, for the report of a node that received several.
 	installedAt map[string][]time.Time
+	installed   map[string]bool // nodes whose install finished
 	beats       Latency
 	lookups     atomic.Int64
 }
@@ -96,7 +97,7 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleetsim: listen on %s: %w", cfg.Listen, err)
 	}
-	f := &Fleet{cfg: cfg, ln: ln, base: "http://" + ln.Addr().String(), agents: map[string]*Agent{}, installs: map[string]int{}, installedAt: map[string][]time.Time{},
+	f := &Fleet{cfg: cfg, ln: ln, base: "http://" + ln.Addr().String(), agents: map[string]*Agent{}, installs: map[string]int{}, installedAt: map[string][]time.Time{}, installed: map[string]bool{},
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute}}}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.srv = &http.Server{Handler: f.router(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
@@ -122,9 +123,15 @@ func (f *Fleet) URL() string { return f.base }
 func (f *Fleet) Boot(uuid string, macs []string) { f.BootIn(uuid, macs, 0) }
 
 // BootIn is Boot with the power on itself delayed by later: a rack whose machines are powered on over a while
-// rather than all in the same second.
-func (f *Fleet) BootIn(uuid string, macs []string, later time.Duration) {
-	a := &Agent{fleet: f, uuid: uuid, macs: macs, force: make(chan struct{}, 1), bootDelay: later + f.cfg.Timing.BootDelay}
+// rather than all in the same second. It returns the new agent.
+func (f *Fleet) BootIn(uuid string, macs []string, later time.Duration) *Agent {
+	return f.boot(uuid, macs, later, nil)
+}
+
+// boot starts a node's new agent; onStop, when not nil, is told when it stops (see Agent.onStop).
+func (f *Fleet) boot(uuid string, macs []string, later time.Duration, onStop func(byAgent bool)) *Agent {
+	a := &Agent{fleet: f, uuid: uuid, macs: macs, force: make(chan struct{}, 1), bootDelay: later + f.cfg.Timing.BootDelay,
+		onStop: onStop}
 	var ctx context.Context
 	ctx, a.stop = context.WithCancel(f.ctx)
 	f.mu.Lock()
@@ -139,6 +146,7 @@ func (f *Fleet) BootIn(uuid string, macs []string, later time.Duration) {
 		defer f.wg.Done()
 		a.run(ctx)
 	}()
+	return a
 }
 
 // PowerOff stops a node's agent (nothing answers at its URL any more).
@@ -187,6 +195,20 @@ func (f *Fleet) countInstall(uuid string) {
 	f.installs[uuid]++
 	f.installedAt[uuid] = append(f.installedAt[uuid], time.Now())
 	f.mu.Unlock()
+}
+
+// markInstalled records that a node's install finished: its disk holds an OS to boot.
+func (f *Fleet) markInstalled(uuid string) {
+	f.mu.Lock()
+	f.installed[uuid] = true
+	f.mu.Unlock()
+}
+
+// Installed reports whether an install finished on the node (in any of its agent's boots).
+func (f *Fleet) Installed(uuid string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.installed[uuid]
 }
 
 // InstallTimes returns when each install command of a node arrived, oldest first.

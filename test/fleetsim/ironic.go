@@ -81,15 +81,30 @@ type NodeSpec struct {
 	Name  string
 	MAC   string
 	Image string // instance_info.image_source (oci://...)
+	// UUID is the node's UUID; "" lets the conductor choose one.
+	UUID string
+	// Redfish, when set, is the driver_info of the node's simulated BMC: power and management go through it
+	// (redfish), the rest stays fake-hardware's.
+	Redfish map[string]any
 }
 
 // CreateNode creates a fake-hardware node whose deploy interface is bootc and boot interface fake (the agent boot
-// is the simulator's Boot), with driver_info.fast_track so that its agent may look it up and heartbeat while the
+// is the simulator's Boot, or its BMC's power on), with driver_info.fast_track so that its agent may look it up and heartbeat while the
 // node is available, and one port with its MAC. It returns the node's UUID.
 func (a *API) CreateNode(ctx context.Context, s NodeSpec) (string, error) {
+	info := map[string]any{"fast_track": true}
 	body := map[string]any{"name": s.Name, "driver": "fake-hardware", "deploy_interface": "bootc", "boot_interface": "fake",
-		"driver_info": map[string]any{"fast_track": true}, "instance_info": map[string]any{"image_source": s.Image},
+		"driver_info": info, "instance_info": map[string]any{"image_source": s.Image},
 		"properties": map[string]any{"cpu_arch": "x86_64", "memory_mb": 8192, "local_gb": 100}}
+	if s.UUID != "" {
+		body["uuid"] = s.UUID
+	}
+	if s.Redfish != nil {
+		body["power_interface"], body["management_interface"] = "redfish", "redfish"
+		for k, v := range s.Redfish {
+			info[k] = v
+		}
+	}
 	var n struct {
 		UUID string `json:"uuid"`
 	}

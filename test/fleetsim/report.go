@@ -17,6 +17,8 @@ type Report struct {
 
 	// Create is the time to create every node and its port; Enroll the time from then until all are available.
 	Create, Enroll time.Duration
+	// BMC is Scenario.BMC: the nodes' power went through the fleet's Redfish BMC.
+	BMC bool
 	// Boot is the time from powering every agent on until each had looked its node up (a token issued).
 	Boot, BootSpread time.Duration
 	// SteadyBeats are the heartbeats of every agent in the steady-state window; DeployBeats those during deploys.
@@ -73,6 +75,11 @@ func (r *Report) Markdown() string {
 	row := func(k, format string, args ...any) { fmt.Fprintf(&b, "| %s | %s |\n", k, fmt.Sprintf(format, args...)) }
 	row("conductors / nodes / concurrent deploys", "%d / %d / %d", r.Conductors, r.Nodes, r.Deploys)
 	row("cluster membership", "%s", cluster)
+	power := "fake (the harness boots each agent around its deploy request)"
+	if r.BMC {
+		power = fmt.Sprintf("redfish, %d Systems on one simulated BMC (an agent boots when a conductor powers its node on)", r.Nodes)
+	}
+	row("power", "%s", power)
 	row("simulated timing", "boot %s, install %s, heartbeat %s", r.Timing.BootDelay, r.Timing.Install, beatTiming(r.Timing))
 	row("create (node + port)", "%s, %.0f nodes/s", round(r.Create), r.CreateRate())
 	row("enroll -> available (manage, provide)", "%s", round(r.Enroll))
