@@ -441,6 +441,44 @@ func (s *SQL) UpdateNode(ctx context.Context, n *Node) (err error) {
 	return nil
 }
 
+// UpdateNodeIfUnchanged is the Store's compare-and-swap write of a node read without a reservation. It never
+// touches the config drive or the allocation: the caller changes nothing but the body's driver_internal_info.
+func (s *SQL) UpdateNodeIfUnchanged(ctx context.Context, n *Node) (bool, error) {
+	if n.Reservation != "" {
+		return false, nil // a holder's node is written by the holder, with UpdateNode
+	}
+	prev := n.UpdatedAt
+	now := s.now().UTC()
+	n.UpdatedAt = &now
+	n.Normalize()
+	args, err := s.nodeArgs(n)
+	if err != nil {
+		n.UpdatedAt = prev
+		return false, err
+	}
+	// A node never written since its creation has a null updated_at (as in Ironic), which = never matches.
+	same := "updated_at = ?"
+	args = append(args, n.UUID, n.ProvisionState)
+	if prev == nil {
+		same = "updated_at IS NULL"
+	} else {
+		args = append(args, fmtTime(prev))
+	}
+	res, err := s.exec(ctx, `UPDATE nodes SET name = ?, driver = ?, provision_state = ?, power_state = ?,
+		maintenance = ?, instance_uuid = ?, resource_class = ?, conductor_group = ?, owner = ?, updated_at = ?,
+		provision_updated_at = ?, body = ? WHERE uuid = ? AND reservation IS NULL AND provision_state = ? AND `+same,
+		args...)
+	if err != nil {
+		n.UpdatedAt = prev
+		return false, fmt.Errorf("update node %s: %w", n.UUID, err)
+	}
+	if k, _ := res.RowsAffected(); k == 0 {
+		n.UpdatedAt = prev
+		return false, nil
+	}
+	return true, nil
+}
+
 // notHolder explains a fenced UpdateNode that matched no row: the node is gone, or someone else (or nobody)
 // holds it now.
 func (s *SQL) notHolder(ctx context.Context, n *Node) error {

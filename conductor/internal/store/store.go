@@ -217,6 +217,11 @@ type Store interface {
 	// a deploy (anything but deploying, wait call-back, deploy hold) deletes its config drive in the same
 	// transaction.
 	UpdateNode(ctx context.Context, n *Node) error
+	// UpdateNodeIfUnchanged writes n, read without a reservation, only if nobody holds the node and nobody wrote
+	// it since it was read (its updated_at and provision_state are still n's): a compare-and-swap for a write
+	// that cannot conflict with anything but a concurrent writer, such as a heartbeat that only stamps its time.
+	// false: the node changed or is held, and nothing was written.
+	UpdateNodeIfUnchanged(ctx context.Context, n *Node) (bool, error)
 	// DeleteNode removes a node with its ports, config drive, inventory and deploy logs.
 	DeleteNode(ctx context.Context, uuid string) error
 	// Reserve takes the node's exclusive lock for holder with one atomic conditional update; it returns the node as
