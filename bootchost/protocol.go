@@ -18,7 +18,24 @@ const (
 	// PathCredential (POST, answer CredentialRotation) replaces the reporter's credential; the old one stays
 	// valid until the new one is first used, so a lost answer does not lock the host out.
 	PathCredential = "/v1/bootc/hosts/{node}/credential"
+	// PathPreReboot and PathSteadyState are the conductor's FleetLock server (the protocol Fedora CoreOS's
+	// Zincati speaks): before it reboots into a staged deployment the reporter takes a reboot slot of its group
+	// (POST, header "fleet-lock-protocol: true", body FleetLockRequest with the node's UUID as id; 200 granted),
+	// and gives it back once the new boot runs.
+	PathPreReboot   = "/v1/fleetlock/v1/pre-reboot"
+	PathSteadyState = "/v1/fleetlock/v1/steady-state"
 )
+
+// DefaultRebootGroup is the FleetLock group of an action that names none (Zincati's default group).
+const DefaultRebootGroup = "default"
+
+// FleetLockRequest is the FleetLock protocol's body.
+type FleetLockRequest struct {
+	ClientParams struct {
+		ID    string `json:"id"`
+		Group string `json:"group"`
+	} `json:"client_params"`
+}
 
 // MaxReportBytes bounds a report body; a BootcHost document is a few KiB.
 const MaxReportBytes = 256 << 10
@@ -61,6 +78,9 @@ type Action struct {
 	// RebootAllowed says the reporter may reboot into the staged deployment once it is staged; otherwise it
 	// stops at staged and asks again (FleetLock or a later Desired).
 	RebootAllowed bool `json:"reboot_allowed"`
+	// RebootGroup is the FleetLock group whose slot the reporter takes before it reboots ("" means
+	// DefaultRebootGroup).
+	RebootGroup string `json:"reboot_group,omitempty"`
 }
 
 // Desired is the conductor's answer to a reporter's poll.

@@ -26,6 +26,7 @@ func (r *reporter) act(ctx context.Context, a bootchost.Action) {
 	if p != nil && p.BootID == r.bootID() {
 		switch {
 		case p.ID == a.ID && p.State == bootchost.StateStaged && a.RebootAllowed:
+			p.Group = rebootGroup(a) // the conductor's word on the group is the latest
 			r.reboot(ctx, log, *p)
 			return
 		case p.ID == a.ID || p.State == bootchost.StateRebooting:
@@ -56,7 +57,8 @@ func (r *reporter) act(ctx context.Context, a bootchost.Action) {
 	}
 	// Recorded before staged is reported: if the host reboots for any reason from here on, the next boot can
 	// still tell the conductor how the action ended.
-	p = &pending.Action{ID: a.ID, Kind: a.Kind, State: bootchost.StateStaged, BootID: r.bootID(), Expect: expect}
+	p = &pending.Action{ID: a.ID, Kind: a.Kind, State: bootchost.StateStaged, BootID: r.bootID(), Expect: expect,
+		Group: rebootGroup(a)}
 	if err := r.pending.Save(*p); err != nil {
 		r.update(ctx, log, a.ID, bootchost.StateFailed, fmt.Sprintf("recording the staged action: %v", err))
 		return
@@ -111,6 +113,12 @@ func (r *reporter) execute(ctx context.Context, log *logrus.Entry, a bootchost.A
 // reboot records that the reboot is under way (so the next boot can finish the action), reports it and runs
 // the reboot command. The command normally ends this process; if it fails, the action fails.
 func (r *reporter) reboot(ctx context.Context, log *logrus.Entry, p pending.Action) {
+	// The conductor allowed the reboot; the FleetLock slot is still taken here, as Zincati takes it, so that the
+	// group's limit holds for every client of the lock manager. Refused: stay staged and ask at the next poll.
+	if err := r.cl.PreReboot(ctx, groupOf(p)); err != nil {
+		log.WithError(err).WithField("group", groupOf(p)).Warn("no reboot slot yet; staying staged")
+		return
+	}
 	p.State = bootchost.StateRebooting
 	if err := r.pending.Save(p); err != nil {
 		r.update(ctx, log, p.ID, bootchost.StateFailed, fmt.Sprintf("recording the reboot: %v", err))
@@ -153,7 +161,28 @@ func (r *reporter) finishAfterReboot(ctx context.Context, host *bootchost.Host) 
 		return err
 	}
 	log.WithFields(logrus.Fields{"state": u.State, "digest": booted}).Info("the action's reboot is over")
+	// The slot goes back once the new boot runs (Zincati's steady-state). A failure is only logged: the conductor
+	// frees the slot of an action that ended anyway.
+	if err := r.cl.SteadyState(ctx, groupOf(*p)); err != nil {
+		log.WithError(err).Warn("could not give the reboot slot back (the conductor frees it as the action ended)")
+	}
 	return r.pending.Clear()
+}
+
+// rebootGroup is the FleetLock group of action a.
+func rebootGroup(a bootchost.Action) string {
+	if a.RebootGroup == "" {
+		return bootchost.DefaultRebootGroup
+	}
+	return a.RebootGroup
+}
+
+// groupOf is the FleetLock group of an action in flight (one recorded before the group was, the default).
+func groupOf(p pending.Action) string {
+	if p.Group == "" {
+		return bootchost.DefaultRebootGroup
+	}
+	return p.Group
 }
 
 // update reports an action's progress, retrying a few times: the conductor must learn of staged and rebooting

@@ -33,15 +33,21 @@ type conductor struct {
 	updates   map[string][]bootchost.ActionUpdate
 	rotate    bool
 	rotations int
+	// FleetLock: one reboot slot per group, its holder's id; locks lists the calls in order ("pre-reboot:id").
+	slots map[string]string
+	locks []string
 }
 
 func startConductor(t *testing.T, node, cred string) *conductor {
-	c := &conductor{node: node, creds: map[string]bool{cred: true}, updates: map[string][]bootchost.ActionUpdate{}}
+	c := &conductor{node: node, creds: map[string]bool{cred: true}, updates: map[string][]bootchost.ActionUpdate{},
+		slots: map[string]string{}}
 	r := mux.NewRouter()
 	r.HandleFunc(bootchost.PathReport, c.auth(c.report)).Methods(http.MethodPost)
 	r.HandleFunc(bootchost.PathDesired, c.auth(c.desired)).Methods(http.MethodGet)
 	r.HandleFunc(bootchost.PathAction, c.auth(c.actionUpdate)).Methods(http.MethodPost)
 	r.HandleFunc(bootchost.PathCredential, c.auth(c.credential)).Methods(http.MethodPost)
+	r.HandleFunc(bootchost.PathPreReboot, c.fleetLock(true)).Methods(http.MethodPost)
+	r.HandleFunc(bootchost.PathSteadyState, c.fleetLock(false)).Methods(http.MethodPost)
 	c.srv = httptest.NewUnstartedServer(r)
 	c.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	c.srv.StartTLS()
@@ -129,6 +135,56 @@ func (c *conductor) credential(w http.ResponseWriter, _ *http.Request) {
 	cred := c.newCred
 	c.mu.Unlock()
 	json.NewEncoder(w).Encode(bootchost.CredentialRotation{Credential: cred})
+}
+
+// fleetLock serves the FleetLock protocol with one slot per group: the reporter's Bearer credential for its own
+// node id, the protocol header, 409 while another id holds the slot.
+func (c *conductor) fleetLock(take bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req bootchost.FleetLockRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || r.Header.Get("fleet-lock-protocol") != "true" {
+			http.Error(w, `{"kind":"bad_request","value":"not a FleetLock request"}`, http.StatusBadRequest)
+			return
+		}
+		cred, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		id, group := req.ClientParams.ID, req.ClientParams.Group
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if !c.creds[cred] || id != c.node {
+			http.Error(w, `{"kind":"unauthorized","value":"no"}`, http.StatusUnauthorized)
+			return
+		}
+		holder := c.slots[group]
+		switch {
+		case take && holder != "" && holder != id:
+			http.Error(w, `{"kind":"failed_lock","value":"held by `+holder+`"}`, http.StatusConflict)
+			return
+		case take:
+			c.slots[group] = id
+			c.locks = append(c.locks, "pre-reboot:"+group)
+		case holder == id:
+			delete(c.slots, group)
+			c.locks = append(c.locks, "steady-state:"+group)
+		}
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// hold gives group's slot to another id ("" frees it); lockCalls lists the reporter's granted calls.
+func (c *conductor) hold(group, id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id == "" {
+		delete(c.slots, group)
+		return
+	}
+	c.slots[group] = id
+}
+
+func (c *conductor) lockCalls() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.locks...)
 }
 
 // queue hands out a.

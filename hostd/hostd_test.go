@@ -100,8 +100,9 @@ func bootedDigest(c *conductor) string {
 	return d
 }
 
-// TestUpgradeAcrossReboot: report on start, an upgrade staged but held until the conductor allows the reboot,
-// the reboot, and the next boot's report and done.
+// TestUpgradeAcrossReboot: report on start, an upgrade staged but held until the conductor allows the reboot and
+// the FleetLock server grants a slot of the action's group, the reboot, and the next boot's report, done and the
+// slot given back.
 func TestUpgradeAcrossReboot(t *testing.T) {
 	reg := registrytest.Start(t)
 	ref := reg.Host + "/os/fleet:stable"
@@ -133,9 +134,16 @@ func TestUpgradeAcrossReboot(t *testing.T) {
 	assert.Equal(t, []string{bootchost.StateRunning, bootchost.StateStaged}, c.states("act-1"))
 	assert.NoFileExists(t, h.rebooted)
 
-	c.queue(bootchost.Action{ID: "act-1", Kind: bootchost.ActionUpgrade, RebootAllowed: true})
+	// Allowed, but the FleetLock slot of its group is taken by another host: still no reboot.
+	c.hold("rack-7", "other-node")
+	c.queue(bootchost.Action{ID: "act-1", Kind: bootchost.ActionUpgrade, RebootAllowed: true, RebootGroup: "rack-7"})
+	time.Sleep(2500 * time.Millisecond)
+	assert.NoFileExists(t, h.rebooted, "no reboot slot, no reboot")
+	assert.Equal(t, []string{bootchost.StateRunning, bootchost.StateStaged}, c.states("act-1"))
+	c.hold("rack-7", "")
 	h.waitReboot()
 	assert.Equal(t, []string{bootchost.StateRunning, bootchost.StateStaged, bootchost.StateRebooting}, c.states("act-1"))
+	assert.Equal(t, []string{"pre-reboot:rack-7"}, c.lockCalls(), "the slot is taken before the reboot")
 	require.NoError(t, stop())
 
 	// The new boot: the stand-in finalizes, hostd reports the new boot and ends the action.
@@ -144,6 +152,8 @@ func TestUpgradeAcrossReboot(t *testing.T) {
 	defer stop()
 	waitFor(t, "done", func() bool { return len(c.states("act-1")) == 4 })
 	assert.Equal(t, bootchost.StateDone, c.lastUpdate("act-1").State)
+	waitFor(t, "the slot given back", func() bool { return len(c.lockCalls()) == 2 })
+	assert.Equal(t, []string{"pre-reboot:rack-7", "steady-state:rack-7"}, c.lockCalls())
 	rep, st, _ := c.lastReport()
 	assert.Equal(t, "boot-2", rep.BootID)
 	_, booted := st.BootedImage()

@@ -159,7 +159,7 @@ func (s *Server) desiredAction(r *http.Request, nodeUUID string) (*bootchost.Act
 			return nil, err
 		}
 	}
-	out := &bootchost.Action{ID: a.ID, Kind: a.Kind, Image: a.Image}
+	out := &bootchost.Action{ID: a.ID, Kind: a.Kind, Image: a.Image, RebootGroup: a.RebootGroup}
 	// The slot is taken when the host is ready to reboot (staged), not before: a host staging for an hour must
 	// not hold one. Taking it again is a no-op (FleetLock's recursive lock); it is freed when the action ends.
 	if a.Reboot && (a.State == bootchost.StateStaged || a.State == bootchost.StateRebooting) {

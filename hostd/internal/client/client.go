@@ -103,9 +103,40 @@ func (c *Client) Rotate(ctx context.Context) (string, error) {
 	return r.Credential, nil
 }
 
+// ErrRebootRefused is a FleetLock refusal: every slot of the group is taken (or the lock manager failed); the
+// reporter stays staged and asks again later, as Zincati does.
+var ErrRebootRefused = errors.New("the FleetLock server refused a reboot slot")
+
+// PreReboot takes a reboot slot of group from the conductor's FleetLock server; ErrRebootRefused (wrapped, with
+// the server's answer) when it is not granted.
+func (c *Client) PreReboot(ctx context.Context, group string) error {
+	return c.fleetLock(ctx, bootchost.PathPreReboot, group)
+}
+
+// SteadyState gives the node's reboot slot of group back.
+func (c *Client) SteadyState(ctx context.Context, group string) error {
+	return c.fleetLock(ctx, bootchost.PathSteadyState, group)
+}
+
+// fleetLock makes one FleetLock call with the node's UUID as the client id.
+func (c *Client) fleetLock(ctx context.Context, path, group string) error {
+	var req bootchost.FleetLockRequest
+	req.ClientParams.ID, req.ClientParams.Group = c.node, group
+	err := c.doWith(ctx, http.MethodPost, path, req, nil, http.Header{"Fleet-Lock-Protocol": {"true"}})
+	if err != nil && !errors.Is(err, ErrUnauthorized) && ctx.Err() == nil {
+		return fmt.Errorf("%w: %w", ErrRebootRefused, err)
+	}
+	return err
+}
+
 // do makes one call: JSON in and out, 2xx or an error that carries the status and the start of the body (the
 // conductor's answers never hold the credential, but the request's header is never part of an error).
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	return c.doWith(ctx, method, path, in, out, nil)
+}
+
+// doWith is do with more request headers.
+func (c *Client) doWith(ctx context.Context, method, path string, in, out any, extra http.Header) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -117,6 +148,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, body)
 	if err != nil {
 		return err
+	}
+	for k, v := range extra {
+		req.Header[k] = v
 	}
 	req.Header.Set("Authorization", "Bearer "+c.credential())
 	req.Header.Set("Accept", "application/json")

@@ -21,6 +21,8 @@ type Action struct {
 	BootID string `json:"boot_id"`
 	// Expect is the image digest the next boot must run.
 	Expect string `json:"expect_digest"`
+	// Group is the FleetLock group whose reboot slot the reboot took, given back once the new boot runs.
+	Group string `json:"reboot_group,omitempty"`
 }
 
 // File is the state file.
