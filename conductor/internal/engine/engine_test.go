@@ -167,6 +167,15 @@ func TestPowerSync(t *testing.T) {
 	got, err = f.st.GetNode(ctx, skipped.UUID)
 	require.NoError(t, err)
 	assert.Empty(t, got.PowerState, "nodes waiting for their agent are not synced")
+
+	// Power as recorded: the sync reads it without a lock and writes nothing.
+	before, err := f.st.GetNode(ctx, n.UUID)
+	require.NoError(t, err)
+	f.eng.syncPower(ctx)
+	f.eng.Wait()
+	after, err := f.st.GetNode(ctx, n.UUID)
+	require.NoError(t, err)
+	assert.Equal(t, before.UpdatedAt, after.UpdatedAt, "no write when nothing changed")
 }
 
 func TestShutdownReleasesAndFinishes(t *testing.T) {

@@ -41,8 +41,18 @@ func (e *Engine) syncPower(ctx context.Context) {
 	}
 }
 
-// syncPowerOne reads and records one node's power state on a pool worker.
+// syncPowerOne reads and records one node's power state on a pool worker. As Ironic's sync reads the power state
+// under a shared lock and upgrades to an exclusive one only to record a change, the first read here takes no
+// lock: a fleet whose power agrees with the database costs one BMC query per node and no database write, and
+// holds no lock a heartbeat would run into. A difference (or a failed read) is read again under the lock.
 func (e *Engine) syncPowerOne(ctx context.Context, uuid string) {
+	if n, err := e.store.GetNode(ctx, uuid); err == nil && n.Reservation == "" {
+		if t, err := e.task(n); err == nil {
+			if ps, err := t.Power.PowerState(ctx, n); err == nil && ps == n.PowerState {
+				return
+			}
+		}
+	}
 	err := e.withLock(ctx, uuid, false, func(n *store.Node) error {
 		t, err := e.task(n)
 		if err != nil {
