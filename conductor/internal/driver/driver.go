@@ -44,6 +44,20 @@ const (
 	KeyTokenReboots  = "agent_token_lost_reboots"
 )
 
+// IntValue reads a count stored in driver_internal_info: an int before the node is saved, a float64 after its
+// JSON round trip; false for anything else, or a fraction.
+func IntValue(v any) (int, bool) {
+	switch x := v.(type) {
+	case int:
+		return x, true
+	case int64:
+		return int(x), true
+	case float64:
+		return int(x), x == float64(int(x))
+	}
+	return 0, false
+}
+
 // ErrInvalid marks a driver-side validation failure caused by the node's configuration (HTTP 400).
 var ErrInvalid = errors.New("invalid node configuration")
 

@@ -48,7 +48,7 @@ func (e *Engine) tokenUnused(n *store.Node) bool {
 	if err != nil {
 		return false
 	}
-	reboots, _ := asCount(dii[keyTokenReboots])
+	reboots, _ := driver.IntValue(dii[keyTokenReboots])
 	return e.now().Sub(issued) >= e.cfg.HeartbeatTimeout && reboots < maxTokenReboots
 }
 
@@ -78,7 +78,7 @@ func (e *Engine) rebootForToken(ctx context.Context, uuid string, st fsm.State) 
 		if !ok {
 			return nil // nothing to boot: the call-back time-out decides
 		}
-		reboots, _ := asCount(n.DriverInternalInfo[keyTokenReboots])
+		reboots, _ := driver.IntValue(n.DriverInternalInfo[keyTokenReboots])
 		t.Logf(ctx, "the agent token handed out on lookup at %s was not used by any heartbeat within %s: the "+
 			"agent never received it (the answer was lost, or the conductor that gave it stopped); booting the "+
 			"agent again for a new token (%d of at most %d)", n.DriverInternalInfo[driver.KeyTokenIssuedAt],
@@ -93,15 +93,4 @@ func (e *Engine) rebootForToken(ctx context.Context, uuid string, st fsm.State) 
 	if err != nil {
 		e.log.WithError(err).WithField("node", uuid).Warn("could not boot the agent again for a new token")
 	}
-}
-
-// asCount reads a count stored in driver_internal_info (an int before the node is saved, a float64 after).
-func asCount(v any) (int, bool) {
-	switch x := v.(type) {
-	case int:
-		return x, true
-	case float64:
-		return int(x), true
-	}
-	return 0, false
 }

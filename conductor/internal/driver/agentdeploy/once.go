@@ -44,7 +44,7 @@ func StartOnce(ctx context.Context, t *driver.Task, c *agentclient.Client, tag, 
 	sent := sameCommands(cmds, name)
 	if rec, ok := dii[KeySending].(map[string]any); ok {
 		delete(dii, KeySending)
-		before, isInt := asInt(rec["before"])
+		before, isInt := driver.IntValue(rec["before"])
 		if isInt && rec["tag"] == tag && rec["command"] == name && rec["agent_url"] == agentURL &&
 			before >= 0 && before < len(sent) {
 			return sent[before].ID, true, nil
@@ -89,18 +89,4 @@ func sameCommands(cmds []agentclient.Result, name string) []agentclient.Result {
 		}
 	}
 	return out
-}
-
-// asInt reads a count stored in driver_internal_info: an int before the node is saved, a float64 after its JSON
-// round trip.
-func asInt(v any) (int, bool) {
-	switch x := v.(type) {
-	case int:
-		return x, true
-	case int64:
-		return int(x), true
-	case float64:
-		return int(x), x == float64(int(x))
-	}
-	return 0, false
 }
