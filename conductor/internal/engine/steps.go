@@ -268,6 +268,13 @@ func (e *Engine) runSteps(ctx context.Context, t *driver.Task, k steps.Kind) boo
 		dii[indexKey(k)] = idx
 		setCurrent(n, k, s.Map())
 		t.Logf(ctx, "%s step %s started (%d of %d)", k, s.ID(), idx+1, len(list))
+		// Saved before the step runs (the save is fenced by the reservation): a conductor that dies in the step
+		// leaves the node in its transient state at this step, which the take-over fails with a clear
+		// last_error as Ironic does, rather than in the wait state of an earlier step whose agent is gone.
+		if err := t.Save(ctx); err != nil {
+			e.failStep(ctx, t, k, s, fmt.Errorf("could not record the step before running it: %w", err))
+			return false
+		}
 		out, err := e.runStep(ctx, t, k, s, by[s.ID()])
 		if errors.Is(err, errHeld) {
 			e.must(e.transition(n, fsm.EvHold, ""))

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +26,9 @@ type stepDeploy struct {
 	current []map[string]any
 	pending string // the in-band step the "agent" runs
 	fail    string // the agent's failure message for the pending step
+	// st, when set, is read as each step starts: stored lists "state/step" as the database had it then.
+	st     store.Store
+	stored []string
 }
 
 func (d *stepDeploy) Steps(kind steps.Kind) []steps.Step {
@@ -42,12 +46,17 @@ func (d *stepDeploy) Steps(kind steps.Kind) []steps.Step {
 	return d.FakeDeploy.Steps(kind)
 }
 
-func (d *stepDeploy) ExecuteStep(_ context.Context, t *driver.Task, kind steps.Kind, s steps.Step) (driver.Outcome, error) {
+func (d *stepDeploy) ExecuteStep(ctx context.Context, t *driver.Task, kind steps.Kind, s steps.Step) (driver.Outcome, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.ran = append(d.ran, string(kind)+":"+s.ID())
 	d.current = append(d.current, map[steps.Kind]map[string]any{steps.Clean: t.Node.CleanStep, steps.Deploy: t.Node.DeployStep,
 		steps.Service: t.Node.ServiceStep}[kind])
+	if d.st != nil {
+		if n, err := d.st.GetNode(ctx, t.Node.UUID); err == nil {
+			d.stored = append(d.stored, fmt.Sprintf("%s/%v", n.ProvisionState, n.CleanStep["step"]))
+		}
+	}
 	if s.Step == "explode" {
 		return driver.Done, errors.New("the BMC caught fire")
 	}
@@ -149,6 +158,22 @@ func TestManualCleanRunsExactlyTheRequestedSteps(t *testing.T) {
 	for _, k := range []string{"clean_steps", "clean_step_index"} {
 		assert.NotContains(t, got.DriverInternalInfo, k)
 	}
+}
+
+// TestStepSavedBeforeItRuns: each step is in the database (transient state, current step) before it runs, so a
+// conductor that dies in a step leaves the node where the take-over fails it with a clear last_error, not in the
+// wait state of an earlier step (the 2,000-node kill run left 7 nodes so: their install done, later steps run by
+// the dead conductor and never saved).
+func TestStepSavedBeforeItRuns(t *testing.T) {
+	ctx := context.Background()
+	f, d := stepFixture(t, Config{})
+	d.st = f.st
+	n := f.node(t, "manageable")
+	require.NoError(t, f.eng.Provision(ctx, n.UUID, ProvisionRequest{Target: "clean", CleanSteps: []map[string]any{
+		{"interface": "bios", "step": "factory_reset"}, {"interface": "deploy", "step": "explode"}}}))
+	f.eng.Wait()
+	assert.Equal(t, []string{"cleaning/factory_reset", "cleaning/explode"}, d.stored)
+	assert.Equal(t, "clean failed", f.get(t, n.UUID).ProvisionState)
 }
 
 // TestAutomatedCleanRunsEnabledSteps: provide runs the steps with priority > 0 after the overrides: by default the
