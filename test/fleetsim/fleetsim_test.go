@@ -48,6 +48,20 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
+// TestFailureCauses: failed deploys group by last_error with node UUIDs masked, most frequent first.
+func TestFailureCauses(t *testing.T) {
+	r := &fleetsim.Report{Failed: map[string]string{
+		"a": "Timeout reached while waiting for callback for node 11111111-2222-4333-8444-555555555555",
+		"b": "Timeout reached while waiting for callback for node 66666666-2222-4333-8444-555555555555",
+		"c": "The deploying state can't be resumed by conductor fleet-c1",
+	}}
+	assert.Equal(t, []fleetsim.Cause{
+		{Error: "Timeout reached while waiting for callback for node <node>", Count: 2},
+		{Error: "The deploying state can't be resumed by conductor fleet-c1", Count: 1},
+	}, r.FailureCauses())
+	assert.Contains(t, r.Markdown(), "| deploy failed because | 2 x Timeout reached while waiting for callback for node <node> |")
+}
+
 // seq returns 1..n.
 func seq(n int) []int {
 	out := make([]int, n)

@@ -2,6 +2,7 @@ package fleetsim
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -102,7 +103,39 @@ func (r *Report) Markdown() string {
 	}
 	row("deploys active / deploy failed / stuck / request refused", "%d / %d / %d / %d", r.Active, len(r.Failed), len(r.Stuck), len(r.Refused))
 	row("nodes deployed twice", "%d", len(r.DeployedTwice))
+	for _, c := range r.FailureCauses() {
+		row("deploy failed because", "%d x %s", c.Count, c.Error)
+	}
 	return b.String()
+}
+
+// Cause is one last_error of failed deploys, with node UUIDs in it replaced by "<node>", and how many had it.
+type Cause struct {
+	Error string
+	Count int
+}
+
+// uuidPattern matches a UUID in a last_error, so that one cause of many nodes groups as one line.
+var uuidPattern = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+
+// FailureCauses groups the failed deploys' last_error (node UUIDs masked), most frequent first: a benchmark
+// report says why deploys failed, not only how many.
+func (r *Report) FailureCauses() []Cause {
+	counts := map[string]int{}
+	for _, e := range r.Failed {
+		counts[uuidPattern.ReplaceAllString(e, "<node>")]++
+	}
+	out := make([]Cause, 0, len(counts))
+	for e, n := range counts {
+		out = append(out, Cause{Error: e, Count: n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Error < out[j].Error
+	})
+	return out
 }
 
 // String renders a latency summary for the table.
