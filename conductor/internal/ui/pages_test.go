@@ -73,11 +73,15 @@ func TestPagesHeaders(t *testing.T) {
 func rows(body string) int { return strings.Count(body, `<tr class="node"`) }
 
 // TestNodesPage: the list shows names (escaped), UUIDs, states, power, live deploy progress and the booted
-// digest; it filters by provision state and pages with limit and marker; bad paging is a 400 page.
+// digest (the reporters of the page's nodes read at once, not node by node); it filters by provision state and
+// pages with limit and marker; bad paging is a 400 page.
 func TestNodesPage(t *testing.T) {
 	f := newFixture(t)
+	f.reads.reset()
 	body := f.page(t, "/ui/", http.StatusOK)
 	assert.Equal(t, 5, rows(body))
+	assert.Equal(t, int64(1), f.reads.reporters.Load(), "one reporter read for the page's 5 nodes")
+	assert.Zero(t, f.reads.reporter.Load(), "no reporter read per node")
 	assert.Contains(t, body, "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;", "the hostile name is text")
 	assert.NotContains(t, body, hostile)
 	assert.Contains(t, body, f.deploying.UUID)
