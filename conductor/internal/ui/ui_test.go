@@ -105,7 +105,7 @@ func (f *fixture) seed(t *testing.T) {
 // tell a page that reads once from one that reads once per node.
 type countingStore struct {
 	store.Store
-	reporter, reporters atomic.Int64
+	reporter, reporters, names atomic.Int64
 }
 
 func (c *countingStore) BootcReporter(ctx context.Context, nodeUUID string) (*store.BootcReporter, error) {
@@ -118,10 +118,16 @@ func (c *countingStore) BootcReporters(ctx context.Context, uuids []string) (map
 	return c.Store.BootcReporters(ctx, uuids)
 }
 
+func (c *countingStore) NodeNames(ctx context.Context, uuids []string) (map[string]string, error) {
+	c.names.Add(1)
+	return c.Store.NodeNames(ctx, uuids)
+}
+
 // reset zeroes the counts (before the page a test counts).
 func (c *countingStore) reset() {
 	c.reporter.Store(0)
 	c.reporters.Store(0)
+	c.names.Store(0)
 }
 
 func newNode(t *testing.T, st store.Store, name, state string, ii, dii map[string]any) *store.Node {
