@@ -78,7 +78,7 @@ func TestWebPageInChromium(t *testing.T) {
 		{"images", "/ui/images", []string{digest[:len("sha256:")+12], "registry.example/os:1", "web-active", "unknown"}},
 		{"fleetlock", "/ui/fleetlock", []string{"workers", "1 of 1", active.UUID}},
 		{"rollouts", "/ui/rollouts", []string{"ro-web", "paused", "registry.example/os@" + digest}},
-		{"rollout", "/ui/rollouts/ro-web", []string{"Wave 0", active.UUID, "failed", "bootc said no"}},
+		{"rollout", "/ui/rollouts/ro-web", []string{"Wave 0", "web-active", active.UUID, "failed", "bootc said no"}},
 	} {
 		t.Run(p.name, func(t *testing.T) {
 			dom := runChromium(t, chromium, "--dump-dom", c.URL+p.path)

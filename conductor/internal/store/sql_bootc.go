@@ -88,21 +88,48 @@ func (s *SQL) DeleteBootcReporter(ctx context.Context, nodeUUID string) error {
 
 // BootcReporter returns the node's reporter, ErrNotFound when the node has none.
 func (s *SQL) BootcReporter(ctx context.Context, nodeUUID string) (*BootcReporter, error) {
-	row := s.db.QueryRowContext(ctx, s.rebind(`SELECT `+bootcCols+` FROM bootc_reporters WHERE node_uuid = ?`), nodeUUID)
+	r, err := scanReporter(s.db.QueryRowContext(ctx, s.rebind(`SELECT `+bootcCols+` FROM bootc_reporters WHERE node_uuid = ?`), nodeUUID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("Reporter of node %s: %w", nodeUUID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the reporter of node %s: %w", nodeUUID, err)
+	}
+	return r, nil
+}
+
+// BootcReporters returns the reporters of the given nodes by node UUID, in one query per maxInKeys nodes: a list
+// page reads its nodes' reporters at once instead of one query per node. Nodes without a reporter (or unknown)
+// are absent from the map, not an error; no nodes is an empty map.
+func (s *SQL) BootcReporters(ctx context.Context, nodeUUIDs []string) (map[string]*BootcReporter, error) {
+	out := make(map[string]*BootcReporter, len(nodeUUIDs))
+	err := s.queryIn(ctx, `SELECT `+bootcCols+` FROM bootc_reporters WHERE node_uuid IN (%s)`, nodeUUIDs,
+		func(sc rowScanner) error {
+			r, err := scanReporter(sc)
+			if err != nil {
+				return err
+			}
+			out[r.NodeUUID] = r
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("read the reporters of %d nodes: %w", len(nodeUUIDs), err)
+	}
+	return out, nil
+}
+
+// scanReporter reads one row of bootcCols; Report stays nil until the reporter first reported.
+func scanReporter(sc rowScanner) (*BootcReporter, error) {
 	var (
 		r                            BootcReporter
 		rep                          BootcReport
 		prev, rotated, raw, reported sql.NullString
 		created                      string
 	)
-	err := row.Scan(&r.NodeUUID, &r.CredentialHash, &prev, &created, &rotated, &r.Revoked, &r.RotateRequested, &raw,
+	if err := sc.Scan(&r.NodeUUID, &r.CredentialHash, &prev, &created, &rotated, &r.Revoked, &r.RotateRequested, &raw,
 		&reported, &rep.BootID, &rep.HostdVersion, &rep.SpecRef, &rep.BootedRef, &rep.BootedDigest, &rep.StagedRef,
-		&rep.StagedDigest, &rep.RollbackRef, &rep.RollbackDigest, &rep.Incompatible)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("Reporter of node %s: %w", nodeUUID, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read the reporter of node %s: %w", nodeUUID, err)
+		&rep.StagedDigest, &rep.RollbackRef, &rep.RollbackDigest, &rep.Incompatible); err != nil {
+		return nil, err
 	}
 	r.PrevHash = prev.String
 	r.CreatedAt, r.RotatedAt = parseTimes(created, rotated)

@@ -17,6 +17,7 @@ func TestBootcReportersConformance(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Run("credential lifecycle", func(t *testing.T) { testBootcCredential(t, open(t, store.Limits{})) })
 			t.Run("reports and images", func(t *testing.T) { testBootcReports(t, open(t, store.Limits{})) })
+			t.Run("batched reporters", func(t *testing.T) { testBootcReporters(t, open(t, store.Limits{})) })
 		})
 	}
 }
@@ -150,4 +151,52 @@ func testBootcReports(t *testing.T, s store.Store) {
 			assert.ElementsMatch(t, tc.want, uuids)
 		})
 	}
+}
+
+// testBootcReporters: BootcReporters returns, by node UUID, what BootcReporter returns for each node that has a
+// reporter (reported or not), and leaves out nodes without one, unknown and deleted nodes.
+func testBootcReporters(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var nodes []*store.Node
+	for _, name := range []string{"reported", "silent", "none", "deleted"} {
+		n := newNode(name)
+		require.NoError(t, s.CreateNode(ctx, n))
+		nodes = append(nodes, n)
+	}
+	reported, silent, none, deleted := nodes[0].UUID, nodes[1].UUID, nodes[2].UUID, nodes[3].UUID
+	for _, u := range []string{reported, silent, deleted} {
+		require.NoError(t, s.SetBootcCredential(ctx, u, "h-"+u))
+	}
+	require.NoError(t, s.PutBootcReport(ctx, reported, store.BootcReport{Status: json.RawMessage(`{}`),
+		SpecRef: "r/a:1", BootedRef: "r/a:1", BootedDigest: "sha256:aa"}))
+	require.NoError(t, s.DeleteNode(ctx, deleted))
+
+	for _, c := range []struct {
+		name  string
+		uuids []string
+		want  []string // the UUIDs in the answer
+	}{
+		{"none asked", nil, nil},
+		{"without reporters", []string{none, deleted, "not-a-node"}, nil},
+		{"mixed, repeated", []string{reported, none, silent, reported, deleted}, []string{reported, silent}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := s.BootcReporters(ctx, c.uuids)
+			require.NoError(t, err)
+			require.NotNil(t, got)
+			keys := []string{}
+			for u, r := range got {
+				keys = append(keys, u)
+				one, err := s.BootcReporter(ctx, u)
+				require.NoError(t, err)
+				assert.Equal(t, one, r, "the same reporter as read alone")
+			}
+			assert.ElementsMatch(t, c.want, keys)
+		})
+	}
+	got, err := s.BootcReporters(ctx, []string{reported, silent})
+	require.NoError(t, err)
+	require.NotNil(t, got[reported].Report)
+	assert.Equal(t, "sha256:aa", got[reported].Report.BootedDigest)
+	assert.Nil(t, got[silent].Report, "a reporter that never reported has no report")
 }

@@ -82,6 +82,27 @@ func (s *SQL) queryCached(ctx context.Context, q string, args ...any) (*sql.Rows
 	return s.db.QueryContext(ctx, q, args...)
 }
 
+// NodeNames returns the names of the given nodes by UUID, in one query per maxInKeys nodes (see Store). Nodes
+// without a name and unknown (e.g. deleted) nodes are absent from the map; no nodes is an empty map.
+func (s *SQL) NodeNames(ctx context.Context, uuids []string) (map[string]string, error) {
+	out := make(map[string]string, len(uuids))
+	err := s.queryIn(ctx, `SELECT uuid, name FROM nodes WHERE name IS NOT NULL AND uuid IN (%s)`, uuids,
+		func(sc rowScanner) error {
+			var uuid, name string
+			if err := sc.Scan(&uuid, &name); err != nil {
+				return err
+			}
+			if name != "" {
+				out[uuid] = name
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("read the names of %d nodes: %w", len(uuids), err)
+	}
+	return out, nil
+}
+
 // nodeColumns are the columns ListNodeColumns reads, in scanNodeColumns' order.
 const nodeColumns = `id, uuid, name, driver, provision_state, power_state, maintenance, instance_uuid,
 	resource_class, conductor_group, owner, reservation, created_at, updated_at, provision_updated_at`

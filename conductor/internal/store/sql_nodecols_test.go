@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -89,6 +90,43 @@ func TestHideChildrenTextConformance(t *testing.T) {
 				names = append(names, n.Name)
 			}
 			assert.Equal(t, []string{"parent", "tricky"}, names)
+		})
+	}
+}
+
+// TestNodeNamesConformance: NodeNames maps the named nodes asked for to their names in one call, leaves out
+// nodes without a name, unknown and deleted ones, and takes more UUIDs than one IN list holds, on every backend.
+func TestNodeNamesConformance(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			s, ctx := open(t, store.Limits{}), context.Background()
+			named, unnamed, deleted := newNode("alpha"), newNode(""), newNode("gone")
+			for _, n := range []*store.Node{named, unnamed, deleted} {
+				require.NoError(t, s.CreateNode(ctx, n))
+			}
+			require.NoError(t, s.DeleteNode(ctx, deleted.UUID))
+			// Past the first IN list (5,000 keys), the named node is found in a later chunk too.
+			many := make([]string, 0, 10002)
+			for range 10000 {
+				many = append(many, uuid.NewString())
+			}
+			many = append(many, named.UUID)
+			for _, c := range []struct {
+				name  string
+				uuids []string
+				want  map[string]string
+			}{
+				{"none", nil, map[string]string{}},
+				{"mixed", []string{named.UUID, unnamed.UUID, deleted.UUID, "not-a-node", named.UUID},
+					map[string]string{named.UUID: "alpha"}},
+				{"many", many, map[string]string{named.UUID: "alpha"}},
+			} {
+				t.Run(c.name, func(t *testing.T) {
+					got, err := s.NodeNames(ctx, c.uuids)
+					require.NoError(t, err)
+					assert.Equal(t, c.want, got)
+				})
+			}
 		})
 	}
 }

@@ -5,10 +5,12 @@ package store
 // ErrNotFound naming what was looked for. One place, so a new resource does not copy the loop again.
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // rowScanner is a *sql.Row or *sql.Rows.
@@ -66,6 +68,37 @@ func one[T any](v T, err error, what string) (T, error) {
 		return zero, fmt.Errorf("get %s: %w", what, err)
 	}
 	return v, nil
+}
+
+// maxInKeys bounds the keys of one IN list: far below SQLite's 32,766 and PostgreSQL's 65,535 parameters of a
+// statement, and above any page the web page shows (500 nodes), so a page is one statement.
+const maxInKeys = 5000
+
+// queryIn runs q, whose one "%s" is the inside of an IN list, for keys (duplicates dropped): once per chunk of at
+// most maxInKeys keys, handing every row to scan. The batched reads of the web page use it instead of one query per
+// key; q's text varies with the number of keys, so it bypasses the statement cache. No keys runs nothing.
+func (s *SQL) queryIn(ctx context.Context, q string, keys []string, scan func(rowScanner) error) error {
+	seen := make(map[string]bool, len(keys))
+	uniq := make([]any, 0, len(keys))
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			uniq = append(uniq, k)
+		}
+	}
+	for len(uniq) > 0 {
+		chunk := uniq[:min(len(uniq), maxInKeys)]
+		uniq = uniq[len(chunk):]
+		marks := strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")
+		rows, err := s.query(ctx, fmt.Sprintf(q, marks), chunk...)
+		if err != nil {
+			return err
+		}
+		if _, err := collect(rows, func(sc rowScanner) (struct{}, error) { return struct{}{}, scan(sc) }); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (p *Port) setID(id int64)           { p.ID = id }

@@ -222,6 +222,9 @@ type Store interface {
 	// that cannot conflict with anything but a concurrent writer, such as a heartbeat that only stamps its time.
 	// false: the node changed or is held, and nothing was written.
 	UpdateNodeIfUnchanged(ctx context.Context, n *Node) (bool, error)
+	// NodeNames returns the names of the given nodes by UUID in one read, for pages that show many nodes by name
+	// (a rollout's). Nodes without a name and unknown ones (deleted since) are absent: callers show the UUID.
+	NodeNames(ctx context.Context, uuids []string) (map[string]string, error)
 	// DeleteNode removes a node with its ports, config drive, inventory and deploy logs.
 	DeleteNode(ctx context.Context, uuid string) error
 	// Reserve takes the node's exclusive lock for holder with one atomic conditional update; it returns the node as
@@ -397,6 +400,9 @@ type Store interface {
 	SetBootcCredential(ctx context.Context, nodeUUID, hash string) error
 	DeleteBootcReporter(ctx context.Context, nodeUUID string) error
 	BootcReporter(ctx context.Context, nodeUUID string) (*BootcReporter, error)
+	// BootcReporters reads the reporters of many nodes at once (a list page), by node UUID; nodes without one
+	// are absent from the map.
+	BootcReporters(ctx context.Context, nodeUUIDs []string) (map[string]*BootcReporter, error)
 	ConfirmBootcCredential(ctx context.Context, nodeUUID, hash string) error
 	RotateBootcCredential(ctx context.Context, nodeUUID, used, next string) error
 	RevokeBootcCredential(ctx context.Context, nodeUUID string) error

@@ -86,15 +86,21 @@ func (p *Pages) nodes(w http.ResponseWriter, r *http.Request) {
 		p.storeFail(w, r, err)
 		return
 	}
-	// One reporter read per listed node: a page is bounded by maxLimit, and BenchmarkPages measures what it costs.
+	// The booted image is the reporter's (image-mode hosts): one read for the whole page, not one per node;
+	// nodes without a reporter or a report show none.
+	uuids := make([]string, len(list))
+	for i, n := range list {
+		uuids[i] = n.UUID
+	}
+	reps, err := p.cfg.Store.BootcReporters(r.Context(), uuids)
+	if err != nil {
+		p.storeFail(w, r, err)
+		return
+	}
 	for _, n := range list {
 		row := nodeRow{Node: n, Progress: deployProgress(n)}
-		// The booted image is the reporter's (image-mode hosts); nodes without one show none.
-		if rep, err := p.cfg.Store.BootcReporter(r.Context(), n.UUID); err == nil && rep.Report != nil {
+		if rep := reps[n.UUID]; rep != nil && rep.Report != nil {
 			row.BootedRef, row.BootedDigest = rep.Report.BootedRef, rep.Report.BootedDigest
-		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-			p.storeFail(w, r, err)
-			return
 		}
 		d.Rows = append(d.Rows, row)
 	}

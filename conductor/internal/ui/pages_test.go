@@ -73,11 +73,15 @@ func TestPagesHeaders(t *testing.T) {
 func rows(body string) int { return strings.Count(body, `<tr class="node"`) }
 
 // TestNodesPage: the list shows names (escaped), UUIDs, states, power, live deploy progress and the booted
-// digest; it filters by provision state and pages with limit and marker; bad paging is a 400 page.
+// digest (the reporters of the page's nodes read at once, not node by node); it filters by provision state and
+// pages with limit and marker; bad paging is a 400 page.
 func TestNodesPage(t *testing.T) {
 	f := newFixture(t)
+	f.reads.reset()
 	body := f.page(t, "/ui/", http.StatusOK)
 	assert.Equal(t, 5, rows(body))
+	assert.Equal(t, int64(1), f.reads.reporters.Load(), "one reporter read for the page's 5 nodes")
+	assert.Zero(t, f.reads.reporter.Load(), "no reporter read per node")
 	assert.Contains(t, body, "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;", "the hostile name is text")
 	assert.NotContains(t, body, hostile)
 	assert.Contains(t, body, f.deploying.UUID)
@@ -167,18 +171,21 @@ func TestFleetLockPage(t *testing.T) {
 	assert.Contains(t, body, `href="/ui/nodes/`+f.image.UUID+`"`)
 }
 
-// TestRolloutsPages: the rollouts list and one rollout wave by wave, with its nodes' states and the pause reason
-// as text.
+// TestRolloutsPages: the rollouts list and one rollout wave by wave, with its nodes by name (escaped, linking
+// to their pages, the UUID in the link's title; the UUID for a node without a name) read at once for the whole
+// rollout, their states and the pause reason as text.
 func TestRolloutsPages(t *testing.T) {
 	f := newFixture(t)
 	body := f.page(t, "/ui/rollouts", http.StatusOK)
 	assert.Contains(t, body, `id="empty"`)
 
 	ctx := context.Background()
+	unnamed := newNode(t, f.st, "", "active", nil, nil)
 	ro := &store.BootcRollout{ID: "ro-1", Image: f.reg.Host + "/os@" + f.first, Spec: []byte(`{}`), State: "paused",
 		CurrentWave: 1, Waves: 2, PauseReason: "wave 1: node <b>x</b> failed"}
 	require.NoError(t, f.st.CreateBootcRollout(ctx, ro, []store.BootcRolloutNode{
 		{NodeUUID: f.availables[0].UUID, Wave: 0, Position: 0, State: "done"},
+		{NodeUUID: unnamed.UUID, Wave: 0, Position: 1, State: "done"},
 		{NodeUUID: f.image.UUID, Wave: 1, Position: 0, State: "failed", StepImage: ro.Image, Reason: "bootc said no"},
 		{NodeUUID: f.availables[1].UUID, Wave: 1, Position: 1, State: "pending"},
 	}))
@@ -187,11 +194,21 @@ func TestRolloutsPages(t *testing.T) {
 	assert.Contains(t, body, "1 of 2")
 	assert.Contains(t, body, "node &lt;b&gt;x&lt;/b&gt; failed", "the reason is text")
 
+	f.reads.reset()
 	body = f.page(t, "/ui/rollouts/ro-1", http.StatusOK)
+	assert.Equal(t, int64(1), f.reads.names.Load(), "one name read for the rollout's 4 nodes")
 	assert.Equal(t, 2, strings.Count(body, `<h2 class="wave">`))
 	assert.Contains(t, body, `Wave 1 <span class="flag">current</span>`)
-	assert.Equal(t, 3, strings.Count(body, `<tr class="rollout-node">`))
+	assert.Equal(t, 4, strings.Count(body, `<tr class="rollout-node">`))
 	assert.Contains(t, body, "bootc said no")
-	assert.Contains(t, body, `href="/ui/nodes/`+f.image.UUID+`"`)
+	for _, c := range []struct{ node, text string }{
+		{f.availables[0].UUID, "spare-0"},
+		{f.availables[1].UUID, "spare-1"},
+		{f.image.UUID, "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;"},
+		{unnamed.UUID, `<span class="mono">` + unnamed.UUID + `</span>`},
+	} {
+		assert.Contains(t, body, `<a href="/ui/nodes/`+c.node+`" title="`+c.node+`">`+c.text+`</a>`, c.text)
+	}
+	assert.NotContains(t, body, hostile, "the hostile name is text")
 	f.page(t, "/ui/rollouts/nope", http.StatusNotFound)
 }

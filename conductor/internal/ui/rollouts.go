@@ -15,7 +15,14 @@ import (
 type rolloutWave struct {
 	Number  int
 	Current bool
-	Nodes   []store.BootcRolloutNode
+	Nodes   []rolloutNode
+}
+
+// rolloutNode is one node of a rollout page with its name ("" when it has none or was deleted: the page shows
+// the UUID).
+type rolloutNode struct {
+	store.BootcRolloutNode
+	Name string
 }
 
 // rollouts serves /ui/rollouts: every rollout, newest first as the store lists them.
@@ -28,7 +35,7 @@ func (p *Pages) rollouts(w http.ResponseWriter, r *http.Request) {
 	p.render(w, http.StatusOK, "rollouts", page{Title: "Rollouts", Nav: "rollouts", Refresh: p.refreshSeconds(), Data: list})
 }
 
-// rollout serves /ui/rollouts/{id}: the rollout and its nodes wave by wave.
+// rollout serves /ui/rollouts/{id}: the rollout and its nodes wave by wave, each by name linking to its page.
 func (p *Pages) rollout(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
 	ro, err := p.cfg.Store.GetBootcRollout(r.Context(), id)
@@ -41,13 +48,23 @@ func (p *Pages) rollout(w http.ResponseWriter, r *http.Request) {
 		p.storeFail(w, r, err)
 		return
 	}
+	// The nodes' names in one read for the whole rollout (thousands of hosts), not one per node.
+	uuids := make([]string, len(nodes))
+	for i, n := range nodes {
+		uuids[i] = n.NodeUUID
+	}
+	names, err := p.cfg.Store.NodeNames(r.Context(), uuids)
+	if err != nil {
+		p.storeFail(w, r, err)
+		return
+	}
 	// Nodes come wave by wave (the store orders them by wave and place); waves are numbered as the API numbers them.
 	var waves []rolloutWave
 	for _, n := range nodes {
 		if len(waves) == 0 || waves[len(waves)-1].Number != n.Wave {
 			waves = append(waves, rolloutWave{Number: n.Wave, Current: n.Wave == ro.CurrentWave})
 		}
-		waves[len(waves)-1].Nodes = append(waves[len(waves)-1].Nodes, n)
+		waves[len(waves)-1].Nodes = append(waves[len(waves)-1].Nodes, rolloutNode{BootcRolloutNode: n, Name: names[n.NodeUUID]})
 	}
 	data := struct {
 		Rollout *store.BootcRollout

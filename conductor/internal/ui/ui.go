@@ -29,7 +29,9 @@ var assets embed.FS
 type Store interface {
 	ListNodes(ctx context.Context, f store.NodeFilter, o store.ListOptions) ([]*store.Node, error)
 	GetNode(ctx context.Context, ident string) (*store.Node, error)
+	NodeNames(ctx context.Context, uuids []string) (map[string]string, error)
 	BootcReporter(ctx context.Context, nodeUUID string) (*store.BootcReporter, error)
+	BootcReporters(ctx context.Context, nodeUUIDs []string) (map[string]*store.BootcReporter, error)
 	ListBootcImages(ctx context.Context, digest string) ([]store.BootcImage, error)
 	ListBootcNodes(ctx context.Context, digest string, o store.ListOptions) ([]store.BootcNode, error)
 	ListBootcActions(ctx context.Context, nodeUUID string, limit int) ([]*store.BootcAction, error)

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +36,7 @@ const hostile = `<script>alert("x")</script>`
 type fixture struct {
 	srv        http.Handler
 	st         store.Store
+	reads      *countingStore // the store as the pages see it, counting their per-node and batched reads
 	reg        *registrytest.Registry
 	ref        string // the tag the image-mode host follows
 	first      string // the digest it booted
@@ -62,7 +64,8 @@ func newFixture(t *testing.T) *fixture {
 	}, 0)
 	l := logrus.New()
 	l.SetOutput(io.Discard)
-	pages, err := ui.New(ui.Config{Store: st, Stale: stale, DefaultSlots: 2}, logrus.NewEntry(l))
+	f.reads = &countingStore{Store: st}
+	pages, err := ui.New(ui.Config{Store: f.reads, Stale: stale, DefaultSlots: 2}, logrus.NewEntry(l))
 	require.NoError(t, err)
 	reg := driver.NewRegistry()
 	reg.AddHardware(driver.FakeHardware(nil, nil))
@@ -96,6 +99,35 @@ func (f *fixture) seed(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		f.availables = append(f.availables, newNode(t, f.st, fmt.Sprintf("spare-%d", i), "available", nil, nil))
 	}
+}
+
+// countingStore is the store with the pages' node-by-node reads and their batched forms counted, so a test can
+// tell a page that reads once from one that reads once per node.
+type countingStore struct {
+	store.Store
+	reporter, reporters, names atomic.Int64
+}
+
+func (c *countingStore) BootcReporter(ctx context.Context, nodeUUID string) (*store.BootcReporter, error) {
+	c.reporter.Add(1)
+	return c.Store.BootcReporter(ctx, nodeUUID)
+}
+
+func (c *countingStore) BootcReporters(ctx context.Context, uuids []string) (map[string]*store.BootcReporter, error) {
+	c.reporters.Add(1)
+	return c.Store.BootcReporters(ctx, uuids)
+}
+
+func (c *countingStore) NodeNames(ctx context.Context, uuids []string) (map[string]string, error) {
+	c.names.Add(1)
+	return c.Store.NodeNames(ctx, uuids)
+}
+
+// reset zeroes the counts (before the page a test counts).
+func (c *countingStore) reset() {
+	c.reporter.Store(0)
+	c.reporters.Store(0)
+	c.names.Store(0)
 }
 
 func newNode(t *testing.T, st store.Store, name, state string, ii, dii map[string]any) *store.Node {
