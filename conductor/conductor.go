@@ -113,7 +113,7 @@ type Config struct {
 	EFILoader string
 	// BootcPollInterval is how often image-mode reporters poll (default 60 s); BootcStaleTTL how long a resolved
 	// tag is trusted by the images view (default 10 min); BootcStaleRefresh how often followed tags are resolved
-	// in the background (default BootcStaleTTL; negative: never).
+	// in the background, each by the one conductor that owns it (default BootcStaleTTL; negative: never).
 	BootcPollInterval, BootcStaleTTL, BootcStaleRefresh time.Duration
 	// HostdBinary is the ferric-hostd the conductor serves to hosts whose deploy sets
 	// instance_info.bootc_install_hostd ("" refuses that option).
@@ -253,7 +253,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	}
 	eng := engine.New(ecfg, st, reg, log.WithField("component", "engine"))
 	engRef.Store(eng)
-	stale := startStaleCheck(ctx, cfg, st, policy)
+	stale := startStaleCheck(ctx, cfg, st, policy, fleetOwner(members, ecfg.Host))
 	// The web page reads the store and the API's stale resolver; its routes sit behind the API's authentication.
 	pages, err := ui.New(ui.Config{Store: st, Stale: stale, DefaultSlots: cfg.FleetLockSlots}, log.WithField("component", "ui"))
 	if err != nil {
@@ -286,7 +286,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	// so the next owner continues it).
 	rollCtx, stopRollouts := context.WithCancel(ctx)
 	defer stopRollouts()
-	go rollout.New(rollout.Config{Store: st, Owns: rolloutOwner(members, ecfg.Host),
+	go rollout.New(rollout.Config{Store: st, Owns: fleetOwner(members, ecfg.Host),
 		Log: log.WithField("component", "rollout")}).Run(rollCtx, rolloutTick)
 	err = serve(ctx, cfg, eng, hs, ln, tlsFiles, log)
 	stopBeat()

@@ -37,27 +37,30 @@ func hostdChecksum(path string) (string, error) {
 }
 
 // startStaleCheck builds the images view's tag resolver (the deploy's registry rules: pull secret, platform,
-// aliases, trust, policy) and refreshes the followed tags in the background until ctx ends.
-func startStaleCheck(ctx context.Context, cfg Config, st store.Store, policy *images.Policy) *fleet.Resolver {
+// aliases, trust, policy), whose answers every conductor of the database shares, and refreshes in the background
+// until ctx ends the followed tags this conductor owns (owns: the ring's owner of a resolution's key), so the
+// fleet asks the registry once per tag and period, not once per conductor.
+func startStaleCheck(ctx context.Context, cfg Config, st store.Store, policy *images.Policy,
+	owns func(key string) bool) *fleet.Resolver {
 	registries := agentdeploy.Registry{Insecure: cfg.InsecureRegistries, Aliases: cfg.RegistryAliases, Trust: cfg.Registries.Trust,
 		Policy: policy}
 	ttl := cfg.BootcStaleTTL
 	if ttl <= 0 {
 		ttl = 10 * time.Minute
 	}
-	r := fleet.NewResolver(func(ctx context.Context, n *store.Node, ref string) (string, error) {
+	r := fleet.NewSharedResolver(func(ctx context.Context, n *store.Node, ref string) (string, error) {
 		im, err := registries.Identify(ctx, n, "oci://"+ref, false)
 		if err != nil {
 			return "", err
 		}
 		return im.Digest, nil
-	}, ttl)
+	}, ttl, st)
 	every := cfg.BootcStaleRefresh
 	if every == 0 {
 		every = ttl
 	}
 	if every > 0 {
-		go r.Run(ctx, every, func(ctx context.Context) []fleet.Target { return fleet.Targets(ctx, st) })
+		go r.Run(ctx, every, func(ctx context.Context) []fleet.Target { return fleet.Targets(ctx, st) }, owns)
 	}
 	return r
 }

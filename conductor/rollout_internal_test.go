@@ -14,9 +14,9 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 )
 
-// TestRolloutOwner: of two alive conductors in different groups exactly one drives each rollout; once one left,
-// the other drives them all.
-func TestRolloutOwner(t *testing.T) {
+// TestFleetOwner: of two alive conductors in different groups exactly one drives each rollout (or refreshes each
+// followed tag); once one left, the other drives them all.
+func TestFleetOwner(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "f.db"))
 	require.NoError(t, err)
@@ -29,7 +29,7 @@ func TestRolloutOwner(t *testing.T) {
 	}
 	a, b := join("cond-a", ""), join("cond-b", "rack2")
 	require.NoError(t, a.Refresh(ctx))
-	ownsA, ownsB := rolloutOwner(a, "cond-a"), rolloutOwner(b, "cond-b")
+	ownsA, ownsB := fleetOwner(a, "cond-a"), fleetOwner(b, "cond-b")
 	counts := map[string]int{}
 	for i := range 100 {
 		id := fmt.Sprintf("rollout-%d", i)

@@ -117,7 +117,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.HostdBinary, "hostd-binary", "", "ferric-hostd binary served to image-mode hosts whose deploy sets instance_info.bootc_install_hostd (cloud-init installs it at first boot, checked against its SHA-256)")
 	fs.DurationVar(&cfg.BootcPollInterval, "bootc-poll-interval", 60*time.Second, "how often deployed image-mode hosts' reporters poll the conductor")
 	fs.DurationVar(&cfg.BootcStaleTTL, "bootc-stale-ttl", 10*time.Minute, "how long GET /v1/bootc/images trusts a resolved tag before asking the registry again")
-	fs.DurationVar(&cfg.BootcStaleRefresh, "bootc-stale-refresh", 0, "how often the tags hosts follow are resolved in the background (0: every --bootc-stale-ttl; negative: never)")
+	fs.DurationVar(&cfg.BootcStaleRefresh, "bootc-stale-refresh", 0, "how often the tags hosts follow are resolved in the background, each by the conductor that owns it (0: every --bootc-stale-ttl; negative: never)")
 	// Ferric-only: how agents reach registries the conductor sees under another address.
 	var aliases listFlag
 	aliases.dst = new([]string)

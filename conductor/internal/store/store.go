@@ -430,6 +430,12 @@ type Store interface {
 	UpdateBootcRolloutNode(ctx context.Context, n *BootcRolloutNode) error
 	PutBootcDeadEnd(ctx context.Context, digest, image string) error
 	BootcDeadEnd(ctx context.Context, digest string) (string, error)
+
+	// The images view's tag resolutions, shared by the conductors (sql_bootc_resolutions.go). PutBootcResolution
+	// never replaces an answer with an older one; GetBootcResolution answers ErrNotFound for an unknown key.
+	PutBootcResolution(ctx context.Context, r *BootcResolution) error
+	GetBootcResolution(ctx context.Context, key string) (*BootcResolution, error)
+	PruneBootcResolutions(ctx context.Context, before time.Time) (int64, error)
 }
 
 // Limits bound what the store keeps of a node's deploy logs, so that a chatty or hostile agent cannot fill the
