@@ -375,7 +375,9 @@ func sharedLibs(ctx context.Context, bin string) ([]string, error) {
 
 // Minimal builds a small initramfs (gzip newc) with init as /init and the named modules (with dependencies,
 // listed in /etc/ferric-modules), and returns it with the kernel from kernelDeb. Test operating systems use it.
-func Minimal(kernelDeb, init string, modules []string) (kernel, initramfs []byte, err error) {
+// extra is added as given after the base entries (/dev, /proc, /sys, /mnt, /etc, /lib): the kernel does not make
+// missing parent directories while it unpacks, so extra must list its directories before their files.
+func Minimal(kernelDeb, init string, modules []string, extra ...CpioEntry) (kernel, initramfs []byte, err error) {
 	work, err := os.MkdirTemp("", "ferric-minimal-")
 	if err != nil {
 		return nil, nil, err
@@ -412,6 +414,7 @@ func Minimal(kernelDeb, init string, modules []string) (kernel, initramfs []byte
 	}
 	entries = append(entries, CpioEntry{Name: "etc/ferric-modules", Mode: 0o100644, Data: []byte(strings.Join(order, "\n") + "\n")},
 		CpioEntry{Name: "init", Mode: 0o100755, Data: initData})
+	entries = append(entries, extra...)
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	zw.Write(Cpio(entries))

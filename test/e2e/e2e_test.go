@@ -163,8 +163,8 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	rd, err := ramdisk.Build(context.Background(), ramdisk.Config{KernelDeb: deb, Agent: agent, Init: agentInit, Profile: ramdisk.ProfileVM,
 		Out: filepath.Join(work, "ramdisk")}, logrus.NewEntry(l))
 	require.NoError(t, err)
-	kernel, osInitrd, err := ramdisk.Minimal(deb, osInit, []string{"virtio_pci", "virtio_blk", "isofs", "vfat", "nls_cp437", "nls_iso8859_1", "nls_ascii", "nls_utf8"})
-	require.NoError(t, err)
+	hostdBin := filepath.Join(work, "ferric-hostd")
+	goBuild(t, hostdBin, "./cmd/ferric-hostd", true)
 	efi, err := os.ReadFile(loader)
 	require.NoError(t, err)
 	phases["build"] = time.Since(t0)
@@ -181,19 +181,25 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	regPort := reg.Host[strings.LastIndex(reg.Host, ":")+1:]
 	guestReg := regName + ":" + regPort
 	dnsSrv := dnstest.Start(t, "127.0.0.1:53", map[string]string{regName: "10.0.2.2"})
+	// The test OS (verifyos as /init), with what day 2 needs in the image: ferric-hostd, the bootc stand-in, busybox's
+	// mount and reboot, the registry's CA and its pull credentials where bootc reads them (day2.go in verifyos).
+	osFiles := testOSFiles(t, hostdBin, guestReg, "robot:e2e-secret", regCert.CertPEM)
+	kernel, osInitrd, err := ramdisk.Minimal(deb, osInit, []string{"virtio_pci", "virtio_blk", "isofs", "vfat", "nls_cp437",
+		"nls_iso8859_1", "nls_ascii", "nls_utf8", "failover", "net_failover", "virtio_net"}, osFiles...)
+	require.NoError(t, err)
 	// The test OS's ESP: the bootc stand-in copies it from the image; the direct scenario's whole-disk image holds it.
 	esp := map[string][]byte{
 		"/EFI/BOOT/BOOTX64.EFI":   efi,
 		"/vmlinuz":                kernel,
 		"/initrd":                 osInitrd,
 		"/loader/loader.conf":     []byte("default os.conf\ntimeout 0\n"),
-		"/loader/entries/os.conf": []byte("title Ferric test OS\nlinux /vmlinuz\ninitrd /initrd\noptions console=ttyS0,115200 panic=-1\n"),
+		"/loader/entries/os.conf": []byte("title Ferric test OS\nlinux /vmlinuz\ninitrd /initrd\noptions console=ttyS0,115200 panic=-1 ferric.dns=10.0.2.2\n"),
 	}
 	imageFiles := map[string][]byte{}
 	for p, b := range esp {
 		imageFiles["/usr/lib/ferric-standin/esp"+p] = b
 	}
-	bootcimage.Push(t, reg.PlainHost, "ferric/os", "stable", bootcimage.Options{Marker: "e2e", Username: "robot", Password: "e2e-secret",
+	d1 := bootcimage.Push(t, reg.PlainHost, "ferric/os", "stable", bootcimage.Options{Marker: "e2e", Username: "robot", Password: "e2e-secret",
 		Files: imageFiles})
 
 	// The virtual BMC with one VM; the agent's port is forwarded to the host.
@@ -253,6 +259,7 @@ func TestVirtualMachineDeploy(t *testing.T) {
 		cfg.Engine.HeartbeatTimeout = 30 * time.Second
 		cfg.Engine.CallbackTimeout = 10 * time.Minute
 		cfg.Engine.AgentPollInterval = time.Second
+		cfg.BootcPollInterval = 2 * time.Second // ferric-hostd in the installed test OS polls this often
 		cfg.ArtifactsDir = filepath.Dir(rd.Kernel) // the only place local deploy artifacts may be read from
 	})
 	cl := c.Client("1.89")
@@ -334,6 +341,11 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	assert.Contains(t, line, "node="+n.UUID)
 	assert.Contains(t, line, "key=ferric-e2e-key")
 	assert.Contains(t, line, "luks=none")
+	// Day 2 on the installed OS: report, stale, a rollout through a reboot, a rollback through another.
+	day2VM{t: t, api: c.URL, node: n.UUID, serial: serial}.run(d1, func() string {
+		return bootcimage.Push(t, reg.PlainHost, "ferric/os", "stable", bootcimage.Options{Marker: "e2e-2", Username: "robot",
+			Password: "e2e-secret", Files: imageFiles})
+	}, phases)
 
 	require.NoError(t, nodes.ChangeProvisionState(bg, cl, n.UUID, nodes.ProvisionStateOpts{Target: nodes.TargetDeleted}).ExtractErr())
 	wait("available", 5*time.Minute)

@@ -1,10 +1,12 @@
 // Command verifyos is the tiny operating system installed by the e2e test image: as /init it loads its modules,
 // finds the config-2 partition and the root partition of its disk, and prints one verification line with the
-// node UUID and host name from the config drive and root's first SSH key, then powers off.
+// node UUID and host name from the config drive and root's first SSH key, then powers off; when the image carries
+// ferric-hostd and the deploy configured it, it runs the reporter first (day2.go).
 package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -34,6 +36,7 @@ func main() {
 		}
 	}
 	uuid, host, key, luks := "", "", "", "none"
+	var cfgDev, cfgLabel, rootDev string // for day 2
 	for i := 0; i < 50 && (uuid == "" || key == ""); i++ {
 		parts, _ := filepath.Glob("/sys/class/block/*/partition")
 		for _, p := range parts {
@@ -59,6 +62,7 @@ func main() {
 				b, _ := os.ReadFile("/mnt/cfg/openstack/latest/meta_data.json")
 				json.Unmarshal(b, &md)
 				uuid, _ = md["uuid"].(string)
+				cfgDev, cfgLabel = dev, label
 				host, _ = md["hostname"].(string) // tells two deploys' config drives of one node apart
 			case strings.EqualFold(label, "root") && key == "":
 				os.MkdirAll("/mnt/root", 0o755)
@@ -66,6 +70,7 @@ func main() {
 					say("FERRIC-VERIFY mount %s: %v", dev, err)
 					continue
 				}
+				rootDev = dev
 				b, _ := os.ReadFile("/mnt/root/root/.ssh/authorized_keys")
 				if fields := strings.Fields(strings.TrimRight(string(b), "\x00")); len(fields) >= 3 {
 					key = fields[2]
@@ -88,6 +93,11 @@ func main() {
 		}
 	}
 	say("FERRIC-VERIFY node=%s host=%s key=%s luks=%s", uuid, host, key, luks)
+	if cfgDev != "" && rootDev != "" {
+		if err := day2(con, say, cfgDev, cfgLabel, rootDev); !errors.Is(err, errNoDay2) {
+			say("FERRIC-DAY2 %v", err)
+		}
+	}
 	time.Sleep(500 * time.Millisecond)
 	unix.Sync()
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
