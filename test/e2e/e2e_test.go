@@ -259,7 +259,7 @@ func TestVirtualMachineDeploy(t *testing.T) {
 		cfg.Engine.HeartbeatTimeout = 30 * time.Second
 		cfg.Engine.CallbackTimeout = 10 * time.Minute
 		cfg.Engine.AgentPollInterval = time.Second
-		cfg.BootcPollInterval = 2 * time.Second // ferric-hostd in the installed test OS polls this often
+		cfg.BootcPollInterval = 2 * time.Second    // ferric-hostd in the installed test OS polls this often
 		cfg.ArtifactsDir = filepath.Dir(rd.Kernel) // the only place local deploy artifacts may be read from
 	})
 	cl := c.Client("1.89")
