@@ -59,6 +59,10 @@ type day2VM struct {
 	serial string // the VM's serial console log (QEMU restarts it at each boot)
 }
 
+// apiClient bounds each API call, so a hung conductor fails the step instead of holding the suite until its
+// 60-minute time-out.
+var apiClient = &http.Client{Timeout: time.Minute}
+
 // call sends a JSON request to the API and decodes the answer into out (when not nil); it returns the status.
 func (d day2VM) call(method, path string, body, out any) int {
 	d.t.Helper()
@@ -71,7 +75,7 @@ func (d day2VM) call(method, path string, body, out any) int {
 	req, err := http.NewRequest(method, d.api+path, rd)
 	require.NoError(d.t, err)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient.Do(req)
 	require.NoError(d.t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
