@@ -37,22 +37,11 @@ func newHostEnv(t *testing.T, c *conductor, booted bootchost.ImageStatus, rollba
 	h := &hostEnv{t: t, dir: dir, bootID: filepath.Join(dir, "boot_id"), rebooted: filepath.Join(dir, "rebooted")}
 	bin := filepath.Join(dir, "bootc")
 	require.NoError(t, os.WriteFile(bin, bootcimage.Standin(t), 0o755))
-	// The stand-in's state file: the BootcHost document and the boot it was finalized on.
-	typ := "bootcHost"
-	host := bootchost.Host{
-		APIVersion: bootchost.APIVersionV1, Kind: bootchost.Kind, Metadata: bootchost.Metadata{Name: "host"},
-		Spec:   bootchost.HostSpec{Image: &booted.Image, BootOrder: "default"},
-		Status: bootchost.HostStatus{Booted: &bootchost.BootEntry{Image: &booted}, Type: &typ}}
-	if len(rollback) > 0 {
-		host.Status.Rollback = &bootchost.BootEntry{Image: &rollback[0]}
-	}
-	state := map[string]any{"boot_id": "boot-1", "host": host}
-	b, err := json.Marshal(state)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "state.json"), b, 0o644))
+	state := bootcimage.StandinState(t, "boot-1", booted, rollback...)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "state.json"), state, 0o644))
 	h.boot("boot-1")
 	hc := bootchost.HostConfig{ConductorURL: c.srv.URL, NodeUUID: nodeUUID, Credential: "cred-initial", CACert: c.caPEM}
-	b, err = json.Marshal(hc)
+	b, err := json.Marshal(hc)
 	require.NoError(t, err)
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "etc"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "etc/hostd.json"), b, 0o600))

@@ -20,8 +20,11 @@ type env struct {
 	statePath  string
 	bootIDPath string
 	authRoot   string
-	reboot     []string
-	out        io.Writer
+	// resolve maps a registry's host:port to the address dialled instead (FERRIC_STANDIN_RESOLVE), as curl's
+	// --resolve does: a host-level test reaches a registry by the name its VMs use without touching /etc/hosts.
+	resolve map[string]string
+	reboot  []string
+	out     io.Writer
 }
 
 func envFromOS(out io.Writer) env {
@@ -36,7 +39,19 @@ func envFromOS(out io.Writer) env {
 	if v := strings.Fields(os.Getenv("FERRIC_STANDIN_REBOOT")); len(v) > 0 {
 		e.reboot = v
 	}
+	e.resolve = parseResolve(os.Getenv("FERRIC_STANDIN_RESOLVE"))
 	return e
+}
+
+// parseResolve reads "host:port=addr:port" pairs separated by commas; a pair without "=" is ignored.
+func parseResolve(v string) map[string]string {
+	out := map[string]string{}
+	for _, pair := range strings.Split(v, ",") {
+		if from, to, ok := strings.Cut(strings.TrimSpace(pair), "="); ok && from != "" && to != "" {
+			out[from] = to
+		}
+	}
+	return out
 }
 
 // load reads the state and finalizes it against the current boot, writing it back when a reboot happened, so
@@ -166,7 +181,7 @@ func (e env) upgrade(ctx context.Context, args []string) error {
 	}
 	// bootc pulls before it compares: a registry that cannot be reached fails the upgrade even when nothing
 	// changed.
-	fetched, err := fetch(ctx, e.authRoot, *s.Host.Spec.Image)
+	fetched, err := fetch(ctx, e, *s.Host.Spec.Image)
 	if err != nil {
 		return fmt.Errorf("Upgrading: %w", err)
 	}
@@ -234,7 +249,7 @@ func (e env) switchTo(ctx context.Context, args []string) error {
 		fmt.Fprintln(e.out, "Image specification is unchanged.")
 		return nil
 	}
-	fetched, err := fetch(ctx, e.authRoot, ref)
+	fetched, err := fetch(ctx, e, ref)
 	if err != nil {
 		return fmt.Errorf("Switching: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/ferric-metal/ferric/bootchost"
 	"github.com/ferric-metal/ferric/test/bootcimage"
+	"github.com/ferric-metal/ferric/test/certtest"
 	"github.com/ferric-metal/ferric/test/registrytest"
 )
 
@@ -26,6 +28,7 @@ type host struct {
 	t                        *testing.T
 	bin, state, bootID, root string
 	rebooted                 string
+	env                      []string // more environment for the stand-in
 }
 
 func newHost(t *testing.T, booted bootchost.ImageStatus) *host {
@@ -48,6 +51,7 @@ func (h *host) run(args ...string) (string, string, bool) {
 	cmd := exec.Command(h.bin, args...)
 	cmd.Env = append(os.Environ(), "FERRIC_STANDIN_STATE="+h.state, "FERRIC_STANDIN_BOOT_ID="+h.bootID,
 		"FERRIC_STANDIN_ROOT="+h.root, "FERRIC_STANDIN_REBOOT=touch "+h.rebooted)
+	cmd.Env = append(cmd.Env, h.env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -188,6 +192,33 @@ func TestSwitch(t *testing.T) {
 	_, errOut, ok = h.run("switch", "--transport", "oci", "/srv/x")
 	require.False(t, ok)
 	assert.Contains(t, errOut, "pulls only from registries")
+
+}
+
+// TestSwitchResolve: a registry by a name this host cannot resolve (the name VMs use for it), over TLS with its
+// own CA, is reached through FERRIC_STANDIN_RESOLVE and SSL_CERT_FILE, as the e2e test's simulated hosts do.
+func TestSwitchResolve(t *testing.T) {
+	const regName = "registry.ferric.invalid"
+	cert := certtest.SelfSigned(t, certtest.Options{CN: regName, DNS: []string{regName}})
+	reg := registrytest.Start(t, registrytest.WithTLS(cert.TLS))
+	_, port, _ := strings.Cut(reg.Host, ":")
+	d1 := push(t, reg.PlainHost+"/os/test:stable", "one", "1.0", "", "")
+	d2 := push(t, reg.PlainHost+"/os/test:next", "two", "2.0", "", "")
+	named := regName + ":" + port + "/os/test"
+	h := newHost(t, bootchost.ImageStatus{Image: bootchost.ImageReference{Image: named + ":stable", Transport: "registry"}, ImageDigest: d1})
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(ca, cert.CertPEM, 0o644))
+	h.env = []string{"SSL_CERT_FILE=" + ca}
+
+	_, errOut, ok := h.run("switch", named+":next")
+	require.False(t, ok, "without the override the name does not resolve")
+	assert.Contains(t, errOut, "error: Switching: Pulling: "+named+":next")
+	h.env = append(h.env, "FERRIC_STANDIN_RESOLVE="+regName+":"+port+"="+reg.Host)
+	out, errOut, ok := h.run("switch", named+":next")
+	require.True(t, ok, errOut)
+	assert.Contains(t, out, "Queued for next boot: "+named+":next")
+	_, staged := h.status().StagedImage()
+	assert.Equal(t, d2, staged)
 }
 
 func TestStatusWithoutState(t *testing.T) {

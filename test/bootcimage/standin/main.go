@@ -19,6 +19,7 @@
 //	                        writing another id into it simulates a reboot
 //	FERRIC_STANDIN_ROOT     a directory the auth files (/run, /etc, /usr/lib ostree/auth.json) are read under
 //	FERRIC_STANDIN_REBOOT   the command --apply runs (default `reboot`), split on spaces
+//	FERRIC_STANDIN_RESOLVE  host:port=addr:port[,...]: registries dialled at another address (curl's --resolve)
 package main
 
 import (

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -61,7 +63,7 @@ func keychain(root string, reg name.Registry) (authn.Authenticator, error) {
 // fetch resolves ref in its registry, as bootc's pull does before it imports the layers: the manifest digest,
 // and from the config the version label, creation time and architecture. The layers themselves are not fetched
 // (there is no ostree repository to import them into).
-func fetch(ctx context.Context, authRoot string, ref bootchost.ImageReference) (bootchost.ImageStatus, error) {
+func fetch(ctx context.Context, e env, ref bootchost.ImageReference) (bootchost.ImageStatus, error) {
 	if err := parseTransport(ref.Transport); err != nil {
 		return bootchost.ImageStatus{}, err
 	}
@@ -69,7 +71,7 @@ func fetch(ctx context.Context, authRoot string, ref bootchost.ImageReference) (
 	if err != nil {
 		return bootchost.ImageStatus{}, fmt.Errorf("parsing image reference %s: %w", ref.Image, err)
 	}
-	auth, err := keychain(authRoot, r.Context().Registry)
+	auth, err := keychain(e.authRoot, r.Context().Registry)
 	if err != nil {
 		return bootchost.ImageStatus{}, err
 	}
@@ -77,7 +79,7 @@ func fetch(ctx context.Context, authRoot string, ref bootchost.ImageReference) (
 	defer cancel()
 	// remote.Get resolves the tag to the manifest digest bootc records as imageDigest; for an index it is the
 	// index's digest, and desc.Image picks linux/amd64 from it.
-	desc, err := remote.Get(r, remote.WithContext(ctx), remote.WithAuth(auth))
+	desc, err := remote.Get(r, remote.WithContext(ctx), remote.WithAuth(auth), remote.WithTransport(e.transport()))
 	if err != nil {
 		return bootchost.ImageStatus{}, fmt.Errorf("Pulling: %s: %w", ref.Image, err)
 	}
@@ -98,4 +100,21 @@ func fetch(ctx context.Context, authRoot string, ref bootchost.ImageReference) (
 		out.Timestamp = &ts
 	}
 	return out, nil
+}
+
+// transport is the default HTTP transport (system roots, which SSL_CERT_FILE can replace, and proxies), dialling
+// the addresses of e.resolve instead of the names they replace.
+func (e env) transport() http.RoundTripper {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if len(e.resolve) == 0 {
+		return tr
+	}
+	var d net.Dialer
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if to, ok := e.resolve[addr]; ok {
+			addr = to
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+	return tr
 }
