@@ -76,7 +76,7 @@ func TestWebPageInChromium(t *testing.T) {
 			"No image-mode reporter"}},
 		{"node", "/ui/nodes/" + active.UUID, []string{"web-active", active.UUID, "active", digest, "upgrade", "queued"}},
 		{"images", "/ui/images", []string{digest[:len("sha256:")+12], "registry.example/os:1", "web-active", "unknown"}},
-		{"fleetlock", "/ui/fleetlock", []string{"workers", "1 of 1", active.UUID}},
+		{"fleetlock", "/ui/fleetlock", []string{"workers", "1 of 1", "web-active", active.UUID}},
 		{"rollouts", "/ui/rollouts", []string{"ro-web", "paused", "registry.example/os@" + digest}},
 		{"rollout", "/ui/rollouts/ro-web", []string{"Wave 0", "web-active", active.UUID, "failed", "bootc said no"}},
 	} {

@@ -53,11 +53,31 @@ type groupRow struct {
 	*store.FleetLockGroup
 	SlotCount   int
 	DefaultSlot bool // SlotCount is --fleetlock-slots, the group has no count of its own
+	Holders     []holderRow
+}
+
+// holderRow is a slot's holder: ferric-hostd holds slots under its node's UUID, shown by the node's name. Any
+// other FleetLock client (Zincati with its own id) has no name here and is shown by its id.
+type holderRow struct {
+	store.FleetLockHolder
+	Name string
 }
 
 // fleetLock serves /ui/fleetlock: the reboot groups by name. The group's secret hash is never shown.
 func (p *Pages) fleetLock(w http.ResponseWriter, r *http.Request) {
 	groups, err := p.cfg.Store.ListFleetLockGroups(r.Context())
+	if err != nil {
+		p.storeFail(w, r, err)
+		return
+	}
+	// The holders' names in one read for every group.
+	var ids []string
+	for _, g := range groups {
+		for _, h := range g.Holders {
+			ids = append(ids, h.ID)
+		}
+	}
+	names, err := p.cfg.Store.NodeNames(r.Context(), ids)
 	if err != nil {
 		p.storeFail(w, r, err)
 		return
@@ -68,6 +88,9 @@ func (p *Pages) fleetLock(w http.ResponseWriter, r *http.Request) {
 		row := groupRow{FleetLockGroup: g, SlotCount: p.cfg.DefaultSlots, DefaultSlot: g.Slots == nil}
 		if g.Slots != nil {
 			row.SlotCount = *g.Slots
+		}
+		for _, h := range g.Holders {
+			row.Holders = append(row.Holders, holderRow{FleetLockHolder: h, Name: names[h.ID]})
 		}
 		rows = append(rows, row)
 	}

@@ -161,14 +161,20 @@ func TestImagesPage(t *testing.T) {
 	assert.Contains(t, f.page(t, "/ui/images", http.StatusOK), `<span class="flag warn">stale</span>`)
 }
 
-// TestFleetLockPage: the reboot group with its default slot count and its holder.
+// TestFleetLockPage: the reboot group with its default slot count and its holders: a node's reporter by the
+// node's name (escaped, the UUID in the link's title), a Zincati client by its own id; the names are read once.
 func TestFleetLockPage(t *testing.T) {
 	f := newFixture(t)
+	require.NoError(t, f.st.AcquireFleetLock(context.Background(), "workers", "zincati-7f3a", 2))
+	f.reads.reset()
 	body := f.page(t, "/ui/fleetlock", http.StatusOK)
+	assert.Equal(t, int64(1), f.reads.names.Load(), "one read of the holders' names")
 	assert.Contains(t, body, `<td class="name">workers</td>`)
-	assert.Contains(t, body, "1 of 2")
+	assert.Contains(t, body, "2 of 2")
 	assert.Contains(t, body, "(the conductor's default)")
-	assert.Contains(t, body, `href="/ui/nodes/`+f.image.UUID+`"`)
+	assert.Contains(t, body, `<a href="/ui/nodes/`+f.image.UUID+`" title="`+f.image.UUID+`">&lt;script&gt;`)
+	assert.Contains(t, body, `<span class="mono">zincati-7f3a</span>`)
+	assert.NotContains(t, body, hostile)
 }
 
 // TestRolloutsPages: the rollouts list and one rollout wave by wave, with its nodes by name (escaped, linking
