@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -31,9 +30,7 @@ func testOSFiles(t *testing.T, hostd, registry, userPass string, ca []byte) []ra
 		require.NoError(t, err, "%s is needed for the test OS (.ci/run installs busybox-static)", p)
 		return b
 	}
-	auth, err := json.Marshal(map[string]any{"auths": map[string]any{registry: map[string]string{
-		"auth": base64.StdEncoding.EncodeToString([]byte(userPass))}}})
-	require.NoError(t, err)
+	auth := authJSON(t, registry, userPass)
 	const dir, file, exe, link = 0o040755, 0o100644, 0o100755, 0o120777
 	return []ramdisk.CpioEntry{
 		{Name: "bin", Mode: dir}, {Name: "usr", Mode: dir}, {Name: "usr/bin", Mode: dir}, {Name: "usr/lib", Mode: dir},
@@ -49,14 +46,17 @@ func testOSFiles(t *testing.T, hostd, registry, userPass string, ca []byte) []ra
 }
 
 // day2VM drives day 2 on a deployed VM whose test OS runs the real ferric-hostd over the bootc stand-in (verifyos,
-// day2.go): the host reports the image it booted; a new image pushed to the tag it follows makes it stale; a
-// rollout moves it to the new image with a reboot of the VM, and its health gate, set shorter than the reboot,
-// pauses the rollout until the operator resumes it; a rollback boots the old image again after another reboot.
+// day2.go), beside simulated hosts (day2_sim_test.go) that follow the same tag: the hosts report the image they
+// booted; a new image pushed to the tag makes it stale; a rollout moves them to the new image in two waves, the
+// simulated hosts first (they are its canaries), then the VM with a reboot; its health gate, set shorter than the
+// VM's reboot, pauses the rollout on the VM's wave until the operator resumes it; a rollback boots the VM's old
+// image again after another reboot.
 type day2VM struct {
 	t      *testing.T
 	api    string // the conductor's API URL
 	node   string // the node's UUID
 	serial string // the VM's serial console log (QEMU restarts it at each boot)
+	sims   []*simHost
 }
 
 // apiClient bounds each API call, so a hung conductor fails the step instead of holding the suite until its
@@ -98,10 +98,25 @@ type hostReport struct {
 	} `json:"rollback"`
 }
 
-func (d day2VM) report() hostReport {
+func (d day2VM) report() hostReport { return d.reportOf(d.node) }
+
+func (d day2VM) reportOf(node string) hostReport {
 	var r hostReport
-	d.call(http.MethodGet, "/v1/nodes/"+d.node+"/bootc", nil, &r)
+	d.call(http.MethodGet, "/v1/nodes/"+node+"/bootc", nil, &r)
 	return r
+}
+
+// rolloutView is the part of GET /v1/bootc/rollouts/{id} the test reads.
+type rolloutView struct {
+	State       string  `json:"state"`
+	PauseReason *string `json:"pause_reason"`
+	Waves       []struct {
+		Nodes []struct {
+			NodeUUID string  `json:"node_uuid"`
+			State    string  `json:"state"`
+			Reason   *string `json:"reason"`
+		} `json:"nodes"`
+	} `json:"waves"`
 }
 
 // until polls cond every second until it holds, failing after timeout with what and the console's tail.
@@ -142,6 +157,11 @@ func (d day2VM) run(d1 string, push func() string, phases map[string]time.Durati
 	phases["day 2: OS up to first report"] = time.Since(t0)
 	first := d.report()
 	assert.Contains(t, first.Follows, "/ferric/os:stable", "the host follows the tag it was deployed from")
+	sims := make([]string, len(d.sims))
+	for i, h := range d.sims {
+		sims[i] = h.uuid
+		d.until(h.name+"'s first report", time.Minute, func() bool { return d.reportOf(h.uuid).Booted.Digest == d1 })
+	}
 	stale := d.stale(d1)
 	require.NotNil(t, stale)
 	assert.False(t, *stale, "the tag still names the booted image")
@@ -151,8 +171,10 @@ func (d day2VM) run(d1 string, push func() string, phases map[string]time.Durati
 	require.NotNil(t, stale)
 	assert.True(t, *stale, "the followed tag moved on")
 
-	// A rollout of this one node to the tag (pinned to d2 when created), with a health gate shorter than a VM
-	// reboot under TCG: the wave fails the gate and the rollout pauses while the VM reboots.
+	// A rollout of the hosts to the tag (pinned to d2 when created) in waves of len(sims): the simulated hosts
+	// are the least wary and go first; the VM follows. The health gate is longer than a simulated host's restart
+	// and shorter than a VM reboot under TCG (about 20 s): the first wave passes it, the VM's fails it and the
+	// rollout pauses while the VM reboots.
 	var ro struct {
 		UUID  string `json:"uuid"`
 		Image string `json:"image"`
@@ -160,13 +182,11 @@ func (d day2VM) run(d1 string, push func() string, phases map[string]time.Durati
 	}
 	t1 := time.Now()
 	code := d.call(http.MethodPost, "/v1/bootc/rollouts", map[string]any{"image": strings.TrimPrefix(first.Follows, "oci://"),
-		"selector": map[string]any{"nodes": []string{d.node}}, "waves": map[string]any{"size": 1}, "health_deadline": "3s"}, &ro)
+		"selector": map[string]any{"nodes": append(sims, d.node)}, "waves": map[string]any{"size": len(sims)},
+		"health_deadline": "8s"}, &ro)
 	require.Equal(t, http.StatusCreated, code)
 	assert.Contains(t, ro.Image, "@"+d2, "the target is pinned to the digest the tag named at creation")
-	var got struct {
-		State       string  `json:"state"`
-		PauseReason *string `json:"pause_reason"`
-	}
+	var got rolloutView
 	rollout := func() string {
 		d.call(http.MethodGet, "/v1/bootc/rollouts/"+ro.UUID, nil, &got)
 		return got.State
@@ -174,9 +194,25 @@ func (d day2VM) run(d1 string, push func() string, phases map[string]time.Durati
 	d.until("the rollout paused by its health gate", 5*time.Minute, func() bool { return rollout() == "paused" })
 	require.NotNil(t, got.PauseReason)
 	t.Logf("rollout paused: %s", *got.PauseReason)
-	assert.Contains(t, *got.PauseReason, d.node, "the pause names the node")
+	assert.Contains(t, *got.PauseReason, d.node, "the pause names the VM's node")
+	require.Len(t, got.Waves, 2)
+	for _, n := range got.Waves[0].Nodes {
+		assert.Equal(t, "healthy", n.State, "the simulated hosts' wave passed the gate: %+v", n)
+		assert.Contains(t, sims, n.NodeUUID, "the least wary hosts went first")
+	}
+	require.Len(t, got.Waves[1].Nodes, 1)
+	assert.Equal(t, d.node, got.Waves[1].Nodes[0].NodeUUID)
+	assert.Equal(t, "failed", got.Waves[1].Nodes[0].State)
+	for _, h := range d.sims {
+		r := d.reportOf(h.uuid)
+		assert.Equal(t, d2, r.Booted.Digest, "%s rebooted into the new image", h.name)
+		if assert.NotNil(t, r.Rollback, h.name) {
+			assert.Equal(t, d1, r.Rollback.Digest, h.name)
+		}
+		assert.EqualValues(t, 1, h.reboots.Load(), "%s rebooted once", h.name)
+	}
 	d.until("the VM rebooted into the new image", 6*time.Minute, func() bool { return d.report().Booted.Digest == d2 })
-	phases["day 2: rollout to report of the new image (one reboot)"] = time.Since(t1)
+	phases["day 2: rollout to report of the VM's new image (two waves)"] = time.Since(t1)
 	after := d.report()
 	assert.NotEqual(t, first.BootID, after.BootID, "a real reboot: the kernel's boot id changed")
 	require.NotNil(t, after.Rollback)

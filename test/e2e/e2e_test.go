@@ -342,7 +342,11 @@ func TestVirtualMachineDeploy(t *testing.T) {
 	assert.Contains(t, line, "key=ferric-e2e-key")
 	assert.Contains(t, line, "luks=none")
 	// Day 2 on the installed OS: report, stale, a rollout through a reboot, a rollback through another.
-	day2VM{t: t, api: c.URL, node: n.UUID, serial: serial}.run(d1, func() string {
+	// Two simulated hosts on this machine follow the same tag beside the VM (day2_sim_test.go); they are the
+	// rollout's canaries (wariness 0).
+	sims := startSimHosts(t, cl, c.URL, c.Config.DB, simRegistry{name: guestReg, addr: reg.Host, userPass: "robot:e2e-secret",
+		ca: regCert.CertPEM}, "sim", 2, guestReg+"/ferric/os:stable", d1, map[string]any{"bootc_rollout_wariness": 0.0})
+	day2VM{t: t, api: c.URL, node: n.UUID, serial: serial, sims: sims}.run(d1, func() string {
 		return bootcimage.Push(t, reg.PlainHost, "ferric/os", "stable", bootcimage.Options{Marker: "e2e-2", Username: "robot",
 			Password: "e2e-secret", Files: imageFiles})
 	}, phases)
