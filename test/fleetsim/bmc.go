@@ -117,7 +117,15 @@ type runner struct{ fleet *Fleet }
 
 // Start boots the agent of spec's node, or the installed OS when the boot override says disk and the node was
 // installed.
-func (r *runner) Start(_ context.Context, spec vbmc.StartSpec) (vbmc.Process, error) {
+func (r *runner) Start(ctx context.Context, spec vbmc.StartSpec) (vbmc.Process, error) {
+	// The BMC holds only this machine's lock meanwhile: other machines power on in parallel.
+	if d := r.fleet.cfg.Timing.PowerOn; d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	p := &machine{done: make(chan struct{})}
 	if spec.BootFrom == "Hdd" && r.fleet.Installed(spec.VM.UUID) {
 		p.off = func() {}

@@ -38,16 +38,23 @@ func TestConductorProcesses(t *testing.T) {
 		conductors int
 		nodes      int
 		killAt     time.Duration
+		powerOn    time.Duration
 	}{
 		{name: "one conductor", conductors: 1, nodes: 10},
 		// The kill lands in the installs: boot 1 s, then 8 s of install.
 		{name: "three conductors, one killed", conductors: 3, nodes: 30, killAt: 5 * time.Second},
+		// The kill lands in deploy steps the conductor runs: the BMC takes 2 s to power a machine on, so the
+		// deploys requested first are still in their core step (booting the agent) when the conductor dies.
+		{name: "three conductors, one killed mid-step", conductors: 3, nodes: 30, killAt: 1500 * time.Millisecond,
+			powerOn: 2 * time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.killAt > 0 && !flags["conductor-dead-after"] {
 				testenv.Missing(t, "%s has no --conductor-dead-after: the take-over test needs the conductor cluster", bin)
 			}
+			timing := timing
+			timing.PowerOn = tc.powerOn
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			db, drop, err := fleetsim.FreshSchema(ctx, dsn)
@@ -103,6 +110,12 @@ func TestConductorProcesses(t *testing.T) {
 				assert.Positive(t, rep.Orphans, "the killed conductor held deploying nodes (else the kill proved nothing)")
 				assert.Empty(t, rep.NotDriven, "every node of the killed conductor was driven again")
 				assert.Equal(t, rep.Orphans, rep.Takeover.Count)
+				// Every node of the killed conductor ends active: its deploy steps are carried on by the others
+				// (resumed, or followed on the agent), none failed for the kill, as Ironic would fail them.
+				assert.Equal(t, rep.Orphans, rep.OrphansActive, "orphans by state at the kill: %v", rep.OrphanStates)
+				if tc.powerOn > 0 {
+					assert.Positive(t, rep.OrphanStates["deploying"], "the kill caught deploy steps in progress (else it proved no resume)")
+				}
 			}
 		})
 	}

@@ -294,6 +294,13 @@ func (r *run) account(w *watch, targets []string, gets *Latency) {
 			r.logTwice(w, u)
 		}
 	}
+	rep.OrphanStates = map[string]int{}
+	for u, snap := range w.orphans {
+		rep.OrphanStates[snap.ProvisionState]++
+		if w.last[u].ProvisionState == "active" {
+			rep.OrphansActive++
+		}
+	}
 	var took []time.Duration
 	for u := range w.orphans {
 		if d, ok := w.driven[u]; ok {

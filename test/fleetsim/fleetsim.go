@@ -38,6 +38,9 @@ type Timing struct {
 	Heartbeat time.Duration
 	// Install is how long standby.execute_bootc_install runs (pull, then install, then the config drive).
 	Install time.Duration
+	// PowerOn is how long the BMC takes to power a machine on (its Redfish reset answers then), as a real BMC
+	// takes seconds: the conductor's step that powers a node on is in progress meanwhile.
+	PowerOn time.Duration
 }
 
 // DefaultTiming is a quick but realistic machine: 3 s to boot the agent, a 20 s install, IPA's heartbeat rule.

@@ -41,6 +41,10 @@ type Report struct {
 	Orphans   int
 	Takeover  Summary
 	NotDriven []string
+	// OrphanStates counts the orphans by their provision state at the kill (deploying: the killed conductor was
+	// running one of their deploy steps); OrphansActive counts those whose deploy ended active all the same.
+	OrphanStates  map[string]int
+	OrphansActive int
 
 	Active        int
 	Failed        map[string]string // uuid -> last_error of the deploys that ended in deploy failed
@@ -100,6 +104,8 @@ func (r *Report) Markdown() string {
 	if r.Killed != "" {
 		row("kill -9", "%s at %s into the deploys; it held %d deploying nodes", r.Killed, round(r.KilledAt), r.Orphans)
 		row("take-over (kill -> node driven again)", "%s; never driven: %d", r.Takeover, len(r.NotDriven))
+		row("killed conductor's nodes: state at the kill -> ended active", "%s -> %d of %d", stateCounts(r.OrphanStates),
+			r.OrphansActive, r.Orphans)
 	}
 	row("deploys active / deploy failed / stuck / request refused", "%d / %d / %d / %d", r.Active, len(r.Failed), len(r.Stuck), len(r.Refused))
 	row("nodes deployed twice", "%d", len(r.DeployedTwice))
@@ -183,4 +189,26 @@ func (r *Report) Problems() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// stateCounts renders counts by state, most first ("46 deploying, 39 wait call-back").
+func stateCounts(m map[string]int) string {
+	states := make([]string, 0, len(m))
+	for st := range m {
+		states = append(states, st)
+	}
+	sort.Slice(states, func(i, j int) bool {
+		if m[states[i]] != m[states[j]] {
+			return m[states[i]] > m[states[j]]
+		}
+		return states[i] < states[j]
+	})
+	parts := make([]string, len(states))
+	for i, st := range states {
+		parts[i] = fmt.Sprintf("%d %s", m[st], st)
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }

@@ -211,6 +211,26 @@ type StepProvider interface {
 	ExecuteStep(ctx context.Context, t *Task, kind steps.Kind, s steps.Step) (Outcome, error)
 }
 
+// Resume says how a conductor that did not start a deploy step carries it on, once the conductor that was running
+// it died or restarted (issue 17). Ironic fails every node left in a transient state; a step whose work can be
+// done again, or whose work the agent does and reports once, need not fail the deploy.
+type Resume int
+
+const (
+	// ResumeNever fails the node, as Ironic does: the step's work can neither be repeated nor followed safely.
+	ResumeNever Resume = iota
+	// ResumeRerun runs the step again from its start: its work is idempotent (power, boot device, boot media).
+	ResumeRerun
+	// ResumeWait moves the node to its wait state without running anything: the step's work runs on the agent,
+	// started at most once (agentdeploy.StartOnce), and the agent's heartbeat or poll follows it (Continue).
+	ResumeWait
+)
+
+// Resumer is implemented by step providers that know which of their steps another conductor may carry on.
+type Resumer interface {
+	ResumeStep(kind steps.Kind, s steps.Step) Resume
+}
+
 // StepFinisher is implemented by step providers that set something up for the steps of a clean or service (the
 // agent ramdisk) and tear it down once the last step finished. Failures tear it down through the engine's
 // failure path instead.

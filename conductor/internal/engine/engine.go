@@ -191,8 +191,8 @@ func (e *Engine) Store() store.Store { return e.store }
 // Config returns the effective configuration.
 func (e *Engine) Config() Config { return e.cfg }
 
-// Recover clears this conductor's stale reservations and fails nodes stuck in transient states. Call it once
-// before serving requests.
+// Recover clears this conductor's stale reservations and carries on or fails, in the background, the nodes it left
+// in transient states (resume.go). Call it once before serving requests.
 func (e *Engine) Recover(ctx context.Context) error {
 	k, err := e.store.ReleaseAll(ctx, e.cfg.Host)
 	if err != nil {
@@ -205,20 +205,17 @@ func (e *Engine) Recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var stuck []string
 	for _, n := range nodes {
-		// Another conductor's nodes are not this one's to fail: their owner is running them.
+		// Another conductor's nodes are not this one's to settle: their owner is running them.
 		if n.Reservation != "" || !fsm.StuckOnRestart(fsm.State(n.ProvisionState)) || !e.owns(n) {
 			continue
 		}
-		msg := fmt.Sprintf("The %s state can't be resumed by conductor %s. Moving to fail state.", n.ProvisionState, e.cfg.Host)
-		if err := e.withLock(ctx, n.UUID, false, func(n *store.Node) error {
-			return e.fail(ctx, n, nil, fsm.EvFail, msg) // the agent it may have booted goes too
-		}); err != nil {
-			e.log.WithError(err).WithField("node", n.UUID).Error("could not fail stuck node")
-			continue
-		}
-		e.log.WithField("node", n.UUID).WithField("state", n.ProvisionState).Warn("failed node left in a transient state")
+		stuck = append(stuck, n.UUID)
 	}
+	// Carried on or failed in the background (resume.go): many of them (a restart in the middle of a fleet's
+	// deploys) do not hold up the start, and a resumed deploy runs its step as a request's work would.
+	e.settleRecovered(stuck)
 	return e.ResumeAllocations(ctx)
 }
 

@@ -137,6 +137,7 @@ func TestObserverUnknownStart(t *testing.T) {
 	f := newFixture(t, Config{Observer: obs})
 	f.node(t, "deploying")
 	require.NoError(t, f.eng.Recover(context.Background()))
+	f.eng.Wait() // Recover settles the nodes in the background
 	assert.Empty(t, obs.started)
 	assert.Equal(t, []finished{{"fake", false, 0}}, obs.finished)
 }

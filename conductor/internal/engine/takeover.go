@@ -32,8 +32,9 @@ func (e *Engine) owns(n *store.Node) bool {
 
 // takeOver breaks the reservations dead conductors hold on nodes this conductor now owns, as Ironic's conductor
 // does for offline conductors' reservations, and settles what their work left behind:
-//   - a node in a transient state (deploying, cleaning, ...) whose work died with its conductor fails with a
-//     last_error naming both conductors, as a restart does (Recover): the work cannot be resumed half-way;
+//   - a node in a transient state (deploying, cleaning, ...) whose work died with its conductor is carried on
+//     where its deploy step allows (resume.go), else fails with a last_error naming both conductors, as a
+//     restart does (Recover);
 //   - a node in a wait state (wait call-back, clean wait, ...) keeps going: its agent heartbeats any conductor,
 //     and this one's agent poll picks it up on the next tick (one whose boot media only the dead conductor
 //     served gets its agent booted again: rebootOrphanedAgents);
@@ -83,7 +84,11 @@ func (e *Engine) takeOverFrom(ctx context.Context, nodes []*store.Node) {
 		}
 		e.log.WithField("node", n.UUID).WithField("dead_conductor", holder).WithField("state", n.ProvisionState).
 			Warn("broke the reservation of a dead conductor; this conductor drives the node now")
-		e.settleOrphan(ctx, n.UUID, holder)
+		// Settled in the background, all at once: a failure tears an agent boot down and a resumed deploy runs
+		// its step, BMC calls that took seconds each when they ran in turn here (the 10,000-node run's orphans
+		// were settled over 2.5 minutes), holding up the agent polls and time-outs of this loop meanwhile.
+		uuid := n.UUID
+		e.background(func(ctx context.Context) { e.settleOrphan(ctx, uuid, holder) })
 	}
 	if recent := e.recentlyDead(dead); len(recent) > 0 {
 		e.answerOrphanedJobs(ctx, recent)
@@ -224,22 +229,20 @@ func (e *Engine) rebootAgent(ctx context.Context, uuid string, st fsm.State, hol
 	}
 }
 
-// settleOrphan fails or clears what a dead conductor's interrupted work left on the node (see takeOver).
+// settleOrphan settles what a dead conductor's interrupted work left on the node (see takeOver): a power
+// operation half done is cleared with an error; a transient state is carried on or failed (carryOn).
 func (e *Engine) settleOrphan(ctx context.Context, uuid, holder string) {
-	err := e.withLock(ctx, uuid, false, func(n *store.Node) error {
-		if n.TargetPowerState != "" {
-			n.LastError = fmt.Sprintf("Power operation to %s was interrupted: conductor %s, which ran it, stopped "+
-				"heartbeating; check the node's power and retry", n.TargetPowerState, holder)
-			n.TargetPowerState = ""
-		}
-		if !fsm.StuckOnRestart(fsm.State(n.ProvisionState)) {
-			return nil
-		}
-		msg := fmt.Sprintf("The %s state can't be resumed by conductor %s: conductor %s, which ran it, stopped "+
-			"heartbeating. Moving to fail state.", n.ProvisionState, e.cfg.Host, holder)
-		return e.fail(ctx, n, nil, fsm.EvFail, msg) // the agent it may have booted goes too
-	})
+	n, err := e.reserve(ctx, uuid, true)
 	if err != nil {
-		e.log.WithError(err).WithField("node", uuid).Error("take-over: could not settle the node")
+		e.log.WithError(err).WithField("node", uuid).Error("take-over: could not reserve the node to settle it")
+		return
 	}
+	if n.TargetPowerState != "" {
+		n.LastError = fmt.Sprintf("Power operation to %s was interrupted: conductor %s, which ran it, stopped "+
+			"heartbeating; check the node's power and retry", n.TargetPowerState, holder)
+		n.TargetPowerState = ""
+	}
+	e.carryOn(ctx, n, fmt.Sprintf("The %s state can't be resumed by conductor %s: conductor %s, which ran it, stopped "+
+		"heartbeating. Moving to fail state.", n.ProvisionState, e.cfg.Host, holder),
+		fmt.Sprintf("conductor %s, which ran this deploy, stopped heartbeating", holder))
 }

@@ -61,6 +61,7 @@ func TestTakeOverDeadConductorsNodes(t *testing.T) {
 	}
 
 	f.eng.takeOver(ctx)
+	f.eng.Wait() // the orphans are settled in the background
 
 	get := func(n *store.Node) *store.Node {
 		got, err := f.st.GetNode(ctx, n.UUID)
@@ -200,6 +201,7 @@ func TestTakeOverBootsOrphanedAgentsAgain(t *testing.T) {
 		require.NoError(t, f.st.Release(ctx, n.UUID, "pod-aaaa"))
 	}
 	f.eng.takeOver(ctx)
+	f.eng.Wait() // the orphans are settled in the background
 	f.eng.Wait()
 	assert.Equal(t, 1, dep.boots, "only the node whose agent never called back, and is silent, is booted again")
 	got, err := f.st.GetNode(ctx, silent.UUID)
@@ -207,6 +209,7 @@ func TestTakeOverBootsOrphanedAgentsAgain(t *testing.T) {
 	assert.Equal(t, f.eng.Host(), got.DriverInternalInfo[keyBootConductor])
 	assert.Equal(t, "wait call-back", got.ProvisionState)
 	f.eng.takeOver(ctx) // the next round finds nothing of the dead conductor's left
+	f.eng.Wait()
 	f.eng.Wait()
 	assert.Equal(t, 1, dep.boots)
 
@@ -224,6 +227,7 @@ func TestTakeOverBootsOrphanedAgentsAgain(t *testing.T) {
 	later := time.Now().Add(f.eng.cfg.CallbackTimeout + time.Minute + time.Second)
 	f.eng.now = func() time.Time { return later }
 	f.eng.takeOver(ctx)
+	f.eng.Wait() // the orphans are settled in the background
 	f.eng.Wait()
 	assert.Equal(t, 1, dep.boots, "the dead conductor's window is over")
 }

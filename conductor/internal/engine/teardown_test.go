@@ -171,6 +171,7 @@ func TestEveryFailurePathTearsTheAgentDown(t *testing.T) {
 		}},
 		{"restart recovery", "deploying", "", "deploy failed", func(t *testing.T, f *teardownFixture, n *store.Node) {
 			require.NoError(t, f.eng.Recover(ctx))
+			f.eng.Wait()
 		}},
 		{"repeated heartbeats moving the agent", "wait call-back", "", "deploy failed", func(t *testing.T, f *teardownFixture, n *store.Node) {
 			for i := 0; i < maxPinRefusals; i++ {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferric-metal/ferric/conductor/internal/agentclient"
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/steps"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
 	"github.com/ferric-metal/ferric/deploy"
 )
@@ -132,5 +133,28 @@ func TestStartOnce(t *testing.T) {
 				assert.Equal(t, len(sameCommands(tc.history, name)), saved[0]["before"])
 			}
 		})
+	}
+}
+
+// TestResumeStep: of an agent interface's deploy steps, the core step and the conductor-side ones run again, the
+// write and in-band steps are followed on the agent, anything else (and any clean step) is not carried on.
+func TestResumeStep(t *testing.T) {
+	for _, tc := range []struct {
+		kind steps.Kind
+		step steps.Step
+		want driver.Resume
+	}{
+		{steps.Deploy, steps.Step{Interface: "deploy", Step: StepDeploy}, driver.ResumeRerun},
+		{steps.Deploy, steps.Step{Interface: "deploy", Step: "write_image"}, driver.ResumeWait},
+		{steps.Deploy, steps.Step{Interface: "deploy", Step: "bootc_install"}, driver.ResumeNever}, // not this interface's write
+		{steps.Deploy, steps.Step{Interface: "raid", Step: "apply_configuration", InBand: true}, driver.ResumeWait},
+		{steps.Deploy, steps.Step{Interface: "deploy", Step: StepSetBootToDisk}, driver.ResumeRerun},
+		{steps.Deploy, steps.Step{Interface: "deploy", Step: StepPrepareBoot}, driver.ResumeRerun},
+		{steps.Deploy, steps.Step{Interface: "deploy", Step: StepTearDownAgent}, driver.ResumeRerun},
+		{steps.Deploy, steps.Step{Interface: "deploy", Step: StepBootInstance}, driver.ResumeRerun},
+		{steps.Deploy, steps.Step{Interface: "bios", Step: "apply_configuration"}, driver.ResumeNever},
+		{steps.Clean, steps.Step{Interface: "deploy", Step: "erase_devices", InBand: true}, driver.ResumeNever},
+	} {
+		assert.Equal(t, tc.want, ResumeStep(tc.kind, tc.step, "write_image"), "%s %s", tc.kind, tc.step.ID())
 	}
 }

@@ -92,6 +92,25 @@ func (a *Agent) FlowStep(ctx context.Context, t *driver.Task, step string) (driv
 	return driver.Done, false, nil
 }
 
+// ResumeStep says how another conductor carries on deploy step s of an agent interface whose own step is write,
+// after the conductor running it died: the core step (it boots the agent) and the conductor-side steps after the
+// write (boot device, instance boot, agent power-off, power on) are run again, as each only sets what it sets;
+// the write and in-band steps run on the agent, started at most once (StartOnce), and are followed by waiting
+// for the agent. Clean and service steps are not carried on (the node fails, as in Ironic).
+func ResumeStep(kind steps.Kind, s steps.Step, write string) driver.Resume {
+	if kind != steps.Deploy {
+		return driver.ResumeNever
+	}
+	switch {
+	case s.InBand || s.Step == write:
+		return driver.ResumeWait
+	case s.Step == StepDeploy, s.Step == StepSetBootToDisk, s.Step == StepPrepareBoot, s.Step == StepTearDownAgent,
+		s.Step == StepBootInstance:
+		return driver.ResumeRerun
+	}
+	return driver.ResumeNever
+}
+
 // ExecuteInBand runs an in-band step. A deploy's agent is already up (the core step booted it); a clean or
 // service boots one for its first in-band step and keeps it for the rest, as Ironic's prepare_cleaning does once.
 func (a *Agent) ExecuteInBand(ctx context.Context, t *driver.Task, kind steps.Kind, s steps.Step) (driver.Outcome, error) {

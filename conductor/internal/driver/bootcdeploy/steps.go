@@ -23,6 +23,12 @@ func (d *Deploy) Steps(kind steps.Kind) []steps.Step {
 	return nil
 }
 
+// ResumeStep says how another conductor carries on a deploy step after the one running it died
+// (agentdeploy.ResumeStep): the install is followed on the agent, never sent twice.
+func (d *Deploy) ResumeStep(kind steps.Kind, s steps.Step) driver.Resume {
+	return agentdeploy.ResumeStep(kind, s, deploy.StepBootcInstall)
+}
+
 // ExecuteStep runs one step. The conductor-side deploy steps finish at once, except the core step (it boots the
 // agent: Wait) and the install (Wait until the agent finished). An in-band step boots the agent first when this
 // clean or service has not booted it yet; it is started on the agent at once when the agent is up, else on its

@@ -130,6 +130,12 @@ func (d *Deploy) Steps(kind steps.Kind) []steps.Step {
 	return nil
 }
 
+// ResumeStep says how another conductor carries on a deploy step after the one running it died
+// (agentdeploy.ResumeStep): write_image is followed on the agent, never started twice.
+func (d *Deploy) ResumeStep(kind steps.Kind, s steps.Step) driver.Resume {
+	return agentdeploy.ResumeStep(kind, s, StepWriteImage)
+}
+
 // ExecuteStep runs one step: the core step boots the agent (Wait); write_image starts IPA's write_image on the
 // agent (Wait until it finished); the shared steps finish at once; in-band clean steps are agentdeploy's.
 func (d *Deploy) ExecuteStep(ctx context.Context, t *driver.Task, kind steps.Kind, s steps.Step) (driver.Outcome, error) {

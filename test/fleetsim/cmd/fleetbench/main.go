@@ -53,6 +53,7 @@ func run(args []string) error {
 	fs.DurationVar(&s.Timing.BootDelay, "boot-delay", 3*time.Second, "power on to the agent's first lookup")
 	fs.DurationVar(&s.BootSpread, "boot-spread", 0, "power the agents on over this long at first (0: 10 ms per node)")
 	fs.DurationVar(&s.Timing.Install, "install", 20*time.Second, "duration of the simulated bootc install")
+	fs.DurationVar(&s.Timing.PowerOn, "power-on", 0, "time the simulated BMC takes to power a machine on (with --bmc)")
 	fs.DurationVar(&s.Steady, "steady", 60*time.Second, "heartbeat measurement window once every agent looked its node up (longer than the agents' heartbeat interval)")
 	fs.BoolVar(&s.BMC, "bmc", true, "power the nodes through one simulated Redfish BMC, a System per node (false: fake power, the harness boots each agent)")
 	fs.IntVar(&s.Workers, "workers", 32, "concurrent API clients for creation and deploy requests")

@@ -1,0 +1,151 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ferric-metal/ferric/conductor/internal/driver"
+	"github.com/ferric-metal/ferric/conductor/internal/steps"
+)
+
+// resumeDeploy is a deploy interface shaped like the agent ones: the core step boots the "agent" (Wait), write
+// runs on it (Wait, followed by Continue), check is an in-band step, boot_instance finishes at once, and explode
+// is a step it cannot carry on. It records the steps it ran and says how each is resumed, as agentdeploy does.
+type resumeDeploy struct {
+	driver.FakeDeploy
+	mu  sync.Mutex
+	ran []string
+}
+
+func (d *resumeDeploy) Steps(kind steps.Kind) []steps.Step {
+	if kind != steps.Deploy {
+		return nil
+	}
+	return []steps.Step{{Interface: "deploy", Step: "deploy", Priority: 100}, {Interface: "deploy", Step: "explode", Priority: 90},
+		{Interface: "deploy", Step: "write", Priority: 80}, {Interface: "deploy", Step: "check", Priority: 70, InBand: true},
+		{Interface: "deploy", Step: "boot_instance", Priority: 20}}
+}
+
+func (d *resumeDeploy) ExecuteStep(_ context.Context, _ *driver.Task, _ steps.Kind, s steps.Step) (driver.Outcome, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.ran = append(d.ran, s.Step)
+	if s.Step == "boot_instance" || s.Step == "explode" {
+		return driver.Done, nil
+	}
+	return driver.Wait, nil
+}
+
+// Deploy is the core step (the engine runs it as the interface's Deploy): it boots the "agent".
+func (d *resumeDeploy) Deploy(context.Context, *driver.Task) (driver.Outcome, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.ran = append(d.ran, "deploy")
+	return driver.Wait, nil
+}
+
+func (d *resumeDeploy) Continue(context.Context, *driver.Task) (driver.Outcome, error) {
+	return driver.Done, nil
+}
+
+func (d *resumeDeploy) ResumeStep(_ steps.Kind, s steps.Step) driver.Resume {
+	switch {
+	case s.InBand || s.Step == "write":
+		return driver.ResumeWait
+	case s.Step == "deploy" || s.Step == "boot_instance":
+		return driver.ResumeRerun
+	}
+	return driver.ResumeNever
+}
+
+func (d *resumeDeploy) steps() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.ran...)
+}
+
+// TestDeployCarriedOn: a deploy whose conductor died (take-over) or restarted (Recover) in the middle of a step
+// is carried on as its interface allows: the core step and the conductor-side steps run again, a step the agent
+// runs (write, in-band) is followed by waiting for the agent without running it again, a step that cannot be
+// carried on fails the node with Ironic's message, and a deploy whose steps were never planned starts over.
+func TestDeployCarriedOn(t *testing.T) {
+	plan := (&resumeDeploy{}).Steps(steps.Deploy) // in run order: deploy, explode, write, check, boot_instance
+	for name, tc := range map[string]struct {
+		step      int // the index of the step the conductor died in; -1: no plan yet
+		restart   bool
+		state     string
+		ran       []string
+		lastError string
+	}{
+		"core step runs again":         {step: 0, state: "wait call-back", ran: []string{"deploy"}},
+		"agent's write is followed":    {step: 2, state: "wait call-back"},
+		"in-band step is followed":     {step: 3, state: "wait call-back"},
+		"boot_instance runs again":     {step: 4, state: "active", ran: []string{"boot_instance"}},
+		"unplanned deploy starts over": {step: -1, state: "wait call-back", ran: []string{"deploy"}},
+		"other step fails":             {step: 1, state: "deploy failed", lastError: "The deploying state can't be resumed by conductor h1: conductor pod-aaaa"},
+		"restart: write is followed":   {step: 2, restart: true, state: "wait call-back"},
+		"restart: other step fails":    {step: 1, restart: true, state: "deploy failed", lastError: "The deploying state can't be resumed by conductor h1. Moving to fail state."},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			ring := &fixedRing{mine: map[string]bool{}, dead: []string{"pod-aaaa"}}
+			f := newFixture(t, Config{Ring: ring})
+			d := &resumeDeploy{}
+			f.eng.reg.AddDeploy("fake", d)
+			n := f.node(t, "deploying")
+			ring.mine[n.UUID] = true
+			holder := "pod-aaaa"
+			if tc.restart {
+				holder = f.eng.Host()
+			}
+			r, err := f.st.Reserve(ctx, n.UUID, holder)
+			require.NoError(t, err)
+			r.TargetProvisionState = "active"
+			if tc.step >= 0 {
+				r.DriverInternalInfo["deploy_steps"] = steps.Maps(plan)
+				r.DriverInternalInfo["deploy_step_index"] = tc.step
+				r.DriverInternalInfo["deploy_run"] = "run-1"
+				setCurrent(r, steps.Deploy, plan[tc.step].Map())
+			}
+			require.NoError(t, f.st.UpdateNode(ctx, r))
+
+			if tc.restart {
+				require.NoError(t, f.eng.Recover(ctx))
+			} else {
+				f.eng.takeOver(ctx)
+			}
+			f.eng.Wait()
+
+			got := f.get(t, n.UUID)
+			assert.Equal(t, tc.state, got.ProvisionState)
+			assert.Empty(t, got.Reservation, "released")
+			assert.Equal(t, tc.ran, d.steps(), "the steps run again (none for a step the agent runs)")
+			if tc.lastError != "" {
+				assert.Contains(t, got.LastError, tc.lastError)
+				return
+			}
+			assert.Empty(t, got.LastError)
+			if tc.state == "wait call-back" && tc.step > 0 {
+				assert.Equal(t, plan[tc.step].Step, got.DeployStep["step"], "the node waits in the step it was in")
+			}
+			if tc.step >= 0 { // the deploy log says who carried the deploy on and how
+				assert.Contains(t, f.deployLogText(t, n.UUID), "conductor h1 ")
+			}
+		})
+	}
+}
+
+// deployLogText is the node's deploy log as one string.
+func (f *fixture) deployLogText(t *testing.T, uuid string) string {
+	lines, err := f.st.DeployLog(context.Background(), uuid, "")
+	require.NoError(t, err)
+	var out string
+	for _, l := range lines {
+		out += l.Message + "\n"
+	}
+	return out
+}
