@@ -43,10 +43,10 @@ func TestConductorProcesses(t *testing.T) {
 		{name: "one conductor", conductors: 1, nodes: 10},
 		// The kill lands in the installs: boot 1 s, then 8 s of install.
 		{name: "three conductors, one killed", conductors: 3, nodes: 30, killAt: 5 * time.Second},
-		// The kill lands in deploy steps the conductor runs: the BMC takes 2 s to power a machine on, so the
+		// The kill lands in deploy steps the conductor runs: the BMC takes 4 s to power a machine on, so the
 		// deploys requested first are still in their core step (booting the agent) when the conductor dies.
 		{name: "three conductors, one killed mid-step", conductors: 3, nodes: 30, killAt: 1500 * time.Millisecond,
-			powerOn: 2 * time.Second},
+			powerOn: 4 * time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

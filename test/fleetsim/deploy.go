@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // pool spreads the harness's API calls over the live conductors, as a load balancer would.
@@ -110,14 +112,22 @@ func (r *run) deploy(ctx context.Context) error {
 	killed := make(chan error, 1)
 	kctx, stopKill := context.WithCancel(ctx)
 	defer stopKill()
-	if r.s.KillAt > 0 {
+	killDone := make(chan struct{}) // closed when the kill and the orphans' watch are over
+	if r.s.KillAt <= 0 {
+		close(killDone)
+	} else {
 		// The kill keeps its time even while the requests are still being sent.
 		go func() {
+			defer close(killDone)
 			if !sleep(kctx, r.s.KillAt) {
 				killed <- nil // the deploys ended (or the run was stopped) first
 				return
 			}
-			killed <- r.kill(kctx, w, start)
+			err := r.kill(kctx, w, start)
+			killed <- err
+			if err == nil {
+				r.watchOrphans(kctx, w)
+			}
 		}()
 	}
 	err := r.parallel(ctx, targets, func(ctx context.Context, _ int, u string) error {
@@ -157,13 +167,9 @@ func (r *run) deploy(ctx context.Context) error {
 	err = r.watchDeploys(ctx, w, targets, killed)
 	stopGets()
 	wg.Wait()
-	w.mu.Lock()
-	pending := r.s.KillAt > 0 && w.victim == nil
-	w.mu.Unlock()
-	if pending {
-		stopKill()
-		<-killed
-	}
+	// The kill (when the deploys ended first) and the orphans' watch end before the accounting reads their maps.
+	stopKill()
+	<-killDone
 	r.account(w, targets, &gets)
 	r.report.DeployRequest = requests.Summary()
 	return err
@@ -229,6 +235,43 @@ func (r *run) watchDeploys(ctx context.Context, w *watch, targets []string, kill
 	}
 	r.log.WithField("ended", len(w.ended)).WithField("deploys", len(targets)).Warn("deploys did not all end in time")
 	return nil
+}
+
+// watchOrphans reads each orphan of the kill (GET /v1/nodes/{uuid}, 8 at a time) every second until every one
+// was driven again or ctx ends: the deploy watcher's full node list takes tens of seconds at 10,000 nodes on a
+// loaded machine, too coarse a clock for the take-over.
+func (r *run) watchOrphans(ctx context.Context, w *watch) {
+	for sleep(ctx, time.Second) {
+		w.mu.Lock()
+		var pending []string
+		for u := range w.orphans {
+			if _, seen := w.driven[u]; !seen {
+				pending = append(pending, u)
+			}
+		}
+		w.mu.Unlock()
+		if len(pending) == 0 {
+			return
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(8)
+		for _, u := range pending {
+			g.Go(func() error {
+				n, err := r.pool.api().GetNode(gctx, u)
+				if err != nil {
+					return nil // read again next round
+				}
+				now := time.Now()
+				w.mu.Lock()
+				defer w.mu.Unlock()
+				if _, seen := w.driven[u]; !seen && drivenAgain(w.orphans[u], *n, w.victim.Host) {
+					w.driven[u] = now.Sub(w.killAt)
+				}
+				return nil
+			})
+		}
+		_ = g.Wait() // the reads return no errors
+	}
 }
 
 // drivenAgain reports whether a node the victim held moved since the kill under another conductor: its state or

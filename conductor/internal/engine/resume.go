@@ -8,7 +8,9 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ferric-metal/ferric/conductor/internal/driver"
 	"github.com/ferric-metal/ferric/conductor/internal/fsm"
@@ -92,7 +94,7 @@ func (e *Engine) carryOn(ctx context.Context, n *store.Node, failMsg, why string
 func (e *Engine) settleRecovered(uuids []string) {
 	for _, uuid := range uuids {
 		e.background(func(ctx context.Context) {
-			n, err := e.reserve(ctx, uuid, true)
+			n, err := e.reserveSoon(ctx, uuid)
 			if err != nil {
 				e.log.WithError(err).WithField("node", uuid).Error("could not reserve a node left in a transient state")
 				return
@@ -100,5 +102,18 @@ func (e *Engine) settleRecovered(uuids []string) {
 			e.carryOn(ctx, n, fmt.Sprintf("The %s state can't be resumed by conductor %s. Moving to fail state.",
 				n.ProvisionState, e.cfg.Host), fmt.Sprintf("conductor %s restarted while the deploy ran", e.cfg.Host))
 		})
+	}
+}
+
+// reserveSoon reserves a node that a heartbeat or an API call may hold for a moment (an orphan just freed, or
+// found at start): it tries for up to 10 s, where reserve alone gives up after LockRetries.
+func (e *Engine) reserveSoon(ctx context.Context, uuid string) (*store.Node, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := e.reserve(ctx, uuid, true)
+		var le *store.LockedError
+		if err == nil || !errors.As(err, &le) || time.Now().After(deadline) {
+			return n, err
+		}
 	}
 }

@@ -232,7 +232,7 @@ func (e *Engine) rebootAgent(ctx context.Context, uuid string, st fsm.State, hol
 // settleOrphan settles what a dead conductor's interrupted work left on the node (see takeOver): a power
 // operation half done is cleared with an error; a transient state is carried on or failed (carryOn).
 func (e *Engine) settleOrphan(ctx context.Context, uuid, holder string) {
-	n, err := e.reserve(ctx, uuid, true)
+	n, err := e.reserveSoon(ctx, uuid)
 	if err != nil {
 		e.log.WithError(err).WithField("node", uuid).Error("take-over: could not reserve the node to settle it")
 		return

@@ -51,6 +51,13 @@ func Open(ctx context.Context, dsn string) (*SQL, error) {
 	return OpenWithLimits(ctx, dsn, Limits{})
 }
 
+// pgMaxConns is the most connections one conductor holds to PostgreSQL, open or idle.
+const pgMaxConns = 20
+
+// PoolStats are the connection pool's counters (database/sql's): how many connections are open and in use, how
+// long queries waited for one, and how many were closed for being idle beyond the pool's limits.
+func (s *SQL) PoolStats() sql.DBStats { return s.db.Stats() }
+
 // OpenWithLimits is Open with explicit limits (zero fields take the defaults).
 func OpenWithLimits(ctx context.Context, dsn string, lim Limits) (*SQL, error) {
 	lim.defaults()
@@ -69,8 +76,14 @@ func OpenWithLimits(ctx context.Context, dsn string, lim Limits) (*SQL, error) {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
 		// A bounded pool: one conductor must not use up the server's max_connections (100 by default), which other
-		// conductors and the operator's tools share.
-		db.SetMaxOpenConns(20)
+		// conductors and the operator's tools share. Idle connections are kept up to the same bound: with
+		// database/sql's default of 2, every connection beyond two was closed when returned and opened again on the
+		// next query, a PostgreSQL backend forked (and pgx's prepared statements lost) per query under load; the
+		// 10,000-node run had 15-19 of its 40 backends younger than 2 s at any moment. An idle one is closed after
+		// 5 minutes, so a quiet conductor gives them back.
+		db.SetMaxOpenConns(pgMaxConns)
+		db.SetMaxIdleConns(pgMaxConns)
+		db.SetConnMaxIdleTime(5 * time.Minute)
 		s := &SQL{db: db, dialect: postgres, now: time.Now, limits: lim}
 		if err := s.migrate(ctx); err != nil {
 			db.Close()
