@@ -312,9 +312,15 @@ func (r *run) kill(ctx context.Context, w *watch, start time.Time) error {
 	// this one misses).
 	if after, err := NewAPI(r.procs[0].URL).ListNodes(ctx, ""); err == nil {
 		for _, n := range after {
-			if _, orphan := w.orphans[n.UUID]; orphan {
-				w.orphans[n.UUID] = n
+			if _, orphan := w.orphans[n.UUID]; !orphan {
+				continue
 			}
+			// A deploy the victim finished before it died left nothing to take over.
+			if n.ProvisionState == "active" || n.ProvisionState == "deploy failed" {
+				delete(w.orphans, n.UUID)
+				continue
+			}
+			w.orphans[n.UUID] = n
 		}
 	} else {
 		r.log.WithError(err).Warn("could not list the nodes again after the kill; their states are from before it")
