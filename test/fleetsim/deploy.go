@@ -307,9 +307,9 @@ func (r *run) kill(ctx context.Context, w *watch, start time.Time) error {
 	}
 	w.victim, w.killAt = victim, time.Now()
 	// The orphans as the victim left them: the list above took seconds at 10,000 nodes, during which the victim
-	// moved many of them on. Nothing but a survivor changes them now, and none does before the victim counts as
-	// dead, so a list read right after the kill is the state each was left in (the first list stands for a node
-	// this one misses).
+	// moved many of them on. Only survivors change them now (before the victim counts as dead, only a waiting node
+	// whose agent's heartbeat reaches one), so a list read right after the kill shows the state each was left in,
+	// within the seconds it takes (the first list stands for a node this one misses).
 	if after, err := NewAPI(r.procs[0].URL).ListNodes(ctx, ""); err == nil {
 		for _, n := range after {
 			if _, orphan := w.orphans[n.UUID]; !orphan {
