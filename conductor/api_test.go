@@ -530,12 +530,12 @@ func TestRestartRecovery(t *testing.T) {
 	cl = c.Client("1.89")
 	// The conductor settles the nodes it left in transient states in the background once it starts (a fake
 	// deploy is not carried on: it fails, as in Ironic).
-	var got *nodes.Node
 	require.Eventually(t, func() bool {
-		got, err = nodes.Get(ctx, cl, stuck.UUID).Extract()
-		require.NoError(t, err)
-		return got.ProvisionState != "deploying"
+		n, err := nodes.Get(ctx, cl, stuck.UUID).Extract()
+		return err == nil && n.ProvisionState != "deploying"
 	}, 30*time.Second, 50*time.Millisecond, "the stuck node is settled after the restart")
+	got, err := nodes.Get(ctx, cl, stuck.UUID).Extract()
+	require.NoError(t, err)
 	assert.Equal(t, "deploy failed", got.ProvisionState)
 	assert.Equal(t, "active", got.TargetProvisionState)
 	assert.Equal(t, "The deploying state can't be resumed by conductor test-conductor. Moving to fail state.", got.LastError)

@@ -78,10 +78,9 @@ func startSimHosts(t *testing.T, cl *gophercloud.ServiceClient, apiURL, dbURL st
 			state  string
 		}{{nodes.TargetManage, "manageable"}, {nodes.TargetProvide, "available"}, {nodes.TargetActive, "active"}} {
 			require.NoError(t, nodes.ChangeProvisionState(ctx, cl, node.UUID, nodes.ProvisionStateOpts{Target: step.target}).ExtractErr())
-			require.Eventually(t, func() bool {
+			require.Eventually(t, func() bool { // the condition runs on another goroutine: no require inside
 				got, err := nodes.Get(ctx, cl, node.UUID).Extract()
-				require.NoError(t, err)
-				return got.ProvisionState == step.state
+				return err == nil && got.ProvisionState == step.state
 			}, time.Minute, 100*time.Millisecond, "%s reaches %s", name, step.state)
 		}
 		hosts = append(hosts, newSimHost(t, name, node.UUID, apiURL, dbURL, reg, ref, digest))

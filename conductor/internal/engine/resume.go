@@ -47,7 +47,7 @@ func (e *Engine) resumption(t *driver.Task) driver.Resume {
 }
 
 // carryOn settles node n, reserved by this conductor, that a conductor which is gone left in a transient state:
-// it resumes the deploy where resumption allows (the reason why it must is in the deploy log), or fails it with
+// it resumes the deploy where resumption allows (the deploy log says who carried it on and how), or fails it with
 // failMsg. It saves the node and releases the reservation in every case.
 func (e *Engine) carryOn(ctx context.Context, n *store.Node, failMsg, why string) {
 	var t *driver.Task
