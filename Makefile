@@ -36,8 +36,12 @@ run: build ## start the conductor on its embedded default (SQLite in the state d
 # CI runs the suite under the race detector (it needs cgo); RACE=1 does the same locally.
 RACE ?= $(if $(CI),1,)
 
+# The suites go through test/testdigest: go test's own output, then the failed tests' last lines at the very end,
+# where CI's excerpt of a failed run shows them (pipefail keeps go test's exit status).
+DIGEST = $(GO) run ./test/testdigest
+
 test: ## run the whole test suite (unit, API, store conformance, integration; -race in CI)
-	$(if $(RACE),CGO_ENABLED=1,) $(GO) test -tags "$(TAGS)" $(if $(RACE),-race,) -count=1 -timeout 40m ./...
+	$(if $(RACE),CGO_ENABLED=1,) $(GO) test -json -tags "$(TAGS)" $(if $(RACE),-race,) -count=1 -timeout 40m ./... | $(DIGEST)
 
 # IMAGE=oci://... deploys a real bootable image instead of the stand-in (needs internet; DISK_GIB=10 or more).
 demo: build ## (root) deploy the bootc stand-in onto a loop device here, with a local registry and conductor, then clean up
@@ -50,7 +54,7 @@ kernel-deb: # download the Debian kernel package used by the VM tests into out/c
 e2e: ## run the end-to-end inspection and deploys onto QEMU/OVMF VMs behind ferric-vbmc (build tag e2e; root, ~4 min)
 	@if [ -z "$(FERRIC_TEST_KERNEL_DEB)" ]; then $(MAKE) --no-print-directory kernel-deb; fi
 	FERRIC_TEST_KERNEL_DEB=$(or $(FERRIC_TEST_KERNEL_DEB),$$(ls $(CURDIR)/out/cache/linux-image-6*.deb | head -n1)) \
-		$(GO) test -tags "$(TAGS) e2e" -count=1 -timeout 60m -v ./test/e2e/
+		$(GO) test -json -tags "$(TAGS) e2e" -count=1 -timeout 60m ./test/e2e/ | $(DIGEST) -v
 
 bench: ## run the benchmarks (medians go in the README)
 	$(GO) test -tags "$(TAGS)" -run XXX -bench . -benchtime 200x -count 5 ./conductor/ ./configdrive/ 2>/dev/null | grep -E '^(Benchmark|ok)'
