@@ -65,21 +65,3 @@ func buildVersion() string {
 
 // rolloutTick is how often the rollout controller advances the rollouts this conductor owns.
 const rolloutTick = 5 * time.Second
-
-// fleetOwner returns the Owns of work that spans conductor groups, the rollouts and the scheduled stale check of
-// followed tags: the owner of an id (a rollout's, a resolution's key) is taken on a ring of every alive conductor,
-// whatever its group; exactly one conductor of an agreed membership does it. A conductor the membership no
-// longer counts alive does none (the others have taken its share).
-func fleetOwner(members *cluster.Cluster, host string) func(id string) bool {
-	return func(id string) bool {
-		var alive []string
-		self := false
-		for _, m := range members.Members() {
-			if m.Alive {
-				alive = append(alive, m.Hostname)
-				self = self || m.Hostname == host
-			}
-		}
-		return self && cluster.NewRing(alive).Owner(id) == host
-	}
-}

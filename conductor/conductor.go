@@ -253,7 +253,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	}
 	eng := engine.New(ecfg, st, reg, log.WithField("component", "engine"))
 	engRef.Store(eng)
-	stale := startStaleCheck(ctx, cfg, st, policy, fleetOwner(members, ecfg.Host))
+	stale := startStaleCheck(ctx, cfg, st, policy, members.OwnsFleetWide)
 	// The web page reads the store and the API's stale resolver; its routes sit behind the API's authentication.
 	pages, err := ui.New(ui.Config{Store: st, Stale: stale, DefaultSlots: cfg.FleetLockSlots}, log.WithField("component", "ui"))
 	if err != nil {
@@ -286,7 +286,7 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	// so the next owner continues it).
 	rollCtx, stopRollouts := context.WithCancel(ctx)
 	defer stopRollouts()
-	go rollout.New(rollout.Config{Store: st, Owns: fleetOwner(members, ecfg.Host),
+	go rollout.New(rollout.Config{Store: st, Owns: members.OwnsFleetWide,
 		Log: log.WithField("component", "rollout")}).Run(rollCtx, rolloutTick)
 	err = serve(ctx, cfg, eng, hs, ln, tlsFiles, log)
 	stopBeat()

@@ -29,7 +29,7 @@ func TestFleetOwner(t *testing.T) {
 	}
 	a, b := join("cond-a", ""), join("cond-b", "rack2")
 	require.NoError(t, a.Refresh(ctx))
-	ownsA, ownsB := fleetOwner(a, "cond-a"), fleetOwner(b, "cond-b")
+	ownsA, ownsB := a.OwnsFleetWide, b.OwnsFleetWide
 	counts := map[string]int{}
 	for i := range 100 {
 		id := fmt.Sprintf("rollout-%d", i)

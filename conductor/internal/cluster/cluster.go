@@ -60,6 +60,7 @@ type Cluster struct {
 	mu       sync.RWMutex
 	members  []Member
 	rings    map[string]*Ring // conductor group -> ring of its alive members
+	fleet    *Ring            // every alive member, whatever its group (OwnsFleetWide)
 	lastBeat time.Time        // this conductor's last successful heartbeat
 }
 
@@ -163,11 +164,13 @@ func (c *Cluster) Refresh(ctx context.Context) error {
 	}
 	members := make([]Member, 0, len(all))
 	byGroup := map[string][]string{}
+	var alive []string
 	for _, m := range all {
-		alive := c.alive(m)
-		members = append(members, Member{Conductor: *m, Alive: alive})
-		if alive {
+		ok := c.alive(m)
+		members = append(members, Member{Conductor: *m, Alive: ok})
+		if ok {
 			byGroup[m.ConductorGroup] = append(byGroup[m.ConductorGroup], m.Hostname)
+			alive = append(alive, m.Hostname)
 		}
 	}
 	c.mu.Lock()
@@ -183,6 +186,9 @@ func (c *Cluster) Refresh(ctx context.Context) error {
 		rings[g] = NewRing(hosts)
 	}
 	c.rings = rings
+	if c.fleet == nil || !equal(c.fleet.hosts, alive) {
+		c.fleet = NewRing(alive)
+	}
 	return nil
 }
 
@@ -229,6 +235,16 @@ func (c *Cluster) Owns(uuid, group string) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.healthy() && c.rings[group].Owner(uuid) == c.cfg.Host
+}
+
+// OwnsFleetWide reports whether this conductor does the work of id that spans conductor groups (a rollout, the
+// scheduled stale check of a followed tag): the owner on one ring of every alive conductor, whatever its group,
+// so exactly one conductor of an agreed membership does it. Like Owns, a conductor whose own heartbeat is stale
+// does none: the others have taken its share. The ring is built when the membership changes, not per call.
+func (c *Cluster) OwnsFleetWide(id string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.healthy() && c.fleet.Owner(id) == c.cfg.Host
 }
 
 // Dead lists the registered conductors that are not alive (this one excepted): the holders whose node

@@ -89,6 +89,7 @@ func TestMembershipAndTakeOver(t *testing.T) {
 	// c3 itself, unable to heartbeat for DeadAfter, claims nothing any more.
 	for _, u := range nodes {
 		assert.False(t, c.Owns(u, ""), "a conductor cut off from the database must not drive nodes")
+		assert.False(t, c.OwnsFleetWide(u), "nor rollouts")
 	}
 
 	// c2 stops cleanly: offline at once, no waiting for DeadAfter.
@@ -97,6 +98,7 @@ func TestMembershipAndTakeOver(t *testing.T) {
 	assert.ElementsMatch(t, []string{"c2", "c3"}, a.Dead())
 	for _, u := range nodes {
 		assert.True(t, a.Owns(u, ""))
+		assert.True(t, a.OwnsFleetWide(u), "the last alive conductor does the fleet-wide work too")
 	}
 }
 

@@ -145,11 +145,15 @@ type Engine struct {
 	log   *logrus.Entry
 	now   func() time.Time
 
-	mu      sync.Mutex
-	workCtx context.Context // lives until shutdown grace ends
-	wg      sync.WaitGroup
-	started bool
-	beats   map[string]time.Time // heartbeats that found their node locked (see noteBeat)
+	mu sync.Mutex
+	// workCtx is the context of background work (requests' operations, settles, the pool's jobs). It is made
+	// in New, so work started before Run (Recover's settles) is cancelled at shutdown too, and it ends when
+	// the shutdown grace does (cancelWork).
+	workCtx    context.Context
+	cancelWork context.CancelFunc
+	wg         sync.WaitGroup
+	started    bool
+	beats      map[string]time.Time // heartbeats that found their node locked (see noteBeat)
 	// refusals counts heartbeats refused for changing a pinned agent address or certificate (see checkPinned).
 	refusals map[string]int
 	pool     *pool       // periodic per-node work (pool.go)
@@ -163,7 +167,8 @@ type Engine struct {
 // New returns an engine; call Run to start its periodic tasks and recovery.
 func New(cfg Config, s store.Store, reg *driver.Registry, log *logrus.Entry) *Engine {
 	cfg.defaults()
-	e := &Engine{cfg: cfg, store: s, reg: reg, fsm: fsm.New(), log: log, now: time.Now, workCtx: context.Background(),
+	workCtx, cancelWork := context.WithCancel(context.Background())
+	e := &Engine{cfg: cfg, store: s, reg: reg, fsm: fsm.New(), log: log, now: time.Now, workCtx: workCtx, cancelWork: cancelWork,
 		beats: map[string]time.Time{}, refusals: map[string]int{}, locks: locks{held: map[string]int{}}, jobs: newJobHub(cfg.Host)}
 	e.pool = newPool(e.cfg.Workers, e.currentWorkCtx, &e.wg)
 	return e
@@ -222,10 +227,8 @@ func (e *Engine) Recover(ctx context.Context) error {
 // Run runs periodic tasks until ctx ends; then it waits for in-flight work (up to ShutdownGrace)
 // and releases every reservation it holds.
 func (e *Engine) Run(ctx context.Context) error {
-	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
+	defer e.cancelWork()
 	e.mu.Lock()
-	e.workCtx = workCtx
 	e.started = true
 	e.mu.Unlock()
 	powerTick := time.NewTicker(e.cfg.PowerSyncInterval)
@@ -241,7 +244,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			e.pool.close() // no new periodic work; the jobs running finish within the grace
-			e.shutdown(cancelWork)
+			e.shutdown()
 			return nil
 		case <-powerTick.C:
 			e.syncPower(ctx)
@@ -258,14 +261,14 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
-func (e *Engine) shutdown(cancelWork context.CancelFunc) {
+func (e *Engine) shutdown() {
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(e.cfg.ShutdownGrace):
 		e.log.Warn("in-flight work did not finish within the shutdown grace; cancelling it")
-		cancelWork()
+		e.cancelWork()
 		<-done
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

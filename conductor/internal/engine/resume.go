@@ -89,8 +89,8 @@ func (e *Engine) carryOn(ctx context.Context, n *store.Node, failMsg, why string
 }
 
 // settleRecovered carries on or fails, each in the background, the nodes Recover found in a transient state.
-// Before Run they run under the engine's first work context (not cancelled at shutdown); each is bounded by
-// OperationTimeout, as any operation.
+// They run under the engine's work context, which shutdown cancels after its grace, whether or not Run has
+// started; each is bounded by OperationTimeout, as any operation.
 func (e *Engine) settleRecovered(uuids []string) {
 	for _, uuid := range uuids {
 		e.background(func(ctx context.Context) {
