@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -148,4 +149,59 @@ func (f *fixture) deployLogText(t *testing.T, uuid string) string {
 		out += l.Message + "\n"
 	}
 	return out
+}
+
+// hangingDeploy is resumeDeploy whose boot_instance waits until its context ends, reporting how it ended.
+type hangingDeploy struct {
+	resumeDeploy
+	started chan struct{}
+	ended   chan error
+}
+
+func (d *hangingDeploy) ExecuteStep(ctx context.Context, t *driver.Task, k steps.Kind, s steps.Step) (driver.Outcome, error) {
+	if s.Step != "boot_instance" {
+		return d.resumeDeploy.ExecuteStep(ctx, t, k, s)
+	}
+	close(d.started)
+	<-ctx.Done()
+	d.ended <- ctx.Err()
+	return driver.Done, ctx.Err()
+}
+
+// TestShutdownCancelsRecoveredWork: a node Recover carries on before Run started is work of this conductor like
+// any other: a shutdown waits the grace for it, then cancels it and returns (it used to run under a context no
+// shutdown cancelled, so a hung step held the shutdown forever).
+func TestShutdownCancelsRecoveredWork(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, Config{ShutdownGrace: 200 * time.Millisecond})
+	d := &hangingDeploy{started: make(chan struct{}), ended: make(chan error, 1)}
+	f.eng.reg.AddDeploy("fake", d)
+	n := f.node(t, "deploying")
+	r, err := f.st.Reserve(ctx, n.UUID, f.eng.Host())
+	require.NoError(t, err)
+	r.TargetProvisionState = "active"
+	plan := d.Steps(steps.Deploy)
+	r.DriverInternalInfo["deploy_steps"] = steps.Maps(plan)
+	r.DriverInternalInfo["deploy_step_index"] = 4
+	r.DriverInternalInfo["deploy_run"] = "run-1"
+	setCurrent(r, steps.Deploy, plan[4].Map())
+	require.NoError(t, f.st.UpdateNode(ctx, r))
+
+	require.NoError(t, f.eng.Recover(ctx))
+	select {
+	case <-d.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the recovered deploy's boot_instance did not run again")
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- f.eng.Run(runCtx) }()
+	stop()
+	select {
+	case err := <-ran:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown waited for the recovered work past its grace")
+	}
+	assert.ErrorIs(t, <-d.ended, context.Canceled, "the hung step saw its context cancelled")
 }
