@@ -22,9 +22,7 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/artifact"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/directdeploy"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/ipxe"
-	"github.com/ferric-metal/ferric/conductor/internal/driver/redfish"
 	"github.com/ferric-metal/ferric/conductor/internal/engine"
-	"github.com/ferric-metal/ferric/conductor/internal/fsm"
 	"github.com/ferric-metal/ferric/conductor/internal/imagecache"
 	"github.com/ferric-metal/ferric/conductor/internal/metrics"
 	"github.com/ferric-metal/ferric/conductor/internal/rollout"
@@ -185,46 +183,14 @@ func Run(ctx context.Context, cfg Config, log *logrus.Entry) error {
 	}
 	defer st.Close()
 
-	if cfg.MediaDir == "" {
-		cfg.MediaDir = filepath.Join(os.TempDir(), "ferric-media")
-	}
-	// Boot media are served only while their node boots the agent; after a restart, media of nodes that left
-	// those states while the conductor was down are deleted.
-	media := redfish.NewMediaServer(cfg.MediaDir, func(ctx context.Context, node string) bool {
-		n, err := st.GetNode(ctx, node)
-		return err == nil && fsm.BootsAgent(fsm.State(n.ProvisionState))
-	})
-	if k := media.Prune(ctx); k > 0 {
-		log.WithField("count", k).Info("deleted boot media of nodes no longer booting their agent")
-	}
-	netboot := newIPXEServer(ctx, cfg, st, log)
-	arts, err := artifact.New(artifact.Config{Dir: cfg.ArtifactsDir, MaxBytes: cfg.ArtifactMaxBytes, Allow: cfg.ArtifactAllow})
-	if err != nil {
-		return err
-	}
-	policy, err := registryPolicy(cfg, log)
-	if err != nil {
-		return err
-	}
-	if cfg.InspectAddPorts, err = redfish.ParseAddPorts(cfg.InspectAddPorts); err != nil {
-		return err
-	}
-	cache, err := openImageCache(ctx, &cfg, st, arts, log)
-	if err != nil {
-		return err
-	}
 	// One set of keep-alive transports to agents and BMCs for the process (polls reuse their connections).
 	transports := transport.NewCache(transport.Config{})
 	defer transports.Close()
-	hostdSum, err := hostdChecksum(cfg.HostdBinary)
+	d, err := buildDrivers(ctx, &cfg, st, tlsFiles, transports, log)
 	if err != nil {
 		return err
 	}
-	reg := buildRegistry(cfg, st, policy, media, arts, tlsFiles.AgentCA, cache, transports, hostdSum, log)
-	addIPXE(reg, cfg, st, netboot, arts, tlsFiles.AgentCA)
-	if err := addAutodetect(reg, cfg.AutodetectDeployInterfaces, log.WithField("component", "autodetect")); err != nil {
-		return err
-	}
+	media, netboot, policy, cache, reg := d.media, d.netboot, d.policy, d.cache, d.reg
 
 	ecfg := cfg.Engine
 	if cfg.Host != "" {

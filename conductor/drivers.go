@@ -5,6 +5,8 @@ package conductor
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -22,8 +24,10 @@ import (
 	"github.com/ferric-metal/ferric/conductor/internal/driver/localboot"
 	"github.com/ferric-metal/ferric/conductor/internal/driver/redfish"
 	"github.com/ferric-metal/ferric/conductor/internal/engine"
+	"github.com/ferric-metal/ferric/conductor/internal/fsm"
 	"github.com/ferric-metal/ferric/conductor/internal/imagecache"
 	"github.com/ferric-metal/ferric/conductor/internal/store"
+	"github.com/ferric-metal/ferric/conductor/internal/tlsreload"
 	"github.com/ferric-metal/ferric/conductor/internal/transport"
 	"github.com/ferric-metal/ferric/images"
 )
@@ -149,4 +153,60 @@ func addAutodetect(reg *driver.Registry, names []string, log *logrus.Entry) erro
 	}
 	reg.AddDeploy(autodetect.Name, ad)
 	return nil
+}
+
+// drivers are the driver registry and what it is built over that Run also serves or shares: the boot media and
+// iPXE scripts (served beside the API), the registry policy (the stale check's too) and the image cache.
+type drivers struct {
+	media   *redfish.MediaServer
+	netboot *ipxe.Server
+	policy  *images.Policy
+	cache   *imagecache.Cache
+	reg     *driver.Registry
+}
+
+// buildDrivers prepares the boot media (pruning those of nodes no longer booting their agent), the artifact
+// rules, the registry policy and the image cache, then the driver registry over them. It fills cfg's defaults
+// (the media directory) and normalises --inspect-add-ports.
+func buildDrivers(ctx context.Context, cfg *Config, st store.Store, tlsFiles *tlsreload.Store, transports *transport.Cache,
+	log *logrus.Entry) (*drivers, error) {
+	if cfg.MediaDir == "" {
+		cfg.MediaDir = filepath.Join(os.TempDir(), "ferric-media")
+	}
+	// Boot media are served only while their node boots the agent; after a restart, media of nodes that left
+	// those states while the conductor was down are deleted.
+	media := redfish.NewMediaServer(cfg.MediaDir, func(ctx context.Context, node string) bool {
+		n, err := st.GetNode(ctx, node)
+		return err == nil && fsm.BootsAgent(fsm.State(n.ProvisionState))
+	})
+	if k := media.Prune(ctx); k > 0 {
+		log.WithField("count", k).Info("deleted boot media of nodes no longer booting their agent")
+	}
+	netboot := newIPXEServer(ctx, *cfg, st, log)
+	arts, err := artifact.New(artifact.Config{Dir: cfg.ArtifactsDir, MaxBytes: cfg.ArtifactMaxBytes, Allow: cfg.ArtifactAllow})
+	if err != nil {
+		return nil, err
+	}
+	policy, err := registryPolicy(*cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.InspectAddPorts, err = redfish.ParseAddPorts(cfg.InspectAddPorts); err != nil {
+		return nil, err
+	}
+	cache, err := openImageCache(ctx, cfg, st, arts, log)
+	if err != nil {
+		return nil, err
+	}
+	hostdSum, err := hostdChecksum(cfg.HostdBinary)
+	if err != nil {
+		return nil, err
+	}
+	reg := buildRegistry(*cfg, st, policy, media, arts, tlsFiles.AgentCA, cache, transports, hostdSum, log)
+	addIPXE(reg, *cfg, st, netboot, arts, tlsFiles.AgentCA)
+	if err := addAutodetect(reg, cfg.AutodetectDeployInterfaces, log.WithField("component", "autodetect")); err != nil {
+		return nil, err
+	}
+
+	return &drivers{media: media, netboot: netboot, policy: policy, cache: cache, reg: reg}, nil
 }
