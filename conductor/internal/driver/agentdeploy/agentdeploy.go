@@ -101,14 +101,16 @@ func (a *Agent) Client(n *store.Node) (*agentclient.Client, error) {
 }
 
 // Follow copies a running agent command's progress and reads its status: Wait while it runs (or the agent did
-// not answer this time), Done with the finished result.
+// not answer this time), Done with the finished result. It does not save the node: it runs inside the engine's
+// continuation of a waiting node (a poll or a heartbeat), which saves the node once afterwards whatever the
+// outcome; a save here too cost every poll of every installing node a second write transaction.
 func (a *Agent) Follow(ctx context.Context, t *driver.Task, c *agentclient.Client, id string) (*agentclient.Result, driver.Outcome, error) {
 	if err := a.CopyProgress(ctx, t, c); errors.Is(err, agentclient.ErrIdentity) {
 		return nil, driver.Done, IdentityError(t.Node, err)
 	} else if errors.Is(err, agentclient.ErrUnreachable) {
 		// One silent call is enough: asking again would only hold the node's lock for another deadline.
 		t.Log.WithError(err).Debug("the agent did not answer; retrying on the next poll")
-		return nil, driver.Wait, t.Save(ctx)
+		return nil, driver.Wait, nil
 	}
 	r, err := c.Command(ctx, id)
 	if errors.Is(err, agentclient.ErrIdentity) {
@@ -116,10 +118,10 @@ func (a *Agent) Follow(ctx context.Context, t *driver.Task, c *agentclient.Clien
 	}
 	if err != nil {
 		t.Log.WithError(err).Debug("could not read the agent's command; retrying on the next poll")
-		return nil, driver.Wait, t.Save(ctx)
+		return nil, driver.Wait, nil
 	}
 	if r.CommandStatus == deploy.StatusRunning {
-		return r, driver.Wait, t.Save(ctx)
+		return r, driver.Wait, nil
 	}
 	return r, driver.Done, nil
 }
