@@ -21,8 +21,7 @@ type options struct {
 	inspOff                                                   *bool
 	erasePrio, maxWait, metaPrio                              *int
 	artMiB                                                    *int64
-	aliases                                                   listFlag
-	regCAs, mirrors, lookaside                                []string
+	aliases, regCAs, mirrors, lookaside                       []string
 }
 
 // parse turns args (and FERRIC_* environment variables) into the conductor's configuration and logger, refusing
@@ -109,8 +108,7 @@ func define(fs *flag.FlagSet, cfg *conductor.Config) *options {
 	fs.DurationVar(&cfg.BootcStaleTTL, "bootc-stale-ttl", 10*time.Minute, "how long GET /v1/bootc/images trusts a resolved tag before asking the registry again")
 	fs.DurationVar(&cfg.BootcStaleRefresh, "bootc-stale-refresh", 0, "how often the tags hosts follow are resolved in the background, each by the conductor that owns it (0: every --bootc-stale-ttl; negative: never)")
 	// Ferric-only: how agents reach registries the conductor sees under another address.
-	o.aliases.dst = new([]string)
-	fs.Var(&o.aliases, "registry-alias", "NODE_VIEW=CONDUCTOR_VIEW registry address, e.g. 10.0.2.2:5000=127.0.0.1:5000 (repeatable)")
+	fs.Var(&listFlag{&o.aliases}, "registry-alias", "NODE_VIEW=CONDUCTOR_VIEW registry address, e.g. 10.0.2.2:5000=127.0.0.1:5000 (repeatable)")
 	// Ferric-only: agent ISO building and the local-agent boot interface (agents as podman containers).
 	fs.StringVar(&cfg.EFILoader, "efi-loader", "", "UEFI loader for agent ISOs (default /usr/lib/systemd/boot/efi/systemd-bootx64.efi)")
 	fs.StringVar(&cfg.AgentBinary, "agent-binary", "", "ferric-agent binary for the local-agent boot interface")
@@ -264,7 +262,7 @@ func (o *options) apply(cfg *conductor.Config) error {
 	}
 	cfg.Engine.InspectKeepPowerOn = !*o.inspOff
 	cfg.ArtifactMaxBytes = *o.artMiB << 20
-	for _, a := range *o.aliases.dst {
+	for _, a := range o.aliases {
 		from, to, ok := strings.Cut(a, "=")
 		if !ok {
 			return fmt.Errorf("--registry-alias %q: use NODE_VIEW=CONDUCTOR_VIEW", a)

@@ -96,8 +96,8 @@ func (d *digest) add(e event) {
 		if len(t.lines) > keep {
 			t.lines = t.lines[len(t.lines)-keep:]
 		}
-		quiet := e.Test == "" && e.Output != "PASS\n" // go test without -v prints "ok", not "PASS"
-		if d.verbose || quiet || strings.Contains(e.Output, "!!! SKIPPING") {
+		pkgLine := e.Test == "" && e.Output != "PASS\n" // go test without -v prints "ok", not "PASS"
+		if d.verbose || pkgLine || strings.Contains(e.Output, "!!! SKIPPING") {
 			fmt.Fprint(d.out, e.Output)
 		}
 	case "fail", "build-fail":

@@ -145,15 +145,15 @@ type Engine struct {
 	log   *logrus.Entry
 	now   func() time.Time
 
-	mu sync.Mutex
 	// workCtx is the context of background work (requests' operations, settles, the pool's jobs). It is made
-	// in New, so work started before Run (Recover's settles) is cancelled at shutdown too, and it ends when
-	// the shutdown grace does (cancelWork).
+	// in New and never replaced, so work started before Run (Recover's settles) is cancelled at shutdown too;
+	// it ends when the shutdown grace does (cancelWork). wg counts that work.
 	workCtx    context.Context
 	cancelWork context.CancelFunc
 	wg         sync.WaitGroup
-	started    bool
-	beats      map[string]time.Time // heartbeats that found their node locked (see noteBeat)
+
+	mu    sync.Mutex
+	beats map[string]time.Time // heartbeats that found their node locked (see noteBeat)
 	// refusals counts heartbeats refused for changing a pinned agent address or certificate (see checkPinned).
 	refusals map[string]int
 	pool     *pool       // periodic per-node work (pool.go)
@@ -170,15 +170,8 @@ func New(cfg Config, s store.Store, reg *driver.Registry, log *logrus.Entry) *En
 	workCtx, cancelWork := context.WithCancel(context.Background())
 	e := &Engine{cfg: cfg, store: s, reg: reg, fsm: fsm.New(), log: log, now: time.Now, workCtx: workCtx, cancelWork: cancelWork,
 		beats: map[string]time.Time{}, refusals: map[string]int{}, locks: locks{held: map[string]int{}}, jobs: newJobHub(cfg.Host)}
-	e.pool = newPool(e.cfg.Workers, e.currentWorkCtx, &e.wg)
+	e.pool = newPool(e.cfg.Workers, workCtx, &e.wg)
 	return e
-}
-
-// currentWorkCtx is the context background work runs in (see Run).
-func (e *Engine) currentWorkCtx() context.Context {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.workCtx
 }
 
 // QueueDepth is how many periodic jobs wait for a worker.
@@ -228,9 +221,6 @@ func (e *Engine) Recover(ctx context.Context) error {
 // and releases every reservation it holds.
 func (e *Engine) Run(ctx context.Context) error {
 	defer e.cancelWork()
-	e.mu.Lock()
-	e.started = true
-	e.mu.Unlock()
 	powerTick := time.NewTicker(e.cfg.PowerSyncInterval)
 	checkTick := time.NewTicker(e.cfg.CheckInterval)
 	pollTick := time.NewTicker(e.cfg.AgentPollInterval)
@@ -337,13 +327,10 @@ func (e *Engine) withLock(ctx context.Context, ident string, retry bool, fn func
 
 // background runs fn in a goroutine with the engine's work context; shutdown waits for it (within the grace).
 func (e *Engine) background(fn func(ctx context.Context)) {
-	e.mu.Lock()
-	ctx := e.workCtx
 	e.wg.Add(1)
-	e.mu.Unlock()
 	go func() {
 		defer e.wg.Done()
-		fn(ctx)
+		fn(e.workCtx)
 	}()
 }
 

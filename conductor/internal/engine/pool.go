@@ -13,9 +13,9 @@ import (
 // channel that drops when full would starve the same tail of the node list on every tick).
 type pool struct {
 	workers int
-	base    func() context.Context // the context jobs derive from (the engine's work context)
-	jobs    *sync.WaitGroup        // counts queued and running jobs: Engine.Wait and shutdown wait on it
-	once    sync.Once              // starts the workers on the first job
+	base    context.Context // the context jobs derive from (the engine's work context)
+	jobs    *sync.WaitGroup // counts queued and running jobs: Engine.Wait and shutdown wait on it
+	once    sync.Once       // starts the workers on the first job
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -31,7 +31,7 @@ type poolJob struct {
 	fn      func(ctx context.Context)
 }
 
-func newPool(workers int, base func() context.Context, jobs *sync.WaitGroup) *pool {
+func newPool(workers int, base context.Context, jobs *sync.WaitGroup) *pool {
 	p := &pool{workers: workers, base: base, jobs: jobs, pending: map[string]bool{}}
 	p.cond = sync.NewCond(&p.mu)
 	return p
@@ -105,7 +105,7 @@ func (p *pool) start() {
 				if !ok {
 					return
 				}
-				ctx, cancel := context.WithTimeout(p.base(), j.timeout)
+				ctx, cancel := context.WithTimeout(p.base, j.timeout)
 				j.fn(ctx)
 				cancel()
 				p.done(j.key)

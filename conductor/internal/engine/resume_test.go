@@ -103,16 +103,7 @@ func TestDeployCarriedOn(t *testing.T) {
 			if tc.restart {
 				holder = f.eng.Host()
 			}
-			r, err := f.st.Reserve(ctx, n.UUID, holder)
-			require.NoError(t, err)
-			r.TargetProvisionState = "active"
-			if tc.step >= 0 {
-				r.DriverInternalInfo["deploy_steps"] = steps.Maps(plan)
-				r.DriverInternalInfo["deploy_step_index"] = tc.step
-				r.DriverInternalInfo["deploy_run"] = "run-1"
-				setCurrent(r, steps.Deploy, plan[tc.step].Map())
-			}
-			require.NoError(t, f.st.UpdateNode(ctx, r))
+			f.leftMidDeploy(t, n.UUID, holder, plan, tc.step)
 
 			if tc.restart {
 				require.NoError(t, f.eng.Recover(ctx))
@@ -138,6 +129,22 @@ func TestDeployCarriedOn(t *testing.T) {
 			}
 		})
 	}
+}
+
+// leftMidDeploy leaves deploying node uuid as a conductor that stopped in step index step of plan leaves it:
+// reserved by holder, its steps planned and the current one recorded (step -1: no plan yet).
+func (f *fixture) leftMidDeploy(t *testing.T, uuid, holder string, plan []steps.Step, step int) {
+	ctx := context.Background()
+	r, err := f.st.Reserve(ctx, uuid, holder)
+	require.NoError(t, err)
+	r.TargetProvisionState = "active"
+	if step >= 0 {
+		r.DriverInternalInfo["deploy_steps"] = steps.Maps(plan)
+		r.DriverInternalInfo["deploy_step_index"] = step
+		r.DriverInternalInfo["deploy_run"] = "run-1"
+		setCurrent(r, steps.Deploy, plan[step].Map())
+	}
+	require.NoError(t, f.st.UpdateNode(ctx, r))
 }
 
 // deployLogText is the node's deploy log as one string.
@@ -177,15 +184,7 @@ func TestShutdownCancelsRecoveredWork(t *testing.T) {
 	d := &hangingDeploy{started: make(chan struct{}), ended: make(chan error, 1)}
 	f.eng.reg.AddDeploy("fake", d)
 	n := f.node(t, "deploying")
-	r, err := f.st.Reserve(ctx, n.UUID, f.eng.Host())
-	require.NoError(t, err)
-	r.TargetProvisionState = "active"
-	plan := d.Steps(steps.Deploy)
-	r.DriverInternalInfo["deploy_steps"] = steps.Maps(plan)
-	r.DriverInternalInfo["deploy_step_index"] = 4
-	r.DriverInternalInfo["deploy_run"] = "run-1"
-	setCurrent(r, steps.Deploy, plan[4].Map())
-	require.NoError(t, f.st.UpdateNode(ctx, r))
+	f.leftMidDeploy(t, n.UUID, f.eng.Host(), d.Steps(steps.Deploy), 4) // in boot_instance
 
 	require.NoError(t, f.eng.Recover(ctx))
 	select {
